@@ -1,0 +1,181 @@
+namespace Thermo.Analysis
+
+open System
+open System.IO
+open System.Runtime.InteropServices
+open Apache.Arrow
+open Apache.Arrow.Types
+
+/// Writes snapshots in the tidy long schema of DESIGN.md
+/// (`epoch int32, step int64, layer string, tensor string, unit int32, offset int32, value float32`).
+///
+/// The descriptive columns are made nearly free on disk: `layer` and `tensor` are Arrow dictionary
+/// arrays (Parquet dictionary pages with run-length-encoded indices), `epoch`/`step` are constant and
+/// dictionary-encoded, `unit`/`offset` use DELTA_BINARY_PACKED. Values are stored PLAIN, uncompressed:
+/// float mantissas of trained weights do not compress, and compression would cost write throughput.
+module SnapshotWriter =
+    /// Rows per Parquet row group and per Arrow record batch.
+    [<Literal>]
+    let RowsPerBatch = 1 <<< 20
+
+    let private dictionaryType = DictionaryType(Int32Type.Default, StringType.Default, false)
+
+    let private schemaFor (snapshot: Snapshot) =
+        Schema.Builder()
+            .Field(fun f -> f.Name("epoch").DataType(Int32Type.Default).Nullable(false) |> ignore)
+            .Field(fun f -> f.Name("step").DataType(Int64Type.Default).Nullable(false) |> ignore)
+            .Field(fun f -> f.Name("layer").DataType(dictionaryType).Nullable(false) |> ignore)
+            .Field(fun f -> f.Name("tensor").DataType(dictionaryType).Nullable(false) |> ignore)
+            .Field(fun f -> f.Name("unit").DataType(Int32Type.Default).Nullable(false) |> ignore)
+            .Field(fun f -> f.Name("offset").DataType(Int32Type.Default).Nullable(false) |> ignore)
+            .Field(fun f -> f.Name("value").DataType(FloatType.Default).Nullable(false) |> ignore)
+            .Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version)
+            .Metadata(SnapshotSchema.EpochKey, string snapshot.Epoch)
+            .Metadata(SnapshotSchema.StepKey, string snapshot.Step)
+            .Metadata(SnapshotSchema.TensorsKey, SnapshotSchema.encodeDirectory snapshot.Tensors)
+            .Build()
+
+    let private stringArray (values: string seq) =
+        let builder = StringArray.Builder()
+        for v in values do builder.Append v |> ignore
+        builder.Build()
+
+    let private int32Array (bytes: byte[]) rows = new Int32Array(new ArrowBuffer(bytes), ArrowBuffer.Empty, rows, 0, 0)
+
+    /// Validates a snapshot before anything is written: shapes agree with value counts, names are
+    /// present and printable.
+    let validate (snapshot: Snapshot) =
+        if snapshot.Epoch < 0 then invalidArg "snapshot" (sprintf "snapshot epoch %d is negative" snapshot.Epoch)
+        for t in snapshot.Tensors do
+            if String.IsNullOrWhiteSpace t.Layer || String.IsNullOrWhiteSpace t.Tensor then
+                invalidArg "snapshot" "a tensor has an empty layer or tensor name"
+            if t.Layer.IndexOfAny [| '\t'; '\n' |] >= 0 || t.Tensor.IndexOfAny [| '\t'; '\n' |] >= 0 then
+                invalidArg "snapshot" (sprintf "tensor name %s.%s contains a tab or newline" t.Layer t.Tensor)
+            let expected = Array.fold (*) 1 t.Shape
+            if expected <> t.Values.Length then
+                invalidArg "snapshot" (sprintf "%s.%s has shape %A (%d values) but holds %d values" t.Layer t.Tensor t.Shape expected t.Values.Length)
+
+    /// Position of the next row to emit: tensor index and flat index inside it.
+    type private Cursor = { mutable Tensor: int; mutable Position: int }
+
+    /// Fills the column buffers of one batch of `rows` rows starting at `cursor`, advancing it.
+    /// Buffers are allocated as bytes and filled through spans, so Arrow takes them without a copy.
+    let private fillColumns (snapshot: Snapshot) (layerIndex: int[]) (tensorIndex: int[]) (cursor: Cursor) (rows: int) =
+        let epochBytes = Array.zeroCreate<byte> (rows * 4)
+        let stepBytes = Array.zeroCreate<byte> (rows * 8)
+        let layerBytes = Array.zeroCreate<byte> (rows * 4)
+        let tensorBytes = Array.zeroCreate<byte> (rows * 4)
+        let unitBytes = Array.zeroCreate<byte> (rows * 4)
+        let offsetBytes = Array.zeroCreate<byte> (rows * 4)
+        let valueBytes = Array.zeroCreate<byte> (rows * 4)
+        MemoryMarshal.Cast<byte, int>(epochBytes.AsSpan()).Fill snapshot.Epoch
+        MemoryMarshal.Cast<byte, int64>(stepBytes.AsSpan()).Fill snapshot.Step
+        let layers = MemoryMarshal.Cast<byte, int>(layerBytes.AsSpan())
+        let tensors = MemoryMarshal.Cast<byte, int>(tensorBytes.AsSpan())
+        let units = MemoryMarshal.Cast<byte, int>(unitBytes.AsSpan())
+        let offsets = MemoryMarshal.Cast<byte, int>(offsetBytes.AsSpan())
+        let values = MemoryMarshal.Cast<byte, float32>(valueBytes.AsSpan())
+        let mutable filled = 0
+        while filled < rows do
+            let t = snapshot.Tensors[cursor.Tensor]
+            let take = min (rows - filled) (t.Values.Length - cursor.Position)
+            t.Values.AsSpan(cursor.Position, take).CopyTo(values.Slice(filled, take))
+            layers.Slice(filled, take).Fill layerIndex[cursor.Tensor]
+            tensors.Slice(filled, take).Fill tensorIndex[cursor.Tensor]
+            let unitSize = t.UnitSize
+            let mutable unit = cursor.Position / unitSize
+            let mutable offset = cursor.Position % unitSize
+            for i in filled .. filled + take - 1 do
+                units[i] <- unit
+                offsets[i] <- offset
+                offset <- offset + 1
+                if offset = unitSize then
+                    offset <- 0
+                    unit <- unit + 1
+            filled <- filled + take
+            cursor.Position <- cursor.Position + take
+            if cursor.Position = t.Values.Length then
+                cursor.Tensor <- cursor.Tensor + 1
+                cursor.Position <- 0
+            while cursor.Tensor < snapshot.Tensors.Length && snapshot.Tensors[cursor.Tensor].Values.Length = 0 do
+                cursor.Tensor <- cursor.Tensor + 1
+        epochBytes, stepBytes, layerBytes, tensorBytes, unitBytes, offsetBytes, valueBytes
+
+    /// Builds the record batches of a snapshot, each at most `RowsPerBatch` rows, sharing one
+    /// dictionary of layer names and one of tensor names (as Arrow IPC files require). Batches are
+    /// built lazily, so at most one batch of columns is alive beside the snapshot.
+    let recordBatches (snapshot: Snapshot) : Schema * seq<RecordBatch> =
+        validate snapshot
+        let schema = schemaFor snapshot
+        let layerNames = snapshot.Tensors |> Array.map (fun t -> t.Layer) |> Array.distinct
+        let tensorNames = snapshot.Tensors |> Array.map (fun t -> t.Tensor) |> Array.distinct
+        let layerDictionary = stringArray layerNames
+        let tensorDictionary = stringArray tensorNames
+        let layerIndex = snapshot.Tensors |> Array.map (fun t -> Array.IndexOf(layerNames, t.Layer))
+        let tensorIndex = snapshot.Tensors |> Array.map (fun t -> Array.IndexOf(tensorNames, t.Tensor))
+        let totalRows = snapshot.Tensors |> Array.sumBy (fun t -> int64 t.Values.Length)
+        let batches =
+            seq {
+                let cursor = { Tensor = 0; Position = 0 }
+                while cursor.Tensor < snapshot.Tensors.Length && snapshot.Tensors[cursor.Tensor].Values.Length = 0 do
+                    cursor.Tensor <- cursor.Tensor + 1
+                let mutable written = 0L
+                while written < totalRows do
+                    let rows = int (min (int64 RowsPerBatch) (totalRows - written))
+                    let epochs, steps, layers, tensors, units, offsets, values =
+                        fillColumns snapshot layerIndex tensorIndex cursor rows
+                    let columns: IArrowArray[] =
+                        [| int32Array epochs rows
+                           new Int64Array(new ArrowBuffer(steps), ArrowBuffer.Empty, rows, 0, 0)
+                           new DictionaryArray(dictionaryType, int32Array layers rows, layerDictionary)
+                           new DictionaryArray(dictionaryType, int32Array tensors rows, tensorDictionary)
+                           int32Array units rows
+                           int32Array offsets rows
+                           new FloatArray(new ArrowBuffer(values), ArrowBuffer.Empty, rows, 0, 0) |]
+                    written <- written + int64 rows
+                    yield new RecordBatch(schema, columns, rows)
+            }
+        schema, batches
+
+    let private parquetProperties () =
+        use builder = new ParquetSharp.WriterPropertiesBuilder()
+        builder
+            .CreatedBy("Thermo")
+            .Compression(ParquetSharp.Compression.Uncompressed)
+            .MaxRowGroupLength(int64 RowsPerBatch)
+            .EnableDictionary()
+            .DisableDictionary("unit")
+            .DisableDictionary("offset")
+            .DisableDictionary("value")
+            .Encoding("unit", ParquetSharp.Encoding.DeltaBinaryPacked)
+            .Encoding("offset", ParquetSharp.Encoding.DeltaBinaryPacked)
+            .DisableStatistics("value")
+            .Build()
+
+    let private writeParquetTo (path: string) (schema: Schema) (batches: RecordBatch seq) =
+        use properties = parquetProperties ()
+        use arrowProperties = (new ParquetSharp.Arrow.ArrowWriterPropertiesBuilder()).StoreSchema().Build()
+        use writer = new ParquetSharp.Arrow.FileWriter(path, schema, properties, arrowProperties)
+        // Keep every batch alive until Close: the native writer may still reference exported buffers.
+        let kept = ResizeArray()
+        for batch in batches do
+            writer.WriteRecordBatch(batch, int64 RowsPerBatch)
+            kept.Add batch
+        writer.Close()
+        GC.KeepAlive kept
+
+    let private writeArrowTo (path: string) (schema: Schema) (batches: RecordBatch seq) =
+        use stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 20)
+        use writer = new Apache.Arrow.Ipc.ArrowFileWriter(stream, schema)
+        for batch in batches do
+            use batch = batch
+            writer.WriteRecordBatch batch
+        writer.WriteEnd()
+
+    /// Writes `snapshot` to `path` in `format`, atomically (temporary name, then rename).
+    let write (format: SnapshotFileFormat) (path: string) (snapshot: Snapshot) =
+        let schema, batches = recordBatches snapshot
+        AtomicFile.write path (fun temp ->
+            match format with
+            | SnapshotFileFormat.Arrow -> writeArrowTo temp schema batches
+            | _ -> writeParquetTo temp schema batches)

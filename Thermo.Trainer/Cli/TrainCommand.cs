@@ -1,0 +1,139 @@
+using System.CommandLine;
+using System.Globalization;
+using Thermo.Trainer.Training;
+
+namespace Thermo.Trainer.Cli;
+
+/// <summary><c>thermo train</c>: options, run-directory rules (fresh, --resume, --force), and the run.</summary>
+public static class TrainCommand
+{
+    static Option<T> Opt<T>(string name, string description, T defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    static Option<T?> Opt<T>(string name, string description) => new(name) { Description = description };
+
+    public static Command Build()
+    {
+        var defaults = new TrainConfig();
+        var model = Opt("--model", "Model: fourconv", defaults.Model);
+        var dataset = Opt("--dataset", "Data set: mnist (default data), fashion-mnist, cifar10", defaults.Dataset);
+        var dataDir = Opt<string>("--data-dir", "Directory with the data set's own files (IDX, raw or .gz; CIFAR-10 binary batches)");
+        var epochs = Opt("--epochs", "Number of training epochs", defaults.Epochs);
+        var seed = Opt("--seed", "Seed of initialisation, shuffling and dropout", defaults.Seed);
+        var optimizer = Opt("--optimizer", "adam or sgd (with --momentum)", defaults.Optimizer);
+        var lr = Opt("--lr", "Learning rate", defaults.Lr);
+        var momentum = Opt("--momentum", "SGD momentum", defaults.Momentum);
+        var weightDecay = Opt("--weight-decay", "L2 weight decay (0 to switch off)", defaults.WeightDecay);
+        var dropout = Opt("--dropout", "Dropout probability", defaults.Dropout);
+        var batchSize = Opt("--batch-size", "Minibatch size", defaults.BatchSize);
+        var lrStep = Opt("--lr-step", "Step schedule: multiply the lr by --lr-gamma every N epochs (0 = constant)", defaults.LrStep);
+        var lrGamma = Opt("--lr-gamma", "Step schedule factor", defaults.LrGamma);
+        var widths = Opt<string>("--widths", "Conv widths, comma-separated (fourconv: 12,24,48,48)");
+        var trainLimit = Opt<int?>("--train-limit", "Use only the first N training images");
+        var testLimit = Opt<int?>("--test-limit", "Use only the first N test images");
+        var format = Opt("--format", "Snapshot format: parquet or arrow", defaults.Format);
+        var snapshotLayers = Opt<string>("--snapshot-layers", "Keep only these layers in snapshots (comma-separated)");
+        var snapshotEvery = Opt("--snapshot-every", "Write a snapshot every N epochs (epoch 0 and the last always)", defaults.SnapshotEvery);
+        var stepSnapshots = Opt("--step-snapshots", "Also snapshot after every optimiser step inside the last K epochs", defaults.StepSnapshotEpochs);
+        var threads = Opt("--threads", "CPU threads for torch (0 = all cores)", defaults.Threads);
+        var device = Opt("--device", "cpu or cuda", defaults.Device);
+        var output = Opt<string>("--out", "Run directory (default: artifacts/runs/<run-id>)");
+        var resume = Opt<string>("--resume", "Continue the run in this directory from its last complete epoch");
+        var force = Opt("--force", "Replace a run already in --out", false);
+
+        var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
+        {
+            model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, dropout, batchSize, lrStep, lrGamma,
+            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, output, resume, force,
+        };
+
+        command.SetAction(parse =>
+        {
+            var config = new TrainConfig
+            {
+                Model = parse.GetValue(model)!, Dataset = parse.GetValue(dataset)!, DataDir = parse.GetValue(dataDir),
+                Epochs = parse.GetValue(epochs), Seed = parse.GetValue(seed), Optimizer = parse.GetValue(optimizer)!,
+                Lr = parse.GetValue(lr), Momentum = parse.GetValue(momentum), WeightDecay = parse.GetValue(weightDecay),
+                Dropout = parse.GetValue(dropout), BatchSize = parse.GetValue(batchSize), LrStep = parse.GetValue(lrStep),
+                LrGamma = parse.GetValue(lrGamma), Widths = ParseInts("--widths", parse.GetValue(widths)),
+                TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
+                SnapshotLayers = ParseList(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
+                StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
+            };
+            var artifacts = Program.ArtifactsDirectory();
+            using var progress = new ConsoleProgress();
+            var resumeDir = parse.GetValue(resume);
+            TrainingRun trainer;
+            string runDir;
+            if (resumeDir is not null)
+            {
+                runDir = resumeDir;
+                var manifest = RunManifest.TryLoad(runDir) ?? throw new ThermoException($"--resume: {runDir} holds no run (no run.json)");
+                if (manifest.Status == RunStatus.Complete && parse.GetValue(epochs) <= manifest.Config.Epochs && parse.GetResult(epochs) is null)
+                    throw new ThermoException($"--resume: {runDir} is already complete ({manifest.Config.Epochs} epochs); pass a larger --epochs to continue it");
+                var resumed = manifest.Config with { Epochs = parse.GetResult(epochs) is null ? manifest.Config.Epochs : config.Epochs };
+                foreach (var (flag, differs) in ExplicitDifferences(parse, command, config, manifest.Config))
+                    if (differs) throw new ThermoException($"--resume: {flag} differs from the run's configuration in {RunManifest.PathIn(runDir)}");
+                if (resumed.Epochs < manifest.LastCompleteEpoch)
+                    throw new ThermoException($"--epochs: {resumed.Epochs} is below the run's last complete epoch {manifest.LastCompleteEpoch}");
+                trainer = TrainingRun.Resume(manifest, resumed, runDir, artifacts, progress);
+            }
+            else
+            {
+                runDir = parse.GetValue(output) ?? Path.Combine(artifacts, "runs",
+                    $"{config.Model}-{config.Dataset}-s{config.Seed}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+                PrepareFreshDirectory(runDir, parse.GetValue(force));
+                trainer = TrainingRun.Start(config, runDir, artifacts, progress);
+            }
+            using (trainer)
+            {
+                progress.Message($"run directory: {runDir} ({trainer.Manifest.ParameterCount:N0} parameters, {trainer.Manifest.Dataset.TrainCount} train / {trainer.Manifest.Dataset.TestCount} test images)");
+                var final = trainer.Run();
+                progress.Message($"complete: {final.LastCompleteEpoch} epochs in {runDir}");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>For each option given explicitly on a resume, whether its value differs from the run's.</summary>
+    static IEnumerable<(string Flag, bool Differs)> ExplicitDifferences(ParseResult parse, Command command, TrainConfig given, TrainConfig run)
+    {
+        var compared = new Dictionary<string, Func<TrainConfig, object?>>
+        {
+            ["--model"] = c => c.Model, ["--dataset"] = c => c.Dataset, ["--data-dir"] = c => c.DataDir, ["--seed"] = c => c.Seed,
+            ["--optimizer"] = c => c.Optimizer, ["--lr"] = c => c.Lr, ["--momentum"] = c => c.Momentum,
+            ["--weight-decay"] = c => c.WeightDecay, ["--dropout"] = c => c.Dropout, ["--batch-size"] = c => c.BatchSize,
+            ["--lr-step"] = c => c.LrStep, ["--lr-gamma"] = c => c.LrGamma, ["--widths"] = c => c.Widths is null ? null : string.Join(",", c.Widths),
+            ["--train-limit"] = c => c.TrainLimit, ["--test-limit"] = c => c.TestLimit, ["--format"] = c => c.Format,
+            ["--snapshot-layers"] = c => c.SnapshotLayers is null ? null : string.Join(",", c.SnapshotLayers),
+            ["--snapshot-every"] = c => c.SnapshotEvery, ["--step-snapshots"] = c => c.StepSnapshotEpochs,
+            ["--threads"] = c => c.Threads, ["--device"] = c => c.Device,
+        };
+        foreach (var option in command.Options)
+            if (compared.TryGetValue(option.Name, out var get) && parse.GetResult(option) is { Implicit: false })
+                yield return (option.Name, !Equals(get(given), get(run)));
+    }
+
+    static void PrepareFreshDirectory(string runDir, bool force)
+    {
+        var existing = RunManifest.TryLoad(runDir);
+        if (existing is not null && !force)
+        {
+            throw existing.Status == RunStatus.Complete
+                ? new ThermoException($"--out: {runDir} already holds a complete run ({existing.LastCompleteEpoch} epochs); pass --force to replace it")
+                : new ThermoException($"--out: {runDir} holds an unfinished run (last complete epoch {existing.LastCompleteEpoch}); continue it with --resume {runDir}, or pass --force to replace it");
+        }
+        if (Directory.Exists(runDir) && existing is null && Directory.EnumerateFileSystemEntries(runDir).Any() && !force)
+            throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory or pass --force");
+        if (force && Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
+        Directory.CreateDirectory(runDir);
+    }
+
+    internal static string[]? ParseList(string? text) =>
+        string.IsNullOrWhiteSpace(text) ? null : text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    internal static int[]? ParseInts(string flag, string? text) =>
+        ParseList(text)?.Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
+            ? v : throw new ThermoException($"{flag}: '{s}' is not an integer")).ToArray();
+}

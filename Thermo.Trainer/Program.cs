@@ -1,0 +1,38 @@
+using System.CommandLine;
+using Thermo.Trainer;
+using Thermo.Trainer.Cli;
+
+return Program.Run(args);
+
+/// <summary>Entry point of the <c>thermo</c> executable: one verb per stage.</summary>
+public static partial class Program
+{
+    /// <summary>Root of runs and data: $THERMO_ARTIFACTS, else ./artifacts.</summary>
+    public static string ArtifactsDirectory() =>
+        Environment.GetEnvironmentVariable("THERMO_ARTIFACTS") is { Length: > 0 } dir ? dir : Path.Combine(Directory.GetCurrentDirectory(), "artifacts");
+
+    public static int Run(string[] args)
+    {
+        var root = new RootCommand("Thermo: the thermodynamics of a network's weights — train, snapshot, analyse, prune")
+        {
+            TrainCommand.Build(),
+            DataCommand.Build(),
+        };
+        try
+        {
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (Unwrap(e) is ThermoException or Thermo.Analysis.ArtifactException)
+        {
+            Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"thermo: internal error: {e}");
+            return ExitCodes.InternalError;
+        }
+    }
+
+    static Exception Unwrap(Exception e) => e is AggregateException { InnerException: { } inner } ? Unwrap(inner) : e;
+}

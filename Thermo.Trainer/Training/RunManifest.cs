@@ -1,0 +1,69 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Thermo.Trainer.Training;
+
+/// <summary>Where a run stands.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
+public enum RunStatus { Running, Complete, Failed }
+
+/// <summary>Identity and digest of the data a run trained on.</summary>
+public sealed record DatasetInfo(string Name, string Source, string Digest, int TrainCount, int TestCount, int Channels, int Height, int Width, int Classes);
+
+/// <summary>
+/// <c>run.json</c>: everything needed to reproduce, resume or analyse a run. Written atomically after
+/// each epoch's files, so <see cref="LastCompleteEpoch"/> only ever names an epoch whose snapshot,
+/// metrics and checkpoint are complete on disk.
+/// </summary>
+public sealed record RunManifest
+{
+    public const string FileName = "run.json";
+    public string SchemaVersion { get; init; } = Thermo.Analysis.SnapshotSchema.Version;
+    public required string RunId { get; init; }
+    public required TrainConfig Config { get; init; }
+    public required DatasetInfo Dataset { get; init; }
+    public RunStatus Status { get; init; }
+    /// <summary>Last epoch whose snapshot, metrics and checkpoint are complete; -1 before epoch 0 is written.</summary>
+    public int LastCompleteEpoch { get; init; } = -1;
+    /// <summary>Global optimiser step at the end of <see cref="LastCompleteEpoch"/>.</summary>
+    public long LastStep { get; init; }
+    /// <summary>Checkpoint directory of <see cref="LastCompleteEpoch"/>, relative to the run directory.</summary>
+    public string? Checkpoint { get; init; }
+    public string? Error { get; init; }
+    public required Dictionary<string, string> Layers { get; init; }
+    public long ParameterCount { get; init; }
+    public required Dictionary<string, string> Packages { get; init; }
+    public string? GitCommit { get; init; }
+    public string Machine { get; init; } = $"{Environment.MachineName}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+    public DateTimeOffset CreatedUtc { get; init; }
+    public DateTimeOffset UpdatedUtc { get; init; }
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static string PathIn(string runDirectory) => Path.Combine(runDirectory, FileName);
+
+    /// <summary>Writes the manifest atomically.</summary>
+    public void Save(string runDirectory) =>
+        Thermo.Analysis.AtomicFile.writeAllText(PathIn(runDirectory), JsonSerializer.Serialize(this with { UpdatedUtc = DateTimeOffset.UtcNow }, Json));
+
+    /// <summary>Reads a manifest, or null when the directory has none.</summary>
+    public static RunManifest? TryLoad(string runDirectory)
+    {
+        var path = PathIn(runDirectory);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), Json)
+                   ?? throw new ThermoException($"{path}: empty manifest");
+        }
+        catch (JsonException e)
+        {
+            throw new ThermoException($"{path}: not a valid run manifest ({e.Message})");
+        }
+    }
+}

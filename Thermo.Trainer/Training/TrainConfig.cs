@@ -1,0 +1,59 @@
+namespace Thermo.Trainer.Training;
+
+/// <summary>The full configuration of a training run, stored in run.json.</summary>
+public sealed record TrainConfig
+{
+    public string Model { get; init; } = "fourconv";
+    public string Dataset { get; init; } = "mnist";
+    public string? DataDir { get; init; }
+    public int Epochs { get; init; } = 60;
+    public long Seed { get; init; } = 1;
+    public string Optimizer { get; init; } = "adam";
+    public double Lr { get; init; } = 1e-3;
+    public double Momentum { get; init; } = 0.9;
+    public double WeightDecay { get; init; } = 1e-3;
+    public double Dropout { get; init; } = 0.1;
+    public int BatchSize { get; init; } = 128;
+    /// <summary>Step schedule: multiply the learning rate by <see cref="LrGamma"/> every LrStep epochs (0 = constant).</summary>
+    public int LrStep { get; init; }
+    public double LrGamma { get; init; } = 0.1;
+    public int[]? Widths { get; init; }
+    public int? TrainLimit { get; init; }
+    public int? TestLimit { get; init; }
+    /// <summary>Snapshot file format: parquet or arrow.</summary>
+    public string Format { get; init; } = "parquet";
+    /// <summary>Layers kept in snapshots (null = all).</summary>
+    public string[]? SnapshotLayers { get; init; }
+    /// <summary>Write a per-epoch snapshot every N epochs (epoch 0 and the last epoch always).</summary>
+    public int SnapshotEvery { get; init; } = 1;
+    /// <summary>Also write a snapshot after every optimiser step inside the last K epochs.</summary>
+    public int StepSnapshotEpochs { get; init; }
+    public int Threads { get; init; }
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Learning rate during 1-based epoch <paramref name="epoch"/> under the step schedule.</summary>
+    public double LearningRateAt(int epoch) => LrStep <= 0 ? Lr : Lr * Math.Pow(LrGamma, (epoch - 1) / LrStep);
+
+    /// <summary>Whether the per-epoch snapshot of <paramref name="epoch"/> is written.</summary>
+    public bool SnapshotsEpoch(int epoch) => epoch == 0 || epoch == Epochs || epoch % SnapshotEvery == 0;
+
+    /// <summary>Checks value ranges; throws <see cref="ThermoException"/> naming the flag.</summary>
+    public void Validate()
+    {
+        if (Epochs <= 0) throw new ThermoException($"--epochs: must be positive, got {Epochs}");
+        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ThermoException($"--lr: must be positive, got {Lr}");
+        if (BatchSize <= 0) throw new ThermoException($"--batch-size: must be positive, got {BatchSize}");
+        if (WeightDecay < 0) throw new ThermoException($"--weight-decay: must be non-negative, got {WeightDecay}");
+        if (Momentum < 0) throw new ThermoException($"--momentum: must be non-negative, got {Momentum}");
+        if (Optimizer is not ("adam" or "sgd")) throw new ThermoException($"--optimizer: unknown optimizer '{Optimizer}' (known: adam, sgd)");
+        if (Format is not ("parquet" or "arrow")) throw new ThermoException($"--format: unknown format '{Format}' (known: parquet, arrow)");
+        if (SnapshotEvery <= 0) throw new ThermoException($"--snapshot-every: must be positive, got {SnapshotEvery}");
+        if (StepSnapshotEpochs < 0) throw new ThermoException($"--step-snapshots: must be non-negative, got {StepSnapshotEpochs}");
+        if (LrStep < 0) throw new ThermoException($"--lr-step: must be non-negative, got {LrStep}");
+        if (!(LrGamma > 0)) throw new ThermoException($"--lr-gamma: must be positive, got {LrGamma}");
+        if (TrainLimit is <= 0) throw new ThermoException($"--train-limit: must be positive, got {TrainLimit}");
+        if (TestLimit is <= 0) throw new ThermoException($"--test-limit: must be positive, got {TestLimit}");
+        if (Threads < 0) throw new ThermoException($"--threads: must be non-negative, got {Threads}");
+        if (Device is not ("cpu" or "cuda")) throw new ThermoException($"--device: unknown device '{Device}' (known: cpu, cuda)");
+    }
+}

@@ -1,0 +1,430 @@
+using System.Diagnostics;
+using Thermo.Analysis;
+using Thermo.Trainer.Data;
+using Thermo.Trainer.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using FsList = Microsoft.FSharp.Collections.ListModule;
+
+namespace Thermo.Trainer.Training;
+
+/// <summary>One row of metrics.parquet.</summary>
+public sealed record EpochMetrics(
+    int Epoch, long Step, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy,
+    double Lr, int BatchSize, double TrainSeconds, double EvalSeconds, double SnapshotSeconds, double ImagesPerSecond);
+
+/// <summary>One row of gradnoise.parquet: SPEC's s_I(b) = mean |∂L/∂ω| over layer I's weights, summarised over an epoch's minibatches.</summary>
+public sealed record GradNoiseRow(int Epoch, string Layer, double Mean, double Std, int Batches);
+
+/// <summary>What the trainer reports while it works; the CLI renders it.</summary>
+public interface ITrainingProgress
+{
+    void Message(string text);
+    void EpochStarted(int epoch, int lastEpoch, int batches);
+    void BatchCompleted(int batch, double loss);
+    void EpochCompleted(EpochMetrics metrics, int lastEpoch, TimeSpan? eta);
+}
+
+/// <summary>A progress sink that says nothing (tests, benchmarks).</summary>
+public sealed class SilentProgress : ITrainingProgress
+{
+    public void Message(string text) { }
+    public void EpochStarted(int epoch, int lastEpoch, int batches) { }
+    public void BatchCompleted(int batch, double loss) { }
+    public void EpochCompleted(EpochMetrics metrics, int lastEpoch, TimeSpan? eta) { }
+}
+
+/// <summary>
+/// Trains a model and writes its run directory: snapshots, metrics, gradient noise, checkpoints and
+/// the manifest, each epoch, in an order that leaves only complete files behind at any instant.
+///
+/// Determinism: the model is initialised under <c>manual_seed(seed)</c>; at the start of epoch e the
+/// torch generator (shuffling and dropout) is reseeded with a value derived from (seed, e), so the RNG
+/// state of every epoch is a pure function of the seed and a resumed run needs only the model and
+/// optimiser state of its last complete epoch to continue bit for bit.
+/// </summary>
+public sealed class TrainingRun : IDisposable
+{
+    public const string MetricsFile = "metrics.parquet";
+    public const string GradNoiseFile = "gradnoise.parquet";
+    public const string MetricsTable = "metrics";
+    public const string GradNoiseTable = "gradnoise";
+
+    readonly TrainConfig config;
+    readonly string runDirectory;
+    readonly ITrainingProgress progress;
+    readonly ImageDataset dataset;
+    readonly Module<Tensor, Tensor> model;
+    readonly OptimizerHelper optimizer;
+    readonly Tensor trainX, trainY, testX, testY;
+    readonly (string Layer, Parameter Weight)[] weights;
+    readonly Device device;
+    readonly SnapshotFileFormat format;
+    readonly List<EpochMetrics> metrics = [];
+    readonly List<GradNoiseRow> gradNoise = [];
+    RunManifest manifest;
+    long step;
+
+    public Module<Tensor, Tensor> Model => model;
+    public RunManifest Manifest => manifest;
+
+    TrainingRun(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom)
+    {
+        config.Validate();
+        this.config = config;
+        this.runDirectory = runDirectory;
+        this.progress = progress;
+        format = config.Format == "arrow" ? SnapshotFileFormat.Arrow : SnapshotFileFormat.Parquet;
+        if (config.Device == "cuda" && !cuda.is_available())
+            throw new ThermoException("--device cuda: CUDA is not available (this build uses TorchSharp-cpu)");
+        device = new Device(config.Device == "cuda" ? DeviceType.CUDA : DeviceType.CPU);
+        torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
+
+        var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message);
+        dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
+        if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
+            throw new ThermoException($"--resume: the data differ from the run's ({dataset.Source}: {dataset.Digest}, run.json: {resumeFrom.Dataset.Digest})");
+        (trainX, trainY) = ToTensors(dataset.Train);
+        (testX, testY) = ToTensors(dataset.Test);
+
+        torch.manual_seed(config.Seed);
+        var t = dataset.Train;
+        model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout);
+        model.to(device);
+        var layers = model.named_parameters().Select(p => SplitName(p.name).Layer).Distinct().ToList();
+        if (config.SnapshotLayers is { } keep)
+            foreach (var name in keep.Where(n => !layers.Contains(n)))
+                throw new ThermoException($"--snapshot-layers: unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
+        weights = model.named_parameters().Where(p => SplitName(p.name).Tensor == "weight")
+            .Select(p => (SplitName(p.name).Layer, p.parameter)).ToArray();
+        optimizer = config.Optimizer == "sgd"
+            ? torch.optim.SGD(model.parameters(), config.Lr, momentum: config.Momentum, weight_decay: config.WeightDecay)
+            : torch.optim.Adam(model.parameters(), config.Lr, weight_decay: config.WeightDecay);
+
+        manifest = resumeFrom ?? new RunManifest
+        {
+            RunId = Path.GetFileName(Path.GetFullPath(runDirectory).TrimEnd(Path.DirectorySeparatorChar)),
+            Config = config,
+            Dataset = new DatasetInfo(dataset.Name, dataset.Source, dataset.Digest, dataset.Train.Count, dataset.Test.Count,
+                t.Channels, t.Height, t.Width, dataset.Classes),
+            Status = RunStatus.Running,
+            Layers = model.named_parameters().GroupBy(p => SplitName(p.name).Layer)
+                .ToDictionary(g => g.Key, g => string.Join("; ", g.Select(p => $"{SplitName(p.name).Tensor} [{string.Join("×", p.parameter.shape)}]"))),
+            ParameterCount = model.parameters().Sum(p => p.numel()),
+            Packages = PackageVersions(),
+            GitCommit = GitCommit(),
+            CreatedUtc = DateTimeOffset.UtcNow,
+        };
+        manifest = manifest with { Config = config };
+    }
+
+    /// <summary>Starts a fresh run in <paramref name="runDirectory"/> (which must hold no run).</summary>
+    public static TrainingRun Start(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress) =>
+        new(config, runDirectory, artifacts, progress, null);
+
+    /// <summary>Reopens the run in <paramref name="runDirectory"/> at its last complete epoch.</summary>
+    public static TrainingRun Resume(RunManifest manifest, TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress)
+    {
+        var trainer = new TrainingRun(config, runDirectory, artifacts, progress, manifest);
+        trainer.RestoreCheckpoint();
+        return trainer;
+    }
+
+    static (string Layer, string Tensor) SplitName(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        return dot < 0 ? (name, name) : (name[..dot], name[(dot + 1)..]);
+    }
+
+    (Tensor, Tensor) ToTensors(ImageSplit split) =>
+        (tensor(split.Pixels, [split.Count, split.Channels, split.Height, split.Width]).to(device),
+         tensor(split.Labels).to(device));
+
+    static Dictionary<string, string> PackageVersions()
+    {
+        string Version(Type t) => t.Assembly.GetName().Version?.ToString() ?? "?";
+        return new()
+        {
+            ["TorchSharp"] = Version(typeof(torch)),
+            ["ParquetSharp"] = Version(typeof(ParquetSharp.ParquetFileWriter)),
+            ["Apache.Arrow"] = Version(typeof(Apache.Arrow.RecordBatch)),
+            ["Thermo"] = Version(typeof(TrainingRun)),
+            [".NET"] = Environment.Version.ToString(),
+        };
+    }
+
+    static string? GitCommit()
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo("git", "rev-parse HEAD") { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var output = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return p.ExitCode == 0 && output.Length >= 7 ? output : null;
+        }
+        catch (Exception) { return null; }
+    }
+
+    /// <summary>Trains from the last complete epoch to <see cref="TrainConfig.Epochs"/>; returns the final manifest.</summary>
+    public RunManifest Run()
+    {
+        try
+        {
+            if (manifest.LastCompleteEpoch < 0) WriteInitialEpoch();
+            var timer = Stopwatch.StartNew();
+            int first = manifest.LastCompleteEpoch + 1;
+            for (int epoch = first; epoch <= config.Epochs; epoch++)
+            {
+                var m = TrainEpoch(epoch);
+                var perEpoch = timer.Elapsed / (epoch - first + 1);
+                progress.EpochCompleted(m, config.Epochs, perEpoch * (config.Epochs - epoch));
+            }
+            manifest = manifest with { Status = RunStatus.Complete, Error = null };
+            manifest.Save(runDirectory);
+            return manifest;
+        }
+        catch (Exception e)
+        {
+            manifest = manifest with { Status = RunStatus.Failed, Error = e.Message };
+            try { manifest.Save(runDirectory); } catch (IOException) { }
+            throw;
+        }
+    }
+
+    void WriteInitialEpoch()
+    {
+        Directory.CreateDirectory(runDirectory);
+        var sw = Stopwatch.StartNew();
+        WriteSnapshot(0, 0, stepFile: false);
+        double snapshotSeconds = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        var (testLoss, testAccuracy) = Evaluate();
+        var m = new EpochMetrics(0, 0, double.NaN, double.NaN, testLoss, testAccuracy, config.LearningRateAt(1), config.BatchSize,
+            0, sw.Elapsed.TotalSeconds, snapshotSeconds, double.NaN);
+        metrics.Add(m);
+        CommitEpoch(0);
+        progress.EpochCompleted(m, config.Epochs, null);
+    }
+
+    EpochMetrics TrainEpoch(int epoch)
+    {
+        double lr = config.LearningRateAt(epoch);
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+        torch.manual_seed(config.Seed * 1_000_003L + epoch);
+        int n = (int)trainX.shape[0];
+        int batches = (n + config.BatchSize - 1) / config.BatchSize;
+        bool stepSnapshots = epoch > config.Epochs - config.StepSnapshotEpochs;
+        progress.EpochStarted(epoch, config.Epochs, batches);
+
+        var sum = new double[weights.Length];
+        var sumSquares = new double[weights.Length];
+        double lossSum = 0;
+        long correct = 0;
+        var sw = Stopwatch.StartNew();
+        double stepSnapshotSeconds = 0;
+        model.train();
+        using (var permutation = randperm(n, device: device))
+        {
+            for (int b = 0; b < batches; b++)
+            {
+                using var scope = NewDisposeScope();
+                int start = b * config.BatchSize, count = Math.Min(config.BatchSize, n - start);
+                var index = permutation.narrow(0, start, count);
+                var x = trainX.index_select(0, index);
+                var y = trainY.index_select(0, index);
+                optimizer.zero_grad();
+                var logits = model.forward(x);
+                var loss = nn.functional.cross_entropy(logits, y);
+                loss.backward();
+                // s_I(b) for every layer in one native call and one copy out (SPEC: gradient-noise layer temperature).
+                var signal = stack(weights.Select(w => w.Weight.grad!.abs().mean()).ToArray()).cpu().data<float>().ToArray();
+                for (int i = 0; i < signal.Length; i++) { sum[i] += signal[i]; sumSquares[i] += (double)signal[i] * signal[i]; }
+                optimizer.step();
+                step++;
+                double batchLoss = loss.item<float>();
+                lossSum += batchLoss * count;
+                correct += logits.argmax(1).eq(y).sum().item<long>();
+                if (stepSnapshots)
+                {
+                    var ssw = Stopwatch.StartNew();
+                    WriteSnapshot(epoch, step, stepFile: true);
+                    stepSnapshotSeconds += ssw.Elapsed.TotalSeconds;
+                }
+                progress.BatchCompleted(b + 1, batchLoss);
+            }
+        }
+        double trainSeconds = sw.Elapsed.TotalSeconds - stepSnapshotSeconds;
+        sw.Restart();
+        var (testLoss, testAccuracy) = Evaluate();
+        double evalSeconds = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        if (config.SnapshotsEpoch(epoch)) WriteSnapshot(epoch, step, stepFile: false);
+        double snapshotSeconds = sw.Elapsed.TotalSeconds + stepSnapshotSeconds;
+
+        for (int i = 0; i < weights.Length; i++)
+        {
+            double mean = sum[i] / batches;
+            double variance = batches > 1 ? Math.Max(0, (sumSquares[i] - batches * mean * mean) / (batches - 1)) : 0;
+            gradNoise.Add(new GradNoiseRow(epoch, weights[i].Layer, mean, Math.Sqrt(variance), batches));
+        }
+        var m = new EpochMetrics(epoch, step, lossSum / n, (double)correct / n, testLoss, testAccuracy, lr, config.BatchSize,
+            trainSeconds, evalSeconds, snapshotSeconds, n / trainSeconds);
+        metrics.Add(m);
+        CommitEpoch(epoch);
+        return m;
+    }
+
+    /// <summary>Test-set loss (mean cross-entropy) and accuracy of the current model, in eval mode.</summary>
+    public (double Loss, double Accuracy) Evaluate()
+    {
+        model.eval();
+        using var noGrad = no_grad();
+        int n = (int)testX.shape[0];
+        double lossSum = 0;
+        long correct = 0;
+        const int batch = 1000;
+        for (int start = 0; start < n; start += batch)
+        {
+            using var scope = NewDisposeScope();
+            int count = Math.Min(batch, n - start);
+            var x = testX.narrow(0, start, count);
+            var y = testY.narrow(0, start, count);
+            var logits = model.forward(x);
+            lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+            correct += logits.argmax(1).eq(y).sum().item<long>();
+        }
+        return (lossSum / n, (double)correct / n);
+    }
+
+    /// <summary>Every parameter and buffer of the model (or only the chosen layers) as a snapshot.</summary>
+    public Snapshot Capture(int epoch, long atStep)
+    {
+        var keep = config.SnapshotLayers;
+        var tensors = new List<TensorSnapshot>();
+        void Add(string name, Tensor t)
+        {
+            var (layer, tensorName) = SplitName(name);
+            if (keep is not null && !keep.Contains(layer)) return;
+            using var cpuValues = t.detach().to(ScalarType.Float32).cpu().contiguous();
+            tensors.Add(new TensorSnapshot(layer, tensorName, t.shape.Select(d => (int)d).ToArray(), cpuValues.data<float>().ToArray()));
+        }
+        foreach (var (name, p) in model.named_parameters()) Add(name, p);
+        foreach (var (name, b) in model.named_buffers()) Add(name, b);
+        return new Snapshot(epoch, atStep, tensors.ToArray());
+    }
+
+    void WriteSnapshot(int epoch, long atStep, bool stepFile)
+    {
+        var snapshot = Capture(epoch, atStep);
+        foreach (var t in snapshot.Tensors)
+            foreach (var v in t.Values)
+                if (!float.IsFinite(v))
+                    throw new ThermoException($"training diverged: {t.Layer}.{t.Tensor} holds {v} at epoch {epoch} (step {atStep}); try a smaller --lr");
+        var dir = stepFile ? Path.Combine(runDirectory, "snapshots", "steps") : Path.Combine(runDirectory, "snapshots");
+        var name = stepFile ? SnapshotSchema.stepFileName(format, epoch, atStep) : SnapshotSchema.fileName(format, epoch);
+        Directory.CreateDirectory(dir);
+        SnapshotWriter.write(format, Path.Combine(dir, name), snapshot);
+    }
+
+    /// <summary>Writes the epoch's tables and checkpoint, then the manifest naming the epoch complete.</summary>
+    void CommitEpoch(int epoch)
+    {
+        WriteMetrics(Path.Combine(runDirectory, MetricsFile), metrics);
+        WriteGradNoise(Path.Combine(runDirectory, GradNoiseFile), gradNoise);
+        var checkpoint = Path.Combine("checkpoint", $"epoch={epoch:D5}");
+        var target = Path.Combine(runDirectory, checkpoint);
+        var temp = target + $".{Environment.ProcessId}.tmp";
+        if (Directory.Exists(temp)) Directory.Delete(temp, true);
+        Directory.CreateDirectory(temp);
+        model.save(Path.Combine(temp, "model.bin"));
+        optimizer.save_state_dict(Path.Combine(temp, "optimizer.bin"));
+        if (Directory.Exists(target)) Directory.Delete(target, true);
+        Directory.Move(temp, target);
+        var previous = manifest.Checkpoint;
+        manifest = manifest with { LastCompleteEpoch = epoch, LastStep = step, Checkpoint = checkpoint, Status = RunStatus.Running };
+        manifest.Save(runDirectory);
+        if (previous is not null && previous != checkpoint && Directory.Exists(Path.Combine(runDirectory, previous)))
+            Directory.Delete(Path.Combine(runDirectory, previous), true);
+    }
+
+    void RestoreCheckpoint()
+    {
+        var dir = Path.Combine(runDirectory, manifest.Checkpoint ?? throw new ThermoException($"{RunManifest.PathIn(runDirectory)}: names no checkpoint to resume from"));
+        foreach (var file in new[] { "model.bin", "optimizer.bin" })
+            if (!File.Exists(Path.Combine(dir, file))) throw new ThermoException($"{Path.Combine(dir, file)}: checkpoint file is missing");
+        model.load(Path.Combine(dir, "model.bin"));
+        optimizer.load_state_dict(Path.Combine(dir, "optimizer.bin"));
+        step = manifest.LastStep;
+        int last = manifest.LastCompleteEpoch;
+        metrics.AddRange(ReadMetrics(Path.Combine(runDirectory, MetricsFile)).Where(m => m.Epoch <= last));
+        gradNoise.AddRange(ReadGradNoise(Path.Combine(runDirectory, GradNoiseFile)).Where(g => g.Epoch <= last));
+        // Files of epochs after the last complete one were written by the interrupted process before it
+        // could commit them; they are rewritten as training continues.
+        foreach (var f in Directory.EnumerateFiles(runDirectory, "*.tmp", SearchOption.AllDirectories)) File.Delete(f);
+        foreach (var d in Directory.EnumerateDirectories(Path.Combine(runDirectory, "checkpoint"), "*.tmp")) Directory.Delete(d, true);
+        progress.Message($"resuming {manifest.RunId} after epoch {last} (step {step})");
+    }
+
+    static void WriteMetrics(string path, IReadOnlyList<EpochMetrics> rows) =>
+        Tables.Write(path, MetricsTable, FsList.OfArray(new[]
+        {
+            Column.NewInt32Column("epoch", rows.Select(r => r.Epoch).ToArray()),
+            Column.NewInt64Column("step", rows.Select(r => r.Step).ToArray()),
+            Column.NewFloat64Column("train_loss", rows.Select(r => r.TrainLoss).ToArray()),
+            Column.NewFloat64Column("train_accuracy", rows.Select(r => r.TrainAccuracy).ToArray()),
+            Column.NewFloat64Column("test_loss", rows.Select(r => r.TestLoss).ToArray()),
+            Column.NewFloat64Column("test_accuracy", rows.Select(r => r.TestAccuracy).ToArray()),
+            Column.NewFloat64Column("lr", rows.Select(r => r.Lr).ToArray()),
+            Column.NewInt32Column("batch_size", rows.Select(r => r.BatchSize).ToArray()),
+            Column.NewFloat64Column("train_seconds", rows.Select(r => r.TrainSeconds).ToArray()),
+            Column.NewFloat64Column("eval_seconds", rows.Select(r => r.EvalSeconds).ToArray()),
+            Column.NewFloat64Column("snapshot_seconds", rows.Select(r => r.SnapshotSeconds).ToArray()),
+            Column.NewFloat64Column("images_per_second", rows.Select(r => r.ImagesPerSecond).ToArray()),
+        }));
+
+    static void WriteGradNoise(string path, IReadOnlyList<GradNoiseRow> rows) =>
+        Tables.Write(path, GradNoiseTable, FsList.OfArray(new[]
+        {
+            Column.NewInt32Column("epoch", rows.Select(r => r.Epoch).ToArray()),
+            Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
+            Column.NewFloat64Column("mean", rows.Select(r => r.Mean).ToArray()),
+            Column.NewFloat64Column("std", rows.Select(r => r.Std).ToArray()),
+            Column.NewInt32Column("batches", rows.Select(r => r.Batches).ToArray()),
+        }));
+
+    static Dictionary<string, Column> ReadTable(string path, string table) =>
+        Tables.Read(path, table).ToDictionary(c => c.Name);
+
+    /// <summary>Reads metrics.parquet.</summary>
+    public static List<EpochMetrics> ReadMetrics(string path)
+    {
+        var c = ReadTable(path, MetricsTable);
+        int[] I(string n) => ((Column.Int32Column)c[n]).values;
+        double[] D(string n) => ((Column.Float64Column)c[n]).values;
+        var epochs = I("epoch");
+        var steps = ((Column.Int64Column)c["step"]).values;
+        return epochs.Select((e, i) => new EpochMetrics(e, steps[i], D("train_loss")[i], D("train_accuracy")[i], D("test_loss")[i], D("test_accuracy")[i],
+            D("lr")[i], I("batch_size")[i], D("train_seconds")[i], D("eval_seconds")[i], D("snapshot_seconds")[i], D("images_per_second")[i])).ToList();
+    }
+
+    /// <summary>Reads gradnoise.parquet.</summary>
+    public static List<GradNoiseRow> ReadGradNoise(string path)
+    {
+        var c = ReadTable(path, GradNoiseTable);
+        var epochs = ((Column.Int32Column)c["epoch"]).values;
+        var layers = ((Column.StringColumn)c["layer"]).values;
+        var means = ((Column.Float64Column)c["mean"]).values;
+        var stds = ((Column.Float64Column)c["std"]).values;
+        var batches = ((Column.Int32Column)c["batches"]).values;
+        return epochs.Select((e, i) => new GradNoiseRow(e, layers[i], means[i], stds[i], batches[i])).ToList();
+    }
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        model.Dispose();
+        trainX.Dispose(); trainY.Dispose(); testX.Dispose(); testY.Dispose();
+    }
+}
