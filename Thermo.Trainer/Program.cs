@@ -20,7 +20,14 @@ public static partial class Program
         };
         try
         {
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                // One line, the exit code of every other bad input; --help shows the usage.
+                Console.Error.WriteLine($"thermo: error: {parsed.Errors[0].Message} (see thermo {string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')))} --help)");
+                return ExitCodes.BadInput;
+            }
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (Unwrap(e) is ThermoException or Thermo.Analysis.ArtifactException)
         {

@@ -69,9 +69,10 @@ public static class TrainCommand
             {
                 runDir = resumeDir;
                 var manifest = RunManifest.TryLoad(runDir) ?? throw new ThermoException($"--resume: {runDir} holds no run (no run.json)");
-                if (manifest.Status == RunStatus.Complete && parse.GetValue(epochs) <= manifest.Config.Epochs && parse.GetResult(epochs) is null)
+                bool epochsGiven = parse.GetResult(epochs) is { Implicit: false };
+                if (manifest.Status == RunStatus.Complete && (!epochsGiven || config.Epochs <= manifest.Config.Epochs))
                     throw new ThermoException($"--resume: {runDir} is already complete ({manifest.Config.Epochs} epochs); pass a larger --epochs to continue it");
-                var resumed = manifest.Config with { Epochs = parse.GetResult(epochs) is null ? manifest.Config.Epochs : config.Epochs };
+                var resumed = manifest.Config with { Epochs = epochsGiven ? config.Epochs : manifest.Config.Epochs };
                 foreach (var (flag, differs) in ExplicitDifferences(parse, command, config, manifest.Config))
                     if (differs) throw new ThermoException($"--resume: {flag} differs from the run's configuration in {RunManifest.PathIn(runDir)}");
                 if (resumed.Epochs < manifest.LastCompleteEpoch)

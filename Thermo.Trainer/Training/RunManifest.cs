@@ -51,6 +51,13 @@ public sealed record RunManifest
     public void Save(string runDirectory) =>
         Thermo.Analysis.AtomicFile.writeAllText(PathIn(runDirectory), JsonSerializer.Serialize(this with { UpdatedUtc = DateTimeOffset.UtcNow }, Json));
 
+    /// <summary>Reads a manifest, or null when it is absent or unreadable (for polling a run in progress).</summary>
+    public static RunManifest? TryLoadQuietly(string runDirectory)
+    {
+        try { return TryLoad(runDirectory); }
+        catch (Exception e) when (e is ThermoException or IOException) { return null; }
+    }
+
     /// <summary>Reads a manifest, or null when the directory has none.</summary>
     public static RunManifest? TryLoad(string runDirectory)
     {

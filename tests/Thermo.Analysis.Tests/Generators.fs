@@ -1,0 +1,46 @@
+module Thermo.Analysis.Tests.Generators
+
+open System
+open System.IO
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Thermo.Analysis
+
+/// A fresh directory under the system temp folder, removed on dispose.
+type TempDirectory() =
+    let path = Directory.CreateTempSubdirectory("thermo-tests-").FullName
+    member _.Path = path
+    member _.File(name: string) = System.IO.Path.Combine(path, name)
+    interface IDisposable with
+        member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
+
+let private names = [| "conv1"; "conv2"; "fc"; "bn1"; "layer.0" |]
+let private tensorNames = [| "weight"; "bias"; "running_mean" |]
+
+/// A random tensor: a shape of 0–4 small dimensions (a scalar included) with finite values.
+let tensorGen =
+    gen {
+        let! layer = Gen.elements names
+        let! tensor = Gen.elements tensorNames
+        let! rank = Gen.choose (0, 4)
+        let! shape = Gen.arrayOfLength rank (Gen.choose (1, 5))
+        let n = Array.fold (*) 1 shape
+        let! values = Gen.arrayOfLength n (Gen.choose (-100000, 100000) |> Gen.map (fun i -> float32 i / 1000.0f))
+        return { Layer = layer; Tensor = tensor; Shape = shape; Values = values }
+    }
+
+/// A random snapshot of 1–6 tensors.
+let snapshotGen =
+    gen {
+        let! epoch = Gen.choose (0, 500)
+        let! step = Gen.choose (0, 100000)
+        let! count = Gen.choose (1, 6)
+        let! tensors = Gen.arrayOfLength count tensorGen
+        return { Epoch = epoch; Step = int64 step; Tensors = tensors }
+    }
+
+type Arbitraries =
+    static member Snapshot() = Arb.fromGen snapshotGen
+
+let config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Arbitraries> ]; maxTest = 40 }

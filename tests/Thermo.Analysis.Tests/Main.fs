@@ -1,0 +1,6 @@
+module Thermo.Analysis.Tests.Main
+
+open Expecto
+
+[<EntryPoint>]
+let main argv = Tests.runTestsInAssemblyWithCLIArgs [] argv

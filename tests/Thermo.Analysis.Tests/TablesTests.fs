@@ -1,0 +1,37 @@
+module Thermo.Analysis.Tests.TablesTests
+
+open Expecto
+open Thermo.Analysis
+open Thermo.Analysis.Tests.Generators
+
+[<Tests>]
+let tests =
+    testList "tables" [
+        testCase "every column type reads back exactly" <| fun () ->
+            use dir = new TempDirectory()
+            let path = dir.File "t.parquet"
+            let columns =
+                [ Int32Column("epoch", [| 0; 1; 2 |])
+                  Int64Column("step", [| 0L; 10L; 1L <<< 40 |])
+                  Float32Column("f", [| 1.5f; nanf; -0.0f |])
+                  Float64Column("d", [| nan; 1e-300; 2.0 |])
+                  StringColumn("layer", [| "conv1"; "fc"; "conv1" |]) ]
+            Tables.write path "demo" columns
+            let back = Tables.read path "demo"
+            Expect.equal (back |> List.map (fun c -> c.Name)) (columns |> List.map (fun c -> c.Name)) "names in order"
+            for expected, actual in List.zip columns back do
+                match expected, actual with
+                | Float32Column(_, e), Float32Column(_, a) -> Expect.sequenceEqual (a |> Array.map System.BitConverter.SingleToInt32Bits) (e |> Array.map System.BitConverter.SingleToInt32Bits) "bits"
+                | Float64Column(_, e), Float64Column(_, a) -> Expect.sequenceEqual (a |> Array.map System.BitConverter.DoubleToInt64Bits) (e |> Array.map System.BitConverter.DoubleToInt64Bits) "bits"
+                | e, a -> Expect.equal a e "column"
+
+        testCase "a table of another kind is refused" <| fun () ->
+            use dir = new TempDirectory()
+            let path = dir.File "t.parquet"
+            Tables.write path "metrics" [ Int32Column("epoch", [| 0 |]) ]
+            Expect.throwsC (fun () -> Tables.read path "gradnoise" |> ignore) (fun e -> Expect.stringContains e.Message "a metrics table, expected a gradnoise table" "named")
+
+        testCase "columns of different lengths are refused" <| fun () ->
+            use dir = new TempDirectory()
+            Expect.throwsT<System.ArgumentException> (fun () -> Tables.write (dir.File "t.parquet") "x" [ Int32Column("a", [| 1 |]); Int32Column("b", [||]) ]) "refused"
+    ]

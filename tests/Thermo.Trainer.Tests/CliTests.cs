@@ -1,0 +1,61 @@
+using Thermo.Trainer.Training;
+
+namespace Thermo.Trainer.Tests;
+
+/// <summary>Bad input through the real executable: one line naming what and where, exit code 2, nothing written or overwritten.</summary>
+public class CliTests
+{
+    static void AssertBadInput((int Code, string Out, string Err) result, params string[] mentions)
+    {
+        Assert.True(result.Code == ExitCodes.BadInput, $"exit {result.Code}, stderr: {result.Err}");
+        var lines = result.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("thermo: error: ", lines[0]);
+        foreach (var m in mentions) Assert.Contains(m, lines[0]);
+    }
+
+    [Fact]
+    public void Bad_flags_and_data_are_named_and_write_nothing()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 20, 10);
+        string[] Args(params string[] extra) => ["train", "--data-dir", data, "--out", dir["run"], .. extra];
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--model", "resnet")), "--model", "resnet");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--dataset", "imagenet")), "--dataset", "imagenet");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--optimizer", "rmsprop")), "--optimizer", "rmsprop");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--epochs", "0")), "--epochs");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--lr", "-1")), "--lr");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--batch-size", "0")), "--batch-size");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--epochs", "many")), "many");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--no-such-flag")), "--no-such-flag");
+        AssertBadInput(ThermoProcess.Run(dir.Path, ["train", "--data-dir", dir["nowhere"], "--out", dir["run"]]), "--data-dir", "nowhere");
+        File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), [0, 0, 9, 9]);
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args()), "train-images-idx3-ubyte", "bad IDX magic");
+        Assert.False(File.Exists(dir["run/run.json"]), "no run was started by bad input");
+        Assert.Empty(Directory.Exists(dir["run"]) ? Directory.GetFiles(dir["run"], "*", SearchOption.AllDirectories) : []);
+    }
+
+    [Fact]
+    public void A_complete_run_is_not_overwritten_and_a_resume_must_match_its_config()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 64, 32);
+        string[] train = ["train", "--data-dir", data, "--epochs", "1", "--widths", "4,4,8,8", "--out", dir["run"]];
+        Assert.Equal(0, ThermoProcess.Run(dir.Path, train).Code);
+        var before = File.ReadAllBytes(dir["run/snapshots/epoch=00001.parquet"]);
+        var manifest = File.ReadAllText(dir["run/run.json"]);
+
+        AssertBadInput(ThermoProcess.Run(dir.Path, train), dir["run"], "complete run", "--force");
+        AssertBadInput(ThermoProcess.Run(dir.Path, "train", "--resume", dir["run"], "--lr", "0.5", "--epochs", "2"), "--lr", "differs");
+        AssertBadInput(ThermoProcess.Run(dir.Path, "train", "--resume", dir["run"]), "already complete");
+        AssertBadInput(ThermoProcess.Run(dir.Path, "train", "--resume", dir["nothing"]), "no run");
+        Assert.Equal(before, File.ReadAllBytes(dir["run/snapshots/epoch=00001.parquet"]));
+        Assert.Equal(manifest, File.ReadAllText(dir["run/run.json"]));
+
+        // --force replaces it; --resume with a larger --epochs extends it.
+        Assert.Equal(0, ThermoProcess.Run(dir.Path, [.. train, "--force"]).Code);
+        var extended = ThermoProcess.Run(dir.Path, "train", "--resume", dir["run"], "--epochs", "2");
+        Assert.True(extended.Code == 0, extended.Err);
+        Assert.Equal(2, RunManifest.TryLoad(dir["run"])!.LastCompleteEpoch);
+    }
+}

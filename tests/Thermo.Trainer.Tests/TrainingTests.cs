@@ -1,0 +1,141 @@
+using DuckDB.NET.Data;
+using Thermo.Analysis;
+using Thermo.Trainer.Training;
+
+namespace Thermo.Trainer.Tests;
+
+public class TrainingTests
+{
+    static RunManifest Train(TrainConfig config, string runDir, string artifacts)
+    {
+        using var run = TrainingRun.Start(config, runDir, artifacts, new SilentProgress());
+        return run.Run();
+    }
+
+    static Snapshot[] Snapshots(string runDir) => SnapshotReader.ReadRun(runDir).ToArray();
+
+    [Fact]
+    public void The_same_seed_gives_identical_snapshots_and_another_seed_does_not()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"]);
+        var config = TinyData.QuickConfig(data);
+        Train(config, dir["a"], dir.Path);
+        Train(config, dir["b"], dir.Path);
+        Train(config with { Seed = 2 }, dir["c"], dir.Path);
+        var a = Snapshots(dir["a"]);
+        var b = Snapshots(dir["b"]);
+        Assert.Equal(3, a.Length);
+        for (int e = 0; e < a.Length; e++)
+            for (int t = 0; t < a[e].Tensors.Length; t++)
+                Assert.Equal(a[e].Tensors[t].Values, b[e].Tensors[t].Values);
+        Assert.NotEqual(a[2].Tensors[0].Values, Snapshots(dir["c"])[2].Tensors[0].Values);
+    }
+
+    [Fact]
+    public void A_run_directory_holds_manifest_metrics_gradient_noise_and_every_tensor()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"]), epochs: 3);
+        var manifest = Train(config, dir["run"], dir.Path);
+        Assert.Equal(RunStatus.Complete, manifest.Status);
+        Assert.Equal(3, manifest.LastCompleteEpoch);
+        Assert.Equal(3 * 10, manifest.LastStep); // 640 images / 64 per batch
+        var reloaded = RunManifest.TryLoad(dir["run"])!;
+        Assert.Equal(config with { }, reloaded.Config with { Widths = config.Widths });
+        Assert.Equal([4, 4, 8, 8], reloaded.Config.Widths!);
+
+        var metrics = TrainingRun.ReadMetrics(dir["run/metrics.parquet"]);
+        Assert.Equal([0, 1, 2, 3], metrics.Select(m => m.Epoch));
+        Assert.True(metrics[^1].TestAccuracy > 0.3, $"the tiny task is learnable: {metrics[^1].TestAccuracy}");
+        var noise = TrainingRun.ReadGradNoise(dir["run/gradnoise.parquet"]);
+        Assert.Equal(3 * 5, noise.Count);
+        Assert.All(noise, n => { Assert.True(n.Mean > 0); Assert.True(n.Std >= 0); Assert.Equal(10, n.Batches); });
+
+        var last = Snapshots(dir["run"])[^1];
+        Assert.Equal((3, 30L), (last.Epoch, last.Step));
+        Assert.Equal(["conv1", "conv2", "conv3", "conv4", "fc"], last.Tensors.Select(t => t.Layer).Distinct());
+        Assert.Equal(manifest.ParameterCount, last.Tensors.Sum(t => (long)t.Values.Length));
+        Assert.Single(Directory.GetDirectories(dir["run/checkpoint"]));
+    }
+
+    [Fact]
+    public void Snapshots_read_by_DuckDB_give_the_same_per_layer_sums_as_the_reader()
+    {
+        using var dir = new TempDir();
+        Train(TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"])), dir["run"], dir.Path);
+        var ours = Snapshots(dir["run"])
+            .SelectMany(s => s.Tensors.Select(t => (s.Epoch, t.Layer, t.Tensor, Sum: t.Values.Sum(v => (double)v), SumSq: t.Values.Sum(v => (double)v * v), Count: t.Values.Length)))
+            .ToDictionary(r => (r.Epoch, r.Layer, r.Tensor));
+        using var connection = new DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT epoch, layer, tensor, sum(value::DOUBLE), sum(value::DOUBLE * value), count(*), max(unit), max("offset")
+            FROM read_parquet('{dir["run"]}/snapshots/*.parquet') GROUP BY ALL
+            """;
+        using var reader = command.ExecuteReader();
+        int rows = 0;
+        while (reader.Read())
+        {
+            var key = (reader.GetInt32(0), reader.GetString(1), reader.GetString(2));
+            var expected = ours[key];
+            Assert.Equal(expected.Sum, reader.GetDouble(3), 9);
+            Assert.Equal(expected.SumSq, reader.GetDouble(4), 9);
+            Assert.Equal(expected.Count, reader.GetInt64(5));
+            rows++;
+        }
+        Assert.Equal(ours.Count, rows);
+    }
+
+    [Fact]
+    public void Unit_and_offset_index_filters_and_their_flat_weights()
+    {
+        using var dir = new TempDir();
+        Train(TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"]), epochs: 1), dir["run"], dir.Path);
+        var conv1 = Snapshots(dir["run"])[1].Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight");
+        using var connection = new DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"""SELECT unit, "offset", value FROM read_parquet('{dir["run"]}/snapshots/epoch=00001.parquet') WHERE layer = 'conv1' AND tensor = 'weight'""";
+        using var reader = command.ExecuteReader();
+        int n = 0;
+        while (reader.Read())
+        {
+            int unit = reader.GetInt32(0), offset = reader.GetInt32(1);
+            Assert.Equal(conv1.Values[unit * 25 + offset], reader.GetFloat(2));
+            n++;
+        }
+        Assert.Equal(4 * 25, n);
+    }
+
+    [Fact]
+    public void Snapshot_options_keep_chosen_layers_every_nth_epoch_per_step_and_in_arrow()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], train: 128, test: 64), epochs: 5) with
+        {
+            SnapshotLayers = ["conv1", "fc"], SnapshotEvery = 2, StepSnapshotEpochs = 1, Format = "arrow",
+        };
+        Train(config, dir["run"], dir.Path);
+        var files = SnapshotReader.ListEpochFiles(dir["run"]);
+        Assert.Equal([0, 2, 4, 5], files.Select(f => f.Item1));
+        Assert.All(files, f => Assert.EndsWith(".arrow", f.Item2));
+        var last = SnapshotReader.ReadFile(files[^1].Item2);
+        Assert.Equal(["conv1", "fc"], last.Tensors.Select(t => t.Layer).Distinct());
+        var steps = Directory.GetFiles(dir["run/snapshots/steps"]).Order().ToArray();
+        Assert.Equal(2, steps.Length); // 128 images / 64 per batch in the last epoch
+        Assert.Equal((5, 10L), (SnapshotReader.ReadFile(steps[^1]).Epoch, SnapshotReader.ReadFile(steps[^1]).Step));
+        Assert.Equal(last.Tensors[0].Values, SnapshotReader.ReadFile(steps[^1]).Tensors[0].Values);
+    }
+
+    [Fact]
+    public void Unknown_snapshot_layers_are_named()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 20, 10)) with { SnapshotLayers = ["conv9"] };
+        var e = Assert.Throws<ThermoException>(() => TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress()));
+        Assert.Contains("unknown layer 'conv9'", e.Message);
+        Assert.Contains("conv1, conv2, conv3, conv4, fc", e.Message);
+    }
+}
