@@ -143,14 +143,29 @@ module SnapshotWriter =
             .CreatedBy("Thermo")
             .Compression(ParquetSharp.Compression.Uncompressed)
             .MaxRowGroupLength(int64 RowsPerBatch)
-            .EnableDictionary()
-            .DisableDictionary("unit")
-            .DisableDictionary("offset")
-            .DisableDictionary("value")
+            .DisableDictionary()
+            .EnableDictionary("layer")
+            .EnableDictionary("tensor")
+            .Encoding("epoch", ParquetSharp.Encoding.DeltaBinaryPacked)
+            .Encoding("step", ParquetSharp.Encoding.DeltaBinaryPacked)
             .Encoding("unit", ParquetSharp.Encoding.DeltaBinaryPacked)
             .Encoding("offset", ParquetSharp.Encoding.DeltaBinaryPacked)
-            .DisableStatistics("value")
+            .DisableStatistics()
             .Build()
+
+    /// Enumerates `batches` one ahead on the thread pool, so that filling the next batch's columns
+    /// overlaps with encoding the current one (at most two batches are alive at once).
+    let private prefetched (batches: RecordBatch seq) =
+        seq {
+            use enumerator = batches.GetEnumerator()
+            let next () = Threading.Tasks.Task.Run(fun () -> if enumerator.MoveNext() then enumerator.Current else null)
+            let mutable pending = next ()
+            let mutable current = pending.Result
+            while not (isNull current) do
+                pending <- next ()
+                yield current
+                current <- pending.Result
+        }
 
     let private writeParquetTo (path: string) (schema: Schema) (batches: RecordBatch seq) =
         use properties = parquetProperties ()
@@ -158,7 +173,7 @@ module SnapshotWriter =
         use writer = new ParquetSharp.Arrow.FileWriter(path, schema, properties, arrowProperties)
         // Keep every batch alive until Close: the native writer may still reference exported buffers.
         let kept = ResizeArray()
-        for batch in batches do
+        for batch in prefetched batches do
             writer.WriteRecordBatch(batch, int64 RowsPerBatch)
             kept.Add batch
         writer.Close()
@@ -167,7 +182,7 @@ module SnapshotWriter =
     let private writeArrowTo (path: string) (schema: Schema) (batches: RecordBatch seq) =
         use stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 20)
         use writer = new Apache.Arrow.Ipc.ArrowFileWriter(stream, schema)
-        for batch in batches do
+        for batch in prefetched batches do
             use batch = batch
             writer.WriteRecordBatch batch
         writer.WriteEnd()

@@ -284,7 +284,7 @@ public sealed class TrainingRun : IDisposable
         int n = (int)testX.shape[0];
         double lossSum = 0;
         long correct = 0;
-        const int batch = 1000;
+        const int batch = 250;
         for (int start = 0; start < n; start += batch)
         {
             using var scope = NewDisposeScope();

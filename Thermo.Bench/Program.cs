@@ -1,0 +1,197 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Thermo.Analysis;
+using Thermo.Trainer.Models;
+using Thermo.Trainer.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
+// baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
+// Usage: Thermo.Bench [--quick] [--out docs/BENCHMARKS.md]
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+bool quick = args.Contains("--quick");
+var outIndex = Array.IndexOf(args, "--out");
+var repoRoot = FindRoot();
+var output = outIndex >= 0 ? args[outIndex + 1] : Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
+var artifacts = Path.Combine(repoRoot, "artifacts");
+var scratch = Path.Combine(artifacts, "bench");
+if (Directory.Exists(scratch)) Directory.Delete(scratch, true);
+Directory.CreateDirectory(scratch);
+var rows = new List<(string Name, string Value, string Target, string Verdict)>();
+void Report(string name, string value, string target, bool? met)
+{
+    rows.Add((name, value, target, met switch { true => "met", false => "**not met**", null => "" }));
+    Console.WriteLine($"{name}: {value} (target {target}) {(met is null ? "" : met.Value ? "met" : "NOT MET")}");
+}
+static double Median(IEnumerable<double> values)
+{
+    var sorted = values.OrderBy(v => v).ToArray();
+    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+// 1. Snapshot write throughput of a synthetic 10M-parameter model, against a plain write of the same float32 bytes.
+{
+    int units = 1000, perUnit = 1000, layers = quick ? 2 : 10, repeats = quick ? 3 : 5;
+    var random = new Random(1);
+    var tensors = Enumerable.Range(0, layers).SelectMany(l => new[]
+    {
+        new TensorSnapshot($"layer{l}", "weight", [units, perUnit], Enumerable.Range(0, units * perUnit).Select(_ => (float)random.NextDouble()).ToArray()),
+        new TensorSnapshot($"layer{l}", "bias", [units], new float[units]),
+    }).ToArray();
+    var snapshot = new Snapshot(7, 1234, tensors);
+    long values = tensors.Sum(t => (long)t.Values.Length);
+    double megabytes = values * 4 / 1e6;
+    var raw = new List<double>();
+    var timings = new Dictionary<SnapshotFileFormat, List<double>> { [SnapshotFileFormat.Parquet] = [], [SnapshotFileFormat.Arrow] = [] };
+    var sizes = new Dictionary<SnapshotFileFormat, long>();
+    for (int r = 0; r < repeats; r++)
+    {
+        var sw = Stopwatch.StartNew();
+        using (var f = new FileStream(Path.Combine(scratch, "raw.bin"), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            foreach (var t in tensors) f.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Values.AsSpan()));
+        raw.Add(sw.Elapsed.TotalSeconds);
+        foreach (var format in timings.Keys)
+        {
+            var path = Path.Combine(scratch, SnapshotSchema.fileName(format, r));
+            sw.Restart();
+            SnapshotWriter.write(format, path, snapshot);
+            timings[format].Add(sw.Elapsed.TotalSeconds);
+            sizes[format] = new FileInfo(path).Length;
+            File.Delete(path);
+        }
+    }
+    double rawSpeed = megabytes / Median(raw);
+    Report($"baseline: plain write of {values / 1e6:F0}M float32 values", $"{rawSpeed:F0} MB/s", "—", null);
+    foreach (var (format, target) in new[] { (SnapshotFileFormat.Parquet, 150.0), (SnapshotFileFormat.Arrow, 500.0) })
+    {
+        double speed = megabytes / Median(timings[format]);
+        Report($"{format} snapshot write, {values / 1e6:F0}M parameters", $"{speed:F0} MB/s of float32 values ({speed / rawSpeed:P0} of plain write)", $"≥ {target:F0} MB/s", speed >= target);
+        Report($"{format} file size ÷ raw float32 size", $"{(double)sizes[format] / (values * 4):F2}", "—", null);
+    }
+}
+
+// 2 and 3. The paper CNN on mnist: snapshot cost per epoch, and full-loop throughput against a bare loop.
+{
+    int epochs = quick ? 2 : 4;
+    var config = new TrainConfig { Epochs = epochs, Seed = 1 };
+    var progress = new EpochClock();
+    var runDir = Path.Combine(scratch, "cnn");
+    List<EpochMetrics> metrics;
+    int trainCount;
+    using (var run = TrainingRun.Start(config, runDir, artifacts, progress))
+    {
+        run.Run();
+        trainCount = run.Manifest.Dataset.TrainCount;
+        metrics = TrainingRun.ReadMetrics(Path.Combine(runDir, "metrics.parquet")).Where(m => m.Epoch > 0).ToList();
+    }
+    double snapshotRatio = Median(metrics.Select(m => m.SnapshotSeconds / m.TrainSeconds));
+    Report("snapshot cost: snapshot write ÷ epoch training time (fourconv, mnist)", $"{snapshotRatio:P2}", "≤ 2%", snapshotRatio <= 0.02);
+
+    double bare = BareLoopImagesPerSecond(config, artifacts, quick ? 2 : 3);
+    double trainOnly = Median(metrics.Select(m => m.ImagesPerSecond));
+    double wholeEpoch = Median(progress.EpochSeconds.Skip(1).Select(s => trainCount / s));
+    Report("baseline: bare training loop over preloaded tensors", $"{bare:F0} images/s", "—", null);
+    Report("full loop, training pass (gradient noise, step accounting) vs bare", $"{trainOnly:F0} images/s, overhead {1 - trainOnly / bare:P1}", "≤ 10%", 1 - trainOnly / bare <= 0.10);
+    Report("full loop, whole epoch (also test evaluation, snapshot, checkpoint) vs bare", $"{wholeEpoch:F0} images/s, overhead {1 - wholeEpoch / bare:P1}", "≤ 10%", 1 - wholeEpoch / bare <= 0.10);
+}
+
+// 4. Memory of a long small run: resident set after epoch 10 against after epoch 100.
+{
+    int epochs = quick ? 30 : 100;
+    var config = new TrainConfig { Epochs = epochs, TrainLimit = 256, TestLimit = 256, BatchSize = 64, Seed = 1 };
+    var progress = new EpochClock { SampleMemory = true };
+    using (var run = TrainingRun.Start(config, Path.Combine(scratch, "long"), artifacts, progress)) run.Run();
+    double at10 = progress.ResidentBytes[10], atEnd = progress.ResidentBytes[epochs];
+    Report($"process memory after epoch {epochs} ÷ after epoch 10 (256 images, batch 64)",
+        $"{atEnd / 1e6:F0} MB / {at10 / 1e6:F0} MB = {atEnd / at10:F3}", "flat (≤ 1.05)", atEnd / at10 <= 1.05);
+}
+
+var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+var md = new StringBuilder();
+md.AppendLine("# Benchmarks").AppendLine();
+md.AppendLine("Written by `dotnet fsi build.fsx bench` (Thermo.Bench). Figures are medians over repeats; every ratio's baseline was measured in the same run.").AppendLine();
+md.AppendLine($"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC{(quick ? " (quick mode)" : "")}");
+md.AppendLine($"- machine: {machine}").AppendLine();
+md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|---|");
+foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
+var notes = Path.Combine(Path.GetDirectoryName(output)!, "BENCHMARKS.notes.md");
+if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
+Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+AtomicFile.writeAllText(output, md.ToString());
+Console.WriteLine($"wrote {output}");
+Directory.Delete(scratch, true);
+return 0;
+
+static string FindRoot()
+{
+    var dir = new DirectoryInfo(AppContext.BaseDirectory);
+    while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Thermo.sln"))) dir = dir.Parent;
+    return dir?.FullName ?? Directory.GetCurrentDirectory();
+}
+
+static string CpuModel()
+{
+    try { return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "unknown CPU"; }
+    catch (IOException) { return "unknown CPU"; }
+}
+
+// The same model, data, optimiser and batches as the trainer, with nothing else: no gradient-noise
+// signal, no metrics, no evaluation, no snapshots. Median images/s over epochs.
+static double BareLoopImagesPerSecond(TrainConfig config, string artifacts, int epochs)
+{
+    var data = Thermo.Trainer.Data.DataSources.Load(config.Dataset, null, artifacts, _ => { });
+    torch.set_num_threads(Environment.ProcessorCount);
+    var t = data.Train;
+    using var x = tensor(t.Pixels, [t.Count, t.Channels, t.Height, t.Width]);
+    using var y = tensor(t.Labels);
+    torch.manual_seed(config.Seed);
+    using var model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, data.Classes, config.Widths, config.Dropout);
+    using var optimizer = torch.optim.Adam(model.parameters(), config.Lr, weight_decay: config.WeightDecay);
+    var speeds = new List<double>();
+    for (int e = 0; e < epochs; e++)
+    {
+        model.train();
+        var sw = Stopwatch.StartNew();
+        using var permutation = randperm(t.Count);
+        for (int start = 0; start < t.Count; start += config.BatchSize)
+        {
+            using var scope = NewDisposeScope();
+            var index = permutation.narrow(0, start, Math.Min(config.BatchSize, t.Count - start));
+            optimizer.zero_grad();
+            var loss = nn.functional.cross_entropy(model.forward(x.index_select(0, index)), y.index_select(0, index));
+            loss.backward();
+            optimizer.step();
+        }
+        speeds.Add(t.Count / sw.Elapsed.TotalSeconds);
+    }
+    return Median(speeds);
+}
+
+/// <summary>Records the wall time of each epoch and, optionally, the resident set after it.</summary>
+sealed class EpochClock : ITrainingProgress
+{
+    readonly Stopwatch clock = Stopwatch.StartNew();
+    double last;
+    public bool SampleMemory { get; init; }
+    public List<double> EpochSeconds { get; } = [];
+    public Dictionary<int, double> ResidentBytes { get; } = [];
+    public void Message(string text) { }
+    public void EpochStarted(int epoch, int lastEpoch, int batches) { }
+    public void BatchCompleted(int batch, double loss) { }
+    public void EpochCompleted(EpochMetrics metrics, int lastEpoch, TimeSpan? eta)
+    {
+        double now = clock.Elapsed.TotalSeconds;
+        EpochSeconds.Add(now - last);
+        last = now;
+        if (SampleMemory)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            using var self = Process.GetCurrentProcess();
+            ResidentBytes[metrics.Epoch] = self.WorkingSet64;
+        }
+    }
+}
