@@ -10,9 +10,12 @@ open Apache.Arrow.Types
 /// (`epoch int32, step int64, layer string, tensor string, unit int32, offset int32, value float32`).
 ///
 /// The descriptive columns are made nearly free on disk: `layer` and `tensor` are Arrow dictionary
-/// arrays (Parquet dictionary pages with run-length-encoded indices), `epoch`/`step` are constant and
-/// dictionary-encoded, `unit`/`offset` use DELTA_BINARY_PACKED. Values are stored PLAIN, uncompressed:
-/// float mantissas of trained weights do not compress, and compression would cost write throughput.
+/// arrays (Parquet dictionary pages with run-length-encoded indices); `epoch`, `step`, `unit` and
+/// `offset` use DELTA_BINARY_PACKED (constant or counting columns pack to almost nothing). Values are
+/// stored PLAIN and uncompressed: float mantissas of trained weights do not compress, and compression
+/// would cost write throughput. Statistics are off (nobody filters snapshots by value ranges).
+/// The Arrow IPC variant has no encodings, so its files hold every column in full (8× the values):
+/// the price of a format that can be memory-mapped and read without decoding.
 module SnapshotWriter =
     /// Rows per Parquet row group and per Arrow record batch.
     [<Literal>]
