@@ -174,13 +174,11 @@ module SnapshotWriter =
         use properties = parquetProperties ()
         use arrowProperties = (new ParquetSharp.Arrow.ArrowWriterPropertiesBuilder()).StoreSchema().Build()
         use writer = new ParquetSharp.Arrow.FileWriter(path, schema, properties, arrowProperties)
-        // Keep every batch alive until Close: the native writer may still reference exported buffers.
-        let kept = ResizeArray()
+        // Batches are not disposed here: the exporter releases its reference to their buffers when the
+        // native writer is done with them (disposing first crashes the release callback).
         for batch in prefetched batches do
             writer.WriteRecordBatch(batch, int64 RowsPerBatch)
-            kept.Add batch
         writer.Close()
-        GC.KeepAlive kept
 
     let private writeArrowTo (path: string) (schema: Schema) (batches: RecordBatch seq) =
         use stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 20)

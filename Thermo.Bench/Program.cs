@@ -86,7 +86,7 @@ static double Median(IEnumerable<double> values)
 
 // 3 and 4. The paper CNN on mnist: snapshot cost per epoch, and full-loop throughput against a bare loop.
 {
-    int epochs = quick ? 2 : 4;
+    int epochs = quick ? 2 : 6;
     var config = new TrainConfig { Epochs = epochs, Seed = 1 };
     var progress = new EpochClock();
     // The bare loop runs before and after the full run, so drift in the machine's speed hits both alike.
