@@ -64,15 +64,11 @@ module SnapshotWriter =
     /// Fills the column buffers of one batch of `rows` rows starting at `cursor`, advancing it.
     /// Buffers are allocated as bytes and filled through spans, so Arrow takes them without a copy.
     let private fillColumns (snapshot: Snapshot) (layerIndex: int[]) (tensorIndex: int[]) (cursor: Cursor) (rows: int) =
-        let epochBytes = Array.zeroCreate<byte> (rows * 4)
-        let stepBytes = Array.zeroCreate<byte> (rows * 8)
         let layerBytes = Array.zeroCreate<byte> (rows * 4)
         let tensorBytes = Array.zeroCreate<byte> (rows * 4)
         let unitBytes = Array.zeroCreate<byte> (rows * 4)
         let offsetBytes = Array.zeroCreate<byte> (rows * 4)
         let valueBytes = Array.zeroCreate<byte> (rows * 4)
-        MemoryMarshal.Cast<byte, int>(epochBytes.AsSpan()).Fill snapshot.Epoch
-        MemoryMarshal.Cast<byte, int64>(stepBytes.AsSpan()).Fill snapshot.Step
         let layers = MemoryMarshal.Cast<byte, int>(layerBytes.AsSpan())
         let tensors = MemoryMarshal.Cast<byte, int>(tensorBytes.AsSpan())
         let units = MemoryMarshal.Cast<byte, int>(unitBytes.AsSpan())
@@ -102,7 +98,7 @@ module SnapshotWriter =
                 cursor.Position <- 0
             while cursor.Tensor < snapshot.Tensors.Length && snapshot.Tensors[cursor.Tensor].Values.Length = 0 do
                 cursor.Tensor <- cursor.Tensor + 1
-        epochBytes, stepBytes, layerBytes, tensorBytes, unitBytes, offsetBytes, valueBytes
+        layerBytes, tensorBytes, unitBytes, offsetBytes, valueBytes
 
     /// Builds the record batches of a snapshot, each at most `RowsPerBatch` rows, sharing one
     /// dictionary of layer names and one of tensor names (as Arrow IPC files require). Batches are
@@ -117,6 +113,12 @@ module SnapshotWriter =
         let layerIndex = snapshot.Tensors |> Array.map (fun t -> Array.IndexOf(layerNames, t.Layer))
         let tensorIndex = snapshot.Tensors |> Array.map (fun t -> Array.IndexOf(tensorNames, t.Tensor))
         let totalRows = snapshot.Tensors |> Array.sumBy (fun t -> int64 t.Values.Length)
+        // epoch and step are the same in every row: one buffer of each serves every batch.
+        let constantRows = int (min (int64 RowsPerBatch) totalRows)
+        let epochBytes = Array.zeroCreate<byte> (constantRows * 4)
+        let stepBytes = Array.zeroCreate<byte> (constantRows * 8)
+        MemoryMarshal.Cast<byte, int>(epochBytes.AsSpan()).Fill snapshot.Epoch
+        MemoryMarshal.Cast<byte, int64>(stepBytes.AsSpan()).Fill snapshot.Step
         let batches =
             seq {
                 let cursor = { Tensor = 0; Position = 0 }
@@ -125,11 +127,10 @@ module SnapshotWriter =
                 let mutable written = 0L
                 while written < totalRows do
                     let rows = int (min (int64 RowsPerBatch) (totalRows - written))
-                    let epochs, steps, layers, tensors, units, offsets, values =
-                        fillColumns snapshot layerIndex tensorIndex cursor rows
+                    let layers, tensors, units, offsets, values = fillColumns snapshot layerIndex tensorIndex cursor rows
                     let columns: IArrowArray[] =
-                        [| int32Array epochs rows
-                           new Int64Array(new ArrowBuffer(steps), ArrowBuffer.Empty, rows, 0, 0)
+                        [| new Int32Array(new ArrowBuffer(epochBytes.AsMemory(0, rows * 4)), ArrowBuffer.Empty, rows, 0, 0)
+                           new Int64Array(new ArrowBuffer(stepBytes.AsMemory(0, rows * 8)), ArrowBuffer.Empty, rows, 0, 0)
                            new DictionaryArray(dictionaryType, int32Array layers rows, layerDictionary)
                            new DictionaryArray(dictionaryType, int32Array tensors rows, tensorDictionary)
                            int32Array units rows
