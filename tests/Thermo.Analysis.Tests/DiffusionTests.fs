@@ -1,0 +1,76 @@
+module Thermo.Analysis.Tests.DiffusionTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Thermo.Analysis
+
+let private trajectoryGen =
+    gen {
+        let! n = Gen.choose (2, 400)
+        let! seed = Gen.choose (0, Int32.MaxValue)
+        let! offset = Gen.elements [ 0.0; 1.0; -3.5; 100.0 ]
+        let rng = Random(seed)
+        let x = Array.zeroCreate n
+        x[0] <- offset
+        for i in 1 .. n - 1 do x[i] <- x[i - 1] + rng.NextDouble() - 0.45
+        return x
+    }
+
+type private Trajectories =
+    static member Trajectory() = Arb.fromGen trajectoryGen
+
+let private config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Trajectories> ]; maxTest = 200 }
+
+/// Gaussian steps by Box–Muller.
+let private gaussian (rng: Random) =
+    sqrt (-2.0 * log (1.0 - rng.NextDouble())) * cos (2.0 * Math.PI * rng.NextDouble())
+
+[<Tests>]
+let tests =
+    testList "diffusion" [
+        testPropertyWithConfig config "FFT MSD equals the direct O(n²) sum within 1e-9 relative" <| fun (x: float[]) ->
+            let fast = Diffusion.msd x
+            let direct = Diffusion.msdDirect x
+            let scale = x |> Array.map (fun v -> v - Array.average x) |> Array.averageBy (fun v -> v * v)
+            fast.Length = direct.Length
+            && Array.forall2 (fun (a: float) (b: float) -> abs (a - b) <= 1e-9 * abs b + 1e-12 * scale) fast direct
+
+        testPropertyWithConfig config "mean displacement equals its direct sum" <| fun (x: float[]) ->
+            let direct =
+                Array.init (x.Length - 1) (fun i ->
+                    let tau = i + 1
+                    Array.init (x.Length - tau) (fun e -> x[e + tau] - x[e]) |> Array.average)
+            Array.forall2 (fun (a: float) (b: float) -> abs (a - b) <= 1e-9 * (1.0 + abs b)) (Diffusion.meanDisplacement x) direct
+
+        testCase "a hand-worked trajectory 0, 1, 3" <| fun () ->
+            let x = [| 0.0; 1.0; 3.0 |]
+            Expect.sequenceEqual (Diffusion.msd x |> Array.map (fun v -> Math.Round(v, 12))) [| 2.5; 9.0 |] "(1 + 4)/2, 9/1"
+            Expect.sequenceEqual (Diffusion.meanDisplacement x) [| 1.5; 3.0 |] "(1 + 2)/2, 3"
+            Expect.sequenceEqual (Diffusion.driftCorrected x [| 2.5; 9.0 |]) [| 0.25; 0.0 |] "minus (1.5 τ)²"
+
+        testCase "constant velocity is ballistic: α = 2" <| fun () ->
+            let trajectories = Array.init 5 (fun k -> Array.init 100 (fun e -> float k + 0.1 * float (k + 1) * float e))
+            let g = GroupDiffusion.compute trajectories
+            let fit = Fits.anomalousExponent g.Lags g.Msd 1 50
+            Expect.floatClose Accuracy.medium fit.Slope 2.0 "α"
+            Expect.floatClose Accuracy.medium fit.RSquared 1.0 "exact power law"
+            Expect.isTrue (g.DriftCorrectedMsd |> Array.forall (fun v -> abs v < 1e-9)) "drift removes all of it"
+
+        testCase "a Gaussian random walk is diffusive: α ≈ 1 and D ≈ σ²/2" <| fun () ->
+            let sigma = 0.3
+            let rng = Random(42)
+            let trajectories =
+                Array.init 400 (fun _ ->
+                    let x = Array.zeroCreate 1001
+                    for e in 1..1000 do x[e] <- x[e - 1] + sigma * gaussian rng
+                    x)
+            let g = GroupDiffusion.compute trajectories
+            // Short lags, where each lag averages many independent displacements (stated tolerance: 10%).
+            let alpha = Fits.anomalousExponent g.Lags g.Msd 1 50
+            Expect.isLessThan (abs (alpha.Slope - 1.0)) 0.1 (sprintf "α = %g" alpha.Slope)
+            let d = Fits.diffusionConstant 1.0 g.Lags g.DriftCorrectedMsd 1 50
+            Expect.isLessThan (abs (d.Slope / (sigma * sigma / 2.0) - 1.0)) 0.1 (sprintf "D = %g, σ²/2 = %g" d.Slope (sigma * sigma / 2.0))
+            Expect.equal (d.RangeFrom, d.RangeTo, d.Points) (1.0, 50.0, 50) "the fit states its range"
+    ]

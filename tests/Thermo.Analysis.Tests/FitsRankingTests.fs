@@ -1,0 +1,36 @@
+module Thermo.Analysis.Tests.FitsRankingTests
+
+open Expecto
+open Thermo.Analysis
+
+[<Tests>]
+let tests =
+    testList "fits and rankings" [
+        testCase "an exact power law is recovered with R² = 1" <| fun () ->
+            let x = [| 0.5; 1.0; 2.0; 4.0; 8.0 |]
+            let fit = Fits.powerLaw x (x |> Array.map (fun v -> 3.0 * v ** 2.0))
+            Expect.floatClose Accuracy.high fit.Slope 2.0 "β"
+            Expect.floatClose Accuracy.high (exp fit.Intercept) 3.0 "c"
+            Expect.floatClose Accuracy.high fit.RSquared 1.0 "R²"
+            Expect.equal (fit.RangeFrom, fit.RangeTo, fit.Points) (0.5, 8.0, 5) "range"
+
+        testCase "a power law drops non-positive points and needs two" <| fun () ->
+            let fit = Fits.powerLaw [| 0.0; 1.0; 2.0 |] [| 5.0; 1.0; 8.0 |]
+            Expect.floatClose Accuracy.high fit.Slope 3.0 "β from the two positive points"
+            Expect.throwsT<System.ArgumentException> (fun () -> Fits.powerLaw [| 1.0 |] [| 1.0 |] |> ignore) "one point"
+
+        testCase "hottest first, ties by unit index" <| fun () ->
+            Expect.sequenceEqual (Ranking.descending [| 0.1; 0.5; 0.3; 0.5 |]) [| 1; 3; 2; 0 |] "order"
+
+        testCase "Spearman of reversed orders is −1, of equal orders 1, with ties averaged" <| fun () ->
+            Expect.floatClose Accuracy.high (Ranking.spearman [| 1.0; 2.0; 3.0; 4.0 |] [| 40.0; 30.0; 20.0; 10.0 |]) -1.0 "reversed"
+            Expect.floatClose Accuracy.high (Ranking.spearman [| 1.0; 5.0; 3.0 |] [| 2.0; 9.0; 4.0 |]) 1.0 "same order"
+            Expect.sequenceEqual (Ranking.fractionalRanks [| 10.0; 20.0; 10.0; 30.0 |]) [| 1.5; 3.0; 1.5; 4.0 |] "ties share 1.5"
+            // hand value: ranks a = (1.5, 3, 1.5, 4), b = (1, 2, 3, 4): Pearson = 0.6325 (= 2/√10)
+            Expect.floatClose Accuracy.medium (Ranking.spearman [| 10.0; 20.0; 10.0; 30.0 |] [| 1.0; 2.0; 3.0; 4.0 |]) (2.0 / sqrt 10.0) "tied"
+
+        testCase "random orders are permutations fixed by their seed" <| fun () ->
+            let a = Ranking.random 3 12
+            Expect.sequenceEqual (Array.sort a) [| 0 .. 11 |] "a permutation"
+            Expect.sequenceEqual (Ranking.random 3 12) a "same seed, same order"
+    ]
