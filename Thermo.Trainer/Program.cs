@@ -17,6 +17,7 @@ public static partial class Program
         {
             TrainCommand.Build(),
             DataCommand.Build(),
+            AnalyzeCommand.Build(),
         };
         try
         {

@@ -1,0 +1,88 @@
+namespace Thermo.Analysis
+
+open System
+open System.IO
+
+/// Writes `analyze`'s tables under RUN/analysis/. All four files are written into a temporary
+/// directory which then replaces `analysis/`, so a reader never sees a mix of old and new tables.
+module AnalysisOutput =
+    [<Literal>]
+    let Directory = "analysis"
+
+    let private groupingName (g: Grouping) =
+        match g with
+        | Grouping.Layer -> "layer"
+        | Grouping.Weight -> "weight"
+        | _ -> "unit"
+
+    /// Column set of temperature.parquet.
+    let temperatureColumns (r: AnalysisResult) =
+        let rows = Array.append r.Layers (if r.Grouping = Grouping.Layer then [||] else r.Groups)
+        let n = rows.Length
+        [ StringColumn("layer", rows |> Array.map (fun g -> g.Key.Layer))
+          Int32Column("unit", rows |> Array.map (fun g -> g.Key.Unit))
+          Int32Column("weight", rows |> Array.map (fun g -> g.Key.Weight))
+          StringColumn("grouping", rows |> Array.map (fun g -> if g.Key.Unit < 0 then "layer" elif g.Key.Weight = -1 then "unit" else "weight"))
+          Int32Column("weights", rows |> Array.map (fun g -> g.Temperature.Weights))
+          Float64Column("temperature", rows |> Array.map (fun g -> g.Temperature.Temperature))
+          Float64Column("drift_temperature", rows |> Array.map (fun g -> g.Temperature.Drift))
+          Float64Column("oscillation_temperature", rows |> Array.map (fun g -> g.Temperature.Oscillation))
+          Int32Column("rank", rows |> Array.map (fun g -> g.Rank))
+          Int32Column("oscillation_rank", rows |> Array.map (fun g -> g.OscillationRank))
+          Float64Column("l1_norm", rows |> Array.map (fun g -> g.L1Norm))
+          Int32Column("window_from", Array.create n r.Window.From)
+          Int32Column("window_to", Array.create n r.Window.To)
+          StringColumn("window_rule", Array.create n r.Window.Rule)
+          StringColumn("convention", Array.create n r.Physics.Describe) ]
+
+    let private instantaneousColumns (r: AnalysisResult) =
+        let rows = r.Instantaneous |> Array.collect (fun (k, series) -> series |> Array.mapi (fun i t -> k, r.Window.From + 1 + i, t))
+        [ StringColumn("layer", rows |> Array.map (fun (k, _, _) -> k.Layer))
+          Int32Column("unit", rows |> Array.map (fun (k, _, _) -> k.Unit))
+          Int32Column("epoch", rows |> Array.map (fun (_, e, _) -> e))
+          Float64Column("temperature", rows |> Array.map (fun (_, _, t) -> t))
+          StringColumn("convention", Array.create rows.Length r.Physics.Describe) ]
+
+    let private msdColumns (r: AnalysisResult) =
+        let rows = r.Diffusion |> Array.collect (fun d -> d.Curves.Lags |> Array.mapi (fun i lag -> d.Key, lag, d.Curves.Msd[i], d.Curves.AbsMeanDisplacement[i], d.Curves.DriftCorrectedMsd[i]))
+        [ StringColumn("layer", rows |> Array.map (fun (k, _, _, _, _) -> k.Layer))
+          Int32Column("unit", rows |> Array.map (fun (k, _, _, _, _) -> k.Unit))
+          Int32Column("lag", rows |> Array.map (fun (_, l, _, _, _) -> l))
+          Float64Column("msd", rows |> Array.map (fun (_, _, m, _, _) -> m))
+          Float64Column("abs_mean_displacement", rows |> Array.map (fun (_, _, _, d, _) -> d))
+          Float64Column("msd_drift_corrected", rows |> Array.map (fun (_, _, _, _, c) -> c)) ]
+
+    let private fitsColumns (r: AnalysisResult) =
+        let rows =
+            [| for d in r.Diffusion do
+                   yield d.Key.Layer, d.Key.Unit, "alpha", d.Alpha.Slope, d.Alpha.RSquared, d.Alpha.RangeFrom, d.Alpha.RangeTo, d.Alpha.Points
+                   yield d.Key.Layer, d.Key.Unit, "diffusion_constant", d.Diffusion.Slope, d.Diffusion.RSquared, d.Diffusion.RangeFrom, d.Diffusion.RangeTo, d.Diffusion.Points
+               for layer, rho in r.TemperatureL1Spearman do
+                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, 0 |]
+        [ StringColumn("layer", rows |> Array.map (fun (l, _, _, _, _, _, _, _) -> l))
+          Int32Column("unit", rows |> Array.map (fun (_, u, _, _, _, _, _, _) -> u))
+          StringColumn("quantity", rows |> Array.map (fun (_, _, q, _, _, _, _, _) -> q))
+          Float64Column("value", rows |> Array.map (fun (_, _, _, v, _, _, _, _) -> v))
+          Float64Column("r_squared", rows |> Array.map (fun (_, _, _, _, r2, _, _, _) -> r2))
+          Float64Column("lag_from", rows |> Array.map (fun (_, _, _, _, _, a, _, _) -> a))
+          Float64Column("lag_to", rows |> Array.map (fun (_, _, _, _, _, _, b, _) -> b))
+          Int32Column("points", rows |> Array.map (fun (_, _, _, _, _, _, _, p) -> p)) ]
+
+    /// Writes temperature, instantaneous, msd and fits tables into RUN/analysis/, replacing it whole.
+    let write (result: AnalysisResult) =
+        let target = Path.Combine(result.Run, Directory)
+        let temp = Path.Combine(result.Run, sprintf ".%s.%d.tmp" Directory Environment.ProcessId)
+        if IO.Directory.Exists temp then IO.Directory.Delete(temp, true)
+        IO.Directory.CreateDirectory temp |> ignore
+        try
+            Tables.write (Path.Combine(temp, "temperature.parquet")) "temperature" (temperatureColumns result)
+            Tables.write (Path.Combine(temp, "instantaneous.parquet")) "instantaneous" (instantaneousColumns result)
+            Tables.write (Path.Combine(temp, "msd.parquet")) "msd" (msdColumns result)
+            Tables.write (Path.Combine(temp, "fits.parquet")) "fits" (fitsColumns result)
+            let old = Path.Combine(result.Run, sprintf ".%s.%d.old" Directory Environment.ProcessId)
+            if IO.Directory.Exists target then IO.Directory.Move(target, old)
+            IO.Directory.Move(temp, target)
+            if IO.Directory.Exists old then IO.Directory.Delete(old, true)
+        with _ ->
+            if IO.Directory.Exists temp then IO.Directory.Delete(temp, true)
+            reraise ()

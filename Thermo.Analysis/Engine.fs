@@ -1,0 +1,260 @@
+namespace Thermo.Analysis
+
+open System
+open System.IO
+open System.Threading.Tasks
+
+/// What a temperature group is.
+type Grouping =
+    /// All weights of a layer.
+    | Layer = 0
+    /// One output unit: a conv filter W[o,:,:,:] or a linear/GCN row W[o,:].
+    | Unit = 1
+    /// A single weight.
+    | Weight = 2
+
+/// Options of one analysis.
+type AnalysisOptions =
+    { Window: WindowSpec
+      Grouping: Grouping
+      /// Layers to analyse (None: every layer with a `weight` tensor).
+      Layers: string[] option
+      /// Include each unit's bias in its group (SPEC: weights only by default).
+      IncludeBias: bool
+      Physics: Physics
+      /// Layers whose unit groups get MSD curves and fits (None: the first analysed layer).
+      MsdLayers: string[] option
+      /// Lag range of the α and D fits (None: α over 1..n/2, D over 1..n/4, at least 2 lags).
+      FitLags: (int * int) option }
+
+    static member Default =
+        { Window = Auto; Grouping = Grouping.Unit; Layers = None; IncludeBias = false; Physics = Physics.Default
+          MsdLayers = None; FitLags = None }
+
+/// Identity of a group: unit and weight are −1 where the grouping does not resolve them.
+type GroupKey = { Layer: string; Unit: int; Weight: int }
+
+/// One group's results.
+type GroupResult =
+    { Key: GroupKey
+      Temperature: GroupTemperature
+      /// Σ|w| of the group's weights at the window's last snapshot.
+      L1Norm: float
+      /// 1 = hottest group of its layer.
+      Rank: int
+      /// 1 = highest oscillation temperature of its layer.
+      OscillationRank: int }
+
+/// One group's diffusion curves and fits.
+type GroupDiffusionResult =
+    { Key: GroupKey
+      Curves: GroupDiffusion
+      /// α from MSD ∝ τ^α.
+      Alpha: FitResult
+      /// D from the drift-corrected MSD ≈ 2·D·τ·Δt.
+      Diffusion: FitResult }
+
+/// Everything `analyze` computes for one run.
+type AnalysisResult =
+    { Run: string
+      Window: EquilibriumWindow
+      Physics: Physics
+      Grouping: Grouping
+      Groups: GroupResult[]
+      /// Per layer: T of the whole layer.
+      Layers: GroupResult[]
+      /// T_G(e) for e = From+1..To, for every layer and (with unit grouping) every unit.
+      Instantaneous: (GroupKey * float[])[]
+      Diffusion: GroupDiffusionResult[]
+      /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings.
+      TemperatureL1Spearman: (string * float)[] }
+
+/// The streaming engine: one pass over the window's snapshots with per-weight float64 running sums,
+/// so memory is O(parameters); only the MSD groups' trajectories are held. The next snapshot file is
+/// read on another core while the current one is accumulated.
+module Engine =
+    let private fail fmt = Printf.kprintf (fun m -> raise (ArtifactException m)) fmt
+
+    /// A selected tensor: where its values sit in the gathered flat array.
+    type private Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int; Start: int }
+
+    let private checkFinite (path: string) (snapshot: Snapshot) =
+        for t in snapshot.Tensors do
+            let bad = t.Values |> Array.tryFindIndex (fun v -> Single.IsNaN v || Single.IsInfinity v)
+            match bad with
+            | Some i -> fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path t.Layer t.Tensor t.Values[i] i snapshot.Epoch
+            | None -> ()
+
+    /// The per-epoch snapshot files of the window, checking none is missing or duplicated.
+    let windowFiles (run: string) (files: (int * string)[]) (window: EquilibriumWindow) =
+        let inWindow = files |> Array.filter (fun (e, _) -> e >= window.From && e <= window.To)
+        let duplicated = inWindow |> Array.countBy fst |> Array.filter (fun (_, c) -> c > 1) |> Array.map fst
+        if duplicated.Length > 0 then
+            fail "%s: epochs %s have more than one snapshot file (both .parquet and .arrow?)" run (String.Join(", ", duplicated))
+        let present = inWindow |> Array.map fst |> Set.ofArray
+        let missing = [| window.From .. window.To |] |> Array.filter (fun e -> not (present.Contains e))
+        if missing.Length > 0 then
+            let shown = missing |> Array.truncate 20 |> Array.map string
+            fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
+        inWindow |> Array.map snd
+
+    let private readMetrics (run: string) =
+        let path = Path.Combine(run, "metrics.parquet")
+        if not (File.Exists path) then None
+        else
+            let columns = Tables.read path "metrics" |> List.map (fun c -> c.Name, c) |> dict
+            let ints name = match columns[name] with Int32Column(_, v) -> v | _ -> fail "%s: column %s is not int32" path name
+            let floats name = match columns[name] with Float64Column(_, v) -> v | _ -> fail "%s: column %s is not float64" path name
+            Some(ints "epoch", floats "test_loss", floats "test_accuracy")
+
+    let private slotsOf (path: string) (snapshot: Snapshot) (options: AnalysisOptions) =
+        let weightLayers = snapshot.Tensors |> Array.filter (fun t -> t.Tensor = "weight") |> Array.map (fun t -> t.Layer) |> Array.distinct
+        let layers =
+            match options.Layers with
+            | None -> weightLayers
+            | Some asked ->
+                for l in asked do
+                    if not (Array.contains l weightLayers) then
+                        fail "%s: unknown layer '%s' (layers with weights: %s)" path l (String.Join(", ", weightLayers))
+                asked
+        let mutable start = 0
+        [| for layer in layers do
+               for tensorName in (if options.IncludeBias then [ "weight"; "bias" ] else [ "weight" ]) do
+                   match snapshot.Tensors |> Array.tryFind (fun t -> t.Layer = layer && t.Tensor = tensorName) with
+                   | Some t ->
+                       yield { Layer = layer; Tensor = tensorName; Units = t.Units; UnitSize = t.UnitSize; Start = start }
+                       start <- start + t.Values.Length
+                   | None -> () |], layers
+
+    let private gather (slots: Slot[]) (total: int) (path: string) (snapshot: Snapshot) =
+        let x = Array.zeroCreate<float32> total
+        for s in slots do
+            match snapshot.Tensors |> Array.tryFind (fun t -> t.Layer = s.Layer && t.Tensor = s.Tensor) with
+            | Some t when t.Values.Length = s.Units * s.UnitSize -> Array.blit t.Values 0 x s.Start t.Values.Length
+            | Some t -> fail "%s: %s.%s has %d values, %d at the window's start" path s.Layer s.Tensor t.Values.Length (s.Units * s.UnitSize)
+            | None -> fail "%s: %s.%s is missing (present at the window's start)" path s.Layer s.Tensor
+        x
+
+    /// Groups as (key, indices into the gathered array), for the requested grouping and per layer.
+    let private buildGroups (slots: Slot[]) (layers: string[]) (grouping: Grouping) =
+        let unitIndices layer unit =
+            slots |> Array.filter (fun s -> s.Layer = layer && unit < s.Units)
+            |> Array.collect (fun s -> Array.init s.UnitSize (fun i -> s.Start + unit * s.UnitSize + i))
+        let layerGroups =
+            layers |> Array.map (fun l ->
+                { Layer = l; Unit = -1; Weight = -1 }, slots |> Array.filter (fun s -> s.Layer = l) |> Array.collect (fun s -> Array.init (s.Units * s.UnitSize) (fun i -> s.Start + i)))
+        let unitGroups =
+            layers |> Array.collect (fun l ->
+                let units = slots |> Array.filter (fun s -> s.Layer = l && s.Tensor = "weight") |> Array.map (fun s -> s.Units) |> Array.max
+                Array.init units (fun u -> { Layer = l; Unit = u; Weight = -1 }, unitIndices l u))
+        let groups =
+            match grouping with
+            | Grouping.Layer -> layerGroups
+            | Grouping.Unit -> unitGroups
+            | _ ->
+                slots |> Array.collect (fun s ->
+                    Array.init (s.Units * s.UnitSize) (fun i ->
+                        { Layer = s.Layer; Unit = i / s.UnitSize; Weight = (if s.Tensor = "bias" then -2 else i % s.UnitSize) }, [| s.Start + i |]))
+        groups, layerGroups, unitGroups
+
+    /// A fit that cannot be made (e.g. an MSD that is zero at every lag) is reported as NaN, not an error.
+    let private fitOrNaN (fit: unit -> FitResult) =
+        try fit ()
+        with :? ArgumentException -> { Slope = nan; Intercept = nan; RSquared = nan; RangeFrom = nan; RangeTo = nan; Points = 0 }
+
+    let private ranksWithinLayer (keys: GroupKey[]) (scores: float[]) =
+        let ranks = Array.zeroCreate keys.Length
+        keys |> Array.mapi (fun i k -> k.Layer, i) |> Array.groupBy fst
+        |> Array.iter (fun (_, members) ->
+            let idx = members |> Array.map snd
+            Ranking.descending (idx |> Array.map (fun i -> scores[i])) |> Array.iteri (fun position local -> ranks[idx[local]] <- position + 1))
+        ranks
+
+    /// Analyses one run directory: resolves the window, streams its snapshots once, and returns every
+    /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)
+    /// for any input it cannot use.
+    let analyze (run: string) (options: AnalysisOptions) : AnalysisResult =
+        let files = SnapshotReader.listEpochFiles run
+        let epochs = files |> Array.map fst |> Array.distinct
+        let window = Window.resolve run epochs (if options.Window = Auto then readMetrics run else None) options.Window
+        let paths = windowFiles run files window
+        let physics = options.Physics
+        let dt = physics.Dt
+        let first = SnapshotReader.readFile paths[0]
+        checkFinite paths[0] first
+        let slots, layers = slotsOf paths[0] first options
+        let total = slots |> Array.sumBy (fun s -> s.Units * s.UnitSize)
+        let groups, layerGroups, unitGroups = buildGroups slots layers options.Grouping
+        let msdLayers = options.MsdLayers |> Option.defaultValue [| layers[0] |]
+        for l in msdLayers do
+            if not (Array.contains l layers) then fail "%s: --msd-layers names '%s', which is not analysed (analysed: %s)" run l (String.Join(", ", layers))
+        let msdGroups = unitGroups |> Array.filter (fun (k, _) -> Array.contains k.Layer msdLayers)
+        let msdIndices = msdGroups |> Array.collect snd |> Array.distinct |> Array.sort
+        let msdPosition = msdIndices |> Array.mapi (fun p k -> k, p) |> dict
+        let n = window.Velocities
+        let trajectories = Array.init msdIndices.Length (fun _ -> Array.zeroCreate<float> (n + 1))
+        let instantGroups = if options.Grouping = Grouping.Unit then Array.append layerGroups unitGroups else layerGroups
+        let instantaneous = Array.init instantGroups.Length (fun _ -> Array.zeroCreate<float> n)
+        let sumSquares = Array.zeroCreate<float> total
+        let x0 = gather slots total paths[0] first
+        let mutable previous = x0
+        let record (e: int) (x: float32[]) =
+            for p in 0 .. msdIndices.Length - 1 do trajectories[p].[e] <- float x[msdIndices[p]]
+        record 0 x0
+        // Read snapshot i+1 while accumulating snapshot i.
+        let read i = Task.Run(fun () -> let s = SnapshotReader.readFile paths[i] in checkFinite paths[i] s; gather slots total paths[i] s)
+        let mutable pending = if paths.Length > 1 then read 1 else null
+        let velocity = Array.zeroCreate<float> total
+        for i in 1 .. paths.Length - 1 do
+            let x = try pending.Result with :? AggregateException as e -> raise e.InnerException
+            if i + 1 < paths.Length then pending <- read (i + 1)
+            let prev = previous
+            Parallel.For(0, 2, fun part ->
+                let lo = part * total / 2
+                let hi = (part + 1) * total / 2
+                for k in lo .. hi - 1 do
+                    let v = (float x[k] - float prev[k]) / dt
+                    velocity[k] <- v
+                    sumSquares[k] <- sumSquares[k] + v * v) |> ignore
+            for g in 0 .. instantGroups.Length - 1 do
+                instantaneous[g].[i - 1] <- Kinematics.instantaneousTemperature physics velocity (snd instantGroups[g])
+            record i x
+            previous <- x
+        let last = previous
+        let motion =
+            { MeanSquareVelocity = sumSquares |> Array.map (fun s -> s / float n)
+              DriftVelocity = Array.init total (fun k -> (float last[k] - float x0[k]) / (float n * dt))
+              Velocities = n }
+        let l1 (indices: int[]) = indices |> Array.sumBy (fun k -> abs (float last[k]))
+        let temperatures = groups |> Array.map (fun (_, idx) -> Kinematics.groupTemperature physics motion idx)
+        let keys = groups |> Array.map fst
+        let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
+        let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
+        let results =
+            Array.init groups.Length (fun i ->
+                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = l1 (snd groups[i]); Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
+        let layerResults =
+            layerGroups |> Array.map (fun (k, idx) ->
+                { Key = k; Temperature = Kinematics.groupTemperature physics motion idx; L1Norm = l1 idx; Rank = 1; OscillationRank = 1 })
+        let spearman =
+            layers |> Array.map (fun layer ->
+                let units = unitGroups |> Array.filter (fun (k, _) -> k.Layer = layer)
+                let t = units |> Array.map (fun (_, idx) -> (Kinematics.groupTemperature physics motion idx).Temperature)
+                layer, Ranking.spearman t (units |> Array.map (snd >> l1)))
+        let fitFrom, alphaTo, diffusionTo =
+            match options.FitLags with
+            | Some(a, b) ->
+                if a < 1 || b > n || b - a < 1 then fail "%s: --fit-lags %d:%d must lie in 1..%d with at least two lags" run a b n
+                a, b, b
+            | None -> 1, max 2 (n / 2), max 2 (n / 4)
+        let diffusion =
+            if n < 2 then [||]
+            else
+                msdGroups |> Array.map (fun (key, idx) ->
+                    let curves = GroupDiffusion.compute (idx |> Array.map (fun k -> trajectories[msdPosition[k]]))
+                    { Key = key; Curves = curves
+                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
+                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
+        { Run = run; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
+          Instantaneous = Array.map2 (fun (k, _) series -> k, series) instantGroups instantaneous
+          Diffusion = diffusion; TemperatureL1Spearman = spearman }

@@ -1,0 +1,92 @@
+namespace Thermo.Analysis
+
+open System
+
+/// How the user asks for the equilibrium window.
+type WindowSpec =
+    /// Find the window from metrics (see `Window.findEquilibrium`).
+    | Auto
+    /// The last N velocities of the run: snapshots [E − N, E].
+    | Last of int
+    /// Snapshots [a, b].
+    | Between of int * int
+
+/// A resolved equilibrium window [a, b] of snapshot indices, n = b − a velocities.
+type EquilibriumWindow =
+    { From: int
+      To: int
+      /// How it was chosen, stated in every output.
+      Rule: string }
+
+    member w.Velocities = w.To - w.From
+    override w.ToString() = sprintf "[%d, %d] (%s)" w.From w.To w.Rule
+
+/// The equilibrium window: parsing, resolution against a run, and the `auto` rule.
+module Window =
+    let private fail fmt = Printf.kprintf (fun m -> raise (ArtifactException m)) fmt
+
+    /// Parses `auto`, `last:N` or `a:b`.
+    let parse (text: string) : Result<WindowSpec, string> =
+        let t = text.Trim().ToLowerInvariant()
+        let int (s: string) = match Int32.TryParse s with | true, v -> Some v | _ -> None
+        if t = "auto" then Ok Auto
+        elif t.StartsWith "last:" then
+            match int (t.Substring 5) with
+            | Some n when n > 0 -> Ok(Last n)
+            | _ -> Error(sprintf "--window %s: N in last:N must be a positive integer" text)
+        else
+            match t.Split ':' with
+            | [| a; b |] ->
+                match int a, int b with
+                | Some a, Some b when a >= 0 && b > a -> Ok(Between(a, b))
+                | _ -> Error(sprintf "--window %s: a:b needs integers 0 ≤ a < b" text)
+            | _ -> Error(sprintf "--window %s: expected auto, last:N or a:b" text)
+
+    let private slopeAndResidualStd (x: float[]) (y: float[]) =
+        let fit = Fits.line x y
+        let residuals = Array.map2 (fun a b -> b - (fit.Intercept + fit.Slope * a)) x y
+        let std = sqrt (Array.sumBy (fun r -> r * r) residuals / float (max 1 (residuals.Length - 2)))
+        fit.Slope, std
+
+    /// Minimum number of epochs in an automatic window.
+    [<Literal>]
+    let MinimumAutoEpochs = 5
+
+    /// The `auto` rule: the earliest epoch s such that, over epochs s..E, neither test loss nor test
+    /// accuracy has a trend beyond its own noise — the least-squares slope times the tail's span
+    /// (E − s) is at most twice the standard deviation of the residuals about that line — and the
+    /// tail holds at least `MinimumAutoEpochs` epochs. `None` when no such tail exists.
+    let findEquilibrium (epochs: int[]) (testLoss: float[]) (testAccuracy: float[]) : int option =
+        let n = epochs.Length
+        let flat (s: int) (series: float[]) =
+            let x = epochs[s..] |> Array.map float
+            let slope, std = slopeAndResidualStd x series[s..]
+            abs slope * (x[x.Length - 1] - x[0]) <= 2.0 * std
+        seq { 0 .. n - MinimumAutoEpochs }
+        |> Seq.tryFind (fun s -> flat s testLoss && flat s testAccuracy)
+        |> Option.map (fun s -> epochs[s])
+
+    /// Resolves a spec against the snapshot indices a run has (sorted) and, for `Auto`, its metrics
+    /// (epoch, test loss, test accuracy). Raises `ArtifactException` for a window outside the run.
+    let resolve (run: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
+        if available.Length < 2 then fail "%s: needs at least two snapshots, has %d" run available.Length
+        let last = available[available.Length - 1]
+        let first = available[0]
+        match spec with
+        | Last n ->
+            if n > last - first then fail "%s: --window last:%d is longer than the run (snapshots %d..%d)" run n first last
+            { From = last - n; To = last; Rule = sprintf "last:%d" n }
+        | Between(a, b) ->
+            if a < first || b > last then fail "%s: --window %d:%d lies outside the run (snapshots %d..%d)" run a b first last
+            { From = a; To = b; Rule = sprintf "%d:%d" a b }
+        | Auto ->
+            match metrics with
+            | None -> fail "%s: --window auto needs metrics.parquet; pass --window last:N or a:b" run
+            | Some(epochs, loss, accuracy) ->
+                // Epoch 0 (the initialisation) has no training metrics of its own; it never starts a tail.
+                let keep = epochs |> Array.mapi (fun i e -> i, e) |> Array.filter (fun (_, e) -> e >= 1 && e <= last) |> Array.map fst
+                let pick (a: 'a[]) = keep |> Array.map (fun i -> a[i])
+                match findEquilibrium (pick epochs) (pick loss) (pick accuracy) with
+                | Some start when start < last ->
+                    { From = start; To = last; Rule = "auto: earliest epoch after which test loss and accuracy show no trend beyond 2 residual std" }
+                | _ -> fail "%s: --window auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs); pass --window last:N or a:b" run MinimumAutoEpochs

@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.FSharp.Core;
+using Thermo.Analysis;
+
+namespace Thermo.Trainer.Cli;
+
+/// <summary>
+/// <c>thermo analyze RUN...</c>: temperatures, drift/oscillation, MSD and fits from a run directory's
+/// files alone (no model, no retraining). Every run is analysed before any output is written.
+/// </summary>
+public static class AnalyzeCommand
+{
+    public static Command Build()
+    {
+        var runs = new Argument<string[]>("run") { Description = "Run directories", Arity = ArgumentArity.OneOrMore };
+        var window = new Option<string>("--window") { Description = "Equilibrium window: auto, last:N (the last N velocities) or a:b (snapshots)", DefaultValueFactory = _ => "auto" };
+        var groups = new Option<string>("--groups") { Description = "Temperature groups: layer, filter (= unit = row) or weight", DefaultValueFactory = _ => "filter" };
+        var layers = new Option<string>("--layers") { Description = "Layers to analyse, comma-separated (default: every layer with weights)" };
+        var bias = new Option<bool>("--bias") { Description = "Include each unit's bias in its group" };
+        var convention = new Option<string>("--convention") { Description = "kinetic (½·m·v²/k_B) or mean-square (v²)", DefaultValueFactory = _ => "kinetic" };
+        var mass = new Option<double>("--mass") { Description = "Particle mass m", DefaultValueFactory = _ => 1.0 };
+        var boltzmann = new Option<double>("--kb") { Description = "Boltzmann constant k_B", DefaultValueFactory = _ => 1.0 };
+        var msdLayers = new Option<string>("--msd-layers") { Description = "Layers whose filters get MSD curves and fits (default: the first analysed layer)" };
+        var fitLags = new Option<string>("--fit-lags") { Description = "Lag range a:b of the α and D fits (default: α over 1..n/2, D over 1..n/4)" };
+        var command = new Command("analyze", "Temperatures, drift and oscillation, MSD and diffusion of runs; writes RUN/analysis/*.parquet")
+        {
+            runs, window, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags,
+        };
+        command.SetAction(parse =>
+        {
+            var spec = Window.parse(parse.GetValue(window)!);
+            if (spec.IsError) throw new ThermoException(spec.ErrorValue);
+            var options = new AnalysisOptions(
+                spec.ResultValue,
+                parse.GetValue(groups) switch
+                {
+                    "layer" => Grouping.Layer,
+                    "filter" or "unit" or "row" => Grouping.Unit,
+                    "weight" => Grouping.Weight,
+                    var other => throw new ThermoException($"--groups: unknown grouping '{other}' (known: layer, filter, unit, row, weight)"),
+                },
+                Option(TrainCommand.ParseList(parse.GetValue(layers))),
+                parse.GetValue(bias),
+                new Physics(
+                    parse.GetValue(convention) switch
+                    {
+                        "kinetic" => TemperatureConvention.Kinetic,
+                        "mean-square" => TemperatureConvention.MeanSquare,
+                        var other => throw new ThermoException($"--convention: unknown convention '{other}' (known: kinetic, mean-square)"),
+                    },
+                    Positive("--mass", parse.GetValue(mass)), Positive("--kb", parse.GetValue(boltzmann)), 1.0),
+                Option(TrainCommand.ParseList(parse.GetValue(msdLayers))),
+                ParseLags(parse.GetValue(fitLags)));
+
+            var results = new List<AnalysisResult>();
+            foreach (var run in parse.GetValue(runs)!)
+            {
+                if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
+                Console.Error.WriteLine($"analysing {run} …");
+                results.Add(Engine.analyze(run, options));
+            }
+            foreach (var result in results)
+            {
+                AnalysisOutput.write(result);
+                PrintSummary(result);
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    static FSharpOption<T> Option<T>(T? value) where T : class => value is null ? FSharpOption<T>.None : FSharpOption<T>.Some(value);
+
+    static double Positive(string flag, double value) =>
+        value > 0 && double.IsFinite(value) ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
+
+    static FSharpOption<Tuple<int, int>> ParseLags(string? text)
+    {
+        if (text is null) return FSharpOption<Tuple<int, int>>.None;
+        var parts = text.Split(':');
+        if (parts.Length == 2 && int.TryParse(parts[0], out var a) && int.TryParse(parts[1], out var b) && a >= 1 && b > a)
+            return FSharpOption<Tuple<int, int>>.Some(Tuple.Create(a, b));
+        throw new ThermoException($"--fit-lags: '{text}' is not a:b with 1 ≤ a < b");
+    }
+
+    static string G(double v) => v.ToString("0.000e+00", CultureInfo.InvariantCulture);
+
+    static void PrintSummary(AnalysisResult r)
+    {
+        Console.WriteLine($"{r.Run}: window {r.Window.From}..{r.Window.To} ({r.Window.Velocities} velocities; {r.Window.Rule}); T = {r.Physics.Describe}");
+        Console.WriteLine($"  {"layer",-10} {"weights",8} {"T",11} {"T_drift",11} {"T_osc",11}");
+        foreach (var l in r.Layers)
+            Console.WriteLine($"  {l.Key.Layer,-10} {l.Temperature.Weights,8} {G(l.Temperature.Temperature),11} {G(l.Temperature.Drift),11} {G(l.Temperature.Oscillation),11}");
+        var diffusion = r.Diffusion.ToDictionary(d => (d.Key.Layer, d.Key.Unit));
+        foreach (var layer in r.Diffusion.Select(d => d.Key.Layer).Distinct())
+        {
+            var rho = r.TemperatureL1Spearman.FirstOrDefault(s => s.Item1 == layer)?.Item2 ?? double.NaN;
+            Console.WriteLine($"  {layer} filters, hottest first (Spearman of temperature vs L1 ranking: {rho:F2}):");
+            Console.WriteLine($"  {"rank",5} {"unit",5} {"T",11} {"T_drift",11} {"T_osc",11} {"L1",9} {"alpha",6} {"D",11}");
+            var units = r.Groups.Where(g => g.Key.Layer == layer && g.Key.Weight == -1 && g.Key.Unit >= 0).OrderBy(g => g.Rank);
+            foreach (var g in units)
+            {
+                diffusion.TryGetValue((layer, g.Key.Unit), out var d);
+                Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
+            }
+        }
+        Console.WriteLine($"  tables: {Path.Combine(r.Run, AnalysisOutput.Directory)}/{{temperature,instantaneous,msd,fits}}.parquet");
+    }
+}
