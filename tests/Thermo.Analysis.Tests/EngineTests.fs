@@ -1,0 +1,135 @@
+module Thermo.Analysis.Tests.EngineTests
+
+open System
+open System.IO
+open Expecto
+open Thermo.Analysis
+open Thermo.Analysis.Tests.Generators
+
+/// Writes a synthetic run: layer "a" (weight 3×4, bias 3) and "b" (weight 2×5), random walks over `epochs` + 1 snapshots.
+let private syntheticRun (dir: string) (epochs: int) =
+    let rng = Random(5)
+    let walk (n: int) = Array.init n (fun _ -> float32 (rng.NextDouble()))
+    let mutable a, bias, b = walk 12, walk 3, walk 10
+    let step (x: float32[]) scale = x |> Array.map (fun v -> v + float32 ((rng.NextDouble() - 0.4) * scale))
+    let values = ResizeArray()
+    for e in 0..epochs do
+        if e > 0 then
+            a <- step a 0.1
+            bias <- step bias 0.1
+            b <- step b 0.01
+        values.Add(Array.copy a, Array.copy b)
+        let snapshot =
+            { Epoch = e; Step = int64 e
+              Tensors =
+                [| { Layer = "a"; Tensor = "weight"; Shape = [| 3; 4 |]; Values = Array.copy a }
+                   { Layer = "a"; Tensor = "bias"; Shape = [| 3 |]; Values = Array.copy bias }
+                   { Layer = "b"; Tensor = "weight"; Shape = [| 2; 5 |]; Values = Array.copy b } |] }
+        SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(dir, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) snapshot
+    values.ToArray()
+
+let private expectArtifactError (containing: string) (f: unit -> 'a) =
+    try
+        f () |> ignore
+        failtest "expected an ArtifactException"
+    with ArtifactException message -> Expect.stringContains message containing "message names the fault"
+
+[<Tests>]
+let tests =
+    testList "engine" [
+        testCase "per-unit temperatures equal the pure kinematics over the same window" <| fun () ->
+            use dir = new TempDirectory()
+            let values = syntheticRun dir.Path 12
+            let result = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 8 }
+            Expect.equal (result.Window.From, result.Window.To) (4, 12) "last:8 of 12"
+            let windowA = values[4..12] |> Array.map fst
+            let motion = Kinematics.weightMotion 1.0 windowA
+            for unit in 0..2 do
+                let expected = Kinematics.groupTemperature Physics.Default motion (Kinematics.unitIndices 4 unit)
+                let actual = result.Groups |> Array.find (fun g -> g.Key.Layer = "a" && g.Key.Unit = unit)
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Temperature expected.Temperature "T"
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Oscillation expected.Oscillation "T_osc"
+                Expect.floatClose Accuracy.veryHigh actual.L1Norm (Kinematics.unitL1Norms 4 windowA[8]).[unit] "L1 at the window's end"
+            let ranks = result.Groups |> Array.filter (fun g -> g.Key.Layer = "a") |> Array.sortBy (fun g -> g.Rank)
+            Expect.isTrue (ranks |> Array.pairwise |> Array.forall (fun (h, c) -> h.Temperature.Temperature >= c.Temperature.Temperature)) "rank 1 is hottest"
+            // MSD of the first layer's units is the mean of the weights' MSD curves
+            let d = result.Diffusion |> Array.find (fun d -> d.Key.Unit = 1)
+            let expectedMsd = Array.init 4 (fun i -> Diffusion.msdDirect (windowA |> Array.map (fun x -> float x[4 + i])))
+            Expect.floatClose Accuracy.high d.Curves.Msd[2] (expectedMsd |> Array.averageBy (fun m -> m[2])) "lag 3"
+            Expect.equal result.Instantaneous.Length (2 + 5) "2 layers + 5 units of instantaneous series"
+
+        testCase "the layer grouping and the bias option" <| fun () ->
+            use dir = new TempDirectory()
+            let _ = syntheticRun dir.Path 6
+            let layers = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 6); Grouping = Grouping.Layer; Layers = Some [| "b" |] }
+            Expect.equal (layers.Groups |> Array.map (fun g -> g.Key.Layer, g.Temperature.Weights)) [| "b", 10 |] "one group of 10 weights"
+            let withBias = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 6); IncludeBias = true; Layers = Some [| "a" |] }
+            Expect.equal (withBias.Groups |> Array.map (fun g -> g.Temperature.Weights)) [| 5; 5; 5 |] "4 weights + 1 bias per unit"
+
+        testCase "a window outside the run, an unknown layer and missing epochs are named" <| fun () ->
+            use dir = new TempDirectory()
+            let _ = syntheticRun dir.Path 5
+            expectArtifactError "longer than the run" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 })
+            expectArtifactError "outside the run" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 7) })
+            expectArtifactError "unknown layer 'c'" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "c" |] })
+            expectArtifactError "needs metrics.parquet" (fun () -> Engine.analyze dir.Path AnalysisOptions.Default)
+            File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00002.parquet"))
+            File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00003.parquet"))
+            expectArtifactError "lacks the snapshots of epochs 2, 3" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 5) })
+
+        testCase "NaN weights are named with their layer and epoch" <| fun () ->
+            use dir = new TempDirectory()
+            let _ = syntheticRun dir.Path 4
+            let path = Path.Combine(dir.Path, "snapshots", "epoch=00003.parquet")
+            let s = SnapshotReader.readFile path
+            s.Tensors[2].Values[7] <- nanf
+            SnapshotWriter.write SnapshotFileFormat.Parquet path s
+            expectArtifactError "b.weight holds NaN at flat index 7 (epoch 3)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 4 })
+
+        testCase "duplicated epochs are named" <| fun () ->
+            use dir = new TempDirectory()
+            let _ = syntheticRun dir.Path 3
+            let s = SnapshotReader.readFile (Path.Combine(dir.Path, "snapshots", "epoch=00002.parquet"))
+            SnapshotWriter.write SnapshotFileFormat.Arrow (Path.Combine(dir.Path, "snapshots", "epoch=00002.arrow")) s
+            expectArtifactError "epochs 2 have more than one snapshot file" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3 })
+
+        testCase "outputs are written as one directory of tables" <| fun () ->
+            use dir = new TempDirectory()
+            let _ = syntheticRun dir.Path 6
+            let result = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 6 }
+            AnalysisOutput.write result
+            AnalysisOutput.write result // a second write replaces the first whole
+            let analysis = Path.Combine(dir.Path, "analysis")
+            Expect.sequenceEqual (Directory.GetFiles analysis |> Array.map Path.GetFileName |> Array.sort) [| "fits.parquet"; "instantaneous.parquet"; "msd.parquet"; "temperature.parquet" |] "four tables"
+            Expect.isEmpty (Directory.GetDirectories dir.Path |> Array.filter (fun d -> Path.GetFileName(d).StartsWith ".")) "no temporary directories left"
+            let temperature = Tables.read (Path.Combine(analysis, "temperature.parquet")) "temperature"
+            match temperature |> List.find (fun c -> c.Name = "window_from") with
+            | Int32Column(_, v) -> Expect.isTrue (v |> Array.forall ((=) 0)) "the window is stated in every row"
+            | _ -> failtest "window_from is int32"
+    ]
+
+[<Tests>]
+let windowTests =
+    testList "equilibrium window" [
+        testCase "specs parse and bad ones are named" <| fun () ->
+            Expect.equal (Window.parse "auto") (Ok Auto) "auto"
+            Expect.equal (Window.parse "last:150") (Ok(Last 150)) "last"
+            Expect.equal (Window.parse "50:200") (Ok(Between(50, 200))) "range"
+            for bad in [ "last:0"; "last:x"; "5:5"; "9:3"; "soon" ] do
+                Expect.isError (Window.parse bad) bad
+
+        testCase "last:N is the last N velocities" <| fun () ->
+            let w = Window.resolve "run" [| 0 .. 200 |] None (Last 150)
+            Expect.equal (w.From, w.To, w.Velocities) (50, 200, 150) "the paper's window"
+
+        testCase "auto finds where a decaying loss flattens into noise" <| fun () ->
+            let rng = Random(3)
+            let epochs = [| 1..60 |]
+            let noise () = (rng.NextDouble() - 0.5) * 0.01
+            let loss = epochs |> Array.map (fun e -> (if e < 20 then 1.0 - 0.045 * float e else 0.1) + noise ())
+            let accuracy = epochs |> Array.map (fun e -> (if e < 20 then 0.5 + 0.02 * float e else 0.9) + noise ())
+            match Window.findEquilibrium epochs loss accuracy with
+            | Some start -> Expect.isTrue (start >= 18 && start <= 24) (sprintf "start %d near the knee at 20" start)
+            | None -> failtest "no equilibrium found"
+            Expect.isNone (Window.findEquilibrium epochs (epochs |> Array.map (fun e -> 1.0 / float e)) (epochs |> Array.map float)) "a steady trend never equilibrates"
+    ]
