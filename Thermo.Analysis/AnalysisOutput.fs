@@ -58,7 +58,14 @@ module AnalysisOutput =
                    yield d.Key.Layer, d.Key.Unit, "alpha", d.Alpha.Slope, d.Alpha.RSquared, d.Alpha.RangeFrom, d.Alpha.RangeTo, d.Alpha.Points
                    yield d.Key.Layer, d.Key.Unit, "diffusion_constant", d.Diffusion.Slope, d.Diffusion.RSquared, d.Diffusion.RangeFrom, d.Diffusion.RangeTo, d.Diffusion.Points
                for layer, rho in r.TemperatureL1Spearman do
-                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, 0 |]
+                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, 0
+               for d in r.NoiseDecay do
+                   yield d.Layer, -1, "gradnoise_decay_rate", d.Rate, d.RSquared, float d.FromEpoch, float d.ToEpoch, d.ToEpoch - d.FromEpoch + 1
+               match r.CommonNoiseDecay with
+               | Some(rate, r2) ->
+                   let from = float (max 1 r.Window.From)
+                   yield "*", -1, "gradnoise_common_decay_rate", rate, r2, from, float r.Window.To, 0
+               | None -> () |]
         [ StringColumn("layer", rows |> Array.map (fun (l, _, _, _, _, _, _, _) -> l))
           Int32Column("unit", rows |> Array.map (fun (_, u, _, _, _, _, _, _) -> u))
           StringColumn("quantity", rows |> Array.map (fun (_, _, q, _, _, _, _, _) -> q))

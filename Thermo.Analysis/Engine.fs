@@ -67,7 +67,11 @@ type AnalysisResult =
       Instantaneous: (GroupKey * float[])[]
       Diffusion: GroupDiffusionResult[]
       /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings.
-      TemperatureL1Spearman: (string * float)[] }
+      TemperatureL1Spearman: (string * float)[]
+      /// Per layer: decay of the gradient-noise signal over the window (empty without gradnoise.parquet).
+      NoiseDecay: NoiseDecay[]
+      /// Common decay rate of all layers' gradient noise and the pooled fit's R².
+      CommonNoiseDecay: (float * float) option }
 
 /// The streaming engine: one pass over the window's snapshots with per-weight float64 running sums,
 /// so memory is O(parameters); only the MSD groups' trajectories are held. The next snapshot file is
@@ -106,6 +110,15 @@ module Engine =
             let ints name = match columns[name] with Int32Column(_, v) -> v | _ -> fail "%s: column %s is not int32" path name
             let floats name = match columns[name] with Float64Column(_, v) -> v | _ -> fail "%s: column %s is not float64" path name
             Some(ints "epoch", floats "test_loss", floats "test_accuracy")
+
+    let private readGradientNoise (run: string) =
+        let path = Path.Combine(run, "gradnoise.parquet")
+        if not (File.Exists path) then [||]
+        else
+            let columns = Tables.read path "gradnoise" |> List.map (fun c -> c.Name, c) |> dict
+            match columns["epoch"], columns["layer"], columns["mean"] with
+            | Int32Column(_, e), StringColumn(_, l), Float64Column(_, m) -> Array.init e.Length (fun i -> e[i], l[i], m[i])
+            | _ -> fail "%s: unexpected column types" path
 
     let private slotsOf (path: string) (snapshot: Snapshot) (options: AnalysisOptions) =
         let weightLayers = snapshot.Tensors |> Array.filter (fun t -> t.Tensor = "weight") |> Array.map (fun t -> t.Layer) |> Array.distinct
@@ -255,6 +268,9 @@ module Engine =
                     { Key = key; Curves = curves
                       Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
                       Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
+        let noise = readGradientNoise run
         { Run = run; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
           Instantaneous = Array.map2 (fun (k, _) series -> k, series) instantGroups instantaneous
-          Diffusion = diffusion; TemperatureL1Spearman = spearman }
+          Diffusion = diffusion; TemperatureL1Spearman = spearman
+          NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
+          CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }

@@ -34,3 +34,22 @@ let tests =
             Expect.sequenceEqual (Array.sort a) [| 0 .. 11 |] "a permutation"
             Expect.sequenceEqual (Ranking.random 3 12) a "same seed, same order"
     ]
+
+[<Tests>]
+let noiseTests =
+    testList "gradient noise" [
+        testCase "exponential decays are recovered per layer and in common" <| fun () ->
+            // layer a: 2·e^(−0.1 e), layer b: 5·e^(−0.1 e); both cool at rate 0.1 with different amplitudes.
+            let rows = [| for e in 1..30 do
+                            yield e, "a", 2.0 * exp (-0.1 * float e)
+                            yield e, "b", 5.0 * exp (-0.1 * float e) |]
+            let decay = GradientNoise.layerDecay rows 10 30
+            Expect.equal (decay |> Array.map (fun d -> d.Layer)) [| "a"; "b" |] "layers"
+            for d in decay do Expect.floatClose Accuracy.high d.Rate 0.1 d.Layer
+            match GradientNoise.commonDecay rows 10 30 with
+            | Some(rate, r2) ->
+                Expect.floatClose Accuracy.high rate 0.1 "common rate"
+                Expect.floatClose Accuracy.high r2 1.0 "exact"
+            | None -> failtest "a common rate exists"
+            Expect.isNone (GradientNoise.commonDecay rows 40 50) "no epochs in range"
+    ]
