@@ -33,23 +33,37 @@ module SnapshotReader =
         let step = parseInt SnapshotSchema.StepKey Int64.TryParse
         epoch, step, directory
 
-    let private toSnapshot (path: string) (epoch, step, directory: (string * string * int[])[]) (values: float32[]) =
-        let expected = directory |> Array.sumBy (fun (_, _, shape) -> int64 (Array.fold (*) 1 shape))
-        if expected <> int64 values.Length then
-            fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path values.Length expected
-        let mutable at = 0
-        let tensors =
-            directory
-            |> Array.map (fun (layer, tensor, shape) ->
-                let n = Array.fold (*) 1 shape
-                let slice = Array.sub values at n
-                at <- at + n
-                { Layer = layer; Tensor = tensor; Shape = shape; Values = slice })
-        { Epoch = epoch; Step = step; Tensors = tensors }
+    /// Destination of the value column: one array per tensor of the directory, filled in row order,
+    /// so each value is copied once from the decoded batch into its tensor.
+    type private ValueSink(path: string, directory: (string * string * int[])[]) =
+        let arrays = directory |> Array.map (fun (_, _, shape) -> Array.zeroCreate<float32> (Array.fold (*) 1 shape))
+        let expected = arrays |> Array.sumBy (fun a -> int64 a.Length)
+        let mutable tensor = 0
+        let mutable position = 0
+        let mutable received = 0L
+        member _.Append(values: ReadOnlySpan<float32>) =
+            received <- received + int64 values.Length
+            if received > expected then
+                fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
+            let mutable rest = values
+            while rest.Length > 0 do
+                while arrays[tensor].Length = position do
+                    tensor <- tensor + 1
+                    position <- 0
+                let take = min rest.Length (arrays[tensor].Length - position)
+                rest.Slice(0, take).CopyTo(arrays[tensor].AsSpan(position, take))
+                position <- position + take
+                rest <- rest.Slice take
+        member _.Finish(epoch, step) =
+            if received <> expected then
+                fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
+            { Epoch = epoch
+              Step = step
+              Tensors = Array.map2 (fun (layer, tensor, shape) values -> { Layer = layer; Tensor = tensor; Shape = shape; Values = values }) directory arrays }
 
-    let private appendValues (path: string) (target: ResizeArray<float32>) (column: IArrowArray) =
+    let private appendValues (path: string) (sink: ValueSink) (column: IArrowArray) =
         match column with
-        | :? FloatArray as floats when floats.NullCount = 0 -> target.AddRange(floats.Values.ToArray())
+        | :? FloatArray as floats when floats.NullCount = 0 -> sink.Append floats.Values
         | :? FloatArray -> fail "%s: the value column holds nulls" path
         | other -> fail "%s: the value column is %s, expected float32" path (other.Data.DataType.Name)
 
@@ -62,35 +76,35 @@ module SnapshotReader =
         use reader =
             try new ParquetSharp.Arrow.FileReader(path)
             with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
-        let header = checkMetadata path reader.ParquetReader.FileMetaData.KeyValueMetadata
+        let epoch, step, directory = checkMetadata path reader.ParquetReader.FileMetaData.KeyValueMetadata
         let column = valueColumnIndex path reader.Schema
-        let values = ResizeArray<float32>()
+        let sink = ValueSink(path, directory)
         try
             use stream = reader.GetRecordBatchReader(null, [| column |])
             let mutable batch = stream.ReadNextRecordBatchAsync().AsTask().Result
             while not (isNull batch) do
                 use b = batch
-                appendValues path values (b.Column 0)
+                appendValues path sink (b.Column 0)
                 batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
         with
         | ArtifactException _ -> reraise ()
         | e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
-        toSnapshot path header (values.ToArray())
+        sink.Finish(epoch, step)
 
     let private readArrow (path: string) =
         try
             use stream = File.OpenRead path
             use reader = new Apache.Arrow.Ipc.ArrowFileReader(stream)
             let schema = reader.Schema
-            let header = checkMetadata path schema.Metadata
+            let epoch, step, directory = checkMetadata path schema.Metadata
             let column = valueColumnIndex path schema
-            let values = ResizeArray<float32>()
+            let sink = ValueSink(path, directory)
             let mutable batch = reader.ReadNextRecordBatch()
             while not (isNull batch) do
                 use b = batch
-                appendValues path values (b.Column column)
+                appendValues path sink (b.Column column)
                 batch <- reader.ReadNextRecordBatch()
-            toSnapshot path header (values.ToArray())
+            sink.Finish(epoch, step)
         with
         | ArtifactException _ -> reraise ()
         | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)

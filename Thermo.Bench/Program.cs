@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
 // Usage: Thermo.Bench [--quick] [--out docs/BENCHMARKS.md]
+// (`--quick` shrinks every size so the whole run takes about a minute; its figures are not the documented ones.)
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 bool quick = args.Contains("--quick");
@@ -113,6 +114,9 @@ static double Median(IEnumerable<double> values)
     Report("full loop, training pass (gradient noise, step accounting) vs bare", $"{trainOnly:F0} images/s, overhead {1 - trainOnly / bare:P1}", "≤ 10%", 1 - trainOnly / bare <= 0.10);
     Report("full loop, whole epoch (also test evaluation, snapshot, checkpoint) vs bare", $"{wholeEpoch:F0} images/s, overhead {1 - wholeEpoch / bare:P1}", "≤ 10%", 1 - wholeEpoch / bare <= 0.10);
 }
+
+// 5. Issue 3: the analysis against DuckDB, memory, FFT MSD.
+AnalysisBench.Run(scratch, quick, Report, Median);
 
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();

@@ -74,3 +74,23 @@ let tests =
             Expect.isLessThan (abs (d.Slope / (sigma * sigma / 2.0) - 1.0)) 0.1 (sprintf "D = %g, σ²/2 = %g" d.Slope (sigma * sigma / 2.0))
             Expect.equal (d.RangeFrom, d.RangeTo, d.Points) (1.0, 50.0, 50) "the fit states its range"
     ]
+
+[<Tests>]
+let fftTests =
+    testList "fft" [
+        testCase "the in-place FFT equals MathNet's transform, and inverts" <| fun () ->
+            let rng = Random(9)
+            for size in [ 1; 2; 8; 64; 1024 ] do
+                let re = Array.init size (fun _ -> rng.NextDouble() - 0.5)
+                let im = Array.init size (fun _ -> rng.NextDouble() - 0.5)
+                let reference = Array.init size (fun i -> Numerics.Complex(re[i], im[i]))
+                MathNet.Numerics.IntegralTransforms.Fourier.Forward(reference, MathNet.Numerics.IntegralTransforms.FourierOptions.NoScaling)
+                let r, i = Array.copy re, Array.copy im
+                Diffusion.fftInPlace r i -1.0
+                for k in 0 .. size - 1 do
+                    Expect.floatClose Accuracy.high r[k] reference[k].Real (sprintf "re %d of %d" k size)
+                    Expect.floatClose Accuracy.high i[k] reference[k].Imaginary (sprintf "im %d of %d" k size)
+                Diffusion.fftInPlace r i 1.0
+                for k in 0 .. size - 1 do
+                    Expect.floatClose Accuracy.high (r[k] / float size) re[k] "round trip"
+    ]
