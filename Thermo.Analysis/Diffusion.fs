@@ -65,40 +65,82 @@ module Diffusion =
                 start <- start + length
             length <- length <<< 1
 
-    /// Autocorrelation sums S(τ) = Σ_{i=0..N−1−τ} x[i]·x[i+τ] for τ = 0..N−1, by FFT with zero
-    /// padding to ≥ 2N (so the circular correlation equals the linear one). O(N log N).
-    let autocorrelationSums (x: float[]) : float[] =
+    /// Autocorrelation sums S(τ) = Σ_{i=0..N−1−τ} x[i]·x[i+τ], τ = 0..N−1, of two real sequences of
+    /// equal length at once: one complex FFT of x + i·y (zero-padded to ≥ 2N, so circular correlation
+    /// equals linear), the two power spectra separated by the conjugate symmetry of real signals, and
+    /// one inverse FFT whose real and imaginary parts are the two autocorrelations. O(N log N).
+    let autocorrelationSumsPair (x: float[]) (y: float[]) : float[] * float[] =
         let n = x.Length
-        if n = 0 then [||]
+        if y.Length <> n then invalidArg "y" "both sequences must have the same length"
+        if n = 0 then [||], [||]
         else
             let size = nextPowerOfTwo (2 * n)
             let re = Array.zeroCreate<float> size
             let im = Array.zeroCreate<float> size
             Array.blit x 0 re 0 n
+            Array.blit y 0 im 0 n
             fftInPlace re im -1.0
+            let powerX = Array.zeroCreate<float> size
+            let powerY = Array.zeroCreate<float> size
             for k in 0 .. size - 1 do
-                re[k] <- re[k] * re[k] + im[k] * im[k]
-                im[k] <- 0.0
-            fftInPlace re im 1.0
-            Array.init n (fun tau -> re[tau] / float size)
+                let m = (size - k) &&& (size - 1)
+                // X_k = (Z_k + conj Z_m)/2, Y_k = (Z_k − conj Z_m)/(2i)
+                let sr = re[k] + re[m]
+                let si = im[k] - im[m]
+                let dr = re[k] - re[m]
+                let di = im[k] + im[m]
+                powerX[k] <- 0.25 * (sr * sr + si * si)
+                powerY[k] <- 0.25 * (dr * dr + di * di)
+            fftInPlace powerX powerY 1.0
+            Array.init n (fun tau -> powerX[tau] / float size), Array.init n (fun tau -> powerY[tau] / float size)
+
+    /// Autocorrelation sums of one real sequence (see `autocorrelationSumsPair`).
+    let autocorrelationSums (x: float[]) : float[] = fst (autocorrelationSumsPair x (Array.zeroCreate x.Length))
+
+    /// MSD(τ) = S1(τ) − 2·S2(τ) from a centred trajectory and its autocorrelation sums S2, with S1 the
+    /// running sum of squares.
+    let private msdFromAutocorrelation (y: float[]) (s2: float[]) =
+        let n = y.Length
+        let mutable q = 0.0
+        for v in y do q <- q + 2.0 * v * v
+        Array.init (n - 1) (fun i ->
+            let tau = i + 1
+            q <- q - y[tau - 1] * y[tau - 1] - y[n - tau] * y[n - tau]
+            max 0.0 ((q - 2.0 * s2[tau]) / float (n - tau)))
+
+    let private centred (x: float[]) =
+        let mean = Array.average x
+        x |> Array.map (fun v -> v - mean)
 
     /// Time-averaged MSD for lags τ = 1..N−1 in O(N log N): MSD(τ) = S1(τ) − 2·S2(τ), with S2 the
     /// FFT autocorrelation and S1 the running sum of squares (the algorithm of MD analysis tools).
     /// Equals `msdDirect` to floating-point accuracy. The trajectory is centred first, which leaves
     /// every displacement unchanged and keeps the cancellation small.
     let msd (x: float[]) : float[] =
-        let n = x.Length
-        if n < 2 then [||]
+        if x.Length < 2 then [||]
         else
-            let mean = Array.average x
-            let y = x |> Array.map (fun v -> v - mean)
-            let s2 = autocorrelationSums y
-            let squares = y |> Array.map (fun v -> v * v)
-            let mutable q = 2.0 * Array.sum squares
-            Array.init (n - 1) (fun i ->
-                let tau = i + 1
-                q <- q - squares[tau - 1] - squares[n - tau]
-                max 0.0 ((q - 2.0 * s2[tau]) / float (n - tau)))
+            let y = centred x
+            msdFromAutocorrelation y (autocorrelationSums y)
+
+    /// `msd` of many trajectories, two per FFT where lengths agree (half the transforms of one at a time).
+    let msdMany (trajectories: float[][]) : float[][] =
+        let result = Array.zeroCreate trajectories.Length
+        let mutable i = 0
+        while i < trajectories.Length do
+            if trajectories[i].Length < 2 then
+                result[i] <- [||]
+                i <- i + 1
+            elif i + 1 < trajectories.Length && trajectories[i + 1].Length = trajectories[i].Length then
+                let a = centred trajectories[i]
+                let b = centred trajectories[i + 1]
+                let sa, sb = autocorrelationSumsPair a b
+                result[i] <- msdFromAutocorrelation a sa
+                result[i + 1] <- msdFromAutocorrelation b sb
+                i <- i + 2
+            else
+                result[i] <- msd trajectories[i]
+                i <- i + 1
+        result
 
     /// Mean signed displacement MD(τ) = (1/(N−τ)) Σ (x[e+τ] − x[e]) for τ = 1..N−1, in O(N) by prefix sums.
     let meanDisplacement (x: float[]) : float[] =
@@ -138,8 +180,10 @@ module GroupDiffusion =
         let msd = Array.zeroCreate lags
         let md = Array.zeroCreate lags
         let corrected = Array.zeroCreate lags
-        for x in trajectories do
-            let m = Diffusion.msd x
+        let curves = Diffusion.msdMany trajectories
+        for w in 0 .. trajectories.Length - 1 do
+            let x = trajectories[w]
+            let m = curves[w]
             let d = Diffusion.meanDisplacement x
             let c = Diffusion.driftCorrected x m
             for i in 0 .. lags - 1 do

@@ -94,3 +94,15 @@ let fftTests =
                 for k in 0 .. size - 1 do
                     Expect.floatClose Accuracy.high (r[k] / float size) re[k] "round trip"
     ]
+
+[<Tests>]
+let pairTests =
+    testList "msd of many" [
+        testPropertyWithConfig config "two trajectories per FFT give each one's direct MSD" <| fun (x: float[]) ->
+            let y = x |> Array.mapi (fun i v -> v * 0.5 + float (i % 7))
+            let z = x |> Array.map (fun v -> -v)
+            let curves = Diffusion.msdMany [| x; y; z |]
+            let scale (t: float[]) = t |> Array.map (fun v -> v - Array.average t) |> Array.averageBy (fun v -> v * v)
+            Array.zip [| x; y; z |] curves
+            |> Array.forall (fun (t, fast) -> Array.forall2 (fun (a: float) (b: float) -> abs (a - b) <= 1e-9 * abs b + 1e-12 * scale t) fast (Diffusion.msdDirect t))
+    ]
