@@ -139,27 +139,34 @@ module Engine =
                        start <- start + t.Values.Length
                    | None -> () |], layers
 
-    let private gather (slots: Slot[]) (total: int) (path: string) (snapshot: Snapshot) =
-        let x = Array.zeroCreate<float32> total
+    let private gatherInto (x: float32[]) (slots: Slot[]) (path: string) (snapshot: Snapshot) =
         for s in slots do
             match snapshot.Tensors |> Array.tryFind (fun t -> t.Layer = s.Layer && t.Tensor = s.Tensor) with
             | Some t when t.Values.Length = s.Units * s.UnitSize -> Array.blit t.Values 0 x s.Start t.Values.Length
             | Some t -> fail "%s: %s.%s has %d values, %d at the window's start" path s.Layer s.Tensor t.Values.Length (s.Units * s.UnitSize)
             | None -> fail "%s: %s.%s is missing (present at the window's start)" path s.Layer s.Tensor
-        x
 
-    /// Groups as (key, indices into the gathered array), for the requested grouping and per layer.
+    /// A group's weights as ranges (start, length) of the gathered array: a unit is one range of its
+    /// weight tensor (plus one bias element), a layer one range per tensor. Ranges, not index arrays,
+    /// keep the engine's memory at a few bytes per weight.
+    type private Group = { Key: GroupKey; Ranges: struct (int * int)[] }
+
+    let private size (g: Group) = g.Ranges |> Array.sumBy (fun struct (_, l) -> l)
+    let private indices (g: Group) = g.Ranges |> Array.collect (fun struct (s, l) -> Array.init l (fun i -> s + i))
+
+    /// Unit groups (which partition the selected weights), layer groups, and the requested groups.
     let private buildGroups (slots: Slot[]) (layers: string[]) (grouping: Grouping) =
-        let unitIndices layer unit =
-            slots |> Array.filter (fun s -> s.Layer = layer && unit < s.Units)
-            |> Array.collect (fun s -> Array.init s.UnitSize (fun i -> s.Start + unit * s.UnitSize + i))
-        let layerGroups =
-            layers |> Array.map (fun l ->
-                { Layer = l; Unit = -1; Weight = -1 }, slots |> Array.filter (fun s -> s.Layer = l) |> Array.collect (fun s -> Array.init (s.Units * s.UnitSize) (fun i -> s.Start + i)))
         let unitGroups =
             layers |> Array.collect (fun l ->
-                let units = slots |> Array.filter (fun s -> s.Layer = l && s.Tensor = "weight") |> Array.map (fun s -> s.Units) |> Array.max
-                Array.init units (fun u -> { Layer = l; Unit = u; Weight = -1 }, unitIndices l u))
+                let own = slots |> Array.filter (fun s -> s.Layer = l)
+                let units = own |> Array.filter (fun s -> s.Tensor = "weight") |> Array.map (fun s -> s.Units) |> Array.max
+                Array.init units (fun u ->
+                    { Key = { Layer = l; Unit = u; Weight = -1 }
+                      Ranges = own |> Array.filter (fun s -> u < s.Units) |> Array.map (fun s -> struct (s.Start + u * s.UnitSize, s.UnitSize)) }))
+        let layerGroups =
+            layers |> Array.map (fun l ->
+                { Key = { Layer = l; Unit = -1; Weight = -1 }
+                  Ranges = slots |> Array.filter (fun s -> s.Layer = l) |> Array.map (fun s -> struct (s.Start, s.Units * s.UnitSize)) })
         let groups =
             match grouping with
             | Grouping.Layer -> layerGroups
@@ -167,8 +174,25 @@ module Engine =
             | _ ->
                 slots |> Array.collect (fun s ->
                     Array.init (s.Units * s.UnitSize) (fun i ->
-                        { Layer = s.Layer; Unit = i / s.UnitSize; Weight = (if s.Tensor = "bias" then -2 else i % s.UnitSize) }, [| s.Start + i |]))
+                        { Key = { Layer = s.Layer; Unit = i / s.UnitSize; Weight = (if s.Tensor = "bias" then -2 else i % s.UnitSize) }
+                          Ranges = [| struct (s.Start + i, 1) |] }))
         groups, layerGroups, unitGroups
+
+    /// Equilibrium, drift and oscillation temperatures of a group from the per-weight sums of v², the
+    /// first and the last snapshot of the window (SPEC "Kinematics"; the same arithmetic as
+    /// `Kinematics.groupTemperature`, without materialising per-weight arrays).
+    let private temperatureOf (physics: Physics) (n: int) (sumSquares: float[]) (first: float32[]) (last: float32[]) (g: Group) =
+        let mutable meanSquare = 0.0
+        let mutable drift = 0.0
+        for struct (start, length) in g.Ranges do
+            for k in start .. start + length - 1 do
+                meanSquare <- meanSquare + sumSquares[k] / float n
+                let v = (float last[k] - float first[k]) / (float n * physics.Dt)
+                drift <- drift + v * v
+        let count = size g
+        let t = physics.Factor * meanSquare / float count
+        let tDrift = physics.Factor * drift / float count
+        { Temperature = t; Drift = tDrift; Oscillation = t - tDrift; Weights = count }
 
     /// A fit that cannot be made (e.g. an MSD that is zero at every lag) is reported as NaN, not an error.
     let private fitOrNaN (fit: unit -> FitResult) =
@@ -201,59 +225,70 @@ module Engine =
         let msdLayers = options.MsdLayers |> Option.defaultValue [| layers[0] |]
         for l in msdLayers do
             if not (Array.contains l layers) then fail "%s: --msd-layers names '%s', which is not analysed (analysed: %s)" run l (String.Join(", ", layers))
-        let msdGroups = unitGroups |> Array.filter (fun (k, _) -> Array.contains k.Layer msdLayers)
+        let msdGroups = unitGroups |> Array.filter (fun g -> Array.contains g.Key.Layer msdLayers) |> Array.map (fun g -> g.Key, indices g)
         let msdIndices = msdGroups |> Array.collect snd |> Array.distinct |> Array.sort
         let msdPosition = msdIndices |> Array.mapi (fun p k -> k, p) |> dict
         let n = window.Velocities
         let trajectories = Array.init msdIndices.Length (fun _ -> Array.zeroCreate<float> (n + 1))
-        let instantGroups = if options.Grouping = Grouping.Unit then Array.append layerGroups unitGroups else layerGroups
-        let instantaneous = Array.init instantGroups.Length (fun _ -> Array.zeroCreate<float> n)
+        // Instantaneous T_G(e) of every unit (the units partition the selected weights) and, from those
+        // sums, of every layer.
+        let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
         let sumSquares = Array.zeroCreate<float> total
-        let x0 = gather slots total paths[0] first
-        let mutable previous = x0
+        let x0 = Array.zeroCreate<float32> total
+        gatherInto x0 slots paths[0] first
         let record (e: int) (x: float32[]) =
             for p in 0 .. msdIndices.Length - 1 do trajectories[p].[e] <- float x[msdIndices[p]]
         record 0 x0
-        // Read snapshot i+1 while accumulating snapshot i.
-        let read i = Task.Run(fun () -> let s = SnapshotReader.readFile paths[i] in checkFinite paths[i] s; gather slots total paths[i] s)
+        // Three reusable buffers: the previous snapshot, the current one, and the next, read on another
+        // core while the current one is accumulated.
+        let buffers = Array.init (min 3 (paths.Length - 1)) (fun _ -> Array.zeroCreate<float32> total)
+        let read i =
+            Task.Run(fun () ->
+                let s = SnapshotReader.readFile paths[i]
+                checkFinite paths[i] s
+                let target = buffers[(i - 1) % buffers.Length]
+                gatherInto target slots paths[i] s
+                target)
+        let mutable previous = x0
         let mutable pending = if paths.Length > 1 then read 1 else null
-        let velocity = Array.zeroCreate<float> total
         for i in 1 .. paths.Length - 1 do
             let x = try pending.Result with :? AggregateException as e -> raise e.InnerException
             if i + 1 < paths.Length then pending <- read (i + 1)
             let prev = previous
-            Parallel.For(0, 2, fun part ->
-                let lo = part * total / 2
-                let hi = (part + 1) * total / 2
-                for k in lo .. hi - 1 do
-                    let v = (float x[k] - float prev[k]) / dt
-                    velocity[k] <- v
-                    sumSquares[k] <- sumSquares[k] + v * v) |> ignore
-            for g in 0 .. instantGroups.Length - 1 do
-                instantaneous[g].[i - 1] <- Kinematics.instantaneousTemperature physics velocity (snd instantGroups[g])
+            Parallel.For(0, unitGroups.Length, fun u ->
+                let mutable groupSum = 0.0
+                for struct (start, length) in unitGroups[u].Ranges do
+                    for k in start .. start + length - 1 do
+                        let v = (float x[k] - float prev[k]) / dt
+                        let v2 = v * v
+                        sumSquares[k] <- sumSquares[k] + v2
+                        groupSum <- groupSum + v2
+                unitSums[u].[i - 1] <- groupSum) |> ignore
             record i x
             previous <- x
         let last = previous
-        let motion =
-            { MeanSquareVelocity = sumSquares |> Array.map (fun s -> s / float n)
-              DriftVelocity = Array.init total (fun k -> (float last[k] - float x0[k]) / (float n * dt))
-              Velocities = n }
-        let l1 (indices: int[]) = indices |> Array.sumBy (fun k -> abs (float last[k]))
-        let temperatures = groups |> Array.map (fun (_, idx) -> Kinematics.groupTemperature physics motion idx)
-        let keys = groups |> Array.map fst
+        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, unitSums[u] |> Array.map (fun s -> physics.Factor * s / float (size g)))
+        let layerInstantaneous =
+            layerGroups |> Array.map (fun lg ->
+                let members = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = lg.Key.Layer)
+                let count = float (size lg)
+                lg.Key, Array.init n (fun e -> physics.Factor * (members |> Array.sumBy (fun (u, _) -> unitSums[u].[e])) / count))
+        let instantaneousSeries = if options.Grouping = Grouping.Unit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
+        let l1 (g: Group) = g.Ranges |> Array.sumBy (fun struct (start, length) -> Seq.sum (seq { for k in start .. start + length - 1 -> abs (float last[k]) }))
+        let temperatureOf = temperatureOf physics n sumSquares x0 last
+        let temperatures = groups |> Array.map temperatureOf
+        let keys = groups |> Array.map (fun g -> g.Key)
         let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
         let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
         let results =
             Array.init groups.Length (fun i ->
-                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = l1 (snd groups[i]); Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
+                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = l1 groups[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
         let layerResults =
-            layerGroups |> Array.map (fun (k, idx) ->
-                { Key = k; Temperature = Kinematics.groupTemperature physics motion idx; L1Norm = l1 idx; Rank = 1; OscillationRank = 1 })
+            layerGroups |> Array.map (fun g -> { Key = g.Key; Temperature = temperatureOf g; L1Norm = l1 g; Rank = 1; OscillationRank = 1 })
         let spearman =
             layers |> Array.map (fun layer ->
-                let units = unitGroups |> Array.filter (fun (k, _) -> k.Layer = layer)
-                let t = units |> Array.map (fun (_, idx) -> (Kinematics.groupTemperature physics motion idx).Temperature)
-                layer, Ranking.spearman t (units |> Array.map (snd >> l1)))
+                let units = unitGroups |> Array.filter (fun g -> g.Key.Layer = layer)
+                layer, Ranking.spearman (units |> Array.map (fun g -> (temperatureOf g).Temperature)) (units |> Array.map l1))
         let fitFrom, alphaTo, diffusionTo =
             match options.FitLags with
             | Some(a, b) ->
@@ -270,7 +305,7 @@ module Engine =
                       Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
         let noise = readGradientNoise run
         { Run = run; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
-          Instantaneous = Array.map2 (fun (k, _) series -> k, series) instantGroups instantaneous
+          Instantaneous = instantaneousSeries
           Diffusion = diffusion; TemperatureL1Spearman = spearman
           NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
           CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }
