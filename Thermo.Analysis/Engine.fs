@@ -120,6 +120,12 @@ module Engine =
             | Int32Column(_, e), StringColumn(_, l), Float64Column(_, m) -> Array.init e.Length (fun i -> e[i], l[i], m[i])
             | _ -> fail "%s: unexpected column types" path
 
+    /// Offset of each tensor in a snapshot's flat, directory-ordered values.
+    let private fileOffsets (snapshot: Snapshot) =
+        snapshot.Tensors |> Array.scan (fun at t -> at + t.Values.Length) 0
+
+    /// The selected tensors, positioned by their offsets in the file's flat value order (so the engine
+    /// indexes the buffer `SnapshotReader.readFlatInto` fills, without copying), and the layers.
     let private slotsOf (path: string) (snapshot: Snapshot) (options: AnalysisOptions) =
         let weightLayers = snapshot.Tensors |> Array.filter (fun t -> t.Tensor = "weight") |> Array.map (fun t -> t.Layer) |> Array.distinct
         let layers =
@@ -130,21 +136,26 @@ module Engine =
                     if not (Array.contains l weightLayers) then
                         fail "%s: unknown layer '%s' (layers with weights: %s)" path l (String.Join(", ", weightLayers))
                 asked
-        let mutable start = 0
+        let offsets = fileOffsets snapshot
         [| for layer in layers do
                for tensorName in (if options.IncludeBias then [ "weight"; "bias" ] else [ "weight" ]) do
-                   match snapshot.Tensors |> Array.tryFind (fun t -> t.Layer = layer && t.Tensor = tensorName) with
-                   | Some t ->
-                       yield { Layer = layer; Tensor = tensorName; Units = t.Units; UnitSize = t.UnitSize; Start = start }
-                       start <- start + t.Values.Length
+                   match snapshot.Tensors |> Array.tryFindIndex (fun t -> t.Layer = layer && t.Tensor = tensorName) with
+                   | Some i ->
+                       let t = snapshot.Tensors[i]
+                       yield { Layer = layer; Tensor = tensorName; Units = t.Units; UnitSize = t.UnitSize; Start = offsets[i] }
                    | None -> () |], layers
 
-    let private gatherInto (x: float32[]) (slots: Slot[]) (path: string) (snapshot: Snapshot) =
-        for s in slots do
-            match snapshot.Tensors |> Array.tryFind (fun t -> t.Layer = s.Layer && t.Tensor = s.Tensor) with
-            | Some t when t.Values.Length = s.Units * s.UnitSize -> Array.blit t.Values 0 x s.Start t.Values.Length
-            | Some t -> fail "%s: %s.%s has %d values, %d at the window's start" path s.Layer s.Tensor t.Values.Length (s.Units * s.UnitSize)
-            | None -> fail "%s: %s.%s is missing (present at the window's start)" path s.Layer s.Tensor
+    /// Fails naming layer, tensor and epoch when a flat snapshot holds NaN or ±∞.
+    let private checkFiniteFlat (path: string) (epoch: int) (directory: (string * string * int[])[]) (values: float32[]) =
+        let bad = Array.FindIndex(values, fun v -> Single.IsNaN v || Single.IsInfinity v)
+        if bad >= 0 then
+            let mutable at = 0
+            let mutable i = 0
+            while at + Array.fold (*) 1 (let _, _, s = directory[i] in s) <= bad do
+                at <- at + Array.fold (*) 1 (let _, _, s = directory[i] in s)
+                i <- i + 1
+            let layer, tensor, _ = directory[i]
+            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (bad - at) epoch
 
     /// A group's weights as ranges (start, length) of the gathered array: a unit is one range of its
     /// weight tensor (plus one bias element), a layer one range per tensor. Ranges, not index arrays,
@@ -220,7 +231,9 @@ module Engine =
         let first = SnapshotReader.readFile paths[0]
         checkFinite paths[0] first
         let slots, layers = slotsOf paths[0] first options
-        let total = slots |> Array.sumBy (fun s -> s.Units * s.UnitSize)
+        let directory = first.Tensors |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape)
+        // Indices below are positions in the file's flat value order.
+        let total = (fileOffsets first)[first.Tensors.Length]
         let groups, layerGroups, unitGroups = buildGroups slots layers options.Grouping
         let msdLayers = options.MsdLayers |> Option.defaultValue [| layers[0] |]
         for l in msdLayers do
@@ -234,20 +247,20 @@ module Engine =
         // sums, of every layer.
         let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
         let sumSquares = Array.zeroCreate<float> total
-        let x0 = Array.zeroCreate<float32> total
-        gatherInto x0 slots paths[0] first
+        let x0 = Array.concat (first.Tensors |> Array.map (fun t -> t.Values))
         let record (e: int) (x: float32[]) =
             for p in 0 .. msdIndices.Length - 1 do trajectories[p].[e] <- float x[msdIndices[p]]
         record 0 x0
-        // Three reusable buffers: the previous snapshot, the current one, and the next, read on another
-        // core while the current one is accumulated.
+        // Three reusable flat buffers: the previous snapshot, the current one, and the next, read on
+        // another core while the current one is accumulated. Nothing is allocated per file.
         let buffers = Array.init (min 3 (paths.Length - 1)) (fun _ -> Array.zeroCreate<float32> total)
         let read i =
             Task.Run(fun () ->
-                let s = SnapshotReader.readFile paths[i]
-                checkFinite paths[i] s
                 let target = buffers[(i - 1) % buffers.Length]
-                gatherInto target slots paths[i] s
+                let epoch, _, fileDirectory = SnapshotReader.readFlatInto paths[i] target
+                if fileDirectory <> directory then
+                    fail "%s: its tensors differ from those of %s, the window's first snapshot" paths[i] paths[0]
+                checkFiniteFlat paths[i] epoch directory target
                 target)
         let mutable previous = x0
         let mutable pending = if paths.Length > 1 then read 1 else null

@@ -33,12 +33,11 @@ module SnapshotReader =
         let step = parseInt SnapshotSchema.StepKey Int64.TryParse
         epoch, step, directory
 
-    /// Destination of the value column: one array per tensor of the directory, filled in row order,
-    /// so each value is copied once from the decoded batch into its tensor.
-    type private ValueSink(path: string, directory: (string * string * int[])[]) =
-        let arrays = directory |> Array.map (fun (_, _, shape) -> Array.zeroCreate<float32> (Array.fold (*) 1 shape))
+    /// Destination of the value column: arrays filled one after another in row order (one per
+    /// tensor, or one flat buffer), so each value is copied once from the decoded batch.
+    type private ValueSink(path: string, arrays: float32[][]) =
         let expected = arrays |> Array.sumBy (fun a -> int64 a.Length)
-        let mutable tensor = 0
+        let mutable target = 0
         let mutable position = 0
         let mutable received = 0L
         member _.Append(values: ReadOnlySpan<float32>) =
@@ -47,19 +46,16 @@ module SnapshotReader =
                 fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
             let mutable rest = values
             while rest.Length > 0 do
-                while arrays[tensor].Length = position do
-                    tensor <- tensor + 1
+                while arrays[target].Length = position do
+                    target <- target + 1
                     position <- 0
-                let take = min rest.Length (arrays[tensor].Length - position)
-                rest.Slice(0, take).CopyTo(arrays[tensor].AsSpan(position, take))
+                let take = min rest.Length (arrays[target].Length - position)
+                rest.Slice(0, take).CopyTo(arrays[target].AsSpan(position, take))
                 position <- position + take
                 rest <- rest.Slice take
-        member _.Finish(epoch, step) =
+        member _.Finish() =
             if received <> expected then
                 fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
-            { Epoch = epoch
-              Step = step
-              Tensors = Array.map2 (fun (layer, tensor, shape) values -> { Layer = layer; Tensor = tensor; Shape = shape; Values = values }) directory arrays }
 
     let private appendValues (path: string) (sink: ValueSink) (column: IArrowArray) =
         match column with
@@ -67,18 +63,23 @@ module SnapshotReader =
         | :? FloatArray -> fail "%s: the value column holds nulls" path
         | other -> fail "%s: the value column is %s, expected float32" path (other.Data.DataType.Name)
 
+    let private tensorSize (_, _, shape: int[]) = Array.fold (*) 1 shape
+
     let private valueColumnIndex (path: string) (schema: Schema) =
         let index = schema.GetFieldIndex "value"
         if index < 0 then fail "%s: no 'value' column" path
         index
 
-    let private readParquet (path: string) =
+    /// Reads the value column of a Parquet snapshot into the arrays `destination` makes from the
+    /// tensor directory; returns epoch, step, directory and those arrays.
+    let private readParquet (path: string) (destination: (string * string * int[])[] -> float32[][]) =
         use reader =
             try new ParquetSharp.Arrow.FileReader(path)
             with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
         let epoch, step, directory = checkMetadata path reader.ParquetReader.FileMetaData.KeyValueMetadata
         let column = valueColumnIndex path reader.Schema
-        let sink = ValueSink(path, directory)
+        let arrays = destination directory
+        let sink = ValueSink(path, arrays)
         try
             use stream = reader.GetRecordBatchReader(null, [| column |])
             let mutable batch = stream.ReadNextRecordBatchAsync().AsTask().Result
@@ -89,34 +90,57 @@ module SnapshotReader =
         with
         | ArtifactException _ -> reraise ()
         | e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
-        sink.Finish(epoch, step)
+        sink.Finish()
+        epoch, step, directory, arrays
 
-    let private readArrow (path: string) =
+    /// As `readParquet`, for an Arrow IPC snapshot.
+    let private readArrow (path: string) (destination: (string * string * int[])[] -> float32[][]) =
         try
             use stream = File.OpenRead path
             use reader = new Apache.Arrow.Ipc.ArrowFileReader(stream)
             let schema = reader.Schema
             let epoch, step, directory = checkMetadata path schema.Metadata
             let column = valueColumnIndex path schema
-            let sink = ValueSink(path, directory)
+            let arrays = destination directory
+            let sink = ValueSink(path, arrays)
             let mutable batch = reader.ReadNextRecordBatch()
             while not (isNull batch) do
                 use b = batch
                 appendValues path sink (b.Column column)
                 batch <- reader.ReadNextRecordBatch()
-            sink.Finish(epoch, step)
+            sink.Finish()
+            epoch, step, directory, arrays
         with
         | ArtifactException _ -> reraise ()
         | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
 
+    let private readWith (path: string) (destination: (string * string * int[])[] -> float32[][]) =
+        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
+        match Path.GetExtension(path).ToLowerInvariant() with
+        | ".arrow" -> readArrow path destination
+        | ".parquet" -> readParquet path destination
+        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
+
     /// Reads one snapshot file (`.parquet` or `.arrow`, chosen by extension).
     [<CompiledName("ReadFile")>]
     let readFile (path: string) : Snapshot =
-        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
-        match Path.GetExtension(path).ToLowerInvariant() with
-        | ".arrow" -> readArrow path
-        | ".parquet" -> readParquet path
-        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
+        let epoch, step, directory, arrays = readWith path (Array.map (fun t -> Array.zeroCreate<float32> (tensorSize t)))
+        { Epoch = epoch
+          Step = step
+          Tensors = Array.map2 (fun (layer, tensor, shape) values -> { Layer = layer; Tensor = tensor; Shape = shape; Values = values }) directory arrays }
+
+    /// Reads every value of a snapshot, in directory order, into `buffer` (whose length must equal
+    /// the file's value count), so a caller streaming many files reuses one buffer and allocates
+    /// nothing per file. Returns epoch, step and the tensor directory.
+    [<CompiledName("ReadFlatInto")>]
+    let readFlatInto (path: string) (buffer: float32[]) : int * int64 * (string * string * int[])[] =
+        let epoch, step, directory, _ =
+            readWith path (fun directory ->
+                let total = Array.sumBy tensorSize directory
+                if total <> buffer.Length then
+                    fail "%s: holds %d values, but the buffer holds %d (the model's tensors changed?)" path total buffer.Length
+                [| buffer |])
+        epoch, step, directory
 
     /// The per-epoch snapshot files of a run directory as (epoch, path), sorted by epoch.
     /// Temporary files of an interrupted write are ignored; both formats may appear.

@@ -28,12 +28,6 @@ let private syntheticRun (dir: string) (epochs: int) =
         SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(dir, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) snapshot
     values.ToArray()
 
-let private expectArtifactError (containing: string) (f: unit -> 'a) =
-    try
-        f () |> ignore
-        failtest "expected an ArtifactException"
-    with ArtifactException message -> Expect.stringContains message containing "message names the fault"
-
 [<Tests>]
 let tests =
     testList "engine" [

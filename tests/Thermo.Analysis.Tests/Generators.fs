@@ -15,6 +15,13 @@ type TempDirectory() =
     interface IDisposable with
         member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
 
+/// Runs `f`, expecting an `ArtifactException` whose message contains `containing`.
+let expectArtifactError (containing: string) (f: unit -> 'a) =
+    try
+        f () |> ignore
+        failtest "expected an ArtifactException"
+    with ArtifactException message -> Expect.stringContains message containing "message names the fault"
+
 let private names = [| "conv1"; "conv2"; "fc"; "bn1"; "layer.0" |]
 let private tensorNames = [| "weight"; "bias"; "running_mean" |]
 

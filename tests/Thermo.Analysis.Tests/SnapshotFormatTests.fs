@@ -31,12 +31,6 @@ let private sample epoch =
            { Layer = "conv1"; Tensor = "bias"; Shape = [| 2 |]; Values = [| 0.5f; -0.5f |] }
            { Layer = "fc"; Tensor = "weight"; Shape = [| 3; 2 |]; Values = Array.init 6 (fun i -> -float32 i) } |] }
 
-let private expectArtifactError (containing: string) (f: unit -> 'a) =
-    try
-        f () |> ignore
-        failtest "expected an ArtifactException"
-    with ArtifactException message -> Expect.stringContains message containing "message names the fault"
-
 [<Tests>]
 let tests =
     testList "snapshot format" [
