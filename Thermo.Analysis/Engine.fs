@@ -82,13 +82,6 @@ module Engine =
     /// A selected tensor: where its values sit in the gathered flat array.
     type private Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int; Start: int }
 
-    let private checkFinite (path: string) (snapshot: Snapshot) =
-        for t in snapshot.Tensors do
-            let bad = t.Values |> Array.tryFindIndex (fun v -> Single.IsNaN v || Single.IsInfinity v)
-            match bad with
-            | Some i -> fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path t.Layer t.Tensor t.Values[i] i snapshot.Epoch
-            | None -> ()
-
     /// The per-epoch snapshot files of the window, checking none is missing or duplicated.
     let windowFiles (run: string) (files: (int * string)[]) (window: EquilibriumWindow) =
         let inWindow = files |> Array.filter (fun (e, _) -> e >= window.From && e <= window.To)
@@ -229,7 +222,6 @@ module Engine =
         let physics = options.Physics
         let dt = physics.Dt
         let first = SnapshotReader.readFile paths[0]
-        checkFinite paths[0] first
         let slots, layers = slotsOf paths[0] first options
         let directory = first.Tensors |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape)
         // Indices below are positions in the file's flat value order.
@@ -248,6 +240,7 @@ module Engine =
         let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
         let sumSquares = Array.zeroCreate<float> total
         let x0 = Array.concat (first.Tensors |> Array.map (fun t -> t.Values))
+        checkFiniteFlat paths[0] first.Epoch directory x0
         let record (e: int) (x: float32[]) =
             for p in 0 .. msdIndices.Length - 1 do trajectories[p].[e] <- float x[msdIndices[p]]
         record 0 x0

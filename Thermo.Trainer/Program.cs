@@ -25,7 +25,8 @@ public static partial class Program
             if (parsed.Errors.Count > 0)
             {
                 // One line, the exit code of every other bad input; --help shows the usage.
-                Console.Error.WriteLine($"thermo: error: {parsed.Errors[0].Message} (see thermo {string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')))} --help)");
+                var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] + " " : "";
+                Console.Error.WriteLine($"thermo: error: {parsed.Errors[0].Message} (see thermo {verb}--help)");
                 return ExitCodes.BadInput;
             }
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
