@@ -79,7 +79,7 @@ type AnalysisResult =
 module Engine =
     let private fail fmt = Printf.kprintf (fun m -> raise (ArtifactException m)) fmt
 
-    /// A selected tensor: where its values sit in the gathered flat array.
+    /// A selected tensor: where its values sit in a snapshot's flat, directory-ordered values.
     type private Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int; Start: int }
 
     /// The per-epoch snapshot files of the window, checking none is missing or duplicated.
@@ -95,23 +95,29 @@ module Engine =
             fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
         inWindow |> Array.map snd
 
+    /// The named column of a table read from `path`, or a message naming the file and the column.
+    let private column (path: string) (columns: Column list) (name: string) =
+        match columns |> List.tryFind (fun c -> c.Name = name) with
+        | Some c -> c
+        | None -> fail "%s: no column '%s'" path name
+
     let private readMetrics (run: string) =
         let path = Path.Combine(run, "metrics.parquet")
         if not (File.Exists path) then None
         else
-            let columns = Tables.read path "metrics" |> List.map (fun c -> c.Name, c) |> dict
-            let ints name = match columns[name] with Int32Column(_, v) -> v | _ -> fail "%s: column %s is not int32" path name
-            let floats name = match columns[name] with Float64Column(_, v) -> v | _ -> fail "%s: column %s is not float64" path name
+            let get = column path (Tables.read path "metrics")
+            let ints name = match get name with Int32Column(_, v) -> v | _ -> fail "%s: column %s is not int32" path name
+            let floats name = match get name with Float64Column(_, v) -> v | _ -> fail "%s: column %s is not float64" path name
             Some(ints "epoch", floats "test_loss", floats "test_accuracy")
 
     let private readGradientNoise (run: string) =
         let path = Path.Combine(run, "gradnoise.parquet")
         if not (File.Exists path) then [||]
         else
-            let columns = Tables.read path "gradnoise" |> List.map (fun c -> c.Name, c) |> dict
-            match columns["epoch"], columns["layer"], columns["mean"] with
+            let get = column path (Tables.read path "gradnoise")
+            match get "epoch", get "layer", get "mean" with
             | Int32Column(_, e), StringColumn(_, l), Float64Column(_, m) -> Array.init e.Length (fun i -> e[i], l[i], m[i])
-            | _ -> fail "%s: unexpected column types" path
+            | _ -> fail "%s: columns epoch, layer, mean are not int32, string, float64" path
 
     /// Offset of each tensor in a snapshot's flat, directory-ordered values.
     let private fileOffsets (snapshot: Snapshot) =
