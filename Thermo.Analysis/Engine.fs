@@ -148,13 +148,10 @@ module Engine =
     let private checkFiniteFlat (path: string) (epoch: int) (directory: (string * string * int[])[]) (values: float32[]) =
         let bad = Array.FindIndex(values, fun v -> Single.IsNaN v || Single.IsInfinity v)
         if bad >= 0 then
-            let mutable at = 0
-            let mutable i = 0
-            while at + Array.fold (*) 1 (let _, _, s = directory[i] in s) <= bad do
-                at <- at + Array.fold (*) 1 (let _, _, s = directory[i] in s)
-                i <- i + 1
-            let layer, tensor, _ = directory[i]
-            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (bad - at) epoch
+            let starts = directory |> Array.scan (fun at (_, _, shape) -> at + Array.fold (*) 1 shape) 0
+            let i = (starts |> Array.findIndexBack (fun start -> start <= bad))
+            let layer, tensor, _ = directory[min i (directory.Length - 1)]
+            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (bad - starts[i]) epoch
 
     /// A group's weights as ranges (start, length) of the gathered array: a unit is one range of its
     /// weight tensor (plus one bias element), a layer one range per tensor. Ranges, not index arrays,
@@ -286,21 +283,29 @@ module Engine =
                 let count = float (size lg)
                 lg.Key, Array.init n (fun e -> physics.Factor * (members |> Array.sumBy (fun (u, _) -> unitSums[u].[e])) / count))
         let instantaneousSeries = if options.Grouping = Grouping.Unit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
-        let l1 (g: Group) = g.Ranges |> Array.sumBy (fun struct (start, length) -> Seq.sum (seq { for k in start .. start + length - 1 -> abs (float last[k]) }))
+        let l1 (g: Group) =
+            let mutable sum = 0.0
+            for struct (start, length) in g.Ranges do
+                for k in start .. start + length - 1 do sum <- sum + abs (float last[k])
+            sum
         let temperatureOf = temperatureOf physics n sumSquares x0 last
-        let temperatures = groups |> Array.map temperatureOf
+        // Units are needed for the Spearman correlation whatever the grouping; compute them once.
+        let unitTemperatures = unitGroups |> Array.map temperatureOf
+        let unitL1 = unitGroups |> Array.map l1
+        let temperatures = if options.Grouping = Grouping.Unit then unitTemperatures else groups |> Array.map temperatureOf
+        let groupL1 = if options.Grouping = Grouping.Unit then unitL1 else groups |> Array.map l1
         let keys = groups |> Array.map (fun g -> g.Key)
         let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
         let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
         let results =
             Array.init groups.Length (fun i ->
-                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = l1 groups[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
+                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
         let layerResults =
             layerGroups |> Array.map (fun g -> { Key = g.Key; Temperature = temperatureOf g; L1Norm = l1 g; Rank = 1; OscillationRank = 1 })
         let spearman =
             layers |> Array.map (fun layer ->
-                let units = unitGroups |> Array.filter (fun g -> g.Key.Layer = layer)
-                layer, Ranking.spearman (units |> Array.map (fun g -> (temperatureOf g).Temperature)) (units |> Array.map l1))
+                let units = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = layer) |> Array.map fst
+                layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])))
         let fitFrom, alphaTo, diffusionTo =
             match options.FitLags with
             | Some(a, b) ->

@@ -70,15 +70,19 @@ module Tables =
             writer.Close())
         GC.KeepAlive batch
 
-    let private fromArrow (path: string) (name: string) (array: IArrowArray) : Column =
-        match array with
-        | :? Int32Array as a -> Int32Column(name, a.Values.ToArray())
-        | :? Int64Array as a -> Int64Column(name, a.Values.ToArray())
-        | :? FloatArray as a -> Float32Column(name, a.Values.ToArray())
-        | :? DoubleArray as a -> Float64Column(name, a.Values.ToArray())
-        | :? StringArray as a -> StringColumn(name, Array.init a.Length (fun i -> a.GetString i))
-        | :? LargeStringArray as a -> StringColumn(name, Array.init a.Length (fun i -> a.GetString i))
-        | other -> fail "%s: column %s has unsupported type %s" path name other.Data.DataType.Name
+    /// One column from its chunks (one per record batch), typed by the schema so that an empty table
+    /// still reads back with the right column types.
+    let private fromArrow (path: string) (field: Field) (chunks: IArrowArray seq) : Column =
+        let collect (values: IArrowArray -> 'T[]) = chunks |> Seq.collect values |> Array.ofSeq
+        let name = field.Name
+        match field.DataType.TypeId with
+        | ArrowTypeId.Int32 -> Int32Column(name, collect (fun a -> (a :?> Int32Array).Values.ToArray()))
+        | ArrowTypeId.Int64 -> Int64Column(name, collect (fun a -> (a :?> Int64Array).Values.ToArray()))
+        | ArrowTypeId.Float -> Float32Column(name, collect (fun a -> (a :?> FloatArray).Values.ToArray()))
+        | ArrowTypeId.Double -> Float64Column(name, collect (fun a -> (a :?> DoubleArray).Values.ToArray()))
+        | ArrowTypeId.String -> StringColumn(name, collect (fun a -> let v = a :?> StringArray in Array.init v.Length (fun i -> v.GetString i)))
+        | ArrowTypeId.LargeString -> StringColumn(name, collect (fun a -> let v = a :?> LargeStringArray in Array.init v.Length (fun i -> v.GetString i)))
+        | _ -> fail "%s: column %s has unsupported type %s" path name field.DataType.Name
 
     /// Reads a table written by `write`, checking it is of kind `table` and of this schema version.
     [<CompiledName("Read")>]
@@ -103,17 +107,4 @@ module Tables =
                 for i in 0 .. chunks.Length - 1 do chunks[i].Add(batch.Column i)
                 batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
         with e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
-        [ for i in 0 .. chunks.Length - 1 do
-              let name = schema.FieldsList[i].Name
-              let parts = chunks[i] |> Seq.map (fromArrow path name) |> Seq.toList
-              match parts with
-              | [] -> yield (toArrow (Int32Column(name, [||])) |> ignore; Int32Column(name, [||]))
-              | [ single ] -> yield single
-              | many ->
-                  yield
-                      match many.Head with
-                      | Int32Column _ -> Int32Column(name, many |> Seq.collect (function Int32Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
-                      | Int64Column _ -> Int64Column(name, many |> Seq.collect (function Int64Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
-                      | Float32Column _ -> Float32Column(name, many |> Seq.collect (function Float32Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
-                      | Float64Column _ -> Float64Column(name, many |> Seq.collect (function Float64Column(_, v) -> v | _ -> [||]) |> Array.ofSeq)
-                      | StringColumn _ -> StringColumn(name, many |> Seq.collect (function StringColumn(_, v) -> v | _ -> [||]) |> Array.ofSeq) ]
+        [ for i in 0 .. chunks.Length - 1 -> fromArrow path schema.FieldsList[i] chunks[i] ]

@@ -25,6 +25,12 @@ let tests =
                 | Float64Column(_, e), Float64Column(_, a) -> Expect.sequenceEqual (a |> Array.map System.BitConverter.DoubleToInt64Bits) (e |> Array.map System.BitConverter.DoubleToInt64Bits) "bits"
                 | e, a -> Expect.equal a e "column"
 
+        testCase "an empty table reads back with its column types" <| fun () ->
+            use dir = new TempDirectory()
+            let path = dir.File "empty.parquet"
+            Tables.write path "demo" [ StringColumn("layer", [||]); Float64Column("t", [||]) ]
+            Expect.equal (Tables.read path "demo") [ StringColumn("layer", [||]); Float64Column("t", [||]) ] "types kept"
+
         testCase "a table of another kind is refused" <| fun () ->
             use dir = new TempDirectory()
             let path = dir.File "t.parquet"
