@@ -36,12 +36,25 @@ module AnalysisOutput =
           StringColumn("convention", Array.create n r.Physics.Describe) ]
 
     let private instantaneousColumns (r: AnalysisResult) =
-        let rows = r.Instantaneous |> Array.collect (fun (k, series) -> series |> Array.mapi (fun i t -> k, r.Window.From + 1 + i, t))
-        [ StringColumn("layer", rows |> Array.map (fun (k, _, _) -> k.Layer))
-          Int32Column("unit", rows |> Array.map (fun (k, _, _) -> k.Unit))
-          Int32Column("epoch", rows |> Array.map (fun (_, e, _) -> e))
-          Float64Column("temperature", rows |> Array.map (fun (_, _, t) -> t))
-          StringColumn("convention", Array.create rows.Length r.Physics.Describe) ]
+        // Built column by column (no per-row tuples): this table has a row per group and epoch.
+        let rows = r.Instantaneous |> Array.sumBy (fun (_, series) -> series.Length)
+        let layers = Array.zeroCreate rows
+        let units = Array.zeroCreate rows
+        let epochs = Array.zeroCreate rows
+        let temperatures = Array.zeroCreate rows
+        let mutable at = 0
+        for key, series in r.Instantaneous do
+            for i in 0 .. series.Length - 1 do
+                layers[at] <- key.Layer
+                units[at] <- key.Unit
+                epochs[at] <- r.Window.From + 1 + i
+                temperatures[at] <- series[i]
+                at <- at + 1
+        [ StringColumn("layer", layers)
+          Int32Column("unit", units)
+          Int32Column("epoch", epochs)
+          Float64Column("temperature", temperatures)
+          StringColumn("convention", Array.create rows r.Physics.Describe) ]
 
     let private msdColumns (r: AnalysisResult) =
         let rows = r.Diffusion |> Array.collect (fun d -> d.Curves.Lags |> Array.mapi (fun i lag -> d.Key, lag, d.Curves.Msd[i], d.Curves.AbsMeanDisplacement[i], d.Curves.DriftCorrectedMsd[i]))

@@ -20,127 +20,140 @@ module Diffusion =
         while p < n do p <- p <<< 1
         p
 
+    /// A radix-2 transform of one size: the bit-reversal swaps and every stage's twiddles laid out
+    /// contiguously (stage of half-length h at h−1 .. 2h−2), so the butterflies read their twiddles in
+    /// order. Made once per size; the trigonometry dominated otherwise.
+    type private FftPlan = { Swaps: int[]; Cos: float[]; Sin: float[] }
+
+    let private plans = System.Collections.Concurrent.ConcurrentDictionary<int, FftPlan>()
+
+    let private planOf (n: int) =
+        plans.GetOrAdd(n, fun n ->
+            let swaps = ResizeArray()
+            let mutable j = 0
+            for i in 1 .. n - 1 do
+                let mutable bit = n >>> 1
+                while j &&& bit <> 0 do
+                    j <- j ^^^ bit
+                    bit <- bit >>> 1
+                j <- j ||| bit
+                if i < j then
+                    swaps.Add i
+                    swaps.Add j
+            let cosTable = Array.zeroCreate (max 1 (n - 1))
+            let sinTable = Array.zeroCreate (max 1 (n - 1))
+            let mutable h = 1
+            while h < n do
+                for k in 0 .. h - 1 do
+                    cosTable[h - 1 + k] <- cos (System.Math.PI * float k / float h)
+                    sinTable[h - 1 + k] <- sin (System.Math.PI * float k / float h)
+                h <- h <<< 1
+            { Swaps = swaps.ToArray(); Cos = cosTable; Sin = sinTable })
+
     /// In-place iterative radix-2 FFT of (re, im), length a power of two, without scaling
     /// (sign −1 forward, +1 inverse). Hand-written because MathNet's managed transform measured about
     /// 200–300 µs for 2048 points here, too slow for one MSD per weight; tests check it against MathNet.
-    let private twiddleTables = System.Collections.Concurrent.ConcurrentDictionary<int, float[] * float[]>()
-
-    /// cos and sin of 2πk/n for k < n/2, computed once per size (the trigonometry dominated otherwise).
-    let private twiddles (n: int) =
-        twiddleTables.GetOrAdd(n, fun n ->
-            Array.init (max 1 (n / 2)) (fun k -> cos (2.0 * System.Math.PI * float k / float n)),
-            Array.init (max 1 (n / 2)) (fun k -> sin (2.0 * System.Math.PI * float k / float n)))
-
+    /// The inner loops use spans over the plan so the JIT drops the bounds checks it can prove.
     let fftInPlace (re: float[]) (im: float[]) (sign: float) =
         let n = re.Length
-        let cosTable, sinTable = twiddles n
-        let mutable j = 0
-        for i in 1 .. n - 1 do
-            let mutable bit = n >>> 1
-            while j &&& bit <> 0 do
-                j <- j ^^^ bit
-                bit <- bit >>> 1
-            j <- j ||| bit
-            if i < j then
-                let tr = re[i] in re[i] <- re[j]; re[j] <- tr
-                let ti = im[i] in im[i] <- im[j]; im[j] <- ti
-        let mutable length = 2
-        while length <= n do
-            let half = length / 2
-            let stride = n / length
+        if im.Length <> n then invalidArg "im" "re and im must have the same length"
+        if n &&& (n - 1) <> 0 then invalidArg "re" "the length must be a power of two"
+        let plan = planOf n
+        let swaps = plan.Swaps
+        let mutable s = 0
+        while s < swaps.Length do
+            let i = swaps[s]
+            let j = swaps[s + 1]
+            let tr = re[i] in re[i] <- re[j]; re[j] <- tr
+            let ti = im[i] in im[i] <- im[j]; im[j] <- ti
+            s <- s + 2
+        // First stage: twiddle 1, no multiplications.
+        let mutable a = 0
+        while a + 1 < n do
+            let xr = re[a + 1]
+            let xi = im[a + 1]
+            re[a + 1] <- re[a] - xr
+            im[a + 1] <- im[a] - xi
+            re[a] <- re[a] + xr
+            im[a] <- im[a] + xi
+            a <- a + 2
+        let mutable half = 2
+        while half < n do
+            let cosStage = System.ReadOnlySpan<float>(plan.Cos, half - 1, half)
+            let sinStage = System.ReadOnlySpan<float>(plan.Sin, half - 1, half)
             let mutable start = 0
             while start < n do
+                let lowRe = System.Span<float>(re, start, half)
+                let lowIm = System.Span<float>(im, start, half)
+                let highRe = System.Span<float>(re, start + half, half)
+                let highIm = System.Span<float>(im, start + half, half)
                 for k in 0 .. half - 1 do
-                    let a = start + k
-                    let b = a + half
-                    // twiddle e^(sign·2πi·k/length) = table entry k·(n/length)
-                    let wr = cosTable[k * stride]
-                    let wi = sign * sinTable[k * stride]
-                    let xr = re[b] * wr - im[b] * wi
-                    let xi = re[b] * wi + im[b] * wr
-                    re[b] <- re[a] - xr
-                    im[b] <- im[a] - xi
-                    re[a] <- re[a] + xr
-                    im[a] <- im[a] + xi
-                start <- start + length
-            length <- length <<< 1
+                    // twiddle e^(sign·iπk/half)
+                    let wr = cosStage[k]
+                    let wi = sign * sinStage[k]
+                    let xr = highRe[k] * wr - highIm[k] * wi
+                    let xi = highRe[k] * wi + highIm[k] * wr
+                    highRe[k] <- lowRe[k] - xr
+                    highIm[k] <- lowIm[k] - xi
+                    lowRe[k] <- lowRe[k] + xr
+                    lowIm[k] <- lowIm[k] + xi
+                start <- start + 2 * half
+            half <- half <<< 1
 
-    /// Autocorrelation sums S(τ) = Σ_{i=0..N−1−τ} x[i]·x[i+τ], τ = 0..N−1, of two real sequences of
-    /// equal length at once: one complex FFT of x + i·y (zero-padded to ≥ 2N, so circular correlation
-    /// equals linear), the two power spectra separated by the conjugate symmetry of real signals, and
-    /// one inverse FFT whose real and imaginary parts are the two autocorrelations. O(N log N).
-    let autocorrelationSumsPair (x: float[]) (y: float[]) : float[] * float[] =
-        let n = x.Length
-        if y.Length <> n then invalidArg "y" "both sequences must have the same length"
-        if n = 0 then [||], [||]
+    /// The mean over a group of equal-length trajectories of their time-averaged MSDs, for lags
+    /// τ = 1..N−1, in O(N log N) per weight (SPEC "Diffusion"): MSD_k(τ) = (S1_k(τ) − 2·S2_k(τ)) / (N−τ),
+    /// with S1 a running sum of squares and S2 the autocorrelation sums (the algorithm of MD analysis
+    /// tools). S2 is linear in the power spectrum, so the group's spectra are summed and transformed
+    /// back once: two weights share each forward FFT (as real and imaginary part, zero-padded to
+    /// ≥ 2N so circular correlation equals linear), and the cross terms of the pair, odd in frequency,
+    /// fall into the imaginary part of the inverse transform, which is dropped. Each trajectory is
+    /// centred first, which leaves every displacement unchanged and keeps the cancellation small.
+    /// Equals the mean of `msdDirect` to floating-point accuracy.
+    let groupMsd (trajectories: float[][]) : float[] =
+        let count = trajectories.Length
+        if count = 0 then invalidArg "trajectories" "a group needs at least one trajectory"
+        let n = trajectories[0].Length
+        for t in trajectories do
+            if t.Length <> n then invalidArg "trajectories" "the trajectories of a group must have the same length"
+        if n < 2 then [||]
         else
             let size = nextPowerOfTwo (2 * n)
             let re = Array.zeroCreate<float> size
             let im = Array.zeroCreate<float> size
-            Array.blit x 0 re 0 n
-            Array.blit y 0 im 0 n
-            fftInPlace re im -1.0
-            let powerX = Array.zeroCreate<float> size
-            let powerY = Array.zeroCreate<float> size
-            for k in 0 .. size - 1 do
-                let m = (size - k) &&& (size - 1)
-                // X_k = (Z_k + conj Z_m)/2, Y_k = (Z_k − conj Z_m)/(2i)
-                let sr = re[k] + re[m]
-                let si = im[k] - im[m]
-                let dr = re[k] - re[m]
-                let di = im[k] + im[m]
-                powerX[k] <- 0.25 * (sr * sr + si * si)
-                powerY[k] <- 0.25 * (dr * dr + di * di)
-            fftInPlace powerX powerY 1.0
-            Array.init n (fun tau -> powerX[tau] / float size), Array.init n (fun tau -> powerY[tau] / float size)
+            let spectrum = Array.zeroCreate<float> size
+            let s1 = Array.zeroCreate<float> n
+            // Writes the centred trajectory into target[0..N−1] and adds its S1(τ) to s1.
+            let centreInto (x: float[]) (target: float[]) =
+                let mutable mean = 0.0
+                for v in x do mean <- mean + v
+                mean <- mean / float n
+                let mutable q = 0.0
+                for i in 0 .. n - 1 do
+                    let y = x[i] - mean
+                    target[i] <- y
+                    q <- q + 2.0 * y * y
+                for tau in 1 .. n - 1 do
+                    q <- q - target[tau - 1] * target[tau - 1] - target[n - tau] * target[n - tau]
+                    s1[tau] <- s1[tau] + q
+            let mutable w = 0
+            while w < count do
+                centreInto trajectories[w] re
+                if w + 1 < count then centreInto trajectories[w + 1] im else System.Array.Clear(im, 0, n)
+                System.Array.Clear(re, n, size - n)
+                System.Array.Clear(im, n, size - n)
+                fftInPlace re im -1.0
+                for k in 0 .. size - 1 do
+                    spectrum[k] <- spectrum[k] + re[k] * re[k] + im[k] * im[k]
+                w <- w + 2
+            System.Array.Clear im
+            fftInPlace spectrum im 1.0
+            Array.init (n - 1) (fun i ->
+                let tau = i + 1
+                max 0.0 ((s1[tau] - 2.0 * spectrum[tau] / float size) / float (n - tau)) / float count)
 
-    /// Autocorrelation sums of one real sequence (see `autocorrelationSumsPair`).
-    let autocorrelationSums (x: float[]) : float[] = fst (autocorrelationSumsPair x (Array.zeroCreate x.Length))
-
-    /// MSD(τ) = S1(τ) − 2·S2(τ) from a centred trajectory and its autocorrelation sums S2, with S1 the
-    /// running sum of squares.
-    let private msdFromAutocorrelation (y: float[]) (s2: float[]) =
-        let n = y.Length
-        let mutable q = 0.0
-        for v in y do q <- q + 2.0 * v * v
-        Array.init (n - 1) (fun i ->
-            let tau = i + 1
-            q <- q - y[tau - 1] * y[tau - 1] - y[n - tau] * y[n - tau]
-            max 0.0 ((q - 2.0 * s2[tau]) / float (n - tau)))
-
-    let private centred (x: float[]) =
-        let mean = Array.average x
-        x |> Array.map (fun v -> v - mean)
-
-    /// Time-averaged MSD for lags τ = 1..N−1 in O(N log N): MSD(τ) = S1(τ) − 2·S2(τ), with S2 the
-    /// FFT autocorrelation and S1 the running sum of squares (the algorithm of MD analysis tools).
-    /// Equals `msdDirect` to floating-point accuracy. The trajectory is centred first, which leaves
-    /// every displacement unchanged and keeps the cancellation small.
-    let msd (x: float[]) : float[] =
-        if x.Length < 2 then [||]
-        else
-            let y = centred x
-            msdFromAutocorrelation y (autocorrelationSums y)
-
-    /// `msd` of many trajectories, two per FFT where lengths agree (half the transforms of one at a time).
-    let msdMany (trajectories: float[][]) : float[][] =
-        let result = Array.zeroCreate trajectories.Length
-        let mutable i = 0
-        while i < trajectories.Length do
-            if trajectories[i].Length < 2 then
-                result[i] <- [||]
-                i <- i + 1
-            elif i + 1 < trajectories.Length && trajectories[i + 1].Length = trajectories[i].Length then
-                let a = centred trajectories[i]
-                let b = centred trajectories[i + 1]
-                let sa, sb = autocorrelationSumsPair a b
-                result[i] <- msdFromAutocorrelation a sa
-                result[i + 1] <- msdFromAutocorrelation b sb
-                i <- i + 2
-            else
-                result[i] <- msd trajectories[i]
-                i <- i + 1
-        result
+    /// Time-averaged MSD of one trajectory for lags τ = 1..N−1 in O(N log N) (see `groupMsd`).
+    /// Equals `msdDirect` to floating-point accuracy.
+    let msd (x: float[]) : float[] = groupMsd [| x |]
 
     /// Mean signed displacement MD(τ) = (1/(N−τ)) Σ (x[e+τ] − x[e]) for τ = 1..N−1, in O(N) by prefix sums.
     let meanDisplacement (x: float[]) : float[] =
@@ -177,21 +190,17 @@ module GroupDiffusion =
         if trajectories.Length = 0 then invalidArg "trajectories" "a group needs at least one weight"
         let lags = trajectories[0].Length - 1
         if lags < 1 then invalidArg "trajectories" "MSD needs at least two snapshots"
-        let msd = Array.zeroCreate lags
-        let md = Array.zeroCreate lags
-        let corrected = Array.zeroCreate lags
-        let curves = Diffusion.msdMany trajectories
-        for w in 0 .. trajectories.Length - 1 do
-            let x = trajectories[w]
-            let m = curves[w]
-            let d = Diffusion.meanDisplacement x
-            let c = Diffusion.driftCorrected x m
-            for i in 0 .. lags - 1 do
-                msd[i] <- msd[i] + m[i]
-                md[i] <- md[i] + abs d[i]
-                corrected[i] <- corrected[i] + c[i]
         let count = float trajectories.Length
+        let msd = Diffusion.groupMsd trajectories
+        let md = Array.zeroCreate lags
+        // The drift correction is linear: mean_k (MSD_k(τ) − (v̄_k τ)²) = MSD(τ) − τ²·mean_k v̄_k².
+        let mutable meanSquareDrift = 0.0
+        for x in trajectories do
+            let d = Diffusion.meanDisplacement x
+            for i in 0 .. lags - 1 do md[i] <- md[i] + abs d[i]
+            let driftPerLag = (x[lags] - x[0]) / float lags
+            meanSquareDrift <- meanSquareDrift + driftPerLag * driftPerLag / count
         { Lags = Array.init lags (fun i -> i + 1)
-          Msd = msd |> Array.map (fun v -> v / count)
+          Msd = msd
           AbsMeanDisplacement = md |> Array.map (fun v -> v / count)
-          DriftCorrectedMsd = corrected |> Array.map (fun v -> v / count) }
+          DriftCorrectedMsd = msd |> Array.mapi (fun i m -> m - meanSquareDrift * float ((i + 1) * (i + 1))) }

@@ -119,14 +119,15 @@ module Engine =
             | Int32Column(_, e), StringColumn(_, l), Float64Column(_, m) -> Array.init e.Length (fun i -> e[i], l[i], m[i])
             | _ -> fail "%s: columns epoch, layer, mean are not int32, string, float64" path
 
-    /// Offset of each tensor in a snapshot's flat, directory-ordered values.
-    let private fileOffsets (snapshot: Snapshot) =
-        snapshot.Tensors |> Array.scan (fun at t -> at + t.Values.Length) 0
+    let private tensorSize (_, _, shape: int[]) = Array.fold (*) 1 shape
 
-    /// The selected tensors, positioned by their offsets in the file's flat value order (so the engine
-    /// indexes the buffer `SnapshotReader.readFlatInto` fills, without copying), and the layers.
-    let private slotsOf (path: string) (snapshot: Snapshot) (options: AnalysisOptions) =
-        let weightLayers = snapshot.Tensors |> Array.filter (fun t -> t.Tensor = "weight") |> Array.map (fun t -> t.Layer) |> Array.distinct
+    /// Offset of each tensor in a snapshot's flat, directory-ordered values.
+    let private fileOffsets (directory: SnapshotReader.TensorDirectory) =
+        directory |> Array.scan (fun at t -> at + tensorSize t) 0
+
+    /// The selected tensors, positioned by their offsets in the file's flat value order, and the layers.
+    let private slotsOf (path: string) (directory: SnapshotReader.TensorDirectory) (options: AnalysisOptions) =
+        let weightLayers = directory |> Array.filter (fun (_, t, _) -> t = "weight") |> Array.map (fun (l, _, _) -> l) |> Array.distinct
         let layers =
             match options.Layers with
             | None -> weightLayers
@@ -135,23 +136,76 @@ module Engine =
                     if not (Array.contains l weightLayers) then
                         fail "%s: unknown layer '%s' (layers with weights: %s)" path l (String.Join(", ", weightLayers))
                 asked
-        let offsets = fileOffsets snapshot
+        let offsets = fileOffsets directory
         [| for layer in layers do
                for tensorName in (if options.IncludeBias then [ "weight"; "bias" ] else [ "weight" ]) do
-                   match snapshot.Tensors |> Array.tryFindIndex (fun t -> t.Layer = layer && t.Tensor = tensorName) with
+                   match directory |> Array.tryFindIndex (fun (l, t, _) -> l = layer && t = tensorName) with
                    | Some i ->
-                       let t = snapshot.Tensors[i]
-                       yield { Layer = layer; Tensor = tensorName; Units = t.Units; UnitSize = t.UnitSize; Start = offsets[i] }
+                       let _, _, shape = directory[i]
+                       let units = if shape.Length = 0 then 1 else shape[0]
+                       yield { Layer = layer; Tensor = tensorName; Units = units; UnitSize = tensorSize directory[i] / max 1 units; Start = offsets[i] }
                    | None -> () |], layers
 
-    /// Fails naming layer, tensor and epoch when a flat snapshot holds NaN or ±∞.
-    let private checkFiniteFlat (path: string) (epoch: int) (directory: (string * string * int[])[]) (values: float32[]) =
-        let bad = Array.FindIndex(values, fun v -> Single.IsNaN v || Single.IsInfinity v)
+    /// Fails naming layer, tensor and epoch when a chunk of a snapshot (values offset.. of the flat
+    /// order) holds NaN or ±∞.
+    let private checkFinite (path: string) (epoch: int) (directory: SnapshotReader.TensorDirectory) (offset: int) (chunk: float32[]) (count: int) =
+        let bad = Array.FindIndex(chunk, 0, count, fun v -> not (Single.IsFinite v))
         if bad >= 0 then
-            let starts = directory |> Array.scan (fun at (_, _, shape) -> at + Array.fold (*) 1 shape) 0
-            let i = (starts |> Array.findIndexBack (fun start -> start <= bad))
-            let layer, tensor, _ = directory[min i (directory.Length - 1)]
-            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (bad - starts[i]) epoch
+            let flat = offset + bad
+            let starts = fileOffsets directory
+            let i = min (starts |> Array.findIndexBack (fun start -> start <= flat)) (directory.Length - 1)
+            let layer, tensor, _ = directory[i]
+            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor chunk[bad] (flat - starts[i]) epoch
+
+    /// What the reader thread hands the accumulating thread.
+    type private Feed =
+        | FileStart of file: int * epoch: int * directory: SnapshotReader.TensorDirectory
+        | Values of file: int * offset: int * chunk: float32[] * count: int
+        | Finished
+        | Failed of Runtime.ExceptionServices.ExceptionDispatchInfo
+
+    /// Values per chunk: 256 KB, small beside any snapshot worth streaming, large enough to amortise
+    /// the hand-over between threads.
+    let private chunkLength = 1 <<< 16
+
+    /// Streams the values of `paths`, in file and row order, through `consume file offset chunk count`
+    /// on the caller's thread while a reader thread decodes up to a few chunks ahead (the work of the
+    /// two cores overlaps, and memory is a handful of chunks whatever the files' size). `onFile file
+    /// epoch directory` comes before a file's first chunk. An exception on either side stops both.
+    let private streamFiles (paths: string[]) (onFile: int -> int -> SnapshotReader.TensorDirectory -> unit) (consume: int -> int -> float32[] -> int -> unit) =
+        use pool = new Collections.Concurrent.BlockingCollection<float32[]>()
+        for _ in 1..6 do pool.Add(Array.zeroCreate chunkLength)
+        use feed = new Collections.Concurrent.BlockingCollection<Feed>(4)
+        use cancel = new Threading.CancellationTokenSource()
+        let token = cancel.Token
+        let reader =
+            Task.Run(fun () ->
+                try
+                    for i in 0 .. paths.Length - 1 do
+                        let offset = ref 0
+                        SnapshotReader.streamValues paths[i]
+                            (fun epoch _ directory -> feed.Add(FileStart(i, epoch, directory), token))
+                            (fun () -> pool.Take token)
+                            (fun chunk count ->
+                                feed.Add(Values(i, offset.Value, chunk, count), token)
+                                offset.Value <- offset.Value + count)
+                    feed.Add(Finished, token)
+                with
+                | :? OperationCanceledException -> ()
+                | e -> try feed.Add(Failed(Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e), token) with :? OperationCanceledException -> ())
+        try
+            let mutable running = true
+            while running do
+                match feed.Take() with
+                | FileStart(i, epoch, directory) -> onFile i epoch directory
+                | Values(i, offset, chunk, count) ->
+                    consume i offset chunk count
+                    pool.Add chunk
+                | Finished -> running <- false
+                | Failed info -> info.Throw()
+        finally
+            cancel.Cancel()
+            try reader.Wait() with _ -> ()
 
     /// A group's weights as ranges (start, length) of the gathered array: a unit is one range of its
     /// weight tensor (plus one bias element), a layer one range per tensor. Ranges, not index arrays,
@@ -159,7 +213,6 @@ module Engine =
     type private Group = { Key: GroupKey; Ranges: struct (int * int)[] }
 
     let private size (g: Group) = g.Ranges |> Array.sumBy (fun struct (_, l) -> l)
-    let private indices (g: Group) = g.Ranges |> Array.collect (fun struct (s, l) -> Array.init l (fun i -> s + i))
 
     /// Unit groups (which partition the selected weights), layer groups, and the requested groups.
     let private buildGroups (slots: Slot[]) (layers: string[]) (grouping: Grouping) =
@@ -185,22 +238,6 @@ module Engine =
                           Ranges = [| struct (s.Start + i, 1) |] }))
         groups, layerGroups, unitGroups
 
-    /// Equilibrium, drift and oscillation temperatures of a group from the per-weight sums of v², the
-    /// first and the last snapshot of the window (SPEC "Kinematics"; the same arithmetic as
-    /// `Kinematics.groupTemperature`, without materialising per-weight arrays).
-    let private temperatureOf (physics: Physics) (n: int) (sumSquares: float[]) (first: float32[]) (last: float32[]) (g: Group) =
-        let mutable meanSquare = 0.0
-        let mutable drift = 0.0
-        for struct (start, length) in g.Ranges do
-            for k in start .. start + length - 1 do
-                meanSquare <- meanSquare + sumSquares[k] / float n
-                let v = (float last[k] - float first[k]) / (float n * physics.Dt)
-                drift <- drift + v * v
-        let count = size g
-        let t = physics.Factor * meanSquare / float count
-        let tDrift = physics.Factor * drift / float count
-        { Temperature = t; Drift = tDrift; Oscillation = t - tDrift; Weights = count }
-
     /// A fit that cannot be made (e.g. an MSD that is zero at every lag) is reported as NaN, not an error.
     let private fitOrNaN (fit: unit -> FitResult) =
         try fit ()
@@ -214,9 +251,19 @@ module Engine =
             Ranking.descending (idx |> Array.map (fun i -> scores[i])) |> Array.iteri (fun position local -> ranks[idx[local]] <- position + 1))
         ranks
 
+    /// A contiguous run of selected values in the flat order: a range of one unit group, and the
+    /// trajectory row of its first value when the unit is an MSD group (−1 otherwise).
+    [<Struct>]
+    type private Segment = { Start: int; Length: int; Unit: int; MsdRow: int }
+
     /// Analyses one run directory: resolves the window, streams its snapshots once, and returns every
     /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)
     /// for any input it cannot use.
+    ///
+    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
+    /// per-unit sums of v² per epoch, the MSD groups' trajectories as stored (float32, weights × epochs)
+    /// and a few 256 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
+    /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
     let analyze (run: string) (options: AnalysisOptions) : AnalysisResult =
         let files = SnapshotReader.listEpochFiles run
         let epochs = files |> Array.map fst |> Array.distinct
@@ -224,87 +271,129 @@ module Engine =
         let paths = windowFiles run files window
         let physics = options.Physics
         let dt = physics.Dt
-        let first = SnapshotReader.readFile paths[0]
-        let slots, layers = slotsOf paths[0] first options
-        let directory = first.Tensors |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape)
-        // Indices below are positions in the file's flat value order.
-        let total = (fileOffsets first)[first.Tensors.Length]
+        let n = window.Velocities
+        let _, _, directory = SnapshotReader.readHeader paths[0]
+        let slots, layers = slotsOf paths[0] directory options
+        let total = (fileOffsets directory)[directory.Length]
         let groups, layerGroups, unitGroups = buildGroups slots layers options.Grouping
         let msdLayers = options.MsdLayers |> Option.defaultValue [| layers[0] |]
         for l in msdLayers do
             if not (Array.contains l layers) then fail "%s: --msd-layers names '%s', which is not analysed (analysed: %s)" run l (String.Join(", ", layers))
-        let msdGroups = unitGroups |> Array.filter (fun g -> Array.contains g.Key.Layer msdLayers) |> Array.map (fun g -> g.Key, indices g)
-        let msdIndices = msdGroups |> Array.collect snd |> Array.distinct |> Array.sort
-        let msdPosition = msdIndices |> Array.mapi (fun p k -> k, p) |> dict
-        let n = window.Velocities
-        let trajectories = Array.init msdIndices.Length (fun _ -> Array.zeroCreate<float> (n + 1))
-        // Instantaneous T_G(e) of every unit (the units partition the selected weights) and, from those
-        // sums, of every layer.
+        let isMsdUnit (g: Group) = n >= 2 && Array.contains g.Key.Layer msdLayers
+        // Trajectory rows of the MSD units, in unit order: unit u owns rows msdRowStart[u] ..
+        let msdRowStart = unitGroups |> Array.scan (fun row g -> if isMsdUnit g then row + size g else row) 0
+        let trajectories = Array.init msdRowStart[unitGroups.Length] (fun _ -> Array.zeroCreate<float32> (n + 1))
+        let segments =
+            unitGroups
+            |> Array.mapi (fun u g ->
+                g.Ranges |> Array.mapi (fun r struct (start, length) ->
+                    let before = g.Ranges |> Array.take r |> Array.sumBy (fun struct (_, l) -> l)
+                    { Start = start; Length = length; Unit = u; MsdRow = (if isMsdUnit g then msdRowStart[u] + before else -1) }))
+            |> Array.concat
+            |> Array.sortBy (fun s -> s.Start)
+        let perWeight = options.Grouping = Grouping.Weight
+        // Σ_k v_k(e)² of each unit per velocity e (the units partition the selected weights).
         let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
-        let sumSquares = Array.zeroCreate<float> total
-        let x0 = Array.concat (first.Tensors |> Array.map (fun t -> t.Values))
-        checkFiniteFlat paths[0] first.Epoch directory x0
-        let record (e: int) (x: float32[]) =
-            for p in 0 .. msdIndices.Length - 1 do trajectories[p].[e] <- float x[msdIndices[p]]
-        record 0 x0
-        // Three reusable flat buffers: the previous snapshot, the current one, and the next, read on
-        // another core while the current one is accumulated. Nothing is allocated per file.
-        let buffers = Array.init (min 3 (paths.Length - 1)) (fun _ -> Array.zeroCreate<float32> total)
-        let read i =
-            Task.Run(fun () ->
-                let target = buffers[(i - 1) % buffers.Length]
-                let epoch, _, fileDirectory = SnapshotReader.readFlatInto paths[i] target
-                if fileDirectory <> directory then
-                    fail "%s: its tensors differ from those of %s, the window's first snapshot" paths[i] paths[0]
-                checkFiniteFlat paths[i] epoch directory target
-                target)
-        let mutable previous = x0
-        let mutable pending = if paths.Length > 1 then read 1 else null
-        for i in 1 .. paths.Length - 1 do
-            let x = try pending.Result with :? AggregateException as e -> raise e.InnerException
-            if i + 1 < paths.Length then pending <- read (i + 1)
-            let prev = previous
-            Parallel.For(0, unitGroups.Length, fun u ->
-                let mutable groupSum = 0.0
-                for struct (start, length) in unitGroups[u].Ranges do
-                    for k in start .. start + length - 1 do
-                        let v = (float x[k] - float prev[k]) / dt
+        let unitDrift = Array.zeroCreate<float> unitGroups.Length
+        let weightSumSquares = if perWeight then Array.zeroCreate<float> total else [||]
+        let weightDrift = if perWeight then Array.zeroCreate<float> total else [||]
+        // The selected values of the latest snapshot streamed so far; the last one when done.
+        let latest = Array.zeroCreate<float32> total
+        // Files 0..m are the window; file m+1 is the window's first snapshot again, for the drift.
+        let m = paths.Length - 1
+        let driftPass = m + 1
+        let mutable epoch = 0
+        let mutable cursor = 0
+        let onFile (file: int) (fileEpoch: int) (fileDirectory: SnapshotReader.TensorDirectory) =
+            if fileDirectory <> directory then
+                fail "%s: its tensors differ from those of %s, the window's first snapshot" paths[file % (m + 1)] paths[0]
+            epoch <- fileEpoch
+            cursor <- 0
+        let consume (file: int) (offset: int) (chunk: float32[]) (count: int) =
+            if file <> driftPass then checkFinite paths[file] epoch directory offset chunk count
+            let stop = offset + count
+            while cursor < segments.Length && segments[cursor].Start + segments[cursor].Length <= offset do
+                cursor <- cursor + 1
+            let mutable s = cursor
+            while s < segments.Length && segments[s].Start < stop do
+                let segment = segments[s]
+                let from = max segment.Start offset
+                let until = min (segment.Start + segment.Length) stop
+                if file = 0 then
+                    for k in from .. until - 1 do latest[k] <- chunk[k - offset]
+                elif file = driftPass then
+                    // v̄_k = (w_k(b) − w_k(a)) / (n Δt), with w(b) in `latest` and w(a) read again.
+                    let mutable driftSum = 0.0
+                    for k in from .. until - 1 do
+                        let v = (float latest[k] - float chunk[k - offset]) / (float n * dt)
+                        driftSum <- driftSum + v * v
+                        if perWeight then weightDrift[k] <- v * v
+                    unitDrift[segment.Unit] <- unitDrift[segment.Unit] + driftSum
+                else
+                    let mutable sum = 0.0
+                    for k in from .. until - 1 do
+                        let x = chunk[k - offset]
+                        let v = (float x - float latest[k]) / dt
                         let v2 = v * v
-                        sumSquares[k] <- sumSquares[k] + v2
-                        groupSum <- groupSum + v2
-                unitSums[u].[i - 1] <- groupSum) |> ignore
-            record i x
-            previous <- x
-        let last = previous
-        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, unitSums[u] |> Array.map (fun s -> physics.Factor * s / float (size g)))
-        let layerInstantaneous =
-            layerGroups |> Array.map (fun lg ->
-                let members = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = lg.Key.Layer)
-                let count = float (size lg)
-                lg.Key, Array.init n (fun e -> physics.Factor * (members |> Array.sumBy (fun (u, _) -> unitSums[u].[e])) / count))
-        let instantaneousSeries = if options.Grouping = Grouping.Unit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
+                        sum <- sum + v2
+                        latest[k] <- x
+                        if perWeight then weightSumSquares[k] <- weightSumSquares[k] + v2
+                    unitSums[segment.Unit].[file - 1] <- unitSums[segment.Unit].[file - 1] + sum
+                if segment.MsdRow >= 0 && file <> driftPass then
+                    for k in from .. until - 1 do
+                        trajectories[segment.MsdRow + k - segment.Start].[file] <- chunk[k - offset]
+                s <- s + 1
+        streamFiles (Array.append paths [| paths[0] |]) onFile consume
+        let factor = physics.Factor
+        let unitTemperature u =
+            let count = size unitGroups[u]
+            let t = factor * Array.sum unitSums[u] / (float n * float count)
+            let drift = factor * unitDrift[u] / float count
+            { Temperature = t; Drift = drift; Oscillation = t - drift; Weights = count }
         let l1 (g: Group) =
             let mutable sum = 0.0
             for struct (start, length) in g.Ranges do
-                for k in start .. start + length - 1 do sum <- sum + abs (float last[k])
+                for k in start .. start + length - 1 do sum <- sum + abs (float latest[k])
             sum
-        let temperatureOf = temperatureOf physics n sumSquares x0 last
-        // Units are needed for the Spearman correlation whatever the grouping; compute them once.
-        let unitTemperatures = unitGroups |> Array.map temperatureOf
+        let unitTemperatures = Array.init unitGroups.Length unitTemperature
         let unitL1 = unitGroups |> Array.map l1
-        let temperatures = if options.Grouping = Grouping.Unit then unitTemperatures else groups |> Array.map temperatureOf
-        let groupL1 = if options.Grouping = Grouping.Unit then unitL1 else groups |> Array.map l1
+        let unitsOf layer = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = layer) |> Array.map fst
+        // A layer's sums are its units' sums: the same arithmetic, weighted by the units' sizes.
+        let layerTemperature (layer: string) =
+            let units = unitsOf layer
+            let count = units |> Array.sumBy (fun u -> size unitGroups[u])
+            let t = factor * (units |> Array.sumBy (fun u -> Array.sum unitSums[u])) / (float n * float count)
+            let drift = factor * (units |> Array.sumBy (fun u -> unitDrift[u])) / float count
+            { Temperature = t; Drift = drift; Oscillation = t - drift; Weights = count }
+        let layerResults =
+            layerGroups |> Array.map (fun g -> { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = l1 g; Rank = 1; OscillationRank = 1 })
+        let temperatures, groupL1 =
+            match options.Grouping with
+            | Grouping.Unit -> unitTemperatures, unitL1
+            | Grouping.Layer -> layerResults |> Array.map (fun r -> r.Temperature), layerResults |> Array.map (fun r -> r.L1Norm)
+            | _ ->
+                groups |> Array.map (fun g ->
+                    let struct (k, _) = g.Ranges[0]
+                    let t = factor * weightSumSquares[k] / float n
+                    let drift = factor * weightDrift[k]
+                    { Temperature = t; Drift = drift; Oscillation = t - drift; Weights = 1 }),
+                groups |> Array.map l1
         let keys = groups |> Array.map (fun g -> g.Key)
         let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
         let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
         let results =
             Array.init groups.Length (fun i ->
                 { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
-        let layerResults =
-            layerGroups |> Array.map (fun g -> { Key = g.Key; Temperature = temperatureOf g; L1Norm = l1 g; Rank = 1; OscillationRank = 1 })
+        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, unitSums[u] |> Array.map (fun s -> factor * s / float (size g)))
+        let layerInstantaneous =
+            layerGroups |> Array.map (fun lg ->
+                let units = unitsOf lg.Key.Layer
+                let count = float (size lg)
+                lg.Key, Array.init n (fun e -> factor * (units |> Array.sumBy (fun u -> unitSums[u].[e])) / count))
+        let instantaneousSeries = if options.Grouping = Grouping.Unit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
         let spearman =
             layers |> Array.map (fun layer ->
-                let units = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = layer) |> Array.map fst
+                let units = unitsOf layer
                 layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])))
         let fitFrom, alphaTo, diffusionTo =
             match options.FitLags with
@@ -313,13 +402,15 @@ module Engine =
                 a, b, b
             | None -> 1, max 2 (n / 2), max 2 (n / 4)
         let diffusion =
-            if n < 2 then [||]
-            else
-                msdGroups |> Array.map (fun (key, idx) ->
-                    let curves = GroupDiffusion.compute (idx |> Array.map (fun k -> trajectories[msdPosition[k]]))
-                    { Key = key; Curves = curves
-                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
-                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
+            unitGroups
+            |> Array.mapi (fun u g -> u, g)
+            |> Array.filter (fun (_, g) -> isMsdUnit g)
+            |> Array.map (fun (u, g) ->
+                let rows = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
+                let curves = GroupDiffusion.compute rows
+                { Key = g.Key; Curves = curves
+                  Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
+                  Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
         let noise = readGradientNoise run
         { Run = run; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
           Instantaneous = instantaneousSeries

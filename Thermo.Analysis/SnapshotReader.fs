@@ -12,6 +12,9 @@ open Apache.Arrow
 /// cost nothing to read. Any file that is not a complete Thermo snapshot of this schema version
 /// raises `ArtifactException` naming the file and the fault.
 module SnapshotReader =
+    /// A snapshot's tensor directory: (layer, tensor, shape) in row order.
+    type TensorDirectory = (string * string * int[])[]
+
     let private fail fmt = Printf.kprintf (fun message -> raise (ArtifactException message)) fmt
 
     let private checkMetadata (path: string) (metadata: IReadOnlyDictionary<string, string>) =
@@ -113,6 +116,118 @@ module SnapshotReader =
         with
         | ArtifactException _ -> reraise ()
         | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
+
+    /// Streams a Parquet snapshot's value column straight into caller-owned chunks: Parquet's
+    /// column reader decodes into the chunk (no intermediate Arrow arrays), reading the file through
+    /// a small buffered stream, so native and managed memory stay O(chunk) whatever the file's size.
+    let private streamParquet (path: string) (header: int -> int64 -> TensorDirectory -> unit) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) =
+        use properties = ParquetSharp.ReaderProperties.GetDefaultReaderProperties()
+        properties.EnableBufferedStream()
+        properties.BufferSize <- 1L <<< 20
+        use reader =
+            try new ParquetSharp.ParquetFileReader(path, properties)
+            with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
+        use metadata = reader.FileMetaData
+        let epoch, step, directory = checkMetadata path metadata.KeyValueMetadata
+        let expected = directory |> Array.sumBy (tensorSize >> int64)
+        let schema = metadata.Schema
+        let column =
+            match Seq.init schema.NumColumns id |> Seq.tryFind (fun i -> schema.Column(i).Name = "value") with
+            | Some i -> i
+            | None -> fail "%s: no 'value' column" path
+        header epoch step directory
+        let mutable received = 0L
+        try
+            for rowGroup in 0 .. metadata.NumRowGroups - 1 do
+                use group = reader.RowGroup rowGroup
+                use columnReader = group.Column column
+                if columnReader.ColumnDescriptor.PhysicalType <> ParquetSharp.PhysicalType.Float then
+                    fail "%s: the value column is %O, expected float32" path columnReader.ColumnDescriptor.PhysicalType
+                use values = columnReader.LogicalReader<float32>()
+                while values.HasNext do
+                    let chunk = nextChunk ()
+                    let count = values.ReadBatch(chunk.AsSpan())
+                    received <- received + int64 count
+                    if received > expected then
+                        fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
+                    filled chunk count
+        with
+        | ArtifactException _ -> reraise ()
+        | :? InvalidCastException -> fail "%s: the value column is not float32 without nulls" path
+        | e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
+        if received <> expected then
+            fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
+
+    /// As `streamParquet`, for an Arrow IPC snapshot (one record batch, at most 2^20 rows, at a time).
+    let private streamArrow (path: string) (header: int -> int64 -> TensorDirectory -> unit) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) =
+        let mutable received = 0L
+        let mutable expected = 0L
+        try
+            use stream = File.OpenRead path
+            use reader = new Apache.Arrow.Ipc.ArrowFileReader(stream)
+            let schema = reader.Schema
+            let epoch, step, directory = checkMetadata path schema.Metadata
+            let column = valueColumnIndex path schema
+            expected <- directory |> Array.sumBy (tensorSize >> int64)
+            header epoch step directory
+            let mutable batch = reader.ReadNextRecordBatch()
+            while not (isNull batch) do
+                use b = batch
+                match b.Column column with
+                | :? FloatArray as floats when floats.NullCount = 0 ->
+                    let values = floats.Values
+                    received <- received + int64 values.Length
+                    if received > expected then
+                        fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
+                    let mutable at = 0
+                    while at < values.Length do
+                        let chunk = nextChunk ()
+                        let count = min chunk.Length (values.Length - at)
+                        values.Slice(at, count).CopyTo(chunk.AsSpan())
+                        filled chunk count
+                        at <- at + count
+                | :? FloatArray -> fail "%s: the value column holds nulls" path
+                | other -> fail "%s: the value column is %s, expected float32" path (other.Data.DataType.Name)
+                batch <- reader.ReadNextRecordBatch()
+        with
+        | ArtifactException _ -> reraise ()
+        | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
+        if received <> expected then
+            fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
+
+    /// Streams one snapshot file's values, in directory (row) order, into chunks the caller supplies:
+    /// `header epoch step directory` is called before any value, then `nextChunk ()` gives an array
+    /// to fill and `filled chunk count` hands it back with `count` values. Memory is O(chunk length)
+    /// for Parquet, O(one record batch) for Arrow IPC, whatever the file's size. Raises
+    /// `ArtifactException` naming the file for anything that is not a complete snapshot.
+    [<CompiledName("StreamValues")>]
+    let streamValues (path: string) (header: int -> int64 -> TensorDirectory -> unit) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) : unit =
+        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
+        match Path.GetExtension(path).ToLowerInvariant() with
+        | ".arrow" -> streamArrow path header nextChunk filled
+        | ".parquet" -> streamParquet path header nextChunk filled
+        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
+
+    /// Epoch, step and tensor directory of a snapshot file, from its metadata alone.
+    [<CompiledName("ReadHeader")>]
+    let readHeader (path: string) : int * int64 * TensorDirectory =
+        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
+        match Path.GetExtension(path).ToLowerInvariant() with
+        | ".parquet" ->
+            use reader =
+                try new ParquetSharp.ParquetFileReader(path)
+                with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
+            use metadata = reader.FileMetaData
+            checkMetadata path metadata.KeyValueMetadata
+        | ".arrow" ->
+            try
+                use stream = File.OpenRead path
+                use reader = new Apache.Arrow.Ipc.ArrowFileReader(stream)
+                checkMetadata path reader.Schema.Metadata
+            with
+            | ArtifactException _ -> reraise ()
+            | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
+        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
 
     let private readWith (path: string) (destination: (string * string * int[])[] -> float32[][]) =
         if not (File.Exists path) then fail "%s: snapshot file does not exist" path

@@ -36,21 +36,39 @@ module Tables =
     [<Literal>]
     let TableKey = "thermo.table"
 
-    let private bytesOf<'T when 'T: unmanaged and 'T: struct and 'T: (new: unit -> 'T) and 'T :> ValueType> (values: 'T[]) =
-        MemoryMarshal.AsBytes(ReadOnlySpan values).ToArray()
+    let private bytesOf<'T when 'T: unmanaged and 'T: struct and 'T: (new: unit -> 'T) and 'T :> ValueType> (values: 'T[]) (start: int) (count: int) =
+        MemoryMarshal.AsBytes(ReadOnlySpan(values, start, count)).ToArray()
 
-    let private toArrow (column: Column) : IArrowType * IArrowArray =
+    let private dictionaryType = DictionaryType(Int32Type.Default, StringType.Default, false)
+
+    /// Rows per record batch (and Parquet row group): bounds the Arrow copies and the native
+    /// writer's buffers, so writing a long table costs little beyond the table itself.
+    [<Literal>]
+    let private RowsPerBatch = 65536
+
+    /// The Arrow type of a column, and a function making its slice [start, start+count) as an Arrow
+    /// array. Strings are dictionary-encoded (one dictionary per column, shared by every slice): the
+    /// tables repeat a handful of layer names and labels over many rows.
+    let private toArrow (column: Column) : IArrowType * (int -> int -> IArrowArray) =
         match column with
-        | Int32Column(_, v) -> Int32Type.Default, new Int32Array(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
-        | Int64Column(_, v) -> Int64Type.Default, new Int64Array(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
-        | Float32Column(_, v) -> FloatType.Default, new FloatArray(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
-        | Float64Column(_, v) -> DoubleType.Default, new DoubleArray(new ArrowBuffer(bytesOf v), ArrowBuffer.Empty, v.Length, 0, 0)
+        | Int32Column(_, v) -> Int32Type.Default, fun start count -> new Int32Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Int64Column(_, v) -> Int64Type.Default, fun start count -> new Int64Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Float32Column(_, v) -> FloatType.Default, fun start count -> new FloatArray(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Float64Column(_, v) -> DoubleType.Default, fun start count -> new DoubleArray(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
         | StringColumn(_, v) ->
-            let b = StringArray.Builder()
-            for s in v do b.Append s |> ignore
-            StringType.Default, b.Build()
+            let distinct = Collections.Generic.Dictionary<string, int>()
+            let codes = v |> Array.map (fun s -> match distinct.TryGetValue s with | true, c -> c | _ -> (let c = distinct.Count in distinct[s] <- c; c))
+            let dictionary =
+                let b = StringArray.Builder()
+                for KeyValue(s, _) in distinct |> Seq.sortBy (fun kv -> kv.Value) do b.Append s |> ignore
+                b.Build()
+            dictionaryType,
+            fun start count ->
+                let indices = new Int32Array(new ArrowBuffer(bytesOf codes start count), ArrowBuffer.Empty, count, 0, 0)
+                new DictionaryArray(dictionaryType, indices, dictionary)
 
-    /// Writes `columns` as one Parquet table to `path`, atomically. `table` names the kind of table.
+    /// Writes `columns` (equal lengths) as one Parquet file, atomically, with the schema version and
+    /// the table's kind in the key-value metadata; row groups of at most 65,536 rows.
     [<CompiledName("Write")>]
     let write (path: string) (table: string) (columns: Column list) =
         let rows = match columns with | [] -> 0 | c :: _ -> c.Length
@@ -61,17 +79,29 @@ module Tables =
             let builder = Schema.Builder()
             for c, (t, _) in arrow do builder.Field(fun f -> f.Name(c.Name).DataType(t).Nullable(false) |> ignore) |> ignore
             builder.Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version).Metadata(TableKey, table).Build()
-        let batch = new RecordBatch(schema, arrow |> List.map (snd >> snd), rows)
         AtomicFile.write path (fun temp ->
-            use properties = (new ParquetSharp.WriterPropertiesBuilder()).CreatedBy("Thermo").Compression(ParquetSharp.Compression.Snappy).Build()
+            // Dictionary pages only for the string columns: for numbers they cost a hash table per
+            // column and rarely pay (a temperature column has as many values as rows).
+            use builder = (new ParquetSharp.WriterPropertiesBuilder()).CreatedBy("Thermo").Compression(ParquetSharp.Compression.Snappy).DisableDictionary()
+            for c in columns do
+                match c with
+                | StringColumn(name, _) -> builder.EnableDictionary(name) |> ignore
+                | _ -> ()
+            use properties = builder.Build()
             use arrowProperties = (new ParquetSharp.Arrow.ArrowWriterPropertiesBuilder()).StoreSchema().Build()
             use writer = new ParquetSharp.Arrow.FileWriter(temp, schema, properties, arrowProperties)
-            writer.WriteRecordBatch(batch, max 1L (int64 rows))
+            let mutable start = 0
+            // An empty table still gets one (empty) batch, so its schema and row group are written.
+            while start < rows || (rows = 0 && start = 0) do
+                let count = min RowsPerBatch (rows - start)
+                // Not disposed: the exporter releases its reference to the buffers when the native
+                // writer is done with them (disposing first crashes the release callback), and the
+                // string dictionaries are shared by every batch.
+                let batch = new RecordBatch(schema, arrow |> List.map (fun (_, (_, make)) -> make start count), count)
+                writer.WriteRecordBatch(batch, int64 (max 1 count))
+                start <- start + max 1 count
             writer.Close())
-        GC.KeepAlive batch
 
-    /// One column from its chunks (one per record batch), typed by the schema so that an empty table
-    /// still reads back with the right column types.
     let private fromArrow (path: string) (field: Field) (chunks: IArrowArray seq) : Column =
         let collect (values: IArrowArray -> 'T[]) = chunks |> Seq.collect values |> Array.ofSeq
         let name = field.Name
@@ -82,6 +112,14 @@ module Tables =
         | ArrowTypeId.Double -> Float64Column(name, collect (fun a -> (a :?> DoubleArray).Values.ToArray()))
         | ArrowTypeId.String -> StringColumn(name, collect (fun a -> let v = a :?> StringArray in Array.init v.Length (fun i -> v.GetString i)))
         | ArrowTypeId.LargeString -> StringColumn(name, collect (fun a -> let v = a :?> LargeStringArray in Array.init v.Length (fun i -> v.GetString i)))
+        | ArrowTypeId.Dictionary ->
+            StringColumn(name, collect (fun a ->
+                let d = a :?> DictionaryArray
+                match d.Indices, d.Dictionary with
+                | (:? Int32Array as indices), (:? StringArray as dictionary) ->
+                    let decoded = Array.init dictionary.Length (fun i -> dictionary.GetString i)
+                    Array.init indices.Length (fun i -> decoded[indices.GetValue(i).Value])
+                | _ -> fail "%s: column %s is a dictionary of unsupported types" path name))
         | _ -> fail "%s: column %s has unsupported type %s" path name field.DataType.Name
 
     /// Reads a table written by `write`, checking it is of kind `table` and of this schema version.

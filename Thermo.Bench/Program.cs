@@ -9,15 +9,25 @@ using static TorchSharp.torch;
 
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
-// Usage: Thermo.Bench [--quick] [--out docs/BENCHMARKS.md]
+// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis] [--out docs/BENCHMARKS.md]
+// (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
+// leaving the documented figures alone.)
 // (`--quick` shrinks every size so the whole run takes about a minute; its figures are not the documented ones.)
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length == 5 && args[0] == AnalysisBench.ProbeVerb)
+{
+    AnalysisBench.Probe(args[1], args[2], args[3], args[4] == "msd");
+    return 0;
+}
 bool quick = args.Contains("--quick");
 var outIndex = Array.IndexOf(args, "--out");
 var repoRoot = FindRoot();
-var output = outIndex >= 0 ? args[outIndex + 1] : Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
+var onlyIndex = Array.IndexOf(args, "--only");
+var only = onlyIndex >= 0 ? args[onlyIndex + 1].Split(',') : null;
+bool Section(string name) => only is null || only.Contains(name);
 var artifacts = Path.Combine(repoRoot, "artifacts");
+var output = outIndex >= 0 ? args[outIndex + 1] : only is null ? Path.Combine(repoRoot, "docs", "BENCHMARKS.md") : Path.Combine(artifacts, "BENCHMARKS.partial.md");
 var scratch = Path.Combine(artifacts, "bench");
 if (Directory.Exists(scratch)) Directory.Delete(scratch, true);
 Directory.CreateDirectory(scratch);
@@ -34,6 +44,7 @@ static double Median(IEnumerable<double> values)
 }
 
 // 1. Memory of a long small run (first, so nothing else this process did inflates it): resident set after epoch 10 against after epoch 100.
+if (Section("memory"))
 {
     int epochs = quick ? 30 : 100;
     var config = new TrainConfig { Epochs = epochs, TrainLimit = 256, TestLimit = 256, BatchSize = 64, Seed = 1 };
@@ -45,6 +56,7 @@ static double Median(IEnumerable<double> values)
 }
 
 // 2. Snapshot write throughput of a synthetic 10M-parameter model, against a plain write of the same float32 bytes.
+if (Section("write"))
 {
     int units = 1000, perUnit = 1000, layers = quick ? 2 : 10, repeats = quick ? 3 : 5;
     var random = new Random(1);
@@ -88,6 +100,7 @@ static double Median(IEnumerable<double> values)
 }
 
 // 3 and 4. The paper CNN on mnist: snapshot cost per epoch, and full-loop throughput against a bare loop.
+if (Section("training"))
 {
     int epochs = quick ? 2 : 6;
     var config = new TrainConfig { Epochs = epochs, Seed = 1 };
@@ -116,13 +129,13 @@ static double Median(IEnumerable<double> values)
 }
 
 // 5. Issue 3: the analysis against DuckDB, memory, FFT MSD.
-AnalysisBench.Run(scratch, quick, Report, Median);
+if (Section("analysis")) AnalysisBench.Run(scratch, quick, Report, Median);
 
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();
 md.AppendLine("# Benchmarks").AppendLine();
 md.AppendLine("Written by `dotnet fsi build.fsx bench` (Thermo.Bench). Figures are medians over repeats; every ratio's baseline was measured in the same run.").AppendLine();
-md.AppendLine($"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC{(quick ? " (quick mode)" : "")}");
+md.AppendLine($"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC{(quick ? " (quick mode)" : "")}{(only is null ? "" : $" (sections: {string.Join(", ", only)})")}");
 md.AppendLine($"- machine: {machine}").AppendLine();
 md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|---|");
 foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
@@ -131,7 +144,7 @@ if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 AtomicFile.writeAllText(output, md.ToString());
 Console.WriteLine($"wrote {output}");
-Directory.Delete(scratch, true);
+if (Environment.GetEnvironmentVariable("THERMO_PROBE_DEBUG") is null) Directory.Delete(scratch, true);
 return 0;
 
 // Seconds to write `bytes` zero bytes through a 1 MiB-buffered FileStream, closed (not fsynced).

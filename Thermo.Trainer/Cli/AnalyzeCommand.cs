@@ -21,7 +21,7 @@ public static class AnalyzeCommand
         var convention = new Option<string>("--convention") { Description = "kinetic (½·m·v²/k_B) or mean-square (v²)", DefaultValueFactory = _ => "kinetic" };
         var mass = new Option<double>("--mass") { Description = "Particle mass m", DefaultValueFactory = _ => 1.0 };
         var boltzmann = new Option<double>("--kb") { Description = "Boltzmann constant k_B", DefaultValueFactory = _ => 1.0 };
-        var msdLayers = new Option<string>("--msd-layers") { Description = "Layers whose filters get MSD curves and fits (default: the first analysed layer)" };
+        var msdLayers = new Option<string>("--msd-layers") { Description = "Layers whose filters get MSD curves and fits, or 'none' (default: the first analysed layer)" };
         var fitLags = new Option<string>("--fit-lags") { Description = "Lag range a:b of the α and D fits (default: α over 1..n/2, D over 1..n/4)" };
         var command = new Command("analyze", "Temperatures, drift and oscillation, MSD and diffusion of runs; writes RUN/analysis/*.parquet")
         {
@@ -50,7 +50,7 @@ public static class AnalyzeCommand
                         var other => throw new ThermoException($"--convention: unknown convention '{other}' (known: kinetic, mean-square)"),
                     },
                     Positive("--mass", parse.GetValue(mass)), Positive("--kb", parse.GetValue(boltzmann)), 1.0),
-                Option(TrainCommand.ParseList(parse.GetValue(msdLayers))),
+                parse.GetValue(msdLayers) == "none" ? FSharpOption<string[]>.Some([]) : Option(TrainCommand.ParseList(parse.GetValue(msdLayers))),
                 ParseLags(parse.GetValue(fitLags)));
 
             var results = new List<AnalysisResult>();
@@ -93,7 +93,9 @@ public static class AnalyzeCommand
         foreach (var l in r.Layers)
             Console.WriteLine($"  {l.Key.Layer,-10} {l.Temperature.Weights,8} {G(l.Temperature.Temperature),11} {G(l.Temperature.Drift),11} {G(l.Temperature.Oscillation),11}");
         var diffusion = r.Diffusion.ToDictionary(d => (d.Key.Layer, d.Key.Unit));
-        foreach (var layer in r.Diffusion.Select(d => d.Key.Layer).Distinct())
+        var listed = r.Diffusion.Select(d => d.Key.Layer).Distinct().ToArray();
+        if (listed.Length == 0 && r.Grouping == Grouping.Unit) listed = r.Layers.Take(1).Select(l => l.Key.Layer).ToArray();
+        foreach (var layer in listed)
         {
             var rho = r.TemperatureL1Spearman.FirstOrDefault(s => s.Item1 == layer)?.Item2 ?? double.NaN;
             Console.WriteLine($"  {layer} filters, hottest first (Spearman of temperature vs L1 ranking: {rho:F2}):");

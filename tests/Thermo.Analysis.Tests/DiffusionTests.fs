@@ -96,13 +96,27 @@ let fftTests =
     ]
 
 [<Tests>]
-let pairTests =
-    testList "msd of many" [
-        testPropertyWithConfig config "two trajectories per FFT give each one's direct MSD" <| fun (x: float[]) ->
+let groupTests =
+    testList "group msd" [
+        testPropertyWithConfig config "a group's MSD (one inverse FFT, two weights per forward FFT) is the mean of its weights' direct MSDs" <| fun (x: float[]) ->
             let y = x |> Array.mapi (fun i v -> v * 0.5 + float (i % 7))
             let z = x |> Array.map (fun v -> -v)
-            let curves = Diffusion.msdMany [| x; y; z |]
-            let scale (t: float[]) = t |> Array.map (fun v -> v - Array.average t) |> Array.averageBy (fun v -> v * v)
-            Array.zip [| x; y; z |] curves
-            |> Array.forall (fun (t, fast) -> Array.forall2 (fun (a: float) (b: float) -> abs (a - b) <= 1e-9 * abs b + 1e-12 * scale t) fast (Diffusion.msdDirect t))
+            // An odd count, so one forward transform carries a single trajectory.
+            let group = [| x; y; z |]
+            let fast = Diffusion.groupMsd group
+            let direct = group |> Array.map Diffusion.msdDirect
+            let expected = Array.init fast.Length (fun i -> direct |> Array.averageBy (fun d -> d[i]))
+            let scale = group |> Array.averageBy (fun t -> t |> Array.map (fun v -> v - Array.average t) |> Array.averageBy (fun v -> v * v))
+            fast.Length = x.Length - 1
+            && Array.forall2 (fun (a: float) (b: float) -> abs (a - b) <= 1e-9 * abs b + 1e-12 * scale) fast expected
+
+        testCase "the drift-corrected group curve is the mean of each weight's drift-corrected curve" <| fun () ->
+            let rng = Random(3)
+            let group = Array.init 4 (fun k -> Array.init 30 (fun e -> float k * 0.3 * float e + rng.NextDouble()))
+            let g = GroupDiffusion.compute group
+            let expected = Array.init 29 (fun i -> group |> Array.averageBy (fun x -> (Diffusion.driftCorrected x (Diffusion.msdDirect x))[i]))
+            for i in 0 .. 28 do Expect.floatClose Accuracy.high g.DriftCorrectedMsd[i] expected[i] (sprintf "lag %d" (i + 1))
+
+        testCase "trajectories of different lengths are refused" <| fun () ->
+            Expect.throwsT<ArgumentException> (fun () -> Diffusion.groupMsd [| [| 1.0; 2.0 |]; [| 1.0; 2.0; 3.0 |] |] |> ignore) "lengths"
     ]
