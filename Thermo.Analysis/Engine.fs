@@ -146,16 +146,94 @@ module Engine =
                        yield { Layer = layer; Tensor = tensorName; Units = units; UnitSize = tensorSize directory[i] / max 1 units; Start = offsets[i] }
                    | None -> () |], layers
 
+    /// Index of the first NaN or ±∞ in `values`, or −1; a SIMD pass (|x| ≤ MaxValue fails for both).
+    let private firstNonFinite (values: ReadOnlySpan<float32>) =
+        let width = Numerics.Vector<float32>.Count
+        let limit = Numerics.Vector<float32>(Single.MaxValue)
+        let mutable i = 0
+        while i + width <= values.Length && Numerics.Vector.LessThanOrEqualAll(Numerics.Vector.Abs(Numerics.Vector<float32>(values.Slice(i, width))), limit) do
+            i <- i + width
+        while i < values.Length && Single.IsFinite values[i] do
+            i <- i + 1
+        if i < values.Length then i else -1
+
     /// Fails naming layer, tensor and epoch when a chunk of a snapshot (values offset.. of the flat
     /// order) holds NaN or ±∞.
-    let private checkFinite (path: string) (epoch: int) (directory: SnapshotReader.TensorDirectory) (offset: int) (chunk: float32[]) (count: int) =
-        let bad = Array.FindIndex(chunk, 0, count, fun v -> not (Single.IsFinite v))
+    let private checkFinite (path: string) (epoch: int) (directory: SnapshotReader.TensorDirectory) (offset: int) (values: ReadOnlySpan<float32>) =
+        let bad = firstNonFinite values
         if bad >= 0 then
             let flat = offset + bad
             let starts = fileOffsets directory
             let i = min (starts |> Array.findIndexBack (fun start -> start <= flat)) (directory.Length - 1)
             let layer, tensor, _ = directory[i]
-            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor chunk[bad] (flat - starts[i]) epoch
+            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (flat - starts[i]) epoch
+
+    // The engine's hot loops, over spans so the JIT keeps them tight. Sums of squared differences
+    // are scaled by 1/Δt² (or 1/(nΔt)²) once per range, not per value.
+
+    /// Σ (x_i − latest_i)² for the values of one range, then latest ← x. SIMD: float32 lanes widened
+    /// to float64 before the difference, so each term is exactly the scalar one (only the order of
+    /// the additions differs).
+    let private stepSquares (current: ReadOnlySpan<float32>, latest: Span<float32>) =
+        let width = Numerics.Vector<float32>.Count
+        let mutable acc = Numerics.Vector<float>.Zero
+        let mutable xl = Numerics.Vector<float>.Zero
+        let mutable xh = Numerics.Vector<float>.Zero
+        let mutable yl = Numerics.Vector<float>.Zero
+        let mutable yh = Numerics.Vector<float>.Zero
+        let mutable i = 0
+        while i + width <= current.Length do
+            let x = Numerics.Vector<float32>(current.Slice(i, width))
+            let y = Numerics.Vector<float32>(Span.op_Implicit (latest.Slice(i, width)) : ReadOnlySpan<float32>)
+            Numerics.Vector.Widen(x, &xl, &xh)
+            Numerics.Vector.Widen(y, &yl, &yh)
+            let dl = xl - yl
+            let dh = xh - yh
+            acc <- acc + dl * dl + dh * dh
+            x.CopyTo(latest.Slice(i, width))
+            i <- i + width
+        let mutable sum = Numerics.Vector.Sum acc
+        while i < current.Length do
+            let x = current[i]
+            let d = float x - float latest[i]
+            sum <- sum + d * d
+            latest[i] <- x
+            i <- i + 1
+        sum
+
+    /// `stepSquares`, also adding each weight's scaled square to `squares`.
+    let private stepSquaresInto (current: ReadOnlySpan<float32>, latest: Span<float32>, squares: Span<float>, scale: float) =
+        let mutable sum = 0.0
+        let mutable i = 0
+        while i < current.Length do
+            let x = current[i]
+            let d = float x - float latest[i]
+            sum <- sum + d * d
+            squares[i] <- squares[i] + d * d * scale
+            latest[i] <- x
+            i <- i + 1
+        sum
+
+    /// Σ (b_i − a_i)².
+    let private squaredDifferences (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>) =
+        let mutable sum = 0.0
+        let mutable i = 0
+        while i < a.Length do
+            let d = float b[i] - float a[i]
+            sum <- sum + d * d
+            i <- i + 1
+        sum
+
+    /// `squaredDifferences`, also storing each scaled square in `squares`.
+    let private squaredDifferencesInto (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>, squares: Span<float>, scale: float) =
+        let mutable sum = 0.0
+        let mutable i = 0
+        while i < a.Length do
+            let d = float b[i] - float a[i]
+            sum <- sum + d * d
+            squares[i] <- d * d * scale
+            i <- i + 1
+        sum
 
     /// What the reader thread hands the accumulating thread.
     type private Feed =
@@ -310,7 +388,7 @@ module Engine =
             epoch <- fileEpoch
             cursor <- 0
         let consume (file: int) (offset: int) (chunk: float32[]) (count: int) =
-            if file <> driftPass then checkFinite paths[file] epoch directory offset chunk count
+            if file <> driftPass then checkFinite paths[file] epoch directory offset (ReadOnlySpan<float32>(chunk, 0, count))
             let stop = offset + count
             while cursor < segments.Length && segments[cursor].Start + segments[cursor].Length <= offset do
                 cursor <- cursor + 1
@@ -319,26 +397,22 @@ module Engine =
                 let segment = segments[s]
                 let from = max segment.Start offset
                 let until = min (segment.Start + segment.Length) stop
+                let current = ReadOnlySpan<float32>(chunk, from - offset, until - from)
                 if file = 0 then
-                    for k in from .. until - 1 do latest[k] <- chunk[k - offset]
+                    current.CopyTo(Span<float32>(latest, from, until - from))
                 elif file = driftPass then
                     // v̄_k = (w_k(b) − w_k(a)) / (n Δt), with w(b) in `latest` and w(a) read again.
-                    let mutable driftSum = 0.0
-                    for k in from .. until - 1 do
-                        let v = (float latest[k] - float chunk[k - offset]) / (float n * dt)
-                        driftSum <- driftSum + v * v
-                        if perWeight then weightDrift[k] <- v * v
-                    unitDrift[segment.Unit] <- unitDrift[segment.Unit] + driftSum
+                    let scale = 1.0 / (float n * dt) ** 2.0
+                    let sum =
+                        if perWeight then squaredDifferencesInto (current, ReadOnlySpan<float32>(latest, from, until - from), Span<float>(weightDrift, from, until - from), scale)
+                        else squaredDifferences (current, ReadOnlySpan<float32>(latest, from, until - from))
+                    unitDrift[segment.Unit] <- unitDrift[segment.Unit] + sum * scale
                 else
-                    let mutable sum = 0.0
-                    for k in from .. until - 1 do
-                        let x = chunk[k - offset]
-                        let v = (float x - float latest[k]) / dt
-                        let v2 = v * v
-                        sum <- sum + v2
-                        latest[k] <- x
-                        if perWeight then weightSumSquares[k] <- weightSumSquares[k] + v2
-                    unitSums[segment.Unit].[file - 1] <- unitSums[segment.Unit].[file - 1] + sum
+                    let target = Span<float32>(latest, from, until - from)
+                    let sum =
+                        if perWeight then stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), 1.0 / (dt * dt))
+                        else stepSquares (current, target)
+                    unitSums[segment.Unit].[file - 1] <- unitSums[segment.Unit].[file - 1] + sum / (dt * dt)
                 if segment.MsdRow >= 0 && file <> driftPass then
                     for k in from .. until - 1 do
                         trajectories[segment.MsdRow + k - segment.Start].[file] <- chunk[k - offset]

@@ -60,6 +60,48 @@ let tests =
             let withBias = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 6); IncludeBias = true; Layers = Some [| "a" |] }
             Expect.equal (withBias.Groups |> Array.map (fun g -> g.Temperature.Weights)) [| 5; 5; 5 |] "4 weights + 1 bias per unit"
 
+        testCase "units that straddle the engine's 65,536-value chunks: every grouping equals the pure kinematics" <| fun () ->
+            use dir = new TempDirectory()
+            // 7 units of 30,001 weights (210,007 values: four chunks, unit edges nowhere near chunk edges),
+            // then a bias and a small layer, so ranges cross chunk boundaries in the middle of units.
+            let rng = Random(11)
+            let units, unitSize = 7, 30001
+            let mutable w = Array.init (units * unitSize) (fun _ -> float32 (rng.NextDouble() - 0.5))
+            let mutable c = Array.init 6 (fun _ -> float32 (rng.NextDouble()))
+            let history = ResizeArray()
+            for e in 0..4 do
+                if e > 0 then
+                    w <- w |> Array.mapi (fun i v -> v + float32 ((rng.NextDouble() - 0.5) * 0.01 * float (1 + i / unitSize)))
+                    c <- c |> Array.map (fun v -> v + float32 ((rng.NextDouble() - 0.3) * 0.1))
+                history.Add(Array.copy w, Array.copy c)
+                let snapshot =
+                    { Epoch = e; Step = int64 e
+                      Tensors =
+                        [| { Layer = "big"; Tensor = "weight"; Shape = [| units; unitSize |]; Values = Array.copy w }
+                           { Layer = "big"; Tensor = "bias"; Shape = [| units |]; Values = Array.zeroCreate units }
+                           { Layer = "small"; Tensor = "weight"; Shape = [| 2; 3 |]; Values = Array.copy c } |] }
+                SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(dir.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) snapshot
+            let big = history.ToArray() |> Array.map fst
+            let motion = Kinematics.weightMotion 1.0 big
+            let byUnit = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(0, 4); MsdLayers = Some [| "big" |] }
+            for unit in 0 .. units - 1 do
+                let expected = Kinematics.groupTemperature Physics.Default motion (Kinematics.unitIndices unitSize unit)
+                let actual = byUnit.Groups |> Array.find (fun g -> g.Key.Layer = "big" && g.Key.Unit = unit)
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Temperature expected.Temperature (sprintf "T of unit %d" unit)
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Drift expected.Drift (sprintf "T_drift of unit %d" unit)
+                Expect.floatClose Accuracy.veryHigh actual.L1Norm (Kinematics.unitL1Norms unitSize big[4]).[unit] (sprintf "L1 of unit %d" unit)
+            let layer = Kinematics.groupTemperature Physics.Default motion [| 0 .. units * unitSize - 1 |]
+            Expect.floatClose Accuracy.veryHigh (byUnit.Layers |> Array.find (fun l -> l.Key.Layer = "big")).Temperature.Temperature layer.Temperature "layer T"
+            let d = byUnit.Diffusion |> Array.find (fun d -> d.Key.Unit = 5)
+            let expectedMsd = Array.init unitSize (fun i -> Diffusion.msdDirect (big |> Array.map (fun x -> float x[5 * unitSize + i])))
+            Expect.floatClose Accuracy.high d.Curves.Msd[1] (expectedMsd |> Array.averageBy (fun m -> m[1])) "MSD of a straddling unit, lag 2"
+            let byWeight = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(0, 4); Grouping = Grouping.Weight; Layers = Some [| "big" |]; MsdLayers = Some [||] }
+            for k in [ 0; 65535; 65536; 131071; 131072; 210006 ] do
+                let expected = Kinematics.groupTemperature Physics.Default motion [| k |]
+                let actual = byWeight.Groups |> Array.find (fun g -> g.Key.Unit = k / unitSize && g.Key.Weight = k % unitSize)
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Temperature expected.Temperature (sprintf "T of weight %d" k)
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Oscillation expected.Oscillation (sprintf "T_osc of weight %d" k)
+
         testCase "a window outside the run, an unknown layer and missing epochs are named" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 5
