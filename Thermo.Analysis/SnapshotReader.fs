@@ -123,7 +123,7 @@ module SnapshotReader =
     let private streamParquet (path: string) (header: int -> int64 -> TensorDirectory -> unit) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) =
         use properties = ParquetSharp.ReaderProperties.GetDefaultReaderProperties()
         properties.EnableBufferedStream()
-        properties.BufferSize <- 1L <<< 20
+        properties.BufferSize <- 1L <<< 18
         use reader =
             try new ParquetSharp.ParquetFileReader(path, properties)
             with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
@@ -143,7 +143,7 @@ module SnapshotReader =
                 use columnReader = group.Column column
                 if columnReader.ColumnDescriptor.PhysicalType <> ParquetSharp.PhysicalType.Float then
                     fail "%s: the value column is %O, expected float32" path columnReader.ColumnDescriptor.PhysicalType
-                use values = columnReader.LogicalReader<float32>()
+                use values = columnReader.LogicalReader<float32>(1024)
                 while values.HasNext do
                     let chunk = nextChunk ()
                     let count = values.ReadBatch(chunk.AsSpan())

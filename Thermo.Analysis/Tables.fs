@@ -47,8 +47,8 @@ module Tables =
     let private RowsPerBatch = 65536
 
     /// The Arrow type of a column, and a function making its slice [start, start+count) as an Arrow
-    /// array. Strings are dictionary-encoded (one dictionary per column, shared by every slice): the
-    /// tables repeat a handful of layer names and labels over many rows.
+    /// array. Strings are dictionary-encoded (the same words and codes in every slice): the tables
+    /// repeat a handful of layer names and labels over many rows.
     let private toArrow (column: Column) : IArrowType * (int -> int -> IArrowArray) =
         match column with
         | Int32Column(_, v) -> Int32Type.Default, fun start count -> new Int32Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
@@ -58,14 +58,15 @@ module Tables =
         | StringColumn(_, v) ->
             let distinct = Collections.Generic.Dictionary<string, int>()
             let codes = v |> Array.map (fun s -> match distinct.TryGetValue s with | true, c -> c | _ -> (let c = distinct.Count in distinct[s] <- c; c))
-            let dictionary =
-                let b = StringArray.Builder()
-                for KeyValue(s, _) in distinct |> Seq.sortBy (fun kv -> kv.Value) do b.Append s |> ignore
-                b.Build()
+            let words = distinct |> Seq.sortBy (fun kv -> kv.Value) |> Seq.map (fun kv -> kv.Key) |> Seq.toArray
             dictionaryType,
             fun start count ->
                 let indices = new Int32Array(new ArrowBuffer(bytesOf codes start count), ArrowBuffer.Empty, count, 0, 0)
-                new DictionaryArray(dictionaryType, indices, dictionary)
+                // A dictionary array per batch: the C data exporter releases each batch's children,
+                // so one shared between batches would be released twice.
+                let dictionary = StringArray.Builder()
+                for w in words do dictionary.Append w |> ignore
+                new DictionaryArray(dictionaryType, indices, dictionary.Build())
 
     /// Writes `columns` (equal lengths) as one Parquet file, atomically, with the schema version and
     /// the table's kind in the key-value metadata; row groups of at most 65,536 rows.
@@ -95,8 +96,7 @@ module Tables =
             while start < rows || (rows = 0 && start = 0) do
                 let count = min RowsPerBatch (rows - start)
                 // Not disposed: the exporter releases its reference to the buffers when the native
-                // writer is done with them (disposing first crashes the release callback), and the
-                // string dictionaries are shared by every batch.
+                // writer is done with them (disposing first crashes the release callback).
                 let batch = new RecordBatch(schema, arrow |> List.map (fun (_, (_, make)) -> make start count), count)
                 writer.WriteRecordBatch(batch, int64 (max 1 count))
                 start <- start + max 1 count
