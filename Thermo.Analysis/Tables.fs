@@ -62,8 +62,7 @@ module Tables =
             dictionaryType,
             fun start count ->
                 let indices = new Int32Array(new ArrowBuffer(bytesOf codes start count), ArrowBuffer.Empty, count, 0, 0)
-                // A dictionary array per batch: the C data exporter releases each batch's children,
-                // so one shared between batches would be released twice.
+                // A dictionary array per batch, so no Arrow array is exported (and released) by two batches.
                 let dictionary = StringArray.Builder()
                 for w in words do dictionary.Append w |> ignore
                 new DictionaryArray(dictionaryType, indices, dictionary.Build())

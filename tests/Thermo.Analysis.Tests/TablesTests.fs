@@ -25,6 +25,18 @@ let tests =
                 | Float64Column(_, e), Float64Column(_, a) -> Expect.sequenceEqual (a |> Array.map System.BitConverter.DoubleToInt64Bits) (e |> Array.map System.BitConverter.DoubleToInt64Bits) "bits"
                 | e, a -> Expect.equal a e "column"
 
+        testCase "a table of several row groups reads back in order, strings included" <| fun () ->
+            use dir = new TempDirectory()
+            let path = dir.File "long.parquet"
+            let rows = 150_001 // three batches of 65,536 rows and a remainder
+            let words = [| "conv1"; "fc"; "kinetic 1/2 m v^2 / k_B (m=1, k_B=1)" |]
+            let columns =
+                [ StringColumn("layer", Array.init rows (fun i -> words[(i / 7) % 3]))
+                  Int32Column("unit", Array.init rows id)
+                  Float64Column("t", Array.init rows (fun i -> float i * 0.5)) ]
+            Tables.write path "long" columns
+            Expect.equal (Tables.read path "long") columns "every row, in order"
+
         testCase "an empty table reads back with its column types" <| fun () ->
             use dir = new TempDirectory()
             let path = dir.File "empty.parquet"
