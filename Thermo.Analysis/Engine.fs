@@ -31,6 +31,17 @@ type AnalysisOptions =
         { Window = Auto; Grouping = Grouping.Unit; Layers = None; IncludeBias = false; Physics = Physics.Default
           MsdLayers = None; FitLags = None }
 
+    // Copy-and-update for C# callers, which cannot use F#'s `{ o with … }`.
+
+    /// These options over another window.
+    member o.WithWindow(window: WindowSpec) = { o with Window = window }
+    /// These options with another grouping.
+    member o.WithGrouping(grouping: Grouping) = { o with Grouping = grouping }
+    /// These options for the named layers only (null: every layer with weights).
+    member o.WithLayers(layers: string[]) = { o with Layers = Option.ofObj layers }
+    /// These options with MSD for the named layers (empty: none; null: the first analysed layer).
+    member o.WithMsdLayers(layers: string[]) = { o with MsdLayers = Option.ofObj layers }
+
 /// Identity of a group: unit and weight are −1 where the grouping does not resolve them.
 type GroupKey = { Layer: string; Unit: int; Weight: int }
 

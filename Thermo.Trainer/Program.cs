@@ -18,6 +18,8 @@ public static partial class Program
             TrainCommand.Build(),
             DataCommand.Build(),
             AnalyzeCommand.Build(),
+            PruneCommand.Build(),
+            ReproduceCommand.Build(),
         };
         try
         {

@@ -37,6 +37,7 @@ public static class TrainCommand
         var stepSnapshots = Opt("--step-snapshots", "Also snapshot after every optimiser step inside the last K epochs", defaults.StepSnapshotEpochs);
         var threads = Opt("--threads", "CPU threads for torch (0 = all cores)", defaults.Threads);
         var device = Opt("--device", "cpu or cuda", defaults.Device);
+        var initFrom = Opt<string>("--init-from", "Start from the parameters of this snapshot file (e.g. a pruned model) instead of a random initialisation");
         var output = Opt<string>("--out", "Run directory (default: artifacts/runs/<run-id>)");
         var resume = Opt<string>("--resume", "Continue the run in this directory from its last complete epoch");
         var force = Opt("--force", "Replace a run already in --out", false);
@@ -44,7 +45,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
             model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, dropout, batchSize, lrStep, lrGamma,
-            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, output, resume, force,
+            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, initFrom, output, resume, force,
         };
 
         command.SetAction(parse =>
@@ -59,6 +60,7 @@ public static class TrainCommand
                 TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
                 SnapshotLayers = ParseList(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
                 StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
+                InitFrom = parse.GetValue(initFrom),
             };
             var artifacts = Program.ArtifactsDirectory();
             using var progress = new ConsoleProgress();
@@ -111,7 +113,7 @@ public static class TrainCommand
             ["--train-limit"] = c => c.TrainLimit, ["--test-limit"] = c => c.TestLimit, ["--format"] = c => c.Format,
             ["--snapshot-layers"] = c => c.SnapshotLayers is null ? null : string.Join(",", c.SnapshotLayers),
             ["--snapshot-every"] = c => c.SnapshotEvery, ["--step-snapshots"] = c => c.StepSnapshotEpochs,
-            ["--threads"] = c => c.Threads, ["--device"] = c => c.Device,
+            ["--threads"] = c => c.Threads, ["--device"] = c => c.Device, ["--init-from"] = c => c.InitFrom,
         };
         foreach (var option in command.Options)
             if (compared.TryGetValue(option.Name, out var get) && parse.GetResult(option) is { Implicit: false })

@@ -30,7 +30,7 @@ public sealed class FourConvNet : Module<Tensor, Tensor>
     {
         if (widths.Length != 4 || widths.Any(w => w <= 0)) throw new ThermoException($"--widths: need four positive conv widths, got '{string.Join(",", widths)}'");
         if (dropout is < 0 or >= 1) throw new ThermoException($"--dropout: {dropout} is not in [0, 1)");
-        int h = ((height - 4 - 2) / 2 - 4) / 2, w = ((width - 4 - 2) / 2 - 4) / 2;
+        var (h, w) = HeadGrid(height, width);
         if (h <= 0 || w <= 0) throw new ThermoException($"fourconv needs images of at least 16×16, got {height}×{width}");
         conv1 = Conv2d(channels, widths[0], 5);
         conv2 = Conv2d(widths[0], widths[1], 3);
@@ -42,6 +42,39 @@ public sealed class FourConvNet : Module<Tensor, Tensor>
         pool2 = MaxPool2d(2);
         fc = Linear(widths[3] * h * w, classes);
         RegisterComponents();
+    }
+
+    /// <summary>The conv layers in order; the input channels of each one's successor (conv2…conv4, then
+    /// <c>fc</c>'s input features) follow its filters.</summary>
+    public static readonly string[] ConvLayers = ["conv1", "conv2", "conv3", "conv4"];
+
+    /// <summary>Height and width of conv4's output after the second pool, the grid <c>fc</c> flattens per channel.</summary>
+    public static (int Height, int Width) HeadGrid(int height, int width) => (((height - 4 - 2) / 2 - 4) / 2, ((width - 4 - 2) / 2 - 4) / 2);
+
+    /// <summary>Parameters and multiply-accumulates of one forward pass of one image, from the layer
+    /// shapes: a k×k conv costs out·in·k²·H_out·W_out, a linear layer in·out.</summary>
+    public static (long Parameters, long MultiplyAccumulates) Cost(int channels, int height, int width, int classes, int[] widths)
+    {
+        long parameters = 0, macs = 0;
+        int h = height, w = width, inputs = channels;
+        void Conv(int outputs, int k)
+        {
+            h -= k - 1;
+            w -= k - 1;
+            parameters += (long)outputs * inputs * k * k + outputs;
+            macs += (long)outputs * inputs * k * k * h * w;
+            inputs = outputs;
+        }
+        Conv(widths[0], 5);
+        Conv(widths[1], 3);
+        h /= 2; w /= 2;
+        Conv(widths[2], 3);
+        Conv(widths[3], 3);
+        h /= 2; w /= 2;
+        long features = (long)inputs * h * w;
+        parameters += features * classes + classes;
+        macs += features * classes;
+        return (parameters, macs);
     }
 
     public override Tensor forward(Tensor x)

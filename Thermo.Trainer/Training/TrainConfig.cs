@@ -29,6 +29,8 @@ public sealed record TrainConfig
     /// <summary>Also write a snapshot after every optimiser step inside the last K epochs.</summary>
     public int StepSnapshotEpochs { get; init; }
     public int Threads { get; init; }
+    /// <summary>Start from the parameters and buffers of this snapshot file instead of a random initialisation.</summary>
+    public string? InitFrom { get; init; }
     public string Device { get; init; } = "cpu";
 
     /// <summary>Learning rate during 1-based epoch <paramref name="epoch"/> under the step schedule.</summary>

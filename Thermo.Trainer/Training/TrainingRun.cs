@@ -93,6 +93,13 @@ public sealed class TrainingRun : IDisposable
         var t = dataset.Train;
         model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout);
         model.to(device);
+        // A run may start from another model's parameters (a pruned model being fine-tuned); only a
+        // fresh run: a resumed one restores its own checkpoint.
+        if (config.InitFrom is { } init && resumeFrom is null)
+        {
+            if (!File.Exists(init)) throw new ThermoException($"--init-from: {init} does not exist");
+            ParameterLoader.Load(model, SnapshotReader.ReadFile(init), init);
+        }
         var layers = model.named_parameters().Select(p => SplitName(p.name).Layer).Distinct().ToList();
         if (config.SnapshotLayers is { } keep)
             foreach (var name in keep.Where(n => !layers.Contains(n)))
@@ -132,11 +139,7 @@ public sealed class TrainingRun : IDisposable
         return trainer;
     }
 
-    static (string Layer, string Tensor) SplitName(string name)
-    {
-        int dot = name.LastIndexOf('.');
-        return dot < 0 ? (name, name) : (name[..dot], name[(dot + 1)..]);
-    }
+    static (string Layer, string Tensor) SplitName(string name) => ParameterLoader.SplitName(name);
 
     (Tensor, Tensor) ToTensors(ImageSplit split) =>
         (tensor(split.Pixels, [split.Count, split.Channels, split.Height, split.Width]).to(device),
@@ -277,26 +280,7 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>Test-set loss (mean cross-entropy) and accuracy of the current model, in eval mode.</summary>
-    public (double Loss, double Accuracy) Evaluate()
-    {
-        model.eval();
-        using var noGrad = no_grad();
-        int n = (int)testX.shape[0];
-        double lossSum = 0;
-        long correct = 0;
-        const int batch = 250;
-        for (int start = 0; start < n; start += batch)
-        {
-            using var scope = NewDisposeScope();
-            int count = Math.Min(batch, n - start);
-            var x = testX.narrow(0, start, count);
-            var y = testY.narrow(0, start, count);
-            var logits = model.forward(x);
-            lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
-            correct += logits.argmax(1).eq(y).sum().item<long>();
-        }
-        return (lossSum / n, (double)correct / n);
-    }
+    public (double Loss, double Accuracy) Evaluate() => Evaluation.TestMetrics(model, testX, testY);
 
     /// <summary>Every parameter and buffer of the model (or only the chosen layers) as a snapshot.</summary>
     public Snapshot Capture(int epoch, long atStep)

@@ -1,0 +1,230 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Thermo.Analysis;
+using Thermo.Pipeline;
+using Thermo.Trainer.Models;
+using Thermo.Trainer.Pruning;
+using Thermo.Trainer.Training;
+
+namespace Thermo.Trainer.Cli;
+
+/// <summary>What <c>thermo prune</c> does, independent of how it was asked (the reproduction reuses it).</summary>
+public sealed record PruneSettings
+{
+    public string Layer { get; init; } = "conv1";
+    public IReadOnlyList<Criterion> Criteria { get; init; } = Enum.GetValues<Criterion>();
+    public int K { get; init; } = 2;
+    public int M { get; init; } = 3;
+    public int RandomDraws { get; init; } = 5;
+    /// <summary>none, layer (the pruned layer) or all (every conv layer).</summary>
+    public string Curves { get; init; } = "layer";
+    /// <summary>Analyse runs that have no analysis with this window first (null: refuse them).</summary>
+    public string? AnalyzeWindow { get; init; }
+    /// <summary>Also remove the k hottest filters physically, export the smaller model and compare it.</summary>
+    public bool Structural { get; init; }
+    /// <summary>Fine-tune the structurally pruned model for this many epochs (0: no).</summary>
+    public int FinetuneEpochs { get; init; }
+}
+
+/// <summary>
+/// <c>thermo prune</c>: zeroes filters of each run's final model by temperature, oscillation
+/// temperature, L1 norm and at random, re-evaluates, writes RUN/pruning/{results,curves}.parquet, and
+/// prints the paper's table aggregated over the runs (mean ± sample std).
+/// </summary>
+public static class PruneCommand
+{
+    public static Command Build()
+    {
+        var defaults = new PruneSettings();
+        var runs = new Argument<string[]>("RUN") { Description = "Run directories (complete, analysed)", Arity = ArgumentArity.OneOrMore };
+        var layer = new Option<string>("--layer") { Description = "Conv layer whose filters are zeroed", DefaultValueFactory = _ => defaults.Layer };
+        var criteria = new Option<string>("--criteria") { Description = "Orders to tabulate: temperature, oscillation, l1, random", DefaultValueFactory = _ => "temperature,oscillation,l1,random" };
+        var k = new Option<int>("--k") { Description = "Filters removed in the 'without' rows", DefaultValueFactory = _ => defaults.K };
+        var m = new Option<int>("--m") { Description = "Filters kept in the 'only' rows", DefaultValueFactory = _ => defaults.M };
+        var draws = new Option<int>("--draws") { Description = "Random orders averaged per run (at least 5 recommended)", DefaultValueFactory = _ => defaults.RandomDraws };
+        var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer (the --layer) or all (every conv layer)", DefaultValueFactory = _ => defaults.Curves };
+        var analyze = new Option<string>("--analyze") { Description = "Analyse runs without analysis first, over this window (e.g. last:10)" };
+        var structural = new Option<bool>("--structural") { Description = "Also remove the k hottest filters physically: export the smaller model, report parameters and MACs, check its logits" };
+        var finetune = new Option<int>("--finetune") { Description = "With --structural: retrain the smaller model this many epochs and report its accuracy", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "Also write the runs' results and the table (results.parquet, table.md) into this directory" };
+        var command = new Command("prune", "Zero filters by temperature (and L1, random), re-evaluate, and tabulate as the pruning paper")
+        {
+            runs, layer, criteria, k, m, draws, curves, analyze, structural, finetune, output,
+        };
+        command.SetAction(parse =>
+        {
+            var settings = new PruneSettings
+            {
+                Layer = parse.GetValue(layer)!,
+                Criteria = ParseCriteria(parse.GetValue(criteria)!),
+                K = parse.GetValue(k), M = parse.GetValue(m), RandomDraws = Positive("--draws", parse.GetValue(draws)),
+                Curves = parse.GetValue(curves) is "none" or "layer" or "all" ? parse.GetValue(curves)! : throw new ThermoException($"--curves: '{parse.GetValue(curves)}' is not none, layer or all"),
+                AnalyzeWindow = parse.GetValue(analyze),
+                Structural = parse.GetValue(structural),
+                FinetuneEpochs = parse.GetValue(finetune) >= 0 ? parse.GetValue(finetune) : throw new ThermoException("--finetune: must be non-negative"),
+            };
+            if (settings.FinetuneEpochs > 0 && !settings.Structural) throw new ThermoException("--finetune: needs --structural");
+            var progress = new ConsoleProgress();
+            var results = Run(parse.GetValue(runs)!, settings, Program.ArtifactsDirectory(), progress.Message);
+            var table = Aggregation.Table(results, settings.K, settings.M);
+            Console.WriteLine(Aggregation.Text(table));
+            if (parse.GetValue(output) is { } dir)
+            {
+                Directory.CreateDirectory(dir);
+                PruningFiles.WriteResults(Path.Combine(dir, PruningFiles.ResultsFile), results, settings.K, settings.M);
+                AtomicFile.writeAllText(Path.Combine(dir, "table.md"), Aggregation.Markdown(table, TableCaption(parse.GetValue(runs)!.Length, settings)));
+                progress.Message($"wrote {Path.Combine(dir, PruningFiles.ResultsFile)} and {Path.Combine(dir, "table.md")}");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    internal static string TableCaption(int runs, PruneSettings s) =>
+        $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";
+
+    static int Positive(string flag, int value) => value > 0 ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
+
+    static Criterion[] ParseCriteria(string text) =>
+        TrainCommand.ParseList(text)?.Select(c => PruningPlan.Parse(c) ?? throw new ThermoException($"--criteria: unknown criterion '{c}' (known: temperature, oscillation, l1, random)")).Distinct().ToArray()
+        ?? throw new ThermoException("--criteria: name at least one criterion");
+
+    /// <summary>
+    /// Prunes every run (checked together first: same model, a layer they all have, k and m that fit)
+    /// and returns all their evaluations; each run's own tables go to RUN/pruning/.
+    /// </summary>
+    public static IReadOnlyList<PruningResult> Run(IReadOnlyList<string> runs, PruneSettings settings, string artifacts, Action<string> log)
+    {
+        // Everything that can be checked from the manifests is checked before any evaluation.
+        var manifests = runs.Select(r => (Run: r, Manifest: RunManifest.TryLoad(r) ?? throw new ThermoException($"{r}: holds no run (no run.json)"))).ToList();
+        var first = manifests[0];
+        foreach (var (run, manifest) in manifests.Skip(1))
+            if (manifest.Config.Model != first.Manifest.Config.Model || !manifest.Layers.OrderBy(p => p.Key).SequenceEqual(first.Manifest.Layers.OrderBy(p => p.Key)))
+                throw new ThermoException($"runs of different models mixed: {run} is {Describe(manifest)}, {first.Run} is {Describe(first.Manifest)}");
+        foreach (var (run, manifest) in manifests)
+        {
+            if (!manifest.Layers.TryGetValue(settings.Layer, out var shapes))
+                throw new ThermoException($"--layer: {run} has no layer '{settings.Layer}' (layers: {string.Join(", ", manifest.Layers.Keys)})");
+            if (!shapes.Contains("weight [") || shapes.Split(';')[0].Count(c => c == '×') != 3)
+                throw new ThermoException($"--layer: {settings.Layer} of {run} is not a conv layer ({shapes})");
+        }
+        using var tests = new TestSetCache();
+        var all = new List<PruningResult>();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < runs.Count; i++)
+        {
+            var run = runs[i];
+            EnsureAnalysed(run, settings, log);
+            using var model = RunModel.Open(run, artifacts, tests, log);
+            int filters = model.Filters(settings.Layer);
+            if (settings.K >= filters || settings.M >= filters || settings.K < 1 || settings.M < 1)
+                throw new ThermoException($"--k/--m: layer {settings.Layer} of {run} has {filters} filters; k = {settings.K} and m = {settings.M} must lie in 1..{filters - 1}");
+            var runner = new PruningRunner(Path.GetFileName(Path.GetFullPath(run).TrimEnd('/')), model, step => log($"  {step}"));
+            var scores = Scores(run, model, settings.Layer);
+            CheckUnmasked(run, model);
+            log($"pruning {run} ({i + 1}/{runs.Count}), layer {settings.Layer}: {filters} filters, window {scores.Window}");
+            var results = runner.Table(scores.Scores, new PruningOptions(settings.Layer, settings.Criteria, settings.K, settings.M, settings.RandomDraws));
+            var curveLayers = settings.Curves switch { "none" => [], "all" => model.ConvLayers, _ => [settings.Layer] };
+            var points = new List<CurvePoint>();
+            foreach (var curveLayer in curveLayers)
+                points.AddRange(runner.Curves(curveLayer == settings.Layer ? scores.Scores : Scores(run, model, curveLayer).Scores, settings.Criteria, settings.RandomDraws));
+            var dir = Path.Combine(run, PruningFiles.Directory);
+            PruningFiles.WriteResults(Path.Combine(dir, PruningFiles.ResultsFile), results, settings.K, settings.M);
+            if (points.Count > 0) PruningFiles.WriteCurves(Path.Combine(dir, PruningFiles.CurvesFile), points);
+            if (settings.Structural) Structural(run, model, scores.Scores, settings, artifacts, log);
+            all.AddRange(results);
+            var perRun = clock.Elapsed / (i + 1);
+            log($"  {model.Evaluations} test-set evaluations ({runner.Evaluations} distinct masks) after {clock.Elapsed:mm\\:ss}; ETA {perRun * (runs.Count - i - 1):mm\\:ss}");
+        }
+        return all;
+    }
+
+    static string Describe(RunManifest m) => $"{m.Config.Model} ({string.Join(", ", m.Layers.Select(p => $"{p.Key}: {p.Value}"))})";
+
+    static void EnsureAnalysed(string run, PruneSettings settings, Action<string> log)
+    {
+        if (File.Exists(Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet")) || settings.AnalyzeWindow is null) return;
+        var window = Window.parse(settings.AnalyzeWindow);
+        if (window.IsError) throw new ThermoException($"--analyze: {window.ErrorValue}");
+        log($"analysing {run} over {settings.AnalyzeWindow} …");
+        AnalysisOutput.write(Engine.analyze(run, AnalysisOptions.Default.WithWindow(window.ResultValue)));
+    }
+
+    /// <summary>Temperatures of the layer's filters from the analysis, L1 norms from the final snapshot.</summary>
+    static (FilterScores Scores, string Window) Scores(string run, RunModel model, string layer)
+    {
+        var (t, osc, from, to) = PruningFiles.ReadTemperatures(run, layer);
+        if (t.Length != model.Filters(layer))
+            throw new ThermoException($"{run}: the analysis has {t.Length} filters of {layer}, the model {model.Filters(layer)}");
+        return (new FilterScores(layer, t, osc, model.FilterL1(layer)), $"{from}..{to}");
+    }
+
+    /// <summary>The unmasked model must reproduce the trainer's own final test metrics: a check that the
+    /// model was rebuilt exactly as trained (same weights, buffers, data and evaluation).</summary>
+    static void CheckUnmasked(string run, RunModel model)
+    {
+        var final = TrainingRun.ReadMetrics(Path.Combine(run, TrainingRun.MetricsFile)).LastOrDefault(r => r.Epoch == model.Manifest.LastCompleteEpoch);
+        if (final is null) return;
+        var (loss, accuracy) = model.Evaluate(FilterMask.None(model.Final.Tensors[0].Layer));
+        if (Math.Abs(accuracy - final.TestAccuracy) > 1e-12 || Math.Abs(loss - final.TestLoss) > 1e-6 * Math.Max(1, Math.Abs(final.TestLoss)))
+            throw new ThermoException($"{run}: the rebuilt model scores test accuracy {accuracy:P4}, loss {loss:G6}, but the trainer recorded {final.TestAccuracy:P4}, {final.TestLoss:G6} at epoch {final.Epoch}; the run's files and this build disagree");
+    }
+
+    /// <summary>Removes the k hottest filters physically; reports sizes, checks the logits against the
+    /// masked model, exports the smaller model and optionally fine-tunes it.</summary>
+    static void Structural(string run, RunModel model, FilterScores scores, PruneSettings settings, string artifacts, Action<string> log)
+    {
+        var manifest = model.Manifest;
+        if (manifest.Config.Model != "fourconv") throw new ThermoException($"--structural: supported for fourconv, not {manifest.Config.Model}");
+        var removed = PruningPlan.Zeroed(Experiment.WithoutHottest, PruningPlan.HotFirst(scores, Criterion.Temperature), settings.K, settings.M);
+        var d = manifest.Dataset;
+        var widths = manifest.Config.Widths ?? FourConvNet.DefaultWidths;
+        var (newWidths, pruned) = StructuralPruning.RemoveFilters(model.Final, widths, settings.Layer, removed, d.Height, d.Width);
+        var before = FourConvNet.Cost(d.Channels, d.Height, d.Width, d.Classes, widths);
+        var after = FourConvNet.Cost(d.Channels, d.Height, d.Width, d.Classes, newWidths);
+        using var small = new FourConvNet(d.Channels, d.Height, d.Width, d.Classes, newWidths, manifest.Config.Dropout);
+        ParameterLoader.Load(small, pruned, "the structurally pruned model");
+        var (loss, accuracy) = Evaluation.TestMetrics(small, model.TestX, model.TestY);
+        double maxDifference;
+        using (var masked = Evaluation.Logits(ApplyMask(model, settings.Layer, removed), model.TestX))
+        using (var smaller = Evaluation.Logits(small, model.TestX))
+            maxDifference = (masked - smaller).abs().max().item<float>();
+        // restore the model for later use
+        ParameterLoader.Load(model.Model, model.Final, run);
+        var dir = Path.Combine(run, PruningFiles.Directory, "structural");
+        Directory.CreateDirectory(dir);
+        var modelPath = Path.Combine(dir, "model.parquet");
+        SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, pruned);
+        var report = new Dictionary<string, object?>
+        {
+            ["layer"] = settings.Layer, ["removed_filters"] = removed, ["criterion"] = "temperature (the k hottest)",
+            ["widths_before"] = widths, ["widths_after"] = newWidths,
+            ["parameters_before"] = before.Parameters, ["parameters_after"] = after.Parameters,
+            ["macs_before"] = before.MultiplyAccumulates, ["macs_after"] = after.MultiplyAccumulates,
+            ["test_accuracy"] = accuracy, ["test_loss"] = loss, ["max_logit_difference_vs_masked"] = maxDifference,
+            ["model"] = "model.parquet (rebuild: thermo train --widths " + string.Join(",", newWidths) + " --init-from it)",
+        };
+        log($"  structural: {settings.Layer} {widths[Array.IndexOf(FourConvNet.ConvLayers, settings.Layer)]} → {newWidths[Array.IndexOf(FourConvNet.ConvLayers, settings.Layer)]} filters; parameters {before.Parameters:N0} → {after.Parameters:N0}, MACs {before.MultiplyAccumulates:N0} → {after.MultiplyAccumulates:N0}; test accuracy {accuracy:P2}; max |logit difference| vs the masked model {maxDifference:G3}");
+        if (settings.FinetuneEpochs > 0)
+        {
+            var finetuneDir = Path.Combine(dir, "finetune");
+            if (Directory.Exists(finetuneDir)) Directory.Delete(finetuneDir, true);
+            var config = manifest.Config with { Widths = newWidths, Epochs = settings.FinetuneEpochs, InitFrom = Path.GetFullPath(modelPath) };
+            using var trainer = TrainingRun.Start(config, finetuneDir, artifacts, new SilentProgress());
+            trainer.Run();
+            var last = TrainingRun.ReadMetrics(Path.Combine(finetuneDir, TrainingRun.MetricsFile)).Last();
+            report["finetune_epochs"] = settings.FinetuneEpochs;
+            report["finetune_test_accuracy"] = last.TestAccuracy;
+            report["finetune_test_loss"] = last.TestLoss;
+            log($"  fine-tuned {settings.FinetuneEpochs} epochs: test accuracy {last.TestAccuracy:P2} (run in {finetuneDir})");
+        }
+        AtomicFile.writeAllText(Path.Combine(dir, "report.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    static TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> ApplyMask(RunModel model, string layer, int[] units)
+    {
+        model.ApplyPermanently(new FilterMask(layer, units));
+        return model.Model;
+    }
+}

@@ -1,0 +1,154 @@
+using Thermo.Pipeline;
+
+namespace Thermo.Pipeline.Tests;
+
+/// <summary>An evaluator whose accuracy is 1 − Σ importance of the zeroed filters; it records every mask.</summary>
+sealed class FakeModel(double[] importance) : IMaskedEvaluator
+{
+    public List<FilterMask> Masks { get; } = [];
+    public (double Loss, double Accuracy) Evaluate(FilterMask mask)
+    {
+        Masks.Add(mask);
+        double lost = mask.Units.Sum(u => importance[u]);
+        return (lost * 10, 1 - lost);
+    }
+}
+
+public class PlanTests
+{
+    static readonly int[] HotFirst = [3, 0, 2, 1, 4];
+
+    [Fact]
+    public void Each_experiment_zeroes_the_filters_the_paper_names()
+    {
+        Assert.Empty(PruningPlan.Zeroed(Experiment.Original, HotFirst, 2, 3));
+        Assert.Equal([0, 3], PruningPlan.Zeroed(Experiment.WithoutHottest, HotFirst, 2, 3));
+        Assert.Equal([1, 4], PruningPlan.Zeroed(Experiment.OnlyHottest, HotFirst, 2, 3));    // keeps 3, 0, 2
+        Assert.Equal([1, 4], PruningPlan.Zeroed(Experiment.WithoutColdest, HotFirst, 2, 3));
+        Assert.Equal([0, 3], PruningPlan.Zeroed(Experiment.OnlyColdest, HotFirst, 2, 3));    // keeps 2, 1, 4
+    }
+
+    [Theory]
+    [InlineData(0, 3)]
+    [InlineData(5, 3)]
+    [InlineData(2, 5)]
+    public void K_and_m_outside_the_layer_are_refused(int k, int m) =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => PruningPlan.Zeroed(Experiment.WithoutHottest, HotFirst, k, m));
+
+    [Fact]
+    public void Orders_follow_their_criterion()
+    {
+        var scores = new FilterScores("conv1", [0.1, 0.5, 0.3], [0.3, 0.1, 0.2], [2.0, 1.0, 3.0]);
+        Assert.Equal([1, 2, 0], PruningPlan.HotFirst(scores, Criterion.Temperature));
+        Assert.Equal([0, 2, 1], PruningPlan.HotFirst(scores, Criterion.Oscillation));
+        Assert.Equal([2, 0, 1], PruningPlan.HotFirst(scores, Criterion.L1));   // "coldest" = smallest L1 (Li et al.)
+    }
+
+    [Fact]
+    public void Random_orders_are_permutations_fixed_by_the_draw()
+    {
+        var scores = new FilterScores("conv1", new double[12], new double[12], new double[12]);
+        var a = PruningPlan.HotFirst(scores, Criterion.Random, 0);
+        Assert.Equal(Enumerable.Range(0, 12), a.Order());
+        Assert.Equal(a, PruningPlan.HotFirst(scores, Criterion.Random, 0));
+        Assert.NotEqual(a, PruningPlan.HotFirst(scores, Criterion.Random, 1));
+    }
+}
+
+public class AggregationTests
+{
+    [Fact]
+    public void Mean_and_sample_standard_deviation_against_hand_values()
+    {
+        var (mean, std) = Aggregation.MeanAndSampleStd([1.0, 2.0, 3.0, 4.0]);
+        Assert.Equal(2.5, mean, 12);
+        Assert.Equal(Math.Sqrt(5.0 / 3.0), std, 12);   // Σ(x − 2.5)² = 5, over n − 1 = 3
+        Assert.True(double.IsNaN(Aggregation.MeanAndSampleStd([7.0]).Std));
+    }
+
+    [Fact]
+    public void Random_draws_are_averaged_within_a_run_before_runs_are_aggregated()
+    {
+        PruningResult Row(string run, int draw, double accuracy) =>
+            new(run, "conv1", Criterion.Random, draw, Experiment.WithoutHottest, [0], 1 - accuracy, accuracy);
+        var rows = Aggregation.Table([Row("a", 0, 0.5), Row("a", 1, 0.7), Row("b", 0, 0.9), Row("b", 1, 0.9)], 2, 3);
+        var row = Assert.Single(rows);
+        Assert.Equal(2, row.Runs);
+        Assert.Equal(0.75, row.AccuracyMean, 12);                        // runs: 0.6 and 0.9
+        Assert.Equal(Math.Sqrt(2 * 0.15 * 0.15), row.AccuracyStd, 12);
+    }
+}
+
+public class RunnerTests
+{
+    static readonly double[] Importance = [0.01, 0.2, 0.05, 0.3, 0.02];
+    static readonly FilterScores Scores = new("conv1", [5, 1, 4, 0.5, 3], [5, 1, 4, 0.5, 3], [1, 9, 2, 8, 3]);
+
+    [Fact]
+    public void The_table_has_every_row_of_every_criterion_and_draw()
+    {
+        var model = new FakeModel(Importance);
+        var runner = new PruningRunner("run", model);
+        var results = runner.Table(Scores, new PruningOptions("conv1", Enum.GetValues<Criterion>(), K: 2, M: 3, RandomDraws: 5));
+        Assert.Equal((3 + 5) * 5, results.Count);   // temperature, oscillation, l1 once; random 5 draws; 5 experiments each
+        // hottest by temperature: 0 and 2 (T = 5, 4); removing them costs 0.01 + 0.05
+        var withoutHot = results.Single(r => r.Criterion == Criterion.Temperature && r.Experiment == Experiment.WithoutHottest);
+        Assert.Equal([0, 2], withoutHot.Zeroed);
+        Assert.Equal(1 - 0.06, withoutHot.Accuracy, 12);
+        var withoutCold = results.Single(r => r.Criterion == Criterion.Temperature && r.Experiment == Experiment.WithoutColdest);
+        Assert.Equal([1, 3], withoutCold.Zeroed);
+        Assert.Equal(1 - 0.5, withoutCold.Accuracy, 12);
+        // the same zeroed set is evaluated once (temperature and oscillation orders coincide here)
+        Assert.Equal(model.Masks.Select(m => string.Join(",", m.Units)).Distinct().Count(), model.Masks.Count);
+        Assert.Equal(runner.Evaluations, model.Masks.Count);
+        Assert.All(model.Masks, m => Assert.Equal("conv1", m.Layer));
+    }
+
+    [Fact]
+    public void Curves_remove_zero_to_all_filters_in_each_order()
+    {
+        var runner = new PruningRunner("run", new FakeModel(Importance));
+        var points = runner.Curves(Scores, [Criterion.Temperature, Criterion.L1, Criterion.Random], randomDraws: 2);
+        Assert.Equal((2 + 2 + 2) * 6, points.Count);
+        Assert.All(points.Where(p => p.Removed == 0), p => Assert.Equal(1.0, p.Accuracy, 12));
+        Assert.All(points.Where(p => p.Removed == 5), p => Assert.Equal(1 - Importance.Sum(), p.Accuracy, 12));
+        var coldestFirst = points.Where(p => p.Order == "coldest first").OrderBy(p => p.Removed).ToList();
+        Assert.Equal(1 - 0.3, coldestFirst[1].Accuracy, 12);   // filter 3 (T = 0.5) goes first
+        var smallestL1 = points.Where(p => p.Order == "smallest first").OrderBy(p => p.Removed).ToList();
+        Assert.Equal(1 - 0.01, smallestL1[1].Accuracy, 12);    // filter 0 (L1 = 1) goes first
+    }
+
+    [Fact]
+    public void A_layer_too_small_for_k_or_m_is_named()
+    {
+        var runner = new PruningRunner("run-7", new FakeModel(Importance));
+        var e = Assert.Throws<ArgumentException>(() => runner.Table(Scores, new PruningOptions("conv1", [Criterion.Temperature], K: 2, M: 5)));
+        Assert.Contains("run-7", e.Message);
+        Assert.Contains("5 filters", e.Message);
+    }
+}
+
+public class FileTests
+{
+    [Fact]
+    public void Results_read_back_as_written()
+    {
+        var dir = Directory.CreateTempSubdirectory("thermo-pipeline-tests-").FullName;
+        try
+        {
+            var runner = new PruningRunner("run", new FakeModel([0.1, 0.2, 0.3, 0.4]));
+            var results = runner.Table(new FilterScores("conv1", [4, 3, 2, 1], [1, 2, 3, 4], [1, 1, 1, 1]), new PruningOptions("conv1", Enum.GetValues<Criterion>(), 1, 2, 5));
+            var path = Path.Combine(dir, "pruning", PruningFiles.ResultsFile);
+            PruningFiles.WriteResults(path, results, 1, 2);
+            var back = PruningFiles.ReadResults(path);
+            Assert.Equal(results.Count, back.Count);
+            for (int i = 0; i < results.Count; i++)
+            {
+                Assert.Equal(results[i] with { Zeroed = [] }, back[i] with { Zeroed = [] });
+                Assert.Equal(results[i].Zeroed, back[i].Zeroed);
+            }
+            Assert.Contains("Without the 1 \"hottest\" filters", Aggregation.Markdown(Aggregation.Table(back, 1, 2), "caption"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
