@@ -106,9 +106,22 @@ public static class PruneCommand
         {
             if (!manifest.Layers.TryGetValue(settings.Layer, out var shapes))
                 throw new ThermoException($"--layer: {run} has no layer '{settings.Layer}' (layers: {string.Join(", ", manifest.Layers.Keys)})");
-            if (!shapes.Contains("weight [") || shapes.Split(';')[0].Count(c => c == '×') != 3)
+            // run.json describes each layer as "weight [12×1×5×5]; bias [12]"
+            var weight = shapes.Split(';').Select(s => s.Trim()).FirstOrDefault(s => s.StartsWith("weight ["));
+            var dims = weight?["weight [".Length..^1].Split('×').Select(int.Parse).ToArray();
+            if (dims is not { Length: 4 })
                 throw new ThermoException($"--layer: {settings.Layer} of {run} is not a conv layer ({shapes})");
+            if (settings.K >= dims[0] || settings.M >= dims[0] || settings.K < 1 || settings.M < 1)
+                throw new ThermoException($"--k/--m: layer {settings.Layer} of {run} has {dims[0]} filters; k = {settings.K} and m = {settings.M} must lie in 1..{dims[0] - 1}");
+            if (manifest.Status != RunStatus.Complete)
+                throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); finish it with `thermo train --resume {run}`");
+            if (!SnapshotReader.ListEpochFiles(run).Any(f => f.Item1 == manifest.LastCompleteEpoch))
+                throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {Path.Combine(run, "snapshots")}");
+            if (settings.AnalyzeWindow is null && !File.Exists(Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet")))
+                throw new ThermoException($"{run}: not analysed (no {Path.Combine(AnalysisOutput.Directory, "temperature.parquet")}); run `thermo analyze {run} --window last:N` first, or prune with --analyze last:N");
         }
+        if (settings.AnalyzeWindow is { } spec && Window.parse(spec).IsError)
+            throw new ThermoException($"--analyze: {Window.parse(spec).ErrorValue}");
         using var tests = new TestSetCache();
         var all = new List<PruningResult>();
         var clock = Stopwatch.StartNew();
@@ -118,8 +131,6 @@ public static class PruneCommand
             EnsureAnalysed(run, settings, log);
             using var model = RunModel.Open(run, artifacts, tests, log);
             int filters = model.Filters(settings.Layer);
-            if (settings.K >= filters || settings.M >= filters || settings.K < 1 || settings.M < 1)
-                throw new ThermoException($"--k/--m: layer {settings.Layer} of {run} has {filters} filters; k = {settings.K} and m = {settings.M} must lie in 1..{filters - 1}");
             var runner = new PruningRunner(Path.GetFileName(Path.GetFullPath(run).TrimEnd('/')), model, step => log($"  {step}"));
             var scores = Scores(run, model, settings.Layer);
             CheckUnmasked(run, model);

@@ -1,0 +1,155 @@
+using Thermo.Analysis;
+using Thermo.Pipeline;
+using Thermo.Trainer.Models;
+using Thermo.Trainer.Pruning;
+using Thermo.Trainer.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Thermo.Trainer.Tests;
+
+/// <summary>Masked re-evaluation, structural removal and <c>thermo prune</c> / <c>reproduce</c> on tiny real runs.</summary>
+public class PruningTests
+{
+    static string TrainedRun(TempDir dir, string name = "run", int epochs = 3, int[]? widths = null)
+    {
+        var data = Directory.Exists(dir["data"]) ? dir["data"] : TinyData.WriteMnistLike(dir["data"], 256, 64);
+        var config = TinyData.QuickConfig(data, epochs) with { Widths = widths ?? [4, 4, 8, 8] };
+        using var run = TrainingRun.Start(config, dir[name], dir.Path, new SilentProgress());
+        run.Run();
+        return dir[name];
+    }
+
+    static RunModel Open(TempDir dir, string run, TestSetCache tests) => RunModel.Open(run, dir.Path, tests, _ => { });
+
+    static float[] Values(nn.Module<Tensor, Tensor> model, string name) =>
+        model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(model.named_buffers())
+            .First(p => p.Item1 == name).Item2.detach().cpu().data<float>().ToArray();
+
+    [Fact]
+    public void Unmasked_re_evaluation_reproduces_the_trainers_final_test_metrics_exactly()
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        using var tests = new TestSetCache();
+        using var model = Open(dir, run, tests);
+        var final = TrainingRun.ReadMetrics(Path.Combine(run, TrainingRun.MetricsFile)).Last();
+        var (loss, accuracy) = model.Evaluate(FilterMask.None("conv1"));
+        Assert.Equal(final.TestAccuracy, accuracy);
+        Assert.Equal(final.TestLoss, loss);
+    }
+
+    [Fact]
+    public void A_mask_zeroes_exactly_the_selected_filters_weights_and_biases_and_is_undone()
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        using var tests = new TestSetCache();
+        using var model = Open(dir, run, tests);
+        var stored = model.Final.Tensors.ToDictionary(t => $"{t.Layer}.{t.Tensor}", t => t.Values);
+
+        var unmasked = model.Evaluate(FilterMask.None("conv2"));
+        var masked = model.Evaluate(new FilterMask("conv2", [1, 3]));
+        Assert.NotEqual(unmasked, masked);
+        foreach (var (name, values) in stored) Assert.Equal(values, Values(model.Model, name));   // undone
+
+        model.ApplyPermanently(new FilterMask("conv2", [1, 3]));
+        int row = 4 * 3 * 3;   // conv2.weight is [4, 4, 3, 3]
+        var weight = Values(model.Model, "conv2.weight");
+        var bias = Values(model.Model, "conv2.bias");
+        for (int u = 0; u < 4; u++)
+        {
+            bool zeroed = u is 1 or 3;
+            Assert.Equal(zeroed ? new float[row] : stored["conv2.weight"][(u * row)..((u + 1) * row)], weight[(u * row)..((u + 1) * row)]);
+            Assert.Equal(zeroed ? 0f : stored["conv2.bias"][u], bias[u]);
+        }
+        foreach (var (name, values) in stored.Where(p => !p.Key.StartsWith("conv2.")))
+            Assert.Equal(values, Values(model.Model, name));
+    }
+
+    [Theory]
+    [InlineData("conv1")]
+    [InlineData("conv4")]   // its successor is fc: one 4×4 block of input features per filter
+    public void Removing_filters_physically_gives_the_masked_models_logits(string layer)
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        using var tests = new TestSetCache();
+        using var model = Open(dir, run, tests);
+        int[] widths = [4, 4, 8, 8];
+        int[] removed = layer == "conv1" ? [0, 2] : [1, 5, 6];
+        var (newWidths, pruned) = StructuralPruning.RemoveFilters(model.Final, widths, layer, removed, 28, 28);
+        using var small = new FourConvNet(1, 28, 28, 10, newWidths, 0.1);
+        ParameterLoader.Load(small, pruned, "pruned");
+        model.ApplyPermanently(new FilterMask(layer, removed));
+        using var expected = Evaluation.Logits(model.Model, model.TestX);
+        using var actual = Evaluation.Logits(small, model.TestX);
+        Assert.True((expected - actual).abs().max().item<float>() < 1e-4f);
+        Assert.Equal(small.parameters().Sum(p => p.numel()), FourConvNet.Cost(1, 28, 28, 10, newWidths).Parameters);
+        Assert.Equal(model.Model.parameters().Sum(p => p.numel()), FourConvNet.Cost(1, 28, 28, 10, widths).Parameters);
+        // conv1 (5×5, 1→4 channels, 24×24 outputs) alone costs 4·1·25·576 multiply-accumulates
+        Assert.Equal(4L * 25 * 576, FourConvNet.Cost(1, 28, 28, 10, widths).MultiplyAccumulates - FourConvNet.Cost(1, 28, 28, 10, [0, 4, 8, 8]).MultiplyAccumulates - 4L * 4 * 9 * 22 * 22);
+    }
+
+    [Fact]
+    public void Prune_writes_its_tables_and_prints_every_row_of_the_paper()
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        var result = ThermoProcess.Run(dir.Path, "prune", run, "--analyze", "last:2", "--structural", "--finetune", "1", "--out", dir["table"]);
+        Assert.True(result.Code == 0, result.Err);
+        foreach (var label in new[] { "Original model", "Without the 2 \"hottest\" filters", "With only the 3 \"hottest\" filters",
+                     "Without the 2 \"coldest\" filters", "With only the 3 \"coldest\" filters", "Without the 2 smallest-L1 filters" })
+            Assert.Contains(label, result.Out);
+        var results = PruningFiles.ReadResults(Path.Combine(run, "pruning", "results.parquet"));
+        Assert.Equal((3 + 5) * 5, results.Count);
+        Assert.True(File.Exists(Path.Combine(run, "pruning", "curves.parquet")));
+        Assert.True(File.Exists(Path.Combine(run, "pruning", "structural", "model.parquet")));
+        Assert.Contains("finetune_test_accuracy", File.ReadAllText(Path.Combine(run, "pruning", "structural", "report.json")));
+        Assert.Contains("| With only the 3 \"coldest\" filters |", File.ReadAllText(dir["table/table.md"]));
+    }
+
+    [Fact]
+    public void Bad_input_is_one_line_naming_the_run_or_flag_and_writes_nothing()
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir);
+        var other = TrainedRun(dir, "other", widths: [6, 4, 8, 8]);
+        void Refused(string expected, params string[] args)
+        {
+            var r = ThermoProcess.Run(dir.Path, ["prune", .. args]);
+            Assert.Equal(2, r.Code);
+            Assert.Contains(expected, r.Err);
+            Assert.Single(r.Err.Trim().Split('\n'));
+            Assert.False(Directory.Exists(Path.Combine(run, "pruning")), "nothing written");
+        }
+        Refused("not analysed", run);
+        Refused("runs of different models mixed", run, other, "--analyze", "last:2");
+        Refused("has 4 filters; k = 4", run, "--k", "4", "--analyze", "last:2");
+        Refused("no layer 'conv9'", run, "--layer", "conv9", "--analyze", "last:2");
+        Refused("fc of", run, "--layer", "fc", "--analyze", "last:2");
+        Refused("unknown criterion 'heat'", run, "--criteria", "heat");
+        File.Delete(Path.Combine(run, "snapshots", "epoch=00003.parquet"));
+        Refused("final snapshot (epoch 3) is missing", run, "--analyze", "last:2");
+    }
+
+    [Fact]
+    public void A_tiny_reproduction_produces_every_row_and_reuses_its_runs()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
+        string[] args = ["reproduce", "pruning-paper", "--data-dir", data, "--runs", "2", "--epochs", "3", "--equilibrium", "2",
+            "--threads", "1", "--curves", "none", "--out", dir["repro"]];
+        var first = ThermoProcess.Run(dir.Path, args);
+        Assert.True(first.Code == 0, first.Err);
+        var table = File.ReadAllText(dir["repro/weight-decay=0.001/pruning/table.md"]);
+        foreach (var criterion in new[] { "temperature", "oscillation", "l1", "random" })
+            Assert.Contains($"**Criterion: {criterion}** (2 runs", table);
+        Assert.Equal(4 * 5, table.Split('\n').Count(l => l.StartsWith("| Original model") || l.StartsWith("| Without") || l.StartsWith("| With only")));
+        Assert.Equal(2 * (3 + 5) * 5, PruningFiles.ReadResults(dir["repro/weight-decay=0.001/pruning/results.parquet"]).Count);
+        Assert.Contains("Table 1", File.ReadAllText(dir["repro/README.md"]));
+        var again = ThermoProcess.Run(dir.Path, args);
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Equal(2, again.Err.Split('\n').Count(l => l.Contains("reusing the complete run")));
+    }
+}
