@@ -20,6 +20,7 @@ public static partial class Program
             AnalyzeCommand.Build(),
             PruneCommand.Build(),
             ReproduceCommand.Build(),
+            ReportCommand.Build(),
         };
         try
         {

@@ -1,0 +1,326 @@
+using ScottPlot;
+using ScottPlot.TickGenerators;
+using Thermo.Analysis;
+
+namespace Thermo.Pipeline.Report;
+
+/// <summary>
+/// The papers' figures, each drawn from a run's tables (or snapshots, for weight trajectories and
+/// filter patterns); nothing is recomputed here that the analysis already wrote.
+/// </summary>
+public static class Figures
+{
+    const string What = "report";
+
+    static Plot New(string title, string x, string y)
+    {
+        var plot = new Plot();
+        plot.Title(title);
+        plot.XLabel(x);
+        plot.YLabel(y);
+        return plot;
+    }
+
+    /// <summary>log10 axis ticks labelled as powers of ten (values are plotted as their log10).</summary>
+    static void LogAxis(IAxis axis) =>
+        axis.TickGenerator = new NumericAutomatic
+        {
+            MinorTickGenerator = new LogMinorTickGenerator(),
+            IntegerTicksOnly = true,
+            LabelFormatter = v => $"1e{v:0}",
+        };
+
+    static (double[] X, double[] Y) Positive(IEnumerable<double> xs, IEnumerable<double> ys, bool logX, bool logY)
+    {
+        var pairs = xs.Zip(ys).Where(p => (!logX || p.First > 0) && (!logY || p.Second > 0) && double.IsFinite(p.First) && double.IsFinite(p.Second)).ToArray();
+        return (pairs.Select(p => logX ? Math.Log10(p.First) : p.First).ToArray(), pairs.Select(p => logY ? Math.Log10(p.Second) : p.Second).ToArray());
+    }
+
+    static ScottPlot.Plottables.Scatter Line(Plot plot, double[] x, double[] y, string label, Color? color = null, float width = 1.5f)
+    {
+        var s = plot.Add.Scatter(x, y, color);
+        s.LegendText = label;
+        s.MarkerSize = 0;
+        s.LineWidth = width;
+        return s;
+    }
+
+    static void ShadeWindow(Plot plot, (int From, int To)? window)
+    {
+        if (window is not { } w) return;
+        var span = plot.Add.HorizontalSpan(w.From, w.To, Colors.Orange.WithAlpha(0.15));
+        span.LegendText = $"equilibrium window {w.From}..{w.To}";
+    }
+
+    /// <summary>Train and test loss (or accuracy) per epoch, the equilibrium window shaded (the pruning paper's Fig 3).</summary>
+    public static Plot Metrics(RunTables r, bool accuracy)
+    {
+        var m = r.Metrics!;
+        var epochs = RunTables.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e).ToArray();
+        var kind = accuracy ? "accuracy" : "loss";
+        var plot = New($"{r.Name}: {kind} per epoch", "epoch", kind);
+        ShadeWindow(plot, r.Window);
+        foreach (var split in new[] { "train", "test" })
+        {
+            var (x, y) = Positive(epochs, RunTables.Get<double>(m, $"{split}_{kind}", "metrics.parquet"), false, false);
+            Line(plot, x, y, split);
+        }
+        plot.ShowLegend();
+        return plot;
+    }
+
+    static readonly Color[] Palette = [Colors.C0, Colors.C1, Colors.C2, Colors.C3, Colors.C4, Colors.C5, Colors.C6, Colors.C7, Colors.C8, Colors.C9];
+
+    static void GroupedBars(Plot plot, string[] categories, (string Label, double[] Values)[] series, bool log)
+    {
+        double width = 0.8 / series.Length;
+        var bars = new List<Bar>();
+        for (int s = 0; s < series.Length; s++)
+        {
+            for (int i = 0; i < categories.Length; i++)
+            {
+                double v = series[s].Values[i];
+                if (log && !(v > 0)) continue;
+                bars.Add(new Bar
+                {
+                    Position = i - 0.4 + width * (s + 0.5), Value = log ? Math.Log10(v) : v, ValueBase = log ? Math.Floor(Math.Log10(series.SelectMany(x => x.Values).Where(x => x > 0).DefaultIfEmpty(1).Min())) : 0,
+                    Size = width * 0.95, FillColor = Palette[s % Palette.Length],
+                });
+            }
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = series[s].Label, FillColor = Palette[s % Palette.Length] });
+        }
+        plot.Add.Bars(bars);
+        plot.Axes.Bottom.TickGenerator = new NumericManual(Enumerable.Range(0, categories.Length).Select(i => (double)i).ToArray(), categories);
+        if (log) LogAxis(plot.Axes.Left);
+        plot.ShowLegend();
+    }
+
+    /// <summary>Equilibrium temperature of each filter of a layer, total and drift-corrected side by side (Figs 4, 9, 14).</summary>
+    public static Plot FilterTemperatures(RunTables r, string layer, string convention)
+    {
+        var (units, t, _, osc, _) = r.UnitTemperatures(layer);
+        var plot = New($"{r.Name}: equilibrium temperature of the filters of {layer}", "filter", $"T ({convention})");
+        GroupedBars(plot, units.Select(u => u.ToString()).ToArray(), [("T (total)", t), ("T_osc (drift-corrected)", osc)], log: false);
+        return plot;
+    }
+
+    /// <summary>Every layer's equilibrium, drift and oscillation temperature, log scale.</summary>
+    public static Plot LayerTemperatures(RunTables r, string convention)
+    {
+        var t = r.Temperature!;
+        const string what = "temperature.parquet";
+        var grouping = RunTables.Get<string>(t, "grouping", what);
+        var rows = Enumerable.Range(0, grouping.Length).Where(i => grouping[i] == "layer").ToArray();
+        double[] Pick(string c) { var v = RunTables.Get<double>(t, c, what); return rows.Select(i => v[i]).ToArray(); }
+        var layers = rows.Select(i => RunTables.Get<string>(t, "layer", what)[i]).ToArray();
+        var plot = New($"{r.Name}: temperature of every layer", "layer", $"T ({convention}), log scale");
+        GroupedBars(plot, layers, [("T", Pick("temperature")), ("T_drift", Pick("drift_temperature")), ("T_osc", Pick("oscillation_temperature"))], log: true);
+        return plot;
+    }
+
+    /// <summary>Weights of one filter over the epochs (Figs 5, 7), or their velocities w(e) − w(e−1) (Figs 6, 8).</summary>
+    public static Plot Trajectories(string runName, string layer, int unit, string which, int[] epochs, float[][] weights, bool velocities, (int From, int To)? window)
+    {
+        var plot = New($"{runName}: {(velocities ? "velocities" : "weights")} of the {which} filter ({layer} filter {unit})", "epoch", velocities ? "v = w(e) − w(e−1)" : "w");
+        ShadeWindow(plot, window);
+        int count = weights.Length == 0 ? 0 : weights[0].Length;
+        for (int k = 0; k < count; k++)
+        {
+            var x = (velocities ? epochs.Skip(1) : epochs).Select(e => (double)e).ToArray();
+            var y = velocities
+                ? Enumerable.Range(1, epochs.Length - 1).Select(e => (double)weights[e][k] - weights[e - 1][k]).ToArray()
+                : weights.Select(w => (double)w[k]).ToArray();
+            var s = plot.Add.Scatter(x, y);
+            s.MarkerSize = 0;
+            s.LineWidth = 1;
+        }
+        return plot;
+    }
+
+    /// <summary>The learned patterns of a layer's filters (final weights, averaged over input channels),
+    /// hottest to coldest from left to right (Figs 10–11), as one heat map with gaps between filters.</summary>
+    public static Plot FilterPatterns(string runName, string layer, TensorSnapshot weight, int[] hotFirst)
+    {
+        int filters = weight.Shape[0], channels = weight.Shape.Length > 1 ? weight.Shape[1] : 1;
+        int h = weight.Shape.Length > 2 ? weight.Shape[2] : 1, w = weight.Shape.Length > 3 ? weight.Shape[3] : 1;
+        // rows of filters, a blank cell between filters and two between rows (room for the labels)
+        int columns = Math.Min(filters, (int)Math.Ceiling(Math.Sqrt(filters * 2.0)));
+        int rows = (filters + columns - 1) / columns;
+        var grid = new double[rows * (h + 2), columns * (w + 1) - 1];
+        for (int i = 0; i < grid.GetLength(0); i++)
+            for (int j = 0; j < grid.GetLength(1); j++) grid[i, j] = double.NaN;
+        for (int position = 0; position < hotFirst.Length; position++)
+        {
+            int f = hotFirst[position], top = position / columns * (h + 2) + 2, left = position % columns * (w + 1);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    double sum = 0;
+                    for (int c = 0; c < channels; c++) sum += weight.Values[((f * channels + c) * h + y) * w + x];
+                    grid[top + y, left + x] = sum / channels;
+                }
+        }
+        var plot = New($"{runName}: final {layer} filters by temperature, hottest first (reading order){(channels > 1 ? $", mean over {channels} input channels" : "")}", "", "");
+        var map = plot.Add.Heatmap(grid);
+        map.Colormap = new ScottPlot.Colormaps.Viridis();
+        map.NaNCellColor = Colors.White;
+        map.Extent = new CoordinateRect(0, grid.GetLength(1), 0, grid.GetLength(0));
+        for (int position = 0; position < hotFirst.Length; position++)
+        {
+            // just above the filter: its top edge is 2 cells below its row's top
+            var label = plot.Add.Text($"#{position + 1}: filter {hotFirst[position]}", position % columns * (w + 1), grid.GetLength(0) - position / columns * (h + 2) - 1.9);
+            label.LabelFontSize = 11;
+            label.LabelAlignment = Alignment.LowerLeft;
+        }
+        plot.Add.ColorBar(map);
+        plot.Axes.Bottom.TickGenerator = new NumericManual([], []);
+        plot.Axes.Left.TickGenerator = new NumericManual([], []);
+        plot.Axes.SquareUnits();
+        return plot;
+    }
+
+    /// <summary>MSD and mean |MD| against lag, log–log, for the hottest and coldest filter and the layer's
+    /// mean, with τ¹ (diffusive) and τ² (ballistic) guide lines (Figs 12–13); or the drift-corrected MSD.</summary>
+    public static Plot Diffusion(RunTables r, string layer, int hottest, int coldest, bool driftCorrected)
+    {
+        var m = r.Msd!;
+        const string what = "msd.parquet";
+        var layers = RunTables.Get<string>(m, "layer", what);
+        var units = RunTables.Get<int>(m, "unit", what);
+        var lags = RunTables.Get<int>(m, "lag", what);
+        var msd = RunTables.Get<double>(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
+        var md = RunTables.Get<double>(m, "abs_mean_displacement", what);
+        var plot = New(driftCorrected ? $"{r.Name}: drift-corrected MSD of {layer} filters" : $"{r.Name}: MSD and mean |displacement| of {layer} filters",
+            "lag τ (epochs), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
+        double[] Curve(int unit, double[] values) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => values[i]).ToArray();
+        double[] LagsOf(int unit) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => (double)lags[i]).ToArray();
+        var allUnits = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer).Select(i => units[i]).Distinct().ToArray();
+        foreach (var (unit, label, color) in new[] { (hottest, "hottest", Colors.C3), (coldest, "coldest", Colors.C0) })
+        {
+            var (x, y) = Positive(LagsOf(unit), Curve(unit, msd), true, true);
+            Line(plot, x, y, $"{(driftCorrected ? "MSD_dc" : "MSD")}, {label} (filter {unit})", color);
+            if (!driftCorrected)
+            {
+                var (x2, y2) = Positive(LagsOf(unit), Curve(unit, md), true, true);
+                Line(plot, x2, y2, $"mean |MD|, {label}", color, 1).LinePattern = LinePattern.Dashed;
+            }
+        }
+        if (allUnits.Length > 0)
+        {
+            var lagAxis = LagsOf(allUnits[0]);
+            var mean = Enumerable.Range(0, lagAxis.Length).Select(i => allUnits.Average(u => Curve(u, msd)[i])).ToArray();
+            var (x, y) = Positive(lagAxis, mean, true, true);
+            Line(plot, x, y, "mean over the layer's filters", Colors.Gray, 2.5f);
+            if (x.Length > 1)
+            {
+                // guides through the first point of the mean curve
+                foreach (var (power, label) in new[] { (1.0, "∝ τ (diffusive)"), (2.0, "∝ τ² (ballistic)") })
+                    Line(plot, [x[0], x[^1]], [y[0], y[0] + power * (x[^1] - x[0])], label, Colors.Black, 1).LinePattern = LinePattern.Dotted;
+            }
+        }
+        LogAxis(plot.Axes.Left);
+        LogAxis(plot.Axes.Bottom);
+        plot.ShowLegend();
+        return plot;
+    }
+
+    /// <summary>The gradient-noise signal s_I per layer over epochs with its spread (mean ± std over
+    /// minibatches), log scale (the partial-entropy paper's Fig 1).</summary>
+    public static Plot GradientNoise(RunTables r)
+    {
+        var g = r.GradientNoise!;
+        const string what = "gradnoise.parquet";
+        var epochs = RunTables.Get<int>(g, "epoch", what);
+        var layers = RunTables.Get<string>(g, "layer", what);
+        var mean = RunTables.Get<double>(g, "mean", what);
+        var std = RunTables.Get<double>(g, "std", what);
+        var plot = New($"{r.Name}: gradient-noise signal s_I = mean |∂L/∂w| per layer (band: ± std over minibatches)", "epoch", "s_I, log scale");
+        int index = 0;
+        foreach (var layer in layers.Distinct())
+        {
+            var rows = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && mean[i] > 0).ToArray();
+            var color = Palette[index++ % Palette.Length];
+            var x = rows.Select(i => (double)epochs[i]).ToArray();
+            var lower = rows.Select(i => Math.Log10(Math.Max(mean[i] - std[i], mean[i] * 1e-3))).ToArray();
+            var upper = rows.Select(i => Math.Log10(mean[i] + std[i])).ToArray();
+            if (x.Length > 1)
+            {
+                var band = plot.Add.FillY(x, lower, upper);
+                band.FillColor = color.WithAlpha(0.2);
+                band.LineWidth = 0;
+            }
+            Line(plot, x, rows.Select(i => Math.Log10(mean[i])).ToArray(), layer, color);
+        }
+        LogAxis(plot.Axes.Left);
+        plot.ShowLegend();
+        return plot;
+    }
+
+    /// <summary>Prune-fraction curves of one layer: test accuracy as filters are removed in each order,
+    /// mean over runs (and random draws) with a ± std band across runs when there are several.</summary>
+    public static Plot PruneCurves(IReadOnlyList<RunTables> runs, string layer)
+    {
+        var plot = New($"{(runs.Count == 1 ? runs[0].Name : $"{runs.Count} runs")}: test accuracy as filters of {layer} are removed", "filters removed", "test accuracy");
+        var points = runs.Where(r => r.Curves is not null).SelectMany(r =>
+        {
+            var c = r.Curves!;
+            const string what = "curves.parquet";
+            var l = RunTables.Get<string>(c, "layer", what);
+            var criterion = RunTables.Get<string>(c, "criterion", what);
+            var order = RunTables.Get<string>(c, "order", what);
+            var removed = RunTables.Get<int>(c, "removed", what);
+            var accuracy = RunTables.Get<double>(c, "test_accuracy", what);
+            return Enumerable.Range(0, l.Length).Where(i => l[i] == layer)
+                .Select(i => (Run: r.Name, Series: $"{criterion[i]}: {order[i]}", Removed: removed[i], Accuracy: accuracy[i]));
+        }).ToList();
+        int index = 0;
+        foreach (var series in points.GroupBy(p => p.Series))
+        {
+            var color = Palette[index++ % Palette.Length];
+            var byRemoved = series.GroupBy(p => p.Removed).OrderBy(g => g.Key)
+                .Select(g => (X: (double)g.Key, Stats: Aggregation.MeanAndSampleStd(g.GroupBy(p => p.Run).Select(rg => rg.Average(p => p.Accuracy)).ToList()))).ToArray();
+            var x = byRemoved.Select(p => p.X).ToArray();
+            if (runs.Count > 1 && byRemoved.All(p => double.IsFinite(p.Stats.Std)))
+            {
+                var band = plot.Add.FillY(x, byRemoved.Select(p => p.Stats.Mean - p.Stats.Std).ToArray(), byRemoved.Select(p => p.Stats.Mean + p.Stats.Std).ToArray());
+                band.FillColor = color.WithAlpha(0.15);
+                band.LineWidth = 0;
+            }
+            Line(plot, x, byRemoved.Select(p => p.Stats.Mean).ToArray(), series.Key, color);
+        }
+        plot.Axes.Bottom.TickGenerator = new NumericAutomatic { IntegerTicksOnly = true };
+        plot.ShowLegend();
+        plot.Legend.Alignment = Alignment.LowerLeft;
+        return plot;
+    }
+
+    /// <summary>Test accuracy per epoch of several runs, one line each.</summary>
+    public static Plot AccuracyAcrossRuns(IReadOnlyList<RunTables> runs)
+    {
+        var plot = New($"test accuracy of {runs.Count} runs", "epoch", "test accuracy");
+        foreach (var r in runs)
+        {
+            var m = r.Metrics!;
+            var (x, y) = Positive(RunTables.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e), RunTables.Get<double>(m, "test_accuracy", "metrics.parquet"), false, false);
+            Line(plot, x, y, r.Name, width: 1);
+        }
+        plot.ShowLegend();
+        return plot;
+    }
+
+    /// <summary>The spread of a layer's filter temperatures across runs: each run's temperatures sorted
+    /// from hottest to coldest, so runs with different hot filters can be compared.</summary>
+    public static Plot TemperatureSpread(IReadOnlyList<RunTables> runs, string layer, string convention)
+    {
+        var plot = New($"filter temperatures of {layer} across {runs.Count} runs, hottest first", "rank (1 = hottest)", $"T ({convention})");
+        foreach (var r in runs.Where(r => r.UnitLayers.Contains(layer)))
+        {
+            var t = r.UnitTemperatures(layer).T.OrderByDescending(v => v).ToArray();
+            var s = plot.Add.Scatter(Enumerable.Range(1, t.Length).Select(i => (double)i).ToArray(), t);
+            s.LegendText = r.Name;
+            s.MarkerSize = 4;
+        }
+        plot.ShowLegend();
+        return plot;
+    }
+}

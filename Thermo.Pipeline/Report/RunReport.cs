@@ -1,0 +1,274 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using ScottPlot;
+using Thermo.Analysis;
+
+namespace Thermo.Pipeline.Report;
+
+/// <summary>How a report is drawn.</summary>
+/// <param name="Layer">Layer whose filters get the per-filter figures (null: the first analysed per filter).</param>
+/// <param name="Width">Figure width in pixels.</param>
+/// <param name="Height">Figure height in pixels.</param>
+public sealed record ReportOptions(string? Layer = null, int Width = 960, int Height = 540);
+
+/// <summary>What a report wrote: the page, its figures (PNG, beside the page) and the names of its tables.</summary>
+public sealed record ReportResult(string Page, IReadOnlyList<string> Figures, IReadOnlyList<string> Tables);
+
+/// <summary>
+/// <c>thermo report</c>: one self-contained HTML page (figures embedded as data URIs, so it opens
+/// offline and can be mailed) with the same figures as PNG files beside it, for papers and slides.
+/// The page is written into a temporary directory that replaces <c>report/</c> whole.
+/// </summary>
+public static class RunReport
+{
+    public const string Directory = "report";
+
+    sealed class Page(string title)
+    {
+        readonly StringBuilder body = new();
+        public List<string> Figures { get; } = [];
+        public List<string> Tables { get; } = [];
+
+        public void Section(string heading, string? text = null)
+        {
+            body.Append($"<h2>{Encode(heading)}</h2>\n");
+            if (text is not null) body.Append($"<p>{Encode(text)}</p>\n");
+        }
+
+        public void Figure(string directory, string file, Plot plot, string caption, ReportOptions o)
+        {
+            var path = Path.Combine(directory, file);
+            plot.SavePng(path, o.Width, o.Height);
+            var data = Convert.ToBase64String(File.ReadAllBytes(path));
+            body.Append($"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{Encode(caption)}\" width=\"{o.Width}\" height=\"{o.Height}\" data-file=\"{file}\">")
+                .Append($"<figcaption>{Encode(caption)} <a href=\"{file}\">{file}</a></figcaption></figure>\n");
+            Figures.Add(file);
+        }
+
+        public void Table(string name, string[] header, IEnumerable<string[]> rows)
+        {
+            body.Append($"<table data-table=\"{Encode(name)}\"><thead><tr>{string.Concat(header.Select(h => $"<th>{Encode(h)}</th>"))}</tr></thead><tbody>\n");
+            foreach (var row in rows) body.Append($"<tr>{string.Concat(row.Select(c => $"<td>{Encode(c)}</td>"))}</tr>\n");
+            body.Append("</tbody></table>\n");
+            Tables.Add(name);
+        }
+
+        public void Paragraph(string text) => body.Append($"<p>{Encode(text)}</p>\n");
+
+        public string Html() => $$"""
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>{{Encode(title)}}</title>
+            <style>
+            body { font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
+            figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+            figcaption { font-size: 0.9em; color: #555; }
+            table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+            th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+            th:first-child, td:first-child { text-align: left; }
+            </style></head><body>
+            <h1>{{Encode(title)}}</h1>
+            {{body}}
+            </body></html>
+            """;
+    }
+
+    static string Encode(string s) => WebUtility.HtmlEncode(s);
+    static string G(double v) => double.IsFinite(v) ? v.ToString("0.###e+00", CultureInfo.InvariantCulture) : "—";
+    static string Pct(double v) => double.IsFinite(v) ? (v * 100).ToString("F2", CultureInfo.InvariantCulture) + "%" : "—";
+
+    /// <summary>Writes <c>RUN/report/index.html</c> and its PNG figures from the run's files.</summary>
+    public static ReportResult WriteRun(string run, ReportOptions options, Action<string>? progress = null)
+    {
+        var r = RunTables.Load(run);
+        var layers = r.UnitLayers;
+        var layer = options.Layer ?? layers.FirstOrDefault();
+        if (options.Layer is not null && !layers.Contains(options.Layer))
+            throw new ArtifactException($"{run}: --layer {options.Layer} has no per-filter analysis (per-filter layers: {(layers.Length == 0 ? "none; run thermo analyze" : string.Join(", ", layers))})");
+        return WriteAtomically(Path.Combine(run, Directory), dir => BuildRun(r, layer, dir, options, progress));
+    }
+
+    /// <summary>Writes a page comparing several runs (the spread across runs) into <paramref name="outDir"/>.</summary>
+    public static ReportResult WriteRuns(IReadOnlyList<string> runs, string outDir, ReportOptions options, Action<string>? progress = null)
+    {
+        var tables = runs.Select(RunTables.Load).ToList();
+        var layer = options.Layer ?? tables.SelectMany(t => t.UnitLayers).FirstOrDefault();
+        return WriteAtomically(outDir, dir => BuildRuns(tables, layer, dir, options, progress));
+    }
+
+    static ReportResult WriteAtomically(string target, Func<string, Page> build)
+    {
+        var parent = Path.GetDirectoryName(Path.GetFullPath(target))!;
+        System.IO.Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(target)}.{Environment.ProcessId}.tmp");
+        if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, true);
+        System.IO.Directory.CreateDirectory(temp);
+        try
+        {
+            var page = build(temp);
+            File.WriteAllText(Path.Combine(temp, "index.html"), page.Html());
+            var old = temp + ".old";
+            if (System.IO.Directory.Exists(target)) System.IO.Directory.Move(target, old);
+            System.IO.Directory.Move(temp, target);
+            if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
+            return new ReportResult(Path.Combine(target, "index.html"), page.Figures, page.Tables);
+        }
+        catch
+        {
+            if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, true);
+            throw;
+        }
+    }
+
+    static string Convention(RunTables r) =>
+        r.Temperature is { } t && RunTables.Get<string>(t, "convention", "temperature.parquet") is { Length: > 0 } c ? c[0] : "kinetic";
+
+    static Page BuildRun(RunTables r, string? layer, string dir, ReportOptions o, Action<string>? progress)
+    {
+        var page = new Page($"Thermo report: {r.Name}");
+        void Step(string what) => progress?.Invoke($"  {what}");
+        var model = r.Manifest is { } m && m.TryGetProperty("config", out var config) && config.TryGetProperty("model", out var name) ? name.GetString() : "?";
+        page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: metrics.parquet, gradnoise.parquet, analysis/*.parquet, pruning/*.parquet and, for weights and filter patterns, the snapshots.");
+
+        page.Section("Training", "Train and test loss and accuracy per epoch; the shaded band is the equilibrium window the analysis used.");
+        page.Figure(dir, "loss.png", Figures.Metrics(r, accuracy: false), "Loss per epoch.", o);
+        page.Figure(dir, "accuracy.png", Figures.Metrics(r, accuracy: true), "Accuracy per epoch.", o);
+        Step("training curves");
+
+        if (r.Temperature is not null)
+        {
+            var convention = Convention(r);
+            var window = r.Window!.Value;
+            page.Section("Temperatures", $"Equilibrium temperatures over snapshots {window.From}..{window.To}, convention: {convention}.");
+            page.Figure(dir, "layer-temperatures.png", Figures.LayerTemperatures(r, convention), "Equilibrium, drift and oscillation temperature of every layer (log scale).", o);
+            if (layer is not null)
+            {
+                var (units, t, drift, osc, l1) = r.UnitTemperatures(layer);
+                page.Figure(dir, $"filter-temperatures-{layer}.png", Figures.FilterTemperatures(r, layer, convention),
+                    $"Equilibrium temperature of each filter of {layer}: total and drift-corrected (oscillation) side by side, as the pruning paper's Figs 4, 9 and 14.", o);
+                var fits = FitsByUnit(r, layer);
+                var order = Enumerable.Range(0, units.Length).OrderByDescending(i => t[i]).ToArray();
+                page.Table($"filters-{layer}", ["rank", "filter", "T", "T_drift", "T_osc", "L1 norm", "MSD exponent α", "diffusion constant D"],
+                    order.Select((i, rank) => new[]
+                    {
+                        (rank + 1).ToString(), units[i].ToString(), G(t[i]), G(drift[i]), G(osc[i]), G(l1[i]),
+                        fits.TryGetValue((units[i], "alpha"), out var a) ? a.ToString("F2", CultureInfo.InvariantCulture) : "—",
+                        fits.TryGetValue((units[i], "diffusion_constant"), out var d) ? G(d) : "—",
+                    }));
+                Step("temperatures");
+                int hottest = units[order[0]], coldest = units[order[^1]];
+                WeightFigures(r, layer, hottest, coldest, order.Select(i => units[i]).ToArray(), page, dir, o);
+                Step("trajectories and filter patterns");
+                if (r.Msd is { } msd && RunTables.Get<string>(msd, "layer", "msd.parquet").Contains(layer))
+                {
+                    page.Section("Diffusion", "Time-averaged mean squared displacement and mean |displacement| against lag, log–log, with guides ∝ τ (diffusive) and ∝ τ² (ballistic); then the MSD with each weight's drift removed.");
+                    page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
+                    page.Figure(dir, $"msd-drift-corrected-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: true), $"Drift-corrected MSD of the same filters.", o);
+                    Step("diffusion");
+                }
+            }
+        }
+        else page.Section("Temperatures", "The run has not been analysed: run `thermo analyze RUN` and report again.");
+
+        if (r.GradientNoise is not null)
+        {
+            page.Section("Gradient noise", "The training signal s_I = mean |∂L/∂w| of each layer over an epoch's minibatches, with its spread (the partial-entropy paper's Fig 1).");
+            page.Figure(dir, "gradient-noise.png", Figures.GradientNoise(r), "s_I per layer over epochs, mean ± std over minibatches, log scale.", o);
+            Step("gradient noise");
+        }
+
+        if (r.Pruning is { Count: > 0 } pruning)
+        {
+            PruningSection(page, [r], pruning, dir, o);
+            Step("pruning");
+        }
+        return page;
+    }
+
+    static Dictionary<(int Unit, string Quantity), double> FitsByUnit(RunTables r, string layer)
+    {
+        var result = new Dictionary<(int, string), double>();
+        if (r.Fits is not { } f) return result;
+        const string what = "fits.parquet";
+        var layers = RunTables.Get<string>(f, "layer", what);
+        var units = RunTables.Get<int>(f, "unit", what);
+        var quantity = RunTables.Get<string>(f, "quantity", what);
+        var value = RunTables.Get<double>(f, "value", what);
+        for (int i = 0; i < layers.Length; i++)
+            if (layers[i] == layer && units[i] >= 0) result[(units[i], quantity[i])] = value[i];
+        return result;
+    }
+
+    /// <summary>Trajectories, velocities and learned patterns need the weights themselves: one read of each snapshot.</summary>
+    static void WeightFigures(RunTables r, string layer, int hottest, int coldest, int[] hotFirst, Page page, string dir, ReportOptions o)
+    {
+        var files = SnapshotReader.ListEpochFiles(r.Run);
+        if (files.Length == 0) return;
+        var epochs = files.Select(f => f.Item1).ToArray();
+        var hot = new float[files.Length][];
+        var cold = new float[files.Length][];
+        TensorSnapshot? last = null;
+        for (int i = 0; i < files.Length; i++)
+        {
+            var weight = SnapshotReader.ReadFile(files[i].Item2).Tensors.FirstOrDefault(t => t.Layer == layer && t.Tensor == "weight")
+                ?? throw new ArtifactException($"{files[i].Item2}: holds no {layer}.weight");
+            int size = weight.Values.Length / weight.Shape[0];
+            hot[i] = weight.Values.AsSpan(hottest * size, size).ToArray();
+            cold[i] = weight.Values.AsSpan(coldest * size, size).ToArray();
+            last = weight;
+        }
+        page.Section("Weights of the hottest and coldest filter", "Every weight of the filter over the epochs, then its velocity between consecutive snapshots (the pruning paper's Figs 5–8).");
+        page.Figure(dir, "trajectories-hottest.png", Figures.Trajectories(r.Name, layer, hottest, "hottest", epochs, hot, false, r.Window), $"Weights of the hottest filter ({layer} filter {hottest}).", o);
+        page.Figure(dir, "trajectories-coldest.png", Figures.Trajectories(r.Name, layer, coldest, "coldest", epochs, cold, false, r.Window), $"Weights of the coldest filter ({layer} filter {coldest}).", o);
+        page.Figure(dir, "velocities-hottest.png", Figures.Trajectories(r.Name, layer, hottest, "hottest", epochs, hot, true, r.Window), "Velocities of the hottest filter's weights.", o);
+        page.Figure(dir, "velocities-coldest.png", Figures.Trajectories(r.Name, layer, coldest, "coldest", epochs, cold, true, r.Window), "Velocities of the coldest filter's weights.", o);
+        if (last is { Shape.Length: 4 })
+        {
+            page.Section("Learned filters", "The final weights of each filter as a heat map, ordered by equilibrium temperature (the pruning paper's Figs 10–11).");
+            page.Figure(dir, $"filters-{layer}.png", Figures.FilterPatterns(r.Name, layer, last, hotFirst), $"Final {layer} filters, hottest to coldest.", o);
+        }
+    }
+
+    static void PruningSection(Page page, IReadOnlyList<RunTables> runs, IReadOnlyList<PruningResult> results, string dir, ReportOptions o)
+    {
+        var k = results.Where(r => r.Experiment == Experiment.WithoutHottest).Select(r => r.Zeroed.Length).DefaultIfEmpty(2).First();
+        var totalFilters = results.Where(r => r.Experiment == Experiment.OnlyHottest).Select(r => r.Zeroed.Length).DefaultIfEmpty(0).First();
+        var layer = results[0].Layer;
+        var units = runs[0].UnitLayers.Contains(layer) ? runs[0].UnitTemperatures(layer).Units.Length : totalFilters + 3;
+        int m = units - totalFilters;
+        page.Section("Pruning", $"Test accuracy and loss with filters of {layer} zeroed (weights and bias), as the pruning paper's Tables 2–3; {(runs.Count > 1 ? $"mean ± sample standard deviation over {runs.Count} runs" : "one run")}.");
+        var table = Aggregation.Table(results, k, m);
+        page.Table("pruning", ["criterion", "model", "test accuracy", "± std", "test loss", "± std"],
+            table.Select(t => new[] { PruningPlan.Name(t.Criterion), t.Label, Pct(t.AccuracyMean), Pct(t.AccuracyStd), G(t.LossMean), G(t.LossStd) }));
+        if (runs.Any(r => r.Curves is not null))
+        {
+            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => RunTables.Get<string>(r.Curves!, "layer", "curves.parquet")).Distinct().ToArray();
+            foreach (var curveLayer in curveLayers)
+                page.Figure(dir, $"prune-curves-{curveLayer}.png", Figures.PruneCurves(runs, curveLayer),
+                    $"Test accuracy as 0, 1, … filters of {curveLayer} are removed, hottest first, coldest first, smallest L1 first and at random.", o);
+        }
+    }
+
+    static Page BuildRuns(IReadOnlyList<RunTables> runs, string? layer, string dir, ReportOptions o, Action<string>? progress)
+    {
+        var page = new Page($"Thermo report: {runs.Count} runs");
+        page.Paragraph($"Runs: {string.Join(", ", runs.Select(r => r.Run))}. Each run's own report is in its report/ directory.");
+        page.Section("Training across runs");
+        page.Figure(dir, "accuracy-across-runs.png", Figures.AccuracyAcrossRuns(runs), "Test accuracy per epoch of every run.", o);
+        progress?.Invoke("  training curves");
+        if (layer is not null && runs.Any(r => r.UnitLayers.Contains(layer)))
+        {
+            var convention = Convention(runs.First(r => r.Temperature is not null));
+            page.Section("Temperatures across runs", "Which filters are hot differs from run to run; the sorted temperatures show how alike their distributions are.");
+            page.Figure(dir, $"temperature-spread-{layer}.png", Figures.TemperatureSpread(runs, layer, convention), $"Filter temperatures of {layer}, sorted hottest first, one series per run.", o);
+            progress?.Invoke("  temperatures");
+        }
+        var results = runs.Where(r => r.Pruning is not null).SelectMany(r => r.Pruning!).ToList();
+        if (results.Count > 0)
+        {
+            PruningSection(page, runs.Where(r => r.Pruning is not null).ToList(), results, dir, o);
+            progress?.Invoke("  pruning");
+        }
+        return page;
+    }
+}

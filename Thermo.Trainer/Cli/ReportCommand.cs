@@ -1,0 +1,46 @@
+using System.CommandLine;
+using Thermo.Pipeline.Report;
+
+namespace Thermo.Trainer.Cli;
+
+/// <summary><c>thermo report</c>: the papers' figures and tables for runs, as one offline HTML page per run (PNG files beside it).</summary>
+public static class ReportCommand
+{
+    public static Command Build()
+    {
+        var runs = new Argument<string[]>("RUN") { Description = "Run directories", Arity = ArgumentArity.OneOrMore };
+        var layer = new Option<string>("--layer") { Description = "Layer of the per-filter figures (default: the first analysed per filter)" };
+        var output = new Option<string>("--out") { Description = "With several runs: directory of the page comparing them (default: report/ beside the first run)" };
+        var width = new Option<int>("--width") { Description = "Figure width in pixels", DefaultValueFactory = _ => 960 };
+        var height = new Option<int>("--height") { Description = "Figure height in pixels", DefaultValueFactory = _ => 540 };
+        var command = new Command("report", "Write RUN/report/index.html (self-contained) and PNG figures: training, temperatures, trajectories, filters, MSD, gradient noise, pruning")
+        {
+            runs, layer, output, width, height,
+        };
+        command.SetAction(parse =>
+        {
+            var options = new ReportOptions(parse.GetValue(layer),
+                parse.GetValue(width) is >= 200 and <= 4000 ? parse.GetValue(width) : throw new ThermoException("--width: must lie in 200..4000"),
+                parse.GetValue(height) is >= 150 and <= 4000 ? parse.GetValue(height) : throw new ThermoException("--height: must lie in 150..4000"));
+            var dirs = parse.GetValue(runs)!;
+            foreach (var run in dirs)
+                if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
+            var progress = new ConsoleProgress();
+            foreach (var run in dirs)
+            {
+                progress.Message($"report of {run} …");
+                var result = RunReport.WriteRun(run, options, progress.Message);
+                Console.WriteLine($"{result.Page} ({result.Figures.Count} figures, {result.Tables.Count} tables)");
+            }
+            if (dirs.Length > 1)
+            {
+                var dir = parse.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dirs[0]).TrimEnd('/'))!, RunReport.Directory);
+                progress.Message($"report comparing {dirs.Length} runs …");
+                var result = RunReport.WriteRuns(dirs, dir, options, progress.Message);
+                Console.WriteLine($"{result.Page} ({result.Figures.Count} figures, {result.Tables.Count} tables)");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}
