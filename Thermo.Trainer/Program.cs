@@ -22,14 +22,31 @@ public static partial class Program
             ReproduceCommand.Build(),
             ReportCommand.Build(),
         };
+        root.Options.Add(CliOutput.JsonOption);
+        root.Options.Add(CliOutput.QuietOption);
         try
         {
             var parsed = root.Parse(args);
+            CliOutput.Json = args.Contains("--json");
+            CliOutput.Quiet = args.Contains("--quiet");
+            // A run directory argument takes any token, so an unknown option would pass as a run
+            // directory: refuse option-like arguments by name (negative numbers stay allowed).
+            var unknown = parsed.Tokens.FirstOrDefault(t => t.Type == System.CommandLine.Parsing.TokenType.Argument
+                && t.Value.StartsWith('-') && t.Value.Length > 1 && !double.TryParse(t.Value, System.Globalization.CultureInfo.InvariantCulture, out _));
+            if (parsed.Errors.Count == 0 && unknown is not null)
+            {
+                var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] + " " : "";
+                var message = $"unknown option '{unknown.Value}'";
+                Console.Error.WriteLine($"thermo: error: {message} (see thermo {verb}--help)");
+                CliOutput.Error(message, ExitCodes.BadInput);
+                return ExitCodes.BadInput;
+            }
             if (parsed.Errors.Count > 0)
             {
                 // One line, the exit code of every other bad input; --help shows the usage.
                 var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] + " " : "";
                 Console.Error.WriteLine($"thermo: error: {parsed.Errors[0].Message} (see thermo {verb}--help)");
+                CliOutput.Error(parsed.Errors[0].Message, ExitCodes.BadInput);
                 return ExitCodes.BadInput;
             }
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -37,11 +54,13 @@ public static partial class Program
         catch (Exception e) when (Unwrap(e) is ThermoException or Thermo.Analysis.ArtifactException)
         {
             Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");
+            CliOutput.Error(Unwrap(e).Message, ExitCodes.BadInput);
             return ExitCodes.BadInput;
         }
         catch (Exception e)
         {
             Console.Error.WriteLine($"thermo: internal error: {e}");
+            CliOutput.Error(e.Message, ExitCodes.InternalError);
             return ExitCodes.InternalError;
         }
     }

@@ -54,17 +54,20 @@ public static class AnalyzeCommand
                 ParseLags(parse.GetValue(fitLags)));
 
             var results = new List<AnalysisResult>();
-            foreach (var run in parse.GetValue(runs)!)
-            {
+            var progress = new ConsoleProgress();
+            var dirs = parse.GetValue(runs)!;
+            foreach (var run in dirs)
                 if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
-                Console.Error.WriteLine($"analysing {run} …");
-                results.Add(Engine.analyze(run, options));
-            }
-            foreach (var result in results)
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            // Every run is analysed before any table is written, so bad input in the last run leaves
+            // the first ones untouched.
+            for (int i = 0; i < dirs.Length; i++)
             {
-                AnalysisOutput.write(result);
-                PrintSummary(result);
+                progress.Message($"analysing {dirs[i]} ({i + 1}/{dirs.Length}{(i > 0 ? $", ETA {clock.Elapsed / i * (dirs.Length - i):mm\\:ss}" : "")}) …");
+                results.Add(Engine.analyze(dirs[i], options));
             }
+            foreach (var result in results) AnalysisOutput.write(result);
+            CliOutput.Result(results.Select(Json).ToList(), () => { foreach (var result in results) PrintSummary(result); });
             return ExitCodes.Ok;
         });
         return command;
@@ -82,6 +85,29 @@ public static class AnalyzeCommand
         if (parts.Length == 2 && int.TryParse(parts[0], out var a) && int.TryParse(parts[1], out var b) && a >= 1 && b > a)
             return FSharpOption<Tuple<int, int>>.Some(Tuple.Create(a, b));
         throw new ThermoException($"--fit-lags: '{text}' is not a:b with 1 ≤ a < b");
+    }
+
+    /// <summary>A run's analysis for --json: window, layers, and each group with its ranks and fits.</summary>
+    static object Json(AnalysisResult r)
+    {
+        var diffusion = r.Diffusion.ToDictionary(d => (d.Key.Layer, d.Key.Unit));
+        return new
+        {
+            run = r.Run,
+            window = new { from = r.Window.From, to = r.Window.To, velocities = r.Window.Velocities, rule = r.Window.Rule },
+            convention = r.Physics.Describe,
+            layers = r.Layers.Select(l => new { layer = l.Key.Layer, weights = l.Temperature.Weights, temperature = l.Temperature.Temperature, drift_temperature = l.Temperature.Drift, oscillation_temperature = l.Temperature.Oscillation }),
+            groups = r.Groups.Select(g => new
+            {
+                layer = g.Key.Layer, unit = g.Key.Unit, weight = g.Key.Weight, temperature = g.Temperature.Temperature,
+                drift_temperature = g.Temperature.Drift, oscillation_temperature = g.Temperature.Oscillation, l1_norm = g.L1Norm,
+                rank = g.Rank, oscillation_rank = g.OscillationRank,
+                alpha = diffusion.TryGetValue((g.Key.Layer, g.Key.Unit), out var d) && g.Key.Weight == -1 ? d.Alpha.Slope : (double?)null,
+                diffusion_constant = d is not null && g.Key.Weight == -1 ? d.Diffusion.Slope : (double?)null,
+            }),
+            spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2 }),
+            tables = Path.Combine(r.Run, AnalysisOutput.Directory),
+        };
     }
 
     static string G(double v) => v.ToString("0.000e+00", CultureInfo.InvariantCulture);

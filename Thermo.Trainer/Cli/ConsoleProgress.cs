@@ -23,7 +23,10 @@ public sealed class ConsoleProgress : ITrainingProgress, IDisposable
         if (!interactive) console.Profile.Width = 200;
     }
 
-    public void Message(string text) => console.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
+    public void Message(string text)
+    {
+        if (!CliOutput.Quiet) console.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
+    }
 
     public void EpochStarted(int epoch, int lastEpoch, int batches)
     {
@@ -34,7 +37,7 @@ public sealed class ConsoleProgress : ITrainingProgress, IDisposable
 
     public void BatchCompleted(int batch, double loss)
     {
-        if (!interactive) return;
+        if (!interactive || CliOutput.Quiet) return;
         var now = DateTime.UtcNow;
         if (batch != batches && (now - lastDraw).TotalMilliseconds < 100) return;
         lastDraw = now;
@@ -46,6 +49,7 @@ public sealed class ConsoleProgress : ITrainingProgress, IDisposable
 
     public void EpochCompleted(EpochMetrics m, int lastEpoch, TimeSpan? eta)
     {
+        if (CliOutput.Quiet) return;
         if (interactive) Console.Error.Write("\r" + new string(' ', 100) + "\r");
         var train = m.Epoch == 0 ? "initialisation" : $"train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}";
         var speed = double.IsNaN(m.ImagesPerSecond) ? "" : $" | {m.ImagesPerSecond:F0} img/s";

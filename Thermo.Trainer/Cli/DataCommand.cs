@@ -14,12 +14,16 @@ public static class DataCommand
         {
             var artifacts = Program.ArtifactsDirectory();
             var requested = parse.GetValue(names) is { Length: > 0 } n ? n : ["mnist"];
+            var progress = new ConsoleProgress();
+            var sets = new List<object>();
             foreach (var name in requested)
             {
-                var dir = DataSources.EnsureDefault(name, artifacts, Console.Error.WriteLine);
-                var data = DataSources.Load(name, dir, artifacts, Console.Error.WriteLine);
-                Console.WriteLine($"{name}: {data.Train.Count} train / {data.Test.Count} test images in {dir} ({data.Digest})");
+                var dir = DataSources.EnsureDefault(name, artifacts, progress.Message);
+                var data = DataSources.Load(name, dir, artifacts, progress.Message);
+                sets.Add(new { name, directory = dir, train = data.Train.Count, test = data.Test.Count, digest = data.Digest });
+                if (!CliOutput.Json) Console.WriteLine($"{name}: {data.Train.Count} train / {data.Test.Count} test images in {dir} ({data.Digest})");
             }
+            CliOutput.Result(new { data_sets = sets }, () => { });
             return ExitCodes.Ok;
         });
         return new Command("data", "Manage data sets") { setup };

@@ -68,7 +68,8 @@ public static class PruneCommand
             var progress = new ConsoleProgress();
             var results = Run(parse.GetValue(runs)!, settings, Program.ArtifactsDirectory(), progress.Message);
             var table = Aggregation.Table(results, settings.K, settings.M);
-            Console.WriteLine(Aggregation.Text(table));
+            CliOutput.Result(new { layer = settings.Layer, k = settings.K, m = settings.M, runs = parse.GetValue(runs), table = TableJson(table) },
+                () => Console.WriteLine(Aggregation.Text(table)));
             if (parse.GetValue(output) is { } dir)
             {
                 Directory.CreateDirectory(dir);
@@ -80,6 +81,14 @@ public static class PruneCommand
         });
         return command;
     }
+
+    /// <summary>A table's rows as plain objects for --json.</summary>
+    internal static IEnumerable<object> TableJson(IReadOnlyList<TableRow> table) =>
+        table.Select(t => new
+        {
+            criterion = PruningPlan.Name(t.Criterion), experiment = t.Experiment.ToString(), label = t.Label, runs = t.Runs,
+            test_accuracy = t.AccuracyMean, test_accuracy_std = t.AccuracyStd, test_loss = t.LossMean, test_loss_std = t.LossStd,
+        });
 
     internal static string TableCaption(int runs, PruneSettings s) =>
         $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";

@@ -26,19 +26,21 @@ public static class ReportCommand
             foreach (var run in dirs)
                 if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
             var progress = new ConsoleProgress();
-            foreach (var run in dirs)
+            var pages = new List<ReportResult>();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            for (int i = 0; i < dirs.Length; i++)
             {
-                progress.Message($"report of {run} …");
-                var result = RunReport.WriteRun(run, options, progress.Message);
-                Console.WriteLine($"{result.Page} ({result.Figures.Count} figures, {result.Tables.Count} tables)");
+                progress.Message($"report of {dirs[i]} ({i + 1}/{dirs.Length}{(i > 0 ? $", ETA {clock.Elapsed / i * (dirs.Length - i):mm\\:ss}" : "")}) …");
+                pages.Add(RunReport.WriteRun(dirs[i], options, progress.Message));
             }
             if (dirs.Length > 1)
             {
                 var dir = parse.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dirs[0]).TrimEnd('/'))!, RunReport.Directory);
                 progress.Message($"report comparing {dirs.Length} runs …");
-                var result = RunReport.WriteRuns(dirs, dir, options, progress.Message);
-                Console.WriteLine($"{result.Page} ({result.Figures.Count} figures, {result.Tables.Count} tables)");
+                pages.Add(RunReport.WriteRuns(dirs, dir, options, progress.Message));
             }
+            CliOutput.Result(new { pages = pages.Select(p => new { page = p.Page, figures = p.Figures, tables = p.Tables }) },
+                () => { foreach (var p in pages) Console.WriteLine($"{p.Page} ({p.Figures.Count} figures, {p.Tables.Count} tables)"); });
             return ExitCodes.Ok;
         });
         return command;

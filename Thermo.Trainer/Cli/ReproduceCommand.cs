@@ -64,7 +64,12 @@ public static class ReproduceCommand
             var artifacts = Program.ArtifactsDirectory();
             var dir = parse.GetValue(output) ?? Path.Combine(artifacts, "reproductions",
                 $"pruning-paper-{protocol.Dataset}-e{protocol.Epochs}-n{protocol.Equilibrium}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
-            Run(protocol, dir, artifacts, new ConsoleProgress());
+            var tables = Run(protocol, dir, artifacts, new ConsoleProgress());
+            CliOutput.Result(new
+            {
+                directory = dir, runs = protocol.Runs, epochs = protocol.Epochs, equilibrium = protocol.Equilibrium,
+                conditions = tables.Select(t => new { weight_decay = t.Key, table = PruneCommand.TableJson(t.Value) }),
+            }, () => { });
             return ExitCodes.Ok;
         });
         return command;
@@ -106,8 +111,11 @@ public static class ReproduceCommand
             var markdown = Aggregation.Markdown(table, caption);
             AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), markdown);
             summary.Append($"## Weight decay {DecayName(wd)}\n\n").Append(OriginalMetrics(runDirs)).Append(markdown);
-            Console.WriteLine($"weight decay {DecayName(wd)}:");
-            Console.WriteLine(Aggregation.Text(table));
+            if (!CliOutput.Json)
+            {
+                Console.WriteLine($"weight decay {DecayName(wd)}:");
+                Console.WriteLine(Aggregation.Text(table));
+            }
             tables[wd] = table;
         }
         AtomicFile.writeAllText(Path.Combine(dir, "README.md"), summary.ToString());

@@ -95,6 +95,12 @@ public static class TrainCommand
                 progress.Message($"run directory: {runDir} ({trainer.Manifest.ParameterCount:N0} parameters, {trainer.Manifest.Dataset.TrainCount} train / {trainer.Manifest.Dataset.TestCount} test images)");
                 var final = trainer.Run();
                 progress.Message($"complete: {final.LastCompleteEpoch} epochs in {runDir}");
+                var last = TrainingRun.ReadMetrics(Path.Combine(runDir, TrainingRun.MetricsFile)).Last();
+                CliOutput.Result(new
+                {
+                    run = runDir, epochs = final.LastCompleteEpoch, parameters = final.ParameterCount,
+                    test_accuracy = last.TestAccuracy, test_loss = last.TestLoss, train_accuracy = last.TrainAccuracy, train_loss = last.TrainLoss,
+                }, () => Console.WriteLine(runDir));
             }
             return ExitCodes.Ok;
         });
