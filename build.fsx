@@ -62,10 +62,24 @@ let setup () = setupData [ "mnist"; "fashion-mnist" ]
 
 let stripAnsi (s: string) = Regex.Replace(s, @"\x1b\[[0-9;]*m", "")
 
+/// The report test loads a page in headless Chromium through playwright-core: installs the Debian
+/// package `chromium` when it is missing (as root, the way CI runs) and the pinned npm package.
+let ensureBrowser () =
+    if not (File.Exists "/usr/bin/chromium") then
+        if Environment.UserName = "root" then
+            log "installing the Debian package chromium for the report's browser test"
+            run "apt-get" [ "update"; "-qq" ]
+            run "apt-get" [ "install"; "-y"; "-qq"; "--no-install-recommends"; "chromium" ]
+        else log "chromium is missing (apt-get install chromium); the report's browser test will fail"
+    let browser = Path.Combine(root, "tests", "browser")
+    if not (Directory.Exists(Path.Combine(browser, "node_modules", "playwright-core"))) then
+        run "npm" [ "ci"; "--prefix"; browser; "--no-audit"; "--no-fund"; "--loglevel=error" ]
+
 /// Runs every suite and totals them. Expecto suites run as executables (their `dotnet test`
 /// adapter is not served here); xunit suites run under `dotnet test`.
 let test () =
     build ()
+    ensureBrowser ()
     let mutable passed = 0
     let mutable failed = 0
     let expectoSuites = [ "Thermo.Analysis.Tests" ]
