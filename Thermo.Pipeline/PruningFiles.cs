@@ -20,9 +20,8 @@ public static class PruningFiles
         var path = Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet");
         if (!File.Exists(path))
             throw new ArtifactException($"{run}: not analysed (no {Path.Combine(AnalysisOutput.Directory, "temperature.parquet")}); run `thermo analyze {run} --window last:N` first, or prune with --analyze last:N");
-        var columns = Tables.Read(path, "temperature").ToDictionary(c => c.Name);
-        T[] Get<T>(string name) => columns.TryGetValue(name, out var c) ? Values<T>(path, c)
-            : throw new ArtifactException($"{path}: no column '{name}'");
+        var columns = TableColumns.Read(path, "temperature");
+        T[] Get<T>(string name) => TableColumns.Get<T>(columns, name, path);
         var layers = Get<string>("layer");
         var grouping = Get<string>("grouping");
         var units = Get<int>("unit");
@@ -40,14 +39,6 @@ public static class PruningFiles
             throw new ArtifactException($"{path}: the filters of layer '{layer}' are not numbered 0..{rows.Length - 1}");
         return (rows.Select(i => t[i]).ToArray(), rows.Select(i => osc[i]).ToArray(), from[rows[0]], to[rows[0]]);
     }
-
-    static T[] Values<T>(string path, Column c) => (c, typeof(T)) switch
-    {
-        (Column.StringColumn s, var ty) when ty == typeof(string) => (T[])(object)s.values,
-        (Column.Int32Column i, var ty) when ty == typeof(int) => (T[])(object)i.values,
-        (Column.Float64Column d, var ty) when ty == typeof(double) => (T[])(object)d.values,
-        _ => throw new ArtifactException($"{path}: column '{c.Name}' is not of type {typeof(T).Name}"),
-    };
 
     static FSharpList<Column> List(params Column[] columns) => ListModule.OfArray(columns);
 
@@ -70,8 +61,8 @@ public static class PruningFiles
     /// <summary>Reads a results table written by <see cref="WriteResults"/>.</summary>
     public static IReadOnlyList<PruningResult> ReadResults(string path)
     {
-        var columns = Tables.Read(path, ResultsTable).ToDictionary(c => c.Name);
-        T[] Get<T>(string name) => columns.TryGetValue(name, out var c) ? Values<T>(path, c) : throw new ArtifactException($"{path}: no column '{name}'");
+        var columns = TableColumns.Read(path, ResultsTable);
+        T[] Get<T>(string name) => TableColumns.Get<T>(columns, name, path);
         var run = Get<string>("run");
         var layer = Get<string>("layer");
         var criterion = Get<string>("criterion");

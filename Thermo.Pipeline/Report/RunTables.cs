@@ -39,7 +39,7 @@ public sealed class RunTables
     }
 
     static IReadOnlyDictionary<string, Column>? Read(string path, string table) =>
-        File.Exists(path) ? Tables.Read(path, table).ToDictionary(c => c.Name) : null;
+        File.Exists(path) ? TableColumns.Read(path, table) : null;
 
     /// <summary>Reads what the run has; a run without metrics.parquet is not a run.</summary>
     public static RunTables Load(string run)
@@ -50,16 +50,8 @@ public sealed class RunTables
         return tables;
     }
 
-    /// <summary>A column's values, or a message naming the file's table and the column.</summary>
-    public static T[] Get<T>(IReadOnlyDictionary<string, Column> table, string name, string what) =>
-        !table.TryGetValue(name, out var c) ? throw new ArtifactException($"{what}: no column '{name}'")
-        : (c, typeof(T)) switch
-        {
-            (Column.StringColumn s, var t) when t == typeof(string) => (T[])(object)s.values,
-            (Column.Int32Column i, var t) when t == typeof(int) => (T[])(object)i.values,
-            (Column.Float64Column d, var t) when t == typeof(double) => (T[])(object)d.values,
-            _ => throw new ArtifactException($"{what}: column '{name}' is not of type {typeof(T).Name}"),
-        };
+    /// <summary>A column's values, or a message naming the file and the column.</summary>
+    public static T[] Get<T>(IReadOnlyDictionary<string, Column> table, string name, string what) => TableColumns.Get<T>(table, name, what);
 
     /// <summary>The analysis window (from, to), if the run has been analysed.</summary>
     public (int From, int To)? Window =>
