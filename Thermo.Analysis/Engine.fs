@@ -253,7 +253,7 @@ module Engine =
         | Finished
         | Failed of Runtime.ExceptionServices.ExceptionDispatchInfo
 
-    /// Values per chunk: 256 KB, small beside any snapshot worth streaming, large enough to amortise
+    /// Values per chunk: 64 KB, small beside any snapshot worth streaming, large enough to amortise
     /// the hand-over between threads.
     let private chunkLength = 1 <<< 14
 
