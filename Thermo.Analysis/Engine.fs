@@ -358,7 +358,7 @@ module Engine =
     ///
     /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
     /// per-unit sums of v² per epoch, the MSD groups' trajectories as stored (float32, weights × epochs)
-    /// and a few 256 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
+    /// and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
     /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
     let analyze (run: string) (options: AnalysisOptions) : AnalysisResult =
         let files = SnapshotReader.listEpochFiles run
