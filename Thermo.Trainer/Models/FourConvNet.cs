@@ -93,12 +93,25 @@ public sealed class FourConvNet : Module<Tensor, Tensor>
 /// <summary>Builds models by their CLI name.</summary>
 public static class ModelFactory
 {
-    public static readonly string[] Names = ["fourconv"];
+    public static readonly string[] Names = ["fourconv", "lenet", "mlp2", "mlp3", "cifarnet", "stlnet"];
 
     public static Module<Tensor, Tensor> Create(string name, int channels, int height, int width, int classes, int[]? widths, double dropout) =>
         name switch
         {
             "fourconv" => new FourConvNet(channels, height, width, classes, widths ?? FourConvNet.DefaultWidths, dropout),
+            "lenet" => new LeNet(channels, height, width, classes, widths ?? LeNet.DefaultWidths),
+            "mlp2" or "mlp3" => new Mlp(channels * height * width, classes, name == "mlp2" ? 2 : 3, HiddenWidth(widths, channels * height * width)),
+            "cifarnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.CifarWidths),
+            "stlnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.StlWidths),
             _ => throw new ThermoException($"--model: unknown model '{name}' (known: {string.Join(", ", Names)})"),
+        };
+
+    /// <summary>The MLPs' hidden width: the input's size (784 on MNIST), as in the paper, unless --widths gives one.</summary>
+    static int HiddenWidth(int[]? widths, int inputs) =>
+        widths switch
+        {
+            null => inputs,
+            [var w] => w,
+            _ => throw new ThermoException($"--widths: an mlp takes one hidden width, got '{string.Join(",", widths)}'"),
         };
 }

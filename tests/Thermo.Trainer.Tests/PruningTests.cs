@@ -1,5 +1,6 @@
 using Thermo.Analysis;
 using Thermo.Pipeline;
+using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Pruning;
 using Thermo.Trainer.Training;
@@ -151,5 +152,50 @@ public class PruningTests
         var again = ThermoProcess.Run(dir.Path, args);
         Assert.True(again.Code == 0, again.Err);
         Assert.Equal(2, again.Err.Split('\n').Count(l => l.Contains("reusing the complete run")));
+    }
+}
+
+/// <summary>Every model of the papers goes through the same stages: train, snapshot, analyse, re-evaluate.</summary>
+public class ModelStageTests
+{
+    static string CifarLike(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var random = new Random(3);
+        byte[] Records(int count)
+        {
+            var bytes = new byte[count * Cifar.RecordBytes];
+            random.NextBytes(bytes);
+            for (int r = 0; r < count; r++) bytes[r * Cifar.RecordBytes] = (byte)(r % 10);
+            return bytes;
+        }
+        File.WriteAllBytes(Path.Combine(dir, "data_batch_1.bin"), Records(64));
+        File.WriteAllBytes(Path.Combine(dir, "test_batch.bin"), Records(32));
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("lenet", "mnist", null, "conv1", 6)]
+    [InlineData("mlp2", "mnist", "16", "fc1", 16)]       // rows of fc1: 16 units of 784 weights
+    [InlineData("cifarnet", "cifar10", "4,4,8,8,8", "conv1", 4)]
+    public void A_model_trains_analyses_by_unit_and_its_final_model_is_rebuilt_exactly(string model, string dataset, string? widths, string layer, int units)
+    {
+        using var dir = new TempDir();
+        var data = dataset == "mnist" ? TinyData.WriteMnistLike(dir["data"], 128, 32) : CifarLike(dir["data"]);
+        var config = TinyData.QuickConfig(data, 2) with
+        {
+            Model = model, Dataset = dataset, Widths = widths?.Split(',').Select(int.Parse).ToArray(), BatchSize = 32, Optimizer = "sgd", Lr = 1e-2,
+        };
+        using (var run = TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress())) run.Run();
+        var result = Engine.analyze(dir["run"], AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(2)));
+        var groups = result.Groups.Where(g => g.Key.Layer == layer).ToArray();
+        Assert.Equal(units, groups.Length);
+        var final = SnapshotReader.ReadFile(Path.Combine(dir["run"], "snapshots", "epoch=00002.parquet"));
+        var weight = final.Tensors.Single(t => t.Layer == layer && t.Tensor == "weight");
+        Assert.All(groups, g => Assert.Equal(weight.Values.Length / units, g.Temperature.Weights));
+        using var tests = new TestSetCache();
+        using var rebuilt = RunModel.Open(dir["run"], dir.Path, tests, _ => { });
+        var last = TrainingRun.ReadMetrics(Path.Combine(dir["run"], TrainingRun.MetricsFile)).Last();
+        Assert.Equal((last.TestLoss, last.TestAccuracy), rebuilt.Evaluate(FilterMask.None(layer)));
     }
 }
