@@ -35,26 +35,39 @@ module AnalysisOutput =
           StringColumn("window_rule", Array.create n r.Window.Rule)
           StringColumn("convention", Array.create n r.Physics.Describe) ]
 
-    let private instantaneousColumns (r: AnalysisResult) =
-        // Built column by column (no per-row tuples): this table has a row per group and epoch.
-        let rows = r.Instantaneous |> Array.sumBy (fun (_, series) -> series.Length)
-        let layers = Array.zeroCreate rows
-        let units = Array.zeroCreate rows
-        let epochs = Array.zeroCreate rows
-        let temperatures = Array.zeroCreate rows
-        let mutable at = 0
-        for key, series in r.Instantaneous do
-            for i in 0 .. series.Length - 1 do
-                layers[at] <- key.Layer
-                units[at] <- key.Unit
-                epochs[at] <- r.Window.From + 1 + i
-                temperatures[at] <- series[i]
-                at <- at + 1
-        [ StringColumn("layer", layers)
-          Int32Column("unit", units)
-          Int32Column("epoch", epochs)
-          Float64Column("temperature", temperatures)
-          StringColumn("convention", Array.create rows r.Physics.Describe) ]
+    /// instantaneous.parquet in batches built from the per-group series as they are written: this is
+    /// the one table with a row per group and epoch, so it is never materialised whole.
+    let private instantaneousBatches (r: AnalysisResult) =
+        let series = r.Instantaneous
+        let total = series |> Array.sumBy (fun (_, values) -> values.Length)
+        seq {
+            // (group, position in its series) of the next row
+            let mutable group = 0
+            let mutable position = 0
+            let mutable written = 0
+            while written < total || (total = 0 && written = 0) do
+                let count = min Tables.RowsPerBatch (total - written)
+                let layers = Array.zeroCreate count
+                let units = Array.zeroCreate count
+                let epochs = Array.zeroCreate count
+                let temperatures = Array.zeroCreate count
+                for row in 0 .. count - 1 do
+                    while position >= (snd series[group]).Length do
+                        group <- group + 1
+                        position <- 0
+                    let key, values = series[group]
+                    layers[row] <- key.Layer
+                    units[row] <- key.Unit
+                    epochs[row] <- r.Window.From + 1 + position
+                    temperatures[row] <- values[position]
+                    position <- position + 1
+                yield
+                    [ StringColumn("layer", layers)
+                      Int32Column("unit", units)
+                      Int32Column("epoch", epochs)
+                      Float64Column("temperature", temperatures)
+                      StringColumn("convention", Array.create count r.Physics.Describe) ]
+                written <- written + max 1 count }
 
     let private msdColumns (r: AnalysisResult) =
         let rows = r.Diffusion |> Array.collect (fun d -> d.Curves.Lags |> Array.mapi (fun i lag -> d.Key, lag, d.Curves.Msd[i], d.Curves.AbsMeanDisplacement[i], d.Curves.DriftCorrectedMsd[i]))
@@ -96,7 +109,7 @@ module AnalysisOutput =
         IO.Directory.CreateDirectory temp |> ignore
         try
             Tables.write (Path.Combine(temp, "temperature.parquet")) "temperature" (temperatureColumns result)
-            Tables.write (Path.Combine(temp, "instantaneous.parquet")) "instantaneous" (instantaneousColumns result)
+            Tables.writeBatches (Path.Combine(temp, "instantaneous.parquet")) "instantaneous" (instantaneousBatches result)
             Tables.write (Path.Combine(temp, "msd.parquet")) "msd" (msdColumns result)
             Tables.write (Path.Combine(temp, "fits.parquet")) "fits" (fitsColumns result)
             let old = Path.Combine(result.Run, sprintf ".%s.%d.old" Directory Environment.ProcessId)

@@ -44,11 +44,11 @@ module Tables =
     /// Rows per record batch (and Parquet row group): bounds the Arrow copies and the native
     /// writer's buffers, so writing a long table costs little beyond the table itself.
     [<Literal>]
-    let private RowsPerBatch = 65536
+    let RowsPerBatch = 65536
 
     /// The Arrow type of a column, and a function making its slice [start, start+count) as an Arrow
-    /// array. Strings are dictionary-encoded (the same words and codes in every slice): the tables
-    /// repeat a handful of layer names and labels over many rows.
+    /// array. Strings are dictionary-encoded: the tables repeat a handful of layer names and labels
+    /// over many rows.
     let private toArrow (column: Column) : IArrowType * (int -> int -> IArrowArray) =
         match column with
         | Int32Column(_, v) -> Int32Type.Default, fun start count -> new Int32Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
@@ -67,39 +67,72 @@ module Tables =
                 for w in words do dictionary.Append w |> ignore
                 new DictionaryArray(dictionaryType, indices, dictionary.Build())
 
-    /// Writes `columns` (equal lengths) as one Parquet file, atomically, with the schema version and
-    /// the table's kind in the key-value metadata; row groups of at most 65,536 rows.
-    [<CompiledName("Write")>]
-    let write (path: string) (table: string) (columns: Column list) =
+    let private schemaOf (table: string) (columns: Column list) =
+        let builder = Schema.Builder()
+        for c in columns do builder.Field(fun f -> f.Name(c.Name).DataType(fst (toArrow c)).Nullable(false) |> ignore) |> ignore
+        builder.Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version).Metadata(TableKey, table).Build()
+
+    let private checkLengths (columns: Column list) =
         let rows = match columns with | [] -> 0 | c :: _ -> c.Length
         for c in columns do
             if c.Length <> rows then invalidArg "columns" (sprintf "column %s has %d rows, expected %d" c.Name c.Length rows)
-        let arrow = columns |> List.map (fun c -> c, toArrow c)
-        let schema =
-            let builder = Schema.Builder()
-            for c, (t, _) in arrow do builder.Field(fun f -> f.Name(c.Name).DataType(t).Nullable(false) |> ignore) |> ignore
-            builder.Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version).Metadata(TableKey, table).Build()
+        rows
+
+    /// Writes a table given as batches of columns — the same names and types in each batch, at most
+    /// 65,536 rows each, one Parquet row group per batch — atomically, with the schema version and the
+    /// table's kind in the key-value metadata. The batches are consumed one at a time, so a long table
+    /// built lazily (`seq { … }`) never exists whole in memory.
+    [<CompiledName("WriteBatches")>]
+    let writeBatches (path: string) (table: string) (batches: seq<Column list>) =
         AtomicFile.write path (fun temp ->
+            use enumerator = batches.GetEnumerator()
+            if not (enumerator.MoveNext()) then invalidArg "batches" "a table needs at least one batch (it may be empty)"
+            let first = enumerator.Current
+            let schema = schemaOf table first
+            let names = first |> List.map (fun c -> c.Name)
             // Dictionary pages only for the string columns: for numbers they cost a hash table per
             // column and rarely pay (a temperature column has as many values as rows).
             use builder = (new ParquetSharp.WriterPropertiesBuilder()).CreatedBy("Thermo").Compression(ParquetSharp.Compression.Snappy).DisableDictionary()
-            for c in columns do
+            for c in first do
                 match c with
                 | StringColumn(name, _) -> builder.EnableDictionary(name) |> ignore
                 | _ -> ()
             use properties = builder.Build()
             use arrowProperties = (new ParquetSharp.Arrow.ArrowWriterPropertiesBuilder()).StoreSchema().Build()
             use writer = new ParquetSharp.Arrow.FileWriter(temp, schema, properties, arrowProperties)
+            let mutable columns = first
+            let mutable more = true
+            while more do
+                let rows = checkLengths columns
+                if rows > RowsPerBatch then invalidArg "batches" (sprintf "a batch has %d rows, more than %d" rows RowsPerBatch)
+                if columns |> List.map (fun c -> c.Name) <> names then invalidArg "batches" "every batch must have the same columns"
+                // Not disposed: the exporter releases its reference to the buffers when the native
+                // writer is done with them (disposing first crashes the release callback).
+                let batch = new RecordBatch(schema, columns |> List.map (fun c -> (snd (toArrow c)) 0 rows), rows)
+                writer.WriteRecordBatch(batch, int64 (max 1 rows))
+                more <- enumerator.MoveNext()
+                if more then columns <- enumerator.Current
+            writer.Close())
+
+    let private slice (start: int) (count: int) (column: Column) =
+        match column with
+        | Int32Column(n, v) -> Int32Column(n, Array.sub v start count)
+        | Int64Column(n, v) -> Int64Column(n, Array.sub v start count)
+        | Float32Column(n, v) -> Float32Column(n, Array.sub v start count)
+        | Float64Column(n, v) -> Float64Column(n, Array.sub v start count)
+        | StringColumn(n, v) -> StringColumn(n, Array.sub v start count)
+
+    /// Writes `columns` (equal lengths) as one Parquet file (see `writeBatches`).
+    [<CompiledName("Write")>]
+    let write (path: string) (table: string) (columns: Column list) =
+        let rows = checkLengths columns
+        writeBatches path table (seq {
             let mutable start = 0
             // An empty table still gets one (empty) batch, so its schema and row group are written.
             while start < rows || (rows = 0 && start = 0) do
                 let count = min RowsPerBatch (rows - start)
-                // Not disposed: the exporter releases its reference to the buffers when the native
-                // writer is done with them (disposing first crashes the release callback).
-                let batch = new RecordBatch(schema, arrow |> List.map (fun (_, (_, make)) -> make start count), count)
-                writer.WriteRecordBatch(batch, int64 (max 1 count))
-                start <- start + max 1 count
-            writer.Close())
+                yield columns |> List.map (slice start count)
+                start <- start + max 1 count })
 
     let private fromArrow (path: string) (field: Field) (chunks: IArrowArray seq) : Column =
         let collect (values: IArrowArray -> 'T[]) = chunks |> Seq.collect values |> Array.ofSeq

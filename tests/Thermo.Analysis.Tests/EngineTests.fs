@@ -138,6 +138,10 @@ let tests =
             let analysis = Path.Combine(dir.Path, "analysis")
             Expect.sequenceEqual (Directory.GetFiles analysis |> Array.map Path.GetFileName |> Array.sort) [| "fits.parquet"; "instantaneous.parquet"; "msd.parquet"; "temperature.parquet" |] "four tables"
             Expect.isEmpty (Directory.GetDirectories dir.Path |> Array.filter (fun d -> Path.GetFileName(d).StartsWith ".")) "no temporary directories left"
+            // instantaneous.parquet is written batch by batch from the series: every value, in order
+            match Tables.read (Path.Combine(analysis, "instantaneous.parquet")) "instantaneous" |> List.find (fun c -> c.Name = "temperature") with
+            | Float64Column(_, v) -> Expect.equal v (result.Instantaneous |> Array.collect snd) "every T_G(e)"
+            | _ -> failtest "temperature is float64"
             let temperature = Tables.read (Path.Combine(analysis, "temperature.parquet")) "temperature"
             match temperature |> List.find (fun c -> c.Name = "window_from") with
             | Int32Column(_, v) -> Expect.isTrue (v |> Array.forall ((=) 0)) "the window is stated in every row"

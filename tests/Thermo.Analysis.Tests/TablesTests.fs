@@ -37,6 +37,14 @@ let tests =
             Tables.write path "long" columns
             Expect.equal (Tables.read path "long") columns "every row, in order"
 
+        testCase "a table written batch by batch reads back as their concatenation; mismatched batches are refused" <| fun () ->
+            use dir = new TempDirectory()
+            let batch (from: int) (count: int) = [ Int32Column("i", Array.init count (fun k -> from + k)); StringColumn("s", Array.init count (fun k -> string ((from + k) % 3))) ]
+            Tables.writeBatches (dir.File "b.parquet") "b" (seq { batch 0 5; batch 5 0; batch 5 65536; batch 65541 2 })
+            Expect.equal (Tables.read (dir.File "b.parquet") "b") [ Int32Column("i", Array.init 65543 id); StringColumn("s", Array.init 65543 (fun k -> string (k % 3))) ] "in order"
+            Expect.throwsT<System.ArgumentException> (fun () -> Tables.writeBatches (dir.File "c.parquet") "c" (seq { batch 0 2; [ Int32Column("j", [| 1 |]); StringColumn("s", [| "x" |]) ] })) "other columns"
+            Expect.isFalse (System.IO.File.Exists(dir.File "c.parquet")) "nothing written"
+
         testCase "an empty table reads back with its column types" <| fun () ->
             use dir = new TempDirectory()
             let path = dir.File "empty.parquet"
