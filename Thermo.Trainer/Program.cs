@@ -21,6 +21,7 @@ public static partial class Program
             PruneCommand.Build(),
             ReproduceCommand.Build(),
             ReportCommand.Build(),
+            SweepCommand.Build(),
         };
         root.Options.Add(CliOutput.JsonOption);
         root.Options.Add(CliOutput.QuietOption);

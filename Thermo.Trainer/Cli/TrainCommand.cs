@@ -38,6 +38,7 @@ public static class TrainCommand
         var threads = Opt("--threads", "CPU threads for torch (0 = all cores)", defaults.Threads);
         var device = Opt("--device", "cpu or cuda", defaults.Device);
         var initFrom = Opt<string>("--init-from", "Start from the parameters of this snapshot file (e.g. a pruned model) instead of a random initialisation");
+        var configFile = Opt<string>("--config", "Take the whole configuration from this JSON file (a run.json, or its \"config\" object alone); other flags must not be given");
         var output = Opt<string>("--out", "Run directory (default: artifacts/runs/<run-id>)");
         var resume = Opt<string>("--resume", "Continue the run in this directory from its last complete epoch");
         var force = Opt("--force", "Replace a run already in --out", false);
@@ -45,7 +46,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
             model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, dropout, batchSize, lrStep, lrGamma,
-            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, initFrom, output, resume, force,
+            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, initFrom, configFile, output, resume, force,
         };
 
         command.SetAction(parse =>
@@ -62,6 +63,12 @@ public static class TrainCommand
                 StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
                 InitFrom = parse.GetValue(initFrom),
             };
+            if (parse.GetValue(configFile) is { } file)
+            {
+                var given = command.Options.Where(o => o.Name is not ("--config" or "--out" or "--force") && parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                if (given.Count > 0) throw new ThermoException($"--config: takes the whole configuration; {string.Join(", ", given)} cannot be given with it");
+                config = LoadConfig(file);
+            }
             var artifacts = Program.ArtifactsDirectory();
             using var progress = new ConsoleProgress();
             var resumeDir = parse.GetValue(resume);
@@ -105,6 +112,22 @@ public static class TrainCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>A configuration from a JSON file: a run.json (its "config") or a bare configuration.</summary>
+    internal static TrainConfig LoadConfig(string file)
+    {
+        if (!File.Exists(file)) throw new ThermoException($"--config: {file} does not exist");
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+            var element = document.RootElement.TryGetProperty("config", out var inner) ? inner : document.RootElement;
+            return System.Text.Json.JsonSerializer.Deserialize<TrainConfig>(element, RunManifest.Json) ?? throw new ThermoException($"--config: {file} holds no configuration");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new ThermoException($"--config: {file} is not a valid configuration ({e.Message})");
+        }
     }
 
     /// <summary>For each option given explicitly on a resume, whether its value differs from the run's.</summary>
