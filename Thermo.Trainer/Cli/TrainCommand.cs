@@ -38,6 +38,10 @@ public static class TrainCommand
         var threads = Opt("--threads", "CPU threads for torch (0 = all cores)", defaults.Threads);
         var device = Opt("--device", "cpu or cuda", defaults.Device);
         var initFrom = Opt<string>("--init-from", "Start from the parameters of this snapshot file (e.g. a pruned model) instead of a random initialisation");
+        var loss = Opt("--loss", "ce (cross-entropy), or the partial local entropy losses pla, plea", defaults.Loss);
+        var smoothLayers = Opt<string>("--smooth-layers", "With pla/plea: layers whose weights are smoothed, comma-separated (e.g. fc1,fc2)");
+        var radius = Opt("--radius", "With pla/plea: half-side R of the hyper-cube of displacements", defaults.Radius);
+        var samples = Opt("--samples", "With pla/plea: displaced copies y per minibatch", defaults.Samples);
         var configFile = Opt<string>("--config", "Take the whole configuration from this JSON file (a run.json, or its \"config\" object alone); other flags must not be given");
         var output = Opt<string>("--out", "Run directory (default: artifacts/runs/<run-id>)");
         var resume = Opt<string>("--resume", "Continue the run in this directory from its last complete epoch");
@@ -46,7 +50,8 @@ public static class TrainCommand
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
             model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, dropout, batchSize, lrStep, lrGamma,
-            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, initFrom, configFile, output, resume, force,
+            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, initFrom,
+            loss, smoothLayers, radius, samples, configFile, output, resume, force,
         };
 
         command.SetAction(parse =>
@@ -61,7 +66,8 @@ public static class TrainCommand
                 TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
                 SnapshotLayers = ParseList(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
                 StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
-                InitFrom = parse.GetValue(initFrom),
+                InitFrom = parse.GetValue(initFrom), Loss = parse.GetValue(loss)!, SmoothLayers = ParseList(parse.GetValue(smoothLayers)),
+                Radius = parse.GetValue(radius), Samples = parse.GetValue(samples),
             };
             if (parse.GetValue(configFile) is { } file)
             {
@@ -143,6 +149,8 @@ public static class TrainCommand
             ["--snapshot-layers"] = c => c.SnapshotLayers is null ? null : string.Join(",", c.SnapshotLayers),
             ["--snapshot-every"] = c => c.SnapshotEvery, ["--step-snapshots"] = c => c.StepSnapshotEpochs,
             ["--threads"] = c => c.Threads, ["--device"] = c => c.Device, ["--init-from"] = c => c.InitFrom,
+            ["--loss"] = c => c.Loss, ["--smooth-layers"] = c => c.SmoothLayers is null ? null : string.Join(",", c.SmoothLayers),
+            ["--radius"] = c => c.Radius, ["--samples"] = c => c.Samples,
         };
         foreach (var option in command.Options)
             if (compared.TryGetValue(option.Name, out var get) && parse.GetResult(option) is { Implicit: false })

@@ -29,6 +29,14 @@ public sealed record TrainConfig
     /// <summary>Also write a snapshot after every optimiser step inside the last K epochs.</summary>
     public int StepSnapshotEpochs { get; init; }
     public int Threads { get; init; }
+    /// <summary>Loss: ce (cross-entropy), or the partial local entropy losses pla and plea (SPEC).</summary>
+    public string Loss { get; init; } = "ce";
+    /// <summary>Layers whose weights (not biases) the pla/plea losses smooth.</summary>
+    public string[]? SmoothLayers { get; init; }
+    /// <summary>Half-side R of the hyper-cube the smoothed weights are displaced in.</summary>
+    public double Radius { get; init; } = 0.01;
+    /// <summary>Displaced copies y per minibatch.</summary>
+    public int Samples { get; init; } = 4;
     /// <summary>Start from the parameters and buffers of this snapshot file instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
     public string Device { get; init; } = "cpu";
@@ -57,5 +65,9 @@ public sealed record TrainConfig
         if (TestLimit is <= 0) throw new ThermoException($"--test-limit: must be positive, got {TestLimit}");
         if (Threads < 0) throw new ThermoException($"--threads: must be non-negative, got {Threads}");
         if (Device is not ("cpu" or "cuda")) throw new ThermoException($"--device: unknown device '{Device}' (known: cpu, cuda)");
+        if (Loss is not ("ce" or "pla" or "plea")) throw new ThermoException($"--loss: unknown loss '{Loss}' (known: ce, pla, plea)");
+        if (Loss != "ce" && SmoothLayers is not { Length: > 0 }) throw new ThermoException($"--smooth-layers: --loss {Loss} needs the layers to smooth (e.g. fc1)");
+        if (Loss != "ce" && !(Radius > 0)) throw new ThermoException($"--radius: must be positive, got {Radius}");
+        if (Loss != "ce" && Samples < 1) throw new ThermoException($"--samples: must be at least 1, got {Samples}");
     }
 }

@@ -60,6 +60,8 @@ public sealed class TrainingRun : IDisposable
     readonly OptimizerHelper optimizer;
     readonly Tensor trainX, trainY, testX, testY;
     readonly (string Layer, Parameter Weight)[] weights;
+    /// <summary>The weights the pla/plea losses displace (empty for plain cross-entropy).</summary>
+    readonly Tensor[] smoothed;
     readonly Device device;
     readonly SnapshotFileFormat format;
     readonly List<EpochMetrics> metrics = [];
@@ -106,6 +108,10 @@ public sealed class TrainingRun : IDisposable
                 throw new ThermoException($"--snapshot-layers: unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
         weights = model.named_parameters().Where(p => SplitName(p.name).Tensor == "weight")
             .Select(p => (SplitName(p.name).Layer, p.parameter)).ToArray();
+        if (config.Loss != "ce")
+            foreach (var name in config.SmoothLayers!.Where(n => !weights.Any(w => w.Layer == n)))
+                throw new ThermoException($"--smooth-layers: unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
+        smoothed = config.Loss == "ce" ? [] : weights.Where(w => config.SmoothLayers!.Contains(w.Layer)).Select(w => (Tensor)w.Weight).ToArray();
         optimizer = config.Optimizer == "sgd"
             ? torch.optim.SGD(model.parameters(), config.Lr, momentum: config.Momentum, weight_decay: config.WeightDecay)
             : torch.optim.Adam(model.parameters(), config.Lr, weight_decay: config.WeightDecay);
@@ -238,15 +244,23 @@ public sealed class TrainingRun : IDisposable
                 var x = trainX.index_select(0, index);
                 var y = trainY.index_select(0, index);
                 optimizer.zero_grad();
-                var logits = model.forward(x);
-                var loss = nn.functional.cross_entropy(logits, y);
-                loss.backward();
+                Tensor logits;
+                double batchLoss;
+                if (smoothed.Length == 0)
+                {
+                    logits = model.forward(x);
+                    var loss = nn.functional.cross_entropy(logits, y);
+                    loss.backward();
+                    batchLoss = loss.item<float>();
+                }
+                else
+                    (batchLoss, logits) = SmoothedLoss.Backward(model, x, y, config.Loss, smoothed,
+                        SmoothedLoss.Displacements(smoothed, config.Radius, config.Samples));
                 // s_I(b) for every layer in one native call and one copy out (SPEC: gradient-noise layer temperature).
                 var signal = stack(weights.Select(w => w.Weight.grad!.abs().mean()).ToArray()).cpu().data<float>().ToArray();
                 for (int i = 0; i < signal.Length; i++) { sum[i] += signal[i]; sumSquares[i] += (double)signal[i] * signal[i]; }
                 optimizer.step();
                 step++;
-                double batchLoss = loss.item<float>();
                 lossSum += batchLoss * count;
                 correct += logits.argmax(1).eq(y).sum().item<long>();
                 if (stepSnapshots)
