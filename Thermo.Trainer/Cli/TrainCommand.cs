@@ -15,7 +15,7 @@ public static class TrainCommand
     public static Command Build()
     {
         var defaults = new TrainConfig();
-        var model = Opt("--model", "Model: fourconv (pruning paper), lenet (batch norm), mlp2, mlp3 (784-wide), cifarnet, stlnet (5 conv + 3 linear)", defaults.Model);
+        var model = Opt("--model", "Model: fourconv (pruning paper), lenet (batch norm), mlp2, mlp3 (784-wide), cifarnet, stlnet (5 conv + 3 linear), gcn, gat (superpixel graphs)", defaults.Model);
         var dataset = Opt("--dataset", "Data set: mnist (default data), fashion-mnist, cifar10", defaults.Dataset);
         var dataDir = Opt<string>("--data-dir", "Directory with the data set's own files (IDX, raw or .gz; CIFAR-10 binary batches)");
         var epochs = Opt("--epochs", "Number of training epochs", defaults.Epochs);

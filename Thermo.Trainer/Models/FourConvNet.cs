@@ -93,7 +93,7 @@ public sealed class FourConvNet : Module<Tensor, Tensor>
 /// <summary>Builds models by their CLI name.</summary>
 public static class ModelFactory
 {
-    public static readonly string[] Names = ["fourconv", "lenet", "mlp2", "mlp3", "cifarnet", "stlnet"];
+    public static readonly string[] Names = ["fourconv", "lenet", "mlp2", "mlp3", "cifarnet", "stlnet", "gcn", "gat"];
 
     public static Module<Tensor, Tensor> Create(string name, int channels, int height, int width, int classes, int[]? widths, double dropout) =>
         name switch
@@ -103,6 +103,8 @@ public static class ModelFactory
             "mlp2" or "mlp3" => new Mlp(channels * height * width, classes, name == "mlp2" ? 2 : 3, HiddenWidth(widths, channels * height * width)),
             "cifarnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.CifarWidths),
             "stlnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.StlWidths),
+            "gcn" => new GcnNet(channels, height, width, classes),
+            "gat" => new GatNet(channels, height, width, classes),
             _ => throw new ThermoException($"--model: unknown model '{name}' (known: {string.Join(", ", Names)})"),
         };
 
