@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
-// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning] [--out docs/BENCHMARKS.md]
+// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models] [--out docs/BENCHMARKS.md]
 // (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
 // leaving the documented figures alone.)
 // (`--quick` shrinks every size so the whole run takes about a minute; its figures are not the documented ones.)
@@ -133,6 +133,9 @@ if (Section("analysis")) AnalysisBench.Run(scratch, quick, Report, Median);
 
 // 6. Issue 4: thermo prune against its evaluations.
 if (Section("pruning")) PruningBench.Run(scratch, artifacts, quick, Report, Median);
+
+// 7. Issue 6: training throughput of every model.
+if (Section("models")) ModelBench.Run(quick, Report, Median);
 
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();
