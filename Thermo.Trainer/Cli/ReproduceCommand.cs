@@ -110,13 +110,22 @@ public static class ReproduceCommand
             var caption = $"Weight decay {DecayName(wd)}: " + PruneCommand.TableCaption(p.Runs, p.Prune);
             var markdown = Aggregation.Markdown(table, caption);
             AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), markdown);
-            summary.Append($"## Weight decay {DecayName(wd)}\n\n").Append(OriginalMetrics(runDirs)).Append(markdown);
+
             if (!CliOutput.Json)
             {
                 Console.WriteLine($"weight decay {DecayName(wd)}:");
                 Console.WriteLine(Aggregation.Text(table));
             }
             tables[wd] = table;
+        }
+        // Every condition in the directory, not only this call's: a call with --weight-decay 0 after
+        // one with the default adds its table beside the other.
+        foreach (var condition in Directory.EnumerateDirectories(dir, "weight-decay=*").Order())
+        {
+            var table = Path.Combine(condition, PruningFiles.Directory, "table.md");
+            var runs = Directory.Exists(Path.Combine(condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(condition, "runs"), "seed-*").Order().ToList() : [];
+            if (!File.Exists(table) || runs.Count == 0) continue;
+            summary.Append($"## Weight decay {Path.GetFileName(condition)["weight-decay=".Length..]}\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(table));
         }
         AtomicFile.writeAllText(Path.Combine(dir, "README.md"), summary.ToString());
         progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(dir, "README.md")}");
