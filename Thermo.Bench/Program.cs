@@ -11,7 +11,8 @@ using static TorchSharp.torch;
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
 // Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models] [--out docs/BENCHMARKS.md]
 // (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
-// leaving the documented figures alone.)
+// leaving the documented figures alone. THERMO_PROBE_DEBUG=1 keeps the synthetic runs under
+// artifacts/bench and prints the analysis memory probe's breakdown on stderr.)
 // (`--quick` shrinks every size so the whole run takes about a minute; its figures are not the documented ones.)
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
