@@ -153,6 +153,7 @@ module SnapshotReader =
                     filled chunk count
         with
         | ArtifactException _ -> reraise ()
+        | :? OperationCanceledException -> reraise () // the caller stopped reading
         | :? InvalidCastException -> fail "%s: the value column is not float32 without nulls" path
         | e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
         if received <> expected then
@@ -191,6 +192,7 @@ module SnapshotReader =
                 batch <- reader.ReadNextRecordBatch()
         with
         | ArtifactException _ -> reraise ()
+        | :? OperationCanceledException -> reraise () // the caller stopped reading
         | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
         if received <> expected then
             fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
