@@ -122,6 +122,27 @@ let tests =
             SnapshotWriter.write SnapshotFileFormat.Parquet path s
             expectArtifactError "b.weight holds NaN at flat index 7 (epoch 3)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 4 })
 
+        testCase "Arrow IPC snapshots stream to the same results as Parquet ones" <| fun () ->
+            use parquet = new TempDirectory()
+            use arrow = new TempDirectory()
+            let _ = syntheticRun parquet.Path 5
+            for e in 0..5 do
+                let s = SnapshotReader.readFile (Path.Combine(parquet.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e))
+                SnapshotWriter.write SnapshotFileFormat.Arrow (Path.Combine(arrow.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Arrow e)) s
+            let options = { AnalysisOptions.Default with Window = Last 4; IncludeBias = true }
+            let a = Engine.analyze parquet.Path options
+            let b = Engine.analyze arrow.Path options
+            Expect.equal (b.Groups |> Array.map (fun g -> g.Temperature)) (a.Groups |> Array.map (fun g -> g.Temperature)) "same temperatures"
+            Expect.equal (b.Diffusion |> Array.map (fun d -> d.Curves.Msd)) (a.Diffusion |> Array.map (fun d -> d.Curves.Msd)) "same MSD"
+
+        testCase "a truncated snapshot inside the window is named" <| fun () ->
+            use dir = new TempDirectory()
+            let _ = syntheticRun dir.Path 4
+            let path = Path.Combine(dir.Path, "snapshots", "epoch=00003.parquet")
+            let bytes = File.ReadAllBytes path
+            File.WriteAllBytes(path, bytes[.. bytes.Length / 2])
+            expectArtifactError "epoch=00003.parquet" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 4 })
+
         testCase "duplicated epochs are named" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 3
