@@ -352,15 +352,14 @@ module Engine =
     [<Struct>]
     type private Segment = { Start: int; Length: int; Unit: int; MsdRow: int }
 
-    /// Analyses one run directory: resolves the window, streams its snapshots once, and returns every
-    /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)
-    /// for any input it cannot use.
+    /// As `analyze`, calling `progress done total` as each snapshot file is reached (the window's files
+    /// and the first one read again for the drift), for a progress display.
     ///
     /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
     /// per-unit sums of v² per epoch, the MSD groups' trajectories as stored (float32, weights × epochs)
     /// and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
     /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
-    let analyze (run: string) (options: AnalysisOptions) : AnalysisResult =
+    let analyzeWithProgress (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
         let files = SnapshotReader.listEpochFiles run
         let epochs = files |> Array.map fst |> Array.distinct
         let window = Window.resolve run epochs (if options.Window = Auto then readMetrics run else None) options.Window
@@ -405,6 +404,7 @@ module Engine =
                 fail "%s: its tensors differ from those of %s, the window's first snapshot" paths[file % (m + 1)] paths[0]
             epoch <- fileEpoch
             cursor <- 0
+            progress file (m + 2)
         let consume (file: int) (offset: int) (chunk: float32[]) (count: int) =
             if file <> driftPass then checkFinite paths[file] epoch directory offset (ReadOnlySpan<float32>(chunk, 0, count))
             let stop = offset + count
@@ -509,3 +509,8 @@ module Engine =
           Diffusion = diffusion; TemperatureL1Spearman = spearman
           NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
           CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }
+
+    /// Analyses one run directory: resolves the window, streams its snapshots once, and returns every
+    /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)
+    /// for any input it cannot use.
+    let analyze (run: string) (options: AnalysisOptions) : AnalysisResult = analyzeWithProgress run options (fun _ _ -> ())

@@ -64,7 +64,15 @@ public static class AnalyzeCommand
             for (int i = 0; i < dirs.Length; i++)
             {
                 progress.Message($"analysing {dirs[i]} ({i + 1}/{dirs.Length}{(i > 0 ? $", ETA {clock.Elapsed / i * (dirs.Length - i):mm\\:ss}" : "")}) …");
-                results.Add(Engine.analyze(dirs[i], options));
+                var started = System.Diagnostics.Stopwatch.StartNew();
+                int shown = 0;
+                results.Add(Engine.analyzeWithProgress(dirs[i], options, FuncConvert.FromAction<int, int>((done, total) =>
+                {
+                    // about ten lines per run, each with the run's ETA
+                    if (done == 0 || done * 10 / total <= shown) return;
+                    shown = done * 10 / total;
+                    progress.Message($"  {done}/{total} snapshot files read; ETA {started.Elapsed / done * (total - done):mm\\:ss}");
+                })));
             }
             foreach (var result in results) AnalysisOutput.write(result);
             CliOutput.Result(results.Select(Json).ToList(), () => { foreach (var result in results) PrintSummary(result); });
