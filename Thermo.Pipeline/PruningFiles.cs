@@ -54,6 +54,7 @@ public static class PruningFiles
             Column.NewStringColumn("experiment", results.Select(r => r.Experiment.ToString()).ToArray()),
             Column.NewStringColumn("label", results.Select(r => PruningPlan.Label(r.Experiment, r.Criterion, k, m)).ToArray()),
             Column.NewStringColumn("zeroed_filters", results.Select(r => string.Join(",", r.Zeroed)).ToArray()),
+            Column.NewInt32Column("filters", results.Select(r => r.Filters).ToArray()),
             Column.NewFloat64Column("test_accuracy", results.Select(r => r.Accuracy).ToArray()),
             Column.NewFloat64Column("test_loss", results.Select(r => r.Loss).ToArray())));
     }
@@ -71,13 +72,14 @@ public static class PruningFiles
         var zeroed = Get<string>("zeroed_filters");
         var accuracy = Get<double>("test_accuracy");
         var loss = Get<double>("test_loss");
+        var filters = Get<int>("filters");
         return Enumerable.Range(0, run.Length).Select(i => new PruningResult(
             run[i], layer[i],
             PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'"),
             draw[i],
             Enum.TryParse<Experiment>(experiment[i], out var e) ? e : throw new ArtifactException($"{path}: unknown experiment '{experiment[i]}'"),
             zeroed[i].Length == 0 ? [] : zeroed[i].Split(',').Select(int.Parse).ToArray(),
-            loss[i], accuracy[i])).ToList();
+            loss[i], accuracy[i], filters[i])).ToList();
     }
 
     /// <summary>Writes prune-fraction curves, atomically.</summary>

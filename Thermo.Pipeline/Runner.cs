@@ -1,8 +1,9 @@
 namespace Thermo.Pipeline;
 
-/// <summary>One evaluation of the pruning table: a run, a criterion's order (one draw for random), an experiment.</summary>
+/// <summary>One evaluation of the pruning table: a run, a criterion's order (one draw for random), an
+/// experiment; <c>Filters</c> is the layer's filter count (0 where unknown).</summary>
 public sealed record PruningResult(
-    string Run, string Layer, Criterion Criterion, int Draw, Experiment Experiment, int[] Zeroed, double Loss, double Accuracy);
+    string Run, string Layer, Criterion Criterion, int Draw, Experiment Experiment, int[] Zeroed, double Loss, double Accuracy, int Filters = 0);
 
 /// <summary>One point of a prune-fraction curve: the model with the first <c>Removed</c> filters of an order zeroed.</summary>
 public sealed record CurvePoint(
@@ -56,7 +57,7 @@ public sealed class PruningRunner(string run, IMaskedEvaluator evaluator, Action
                 {
                     var zeroed = PruningPlan.Zeroed(experiment, order, options.K, options.M);
                     var (loss, accuracy) = Evaluate(scores.Layer, zeroed);
-                    results.Add(new PruningResult(run, scores.Layer, criterion, draw, experiment, zeroed, loss, accuracy));
+                    results.Add(new PruningResult(run, scores.Layer, criterion, draw, experiment, zeroed, loss, accuracy, scores.Units));
                 }
                 progress?.Invoke($"{PruningPlan.Name(criterion)}{(criterion == Criterion.Random ? $" draw {draw + 1}" : "")}");
             }

@@ -231,11 +231,10 @@ public static class RunReport
 
     static void PruningSection(Page page, IReadOnlyList<RunTables> runs, IReadOnlyList<PruningResult> results, string dir, ReportOptions o)
     {
-        var k = results.Where(r => r.Experiment == Experiment.WithoutHottest).Select(r => r.Zeroed.Length).DefaultIfEmpty(2).First();
-        var totalFilters = results.Where(r => r.Experiment == Experiment.OnlyHottest).Select(r => r.Zeroed.Length).DefaultIfEmpty(0).First();
+        // k and m as the table was made: k filters zeroed "without", all but m zeroed "only"
+        var k = results.First(r => r.Experiment == Experiment.WithoutHottest).Zeroed.Length;
+        int m = results[0].Filters - results.First(r => r.Experiment == Experiment.OnlyHottest).Zeroed.Length;
         var layer = results[0].Layer;
-        var units = runs[0].UnitLayers.Contains(layer) ? runs[0].UnitTemperatures(layer).Units.Length : totalFilters + 3;
-        int m = units - totalFilters;
         page.Section("Pruning", $"Test accuracy and loss with filters of {layer} zeroed (weights and bias), as the pruning paper's Tables 2–3; {(runs.Count > 1 ? $"mean ± sample standard deviation over {runs.Count} runs" : "one run")}.");
         var table = Aggregation.Table(results, k, m);
         page.Table("pruning", ["criterion", "model", "test accuracy", "± std", "test loss", "± std"],

@@ -91,6 +91,7 @@ public class RunnerTests
         var runner = new PruningRunner("run", model);
         var results = runner.Table(Scores, new PruningOptions("conv1", Enum.GetValues<Criterion>(), K: 2, M: 3, RandomDraws: 5));
         Assert.Equal((3 + 5) * 5, results.Count);   // temperature, oscillation, l1 once; random 5 draws; 5 experiments each
+        Assert.All(results, r => Assert.Equal(5, r.Filters));
         // hottest by temperature: 0 and 2 (T = 5, 4); removing them costs 0.01 + 0.05
         var withoutHot = results.Single(r => r.Criterion == Criterion.Temperature && r.Experiment == Experiment.WithoutHottest);
         Assert.Equal([0, 2], withoutHot.Zeroed);

@@ -68,6 +68,7 @@ public class ReportTests
             Assert.True(new FileInfo(Path.Combine(run, "report", figure)).Length > 5_000, figure);
             Assert.Contains($"data-file=\"{figure}\"", html);
         }
+        Assert.Contains("With only the 3 &quot;coldest&quot; filters", html);   // k and m read back from results.parquet
         Assert.DoesNotContain("http://", html);   // self-contained: nothing to fetch
         Assert.DoesNotContain("https://", html);
 
