@@ -72,7 +72,8 @@ public static class PruningFiles
         var zeroed = Get<string>("zeroed_filters");
         var accuracy = Get<double>("test_accuracy");
         var loss = Get<double>("test_loss");
-        var filters = Get<int>("filters");
+        // tables written before the column existed read as 0 (unknown)
+        var filters = columns.ContainsKey("filters") ? Get<int>("filters") : new int[run.Length];
         return Enumerable.Range(0, run.Length).Select(i => new PruningResult(
             run[i], layer[i],
             PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'"),

@@ -233,8 +233,11 @@ public static class RunReport
     {
         // k and m as the table was made: k filters zeroed "without", all but m zeroed "only"
         var k = results.First(r => r.Experiment == Experiment.WithoutHottest).Zeroed.Length;
-        int m = results[0].Filters - results.First(r => r.Experiment == Experiment.OnlyHottest).Zeroed.Length;
         var layer = results[0].Layer;
+        int filters = results[0].Filters > 0 ? results[0].Filters
+            : runs[0].UnitLayers.Contains(layer) ? runs[0].UnitTemperatures(layer).Units.Length
+            : throw new ArtifactException($"{runs[0].Run}: its pruning results do not say how many filters {layer} has; prune it again");
+        int m = filters - results.First(r => r.Experiment == Experiment.OnlyHottest).Zeroed.Length;
         page.Section("Pruning", $"Test accuracy and loss with filters of {layer} zeroed (weights and bias), as the pruning paper's Tables 2–3; {(runs.Count > 1 ? $"mean ± sample standard deviation over {runs.Count} runs" : "one run")}.");
         var table = Aggregation.Table(results, k, m);
         page.Table("pruning", ["criterion", "model", "test accuracy", "± std", "test loss", "± std"],
