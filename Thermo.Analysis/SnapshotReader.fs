@@ -36,17 +36,12 @@ module SnapshotReader =
         let step = parseInt SnapshotSchema.StepKey Int64.TryParse
         epoch, step, directory
 
-    /// Destination of the value column: arrays filled one after another in row order (one per
-    /// tensor, or one flat buffer), so each value is copied once from the decoded batch.
-    type private ValueSink(path: string, arrays: float32[][]) =
-        let expected = arrays |> Array.sumBy (fun a -> int64 a.Length)
+    /// Destination of a snapshot's values: arrays filled one after another in row order (one per
+    /// tensor, or one flat buffer). `streamValues` has already checked the count against the directory.
+    type private ValueCopier(arrays: float32[][]) =
         let mutable target = 0
         let mutable position = 0
-        let mutable received = 0L
         member _.Append(values: ReadOnlySpan<float32>) =
-            received <- received + int64 values.Length
-            if received > expected then
-                fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
             let mutable rest = values
             while rest.Length > 0 do
                 while arrays[target].Length = position do
@@ -56,15 +51,6 @@ module SnapshotReader =
                 rest.Slice(0, take).CopyTo(arrays[target].AsSpan(position, take))
                 position <- position + take
                 rest <- rest.Slice take
-        member _.Finish() =
-            if received <> expected then
-                fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
-
-    let private appendValues (path: string) (sink: ValueSink) (column: IArrowArray) =
-        match column with
-        | :? FloatArray as floats when floats.NullCount = 0 -> sink.Append floats.Values
-        | :? FloatArray -> fail "%s: the value column holds nulls" path
-        | other -> fail "%s: the value column is %s, expected float32" path (other.Data.DataType.Name)
 
     let private tensorSize (_, _, shape: int[]) = Array.fold (*) 1 shape
 
@@ -72,50 +58,6 @@ module SnapshotReader =
         let index = schema.GetFieldIndex "value"
         if index < 0 then fail "%s: no 'value' column" path
         index
-
-    /// Reads the value column of a Parquet snapshot into the arrays `destination` makes from the
-    /// tensor directory; returns epoch, step, directory and those arrays.
-    let private readParquet (path: string) (destination: (string * string * int[])[] -> float32[][]) =
-        use reader =
-            try new ParquetSharp.Arrow.FileReader(path)
-            with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
-        let epoch, step, directory = checkMetadata path reader.ParquetReader.FileMetaData.KeyValueMetadata
-        let column = valueColumnIndex path reader.Schema
-        let arrays = destination directory
-        let sink = ValueSink(path, arrays)
-        try
-            use stream = reader.GetRecordBatchReader(null, [| column |])
-            let mutable batch = stream.ReadNextRecordBatchAsync().AsTask().Result
-            while not (isNull batch) do
-                use b = batch
-                appendValues path sink (b.Column 0)
-                batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
-        with
-        | ArtifactException _ -> reraise ()
-        | e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
-        sink.Finish()
-        epoch, step, directory, arrays
-
-    /// As `readParquet`, for an Arrow IPC snapshot.
-    let private readArrow (path: string) (destination: (string * string * int[])[] -> float32[][]) =
-        try
-            use stream = File.OpenRead path
-            use reader = new Apache.Arrow.Ipc.ArrowFileReader(stream)
-            let schema = reader.Schema
-            let epoch, step, directory = checkMetadata path schema.Metadata
-            let column = valueColumnIndex path schema
-            let arrays = destination directory
-            let sink = ValueSink(path, arrays)
-            let mutable batch = reader.ReadNextRecordBatch()
-            while not (isNull batch) do
-                use b = batch
-                appendValues path sink (b.Column column)
-                batch <- reader.ReadNextRecordBatch()
-            sink.Finish()
-            epoch, step, directory, arrays
-        with
-        | ArtifactException _ -> reraise ()
-        | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
 
     /// Streams a Parquet snapshot's value column straight into caller-owned chunks: Parquet's
     /// column reader decodes into the chunk (no intermediate Arrow arrays), reading the file through
@@ -231,12 +173,20 @@ module SnapshotReader =
             | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
         | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
 
-    let private readWith (path: string) (destination: (string * string * int[])[] -> float32[][]) =
-        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
-        match Path.GetExtension(path).ToLowerInvariant() with
-        | ".arrow" -> readArrow path destination
-        | ".parquet" -> readParquet path destination
-        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
+    /// Reads a whole snapshot through `streamValues` into the arrays `destination` makes from its
+    /// tensor directory; returns epoch, step, directory and those arrays.
+    let private readWith (path: string) (destination: TensorDirectory -> float32[][]) =
+        let result = ref None
+        let copier = ref None
+        let chunk = Array.zeroCreate<float32> (1 <<< 16)
+        streamValues path
+            (fun epoch step directory ->
+                let arrays = destination directory
+                result.Value <- Some(epoch, step, directory, arrays)
+                copier.Value <- Some(ValueCopier arrays))
+            (fun () -> chunk)
+            (fun filled count -> copier.Value.Value.Append(ReadOnlySpan(filled, 0, count)))
+        result.Value.Value
 
     /// Reads one snapshot file (`.parquet` or `.arrow`, chosen by extension).
     [<CompiledName("ReadFile")>]
