@@ -54,21 +54,25 @@ static class AnalysisBench
         report($"analyze, per-filter temperatures, {parameters / 1e6:F2}M parameters × {epochs} epochs: Thermo ÷ DuckDB SQL",
             $"{thermo:F2} s ÷ {duck:F2} s = {thermo / duck:F2}", "≤ 1.0", thermo / duck <= 1.0);
 
-        // Read throughput: decoding every snapshot's values into one reused buffer (the engine's read
-        // path), against DuckDB's plain scan of the column.
+        // Read throughput: the engine's read path — every snapshot's value column streamed into one
+        // reused 64 KB chunk (SnapshotReader.StreamValues) — against DuckDB's plain scan of the column.
         var files = SnapshotReader.ListEpochFiles(run);
-        var buffer = new float[parameters];
+        var chunk = new float[1 << 14];
+        var header = Microsoft.FSharp.Core.FuncConvert.FromAction<int, long, Tuple<string, string, int[]>[]>((_, _, _) => { });
+        var nextChunk = Microsoft.FSharp.Core.FuncConvert.FromFunc(() => chunk);
+        double checksum = 0;
+        var filled = Microsoft.FSharp.Core.FuncConvert.FromAction<float[], int>((values, count) => checksum += values[count - 1]);
         var readTimes = new List<double>();
         for (int r = 0; r < 3; r++)
         {
             var sw = Stopwatch.StartNew();
-            foreach (var (_, path) in files) SnapshotReader.ReadFlatInto(path, buffer);
+            foreach (var (_, path) in files) SnapshotReader.StreamValues(path, header, nextChunk, filled);
             readTimes.Add(sw.Elapsed.TotalSeconds);
         }
         var scanTimes = Enumerable.Range(0, 3).Select(_ => Sql($"SELECT sum(value * value) FROM read_parquet('{glob}')")).ToList();
         double totalMegabytes = snapshotMegabytes * files.Length;
         double ours = totalMegabytes / median(readTimes), theirs = totalMegabytes / median(scanTimes);
-        report("read throughput of the analysis ÷ DuckDB's scan of the value column",
+        report("read throughput of the analysis (value columns streamed into a reused 64 KB chunk, the engine's read path) ÷ DuckDB's scan of the value column",
             $"{ours:F0} MB/s ÷ {theirs:F0} MB/s = {ours / theirs:F2}", "≥ 0.5", ours / theirs >= 0.5);
 
         // Peak memory of the analysis (per-filter temperatures, instantaneous T, MSD of conv1, tables
