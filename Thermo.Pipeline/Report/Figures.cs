@@ -56,13 +56,13 @@ public static class Figures
     public static Plot Metrics(RunTables r, bool accuracy)
     {
         var m = r.Metrics!;
-        var epochs = RunTables.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e).ToArray();
+        var epochs = TableColumns.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e).ToArray();
         var kind = accuracy ? "accuracy" : "loss";
         var plot = New($"{r.Name}: {kind} per epoch", "epoch", kind);
         ShadeWindow(plot, r.Window);
         foreach (var split in new[] { "train", "test" })
         {
-            var (x, y) = Positive(epochs, RunTables.Get<double>(m, $"{split}_{kind}", "metrics.parquet"), false, false);
+            var (x, y) = Positive(epochs, TableColumns.Get<double>(m, $"{split}_{kind}", "metrics.parquet"), false, false);
             Line(plot, x, y, split);
         }
         plot.ShowLegend();
@@ -74,6 +74,8 @@ public static class Figures
     static void GroupedBars(Plot plot, string[] categories, (string Label, double[] Values)[] series, bool log)
     {
         double width = 0.8 / series.Length;
+        // on a log axis the bars rise from the decade below the smallest value
+        double floor = log ? Math.Floor(Math.Log10(series.SelectMany(x => x.Values).Where(x => x > 0).DefaultIfEmpty(1).Min())) : 0;
         var bars = new List<Bar>();
         for (int s = 0; s < series.Length; s++)
         {
@@ -83,7 +85,7 @@ public static class Figures
                 if (log && !(v > 0)) continue;
                 bars.Add(new Bar
                 {
-                    Position = i - 0.4 + width * (s + 0.5), Value = log ? Math.Log10(v) : v, ValueBase = log ? Math.Floor(Math.Log10(series.SelectMany(x => x.Values).Where(x => x > 0).DefaultIfEmpty(1).Min())) : 0,
+                    Position = i - 0.4 + width * (s + 0.5), Value = log ? Math.Log10(v) : v, ValueBase = floor,
                     Size = width * 0.95, FillColor = Palette[s % Palette.Length],
                 });
             }
@@ -109,10 +111,10 @@ public static class Figures
     {
         var t = r.Temperature!;
         const string what = "temperature.parquet";
-        var grouping = RunTables.Get<string>(t, "grouping", what);
+        var grouping = TableColumns.Get<string>(t, "grouping", what);
         var rows = Enumerable.Range(0, grouping.Length).Where(i => grouping[i] == "layer").ToArray();
-        double[] Pick(string c) { var v = RunTables.Get<double>(t, c, what); return rows.Select(i => v[i]).ToArray(); }
-        var layers = rows.Select(i => RunTables.Get<string>(t, "layer", what)[i]).ToArray();
+        double[] Pick(string c) { var v = TableColumns.Get<double>(t, c, what); return rows.Select(i => v[i]).ToArray(); }
+        var layers = rows.Select(i => TableColumns.Get<string>(t, "layer", what)[i]).ToArray();
         var plot = New($"{r.Name}: temperature of every layer", "layer", $"T ({convention}), log scale");
         GroupedBars(plot, layers, [("T", Pick("temperature")), ("T_drift", Pick("drift_temperature")), ("T_osc", Pick("oscillation_temperature"))], log: true);
         return plot;
@@ -185,11 +187,11 @@ public static class Figures
     {
         var m = r.Msd!;
         const string what = "msd.parquet";
-        var layers = RunTables.Get<string>(m, "layer", what);
-        var units = RunTables.Get<int>(m, "unit", what);
-        var lags = RunTables.Get<int>(m, "lag", what);
-        var msd = RunTables.Get<double>(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
-        var md = RunTables.Get<double>(m, "abs_mean_displacement", what);
+        var layers = TableColumns.Get<string>(m, "layer", what);
+        var units = TableColumns.Get<int>(m, "unit", what);
+        var lags = TableColumns.Get<int>(m, "lag", what);
+        var msd = TableColumns.Get<double>(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
+        var md = TableColumns.Get<double>(m, "abs_mean_displacement", what);
         var plot = New(driftCorrected ? $"{r.Name}: drift-corrected MSD of {layer} filters" : $"{r.Name}: MSD and mean |displacement| of {layer} filters",
             "lag τ (epochs), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
         double[] Curve(int unit, double[] values) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => values[i]).ToArray();
@@ -230,10 +232,10 @@ public static class Figures
     {
         var g = r.GradientNoise!;
         const string what = "gradnoise.parquet";
-        var epochs = RunTables.Get<int>(g, "epoch", what);
-        var layers = RunTables.Get<string>(g, "layer", what);
-        var mean = RunTables.Get<double>(g, "mean", what);
-        var std = RunTables.Get<double>(g, "std", what);
+        var epochs = TableColumns.Get<int>(g, "epoch", what);
+        var layers = TableColumns.Get<string>(g, "layer", what);
+        var mean = TableColumns.Get<double>(g, "mean", what);
+        var std = TableColumns.Get<double>(g, "std", what);
         var plot = New($"{r.Name}: gradient-noise signal s_I = mean |∂L/∂w| per layer (band: ± std over minibatches)", "epoch", "s_I, log scale");
         int index = 0;
         foreach (var layer in layers.Distinct())
@@ -265,11 +267,11 @@ public static class Figures
         {
             var c = r.Curves!;
             const string what = "curves.parquet";
-            var l = RunTables.Get<string>(c, "layer", what);
-            var criterion = RunTables.Get<string>(c, "criterion", what);
-            var order = RunTables.Get<string>(c, "order", what);
-            var removed = RunTables.Get<int>(c, "removed", what);
-            var accuracy = RunTables.Get<double>(c, "test_accuracy", what);
+            var l = TableColumns.Get<string>(c, "layer", what);
+            var criterion = TableColumns.Get<string>(c, "criterion", what);
+            var order = TableColumns.Get<string>(c, "order", what);
+            var removed = TableColumns.Get<int>(c, "removed", what);
+            var accuracy = TableColumns.Get<double>(c, "test_accuracy", what);
             return Enumerable.Range(0, l.Length).Where(i => l[i] == layer)
                 .Select(i => (Run: r.Name, Series: $"{criterion[i]}: {order[i]}", Removed: removed[i], Accuracy: accuracy[i]));
         }).ToList();
@@ -301,7 +303,7 @@ public static class Figures
         foreach (var r in runs)
         {
             var m = r.Metrics!;
-            var (x, y) = Positive(RunTables.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e), RunTables.Get<double>(m, "test_accuracy", "metrics.parquet"), false, false);
+            var (x, y) = Positive(TableColumns.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e), TableColumns.Get<double>(m, "test_accuracy", "metrics.parquet"), false, false);
             Line(plot, x, y, r.Name, width: 1);
         }
         plot.ShowLegend();

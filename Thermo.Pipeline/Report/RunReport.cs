@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Microsoft.FSharp.Core;
 using ScottPlot;
 using Thermo.Analysis;
 
@@ -121,7 +122,7 @@ public static class RunReport
     }
 
     static string Convention(RunTables r) =>
-        r.Temperature is { } t && RunTables.Get<string>(t, "convention", "temperature.parquet") is { Length: > 0 } c ? c[0] : "kinetic";
+        r.Temperature is { } t && TableColumns.Get<string>(t, "convention", "temperature.parquet") is { Length: > 0 } c ? c[0] : "kinetic";
 
     static Page BuildRun(RunTables r, string? layer, string dir, ReportOptions o, Action<string>? progress)
     {
@@ -159,7 +160,7 @@ public static class RunReport
                 int hottest = units[order[0]], coldest = units[order[^1]];
                 WeightFigures(r, layer, hottest, coldest, order.Select(i => units[i]).ToArray(), page, dir, o);
                 Step("trajectories and filter patterns");
-                if (r.Msd is { } msd && RunTables.Get<string>(msd, "layer", "msd.parquet").Contains(layer))
+                if (r.Msd is { } msd && TableColumns.Get<string>(msd, "layer", "msd.parquet").Contains(layer))
                 {
                     page.Section("Diffusion", "Time-averaged mean squared displacement and mean |displacement| against lag, log–log, with guides ∝ τ (diffusive) and ∝ τ² (ballistic); then the MSD with each weight's drift removed.");
                     page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
@@ -190,10 +191,10 @@ public static class RunReport
         var result = new Dictionary<(int, string), double>();
         if (r.Fits is not { } f) return result;
         const string what = "fits.parquet";
-        var layers = RunTables.Get<string>(f, "layer", what);
-        var units = RunTables.Get<int>(f, "unit", what);
-        var quantity = RunTables.Get<string>(f, "quantity", what);
-        var value = RunTables.Get<double>(f, "value", what);
+        var layers = TableColumns.Get<string>(f, "layer", what);
+        var units = TableColumns.Get<int>(f, "unit", what);
+        var quantity = TableColumns.Get<string>(f, "quantity", what);
+        var value = TableColumns.Get<double>(f, "value", what);
         for (int i = 0; i < layers.Length; i++)
             if (layers[i] == layer && units[i] >= 0) result[(units[i], quantity[i])] = value[i];
         return result;
@@ -208,10 +209,10 @@ public static class RunReport
         var hot = new float[files.Length][];
         var cold = new float[files.Length][];
         TensorSnapshot? last = null;
+        var chunk = new float[1 << 14];
         for (int i = 0; i < files.Length; i++)
         {
-            var weight = SnapshotReader.ReadFile(files[i].Item2).Tensors.FirstOrDefault(t => t.Layer == layer && t.Tensor == "weight")
-                ?? throw new ArtifactException($"{files[i].Item2}: holds no {layer}.weight");
+            var weight = LayerWeight(files[i].Item2, layer, chunk);
             int size = weight.Values.Length / weight.Shape[0];
             hot[i] = weight.Values.AsSpan(hottest * size, size).ToArray();
             cold[i] = weight.Values.AsSpan(coldest * size, size).ToArray();
@@ -229,6 +230,35 @@ public static class RunReport
         }
     }
 
+    /// <summary>One layer's weight tensor from a snapshot file: the file is streamed through a reused
+    /// chunk and only that tensor's values are kept, not the whole snapshot.</summary>
+    static TensorSnapshot LayerWeight(string path, string layer, float[] chunk)
+    {
+        int[]? shape = null;
+        float[] values = [];
+        long start = 0, offset = 0;
+        SnapshotReader.StreamValues(path,
+            FuncConvert.FromAction<int, long, Tuple<string, string, int[]>[]>((_, _, directory) =>
+            {
+                long at = 0;
+                foreach (var (l, t, s) in directory)
+                {
+                    long size = s.Aggregate(1L, (a, b) => a * b);
+                    if (l == layer && t == "weight") (shape, start, values) = (s, at, new float[size]);
+                    at += size;
+                }
+                if (shape is null) throw new ArtifactException($"{path}: holds no {layer}.weight");
+            }),
+            FuncConvert.FromFunc(() => chunk),
+            FuncConvert.FromAction<float[], int>((filled, count) =>
+            {
+                long from = Math.Max(offset, start), until = Math.Min(offset + count, start + values.Length);
+                if (from < until) Array.Copy(filled, from - offset, values, from - start, until - from);
+                offset += count;
+            }));
+        return new TensorSnapshot(layer, "weight", shape!, values);
+    }
+
     static void PruningSection(Page page, IReadOnlyList<RunTables> runs, IReadOnlyList<PruningResult> results, string dir, ReportOptions o)
     {
         // k and m as the table was made: k filters zeroed "without", all but m zeroed "only"
@@ -244,7 +274,7 @@ public static class RunReport
             table.Select(t => new[] { PruningPlan.Name(t.Criterion), t.Label, Pct(t.AccuracyMean), Pct(t.AccuracyStd), G(t.LossMean), G(t.LossStd) }));
         if (runs.Any(r => r.Curves is not null))
         {
-            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => RunTables.Get<string>(r.Curves!, "layer", "curves.parquet")).Distinct().ToArray();
+            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => TableColumns.Get<string>(r.Curves!, "layer", "curves.parquet")).Distinct().ToArray();
             foreach (var curveLayer in curveLayers)
                 page.Figure(dir, $"prune-curves-{curveLayer}.png", Figures.PruneCurves(runs, curveLayer),
                     $"Test accuracy as 0, 1, … filters of {curveLayer} are removed, hottest first, coldest first, smallest L1 first and at random.", o);

@@ -50,30 +50,27 @@ public sealed class RunTables
         return tables;
     }
 
-    /// <summary>A column's values, or a message naming the file and the column.</summary>
-    public static T[] Get<T>(IReadOnlyDictionary<string, Column> table, string name, string what) => TableColumns.Get<T>(table, name, what);
-
     /// <summary>The analysis window (from, to), if the run has been analysed.</summary>
     public (int From, int To)? Window =>
-        Temperature is { } t && Get<int>(t, "window_from", "temperature.parquet") is { Length: > 0 } from
-            ? (from[0], Get<int>(t, "window_to", "temperature.parquet")[0]) : null;
+        Temperature is { } t && TableColumns.Get<int>(t, "window_from", "temperature.parquet") is { Length: > 0 } from
+            ? (from[0], TableColumns.Get<int>(t, "window_to", "temperature.parquet")[0]) : null;
 
     /// <summary>Per-unit rows of a layer in temperature.parquet: unit, T, T_drift, T_osc, L1, sorted by unit.</summary>
     public (int[] Units, double[] T, double[] Drift, double[] Oscillation, double[] L1) UnitTemperatures(string layer)
     {
         var t = Temperature ?? throw new ArtifactException($"{Run}: not analysed");
         const string what = "temperature.parquet";
-        var layers = Get<string>(t, "layer", what);
-        var grouping = Get<string>(t, "grouping", what);
+        var layers = TableColumns.Get<string>(t, "layer", what);
+        var grouping = TableColumns.Get<string>(t, "grouping", what);
         var rows = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && grouping[i] == "unit")
-            .OrderBy(i => Get<int>(t, "unit", what)[i]).ToArray();
-        double[] Pick(string column) { var v = Get<double>(t, column, what); return rows.Select(i => v[i]).ToArray(); }
-        return (rows.Select(i => Get<int>(t, "unit", what)[i]).ToArray(), Pick("temperature"), Pick("drift_temperature"), Pick("oscillation_temperature"), Pick("l1_norm"));
+            .OrderBy(i => TableColumns.Get<int>(t, "unit", what)[i]).ToArray();
+        double[] Pick(string column) { var v = TableColumns.Get<double>(t, column, what); return rows.Select(i => v[i]).ToArray(); }
+        return (rows.Select(i => TableColumns.Get<int>(t, "unit", what)[i]).ToArray(), Pick("temperature"), Pick("drift_temperature"), Pick("oscillation_temperature"), Pick("l1_norm"));
     }
 
     /// <summary>Layers with per-unit rows in the analysis, in file order.</summary>
     public string[] UnitLayers =>
         Temperature is { } t
-            ? Get<string>(t, "layer", "temperature.parquet").Where((l, i) => Get<string>(t, "grouping", "temperature.parquet")[i] == "unit").Distinct().ToArray()
+            ? TableColumns.Get<string>(t, "layer", "temperature.parquet").Where((l, i) => TableColumns.Get<string>(t, "grouping", "temperature.parquet")[i] == "unit").Distinct().ToArray()
             : [];
 }
