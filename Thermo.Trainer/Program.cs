@@ -28,8 +28,8 @@ public static partial class Program
         try
         {
             var parsed = root.Parse(args);
-            CliOutput.Json = args.Contains("--json");
-            CliOutput.Quiet = args.Contains("--quiet");
+            CliOutput.Json = parsed.GetValue(CliOutput.JsonOption);
+            CliOutput.Quiet = parsed.GetValue(CliOutput.QuietOption);
             // A run directory argument takes any token, so an unknown option would pass as a run
             // directory: refuse option-like arguments by name (negative numbers stay allowed).
             var unknown = parsed.Tokens.FirstOrDefault(t => t.Type == System.CommandLine.Parsing.TokenType.Argument

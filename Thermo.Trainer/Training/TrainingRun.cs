@@ -102,12 +102,12 @@ public sealed class TrainingRun : IDisposable
             if (!File.Exists(init)) throw new ThermoException($"--init-from: {init} does not exist");
             ParameterLoader.Load(model, SnapshotReader.ReadFile(init), init);
         }
-        var layers = model.named_parameters().Select(p => SplitName(p.name).Layer).Distinct().ToList();
+        var layers = model.named_parameters().Select(p => ParameterLoader.SplitName(p.name).Layer).Distinct().ToList();
         if (config.SnapshotLayers is { } keep)
             foreach (var name in keep.Where(n => !layers.Contains(n)))
                 throw new ThermoException($"--snapshot-layers: unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
-        weights = model.named_parameters().Where(p => SplitName(p.name).Tensor == "weight")
-            .Select(p => (SplitName(p.name).Layer, p.parameter)).ToArray();
+        weights = model.named_parameters().Where(p => ParameterLoader.SplitName(p.name).Tensor == "weight")
+            .Select(p => (ParameterLoader.SplitName(p.name).Layer, p.parameter)).ToArray();
         if (config.Loss != "ce")
             foreach (var name in config.SmoothLayers!.Where(n => !weights.Any(w => w.Layer == n)))
                 throw new ThermoException($"--smooth-layers: unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
@@ -123,8 +123,8 @@ public sealed class TrainingRun : IDisposable
             Dataset = new DatasetInfo(dataset.Name, dataset.Source, dataset.Digest, dataset.Train.Count, dataset.Test.Count,
                 t.Channels, t.Height, t.Width, dataset.Classes),
             Status = RunStatus.Running,
-            Layers = model.named_parameters().GroupBy(p => SplitName(p.name).Layer)
-                .ToDictionary(g => g.Key, g => string.Join("; ", g.Select(p => $"{SplitName(p.name).Tensor} [{string.Join("×", p.parameter.shape)}]"))),
+            Layers = model.named_parameters().GroupBy(p => ParameterLoader.SplitName(p.name).Layer)
+                .ToDictionary(g => g.Key, g => string.Join("; ", g.Select(p => $"{ParameterLoader.SplitName(p.name).Tensor} [{string.Join("×", p.parameter.shape)}]"))),
             ParameterCount = model.parameters().Sum(p => p.numel()),
             Packages = PackageVersions(),
             GitCommit = GitCommit(),
@@ -144,8 +144,6 @@ public sealed class TrainingRun : IDisposable
         trainer.RestoreCheckpoint();
         return trainer;
     }
-
-    static (string Layer, string Tensor) SplitName(string name) => ParameterLoader.SplitName(name);
 
     (Tensor, Tensor) ToTensors(ImageSplit split) =>
         (tensor(split.Pixels, [split.Count, split.Channels, split.Height, split.Width]).to(device),
@@ -304,7 +302,7 @@ public sealed class TrainingRun : IDisposable
         using var scope = NewDisposeScope(); // the detached and converted copies are freed here
         void Add(string name, Tensor t)
         {
-            var (layer, tensorName) = SplitName(name);
+            var (layer, tensorName) = ParameterLoader.SplitName(name);
             if (keep is not null && !keep.Contains(layer)) return;
             var cpuValues = t.detach().to(ScalarType.Float32).cpu().contiguous();
             tensors.Add(new TensorSnapshot(layer, tensorName, t.shape.Select(d => (int)d).ToArray(), cpuValues.data<float>().ToArray()));
