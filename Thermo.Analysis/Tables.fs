@@ -46,20 +46,19 @@ module Tables =
     [<Literal>]
     let RowsPerBatch = 65536
 
-    /// The Arrow type of a column, and a function making its slice [start, start+count) as an Arrow
-    /// array. Strings are dictionary-encoded: the tables repeat a handful of layer names and labels
-    /// over many rows.
-    let private toArrow (column: Column) : IArrowType * (int -> int -> IArrowArray) =
+    /// A function making a column's slice [start, start+count) as an Arrow array (of `arrowType`).
+    /// Strings are dictionary-encoded, the codes computed once per column: the tables repeat a handful
+    /// of layer names and labels over many rows.
+    let private toArrow (column: Column) : int -> int -> IArrowArray =
         match column with
-        | Int32Column(_, v) -> Int32Type.Default, fun start count -> new Int32Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
-        | Int64Column(_, v) -> Int64Type.Default, fun start count -> new Int64Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
-        | Float32Column(_, v) -> FloatType.Default, fun start count -> new FloatArray(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
-        | Float64Column(_, v) -> DoubleType.Default, fun start count -> new DoubleArray(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Int32Column(_, v) -> fun start count -> new Int32Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Int64Column(_, v) -> fun start count -> new Int64Array(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Float32Column(_, v) -> fun start count -> new FloatArray(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
+        | Float64Column(_, v) -> fun start count -> new DoubleArray(new ArrowBuffer(bytesOf v start count), ArrowBuffer.Empty, count, 0, 0)
         | StringColumn(_, v) ->
             let distinct = Collections.Generic.Dictionary<string, int>()
             let codes = v |> Array.map (fun s -> match distinct.TryGetValue s with | true, c -> c | _ -> (let c = distinct.Count in distinct[s] <- c; c))
             let words = distinct |> Seq.sortBy (fun kv -> kv.Value) |> Seq.map (fun kv -> kv.Key) |> Seq.toArray
-            dictionaryType,
             fun start count ->
                 let indices = new Int32Array(new ArrowBuffer(bytesOf codes start count), ArrowBuffer.Empty, count, 0, 0)
                 // A dictionary array per batch, so no Arrow array is exported (and released) by two batches.
@@ -67,10 +66,13 @@ module Tables =
                 for w in words do dictionary.Append w |> ignore
                 new DictionaryArray(dictionaryType, indices, dictionary.Build())
 
-    let private schemaOf (table: string) (columns: Column list) =
-        let builder = Schema.Builder()
-        for c in columns do builder.Field(fun f -> f.Name(c.Name).DataType(fst (toArrow c)).Nullable(false) |> ignore) |> ignore
-        builder.Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version).Metadata(TableKey, table).Build()
+    let private arrowType (column: Column) : IArrowType =
+        match column with
+        | Int32Column _ -> Int32Type.Default
+        | Int64Column _ -> Int64Type.Default
+        | Float32Column _ -> FloatType.Default
+        | Float64Column _ -> DoubleType.Default
+        | StringColumn _ -> dictionaryType
 
     let private checkLengths (columns: Column list) =
         let rows = match columns with | [] -> 0 | c :: _ -> c.Length
@@ -78,60 +80,62 @@ module Tables =
             if c.Length <> rows then invalidArg "columns" (sprintf "column %s has %d rows, expected %d" c.Name c.Length rows)
         rows
 
-    /// Writes a table given as batches of columns — the same names and types in each batch, at most
-    /// 65,536 rows each, one Parquet row group per batch — atomically, with the schema version and the
-    /// table's kind in the key-value metadata. The batches are consumed one at a time, so a long table
-    /// built lazily (`seq { … }`) never exists whole in memory.
-    [<CompiledName("WriteBatches")>]
-    let writeBatches (path: string) (table: string) (batches: seq<Column list>) =
+    /// Writes record batches (Arrow arrays and their row count) with the schema of `columns`,
+    /// atomically, one Parquet row group per batch.
+    let private writeArrays (path: string) (table: string) (columns: Column list) (batches: seq<IArrowArray list * int>) =
+        let schema =
+            let builder = Schema.Builder()
+            for c in columns do builder.Field(fun f -> f.Name(c.Name).DataType(arrowType c).Nullable(false) |> ignore) |> ignore
+            builder.Metadata(SnapshotSchema.VersionKey, SnapshotSchema.Version).Metadata(TableKey, table).Build()
         AtomicFile.write path (fun temp ->
-            use enumerator = batches.GetEnumerator()
-            if not (enumerator.MoveNext()) then invalidArg "batches" "a table needs at least one batch (it may be empty)"
-            let first = enumerator.Current
-            let schema = schemaOf table first
-            let names = first |> List.map (fun c -> c.Name)
             // Dictionary pages only for the string columns: for numbers they cost a hash table per
             // column and rarely pay (a temperature column has as many values as rows).
             use builder = (new ParquetSharp.WriterPropertiesBuilder()).CreatedBy("Thermo").Compression(ParquetSharp.Compression.Snappy).DisableDictionary()
-            for c in first do
+            for c in columns do
                 match c with
                 | StringColumn(name, _) -> builder.EnableDictionary(name) |> ignore
                 | _ -> ()
             use properties = builder.Build()
             use arrowProperties = (new ParquetSharp.Arrow.ArrowWriterPropertiesBuilder()).StoreSchema().Build()
             use writer = new ParquetSharp.Arrow.FileWriter(temp, schema, properties, arrowProperties)
-            let mutable columns = first
-            let mutable more = true
-            while more do
-                let rows = checkLengths columns
-                if rows > RowsPerBatch then invalidArg "batches" (sprintf "a batch has %d rows, more than %d" rows RowsPerBatch)
-                if columns |> List.map (fun c -> c.Name) <> names then invalidArg "batches" "every batch must have the same columns"
+            for arrays, rows in batches do
                 // Not disposed: the exporter releases its reference to the buffers when the native
                 // writer is done with them (disposing first crashes the release callback).
-                let batch = new RecordBatch(schema, columns |> List.map (fun c -> (snd (toArrow c)) 0 rows), rows)
+                let batch = new RecordBatch(schema, arrays, rows)
                 writer.WriteRecordBatch(batch, int64 (max 1 rows))
-                more <- enumerator.MoveNext()
-                if more then columns <- enumerator.Current
             writer.Close())
 
-    let private slice (start: int) (count: int) (column: Column) =
-        match column with
-        | Int32Column(n, v) -> Int32Column(n, Array.sub v start count)
-        | Int64Column(n, v) -> Int64Column(n, Array.sub v start count)
-        | Float32Column(n, v) -> Float32Column(n, Array.sub v start count)
-        | Float64Column(n, v) -> Float64Column(n, Array.sub v start count)
-        | StringColumn(n, v) -> StringColumn(n, Array.sub v start count)
+    /// Writes a table given as batches of columns — the same names and types in each batch, at most
+    /// 65,536 rows each, one Parquet row group per batch — atomically, with the schema version and the
+    /// table's kind in the key-value metadata. The batches are consumed one at a time, so a long table
+    /// built lazily (`seq { … }`) never exists whole in memory.
+    [<CompiledName("WriteBatches")>]
+    let writeBatches (path: string) (table: string) (batches: seq<Column list>) =
+        use enumerator = batches.GetEnumerator()
+        if not (enumerator.MoveNext()) then invalidArg "batches" "a table needs at least one batch (it may be empty)"
+        let first = enumerator.Current
+        let names = first |> List.map (fun c -> c.Name)
+        let arrays (columns: Column list) =
+            let rows = checkLengths columns
+            if rows > RowsPerBatch then invalidArg "batches" (sprintf "a batch has %d rows, more than %d" rows RowsPerBatch)
+            if columns |> List.map (fun c -> c.Name) <> names then invalidArg "batches" "every batch must have the same columns"
+            columns |> List.map (fun c -> toArrow c 0 rows), rows
+        writeArrays path table first (seq {
+            yield arrays first
+            while enumerator.MoveNext() do yield arrays enumerator.Current })
 
-    /// Writes `columns` (equal lengths) as one Parquet file (see `writeBatches`).
+    /// Writes `columns` (equal lengths) as one Parquet file (see `writeBatches`), slicing each column
+    /// straight into its Arrow batches.
     [<CompiledName("Write")>]
     let write (path: string) (table: string) (columns: Column list) =
         let rows = checkLengths columns
-        writeBatches path table (seq {
+        let makers = columns |> List.map toArrow
+        writeArrays path table columns (seq {
             let mutable start = 0
             // An empty table still gets one (empty) batch, so its schema and row group are written.
             while start < rows || (rows = 0 && start = 0) do
                 let count = min RowsPerBatch (rows - start)
-                yield columns |> List.map (slice start count)
+                yield makers |> List.map (fun make -> make start count), count
                 start <- start + max 1 count })
 
     let private fromArrow (path: string) (field: Field) (chunks: IArrowArray seq) : Column =
