@@ -55,7 +55,7 @@ static class PruningBench
             p.WaitForExit();
             times.Add(sw.Elapsed.TotalSeconds);
             if (p.ExitCode != 0) throw new InvalidOperationException($"thermo prune failed: {error.Result}");
-            // Each run reports "N test-set evaluations (…)", counting its unmasked check too.
+            // Each run reports "N test-set evaluations (…)".
             evaluations = Regex.Matches(error.Result, @"(\d+) test-set evaluations").Sum(m => int.Parse(m.Groups[1].Value));
         }
         double whole = median(times);

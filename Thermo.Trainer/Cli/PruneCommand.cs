@@ -142,9 +142,9 @@ public static class PruneCommand
             int filters = model.Filters(settings.Layer);
             var runner = new PruningRunner(Path.GetFileName(Path.GetFullPath(run).TrimEnd('/')), model, step => log($"  {step}"));
             var scores = Scores(run, model, settings.Layer);
-            CheckUnmasked(run, model);
             log($"pruning {run} ({i + 1}/{runs.Count}), layer {settings.Layer}: {filters} filters, window {scores.Window}");
             var results = runner.Table(scores.Scores, new PruningOptions(settings.Layer, settings.Criteria, settings.K, settings.M, settings.RandomDraws));
+            CheckUnmasked(run, model, results.First(r => r.Experiment == Experiment.Original));
             var curveLayers = settings.Curves switch { "none" => [], "all" => model.ConvLayers, _ => [settings.Layer] };
             var points = new List<CurvePoint>();
             foreach (var curveLayer in curveLayers)
@@ -181,12 +181,13 @@ public static class PruneCommand
     }
 
     /// <summary>The unmasked model must reproduce the trainer's own final test metrics: a check that the
-    /// model was rebuilt exactly as trained (same weights, buffers, data and evaluation).</summary>
-    static void CheckUnmasked(string run, RunModel model)
+    /// model was rebuilt exactly as trained (same weights, buffers, data and evaluation). The table's own
+    /// "original" evaluation is the one checked, so it is not made twice; nothing is written before.</summary>
+    static void CheckUnmasked(string run, RunModel model, PruningResult original)
     {
         var final = TrainingRun.ReadMetrics(Path.Combine(run, TrainingRun.MetricsFile)).LastOrDefault(r => r.Epoch == model.Manifest.LastCompleteEpoch);
         if (final is null) return;
-        var (loss, accuracy) = model.Evaluate(FilterMask.None(model.Final.Tensors[0].Layer));
+        var (loss, accuracy) = (original.Loss, original.Accuracy);
         if (Math.Abs(accuracy - final.TestAccuracy) > 1e-12 || Math.Abs(loss - final.TestLoss) > 1e-6 * Math.Max(1, Math.Abs(final.TestLoss)))
             throw new ThermoException($"{run}: the rebuilt model scores test accuracy {accuracy:P4}, loss {loss:G6}, but the trainer recorded {final.TestAccuracy:P4}, {final.TestLoss:G6} at epoch {final.Epoch}; the run's files and this build disagree");
     }
