@@ -45,6 +45,14 @@ public static class Figures
         return s;
     }
 
+    /// <summary>A translucent band between two curves (a spread around a mean).</summary>
+    static void Band(Plot plot, double[] x, double[] lower, double[] upper, Color color)
+    {
+        var band = plot.Add.FillY(x, lower, upper);
+        band.FillColor = color.WithAlpha(0.18);
+        band.LineWidth = 0;
+    }
+
     static void ShadeWindow(Plot plot, (int From, int To)? window)
     {
         if (window is not { } w) return;
@@ -247,9 +255,7 @@ public static class Figures
             var upper = rows.Select(i => Math.Log10(mean[i] + std[i])).ToArray();
             if (x.Length > 1)
             {
-                var band = plot.Add.FillY(x, lower, upper);
-                band.FillColor = color.WithAlpha(0.2);
-                band.LineWidth = 0;
+                Band(plot, x, lower, upper, color);
             }
             Line(plot, x, rows.Select(i => Math.Log10(mean[i])).ToArray(), layer, color);
         }
@@ -284,9 +290,7 @@ public static class Figures
             var x = byRemoved.Select(p => p.X).ToArray();
             if (runs.Count > 1 && byRemoved.All(p => double.IsFinite(p.Stats.Std)))
             {
-                var band = plot.Add.FillY(x, byRemoved.Select(p => p.Stats.Mean - p.Stats.Std).ToArray(), byRemoved.Select(p => p.Stats.Mean + p.Stats.Std).ToArray());
-                band.FillColor = color.WithAlpha(0.15);
-                band.LineWidth = 0;
+                Band(plot, x, byRemoved.Select(p => p.Stats.Mean - p.Stats.Std).ToArray(), byRemoved.Select(p => p.Stats.Mean + p.Stats.Std).ToArray(), color);
             }
             Line(plot, x, byRemoved.Select(p => p.Stats.Mean).ToArray(), series.Key, color);
         }
