@@ -21,6 +21,8 @@ if (args.Length == 5 && args[0] == AnalysisBench.ProbeVerb)
     AnalysisBench.Probe(args[1], args[2], args[3], args[4] == "msd");
     return 0;
 }
+if (args.Length > 0 && args[0] == NativeProbe.Verb)
+    return NativeProbe.Run(args, Path.Combine(FindRoot(), "artifacts"));
 bool quick = args.Contains("--quick");
 var outIndex = Array.IndexOf(args, "--out");
 var repoRoot = FindRoot();

@@ -22,11 +22,14 @@ public static partial class Program
             ReproduceCommand.Build(),
             ReportCommand.Build(),
             SweepCommand.Build(),
+            DoctorCommand.Build(),
         };
         root.Options.Add(CliOutput.JsonOption);
         root.Options.Add(CliOutput.QuietOption);
         try
         {
+            // Before any tensor exists: which native kernels every verb runs on (docs/NATIVE.md).
+            Thermo.Trainer.Native.NativeSetup.Apply();
             var parsed = root.Parse(args);
             CliOutput.Json = parsed.GetValue(CliOutput.JsonOption);
             CliOutput.Quiet = parsed.GetValue(CliOutput.QuietOption);
@@ -57,6 +60,12 @@ public static partial class Program
             Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");
             CliOutput.Error(Unwrap(e).Message, ExitCodes.BadInput);
             return ExitCodes.BadInput;
+        }
+        catch (Exception e) when (Unwrap(e) is Thermo.Trainer.Native.NativeNumericsException)
+        {
+            Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");
+            CliOutput.Error(Unwrap(e).Message, ExitCodes.WrongNumerics);
+            return ExitCodes.WrongNumerics;
         }
         catch (Exception e)
         {

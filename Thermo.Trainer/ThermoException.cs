@@ -14,4 +14,6 @@ public static class ExitCodes
     public const int BadInput = 2;
     /// <summary>An unexpected internal failure (a bug): the stack trace is printed.</summary>
     public const int InternalError = 3;
+    /// <summary>The native self-check found this machine's kernels computing wrongly: nothing was trained.</summary>
+    public const int WrongNumerics = 4;
 }

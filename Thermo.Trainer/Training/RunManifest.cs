@@ -10,6 +10,9 @@ public enum RunStatus { Running, Complete, Failed }
 /// <summary>Identity and digest of the data a run trained on.</summary>
 public sealed record DatasetInfo(string Name, string Source, string Digest, int TrainCount, int TestCount, int Channels, int Height, int Width, int Classes);
 
+/// <summary>The native self-check a run passed: its cases, worst relative error against float64, tolerance and time.</summary>
+public sealed record SelfCheckSummary(string[] Cases, double WorstRelativeError, double Tolerance, double Seconds);
+
 /// <summary>
 /// <c>run.json</c>: everything needed to reproduce, resume or analyse a run. Written atomically after
 /// each epoch's files, so <see cref="LastCompleteEpoch"/> only ever names an epoch whose snapshot,
@@ -34,6 +37,10 @@ public sealed record RunManifest
     public long ParameterCount { get; init; }
     public required Dictionary<string, string> Packages { get; init; }
     public string? GitCommit { get; init; }
+    /// <summary>The CPU, native kernels, versions and threads this run's bytes depend on (of the process that last trained it).</summary>
+    public Thermo.Trainer.Native.NativeStack? Native { get; init; }
+    /// <summary>The native self-check this run passed before training.</summary>
+    public SelfCheckSummary? SelfCheck { get; init; }
     public string Machine { get; init; } = $"{Environment.MachineName}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
     public DateTimeOffset CreatedUtc { get; init; }
     public DateTimeOffset UpdatedUtc { get; init; }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Thermo.Analysis;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
+using Thermo.Trainer.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -83,16 +84,26 @@ public sealed class TrainingRun : IDisposable
             throw new ThermoException("--device cuda: CUDA is not available (this build uses TorchSharp-cpu)");
         device = new Device(config.Device == "cuda" ? DeviceType.CUDA : DeviceType.CPU);
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
+        NativeSetup.Apply();
 
         var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message);
         dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
             throw new ThermoException($"--resume: the data differ from the run's ({dataset.Source}: {dataset.Digest}, run.json: {resumeFrom.Dataset.Digest})");
+        var shape = dataset.Train;
+        // Before any weight is trusted to this machine's kernels: the model's own forward and backward
+        // pass against float64 (docs/NATIVE.md). Throws NativeNumericsException when they compute wrongly.
+        var native = NativeSetup.Describe();
+        var check = NumericsSelfCheck.Run(NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize));
+        if (!check.Passed) throw new NativeNumericsException(check.Failures[0], check.Failures.Count, native);
+        progress.Message($"native self-check passed: {string.Join(", ", check.Cases)} within {check.WorstRelativeError:G2} of float64 ({check.Elapsed.TotalSeconds:F1} s; convolutions on {(native.OneDnnConvolutions ? "oneDNN" : "ATen")}, {native.AtenCapability})");
+        if (resumeFrom?.Native is { } recorded && recorded with { Environment = [] } != native with { Environment = [] })
+            progress.Message($"warning: resuming on another native stack than the run started on ({recorded.CpuModel}, {recorded.AtenCapability}, {recorded.Threads} threads → {native.CpuModel}, {native.AtenCapability}, {native.Threads} threads): its snapshots may differ from an uninterrupted run's");
         (trainX, trainY) = ToTensors(dataset.Train);
         (testX, testY) = ToTensors(dataset.Test);
 
         torch.manual_seed(config.Seed);
-        var t = dataset.Train;
+        var t = shape;
         model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout);
         model.to(device);
         // A run may start from another model's parameters (a pruned model being fine-tuned); only a
@@ -130,7 +141,7 @@ public sealed class TrainingRun : IDisposable
             GitCommit = GitCommit(),
             CreatedUtc = DateTimeOffset.UtcNow,
         };
-        manifest = manifest with { Config = config };
+        manifest = manifest with { Config = config, Native = native, SelfCheck = new SelfCheckSummary(check.Cases.ToArray(), check.WorstRelativeError, NumericsSelfCheck.Tolerance, check.Elapsed.TotalSeconds) };
     }
 
     /// <summary>Starts a fresh run in <paramref name="runDirectory"/> (which must hold no run).</summary>
@@ -257,6 +268,9 @@ public sealed class TrainingRun : IDisposable
                 // s_I(b) for every layer in one native call and one copy out (SPEC: gradient-noise layer temperature).
                 var signal = stack(weights.Select(w => w.Weight.grad!.abs().mean()).ToArray()).cpu().data<float>().ToArray();
                 for (int i = 0; i < signal.Length; i++) { sum[i] += signal[i]; sumSquares[i] += (double)signal[i] * signal[i]; }
+                // The divergence guard: the loss is already on the host, so checking it costs nothing.
+                // The run directory still ends at the last complete epoch, so the run stays resumable.
+                if (!double.IsFinite(batchLoss)) throw Diverged(epoch, b, batches, $"the loss is {batchLoss}");
                 optimizer.step();
                 step++;
                 lossSum += batchLoss * count;
@@ -291,6 +305,17 @@ public sealed class TrainingRun : IDisposable
         return m;
     }
 
+    /// <summary>The error of a run whose loss or weights stopped being finite: where, and which tensor first.</summary>
+    ThermoException Diverged(int epoch, int batch, int batches, string what)
+    {
+        var culprit = model.named_parameters()
+            .Select(p => (p.name, Weight: !p.parameter.isfinite().all().item<bool>(), Gradient: p.parameter.grad is { } g && !g.isfinite().all().item<bool>()))
+            .FirstOrDefault(p => p.Weight || p.Gradient);
+        var tensor = culprit.name is null ? "every weight and gradient is still finite" : $"{culprit.name} holds a non-finite {(culprit.Weight ? "weight" : "gradient")}";
+        return new ThermoException($"training diverged at epoch {epoch}, step {step + 1} (batch {batch + 1} of {batches}): {what}; {tensor}. " +
+            $"The run stays resumable from epoch {manifest.LastCompleteEpoch} (--resume {runDirectory}); if `thermo doctor` fails on this machine, its native kernels are at fault, else try a smaller --lr");
+    }
+
     /// <summary>Test-set loss (mean cross-entropy) and accuracy of the current model, in eval mode.</summary>
     public (double Loss, double Accuracy) Evaluate() => Evaluation.TestMetrics(model, testX, testY);
 
@@ -318,7 +343,8 @@ public sealed class TrainingRun : IDisposable
         foreach (var t in snapshot.Tensors)
             foreach (var v in t.Values)
                 if (!float.IsFinite(v))
-                    throw new ThermoException($"training diverged: {t.Layer}.{t.Tensor} holds {v} at epoch {epoch} (step {atStep}); try a smaller --lr");
+                    throw new ThermoException($"training diverged: {t.Layer}.{t.Tensor} holds {v} at epoch {epoch} (step {atStep}). " +
+                        $"The run stays resumable from epoch {manifest.LastCompleteEpoch} (--resume {runDirectory}); if `thermo doctor` fails on this machine, its native kernels are at fault, else try a smaller --lr");
         var dir = stepFile ? Path.Combine(runDirectory, "snapshots", "steps") : Path.Combine(runDirectory, "snapshots");
         var name = stepFile ? SnapshotSchema.stepFileName(format, epoch, atStep) : SnapshotSchema.fileName(format, epoch);
         Directory.CreateDirectory(dir);

@@ -1,0 +1,93 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace Thermo.Trainer.Native;
+
+/// <summary>
+/// The few switches and facts of libtorch's native side that TorchSharp does not expose, reached
+/// through libtorch_cpu's exported C++ symbols once TorchSharp has loaded it, and the C library's
+/// <c>setenv</c> (.NET's <see cref="Environment.SetEnvironmentVariable(string, string)"/> keeps a
+/// managed copy of the environment that native code never reads).
+/// </summary>
+public static class NativeTorch
+{
+    const string LibC = "libc";
+
+    [DllImport(LibC, EntryPoint = "setenv", SetLastError = true)]
+    static extern int SetEnv(string name, string value, int overwrite);
+
+    [DllImport(LibC, EntryPoint = "getenv")]
+    static extern IntPtr GetEnv(string name);
+
+    /// <summary>Sets a variable in the process's native environment (what libtorch and oneDNN read).</summary>
+    public static void SetNativeEnvironment(string name, string value)
+    {
+        if (SetEnv(name, value, 1) != 0) throw new InvalidOperationException($"setenv({name}) failed: errno {Marshal.GetLastPInvokeError()}");
+        Environment.SetEnvironmentVariable(name, value);
+    }
+
+    /// <summary>A variable of the process's native environment, or null.</summary>
+    public static string? NativeEnvironment(string name) => Marshal.PtrToStringUTF8(GetEnv(name));
+
+    static IntPtr library;
+
+    /// <summary>libtorch_cpu's handle, loading TorchSharp's native stack first if needed.</summary>
+    static IntPtr Library()
+    {
+        if (library != IntPtr.Zero) return library;
+        TorchSharp.torch.InitializeDeviceType(TorchSharp.DeviceType.CPU);
+        var dir = Path.GetDirectoryName(typeof(TorchSharp.torch).Assembly.Location)!;
+        foreach (var candidate in new[] { Path.Combine(dir, "runtimes", "linux-x64", "native", "libtorch_cpu.so"), Path.Combine(dir, "libtorch_cpu.so") })
+            if (File.Exists(candidate) && NativeLibrary.TryLoad(candidate, out library)) return library;
+        if (NativeLibrary.TryLoad("libtorch_cpu.so", typeof(TorchSharp.torch).Assembly, DllImportSearchPath.AssemblyDirectory | DllImportSearchPath.SafeDirectories, out library))
+            return library;
+        throw new InvalidOperationException("libtorch_cpu.so could not be found beside TorchSharp");
+    }
+
+    static T Export<T>(string symbol) where T : Delegate =>
+        Marshal.GetDelegateForFunctionPointer<T>(NativeLibrary.GetExport(Library(), symbol));
+
+    delegate IntPtr GlobalContext();
+    delegate void SetBool(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool value);
+    delegate IntPtr ReturnsString(IntPtr result);
+
+    /// <summary><c>at::globalContext().setUserEnabledMkldnn(enabled)</c>: whether ATen routes
+    /// convolutions (and a few other ops) through oneDNN.</summary>
+    public static void SetMkldnnEnabled(bool enabled)
+    {
+        var context = Export<GlobalContext>("_ZN2at13globalContextEv")();
+        Export<SetBool>("_ZN2at7Context20setUserEnabledMkldnnEb")(context, enabled);
+    }
+
+    /// <summary><c>at::globalContext().setUserEnabledNNPACK(enabled)</c>.</summary>
+    public static void SetNnpackEnabled(bool enabled)
+    {
+        var context = Export<GlobalContext>("_ZN2at13globalContextEv")();
+        Export<SetBool>("_ZN2at7Context20setUserEnabledNNPACKEb")(context, enabled);
+    }
+
+    /// <summary>Calls an exported <c>std::string f()</c> (Itanium ABI: the result is built in caller
+    /// memory passed as a hidden first argument) and copies the text out. The string's own heap
+    /// buffer, if any, is left alone: these are called a few times per process.</summary>
+    static string CallStringFunction(string symbol)
+    {
+        var result = Marshal.AllocHGlobal(64);
+        try
+        {
+            Export<ReturnsString>(symbol)(result);
+            var data = Marshal.ReadIntPtr(result);
+            var length = Marshal.ReadInt64(result, IntPtr.Size);
+            return Marshal.PtrToStringUTF8(data, checked((int)length));
+        }
+        finally { Marshal.FreeHGlobal(result); }
+    }
+
+    /// <summary><c>at::get_cpu_capability()</c>: the instruction set ATen's own vectorised kernels dispatch to.</summary>
+    public static string AtenCpuCapability() => CallStringFunction("_ZN2at18get_cpu_capabilityB5cxx11Ev");
+
+    /// <summary><c>at::get_mkldnn_version()</c>: the oneDNN version compiled into libtorch.</summary>
+    public static string OneDnnVersion() => CallStringFunction("_ZN2at18get_mkldnn_versionB5cxx11Ev");
+
+    /// <summary><c>at::show_config()</c>: libtorch's build configuration.</summary>
+    public static string BuildConfiguration() => CallStringFunction("_ZN2at11show_configB5cxx11Ev");
+}
