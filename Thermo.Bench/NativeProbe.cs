@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 /// Adam, preloaded MNIST tensors) to which the project's pieces are added back one flag at a time,
 /// counting the runs that produce a non-finite loss or weight.
 /// Usage: Thermo.Bench native-probe [--runs 12] [--epochs 2] [--limit 1024] [--batch 64]
-///   [--widths 4,4,8,8] [--threads 2] [--model fourconv|lenet|mlp2] [--mkldnn on|off] [--isa AVX2]
+///   [--widths 4,4,8,8] [--threads 2] [--model fourconv|lenet|mlp2] [--kernels onednn|onednn-aligned|aten] [--isa AVX2]
 ///   [--channels-last] [--poison] [--scopes] [--gradnoise] [--eval] [--parquet] [--skia]
 /// </summary>
 static class NativeProbe
@@ -19,6 +19,31 @@ static class NativeProbe
 
     /// <summary>The same values with NHWC strides (TorchSharp has no memory_format argument).</summary>
     static Tensor ChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+
+    /// <summary>Milliseconds per forward + backward of each of the CNN's convolutions (and their block-aligned
+    /// sizes) at batch 128, median of 3 × 20, on the kernels chosen (--layer-timing).</summary>
+    static void LayerTiming()
+    {
+        manual_seed(1);
+        foreach (var (ic, oc, k, size) in new[] { (1, 12, 5, 28), (1, 16, 5, 28), (12, 24, 3, 24), (12, 32, 3, 24), (24, 48, 3, 11), (32, 48, 3, 11), (48, 48, 3, 9) })
+        {
+            var x = randn(128, ic, size, size).requires_grad_(ic > 1);
+            var w = randn(oc, ic, k, k).requires_grad_();
+            var b = randn(oc).requires_grad_();
+            var times = new List<double>();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                for (int i = 0; i < 20; i++)
+                {
+                    using var scope = NewDisposeScope();
+                    nn.functional.conv2d(x, w, b).sum().backward();
+                }
+                times.Add(clock.Elapsed.TotalMilliseconds / 20);
+            }
+            Console.WriteLine($"conv {ic}->{oc} {k}x{k} on {size}: {times.Order().ElementAt(1):F2} ms fwd+bwd");
+        }
+    }
 
     public static int Run(string[] args, string artifacts)
     {
@@ -33,9 +58,10 @@ static class NativeProbe
         bool channelsLast = Flag("--channels-last"), poison = Flag("--poison"), scopes = Flag("--scopes"), gradNoise = Flag("--gradnoise"), eval = Flag("--eval");
         bool parquet = Flag("--parquet"), skia = Flag("--skia");
         torch.set_num_threads(threads);
-        if (Option("--mkldnn", "on") == "off") NativeTorch.SetMkldnnEnabled(false);
+        NativeSetup.Use(NativeSetup.Parse(Option("--kernels", "onednn"), "--kernels"));
         if (skia) { using var surface = SkiaSharp.SKSurface.Create(new SkiaSharp.SKImageInfo(64, 64)); surface.Canvas.Clear(SkiaSharp.SKColors.White); }
 
+        if (Flag("--layer-timing")) { LayerTiming(); return 0; }
         var data = DataSources.Load("mnist", null, artifacts, _ => { });
         var train = data.Train.Take(limit);
         var x = tensor(train.Pixels, [train.Count, train.Channels, train.Height, train.Width]);

@@ -11,18 +11,12 @@ public static class DoctorCommand
     {
         var models = new Option<string>("--models") { Description = $"Models to check, comma-separated, or all ({string.Join(", ", ModelFactory.Names)})", DefaultValueFactory = _ => "all" };
         var batchSize = new Option<int>("--batch-size") { Description = "Training batch size to check at (the evaluation batch is always checked)", DefaultValueFactory = _ => 128 };
-        var oneDnn = new Option<string>("--onednn") { Description = "Convolutions on oneDNN: off (Thermo's setting), on (to see whether this machine's oneDNN computes correctly), or default (THERMO_ONEDNN decides)", DefaultValueFactory = _ => "default" };
+        var kernels = new Option<string>("--kernels") { Description = $"Convolution kernels to check: onednn-aligned (the default), aten (the fallback), onednn (the layers unpadded, to see this machine's fault); default: {NativeSetup.KernelsVariable} or onednn-aligned", DefaultValueFactory = _ => "default" };
         var repeats = new Option<int>("--repeats") { Description = "Passes per case (each after poisoning freed memory)", DefaultValueFactory = _ => 2 };
-        var command = new Command("doctor", "Check that this machine's native kernels compute the models' forward and backward passes correctly") { models, batchSize, oneDnn, repeats };
+        var command = new Command("doctor", "Check that this machine's native kernels compute the models' forward and backward passes correctly") { models, batchSize, kernels, repeats };
         command.SetAction(parse =>
         {
-            switch (parse.GetValue(oneDnn))
-            {
-                case "on": NativeSetup.UseOneDnn(true); break;
-                case "off": NativeSetup.UseOneDnn(false); break;
-                case "default": break;
-                case var other: throw new ThermoException($"--onednn: '{other}' is not on, off or default");
-            }
+            if (parse.GetValue(kernels) is { } chosen and not "default") NativeSetup.Use(NativeSetup.Parse(chosen, "--kernels"));
             var names = parse.GetValue(models) is "all" or null ? ModelFactory.Names : parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var n in names.Where(n => !ModelFactory.Names.Contains(n)))
                 throw new ThermoException($"--models: unknown model '{n}' (known: {string.Join(", ", ModelFactory.Names)})");
@@ -37,7 +31,7 @@ public static class DoctorCommand
                 Console.WriteLine($"cpu:        {stack.CpuModel}");
                 Console.WriteLine($"simd:       {stack.CpuFeatures}");
                 Console.WriteLine($"libtorch:   {stack.LibTorchVersion}, ATen kernels {stack.AtenCapability}, {stack.OneDnnVersion}");
-                Console.WriteLine($"convolutions on oneDNN: {(stack.OneDnnConvolutions ? "yes" : "no (ATen's own kernels)")}; threads {stack.Threads} (+{stack.InteropThreads} inter-op)");
+                Console.WriteLine($"convolutions: {stack.Convolutions}; threads {stack.Threads} (+{stack.InteropThreads} inter-op)");
                 if (stack.Environment.Length > 0) Console.WriteLine($"environment: {string.Join(" ", stack.Environment)}");
                 foreach (var c in report.Cases)
                 {
@@ -48,8 +42,10 @@ public static class DoctorCommand
                     ? $"self-check passed: {report.Cases.Count} cases, worst relative error {report.WorstRelativeError:G2} (tolerance {NumericsSelfCheck.Tolerance:G1}), {report.Elapsed.TotalSeconds:F1} s"
                     : $"self-check FAILED: {report.Failures.Count} quantities wrong in {report.Failures.Select(f => f.Case).Distinct().Count()} of {report.Cases.Count} cases");
             });
-            if (!report.Passed) throw new NativeNumericsException(report.Failures[0], report.Failures.Count, stack);
-            return ExitCodes.Ok;
+            if (report.Passed) return ExitCodes.Ok;
+            // One line on stderr; with --json the result above is the one document on stdout.
+            Console.Error.WriteLine($"thermo: error: {new NativeNumericsException(report.Failures[0], report.Failures.Count, stack).Message}");
+            return ExitCodes.WrongNumerics;
         });
         return command;
     }

@@ -1,3 +1,4 @@
+using Thermo.Trainer.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -80,11 +81,11 @@ public sealed class FourConvNet : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = functional.relu(conv1.forward(x));
-        y = functional.relu(conv2.forward(y));
+        var y = functional.relu(BlockAlignedConvolution.Forward(conv1, x));
+        y = functional.relu(BlockAlignedConvolution.Forward(conv2, y));
         y = pool1.forward(dropout1.forward(y));
-        y = functional.relu(conv3.forward(y));
-        y = functional.relu(conv4.forward(y));
+        y = functional.relu(BlockAlignedConvolution.Forward(conv3, y));
+        y = functional.relu(BlockAlignedConvolution.Forward(conv4, y));
         y = pool2.forward(dropout2.forward(y));
         return fc.forward(y.flatten(1)).MoveToOuterDisposeScope();
     }

@@ -57,6 +57,10 @@ sealed class GraphConstant(Tensor value)
 
     /// <summary>The tensor on <paramref name="device"/>: itself when it is there already (no wrapper a dispose scope could free).</summary>
     public Tensor On(Device device) => Value.device == device ? Value : Value.to(device);
+
+    /// <summary>As <see cref="On"/>, and also in <paramref name="like"/>'s element type (the float64
+    /// reference pass of the native self-check).</summary>
+    public Tensor Like(Tensor like) => Value.device == like.device && Value.dtype == like.dtype ? Value : Value.to(like.dtype, like.device);
 }
 
 /// <summary>A graph convolution (Kipf and Welling): H' = Â H Wᵀ + b with Â = D^−½ (A + I) D^−½. Its
@@ -75,7 +79,7 @@ public sealed class GcnLayer : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor h) => matmul(propagation.On(h.device), matmul(h, weight.t())) + bias;
+    public override Tensor forward(Tensor h) => matmul(propagation.Like(h), matmul(h, weight.t())) + bias;
 }
 
 /// <summary>A graph attention convolution (Veličković et al.) with <c>heads</c> heads concatenated:

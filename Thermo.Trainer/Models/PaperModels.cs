@@ -1,3 +1,4 @@
+using Thermo.Trainer.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -43,8 +44,8 @@ public sealed class LeNet : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = pool1.forward(functional.relu(bn1.forward(conv1.forward(x))));
-        y = pool2.forward(functional.relu(bn2.forward(conv2.forward(y))));
+        var y = pool1.forward(functional.relu(bn1.forward(BlockAlignedConvolution.Forward(conv1, x))));
+        y = pool2.forward(functional.relu(bn2.forward(BlockAlignedConvolution.Forward(conv2, y))));
         y = functional.relu(linear1.forward(y.flatten(1)));
         return linear2.forward(y).MoveToOuterDisposeScope();
     }
@@ -119,11 +120,11 @@ public sealed class FiveConvNet : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = functional.relu(conv1.forward(x));
-        y = pool1.forward(functional.relu(conv2.forward(y)));
-        y = functional.relu(conv3.forward(y));
-        y = functional.relu(conv4.forward(y));
-        y = pool2.forward(functional.relu(conv5.forward(y)));
+        var y = functional.relu(BlockAlignedConvolution.Forward(conv1, x));
+        y = pool1.forward(functional.relu(BlockAlignedConvolution.Forward(conv2, y)));
+        y = functional.relu(BlockAlignedConvolution.Forward(conv3, y));
+        y = functional.relu(BlockAlignedConvolution.Forward(conv4, y));
+        y = pool2.forward(functional.relu(BlockAlignedConvolution.Forward(conv5, y)));
         y = functional.relu(fc1.forward(y.flatten(1)));
         y = functional.relu(fc2.forward(y));
         return fc3.forward(y).MoveToOuterDisposeScope();

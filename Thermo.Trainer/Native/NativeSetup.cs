@@ -9,7 +9,7 @@ namespace Thermo.Trainer.Native;
 /// <param name="CpuModel">The CPU's model name (/proc/cpuinfo).</param>
 /// <param name="CpuFeatures">The SIMD extensions the CPU reports that libtorch's kernels dispatch on.</param>
 /// <param name="AtenCapability">The instruction set ATen's own vectorised kernels use (at::get_cpu_capability).</param>
-/// <param name="OneDnnConvolutions">Whether convolutions run on oneDNN (false: ATen's own im2col + BLAS kernels).</param>
+/// <param name="Convolutions">The kernels of the convolutions: onednn-aligned, aten or onednn (<see cref="ConvolutionKernels"/>).</param>
 /// <param name="OneDnnVersion">oneDNN's version inside libtorch.</param>
 /// <param name="LibTorchVersion">libtorch's version.</param>
 /// <param name="Threads">Intra-op threads.</param>
@@ -19,62 +19,93 @@ public sealed record NativeStack(
     string CpuModel,
     string CpuFeatures,
     string AtenCapability,
-    bool OneDnnConvolutions,
+    string Convolutions,
     string OneDnnVersion,
     string LibTorchVersion,
     int Threads,
     int InteropThreads,
     string[] Environment);
 
+/// <summary>Which kernels compute the models' convolutions.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ConvolutionKernels>))]
+public enum ConvolutionKernels
+{
+    /// <summary>oneDNN, every convolution padded to whole 16-channel blocks (<see cref="BlockAlignedConvolution"/>): the fast default.</summary>
+    OneDnnAligned,
+    /// <summary>ATen's own kernels (im2col + BLAS): oneDNN switched off; slower, and the fallback when the aligned path fails the self-check.</summary>
+    Aten,
+    /// <summary>oneDNN on the layers as they are: computes wrongly on AVX-512 machines; only for showing the fault.</summary>
+    OneDnn,
+}
+
 /// <summary>
 /// The one place the native stack is configured, called by every entry point (the <c>thermo</c>
-/// executable, the test projects, the bench) before the first tensor operation.
+/// executable, the trainer, the test projects, the bench) before the first tensor operation.
 ///
-/// Why: libtorch 2.10's oneDNN 3.7.1 (jit:avx512_core and, less often, jit:avx2) corrupts the
-/// backward pass of a convolution whose output channels are not a multiple of the SIMD channel block
-/// (16 floats for AVX-512): it reads the padding of its blocked buffers, which is never initialised,
-/// so a run gets NaN or silently different gradients depending on what the allocator last left there
-/// (docs/NATIVE.md has the bisection). ATen's own convolution kernels compute the same functions
-/// correctly; they are used unless <c>THERMO_ONEDNN=1</c> asks for oneDNN (for measuring the fault).
+/// Why: libtorch 2.10's oneDNN 3.7.1 computes convolutions with partial SIMD channel blocks wrongly on
+/// AVX-512 (jit:avx512_core; less often on AVX2): the forward pass of a layer whose input channels are
+/// 16 or more but not a multiple of 16, and the input gradient of a layer whose output channels are
+/// not a multiple of 16, read the padding of oneDNN's blocked buffers, which nothing initialises; a run
+/// then gets NaN, or silently different gradients, depending on what the allocator last left there
+/// (docs/NATIVE.md has the bisection). Thermo therefore either pads every convolution to whole blocks
+/// (<see cref="ConvolutionKernels.OneDnnAligned"/>, the default) or uses ATen's own kernels, and
+/// verifies the choice with <see cref="NumericsSelfCheck"/> before training.
 /// </summary>
 public static class NativeSetup
 {
-    /// <summary>Environment variable that turns oneDNN convolutions back on (1/on/true).</summary>
-    public const string OneDnnVariable = "THERMO_ONEDNN";
+    /// <summary>Environment variable choosing the convolution kernels: onednn-aligned (default), aten, onednn.</summary>
+    public const string KernelsVariable = "THERMO_CONVOLUTIONS";
 
     static readonly object gate = new();
     static bool applied;
-    static bool oneDnn;
+    static ConvolutionKernels kernels;
 
-    /// <summary>Whether <see cref="OneDnnVariable"/> asks for oneDNN convolutions.</summary>
-    public static bool OneDnnRequested =>
-        System.Environment.GetEnvironmentVariable(OneDnnVariable)?.Trim().ToLowerInvariant() is "1" or "on" or "true";
+    /// <summary>The kernel set's name as run.json, the CLI and <see cref="KernelsVariable"/> spell it.</summary>
+    public static string Name(ConvolutionKernels k) => k switch
+    {
+        ConvolutionKernels.OneDnnAligned => "onednn-aligned",
+        ConvolutionKernels.Aten => "aten",
+        _ => "onednn",
+    };
 
-    /// <summary>Configures libtorch once per process (later calls do nothing).</summary>
+    /// <summary>Parses a kernel set's name; throws <see cref="ThermoException"/> naming <paramref name="source"/>.</summary>
+    public static ConvolutionKernels Parse(string name, string source) =>
+        name.Trim().ToLowerInvariant() switch
+        {
+            "onednn-aligned" or "aligned" => ConvolutionKernels.OneDnnAligned,
+            "aten" => ConvolutionKernels.Aten,
+            "onednn" => ConvolutionKernels.OneDnn,
+            _ => throw new ThermoException($"{source}: unknown convolution kernels '{name}' (known: onednn-aligned, aten, onednn)"),
+        };
+
+    /// <summary>Configures libtorch once per process from <see cref="KernelsVariable"/> (later calls do nothing).</summary>
     public static void Apply()
     {
         lock (gate)
         {
             if (applied) return;
-            oneDnn = OneDnnRequested;
-            NativeTorch.SetMkldnnEnabled(oneDnn);
+            var requested = System.Environment.GetEnvironmentVariable(KernelsVariable);
+            Use(string.IsNullOrWhiteSpace(requested) ? ConvolutionKernels.OneDnnAligned : Parse(requested, KernelsVariable));
+        }
+    }
+
+    /// <summary>Switches this process's convolutions to <paramref name="choice"/> (a resumed or pruned
+    /// run's own kernels, the trainer's fallback, the doctor's comparisons).</summary>
+    public static void Use(ConvolutionKernels choice)
+    {
+        lock (gate)
+        {
+            NativeTorch.SetMkldnnEnabled(choice != ConvolutionKernels.Aten);
             // NNPACK (a third convolution library ATen may pick for some forward passes) does not
             // initialise on every CPU and then warns on every call; one set of kernels everywhere.
             NativeTorch.SetNnpackEnabled(false);
+            kernels = choice;
             applied = true;
         }
     }
 
-    /// <summary>Switches oneDNN convolutions on or off for this process (the self-check's tests and the doctor's comparison).</summary>
-    public static void UseOneDnn(bool enabled)
-    {
-        lock (gate)
-        {
-            NativeTorch.SetMkldnnEnabled(enabled);
-            oneDnn = enabled;
-            applied = true;
-        }
-    }
+    /// <summary>The convolution kernels in use in this process now.</summary>
+    public static ConvolutionKernels Convolutions { get { Apply(); return kernels; } }
 
     /// <summary>This process's native stack as configured now.</summary>
     public static NativeStack Describe()
@@ -84,12 +115,11 @@ public static class NativeSetup
         var config = NativeTorch.BuildConfiguration();
         var version = System.Text.RegularExpressions.Regex.Match(config, @"TORCH_VERSION=([^,\s]+)") is { Success: true } m ? m.Groups[1].Value : "?";
         var environment = System.Environment.GetEnvironmentVariables().Keys.Cast<string>()
-            .Where(k => k.StartsWith("ONEDNN_") || k.StartsWith("DNNL_") || k.StartsWith("MKL_") || k.StartsWith("OMP_") || k == "ATEN_CPU_CAPABILITY" || k == OneDnnVariable)
+            .Where(k => k.StartsWith("ONEDNN_") || k.StartsWith("DNNL_") || k.StartsWith("MKL_") || k.StartsWith("OMP_") || k == "ATEN_CPU_CAPABILITY" || k == KernelsVariable)
             .Order().Select(k => $"{k}={System.Environment.GetEnvironmentVariable(k)}").ToArray();
-        return new NativeStack(model, features, NativeTorch.AtenCpuCapability(), oneDnn, NativeTorch.OneDnnVersion(), version,
+        return new NativeStack(model, features, NativeTorch.AtenCpuCapability(), Name(kernels), NativeTorch.OneDnnVersion(), version,
             torch.get_num_threads(), torch.get_num_interop_threads(), environment);
     }
-
     static readonly string[] SimdFlags = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"];
 
     /// <summary>Model name and the SIMD flags of the first processor in /proc/cpuinfo.</summary>

@@ -2,6 +2,7 @@ using Thermo.Analysis;
 using Thermo.Pipeline;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
+using Thermo.Trainer.Native;
 using Thermo.Trainer.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -84,7 +85,20 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         var d = manifest.Dataset;
         var model = ModelFactory.Create(config.Model, d.Channels, d.Height, d.Width, d.Classes, config.Widths, config.Dropout);
         ParameterLoader.Load(model, final, finalPath);
-        return new RunModel(run, manifest, final, model, x, y);
+        var opened = new RunModel(run, manifest, final, model, x, y);
+        opened.UseOwnKernels();
+        return opened;
+    }
+
+    /// <summary>The convolution kernels the run was trained and evaluated with (run.json), so that its
+    /// unmasked model reproduces the trainer's test metrics bit for bit; runs that predate the record
+    /// use this process's default.</summary>
+    public ConvolutionKernels Kernels => Manifest.Native?.Convolutions is { } name ? NativeSetup.Parse(name, RunManifest.PathIn(Run)) : NativeSetup.Convolutions;
+
+    /// <summary>Switches this process to <see cref="Kernels"/> (runs of one prune may differ).</summary>
+    public void UseOwnKernels()
+    {
+        if (NativeSetup.Convolutions != Kernels) NativeSetup.Use(Kernels);
     }
 
     /// <summary>The model's layers whose weight is a conv kernel (4-D), in order.</summary>
@@ -107,6 +121,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     public (double Loss, double Accuracy) Evaluate(FilterMask mask)
     {
         Evaluations++;
+        UseOwnKernels();
         if (mask.Units.Count == 0) return Evaluation.TestMetrics(Model, TestX, TestY);
         var (weight, bias) = parameters.TryGetValue(mask.Layer, out var p) && p.Weight is not null ? p
             : throw new ThermoException($"--layer: {Run} has no layer '{mask.Layer}'");

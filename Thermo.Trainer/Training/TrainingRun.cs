@@ -93,10 +93,15 @@ public sealed class TrainingRun : IDisposable
         var shape = dataset.Train;
         // Before any weight is trusted to this machine's kernels: the model's own forward and backward
         // pass against float64 (docs/NATIVE.md). Throws NativeNumericsException when they compute wrongly.
+        // A resumed run continues on the kernels it was trained on, where they still pass.
+        if (resumeFrom?.Native?.Convolutions is { } recordedKernels) NativeSetup.Use(NativeSetup.Parse(recordedKernels, RunManifest.PathIn(runDirectory)));
+        var cases = NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize).ToList();
+        var (_, check, rejected) = NumericsSelfCheck.ChooseKernels(cases);
         var native = NativeSetup.Describe();
-        var check = NumericsSelfCheck.Run(NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize));
+        if (rejected is not null)
+            progress.Message($"warning: this machine computes wrongly with convolutions on {NativeSetup.Name(ConvolutionKernels.OneDnnAligned)} ({rejected.Failures[0]}); training on ATen's own kernels instead (slower; docs/NATIVE.md)");
         if (!check.Passed) throw new NativeNumericsException(check.Failures[0], check.Failures.Count, native);
-        progress.Message($"native self-check passed: {string.Join(", ", check.Cases)} within {check.WorstRelativeError:G2} of float64 ({check.Elapsed.TotalSeconds:F1} s; convolutions on {(native.OneDnnConvolutions ? "oneDNN" : "ATen")}, {native.AtenCapability})");
+        progress.Message($"native self-check passed: {string.Join(", ", check.Cases)} within {check.WorstRelativeError:G2} of float64 ({check.Elapsed.TotalSeconds:F1} s; convolutions on {native.Convolutions}, ATen {native.AtenCapability})");
         if (resumeFrom?.Native is { } recorded && recorded with { Environment = [] } != native with { Environment = [] })
             progress.Message($"warning: resuming on another native stack than the run started on ({recorded.CpuModel}, {recorded.AtenCapability}, {recorded.Threads} threads → {native.CpuModel}, {native.AtenCapability}, {native.Threads} threads): its snapshots may differ from an uninterrupted run's");
         (trainX, trainY) = ToTensors(dataset.Train);
