@@ -27,9 +27,12 @@ public static class BlockAlignedConvolution
 
     /// <summary>The layer's convolution of <paramref name="x"/> (the layers here all have stride 1, no
     /// padding, no dilation, one group), with whole channel blocks when oneDNN aligned is in use.</summary>
-    public static Tensor Forward(Conv2d layer, Tensor x)
+    public static Tensor Forward(Conv2d layer, Tensor x) =>
+        NativeSetup.Convolutions == ConvolutionKernels.OneDnnAligned ? Padded(layer, x) : layer.forward(x);
+
+    /// <summary>The layer's convolution computed with whole channel blocks, whatever the kernels.</summary>
+    public static Tensor Padded(Conv2d layer, Tensor x)
     {
-        if (NativeSetup.Convolutions != ConvolutionKernels.OneDnnAligned) return layer.forward(x);
         var weight = layer.weight!;
         long output = weight.shape[0], input = weight.shape[1];
         var (alignedOutput, alignedInput) = AlignedChannels(output, input);
