@@ -7,7 +7,10 @@
 //   reproduce  build + reproduce the pruning paper's Tables 2–3 on real MNIST digits: R seeds trained,
 //              analysed, pruned, tabulated (README's main command)
 //   demo    setup + build + train the pruning paper's CNN on real MNIST digits, then analyse the run
-//   bench   benchmarks; figures written to docs/BENCHMARKS.md
+//   bench   benchmarks; figures written to docs/BENCHMARKS.md (installs Debian's python3-torch, the
+//           training-speed peer, when running as root)
+//   soak    many back-to-back training runs: no divergence, identical snapshots per seed; the figures
+//           go to the soak section of docs/BENCHMARKS.md
 //   clean   remove bin/ and obj/ folders
 
 open System
@@ -120,10 +123,108 @@ let reproduce (extra: string list) =
     setupData [ "mnist" ]
     thermo ([ "reproduce"; "pruning-paper" ] @ extra)
 
+/// Debian's PyTorch, the training-speed peer of the bench (docs/NATIVE.md): installed when missing and root.
+let ensurePeer () =
+    let hasTorch () =
+        File.Exists "/usr/bin/python3"
+        && (let code, _ = runCapture "/usr/bin/python3" [ "-c"; "import torch" ] in code = 0)
+    if not (hasTorch ()) then
+        if Environment.UserName = "root" then
+            log "installing the Debian package python3-torch, the bench's training-speed peer"
+            run "apt-get" [ "update"; "-qq" ]
+            run "apt-get" [ "install"; "-y"; "-qq"; "--no-install-recommends"; "python3-torch" ]
+        else log "python3-torch is missing (apt-get install python3-torch); the bench skips the peer comparison"
+
 let bench (extra: string list) =
     build ()
     setupData [ "mnist" ]
+    ensurePeer ()
     dotnet ([ Path.Combine(root, "Thermo.Bench", "bin", configuration, "net10.0", "Thermo.Bench.dll") ] @ extra)
+
+/// SHA-256 of a file, hex.
+let sha256 (path: string) =
+    use stream = File.OpenRead path
+    Convert.ToHexString(Security.Cryptography.SHA256.HashData stream).ToLowerInvariant()
+
+/// Replaces (or appends) the soak section of docs/BENCHMARKS.md, between its markers.
+let writeSoakSection (section: string) =
+    let path = Path.Combine(root, "docs", "BENCHMARKS.md")
+    let text = if File.Exists path then File.ReadAllText path else "# Benchmarks\n"
+    let opening, finish = "<!-- soak -->", "<!-- /soak -->"
+    let block = opening + "\n" + section.TrimEnd() + "\n" + finish
+    let i, j = text.IndexOf opening, text.IndexOf finish
+    let updated = if i >= 0 && j > i then text.Substring(0, i) + block + text.Substring(j + finish.Length) else text.TrimEnd() + "\n\n" + block + "\n"
+    let temp = path + ".tmp"
+    File.WriteAllText(temp, updated)
+    File.Move(temp, path, true)
+
+/// Back-to-back training runs as separate processes, as a user starts them: tiny fourconv runs on 1 and 2
+/// threads (partial channel blocks everywhere: widths 4,4,8,8) and real-MNIST runs of the paper's CNN.
+/// Every run must complete, and runs of the same seed and threads must write identical final snapshots.
+/// `-- --tiny N --real N --epochs E` changes the counts (defaults 50, 5, 10).
+let soak (extra: string list) =
+    build ()
+    setupData [ "mnist" ]
+    let arg name fallback =
+        match extra |> List.tryFindIndex ((=) name) with
+        | Some i when i + 1 < extra.Length -> int extra[i + 1]
+        | _ -> fallback
+    let tiny, real, epochs = arg "--tiny" 50, arg "--real" 5, arg "--epochs" 10
+    let scratch = Path.Combine(root, "artifacts", "soak")
+    if Directory.Exists scratch then Directory.Delete(scratch, true)
+    let started = DateTime.UtcNow
+    let rows = Collections.Generic.List<string>()
+    let mutable failures = 0
+    let mutable kernels = "?"
+    let mutable cpu = "?"
+    let series (label: string) (count: int) (seeds: int list) (threads: int) (args: string list) =
+        let digests = Collections.Generic.Dictionary<int, Collections.Generic.HashSet<string>>()
+        let mutable diverged = 0
+        let clock = Diagnostics.Stopwatch.StartNew()
+        for r in 0 .. count - 1 do
+            let seed = seeds[r % seeds.Length]
+            let out = Path.Combine(scratch, sprintf "%s-%03d" label r)
+            let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root, UseShellExecute = false)
+            for a in [ thermoDll; "train"; "--seed"; string seed; "--threads"; string threads; "--out"; out; "--quiet" ] @ args do psi.ArgumentList.Add a
+            use p = Process.Start psi
+            let stderr = p.StandardError.ReadToEndAsync()
+            p.StandardOutput.ReadToEnd() |> ignore
+            p.WaitForExit()
+            if p.ExitCode <> 0 then
+                diverged <- diverged + 1
+                log (sprintf "%s run %d (seed %d) failed: %s" label (r + 1) seed (stderr.Result.Trim()))
+            else
+                let final = Directory.GetFiles(Path.Combine(out, "snapshots"), "epoch=*") |> Array.max
+                if not (digests.ContainsKey seed) then digests[seed] <- Collections.Generic.HashSet<string>()
+                digests[seed].Add(sha256 final) |> ignore
+                use manifest = Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "run.json")))
+                let native = manifest.RootElement.GetProperty("native")
+                kernels <- native.GetProperty("convolutions").GetString()
+                cpu <- native.GetProperty("cpuModel").GetString()
+                Directory.Delete(out, true)
+            if (r + 1) % 10 = 0 || r + 1 = count then log (sprintf "%s: %d/%d runs, %d failed" label (r + 1) count diverged)
+        let distinct = digests |> Seq.sumBy (fun kv -> kv.Value.Count)
+        let identical = digests |> Seq.forall (fun kv -> kv.Value.Count = 1)
+        if diverged > 0 || not identical then failures <- failures + 1
+        rows.Add(sprintf "| %s | %d | %d | %s | %d seeds, %d distinct final snapshots (%s) | %.0f s |" label count diverged (string threads) digests.Count distinct (if identical then "identical per seed" else "**differ within a seed**") clock.Elapsed.TotalSeconds)
+    let tinyArgs = [ "--train-limit"; "1024"; "--test-limit"; "256"; "--epochs"; "2"; "--batch-size"; "64"; "--widths"; "4,4,8,8" ]
+    series "tiny fourconv, 1 thread" tiny [ 1; 2; 3; 4; 5 ] 1 tinyArgs
+    series "tiny fourconv, 2 threads" tiny [ 1; 2; 3; 4; 5 ] 2 tinyArgs
+    series (sprintf "mnist fourconv, %d epochs" epochs) real [ 1; 2 ] 2 [ "--epochs"; string epochs ]
+    let section =
+        [ "## Soak (issue 10)"
+          ""
+          sprintf "Written by `dotnet fsi build.fsx soak` on %s UTC (%.0f min): back-to-back `thermo train` processes, each" (started.ToString "yyyy-MM-dd HH:mm") (DateTime.UtcNow - started).TotalMinutes
+          sprintf "checking its native stack first. CPU: %s; convolutions: %s. Tiny runs: 1,024 MNIST images, 2 epochs," cpu kernels
+          "batch 64, widths 4,4,8,8 (no layer a whole 16-channel block), seeds 1–5 in turn; MNIST runs: all 8,004 images,"
+          "the paper's CNN (12,24,48,48), batch 128, seeds 1 and 2 in turn. A failed run is any non-zero exit."
+          ""
+          "| series | runs | failed | threads | final snapshots | wall |"
+          "|---|---|---|---|---|---|" ]
+        @ List.ofSeq rows
+    writeSoakSection (String.Join("\n", section))
+    log (sprintf "soak: %s" (if failures = 0 then "no failure, identical snapshots per seed" else sprintf "%d series FAILED" failures))
+    if failures > 0 then exit 1
 
 let clean () =
     for dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories) |> Seq.toArray do
@@ -138,6 +239,7 @@ let targets: (string * string * (string list -> unit)) list =
       "reproduce", "fetch data, build, and reproduce the pruning paper's tables (main job)", reproduce
       "demo", "fetch data, build, train the paper's CNN on MNIST once and analyse it", demo
       "bench", "run the benchmarks and write docs/BENCHMARKS.md", bench
+      "soak", "many back-to-back training runs: no divergence, same seed → same bytes (docs/BENCHMARKS.md)", soak
       "clean", "remove bin/ and obj/", (fun _ -> clean ()) ]
 
 let argv = fsi.CommandLineArgs |> Array.skip 1 |> Array.toList

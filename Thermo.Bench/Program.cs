@@ -9,13 +9,16 @@ using static TorchSharp.torch;
 
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
-// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models] [--out docs/BENCHMARKS.md]
+// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer] [--out docs/BENCHMARKS.md]
+// Thermo.Bench native-probe …: the bisection harness of docs/NATIVE.md (NativeProbe.cs).
 // (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
 // leaving the documented figures alone. THERMO_PROBE_DEBUG=1 keeps the synthetic runs under
 // artifacts/bench and prints the analysis memory probe's breakdown on stderr.)
 // (`--quick` shrinks every size so the whole run takes about a minute; its figures are not the documented ones.)
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+// The native stack every Thermo process uses (docs/NATIVE.md), before the first tensor.
+Thermo.Trainer.Native.NativeSetup.Apply();
 if (args.Length == 5 && args[0] == AnalysisBench.ProbeVerb)
 {
     AnalysisBench.Probe(args[1], args[2], args[3], args[4] == "msd");
@@ -140,6 +143,9 @@ if (Section("pruning")) PruningBench.Run(scratch, artifacts, quick, Report, Medi
 // 7. Issue 6: training throughput of every model.
 if (Section("models")) ModelBench.Run(quick, Report, Median);
 
+// 8. Issue 10: training speed against Debian's PyTorch on the same files.
+if (Section("peer")) PeerBench.Run(repoRoot, artifacts, scratch, quick, Report, Median);
+
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();
 md.AppendLine("# Benchmarks").AppendLine();
@@ -150,6 +156,12 @@ md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|--
 foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
 var notes = Path.Combine(Path.GetDirectoryName(output)!, "BENCHMARKS.notes.md");
 if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
+// The soak section is written by `build.fsx soak`, not here: carried over as it stands.
+var documented = Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
+if (File.Exists(documented) && File.ReadAllText(documented) is var previous
+    && previous.IndexOf("<!-- soak -->", StringComparison.Ordinal) is >= 0 and var soakStart
+    && previous.IndexOf("<!-- /soak -->", StringComparison.Ordinal) is var soakEnd && soakEnd > soakStart)
+    md.AppendLine().AppendLine(previous[soakStart..(soakEnd + "<!-- /soak -->".Length)]);
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 AtomicFile.writeAllText(output, md.ToString());
 Console.WriteLine($"wrote {output}");

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Thermo.Trainer.Native;
+using Thermo.Trainer.Training;
+
+/// <summary>
+/// Issue 10: training speed of the paper's CNN against Debian's PyTorch (python3-torch, 1.13) on the same
+/// MNIST IDX files, batch 128, the same threads, alternating the two so drift in the machine's speed
+/// hits both alike. Thermo runs on its default kernels (oneDNN, block-aligned) and on its ATen fallback.
+/// </summary>
+static class PeerBench
+{
+    const string Python = "/usr/bin/python3";
+
+    public static void Run(string repoRoot, string artifacts, string scratch, bool quick,
+        Action<string, string, string, bool?> report, Func<IEnumerable<double>, double> median)
+    {
+        if (!HasTorch())
+        {
+            report("training throughput against PyTorch", "skipped: Debian's python3-torch is not installed (the bench target installs it as root)", "—", null);
+            return;
+        }
+        int threads = Environment.ProcessorCount, repeats = quick ? 1 : 3, epochs = quick ? 2 : 3;
+        var idx = Thermo.Trainer.Data.DataSources.EnsureDefault("mnist", artifacts, _ => { });
+        var script = Path.Combine(repoRoot, "Thermo.Bench", "peer", "pytorch_fourconv.py");
+        var speeds = new Dictionary<string, List<double>> { ["peer"] = [], ["onednn-aligned"] = [], ["aten"] = [] };
+        string version = "?";
+        var before = NativeSetup.Convolutions;
+        for (int r = 0; r < repeats; r++)
+        {
+            foreach (var kernels in new[] { ConvolutionKernels.OneDnnAligned, ConvolutionKernels.Aten })
+            {
+                NativeSetup.Use(kernels);
+                speeds[NativeSetup.Name(kernels)].Add(ThermoImagesPerSecond(artifacts, Path.Combine(scratch, $"peer-{r}-{NativeSetup.Name(kernels)}"), epochs, threads, median));
+            }
+            var (imagesPerSecond, torchVersion) = PeerImagesPerSecond(script, idx, threads, epochs);
+            speeds["peer"].Add(imagesPerSecond);
+            version = torchVersion;
+        }
+        NativeSetup.Use(before);
+        double peer = median(speeds["peer"]);
+        report($"baseline: PyTorch {version} (Debian python3-torch) training the same CNN on the same files, batch 128, {threads} threads",
+            $"{peer:F0} images/s (runs: {string.Join(", ", speeds["peer"].Select(s => s.ToString("F0")))})", "—", null);
+        foreach (var kernels in new[] { "onednn-aligned", "aten" })
+        {
+            double thermo = median(speeds[kernels]);
+            bool isDefault = kernels == "onednn-aligned";
+            report($"training throughput, Thermo ({kernels}{(isDefault ? ", the default" : ", the fallback")}) ÷ PyTorch",
+                $"{thermo:F0} ÷ {peer:F0} images/s = {thermo / peer:F2} (runs: {string.Join(", ", speeds[kernels].Select(s => s.ToString("F0")))})",
+                isDefault ? "≥ 1.0" : "—", isDefault ? thermo / peer >= 1.0 : null);
+        }
+    }
+
+    static bool HasTorch()
+    {
+        if (!File.Exists(Python)) return false;
+        using var p = Process.Start(new ProcessStartInfo(Python, ["-c", "import torch"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        p.WaitForExit();
+        return p.ExitCode == 0;
+    }
+
+    /// <summary>The trainer's own training-pass images/s (epoch metrics), median over the epochs after the first.</summary>
+    static double ThermoImagesPerSecond(string artifacts, string runDir, int epochs, int threads, Func<IEnumerable<double>, double> median)
+    {
+        var config = new TrainConfig { Epochs = epochs, Seed = 1, Threads = threads };
+        using (var run = TrainingRun.Start(config, runDir, artifacts, new SilentProgress())) run.Run();
+        var metrics = TrainingRun.ReadMetrics(Path.Combine(runDir, TrainingRun.MetricsFile)).Where(m => m.Epoch > 1).ToList();
+        Directory.Delete(runDir, true);
+        return median(metrics.Select(m => m.ImagesPerSecond));
+    }
+
+    static (double ImagesPerSecond, string Version) PeerImagesPerSecond(string script, string idx, int threads, int epochs)
+    {
+        var psi = new ProcessStartInfo(Python, [script, idx, "--threads", threads.ToString(), "--batch-size", "128", "--epochs", epochs.ToString()])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{script} failed ({p.ExitCode}): {stderr.Result}");
+        using var json = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        return (json.RootElement.GetProperty("images_per_second").GetDouble(), json.RootElement.GetProperty("torch").GetString() ?? "?");
+    }
+}
