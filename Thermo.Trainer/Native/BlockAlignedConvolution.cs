@@ -10,7 +10,8 @@ namespace Thermo.Trainer.Native;
 /// zero channels, the output is cut back to the real filters. The output and the gradients of the real
 /// weight, bias and input equal the plain convolution's: the zero filters' outputs are cut away, the
 /// zero input channels multiply zero weights, and autograd sends the padding's gradients nowhere.
-/// Only under <see cref="ConvolutionKernels.OneDnnAligned"/>; otherwise exactly the layer's own forward.
+/// Only under <see cref="ConvolutionKernels.OneDnnAligned"/> and on the CPU (oneDNN is the CPU's
+/// library); otherwise exactly the layer's own forward.
 /// </summary>
 public static class BlockAlignedConvolution
 {
@@ -28,7 +29,7 @@ public static class BlockAlignedConvolution
     /// <summary>The layer's convolution of <paramref name="x"/> (the layers here all have stride 1, no
     /// padding, no dilation, one group), with whole channel blocks when oneDNN aligned is in use.</summary>
     public static Tensor Forward(Conv2d layer, Tensor x) =>
-        NativeSetup.Convolutions == ConvolutionKernels.OneDnnAligned ? Padded(layer, x) : layer.forward(x);
+        NativeSetup.Convolutions == ConvolutionKernels.OneDnnAligned && x.device_type == TorchSharp.DeviceType.CPU ? Padded(layer, x) : layer.forward(x);
 
     /// <summary>The layer's convolution computed with whole channel blocks, whatever the kernels.</summary>
     public static Tensor Padded(Conv2d layer, Tensor x)
