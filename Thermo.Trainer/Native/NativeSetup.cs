@@ -84,6 +84,7 @@ public static class NativeSetup
         lock (gate)
         {
             if (applied) return;
+            NativeTorch.KeepFreedMemory();
             var requested = System.Environment.GetEnvironmentVariable(KernelsVariable);
             Use(string.IsNullOrWhiteSpace(requested) ? ConvolutionKernels.OneDnnAligned : Parse(requested, KernelsVariable));
         }

@@ -29,6 +29,25 @@ public static class NativeTorch
     /// <summary>A variable of the process's native environment, or null.</summary>
     public static string? NativeEnvironment(string name) => Marshal.PtrToStringUTF8(GetEnv(name));
 
+    [DllImport(LibC, EntryPoint = "mallopt")]
+    static extern int MallOpt(int parameter, int value);
+
+    const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
+
+    /// <summary>
+    /// Keeps the C heap's freed memory in the process instead of handing it back to the kernel after
+    /// every large tensor: glibc serves blocks above its (dynamic) mmap threshold with fresh mmaps and
+    /// trims the heap top when it frees, so an evaluation loop that allocates and frees the same
+    /// megabytes of activations pays page faults for all of them again on every batch. Fixes the mmap
+    /// threshold at glibc's 64-bit maximum (32 MiB) and the trim threshold at 256 MiB. Returns whether
+    /// glibc accepted both (other C libraries have no mallopt or other parameters).
+    /// </summary>
+    public static bool KeepFreedMemory()
+    {
+        try { return MallOpt(M_MMAP_THRESHOLD, 32 << 20) == 1 & MallOpt(M_TRIM_THRESHOLD, 256 << 20) == 1; }
+        catch (EntryPointNotFoundException) { return false; }
+    }
+
     static IntPtr library;
 
     /// <summary>libtorch_cpu's handle, loading TorchSharp's native stack first if needed.</summary>
