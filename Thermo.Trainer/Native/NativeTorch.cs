@@ -48,6 +48,17 @@ public static class NativeTorch
         catch (EntryPointNotFoundException) { return false; }
     }
 
+    [DllImport(LibC, EntryPoint = "malloc_trim")]
+    static extern int MallocTrim(nuint pad);
+
+    /// <summary>Hands the C heap's free memory back to the kernel now (after a one-off peak such as the
+    /// self-check's float64 passes), whatever <see cref="KeepFreedMemory"/> set.</summary>
+    public static void ReturnFreedMemory()
+    {
+        try { MallocTrim(0); }
+        catch (EntryPointNotFoundException) { }
+    }
+
     static IntPtr library;
 
     /// <summary>libtorch_cpu's handle, loading TorchSharp's native stack first if needed.</summary>
