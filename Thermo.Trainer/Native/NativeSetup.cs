@@ -24,10 +24,16 @@ public sealed record NativeStack(
     string LibTorchVersion,
     int Threads,
     int InteropThreads,
-    string[] Environment);
+    string[] Environment)
+{
+    /// <summary>Whether a run's bytes computed on <paramref name="other"/> would be the ones computed here
+    /// (everything but the environment listing, which only explains a difference).</summary>
+    public bool ComputesLike(NativeStack other) =>
+        (CpuModel, CpuFeatures, AtenCapability, Convolutions, OneDnnVersion, LibTorchVersion, Threads, InteropThreads) ==
+        (other.CpuModel, other.CpuFeatures, other.AtenCapability, other.Convolutions, other.OneDnnVersion, other.LibTorchVersion, other.Threads, other.InteropThreads);
+}
 
-/// <summary>Which kernels compute the models' convolutions.</summary>
-[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ConvolutionKernels>))]
+/// <summary>Which kernels compute the models' convolutions (named in run.json by <see cref="NativeSetup.Name"/>).</summary>
 public enum ConvolutionKernels
 {
     /// <summary>oneDNN, every convolution padded to whole 16-channel blocks (<see cref="BlockAlignedConvolution"/>): the fast default.</summary>
@@ -121,6 +127,7 @@ public static class NativeSetup
         return new NativeStack(model, features, NativeTorch.AtenCpuCapability(), Name(kernels), NativeTorch.OneDnnVersion(), version,
             torch.get_num_threads(), torch.get_num_interop_threads(), environment);
     }
+
     static readonly string[] SimdFlags = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"];
 
     /// <summary>Model name and the SIMD flags of the first processor in /proc/cpuinfo.</summary>

@@ -90,25 +90,12 @@ public sealed class TrainingRun : IDisposable
         dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
             throw new ThermoException($"--resume: the data differ from the run's ({dataset.Source}: {dataset.Digest}, run.json: {resumeFrom.Dataset.Digest})");
-        var shape = dataset.Train;
-        // Before any weight is trusted to this machine's kernels: the model's own forward and backward
-        // pass against float64 (docs/NATIVE.md). Throws NativeNumericsException when they compute wrongly.
-        // A resumed run continues on the kernels it was trained on, where they still pass.
-        if (resumeFrom?.Native?.Convolutions is { } recordedKernels) NativeSetup.Use(NativeSetup.Parse(recordedKernels, RunManifest.PathIn(runDirectory)));
-        var cases = NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize).ToList();
-        var (_, check, rejected) = NumericsSelfCheck.ChooseKernels(cases);
-        var native = NativeSetup.Describe();
-        if (rejected is not null)
-            progress.Message($"warning: this machine computes wrongly with convolutions on {NativeSetup.Name(ConvolutionKernels.OneDnnAligned)} ({rejected.Failures[0]}); training on ATen's own kernels instead (slower; docs/NATIVE.md)");
-        if (!check.Passed) throw new NativeNumericsException(check.Failures[0], check.Failures.Count, native);
-        progress.Message($"native self-check passed: {string.Join(", ", check.Cases)} within {check.WorstRelativeError:G2} of float64 ({check.Elapsed.TotalSeconds:F1} s; convolutions on {native.Convolutions}, ATen {native.AtenCapability})");
-        if (resumeFrom?.Native is { } recorded && recorded with { Environment = [] } != native with { Environment = [] })
-            progress.Message($"warning: resuming on another native stack than the run started on ({recorded.CpuModel}, {recorded.AtenCapability}, {recorded.Threads} threads → {native.CpuModel}, {native.AtenCapability}, {native.Threads} threads): its snapshots may differ from an uninterrupted run's");
+        var (native, check) = VerifyNativeStack(config, dataset, resumeFrom, runDirectory, progress);
         (trainX, trainY) = ToTensors(dataset.Train);
         (testX, testY) = ToTensors(dataset.Test);
 
         torch.manual_seed(config.Seed);
-        var t = shape;
+        var t = dataset.Train;
         model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout);
         model.to(device);
         // A run may start from another model's parameters (a pruned model being fine-tuned); only a
@@ -147,6 +134,29 @@ public sealed class TrainingRun : IDisposable
             CreatedUtc = DateTimeOffset.UtcNow,
         };
         manifest = manifest with { Config = config, Native = native, SelfCheck = new SelfCheckSummary(check.Cases.ToArray(), check.WorstRelativeError, NumericsSelfCheck.Tolerance, check.Elapsed.TotalSeconds) };
+    }
+
+    /// <summary>
+    /// Before any weight is trusted to this machine's kernels: the model's own forward and backward pass
+    /// against float64 (docs/NATIVE.md), falling back to ATen's kernels when the chosen ones compute
+    /// wrongly. A resumed run continues on the kernels it was trained on, where they still pass. Throws
+    /// <see cref="NativeNumericsException"/> when no kernel set passes.
+    /// </summary>
+    static (NativeStack Native, SelfCheckReport Check) VerifyNativeStack(TrainConfig config, ImageDataset dataset, RunManifest? resumeFrom, string runDirectory, ITrainingProgress progress)
+    {
+        if (resumeFrom?.Native?.Convolutions is { } recordedKernels) NativeSetup.Use(NativeSetup.Parse(recordedKernels, RunManifest.PathIn(runDirectory)));
+        var shape = dataset.Train;
+        var cases = NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize).ToList();
+        var requested = NativeSetup.Convolutions;
+        var (_, check, rejected) = NumericsSelfCheck.ChooseKernels(cases);
+        var native = NativeSetup.Describe();
+        if (rejected is not null)
+            progress.Message($"warning: this machine computes wrongly with convolutions on {NativeSetup.Name(requested)} ({rejected.Failures[0]}); training on ATen's own kernels instead (slower; docs/NATIVE.md)");
+        if (!check.Passed) throw new NativeNumericsException(check.Failures[0], check.Failures.Count, native);
+        progress.Message($"native self-check passed: {string.Join(", ", check.Cases)} within {check.WorstRelativeError:G2} of float64 ({check.Elapsed.TotalSeconds:F1} s; convolutions on {native.Convolutions}, ATen {native.AtenCapability})");
+        if (resumeFrom?.Native is { } recorded && !recorded.ComputesLike(native))
+            progress.Message($"warning: resuming on another native stack than the run started on ({recorded.CpuModel}, {recorded.Convolutions}, {recorded.Threads} threads → {native.CpuModel}, {native.Convolutions}, {native.Threads} threads): its snapshots may differ from an uninterrupted run's");
+        return (native, check);
     }
 
     /// <summary>Starts a fresh run in <paramref name="runDirectory"/> (which must hold no run).</summary>
