@@ -32,6 +32,9 @@ public sealed record SelfCheckReport(IReadOnlyList<string> Cases, IReadOnlyList<
 /// Before each float32 pass the allocator is filled with freed NaN buffers, so a kernel that reads
 /// memory it never wrote (the fault docs/NATIVE.md traces) reads NaN and is caught every time rather
 /// than by chance.
+///
+/// Models are checked in eval mode (dropout off, batch norm on its running statistics), where both
+/// passes are deterministic; batch norm's training-mode kernels are not covered.
 /// </summary>
 public static class NumericsSelfCheck
 {
@@ -143,8 +146,9 @@ public static class NumericsSelfCheck
             }, [batch, channels, height, width], InputGradient: false);
     }
 
-    /// <summary>Single convolutions of every channel count modulo the SIMD blocks (8 and 16 floats),
-    /// with and without an input gradient: what `thermo doctor` runs beside the models.</summary>
+    /// <summary>Single convolutions with channel counts below, at and between whole SIMD blocks (8 and 16
+    /// floats), with an input gradient wherever there is more than one input channel: the faulty
+    /// shapes of docs/NATIVE.md and their neighbours, which `thermo doctor` runs beside the models.</summary>
     public static IEnumerable<SelfCheckCase> ConvolutionCases()
     {
         foreach (var (input, output, kernel, size) in new[] { (1, 12, 5, 28), (12, 24, 3, 24), (16, 4, 3, 12), (16, 12, 3, 12), (16, 16, 3, 12), (24, 48, 3, 11), (48, 48, 3, 9), (3, 20, 3, 16) })
