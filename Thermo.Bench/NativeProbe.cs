@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 /// The bisection harness of docs/NATIVE.md: a minimal TorchSharp training loop (the 4-conv CNN,
 /// Adam, preloaded MNIST tensors) to which the project's pieces are added back one flag at a time,
 /// counting the runs that produce a non-finite loss or weight.
-/// Usage: Thermo.Bench native-probe [--runs 12] [--epochs 2] [--limit 1024] [--batch 64]
+/// Usage: Thermo.Bench native-probe [--layer-timing] [--runs 12] [--epochs 2] [--limit 1024] [--batch 64]
 ///   [--widths 4,4,8,8] [--threads 2] [--model fourconv|lenet|mlp2] [--kernels onednn|onednn-aligned|aten] [--isa AVX2]
 ///   [--channels-last] [--poison] [--scopes] [--gradnoise] [--eval] [--parquet] [--skia]
 /// </summary>

@@ -25,19 +25,18 @@ static class PeerBench
         var script = Path.Combine(repoRoot, "Thermo.Bench", "peer", "pytorch_fourconv.py");
         var speeds = new Dictionary<string, List<double>> { ["peer"] = [], ["onednn-aligned"] = [], ["aten"] = [] };
         string version = "?";
-        var before = NativeSetup.Convolutions;
+        var before = NativeSetup.Configured;
         for (int r = 0; r < repeats; r++)
         {
             foreach (var kernels in new[] { ConvolutionKernels.OneDnnAligned, ConvolutionKernels.Aten })
             {
-                NativeSetup.Use(kernels);
-                speeds[NativeSetup.Name(kernels)].Add(ThermoImagesPerSecond(artifacts, Path.Combine(scratch, $"peer-{r}-{NativeSetup.Name(kernels)}"), epochs, threads, median));
+                speeds[NativeSetup.Name(kernels)].Add(ThermoImagesPerSecond(kernels, artifacts, Path.Combine(scratch, $"peer-{r}-{NativeSetup.Name(kernels)}"), epochs, threads, median));
             }
             var (imagesPerSecond, torchVersion) = PeerImagesPerSecond(script, idx, threads, epochs);
             speeds["peer"].Add(imagesPerSecond);
             version = torchVersion;
         }
-        NativeSetup.Use(before);
+        NativeSetup.Configure(before);
         double peer = median(speeds["peer"]);
         report($"baseline: PyTorch {version} (Debian python3-torch) training the same CNN on the same files, batch 128, {threads} threads",
             $"{peer:F0} images/s (runs: {string.Join(", ", speeds["peer"].Select(s => s.ToString("F0")))})", "—", null);
@@ -60,10 +59,15 @@ static class PeerBench
     }
 
     /// <summary>The trainer's own training-pass images/s (epoch metrics), median over the epochs after the first.</summary>
-    static double ThermoImagesPerSecond(string artifacts, string runDir, int epochs, int threads, Func<IEnumerable<double>, double> median)
+    static double ThermoImagesPerSecond(ConvolutionKernels kernels, string artifacts, string runDir, int epochs, int threads, Func<IEnumerable<double>, double> median)
     {
+        NativeSetup.Configure(kernels);
         var config = new TrainConfig { Epochs = epochs, Seed = 1, Threads = threads };
         using (var run = TrainingRun.Start(config, runDir, artifacts, new SilentProgress())) run.Run();
+        // The trainer starts from the configured kernels and may fall back: what ran is in run.json.
+        var ran = RunManifest.TryLoad(runDir)?.Native?.Convolutions;
+        if (ran != NativeSetup.Name(kernels))
+            throw new InvalidOperationException($"the peer benchmark asked for {NativeSetup.Name(kernels)} convolutions but the run trained on {ran}");
         var metrics = TrainingRun.ReadMetrics(Path.Combine(runDir, TrainingRun.MetricsFile)).Where(m => m.Epoch > 1).ToList();
         Directory.Delete(runDir, true);
         return median(metrics.Select(m => m.ImagesPerSecond));

@@ -10,7 +10,7 @@ public static class DoctorCommand
     public static Command Build()
     {
         var models = new Option<string>("--models") { Description = $"Models to check, comma-separated, or all ({string.Join(", ", ModelFactory.Names)})", DefaultValueFactory = _ => "all" };
-        var batchSize = new Option<int>("--batch-size") { Description = "Training batch size to check at (the evaluation batch is always checked)", DefaultValueFactory = _ => 128 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Training batch size to check at, beside the evaluation batch (stlnet: one batch of 8)", DefaultValueFactory = _ => 128 };
         var kernels = new Option<string>("--kernels") { Description = $"Convolution kernels to check: onednn-aligned (the default), aten (the fallback), onednn (the layers unpadded, to see this machine's fault); default: {NativeSetup.KernelsVariable} or onednn-aligned", DefaultValueFactory = _ => "default" };
         var repeats = new Option<int>("--repeats") { Description = "Passes per case (each after poisoning freed memory)", DefaultValueFactory = _ => 2 };
         var command = new Command("doctor", "Check that this machine's native kernels compute the models' forward and backward passes correctly") { models, batchSize, kernels, repeats };
@@ -20,6 +20,7 @@ public static class DoctorCommand
             var names = parse.GetValue(models) is "all" or null ? ModelFactory.Names : parse.GetValue(models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var n in names.Where(n => !ModelFactory.Names.Contains(n)))
                 throw new ThermoException($"--models: unknown model '{n}' (known: {string.Join(", ", ModelFactory.Names)})");
+            if (parse.GetValue(repeats) < 1) throw new ThermoException($"--repeats: must be at least 1, got {parse.GetValue(repeats)}");
             if (parse.GetValue(batchSize) <= 0) throw new ThermoException($"--batch-size: must be positive, got {parse.GetValue(batchSize)}");
             var stack = NativeSetup.Describe();
             var cases = NumericsSelfCheck.ConvolutionCases()

@@ -147,6 +147,14 @@ public static class ReproduceCommand
     static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ConsoleProgress progress)
     {
         var existing = RunManifest.TryLoad(runDir);
+        if (existing is not null && existing.Native is null)
+        {
+            // Trained before Thermo checked its native kernels: on AVX-512 machines its weights may be
+            // wrong (docs/NATIVE.md), so it is trained again rather than reused.
+            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in run.json)");
+            Directory.Delete(runDir, recursive: true);
+            existing = null;
+        }
         if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
             throw new ThermoException($"{runDir}: holds a run of another configuration; choose another --out or remove it");
         if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs)

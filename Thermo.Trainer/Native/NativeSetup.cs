@@ -63,8 +63,9 @@ public static class NativeSetup
     public const string KernelsVariable = "THERMO_CONVOLUTIONS";
 
     static readonly object gate = new();
-    static bool applied;
-    static ConvolutionKernels kernels;
+    static volatile bool applied;
+    static volatile int kernels;
+    static ConvolutionKernels configured;
 
     /// <summary>The kernel set's name as run.json, the CLI and <see cref="KernelsVariable"/> spell it.</summary>
     public static string Name(ConvolutionKernels k) => k switch
@@ -92,7 +93,8 @@ public static class NativeSetup
             if (applied) return;
             NativeTorch.KeepFreedMemory();
             var requested = System.Environment.GetEnvironmentVariable(KernelsVariable);
-            Use(string.IsNullOrWhiteSpace(requested) ? ConvolutionKernels.OneDnnAligned : Parse(requested, KernelsVariable));
+            configured = string.IsNullOrWhiteSpace(requested) ? ConvolutionKernels.OneDnnAligned : Parse(requested, KernelsVariable);
+            Use(configured);
         }
     }
 
@@ -106,13 +108,37 @@ public static class NativeSetup
             // NNPACK (a third convolution library ATen may pick for some forward passes) does not
             // initialise on every CPU and then warns on every call; one set of kernels everywhere.
             NativeTorch.SetNnpackEnabled(false);
-            kernels = choice;
+            if (!applied) configured = choice;
+            kernels = (int)choice;
             applied = true;
         }
     }
 
-    /// <summary>The convolution kernels in use in this process now.</summary>
-    public static ConvolutionKernels Convolutions { get { Apply(); return kernels; } }
+    /// <summary>The convolution kernels in use in this process now (read on every convolution: no lock once applied).</summary>
+    public static ConvolutionKernels Convolutions
+    {
+        get
+        {
+            if (!applied) Apply();
+            return (ConvolutionKernels)kernels;
+        }
+    }
+
+    /// <summary>Makes <paramref name="choice"/> the kernels new runs of this process start from (as
+    /// <see cref="KernelsVariable"/> would have), and uses them now.</summary>
+    public static void Configure(ConvolutionKernels choice)
+    {
+        lock (gate)
+        {
+            Apply();
+            configured = choice;
+            Use(choice);
+        }
+    }
+
+    /// <summary>The kernels this process was configured with (<see cref="KernelsVariable"/>, else onednn-aligned):
+    /// what every new run starts from, whatever an earlier run of the same process fell back to or resumed on.</summary>
+    public static ConvolutionKernels Configured { get { Apply(); return configured; } }
 
     /// <summary>This process's native stack as configured now.</summary>
     public static NativeStack Describe()
@@ -124,7 +150,7 @@ public static class NativeSetup
         var environment = System.Environment.GetEnvironmentVariables().Keys.Cast<string>()
             .Where(k => k.StartsWith("ONEDNN_") || k.StartsWith("DNNL_") || k.StartsWith("MKL_") || k.StartsWith("OMP_") || k == "ATEN_CPU_CAPABILITY" || k == KernelsVariable)
             .Order().Select(k => $"{k}={System.Environment.GetEnvironmentVariable(k)}").ToArray();
-        return new NativeStack(model, features, NativeTorch.AtenCpuCapability(), Name(kernels), NativeTorch.OneDnnVersion(), version,
+        return new NativeStack(model, features, NativeTorch.AtenCpuCapability(), Name(Convolutions), NativeTorch.OneDnnVersion(), version,
             torch.get_num_threads(), torch.get_num_interop_threads(), environment);
     }
 

@@ -16,9 +16,6 @@ public static class NativeTorch
     [DllImport(LibC, EntryPoint = "setenv", SetLastError = true)]
     static extern int SetEnv(string name, string value, int overwrite);
 
-    [DllImport(LibC, EntryPoint = "getenv")]
-    static extern IntPtr GetEnv(string name);
-
     /// <summary>Sets a variable in the process's native environment (what libtorch and oneDNN read).</summary>
     public static void SetNativeEnvironment(string name, string value)
     {
@@ -26,13 +23,14 @@ public static class NativeTorch
         Environment.SetEnvironmentVariable(name, value);
     }
 
-    /// <summary>A variable of the process's native environment, or null.</summary>
-    public static string? NativeEnvironment(string name) => Marshal.PtrToStringUTF8(GetEnv(name));
-
     [DllImport(LibC, EntryPoint = "mallopt")]
     static extern int MallOpt(int parameter, int value);
 
     const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
+
+    /// <summary>Linux on x86-64: where glibc's mallopt parameters and the Itanium C++ ABI's way of
+    /// returning a std::string (hidden result pointer in the first argument register) are as used here.</summary>
+    static bool IsGlibcX64 => OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64;
 
     /// <summary>
     /// Keeps the C heap's freed memory in the process instead of handing it back to the kernel after
@@ -44,8 +42,9 @@ public static class NativeTorch
     /// </summary>
     public static bool KeepFreedMemory()
     {
+        if (!IsGlibcX64) return false;
         try { return MallOpt(M_MMAP_THRESHOLD, 32 << 20) == 1 & MallOpt(M_TRIM_THRESHOLD, 256 << 20) == 1; }
-        catch (EntryPointNotFoundException) { return false; }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return false; }
     }
 
     [DllImport(LibC, EntryPoint = "malloc_trim")]
@@ -55,8 +54,9 @@ public static class NativeTorch
     /// self-check's float64 passes), whatever <see cref="KeepFreedMemory"/> set.</summary>
     public static void ReturnFreedMemory()
     {
+        if (!IsGlibcX64) return;
         try { MallocTrim(0); }
-        catch (EntryPointNotFoundException) { }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { }
     }
 
     static IntPtr library;
@@ -101,6 +101,7 @@ public static class NativeTorch
     /// buffer, if any, is left alone: these are called a few times per process.</summary>
     static string CallStringFunction(string symbol)
     {
+        if (!IsGlibcX64) return "?";
         var result = Marshal.AllocHGlobal(64);
         try
         {

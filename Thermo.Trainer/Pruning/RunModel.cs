@@ -92,8 +92,8 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
 
     /// <summary>The convolution kernels the run was trained and evaluated with (run.json), so that its
     /// unmasked model reproduces the trainer's test metrics bit for bit; runs that predate the record
-    /// use this process's default.</summary>
-    public ConvolutionKernels Kernels => Manifest.Native?.Convolutions is { } name ? NativeSetup.Parse(name, RunManifest.PathIn(Run)) : NativeSetup.Convolutions;
+    /// use the kernels this process was configured with.</summary>
+    public ConvolutionKernels Kernels => Manifest.Native?.Convolutions is { } name ? NativeSetup.Parse(name, RunManifest.PathIn(Run)) : NativeSetup.Configured;
 
     /// <summary>Switches this process to <see cref="Kernels"/> (runs of one prune may differ).</summary>
     public void UseOwnKernels()

@@ -144,7 +144,9 @@ public sealed class TrainingRun : IDisposable
     /// </summary>
     static (NativeStack Native, SelfCheckReport Check) VerifyNativeStack(TrainConfig config, ImageDataset dataset, RunManifest? resumeFrom, string runDirectory, ITrainingProgress progress)
     {
-        if (resumeFrom?.Native?.Convolutions is { } recordedKernels) NativeSetup.Use(NativeSetup.Parse(recordedKernels, RunManifest.PathIn(runDirectory)));
+        NativeSetup.Use(resumeFrom?.Native?.Convolutions is { } recordedKernels
+            ? NativeSetup.Parse(recordedKernels, RunManifest.PathIn(runDirectory))
+            : NativeSetup.Configured);
         var shape = dataset.Train;
         var cases = NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize).ToList();
         var requested = NativeSetup.Convolutions;
@@ -283,9 +285,12 @@ public sealed class TrainingRun : IDisposable
                 // s_I(b) for every layer in one native call and one copy out (SPEC: gradient-noise layer temperature).
                 var signal = stack(weights.Select(w => w.Weight.grad!.abs().mean()).ToArray()).cpu().data<float>().ToArray();
                 for (int i = 0; i < signal.Length; i++) { sum[i] += signal[i]; sumSquares[i] += (double)signal[i] * signal[i]; }
-                // The divergence guard: the loss is already on the host, so checking it costs nothing.
-                // The run directory still ends at the last complete epoch, so the run stays resumable.
+                // The divergence guard, before the step: the loss and each layer's mean |gradient| are
+                // already on the host, so checking them costs nothing. The run directory still ends at
+                // the last complete epoch, so the run stays resumable.
                 if (!double.IsFinite(batchLoss)) throw Diverged(epoch, b, batches, $"the loss is {batchLoss}");
+                if (Array.FindIndex(signal, s => !float.IsFinite(s)) is var bad and >= 0)
+                    throw Diverged(epoch, b, batches, $"{weights[bad].Layer}'s mean |gradient| is {signal[bad]}");
                 optimizer.step();
                 step++;
                 lossSum += batchLoss * count;

@@ -25,7 +25,11 @@ public class NativeStackTests
         var before = NativeSetup.Convolutions;
         try
         {
-            var (kernels, report, _) = NumericsSelfCheck.ChooseKernels(NumericsSelfCheck.ConvolutionCases().Concat(FourConv()).ToList());
+            NativeSetup.Use(NativeSetup.Configured);
+            var (kernels, report, rejected) = NumericsSelfCheck.ChooseKernels(NumericsSelfCheck.ConvolutionCases().Concat(FourConv()).ToList());
+            // No fallback: the configured kernels themselves compute correctly on this machine.
+            Assert.True(rejected is null, rejected is null ? "" : string.Join("; ", rejected.Failures));
+            Assert.Equal(NativeSetup.Configured, kernels);
             Assert.True(report.Passed, string.Join("; ", report.Failures));
             Assert.InRange(report.WorstRelativeError, 0, NumericsSelfCheck.Tolerance);
             Assert.Equal(kernels, NativeSetup.Convolutions);
@@ -115,7 +119,7 @@ public class NativeStackTests
             run.Run();
         var manifest = RunManifest.TryLoad(dir["run"])!;
         var native = manifest.Native!;
-        Assert.Equal(NativeSetup.Name(NativeSetup.Convolutions), native.Convolutions);
+        Assert.Equal(NativeSetup.Name(NativeSetup.Configured), native.Convolutions);
         Assert.False(string.IsNullOrWhiteSpace(native.CpuModel));
         Assert.Equal(1, native.Threads);
         Assert.Equal("2.10.0", native.LibTorchVersion);
@@ -155,7 +159,7 @@ public class NativeStackTests
         using var json = JsonDocument.Parse(stdout);
         Assert.True(json.RootElement.GetProperty("passed").GetBoolean());
         Assert.Contains(json.RootElement.GetProperty("cases").EnumerateArray(), c => c.GetString() == "fourconv (batch 128)");
-        Assert.Equal(NativeSetup.Name(NativeSetup.Convolutions), json.RootElement.GetProperty("native").GetProperty("convolutions").GetString());
+        Assert.Equal(NativeSetup.Name(NativeSetup.Configured), json.RootElement.GetProperty("native").GetProperty("convolutions").GetString());
         var (badCode, _, badErr) = ThermoProcess.Run(dir["artifacts"], "doctor", "--kernels", "fastest");
         Assert.Equal(2, badCode);
         Assert.Contains("--kernels: unknown convolution kernels 'fastest'", badErr);
