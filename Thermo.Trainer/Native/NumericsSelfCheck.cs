@@ -182,12 +182,12 @@ public static class NumericsSelfCheck
     /// on correct (slower) kernels instead of wrong ones. Returns the kernels that passed with their
     /// report, or the last failing report.
     /// </summary>
-    public static (ConvolutionKernels Kernels, SelfCheckReport Report, SelfCheckReport? Rejected) ChooseKernels(IReadOnlyList<SelfCheckCase> cases)
+    public static (ConvolutionKernels Kernels, SelfCheckReport Report, SelfCheckReport? Rejected) ChooseKernels(IReadOnlyList<SelfCheckCase> cases, Pass? float32Pass = null)
     {
-        var first = Run(cases);
+        var first = Run(cases, float32Pass: float32Pass);
         if (first.Passed || NativeSetup.Convolutions == ConvolutionKernels.Aten) return (NativeSetup.Convolutions, first, null);
         NativeSetup.Use(ConvolutionKernels.Aten);
-        return (ConvolutionKernels.Aten, Run(cases), first);
+        return (ConvolutionKernels.Aten, Run(cases, float32Pass: float32Pass), first);
     }
 
     /// <summary>Restores the torch generator's state on dispose, so the self-check leaves a run's random stream untouched.</summary>

@@ -73,6 +73,36 @@ public class NativeStackTests
         Assert.Contains(report.Failures, f => f.Quantity == "output" && double.IsPositiveInfinity(f.RelativeError));
     }
 
+    [Fact]
+    public void Kernels_that_fail_the_check_are_replaced_by_ATen_and_ATen_failing_too_is_reported()
+    {
+        var before = NativeSetup.Convolutions;
+        try
+        {
+            // A pass that is wrong whenever oneDNN computes: the check must reject it and settle on ATen.
+            NumericsSelfCheck.Pass wrongOnOneDnn = (module, input, upstream, inputGradient) =>
+            {
+                var result = new Dictionary<string, Tensor>(NumericsSelfCheck.Autograd(module, input, upstream, inputGradient));
+                if (NativeSetup.Convolutions != ConvolutionKernels.Aten) result["output"] = result["output"] * 2;
+                return result;
+            };
+            NativeSetup.Use(ConvolutionKernels.OneDnnAligned);
+            var (kernels, report, rejected) = NumericsSelfCheck.ChooseKernels(FourConv(), wrongOnOneDnn);
+            Assert.Equal(ConvolutionKernels.Aten, kernels);
+            Assert.Equal(ConvolutionKernels.Aten, NativeSetup.Convolutions);
+            Assert.True(report.Passed);
+            Assert.Equal("output", Assert.Single(rejected!.Failures).Quantity);
+
+            // Wrong everywhere: nothing passes, and the caller is told so.
+            NumericsSelfCheck.Pass alwaysWrong = (module, input, upstream, inputGradient) =>
+                new Dictionary<string, Tensor>(NumericsSelfCheck.Autograd(module, input, upstream, inputGradient)) { ["output"] = zeros(1) };
+            NativeSetup.Use(ConvolutionKernels.OneDnnAligned);
+            var (_, failed, _) = NumericsSelfCheck.ChooseKernels(FourConv(), alwaysWrong);
+            Assert.False(failed.Passed);
+        }
+        finally { NativeSetup.Use(before); }
+    }
+
     [Theory]
     [InlineData(1, 12, 5)]
     [InlineData(12, 24, 3)]
