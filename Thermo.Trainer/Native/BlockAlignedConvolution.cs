@@ -26,14 +26,17 @@ public static class BlockAlignedConvolution
     public static (long Output, long Input) AlignedChannels(long output, long input) =>
         (RoundUp(output), input >= ChannelBlock ? RoundUp(input) : input);
 
-    /// <summary>The layer's convolution of <paramref name="x"/> (the layers here all have stride 1, no
-    /// padding, no dilation, one group), with whole channel blocks when oneDNN aligned is in use.</summary>
+    /// <summary>The layer's convolution of <paramref name="x"/>, with whole channel blocks when oneDNN
+    /// aligned is in use. Stride, zero padding and dilation are the layer's; grouped convolutions and
+    /// other padding modes are refused (padding channels would mix groups).</summary>
     public static Tensor Forward(Conv2d layer, Tensor x) =>
         NativeSetup.Convolutions == ConvolutionKernels.OneDnnAligned && x.device_type == TorchSharp.DeviceType.CPU ? Padded(layer, x) : layer.forward(x);
 
     /// <summary>The layer's convolution computed with whole channel blocks, whatever the kernels.</summary>
     public static Tensor Padded(Conv2d layer, Tensor x)
     {
+        if (layer.groups != 1 || layer.padding_mode != TorchSharp.PaddingModes.Zeros || layer.padding_type is not null)
+            throw new InvalidOperationException($"block-aligned convolution supports one group and explicit zero padding, not groups={layer.groups}, padding mode {layer.padding_mode}");
         var weight = layer.weight!;
         long output = weight.shape[0], input = weight.shape[1];
         var (alignedOutput, alignedInput) = AlignedChannels(output, input);
@@ -43,7 +46,7 @@ public static class BlockAlignedConvolution
         var w = nn.functional.pad(weight, [0, 0, 0, 0, 0, alignedInput - input, 0, alignedOutput - output]);
         var b = layer.bias is { } bias ? nn.functional.pad(bias, [0, alignedOutput - output]) : null;
         var xi = alignedInput == input ? x : nn.functional.pad(x, [0, 0, 0, 0, 0, alignedInput - input]);
-        var y = nn.functional.conv2d(xi, w, b);
+        var y = nn.functional.conv2d(xi, w, b, layer.stride, layer.padding, layer.dilation);
         return (alignedOutput == output ? y : y.narrow(1, 0, output)).MoveToOuterDisposeScope();
     }
 }

@@ -104,13 +104,14 @@ public class NativeStackTests
     }
 
     [Theory]
-    [InlineData(1, 12, 5)]
-    [InlineData(12, 24, 3)]
-    [InlineData(24, 48, 3)]
-    [InlineData(16, 4, 3)]
-    [InlineData(48, 48, 3)]
-    [InlineData(20, 33, 1)]
-    public void A_block_aligned_convolution_equals_the_plain_one(int input, int output, int kernel)
+    [InlineData(1, 12, 5, 1, 0)]
+    [InlineData(12, 24, 3, 1, 0)]
+    [InlineData(24, 48, 3, 1, 0)]
+    [InlineData(16, 4, 3, 1, 0)]
+    [InlineData(48, 48, 3, 1, 0)]
+    [InlineData(20, 33, 1, 1, 0)]
+    [InlineData(20, 12, 3, 2, 1)]
+    public void A_block_aligned_convolution_equals_the_plain_one(int input, int output, int kernel, int stride, int padding)
     {
         // On ATen's kernels (no oneDNN blocks involved) the padded computation must give the layer's own
         // output and the same gradients of weight, bias and input: the padding adds exact zeros only.
@@ -119,9 +120,10 @@ public class NativeStackTests
         try
         {
             manual_seed(3);
-            using var layer = nn.Conv2d(input, output, kernel);
+            using var layer = nn.Conv2d(input, output, kernel, stride: stride, padding: padding);
             using var x = randn(5, input, 11, 11);
-            using var upstream = randn(5, output, 12 - kernel, 12 - kernel);
+            int size = (11 + 2 * padding - kernel) / stride + 1;
+            using var upstream = randn(5, output, size, size);
             (Tensor Output, Tensor Weight, Tensor Bias, Tensor Input) Pass(Func<Tensor, Tensor> conv)
             {
                 layer.zero_grad();
