@@ -88,7 +88,7 @@ static class NativeProbe
                 for (int start = 0; start < train.Count && failure is null; start += batch, step++)
                 {
                     using var scope = scopes ? NewDisposeScope() : null;
-                    if (poison) { using var junk = full(1 << 20, float.NaN); }
+                    if (poison) NumericsSelfCheck.PoisonFreedMemory();
                     var index = permutation.narrow(0, start, Math.Min(batch, train.Count - start));
                     var xb = x.index_select(0, index);
                     if (channelsLast) xb = ChannelsLast(xb);

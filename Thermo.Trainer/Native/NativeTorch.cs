@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 
 namespace Thermo.Trainer.Native;
@@ -83,18 +82,14 @@ public static class NativeTorch
 
     /// <summary><c>at::globalContext().setUserEnabledMkldnn(enabled)</c>: whether ATen routes
     /// convolutions (and a few other ops) through oneDNN.</summary>
-    public static void SetMkldnnEnabled(bool enabled)
-    {
-        var context = Export<GlobalContext>("_ZN2at13globalContextEv")();
-        Export<SetBool>("_ZN2at7Context20setUserEnabledMkldnnEb")(context, enabled);
-    }
+    public static void SetMkldnnEnabled(bool enabled) => SetContextFlag("_ZN2at7Context20setUserEnabledMkldnnEb", enabled);
 
     /// <summary><c>at::globalContext().setUserEnabledNNPACK(enabled)</c>.</summary>
-    public static void SetNnpackEnabled(bool enabled)
-    {
-        var context = Export<GlobalContext>("_ZN2at13globalContextEv")();
-        Export<SetBool>("_ZN2at7Context20setUserEnabledNNPACKEb")(context, enabled);
-    }
+    public static void SetNnpackEnabled(bool enabled) => SetContextFlag("_ZN2at7Context20setUserEnabledNNPACKEb", enabled);
+
+    /// <summary>Calls the exported setter <paramref name="symbol"/> (a <c>void at::Context::f(bool)</c>) on <c>at::globalContext()</c>.</summary>
+    static void SetContextFlag(string symbol, bool value) =>
+        Export<SetBool>(symbol)(Export<GlobalContext>("_ZN2at13globalContextEv")(), value);
 
     /// <summary>Calls an exported <c>std::string f()</c> (Itanium ABI: the result is built in caller
     /// memory passed as a hidden first argument) and copies the text out. The string's own heap

@@ -126,7 +126,7 @@ public static class NumericsSelfCheck
 
     /// <summary>Allocates NaN-filled buffers of the sizes kernels ask for and frees them, so memory the
     /// next pass gets from the allocator without writing it holds NaN instead of whatever was there.</summary>
-    static void PoisonFreedMemory()
+    public static void PoisonFreedMemory()
     {
         var blocks = new List<Tensor>();
         foreach (var floats in new[] { 1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20 })
