@@ -23,7 +23,8 @@ public static class TrainCommand
         var optimizer = Opt("--optimizer", "adam or sgd (with --momentum)", defaults.Optimizer);
         var lr = Opt("--lr", "Learning rate", defaults.Lr);
         var momentum = Opt("--momentum", "SGD momentum", defaults.Momentum);
-        var weightDecay = Opt("--weight-decay", "L2 weight decay (0 to switch off)", defaults.WeightDecay);
+        var weightDecay = Opt("--weight-decay", "Torch weight decay: adds W·w to every parameter's gradient, biases included (0 to switch off)", defaults.WeightDecay);
+        var l2 = Opt("--l2", "Keras-style L2: adds W·Σ‖kernel‖² of the conv and linear kernels (not biases) to the loss", defaults.L2);
         var dropout = Opt("--dropout", "Dropout probability", defaults.Dropout);
         var batchSize = Opt("--batch-size", "Minibatch size", defaults.BatchSize);
         var lrStep = Opt("--lr-step", "Step schedule: multiply the lr by --lr-gamma every N epochs (0 = constant)", defaults.LrStep);
@@ -49,7 +50,7 @@ public static class TrainCommand
 
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
-            model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, dropout, batchSize, lrStep, lrGamma,
+            model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, l2, dropout, batchSize, lrStep, lrGamma,
             widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, initFrom,
             loss, smoothLayers, radius, samples, configFile, output, resume, force,
         };
@@ -60,7 +61,7 @@ public static class TrainCommand
             {
                 Model = parse.GetValue(model)!, Dataset = parse.GetValue(dataset)!, DataDir = parse.GetValue(dataDir),
                 Epochs = parse.GetValue(epochs), Seed = parse.GetValue(seed), Optimizer = parse.GetValue(optimizer)!,
-                Lr = parse.GetValue(lr), Momentum = parse.GetValue(momentum), WeightDecay = parse.GetValue(weightDecay),
+                Lr = parse.GetValue(lr), Momentum = parse.GetValue(momentum), WeightDecay = parse.GetValue(weightDecay), L2 = parse.GetValue(l2),
                 Dropout = parse.GetValue(dropout), BatchSize = parse.GetValue(batchSize), LrStep = parse.GetValue(lrStep),
                 LrGamma = parse.GetValue(lrGamma), Widths = ParseInts("--widths", parse.GetValue(widths)),
                 TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
@@ -143,7 +144,7 @@ public static class TrainCommand
         {
             ["--model"] = c => c.Model, ["--dataset"] = c => c.Dataset, ["--data-dir"] = c => c.DataDir, ["--seed"] = c => c.Seed,
             ["--optimizer"] = c => c.Optimizer, ["--lr"] = c => c.Lr, ["--momentum"] = c => c.Momentum,
-            ["--weight-decay"] = c => c.WeightDecay, ["--dropout"] = c => c.Dropout, ["--batch-size"] = c => c.BatchSize,
+            ["--weight-decay"] = c => c.WeightDecay, ["--l2"] = c => c.L2, ["--dropout"] = c => c.Dropout, ["--batch-size"] = c => c.BatchSize,
             ["--lr-step"] = c => c.LrStep, ["--lr-gamma"] = c => c.LrGamma, ["--widths"] = c => c.Widths is null ? null : string.Join(",", c.Widths),
             ["--train-limit"] = c => c.TrainLimit, ["--test-limit"] = c => c.TestLimit, ["--format"] = c => c.Format,
             ["--snapshot-layers"] = c => c.SnapshotLayers is null ? null : string.Join(",", c.SnapshotLayers),

@@ -11,7 +11,13 @@ public sealed record TrainConfig
     public string Optimizer { get; init; } = "adam";
     public double Lr { get; init; } = 1e-3;
     public double Momentum { get; init; } = 0.9;
+    /// <summary>Torch's weight decay: the optimiser adds WeightDecay·w to every parameter's gradient, biases included.</summary>
     public double WeightDecay { get; init; } = 1e-3;
+    /// <summary>
+    /// Keras-style L2 regulariser (<c>kernel_regularizer=l2(L2)</c>): the loss gains L2·Σ‖kernel‖² over
+    /// the conv and linear kernels, not biases or batch-norm scales, so their gradients gain 2·L2·w.
+    /// </summary>
+    public double L2 { get; init; }
     public double Dropout { get; init; } = 0.1;
     public int BatchSize { get; init; } = 128;
     /// <summary>Step schedule: multiply the learning rate by <see cref="LrGamma"/> every LrStep epochs (0 = constant).</summary>
@@ -54,6 +60,7 @@ public sealed record TrainConfig
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ThermoException($"--lr: must be positive, got {Lr}");
         if (BatchSize <= 0) throw new ThermoException($"--batch-size: must be positive, got {BatchSize}");
         if (WeightDecay < 0) throw new ThermoException($"--weight-decay: must be non-negative, got {WeightDecay}");
+        if (!(L2 >= 0) || double.IsInfinity(L2)) throw new ThermoException($"--l2: must be non-negative, got {L2}");
         if (Momentum < 0) throw new ThermoException($"--momentum: must be non-negative, got {Momentum}");
         if (Optimizer is not ("adam" or "sgd")) throw new ThermoException($"--optimizer: unknown optimizer '{Optimizer}' (known: adam, sgd)");
         if (Format is not ("parquet" or "arrow")) throw new ThermoException($"--format: unknown format '{Format}' (known: parquet, arrow)");

@@ -63,6 +63,8 @@ public sealed class TrainingRun : IDisposable
     readonly (string Layer, Parameter Weight)[] weights;
     /// <summary>The weights the pla/plea losses displace (empty for plain cross-entropy).</summary>
     readonly Tensor[] smoothed;
+    /// <summary>The conv and linear kernels the Keras-style L2 term acts on (weights of two or more dimensions).</summary>
+    readonly Tensor[] kernels;
     readonly Device device;
     readonly SnapshotFileFormat format;
     readonly List<EpochMetrics> metrics = [];
@@ -114,6 +116,7 @@ public sealed class TrainingRun : IDisposable
         if (config.Loss != "ce")
             foreach (var name in config.SmoothLayers!.Where(n => !weights.Any(w => w.Layer == n)))
                 throw new ThermoException($"--smooth-layers: unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
+        kernels = weights.Where(w => w.Weight.dim() >= 2).Select(w => (Tensor)w.Weight).ToArray();
         smoothed = config.Loss == "ce" ? [] : weights.Where(w => config.SmoothLayers!.Contains(w.Layer)).Select(w => (Tensor)w.Weight).ToArray();
         optimizer = config.Optimizer == "sgd"
             ? torch.optim.SGD(model.parameters(), config.Lr, momentum: config.Momentum, weight_decay: config.WeightDecay)
@@ -282,6 +285,7 @@ public sealed class TrainingRun : IDisposable
                 else
                     (batchLoss, logits) = SmoothedLoss.Backward(model, x, y, config.Loss, smoothed,
                         SmoothedLoss.Displacements(smoothed, config.Radius, config.Samples));
+                if (config.L2 > 0) batchLoss += AddL2(kernels, config.L2);
                 // s_I(b) for every layer in one native call and one copy out (SPEC: gradient-noise layer temperature).
                 var signal = stack(weights.Select(w => w.Weight.grad!.abs().mean()).ToArray()).cpu().data<float>().ToArray();
                 for (int i = 0; i < signal.Length; i++) { sum[i] += signal[i]; sumSquares[i] += (double)signal[i] * signal[i]; }
@@ -323,6 +327,22 @@ public sealed class TrainingRun : IDisposable
         metrics.Add(m);
         CommitEpoch(epoch);
         return m;
+    }
+
+    /// <summary>
+    /// Adds the Keras-style L2 term's gradient 2·l2·w to each kernel's .grad (the same as back-propagating
+    /// l2·Σ‖w‖² through the loss, for every loss) and returns the term's value, which the loss reports.
+    /// </summary>
+    internal static double AddL2(IReadOnlyList<Tensor> kernels, double l2)
+    {
+        using var noGrad = no_grad();
+        double penalty = 0;
+        foreach (var w in kernels)
+        {
+            w.grad!.add_(w, alpha: 2 * l2);
+            penalty += l2 * w.square().sum().item<float>();
+        }
+        return penalty;
     }
 
     /// <summary>The error of a run whose loss or weights stopped being finite: where, and which tensor first.</summary>

@@ -140,3 +140,42 @@ public class TrainingTests
         Assert.Contains("conv1, conv2, conv3, conv4, fc", e.Message);
     }
 }
+
+public class KerasL2Tests
+{
+    [Fact]
+    public void The_l2_gradient_equals_autograd_of_the_penalty_and_reports_its_value()
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        TorchSharp.torch.manual_seed(3);
+        var kernels = new[] { TorchSharp.torch.randn(4, 3, 5, 5).requires_grad_(), TorchSharp.torch.randn(10, 7).requires_grad_() };
+        // Autograd of l2·Σ‖w‖² is the oracle; the grads start from a prior gradient the term is added to.
+        var prior = kernels.Select(k => TorchSharp.torch.randn_like(k)).ToArray();
+        var oracle = kernels.Select(k => k.detach().clone().requires_grad_()).ToArray();
+        var penalty = oracle.Select(k => k.square().sum()).Aggregate((a, b) => a + b) * 0.01;
+        penalty.backward();
+        for (int i = 0; i < kernels.Length; i++) kernels[i].grad = prior[i].clone();
+        double value = TrainingRun.AddL2(kernels, 0.01);
+        Assert.Equal(penalty.item<float>(), value, 3);
+        for (int i = 0; i < kernels.Length; i++)
+            Assert.True((kernels[i].grad! - prior[i] - oracle[i].grad!).abs().max().item<float>() < 1e-5f);
+    }
+
+    [Fact]
+    public void An_l2_run_shrinks_the_kernels_and_records_l2()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"]), epochs: 1) with { WeightDecay = 0 };
+        using (var run = TrainingRun.Start(config, dir["plain"], dir.Path, new SilentProgress())) run.Run();
+        using (var run = TrainingRun.Start(config with { L2 = 0.05 }, dir["l2"], dir.Path, new SilentProgress())) run.Run();
+        var plain = SnapshotReader.ReadRun(dir["plain"]).Last();
+        var l2 = SnapshotReader.ReadRun(dir["l2"]).Last();
+        Assert.Equal(0.05, RunManifest.TryLoad(dir["l2"])!.Config.L2);
+        var conv1 = plain.Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight");
+        var conv1L2 = l2.Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight");
+        Assert.NotEqual(conv1.Values, conv1L2.Values);
+        // The penalty pulls kernels towards zero: the L2 run ends with smaller kernel norms.
+        double Norm(Snapshot s) => s.Tensors.Where(t => t.Tensor == "weight" && t.Shape.Length >= 2).Sum(t => t.Values.Sum(v => (double)v * v));
+        Assert.True(Norm(l2) < Norm(plain), $"L2 run's kernel norm {Norm(l2)} is not below the plain run's {Norm(plain)}");
+    }
+}
