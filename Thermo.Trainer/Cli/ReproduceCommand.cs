@@ -16,9 +16,15 @@ namespace Thermo.Trainer.Cli;
 /// </summary>
 public static class ReproduceCommand
 {
-    /// <summary>The protocol's sizes.</summary>
-    public sealed record Protocol(string Dataset, string? DataDir, int Runs, int Epochs, int Equilibrium, double[] WeightDecays,
-        int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune);
+    /// <summary>
+    /// The protocol's sizes. Each value of <paramref name="L2s"/> is one condition (Keras-style L2 on the
+    /// kernels, the paper's "weight decay"); <paramref name="WeightDecay"/> is torch's decay on every
+    /// parameter, 0 in the paper's protocol. With a <paramref name="Ledger"/>, each finished run's compact
+    /// part is kept there and the tables are built from the ledger alone; <paramref name="TrainMissing"/>
+    /// false only tabulates what the ledger holds.
+    /// </summary>
+    public sealed record Protocol(string Dataset, string? DataDir, int Runs, int Epochs, int Equilibrium, double[] L2s, double WeightDecay,
+        int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true);
 
     public static Command Build()
     {
@@ -28,17 +34,20 @@ public static class ReproduceCommand
         var runs = new Option<int>("--runs") { Description = "Independent trainings (seeds 1..R); --full: 10", DefaultValueFactory = _ => 5 };
         var epochs = new Option<int>("--epochs") { Description = "Epochs per training; --full: 200", DefaultValueFactory = _ => 20 };
         var equilibrium = new Option<int>("--equilibrium") { Description = "Equilibrium window: the last N epochs; --full: 150", DefaultValueFactory = _ => 10 };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
-        var full = new Option<bool>("--full") { Description = "The paper's protocol: 200 epochs, last 150 as equilibrium, 10 runs, with and without weight decay (hours on 2 cores)" };
+        var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => 0 };
+        var full = new Option<bool>("--full") { Description = "The paper's protocol: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores)" };
         var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images" };
         var testLimit = new Option<int?>("--test-limit") { Description = "Use only the first N test images" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0 = all cores)", DefaultValueFactory = _ => 0 };
         var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer or all", DefaultValueFactory = _ => "layer" };
         var draws = new Option<int>("--draws") { Description = "Random orders averaged per run", DefaultValueFactory = _ => 5 };
         var output = new Option<string>("--out") { Description = "Reproduction directory (default: artifacts/reproductions/pruning-paper-<dataset>-e<E>-n<N>-r<R>)" };
+        var ledger = new Option<string>("--ledger") { Description = "Keep each finished run's compact part (no per-epoch snapshots) in this directory, train only what it lacks, and tabulate from it alone" };
+        var noTrain = new Option<bool>("--no-train") { Description = "With --ledger: train nothing, tabulate the runs the ledger holds" };
         var command = new Command("reproduce", "Reproduce a paper's experiment end to end: train R seeds, analyse, prune, tabulate")
         {
-            experiment, dataset, dataDir, runs, epochs, equilibrium, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output,
+            experiment, dataset, dataDir, runs, epochs, equilibrium, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
         };
         command.SetAction(parse =>
         {
@@ -51,84 +60,123 @@ public static class ReproduceCommand
                 isFull && !Given(runs) ? 10 : parse.GetValue(runs),
                 isFull && !Given(epochs) ? 200 : parse.GetValue(epochs),
                 isFull && !Given(equilibrium) ? 150 : parse.GetValue(equilibrium),
-                isFull && !Given(weightDecay) ? [1e-3, 0] : [parse.GetValue(weightDecay)],
+                isFull && !Given(l2) ? [1e-3, 0] : [parse.GetValue(l2)],
+                parse.GetValue(weightDecay),
                 parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
-                new PruneSettings { Curves = parse.GetValue(curves)!, RandomDraws = parse.GetValue(draws) });
+                new PruneSettings { Curves = parse.GetValue(curves)!, RandomDraws = parse.GetValue(draws) },
+                parse.GetValue(ledger), !parse.GetValue(noTrain));
             if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
             if (protocol.Runs < 2) throw new ThermoException($"--runs: need at least 2 runs for a standard deviation, got {protocol.Runs}");
             if (protocol.Epochs < 2) throw new ThermoException($"--epochs: must be at least 2, got {protocol.Epochs}");
             if (protocol.Equilibrium < 1 || protocol.Equilibrium > protocol.Epochs)
                 throw new ThermoException($"--equilibrium: the last N epochs must lie in 1..{protocol.Epochs} (--epochs), got {protocol.Equilibrium}");
+            if (protocol.L2s.Any(v => !(v >= 0) || double.IsInfinity(v))) throw new ThermoException($"--l2: must be non-negative, got {parse.GetValue(l2)}");
+            if (!(protocol.WeightDecay >= 0) || double.IsInfinity(protocol.WeightDecay)) throw new ThermoException($"--weight-decay: must be non-negative, got {protocol.WeightDecay}");
             if (protocol.Prune.Curves is not ("none" or "layer" or "all")) throw new ThermoException($"--curves: '{protocol.Prune.Curves}' is not none, layer or all");
             if (protocol.Prune.RandomDraws < 1) throw new ThermoException("--draws: must be positive");
+            if (!protocol.TrainMissing && protocol.Ledger is null) throw new ThermoException("--no-train: needs --ledger (the runs to tabulate)");
             var artifacts = Program.ArtifactsDirectory();
             var dir = parse.GetValue(output) ?? Path.Combine(artifacts, "reproductions",
                 $"pruning-paper-{protocol.Dataset}-e{protocol.Epochs}-n{protocol.Equilibrium}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
             var tables = Run(protocol, dir, artifacts, new ConsoleProgress());
             CliOutput.Result(new
             {
-                directory = dir, runs = protocol.Runs, epochs = protocol.Epochs, equilibrium = protocol.Equilibrium,
-                conditions = tables.Select(t => new { weight_decay = t.Key, table = PruneCommand.TableJson(t.Value) }),
+                directory = protocol.Ledger ?? dir, runs = protocol.Runs, epochs = protocol.Epochs, equilibrium = protocol.Equilibrium,
+                conditions = tables.Select(t => new { condition = t.Key, table = PruneCommand.TableJson(t.Value) }),
             }, () => { });
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    static string DecayName(double wd) => wd.ToString("0.####", CultureInfo.InvariantCulture);
+    static string Number(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
 
-    /// <summary>Runs the protocol into <paramref name="dir"/>; returns the table of each weight decay.</summary>
-    public static IReadOnlyDictionary<double, IReadOnlyList<TableRow>> Run(Protocol p, string dir, string artifacts, ConsoleProgress progress)
+    /// <summary>A condition's directory name: <c>l2=0.001</c>, with <c>-weight-decay=W</c> when torch's decay is on too.</summary>
+    public static string ConditionName(double l2, double weightDecay) =>
+        $"l2={Number(l2)}" + (weightDecay > 0 ? $"-weight-decay={Number(weightDecay)}" : "");
+
+    /// <summary>
+    /// Runs the protocol into <paramref name="dir"/> (and the ledger, if any); returns the table of each
+    /// condition. The summary README and the tables go to the ledger when there is one.
+    /// </summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<TableRow>> Run(Protocol p, string dir, string artifacts, ConsoleProgress progress)
     {
-        var tables = new Dictionary<double, IReadOnlyList<TableRow>>();
+        var tables = new Dictionary<string, IReadOnlyList<TableRow>>();
         var clock = Stopwatch.StartNew();
-        int total = p.WeightDecays.Length * p.Runs, done = 0;
-        var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 2–3\n\n{p.Runs} runs of fourconv on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128.\n\n");
-        foreach (var wd in p.WeightDecays)
+        int total = p.L2s.Length * p.Runs, done = 0, trained = 0;
+        var home = p.Ledger ?? dir;
+        var regularisation = p.WeightDecay > 0 ? $"; torch weight decay {Number(p.WeightDecay)} on every parameter" : "";
+        var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 1–3\n\n{p.Runs} runs of fourconv on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128; the paper's weight decay as Keras-style L2 on the conv and linear kernels (`--l2`){regularisation}.\n\n");
+        foreach (var l2 in p.L2s)
         {
-            var condition = Path.Combine(dir, $"weight-decay={DecayName(wd)}");
+            var condition = ConditionName(l2, p.WeightDecay);
+            var conditionDir = Path.Combine(dir, condition);
             var runDirs = new List<string>();
             for (int seed = 1; seed <= p.Runs; seed++)
             {
                 var config = new TrainConfig
                 {
-                    Dataset = p.Dataset, DataDir = p.DataDir, Epochs = p.Epochs, Seed = seed, WeightDecay = wd,
+                    Dataset = p.Dataset, DataDir = p.DataDir, Epochs = p.Epochs, Seed = seed, L2 = l2, WeightDecay = p.WeightDecay,
                     TrainLimit = p.TrainLimit, TestLimit = p.TestLimit, Threads = p.Threads,
                 };
-                var runDir = Path.Combine(condition, "runs", $"seed-{seed}");
-                progress.Message($"[{done + 1}/{total}] weight decay {DecayName(wd)}, seed {seed}: {runDir}");
+                done++;
+                if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed))
+                {
+                    var entry = PruningLedger.Entry(ledger, condition, seed);
+                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without run.json");
+                    if (ConfigKey(kept.Config) != ConfigKey(config) || kept.Config.Epochs != config.Epochs)
+                        throw new ThermoException($"{entry}: holds a run of another configuration; choose another --ledger");
+                    continue;
+                }
+                if (!p.TrainMissing) continue;
+                var runDir = Path.Combine(conditionDir, "runs", $"seed-{seed}");
+                progress.Message($"[{done}/{total}] {condition}, seed {seed}: {runDir}");
                 TrainOrReuse(config, runDir, artifacts, progress);
                 AnalyseOrReuse(runDir, p.Epochs, p.Equilibrium, progress);
                 runDirs.Add(runDir);
-                done++;
-                progress.Message($"  {done}/{total} runs ready after {clock.Elapsed:hh\\:mm\\:ss}; ETA {clock.Elapsed / done * (total - done):hh\\:mm\\:ss} before pruning");
+                trained++;
+                if (p.Ledger is { } into)
+                {
+                    PruneCommand.Run([runDir], p.Prune, artifacts, progress.Message);
+                    PruningLedger.Add(runDir, PruningLedger.Entry(into, condition, seed));
+                    progress.Message($"  kept in the ledger: {PruningLedger.Entry(into, condition, seed)}");
+                }
+                progress.Message($"  {done}/{total} runs ready after {clock.Elapsed:hh\\:mm\\:ss}; ETA {clock.Elapsed / trained * (total - done):hh\\:mm\\:ss} before pruning");
             }
-            var results = PruneCommand.Run(runDirs, p.Prune, artifacts, progress.Message);
+            IReadOnlyList<PruningResult> results;
+            if (p.Ledger is { } source)
+            {
+                runDirs = PruningLedger.Entries(source, condition).ToList();
+                if (runDirs.Count == 0) continue;
+                results = runDirs.SelectMany(r => PruningFiles.ReadResults(Path.Combine(r, PruningFiles.Directory, PruningFiles.ResultsFile))).ToList();
+            }
+            else
+                results = PruneCommand.Run(runDirs, p.Prune, artifacts, progress.Message);
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
-            var pruningDir = Path.Combine(condition, PruningFiles.Directory);
+            var pruningDir = Path.Combine(home, condition, PruningFiles.Directory);
             PruningFiles.WriteResults(Path.Combine(pruningDir, PruningFiles.ResultsFile), results, p.Prune.K, p.Prune.M);
-            var caption = $"Weight decay {DecayName(wd)}: " + PruneCommand.TableCaption(p.Runs, p.Prune);
-            var markdown = Aggregation.Markdown(table, caption);
-            AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), markdown);
+            var caption = $"{condition}: " + PruneCommand.TableCaption(runDirs.Count, p.Prune);
+            AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), Aggregation.Markdown(table, caption));
 
             if (!CliOutput.Json)
             {
-                Console.WriteLine($"weight decay {DecayName(wd)}:");
+                Console.WriteLine($"{condition} ({runDirs.Count} runs):");
                 Console.WriteLine(Aggregation.Text(table));
             }
-            tables[wd] = table;
+            tables[condition] = table;
         }
-        // Every condition in the directory, not only this call's: a call with --weight-decay 0 after
-        // one with the default adds its table beside the other.
-        foreach (var condition in Directory.EnumerateDirectories(dir, "weight-decay=*").Order())
+        // Every condition in the directory, not only this call's: a call with --l2 0 after one with
+        // the default adds its table beside the other.
+        foreach (var condition in Directory.EnumerateDirectories(home).Order(StringComparer.Ordinal))
         {
             var table = Path.Combine(condition, PruningFiles.Directory, "table.md");
-            var runs = Directory.Exists(Path.Combine(condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(condition, "runs"), "seed-*").Order().ToList() : [];
+            var runs = p.Ledger is not null ? PruningLedger.Entries(p.Ledger, Path.GetFileName(condition)).ToList()
+                : Directory.Exists(Path.Combine(condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(condition, "runs"), "seed-*").Order().ToList() : [];
             if (!File.Exists(table) || runs.Count == 0) continue;
-            summary.Append($"## Weight decay {Path.GetFileName(condition)["weight-decay=".Length..]}\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(table));
+            summary.Append($"## {Path.GetFileName(condition)} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(table));
         }
-        AtomicFile.writeAllText(Path.Combine(dir, "README.md"), summary.ToString());
-        progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(dir, "README.md")}");
+        AtomicFile.writeAllText(Path.Combine(home, "README.md"), summary.ToString());
+        progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(home, "README.md")}");
         return tables;
     }
 

@@ -143,15 +143,58 @@ public class PruningTests
             "--threads", "1", "--curves", "none", "--out", dir["repro"]];
         var first = ThermoProcess.Run(dir.Path, args);
         Assert.True(first.Code == 0, first.Err);
-        var table = File.ReadAllText(dir["repro/weight-decay=0.001/pruning/table.md"]);
+        var table = File.ReadAllText(dir["repro/l2=0.001/pruning/table.md"]);
         foreach (var criterion in new[] { "temperature", "oscillation", "l1", "random" })
             Assert.Contains($"**Criterion: {criterion}** (2 runs", table);
         Assert.Equal(4 * 5, table.Split('\n').Count(l => l.StartsWith("| Original model") || l.StartsWith("| Without") || l.StartsWith("| With only")));
-        Assert.Equal(2 * (3 + 5) * 5, PruningFiles.ReadResults(dir["repro/weight-decay=0.001/pruning/results.parquet"]).Count);
+        Assert.Equal(2 * (3 + 5) * 5, PruningFiles.ReadResults(dir["repro/l2=0.001/pruning/results.parquet"]).Count);
         Assert.Contains("Table 1", File.ReadAllText(dir["repro/README.md"]));
         var again = ThermoProcess.Run(dir.Path, args);
         Assert.True(again.Code == 0, again.Err);
         Assert.Equal(2, again.Err.Split('\n').Count(l => l.Contains("reusing the complete run")));
+        Assert.Equal(1e-3, RunManifest.TryLoad(dir["repro/l2=0.001/runs/seed-1"])!.Config.L2);
+        Assert.Equal(0, RunManifest.TryLoad(dir["repro/l2=0.001/runs/seed-1"])!.Config.WeightDecay);
+    }
+
+    [Fact]
+    public void A_ledger_keeps_each_run_compactly_trains_only_what_it_lacks_and_tabulates_from_itself_alone()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
+        string[] Args(string runs, params string[] more) => ["reproduce", "pruning-paper", "--data-dir", data, "--runs", runs, "--epochs", "3",
+            "--equilibrium", "2", "--threads", "1", "--curves", "none", "--draws", "2", "--out", dir["work"], "--ledger", dir["ledger"], .. more];
+        var first = ThermoProcess.Run(dir.Path, Args("2"));
+        Assert.True(first.Code == 0, first.Err);
+        foreach (var seed in new[] { 1, 2 })
+        {
+            var entry = dir[$"ledger/l2=0.001/seed-{seed}"];
+            foreach (var f in new[] { "run.json", "metrics.parquet", "gradnoise.parquet", "snapshots/epoch=00003.parquet", "analysis/temperature.parquet", "pruning/results.parquet" })
+                Assert.True(File.Exists(Path.Combine(entry, f)), $"{entry} lacks {f}");
+            Assert.Single(Directory.GetFiles(Path.Combine(entry, "snapshots")));
+            Assert.False(Directory.Exists(Path.Combine(entry, "checkpoint")));
+        }
+        var table = File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]);
+        Assert.Contains("(2 runs", table);
+        Assert.Contains("Table 1", File.ReadAllText(dir["ledger/README.md"]));
+
+        // The work directory gone, a third seed trains only seed 3 and the table covers all three.
+        Directory.Delete(dir["work"], recursive: true);
+        var more = ThermoProcess.Run(dir.Path, Args("3"));
+        Assert.True(more.Code == 0, more.Err);
+        Assert.Single(more.Err.Split('\n'), l => l.Contains("seed 3:"));
+        Assert.DoesNotContain("seed 1:", more.Err);
+        Assert.False(Directory.Exists(dir["work/l2=0.001/runs/seed-1"]));
+        Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]));
+        Assert.Equal(3, PruningFiles.ReadResults(dir["ledger/l2=0.001/pruning/results.parquet"]).Select(r => r.Run).Distinct().Count());
+
+        // Tabulating alone trains nothing; a ledger of another configuration is refused.
+        var alone = ThermoProcess.Run(dir.Path, Args("4", "--no-train"));
+        Assert.True(alone.Code == 0, alone.Err);
+        Assert.False(Directory.Exists(dir["work/l2=0.001/runs/seed-4"]));
+        Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]));
+        var other = ThermoProcess.Run(dir.Path, [.. Args("2"), "--train-limit", "128"]);
+        Assert.Equal(2, other.Code);
+        Assert.Contains("another configuration", other.Err);
     }
 }
 

@@ -1,0 +1,83 @@
+using System.Text.RegularExpressions;
+using Thermo.Analysis;
+
+namespace Thermo.Pipeline;
+
+/// <summary>
+/// A results ledger: per condition and seed, the compact part of a complete, analysed and pruned run
+/// (LEDGER/&lt;condition&gt;/seed-S/ holding run.json, metrics.parquet, gradnoise.parquet, the final
+/// snapshot, analysis/ and pruning/) — everything the tables, figures and statistics need, without the
+/// per-epoch snapshots and checkpoint, so that it can be kept in version control. An entry appears
+/// whole or not at all (copied into a temporary directory, then renamed), so its presence means the run
+/// is complete.
+/// </summary>
+public static partial class PruningLedger
+{
+    /// <summary>Files of a run directory an entry keeps, beside the final snapshot.</summary>
+    static readonly string[] Files = ["run.json", "metrics.parquet", "gradnoise.parquet"];
+    /// <summary>Directories of a run directory an entry keeps whole.</summary>
+    static readonly string[] Directories = [AnalysisOutput.Directory, PruningFiles.Directory];
+
+    public static string Entry(string ledger, string condition, int seed) => Path.Combine(ledger, condition, $"seed-{seed}");
+
+    public static bool Has(string ledger, string condition, int seed) => Directory.Exists(Entry(ledger, condition, seed));
+
+    [GeneratedRegex(@"^seed-(\d+)$")]
+    private static partial Regex SeedName();
+
+    /// <summary>The entries of a condition, by seed.</summary>
+    public static IReadOnlyList<string> Entries(string ledger, string condition)
+    {
+        var dir = Path.Combine(ledger, condition);
+        if (!Directory.Exists(dir)) return [];
+        return Directory.EnumerateDirectories(dir)
+            .Select(d => (Dir: d, Match: SeedName().Match(Path.GetFileName(d))))
+            .Where(d => d.Match.Success)
+            .OrderBy(d => int.Parse(d.Match.Groups[1].Value))
+            .Select(d => d.Dir).ToList();
+    }
+
+    /// <summary>Copies the compact part of <paramref name="runDirectory"/> into <paramref name="entry"/>, all or nothing.</summary>
+    public static void Add(string runDirectory, string entry)
+    {
+        if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
+        var snapshots = Path.Combine(runDirectory, "snapshots");
+        var final = Directory.Exists(snapshots)
+            ? Directory.EnumerateFiles(snapshots, "epoch=*").Where(f => !Path.GetFileName(f).Contains("-step=")).Order(StringComparer.Ordinal).LastOrDefault()
+            : null;
+        if (final is null) throw new ArtifactException($"{runDirectory}: no snapshot to keep in the ledger");
+        foreach (var f in Files.Where(f => !File.Exists(Path.Combine(runDirectory, f))))
+            throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger");
+        foreach (var d in Directories.Where(d => !Directory.Exists(Path.Combine(runDirectory, d))))
+            throw new ArtifactException($"{runDirectory}: no {d}/ (analyse and prune the run first), so it cannot enter the ledger");
+
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(entry))!);
+        var temp = AtomicFile.temporaryPath(entry);
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(temp, "snapshots"));
+            foreach (var f in Files) File.Copy(Path.Combine(runDirectory, f), Path.Combine(temp, f));
+            File.Copy(final, Path.Combine(temp, "snapshots", Path.GetFileName(final)));
+            foreach (var d in Directories) CopyTree(Path.Combine(runDirectory, d), Path.Combine(temp, d));
+            Directory.Move(temp, entry);
+        }
+        catch
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            throw;
+        }
+    }
+
+    static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from).Where(f => !Path.GetFileName(f).StartsWith('.')))
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var dir in Directory.EnumerateDirectories(from))
+            CopyTree(dir, Path.Combine(to, Path.GetFileName(dir)));
+    }
+
+    /// <summary>Bytes on disk of an entry (for the bench row).</summary>
+    public static long Size(string entry) =>
+        Directory.EnumerateFiles(entry, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+}
