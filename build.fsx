@@ -20,7 +20,7 @@ open System.Text.RegularExpressions
 
 let root = __SOURCE_DIRECTORY__
 let configuration = "Release"
-let thermoDll = Path.Combine(root, "Thermo.Trainer", "bin", configuration, "net10.0", "thermo.dll")
+let thermoDll = Path.Combine(root, "Thermo.Cli", "bin", configuration, "net10.0", "thermo.dll")
 
 let log (text: string) = Console.Error.WriteLine("build.fsx: " + text)
 

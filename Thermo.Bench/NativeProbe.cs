@@ -99,7 +99,7 @@ static class NativeProbe
                     optimizer.step();
                     if (!float.IsFinite(loss.item<float>())) failure = $"loss {loss.item<float>()} at epoch {epoch} step {step}";
                 }
-                if (eval) Thermo.Trainer.Training.Evaluation.TestMetrics(model, x.narrow(0, 0, Math.Min(500, train.Count)), y.narrow(0, 0, Math.Min(500, train.Count)));
+                if (eval) Thermo.Trainer.Evaluation.TestEvaluation.TestMetrics(model, x.narrow(0, 0, Math.Min(500, train.Count)), y.narrow(0, 0, Math.Min(500, train.Count)));
                 if (parquet)
                 {
                     var tensors = model.named_parameters().Select(p => new Thermo.Analysis.TensorSnapshot(p.name, "weight", p.parameter.shape.Select(d => (int)d).ToArray(),

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Thermo.Analysis;
-using Thermo.Pipeline;
-using Thermo.Trainer.Pruning;
+using Thermo.Pipeline.Pruning;
+using Thermo.Pipeline.Protocols;
+using Thermo.Trainer.Evaluation;
 using Thermo.Trainer.Training;
 
 /// <summary>

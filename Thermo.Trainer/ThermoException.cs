@@ -2,18 +2,6 @@ namespace Thermo.Trainer;
 
 /// <summary>
 /// An expected failure caused by the user's input (a flag, a file, a directory). The CLI prints its
-/// message as one line and exits with <see cref="ExitCodes.BadInput"/>; the message names what and where.
+/// message as one line and exits with its bad-input code; the message names what and where.
 /// </summary>
 public sealed class ThermoException(string message) : Exception(message);
-
-/// <summary>Process exit codes of the <c>thermo</c> executable.</summary>
-public static class ExitCodes
-{
-    public const int Ok = 0;
-    /// <summary>Bad input: a flag, a data file or a run directory that cannot be used.</summary>
-    public const int BadInput = 2;
-    /// <summary>An unexpected internal failure (a bug): the stack trace is printed.</summary>
-    public const int InternalError = 3;
-    /// <summary>The native self-check found this machine's kernels computing wrongly: nothing was trained.</summary>
-    public const int WrongNumerics = 4;
-}

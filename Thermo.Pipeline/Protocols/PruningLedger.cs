@@ -1,7 +1,8 @@
+using Thermo.Pipeline.Pruning;
 using System.Text.RegularExpressions;
 using Thermo.Analysis;
 
-namespace Thermo.Pipeline;
+namespace Thermo.Pipeline.Protocols;
 
 /// <summary>
 /// A results ledger: per condition and seed, the compact part of a complete, analysed and pruned run

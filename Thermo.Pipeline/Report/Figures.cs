@@ -1,3 +1,4 @@
+using Thermo.Pipeline.Pruning;
 using ScottPlot;
 using ScottPlot.TickGenerators;
 using Thermo.Analysis;

@@ -1,3 +1,4 @@
+using Thermo.Pipeline.Pruning;
 using System.Globalization;
 using System.Net;
 using System.Text;

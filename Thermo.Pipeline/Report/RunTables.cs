@@ -1,3 +1,4 @@
+using Thermo.Pipeline.Pruning;
 using System.Text.Json;
 using Thermo.Analysis;
 

@@ -140,7 +140,7 @@ public static class NumericsSelfCheck
     /// images, gigabytes in float64 at batch 250), checked at one batch of 8.</summary>
     public static IEnumerable<SelfCheckCase> ModelCases(string model, int channels, int height, int width, int classes, int[]? widths, int batchSize)
     {
-        var batches = model == "stlnet" ? [Math.Min(batchSize, 8)] : new[] { batchSize, Training.Evaluation.BatchSize }.Distinct();
+        var batches = model == "stlnet" ? [Math.Min(batchSize, 8)] : new[] { batchSize, Evaluation.TestEvaluation.BatchSize }.Distinct();
         foreach (var batch in batches)
             yield return new SelfCheckCase($"{model} (batch {batch})", () =>
             {

@@ -1,3 +1,4 @@
+using Thermo.Trainer.Evaluation;
 using System.Diagnostics;
 using Thermo.Analysis;
 using Thermo.Trainer.Data;
@@ -357,7 +358,7 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>Test-set loss (mean cross-entropy) and accuracy of the current model, in eval mode.</summary>
-    public (double Loss, double Accuracy) Evaluate() => Evaluation.TestMetrics(model, testX, testY);
+    public (double Loss, double Accuracy) Evaluate() => TestEvaluation.TestMetrics(model, testX, testY);
 
     /// <summary>Every parameter and buffer of the model (or only the chosen layers) as a snapshot.</summary>
     public Snapshot Capture(int epoch, long atStep)

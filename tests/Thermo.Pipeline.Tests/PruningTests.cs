@@ -1,4 +1,6 @@
-using Thermo.Pipeline;
+using Thermo.Trainer.Evaluation;
+using Thermo.Pipeline.Pruning;
+using Thermo.Pipeline.Protocols;
 
 namespace Thermo.Pipeline.Tests;
 

@@ -1,3 +1,4 @@
+using Thermo.Cli;
 using DuckDB.NET.Data;
 using Thermo.Analysis;
 using Thermo.Trainer.Training;

@@ -1,3 +1,4 @@
+using Thermo.Cli;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Trainer.Tests;

@@ -1,8 +1,9 @@
 using Thermo.Analysis;
-using Thermo.Pipeline;
+using Thermo.Pipeline.Pruning;
+using Thermo.Pipeline.Protocols;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
-using Thermo.Trainer.Pruning;
+using Thermo.Trainer.Evaluation;
 using Thermo.Trainer.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -83,8 +84,8 @@ public class PruningTests
         using var small = new FourConvNet(1, 28, 28, 10, newWidths, 0.1);
         ParameterLoader.Load(small, pruned, "pruned");
         model.ApplyPermanently(new FilterMask(layer, removed));
-        using var expected = Evaluation.Logits(model.Model, model.TestX);
-        using var actual = Evaluation.Logits(small, model.TestX);
+        using var expected = TestEvaluation.Logits(model.Model, model.TestX);
+        using var actual = TestEvaluation.Logits(small, model.TestX);
         Assert.True((expected - actual).abs().max().item<float>() < 1e-4f);
         Assert.Equal(small.parameters().Sum(p => p.numel()), FourConvNet.Cost(1, 28, 28, 10, newWidths).Parameters);
         Assert.Equal(model.Model.parameters().Sum(p => p.numel()), FourConvNet.Cost(1, 28, 28, 10, widths).Parameters);

@@ -77,8 +77,8 @@ public static class ThermoProcess
         var root = baseDir;
         while (root is not null && !File.Exists(System.IO.Path.Combine(root.FullName, "Thermo.sln"))) root = root.Parent;
         if (root is null) throw new InvalidOperationException("cannot find Thermo.sln above " + AppContext.BaseDirectory);
-        var path = System.IO.Path.Combine(root.FullName, "Thermo.Trainer", "bin", configuration, framework, "thermo.dll");
-        if (!File.Exists(path)) throw new InvalidOperationException($"{path} is missing: build Thermo.Trainer first");
+        var path = System.IO.Path.Combine(root.FullName, "Thermo.Cli", "bin", configuration, framework, "thermo.dll");
+        if (!File.Exists(path)) throw new InvalidOperationException($"{path} is missing: build Thermo.Cli first");
         return path;
     }
 

@@ -1,5 +1,4 @@
 using Thermo.Analysis;
-using Thermo.Pipeline;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Native;
@@ -7,7 +6,7 @@ using Thermo.Trainer.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Thermo.Trainer.Pruning;
+namespace Thermo.Trainer.Evaluation;
 
 /// <summary>Test sets loaded once per process and shared by every run that trained on the same data.</summary>
 public sealed class TestSetCache : IDisposable
@@ -122,7 +121,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     {
         Evaluations++;
         UseOwnKernels();
-        if (mask.Units.Count == 0) return Evaluation.TestMetrics(Model, TestX, TestY);
+        if (mask.Units.Count == 0) return TestEvaluation.TestMetrics(Model, TestX, TestY);
         var (weight, bias) = parameters.TryGetValue(mask.Layer, out var p) && p.Weight is not null ? p
             : throw new ThermoException($"--layer: {Run} has no layer '{mask.Layer}'");
         using var index = tensor(mask.Units.Select(u => (long)u).ToArray());
@@ -136,7 +135,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         }
         try
         {
-            return Evaluation.TestMetrics(Model, TestX, TestY);
+            return TestEvaluation.TestMetrics(Model, TestX, TestY);
         }
         finally
         {

@@ -1,7 +1,8 @@
+using Thermo.Trainer;
 using Spectre.Console;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli;
 
 /// <summary>
 /// Progress on the console: a live bar per epoch (batches) when stderr is an interactive terminal,

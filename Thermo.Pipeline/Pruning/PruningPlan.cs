@@ -1,6 +1,7 @@
+using Thermo.Trainer.Evaluation;
 using Thermo.Analysis;
 
-namespace Thermo.Pipeline;
+namespace Thermo.Pipeline.Pruning;
 
 /// <summary>How the filters of a layer are ordered from "hottest" to "coldest" (SPEC.md "Rankings and pruning criteria").</summary>
 public enum Criterion
@@ -30,25 +31,11 @@ public enum Experiment
     OnlyColdest,
 }
 
-/// <summary>Filters of one layer whose weights and bias are set to zero (SPEC: a mask always zeroes both).</summary>
-public sealed record FilterMask(string Layer, IReadOnlyList<int> Units)
-{
-    /// <summary>No filter zeroed.</summary>
-    public static FilterMask None(string layer) => new(layer, []);
-}
-
 /// <summary>Per-filter scores of one layer of one run, as the analysis stage wrote them.</summary>
 public sealed record FilterScores(string Layer, double[] Temperature, double[] Oscillation, double[] L1Norm)
 {
     /// <summary>Number of filters (units) of the layer.</summary>
     public int Units => Temperature.Length;
-}
-
-/// <summary>Evaluates the run's final model on its test set with the given filters zeroed.</summary>
-public interface IMaskedEvaluator
-{
-    /// <summary>Test loss (mean cross-entropy) and accuracy with <paramref name="mask"/> applied; the model is unchanged afterwards.</summary>
-    (double Loss, double Accuracy) Evaluate(FilterMask mask);
 }
 
 /// <summary>Orders and experiment plans: which filters each row of the table zeroes.</summary>

@@ -1,6 +1,6 @@
 using Thermo.Analysis;
 
-namespace Thermo.Pipeline;
+namespace Thermo.Pipeline.Pruning;
 
 /// <summary>Typed access to the columns of a table read with <see cref="Tables.Read"/>.</summary>
 public static class TableColumns

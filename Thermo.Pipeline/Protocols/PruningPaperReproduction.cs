@@ -1,20 +1,21 @@
-using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
-using Thermo.Pipeline;
+using Thermo.Pipeline.Pruning;
+using Thermo.Trainer;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Pipeline.Protocols;
 
 /// <summary>
-/// <c>thermo reproduce pruning-paper</c>: the pruning paper's protocol end to end — R seeds trained,
-/// each analysed over its last N epochs, pruned by every criterion, tabulated as Tables 2–3. Resumable:
-/// complete runs with the same configuration are reused, unfinished ones resumed.
+/// The pruning paper's protocol end to end (<c>thermo reproduce pruning-paper</c>): R seeds trained
+/// per condition, each analysed over its last N epochs, pruned by every criterion, tabulated as the
+/// paper's Tables 1–3. Resumable: complete runs with the same configuration are reused, unfinished
+/// ones resumed; with a ledger, only what the ledger lacks is trained.
 /// </summary>
-public static class ReproduceCommand
+public static class PruningPaperReproduction
 {
     /// <summary>
     /// The protocol's sizes. Each value of <paramref name="L2s"/> is one condition (Keras-style L2 on the
@@ -26,69 +27,6 @@ public static class ReproduceCommand
     public sealed record Protocol(string Dataset, string? DataDir, int Runs, int Epochs, int Equilibrium, double[] L2s, double WeightDecay,
         int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true);
 
-    public static Command Build()
-    {
-        var experiment = new Argument<string>("EXPERIMENT") { Description = "The experiment to reproduce: pruning-paper" };
-        var dataset = new Option<string>("--dataset") { Description = "mnist (default data) or fashion-mnist", DefaultValueFactory = _ => "mnist" };
-        var dataDir = new Option<string>("--data-dir") { Description = "Directory with the data set's own files (IDX)" };
-        var runs = new Option<int>("--runs") { Description = "Independent trainings (seeds 1..R); --full: 10", DefaultValueFactory = _ => 5 };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs per training; --full: 200", DefaultValueFactory = _ => 20 };
-        var equilibrium = new Option<int>("--equilibrium") { Description = "Equilibrium window: the last N epochs; --full: 150", DefaultValueFactory = _ => 10 };
-        var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => 0 };
-        var full = new Option<bool>("--full") { Description = "The paper's protocol: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores)" };
-        var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images" };
-        var testLimit = new Option<int?>("--test-limit") { Description = "Use only the first N test images" };
-        var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0 = all cores)", DefaultValueFactory = _ => 0 };
-        var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer or all", DefaultValueFactory = _ => "layer" };
-        var draws = new Option<int>("--draws") { Description = "Random orders averaged per run", DefaultValueFactory = _ => 5 };
-        var output = new Option<string>("--out") { Description = "Reproduction directory (default: artifacts/reproductions/pruning-paper-<dataset>-e<E>-n<N>-r<R>)" };
-        var ledger = new Option<string>("--ledger") { Description = "Keep each finished run's compact part (no per-epoch snapshots) in this directory, train only what it lacks, and tabulate from it alone" };
-        var noTrain = new Option<bool>("--no-train") { Description = "With --ledger: train nothing, tabulate the runs the ledger holds" };
-        var command = new Command("reproduce", "Reproduce a paper's experiment end to end: train R seeds, analyse, prune, tabulate")
-        {
-            experiment, dataset, dataDir, runs, epochs, equilibrium, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
-        };
-        command.SetAction(parse =>
-        {
-            if (parse.GetValue(experiment) != "pruning-paper")
-                throw new ThermoException($"reproduce: unknown experiment '{parse.GetValue(experiment)}' (known: pruning-paper)");
-            bool isFull = parse.GetValue(full);
-            bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
-            var protocol = new Protocol(
-                parse.GetValue(dataset)!, parse.GetValue(dataDir),
-                isFull && !Given(runs) ? 10 : parse.GetValue(runs),
-                isFull && !Given(epochs) ? 200 : parse.GetValue(epochs),
-                isFull && !Given(equilibrium) ? 150 : parse.GetValue(equilibrium),
-                isFull && !Given(l2) ? [1e-3, 0] : [parse.GetValue(l2)],
-                parse.GetValue(weightDecay),
-                parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
-                new PruneSettings { Curves = parse.GetValue(curves)!, RandomDraws = parse.GetValue(draws) },
-                parse.GetValue(ledger), !parse.GetValue(noTrain));
-            if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
-            if (protocol.Runs < 2) throw new ThermoException($"--runs: need at least 2 runs for a standard deviation, got {protocol.Runs}");
-            if (protocol.Epochs < 2) throw new ThermoException($"--epochs: must be at least 2, got {protocol.Epochs}");
-            if (protocol.Equilibrium < 1 || protocol.Equilibrium > protocol.Epochs)
-                throw new ThermoException($"--equilibrium: the last N epochs must lie in 1..{protocol.Epochs} (--epochs), got {protocol.Equilibrium}");
-            if (protocol.L2s.Any(v => !(v >= 0) || double.IsInfinity(v))) throw new ThermoException($"--l2: must be non-negative, got {parse.GetValue(l2)}");
-            if (!(protocol.WeightDecay >= 0) || double.IsInfinity(protocol.WeightDecay)) throw new ThermoException($"--weight-decay: must be non-negative, got {protocol.WeightDecay}");
-            if (protocol.Prune.Curves is not ("none" or "layer" or "all")) throw new ThermoException($"--curves: '{protocol.Prune.Curves}' is not none, layer or all");
-            if (protocol.Prune.RandomDraws < 1) throw new ThermoException("--draws: must be positive");
-            if (!protocol.TrainMissing && protocol.Ledger is null) throw new ThermoException("--no-train: needs --ledger (the runs to tabulate)");
-            var artifacts = Program.ArtifactsDirectory();
-            var dir = parse.GetValue(output) ?? Path.Combine(artifacts, "reproductions",
-                $"pruning-paper-{protocol.Dataset}-e{protocol.Epochs}-n{protocol.Equilibrium}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
-            var tables = Run(protocol, dir, artifacts, new ConsoleProgress());
-            CliOutput.Result(new
-            {
-                directory = protocol.Ledger ?? dir, runs = protocol.Runs, epochs = protocol.Epochs, equilibrium = protocol.Equilibrium,
-                conditions = tables.Select(t => new { condition = t.Key, table = PruneCommand.TableJson(t.Value) }),
-            }, () => { });
-            return ExitCodes.Ok;
-        });
-        return command;
-    }
-
     static string Number(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
 
     /// <summary>A condition's directory name: <c>l2=0.001</c>, with <c>-weight-decay=W</c> when torch's decay is on too.</summary>
@@ -99,7 +37,7 @@ public static class ReproduceCommand
     /// Runs the protocol into <paramref name="dir"/> (and the ledger, if any); returns the table of each
     /// condition. The summary README and the tables go to the ledger when there is one.
     /// </summary>
-    public static IReadOnlyDictionary<string, IReadOnlyList<TableRow>> Run(Protocol p, string dir, string artifacts, ConsoleProgress progress)
+    public static IReadOnlyDictionary<string, IReadOnlyList<TableRow>> Run(Protocol p, string dir, string artifacts, ITrainingProgress progress)
     {
         var tables = new Dictionary<string, IReadOnlyList<TableRow>>();
         var clock = Stopwatch.StartNew();
@@ -137,7 +75,7 @@ public static class ReproduceCommand
                 trained++;
                 if (p.Ledger is { } into)
                 {
-                    PruneCommand.Run([runDir], p.Prune, artifacts, progress.Message);
+                    PruneStage.Run([runDir], p.Prune, artifacts, progress.Message);
                     PruningLedger.Add(runDir, PruningLedger.Entry(into, condition, seed));
                     progress.Message($"  kept in the ledger: {PruningLedger.Entry(into, condition, seed)}");
                 }
@@ -151,18 +89,13 @@ public static class ReproduceCommand
                 results = runDirs.SelectMany(r => PruningFiles.ReadResults(Path.Combine(r, PruningFiles.Directory, PruningFiles.ResultsFile))).ToList();
             }
             else
-                results = PruneCommand.Run(runDirs, p.Prune, artifacts, progress.Message);
+                results = PruneStage.Run(runDirs, p.Prune, artifacts, progress.Message);
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
             var pruningDir = Path.Combine(home, condition, PruningFiles.Directory);
             PruningFiles.WriteResults(Path.Combine(pruningDir, PruningFiles.ResultsFile), results, p.Prune.K, p.Prune.M);
-            var caption = $"{condition}: " + PruneCommand.TableCaption(runDirs.Count, p.Prune);
+            var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
             AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), Aggregation.Markdown(table, caption));
 
-            if (!CliOutput.Json)
-            {
-                Console.WriteLine($"{condition} ({runDirs.Count} runs):");
-                Console.WriteLine(Aggregation.Text(table));
-            }
             tables[condition] = table;
         }
         // Every condition in the directory, not only this call's: a call with --l2 0 after one with
@@ -192,7 +125,7 @@ public static class ReproduceCommand
     static string ConfigKey(TrainConfig c) => JsonSerializer.Serialize(c with { Epochs = 0 }, RunManifest.Json);
 
     /// <summary>Reuses a complete run of the same configuration, resumes an unfinished one, trains a missing one.</summary>
-    static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ConsoleProgress progress)
+    static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ITrainingProgress progress)
     {
         var existing = RunManifest.TryLoad(runDir);
         if (existing is not null && existing.Native is null)
@@ -219,7 +152,7 @@ public static class ReproduceCommand
     }
 
     /// <summary>Analyses a run over its last N epochs unless its analysis already covers exactly that window.</summary>
-    static void AnalyseOrReuse(string runDir, int epochs, int equilibrium, ConsoleProgress progress)
+    static void AnalyseOrReuse(string runDir, int epochs, int equilibrium, ITrainingProgress progress)
     {
         var path = Path.Combine(runDir, AnalysisOutput.Directory, "temperature.parquet");
         if (File.Exists(path))

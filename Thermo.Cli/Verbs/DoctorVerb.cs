@@ -1,11 +1,13 @@
+using Thermo.Trainer.Training;
+using Thermo.Trainer;
 using System.CommandLine;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Native;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli.Verbs;
 
 /// <summary><c>thermo doctor</c>: the native self-check on its own, with what the machine's kernels are.</summary>
-public static class DoctorCommand
+public static class DoctorVerb
 {
     public static Command Build()
     {

@@ -1,10 +1,12 @@
+using Thermo.Trainer.Training;
+using Thermo.Trainer;
 using System.CommandLine;
 using Thermo.Pipeline.Report;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli.Verbs;
 
 /// <summary><c>thermo report</c>: the papers' figures and tables for runs, as one offline HTML page per run (PNG files beside it).</summary>
-public static class ReportCommand
+public static class ReportVerb
 {
     public static Command Build()
     {

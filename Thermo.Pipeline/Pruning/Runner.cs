@@ -1,4 +1,5 @@
-namespace Thermo.Pipeline;
+using Thermo.Trainer.Evaluation;
+namespace Thermo.Pipeline.Pruning;
 
 /// <summary>One evaluation of the pruning table: a run, a criterion's order (one draw for random), an
 /// experiment; <c>Filters</c> is the layer's filter count (0 where unknown).</summary>

@@ -1,15 +1,17 @@
+using Thermo.Trainer.Training;
+using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.FSharp.Core;
 using Thermo.Analysis;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli.Verbs;
 
 /// <summary>
 /// <c>thermo analyze RUN...</c>: temperatures, drift/oscillation, MSD and fits from a run directory's
 /// files alone (no model, no retraining). Every run is analysed before any output is written.
 /// </summary>
-public static class AnalyzeCommand
+public static class AnalyzeVerb
 {
     public static Command Build()
     {
@@ -40,7 +42,7 @@ public static class AnalyzeCommand
                     "weight" => Grouping.Weight,
                     var other => throw new ThermoException($"--groups: unknown grouping '{other}' (known: layer, filter, unit, row, weight)"),
                 },
-                Option(TrainCommand.ParseList(parse.GetValue(layers))),
+                Option(TrainVerb.ParseList(parse.GetValue(layers))),
                 parse.GetValue(bias),
                 new Physics(
                     parse.GetValue(convention) switch
@@ -50,7 +52,7 @@ public static class AnalyzeCommand
                         var other => throw new ThermoException($"--convention: unknown convention '{other}' (known: kinetic, mean-square)"),
                     },
                     Positive("--mass", parse.GetValue(mass)), Positive("--kb", parse.GetValue(boltzmann)), 1.0),
-                parse.GetValue(msdLayers) == "none" ? FSharpOption<string[]>.Some([]) : Option(TrainCommand.ParseList(parse.GetValue(msdLayers))),
+                parse.GetValue(msdLayers) == "none" ? FSharpOption<string[]>.Some([]) : Option(TrainVerb.ParseList(parse.GetValue(msdLayers))),
                 ParseLags(parse.GetValue(fitLags)));
 
             var results = new List<AnalysisResult>();

@@ -1,6 +1,8 @@
+using Thermo.Trainer.Training;
 using System.CommandLine;
 using Thermo.Trainer;
-using Thermo.Trainer.Cli;
+using Thermo.Cli;
+using Thermo.Cli.Verbs;
 
 return Program.Run(args);
 
@@ -15,14 +17,14 @@ public static partial class Program
     {
         var root = new RootCommand("Thermo: the thermodynamics of a network's weights — train, snapshot, analyse, prune")
         {
-            TrainCommand.Build(),
-            DataCommand.Build(),
-            AnalyzeCommand.Build(),
-            PruneCommand.Build(),
-            ReproduceCommand.Build(),
-            ReportCommand.Build(),
-            SweepCommand.Build(),
-            DoctorCommand.Build(),
+            TrainVerb.Build(),
+            DataVerb.Build(),
+            AnalyzeVerb.Build(),
+            PruneVerb.Build(),
+            ReproduceVerb.Build(),
+            ReportVerb.Build(),
+            SweepVerb.Build(),
+            DoctorVerb.Build(),
         };
         root.Options.Add(CliOutput.JsonOption);
         root.Options.Add(CliOutput.QuietOption);

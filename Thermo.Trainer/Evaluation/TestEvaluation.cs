@@ -1,14 +1,14 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Thermo.Trainer.Training;
+namespace Thermo.Trainer.Evaluation;
 
 /// <summary>
 /// The test-set evaluation shared by the trainer (each epoch's metrics) and the pruning stage (masked
 /// models), so an unmasked re-evaluation of a run's final snapshot reproduces the trainer's own final
 /// test metrics bit for bit: same batches, same order of summation.
 /// </summary>
-public static class Evaluation
+public static class TestEvaluation
 {
     /// <summary>Images per evaluation batch.</summary>
     public const int BatchSize = 250;

@@ -1,13 +1,12 @@
-using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Analysis;
-using Thermo.Pipeline;
+using Thermo.Trainer;
+using Thermo.Trainer.Evaluation;
 using Thermo.Trainer.Models;
-using Thermo.Trainer.Pruning;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Pipeline.Pruning;
 
 /// <summary>What <c>thermo prune</c> does, independent of how it was asked (the reproduction reuses it).</summary>
 public sealed record PruneSettings
@@ -28,76 +27,14 @@ public sealed record PruneSettings
 }
 
 /// <summary>
-/// <c>thermo prune</c>: zeroes filters of each run's final model by temperature, oscillation
-/// temperature, L1 norm and at random, re-evaluates, writes RUN/pruning/{results,curves}.parquet, and
-/// prints the paper's table aggregated over the runs (mean ± sample std).
+/// The prune stage: zeroes filters of each run's final model by temperature, oscillation temperature,
+/// L1 norm and at random, re-evaluates, and writes RUN/pruning/{results,curves}.parquet (and, with
+/// <see cref="PruneSettings.Structural"/>, RUN/pruning/structural/).
 /// </summary>
-public static class PruneCommand
+public static class PruneStage
 {
-    public static Command Build()
-    {
-        var defaults = new PruneSettings();
-        var runs = new Argument<string[]>("RUN") { Description = "Run directories (complete, analysed)", Arity = ArgumentArity.OneOrMore };
-        var layer = new Option<string>("--layer") { Description = "Conv layer whose filters are zeroed", DefaultValueFactory = _ => defaults.Layer };
-        var criteria = new Option<string>("--criteria") { Description = "Orders to tabulate: temperature, oscillation, l1, random", DefaultValueFactory = _ => "temperature,oscillation,l1,random" };
-        var k = new Option<int>("--k") { Description = "Filters removed in the 'without' rows", DefaultValueFactory = _ => defaults.K };
-        var m = new Option<int>("--m") { Description = "Filters kept in the 'only' rows", DefaultValueFactory = _ => defaults.M };
-        var draws = new Option<int>("--draws") { Description = "Random orders averaged per run (at least 5 recommended)", DefaultValueFactory = _ => defaults.RandomDraws };
-        var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer (the --layer) or all (every conv layer)", DefaultValueFactory = _ => defaults.Curves };
-        var analyze = new Option<string>("--analyze") { Description = "Analyse runs without analysis first, over this window (e.g. last:10)" };
-        var structural = new Option<bool>("--structural") { Description = "Also remove the k hottest filters physically: export the smaller model, report parameters and MACs, check its logits" };
-        var finetune = new Option<int>("--finetune") { Description = "With --structural: retrain the smaller model this many epochs and report its accuracy", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "Also write the runs' results and the table (results.parquet, table.md) into this directory" };
-        var command = new Command("prune", "Zero filters by temperature (and L1, random), re-evaluate, and tabulate as the pruning paper")
-        {
-            runs, layer, criteria, k, m, draws, curves, analyze, structural, finetune, output,
-        };
-        command.SetAction(parse =>
-        {
-            var settings = new PruneSettings
-            {
-                Layer = parse.GetValue(layer)!,
-                Criteria = ParseCriteria(parse.GetValue(criteria)!),
-                K = parse.GetValue(k), M = parse.GetValue(m), RandomDraws = Positive("--draws", parse.GetValue(draws)),
-                Curves = parse.GetValue(curves) is "none" or "layer" or "all" ? parse.GetValue(curves)! : throw new ThermoException($"--curves: '{parse.GetValue(curves)}' is not none, layer or all"),
-                AnalyzeWindow = parse.GetValue(analyze),
-                Structural = parse.GetValue(structural),
-                FinetuneEpochs = parse.GetValue(finetune) >= 0 ? parse.GetValue(finetune) : throw new ThermoException("--finetune: must be non-negative"),
-            };
-            if (settings.FinetuneEpochs > 0 && !settings.Structural) throw new ThermoException("--finetune: needs --structural");
-            var progress = new ConsoleProgress();
-            var results = Run(parse.GetValue(runs)!, settings, Program.ArtifactsDirectory(), progress.Message);
-            var table = Aggregation.Table(results, settings.K, settings.M);
-            CliOutput.Result(new { layer = settings.Layer, k = settings.K, m = settings.M, runs = parse.GetValue(runs), table = TableJson(table) },
-                () => Console.WriteLine(Aggregation.Text(table)));
-            if (parse.GetValue(output) is { } dir)
-            {
-                Directory.CreateDirectory(dir);
-                PruningFiles.WriteResults(Path.Combine(dir, PruningFiles.ResultsFile), results, settings.K, settings.M);
-                AtomicFile.writeAllText(Path.Combine(dir, "table.md"), Aggregation.Markdown(table, TableCaption(parse.GetValue(runs)!.Length, settings)));
-                progress.Message($"wrote {Path.Combine(dir, PruningFiles.ResultsFile)} and {Path.Combine(dir, "table.md")}");
-            }
-            return ExitCodes.Ok;
-        });
-        return command;
-    }
-
-    /// <summary>A table's rows as plain objects for --json.</summary>
-    internal static IEnumerable<object> TableJson(IReadOnlyList<TableRow> table) =>
-        table.Select(t => new
-        {
-            criterion = PruningPlan.Name(t.Criterion), experiment = t.Experiment.ToString(), label = t.Label, runs = t.Runs,
-            test_accuracy = t.AccuracyMean, test_accuracy_std = t.AccuracyStd, test_loss = t.LossMean, test_loss_std = t.LossStd,
-        });
-
-    internal static string TableCaption(int runs, PruneSettings s) =>
+    public static string TableCaption(int runs, PruneSettings s) =>
         $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";
-
-    static int Positive(string flag, int value) => value > 0 ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
-
-    static Criterion[] ParseCriteria(string text) =>
-        TrainCommand.ParseList(text)?.Select(c => PruningPlan.Parse(c) ?? throw new ThermoException($"--criteria: unknown criterion '{c}' (known: temperature, oscillation, l1, random)")).Distinct().ToArray()
-        ?? throw new ThermoException("--criteria: name at least one criterion");
 
     /// <summary>
     /// Prunes every run (checked together first: same model, a layer they all have, k and m that fit)
@@ -192,46 +129,33 @@ public static class PruneCommand
             throw new ThermoException($"{run}: the rebuilt model scores test accuracy {accuracy:P4}, loss {loss:G6}, but the trainer recorded {final.TestAccuracy:P4}, {final.TestLoss:G6} at epoch {final.Epoch}; the run's files and this build disagree");
     }
 
-    /// <summary>Removes the k hottest filters physically; reports sizes, checks the logits against the
-    /// masked model, exports the smaller model and optionally fine-tunes it.</summary>
+    /// <summary>Removes the k hottest filters physically (checked against the masked model, see
+    /// <see cref="StructuralPruning.Evaluate"/>), exports the smaller model, optionally fine-tunes it.</summary>
     static void Structural(string run, RunModel model, FilterScores scores, PruneSettings settings, string artifacts, Action<string> log)
     {
         var manifest = model.Manifest;
-        if (manifest.Config.Model != "fourconv") throw new ThermoException($"--structural: supported for fourconv, not {manifest.Config.Model}");
         var removed = PruningPlan.Zeroed(Experiment.WithoutHottest, PruningPlan.HotFirst(scores, Criterion.Temperature), settings.K, settings.M);
-        var d = manifest.Dataset;
-        var widths = manifest.Config.Widths ?? FourConvNet.DefaultWidths;
-        var (newWidths, pruned) = StructuralPruning.RemoveFilters(model.Final, widths, settings.Layer, removed, d.Height, d.Width);
-        var before = FourConvNet.Cost(d.Channels, d.Height, d.Width, d.Classes, widths);
-        var after = FourConvNet.Cost(d.Channels, d.Height, d.Width, d.Classes, newWidths);
-        using var small = new FourConvNet(d.Channels, d.Height, d.Width, d.Classes, newWidths, manifest.Config.Dropout);
-        ParameterLoader.Load(small, pruned, "the structurally pruned model");
-        var (loss, accuracy) = Evaluation.TestMetrics(small, model.TestX, model.TestY);
-        double maxDifference;
-        using (var masked = Evaluation.Logits(ApplyMask(model, settings.Layer, removed), model.TestX))
-        using (var smaller = Evaluation.Logits(small, model.TestX))
-            maxDifference = (masked - smaller).abs().max().item<float>();
-        // restore the model for later use
-        ParameterLoader.Load(model.Model, model.Final, run);
+        var result = StructuralPruning.Evaluate(model, settings.Layer, removed);
         var dir = Path.Combine(run, PruningFiles.Directory, "structural");
         Directory.CreateDirectory(dir);
         var modelPath = Path.Combine(dir, "model.parquet");
-        SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, pruned);
+        SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, result.Pruned);
         var report = new Dictionary<string, object?>
         {
             ["layer"] = settings.Layer, ["removed_filters"] = removed, ["criterion"] = "temperature (the k hottest)",
-            ["widths_before"] = widths, ["widths_after"] = newWidths,
-            ["parameters_before"] = before.Parameters, ["parameters_after"] = after.Parameters,
-            ["macs_before"] = before.MultiplyAccumulates, ["macs_after"] = after.MultiplyAccumulates,
-            ["test_accuracy"] = accuracy, ["test_loss"] = loss, ["max_logit_difference_vs_masked"] = maxDifference,
-            ["model"] = "model.parquet (rebuild: thermo train --widths " + string.Join(",", newWidths) + " --init-from it)",
+            ["widths_before"] = result.WidthsBefore, ["widths_after"] = result.WidthsAfter,
+            ["parameters_before"] = result.Before.Parameters, ["parameters_after"] = result.After.Parameters,
+            ["macs_before"] = result.Before.MultiplyAccumulates, ["macs_after"] = result.After.MultiplyAccumulates,
+            ["test_accuracy"] = result.Accuracy, ["test_loss"] = result.Loss, ["max_logit_difference_vs_masked"] = result.MaxLogitDifference,
+            ["model"] = "model.parquet (rebuild: thermo train --widths " + string.Join(",", result.WidthsAfter) + " --init-from it)",
         };
-        log($"  structural: {settings.Layer} {widths[Array.IndexOf(FourConvNet.ConvLayers, settings.Layer)]} → {newWidths[Array.IndexOf(FourConvNet.ConvLayers, settings.Layer)]} filters; parameters {before.Parameters:N0} → {after.Parameters:N0}, MACs {before.MultiplyAccumulates:N0} → {after.MultiplyAccumulates:N0}; test accuracy {accuracy:P2}; max |logit difference| vs the masked model {maxDifference:G3}");
+        int index = Array.IndexOf(FourConvNet.ConvLayers, settings.Layer);
+        log($"  structural: {settings.Layer} {result.WidthsBefore[index]} → {result.WidthsAfter[index]} filters; parameters {result.Before.Parameters:N0} → {result.After.Parameters:N0}, MACs {result.Before.MultiplyAccumulates:N0} → {result.After.MultiplyAccumulates:N0}; test accuracy {result.Accuracy:P2}; max |logit difference| vs the masked model {result.MaxLogitDifference:G3}");
         if (settings.FinetuneEpochs > 0)
         {
             var finetuneDir = Path.Combine(dir, "finetune");
             if (Directory.Exists(finetuneDir)) Directory.Delete(finetuneDir, true);
-            var config = manifest.Config with { Widths = newWidths, Epochs = settings.FinetuneEpochs, InitFrom = Path.GetFullPath(modelPath) };
+            var config = manifest.Config with { Widths = result.WidthsAfter, Epochs = settings.FinetuneEpochs, InitFrom = Path.GetFullPath(modelPath) };
             using var trainer = TrainingRun.Start(config, finetuneDir, artifacts, new SilentProgress());
             trainer.Run();
             var last = TrainingRun.ReadMetrics(Path.Combine(finetuneDir, TrainingRun.MetricsFile)).Last();
@@ -241,11 +165,5 @@ public static class PruneCommand
             log($"  fine-tuned {settings.FinetuneEpochs} epochs: test accuracy {last.TestAccuracy:P2} (run in {finetuneDir})");
         }
         AtomicFile.writeAllText(Path.Combine(dir, "report.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
-    }
-
-    static TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> ApplyMask(RunModel model, string layer, int[] units)
-    {
-        model.ApplyPermanently(new FilterMask(layer, units));
-        return model.Model;
     }
 }

@@ -1,11 +1,12 @@
+using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli.Verbs;
 
 /// <summary><c>thermo train</c>: options, run-directory rules (fresh, --resume, --force), and the run.</summary>
-public static class TrainCommand
+public static class TrainVerb
 {
     static Option<T> Opt<T>(string name, string description, T defaultValue) =>
         new(name) { Description = description, DefaultValueFactory = _ => defaultValue };

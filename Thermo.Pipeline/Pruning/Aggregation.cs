@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Thermo.Pipeline;
+namespace Thermo.Pipeline.Pruning;
 
 /// <summary>One row of the aggregated table: mean ± sample standard deviation over runs.</summary>
 public sealed record TableRow(

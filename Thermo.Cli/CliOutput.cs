@@ -1,7 +1,9 @@
+using Thermo.Trainer.Training;
+using Thermo.Trainer;
 using System.CommandLine;
 using System.Text.Json;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli;
 
 /// <summary>
 /// The options every verb shares: <c>--json</c> (the result as one JSON document on stdout; progress

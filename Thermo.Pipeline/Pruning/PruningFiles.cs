@@ -1,7 +1,7 @@
 using Microsoft.FSharp.Collections;
 using Thermo.Analysis;
 
-namespace Thermo.Pipeline;
+namespace Thermo.Pipeline.Pruning;
 
 /// <summary>The pipeline's files: the analysis tables it reads, the result tables it writes.</summary>
 public static class PruningFiles

@@ -1,7 +1,8 @@
 using Thermo.Analysis;
 using Thermo.Trainer.Models;
+using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Pruning;
+namespace Thermo.Trainer.Evaluation;
 
 /// <summary>
 /// Physical removal of conv filters from a fourconv snapshot: the layer loses the filters (weight rows
@@ -55,5 +56,36 @@ public static class StructuralPruning
         var newWidths = widths.ToArray();
         newWidths[index] = keep.Length;
         return (newWidths, new Snapshot(snapshot.Epoch, snapshot.Step, snapshot.Tensors.Select(Prune).ToArray()));
+    }
+
+    /// <summary>A structurally pruned model, its sizes and its test metrics.</summary>
+    public sealed record Result(int[] WidthsBefore, int[] WidthsAfter, Snapshot Pruned, (long Parameters, long MultiplyAccumulates) Before, (long Parameters, long MultiplyAccumulates) After,
+        double Loss, double Accuracy, double MaxLogitDifference);
+
+    /// <summary>
+    /// Removes <paramref name="removed"/> filters of <paramref name="layer"/> from the run's final model,
+    /// rebuilds the smaller model, evaluates it, and measures its largest logit difference from the
+    /// masked model (float rounding only, if the removal is right). The run's model is restored.
+    /// </summary>
+    public static Result Evaluate(RunModel model, string layer, int[] removed)
+    {
+        var manifest = model.Manifest;
+        if (manifest.Config.Model != "fourconv") throw new ThermoException($"--structural: supported for fourconv, not {manifest.Config.Model}");
+        var d = manifest.Dataset;
+        var widths = manifest.Config.Widths ?? FourConvNet.DefaultWidths;
+        var (newWidths, pruned) = RemoveFilters(model.Final, widths, layer, removed, d.Height, d.Width);
+        var before = FourConvNet.Cost(d.Channels, d.Height, d.Width, d.Classes, widths);
+        var after = FourConvNet.Cost(d.Channels, d.Height, d.Width, d.Classes, newWidths);
+        using var small = new FourConvNet(d.Channels, d.Height, d.Width, d.Classes, newWidths, manifest.Config.Dropout);
+        ParameterLoader.Load(small, pruned, "the structurally pruned model");
+        var (loss, accuracy) = TestEvaluation.TestMetrics(small, model.TestX, model.TestY);
+        double maxDifference;
+        model.ApplyPermanently(new FilterMask(layer, removed));
+        using (var masked = TestEvaluation.Logits(model.Model, model.TestX))
+        using (var smaller = TestEvaluation.Logits(small, model.TestX))
+            maxDifference = (masked - smaller).abs().max().item<float>();
+        // restore the model for later use
+        ParameterLoader.Load(model.Model, model.Final, model.Run);
+        return new Result(widths, newWidths, pruned, before, after, loss, accuracy, maxDifference);
     }
 }

@@ -1,10 +1,12 @@
+using Thermo.Trainer.Training;
+using Thermo.Trainer;
 using System.CommandLine;
 using Thermo.Trainer.Data;
 
-namespace Thermo.Trainer.Cli;
+namespace Thermo.Cli.Verbs;
 
 /// <summary><c>thermo data setup</c>: fetch the default data sets into the cache.</summary>
-public static class DataCommand
+public static class DataVerb
 {
     public static Command Build()
     {

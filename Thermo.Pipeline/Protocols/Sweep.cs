@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.FSharp.Collections;
+using Thermo.Analysis;
+using Thermo.Pipeline.Report;
+using Thermo.Trainer;
+using Thermo.Trainer.Training;
+
+namespace Thermo.Pipeline.Protocols;
+
+/// <summary>
+/// Temperature against hyper-parameters (SPEC "Temperature vs hyper-parameters"; <c>thermo sweep</c>).
+/// From a run's final (equilibrium) model, one ordinary run per grid value — each learning rate at the
+/// run's batch size, each batch size at the run's learning rate — trained as a child <c>thermo train</c>
+/// process (so several can run at once, and a killed sweep resumes), analysed over its last epochs,
+/// and every layer's temperature fitted as T = c·x^β for x = η and x = 1/B.
+/// </summary>
+public static class Sweep
+{
+    /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep).</summary>
+    public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out);
+
+    /// <summary>One layer's fit T = c·x^β over one hyper-parameter's grid.</summary>
+    public sealed record Fit(string Parameter, string Layer, int Points, double Beta, double C, double R2);
+
+    /// <summary>One grid point: which hyper-parameter, its value, and x of the fit (η or 1/B).</summary>
+    sealed record Point(string Parameter, double Value, double X, string Directory);
+
+    /// <summary>
+    /// Trains, analyses and fits the grid; <paramref name="thermo"/> makes the child process that runs
+    /// <c>thermo</c> with the given arguments. Returns the directory, the window (last N epochs) and the fits.
+    /// </summary>
+    public static (string Directory, int Window, IReadOnlyList<Fit> Fits) Run(Plan plan, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
+    {
+        var run = plan.From;
+        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"--from: {run} holds no run (no run.json)");
+        if (manifest.Status != RunStatus.Complete) throw new ThermoException($"--from: {run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
+        var finalSnapshot = SnapshotReader.ListEpochFiles(run).Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
+            ?? throw new ThermoException($"--from: {run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
+        var lrValues = plan.LearningRates;
+        var batchValues = plan.BatchSizes;
+        if (lrValues.Length + batchValues.Length == 0) throw new ThermoException("--lr/--batch-size: give at least one grid of values");
+        if (batchValues.Any(b => b != Math.Floor(b) || b < 1)) throw new ThermoException("--batch-size: batch sizes are positive integers");
+        int n = plan.Epochs;
+        if (n < 2) throw new ThermoException($"--epochs: need at least 2, got {n}");
+        int window = plan.Equilibrium is var w && w > 0 ? w : Math.Max(1, n / 2);
+        if (window > n) throw new ThermoException($"--equilibrium: {window} is more than --epochs {n}");
+        int parallel = plan.Jobs is var j && j >= 1 ? j : throw new ThermoException("--jobs: must be positive");
+        var dir = plan.Out ?? Path.Combine(run, "sweep");
+        var points = lrValues.Select(v => new Point("lr", v, v, Path.Combine(dir, $"lr={Format(v)}")))
+            .Concat(batchValues.Select(v => new Point("batch_size", v, 1 / v, Path.Combine(dir, $"batch-size={Format(v)}")))).ToList();
+                    var configs = Path.Combine(dir, "configs");
+        Directory.CreateDirectory(configs);
+        foreach (var p in points)
+        {
+            // The grid point's whole configuration, from the equilibrium model, as a file a
+            // `thermo train --config` process (and a later resume) reads.
+            var config = manifest.Config with
+            {
+                Epochs = n, InitFrom = Path.GetFullPath(finalSnapshot), LrStep = 0,
+                Lr = p.Parameter == "lr" ? p.Value : manifest.Config.LearningRateAt(manifest.LastCompleteEpoch),
+                BatchSize = p.Parameter == "batch_size" ? (int)p.Value : manifest.Config.BatchSize,
+                Threads = parallel > 1 ? Math.Max(1, Environment.ProcessorCount / parallel) : manifest.Config.Threads,
+            };
+            AtomicFile.writeAllText(ConfigPath(configs, p), JsonSerializer.Serialize(config, RunManifest.Json));
+        }
+        TrainAll(points, configs, parallel, thermo, progress);
+        var rows = new List<(Point Point, string Layer, double T)>();
+        foreach (var p in points)
+        {
+            var result = Engine.analyze(p.Directory, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(window)).WithGrouping(Grouping.Layer).WithMsdLayers([]));
+            AnalysisOutput.write(result);
+            rows.AddRange(result.Layers.Select(l => (p, l.Key.Layer, l.Temperature.Temperature)));
+        }
+        var fits = rows.GroupBy(r => (r.Point.Parameter, r.Layer)).Select(g =>
+        {
+            var fit = g.Count() >= 2 ? Fits.powerLaw(g.Select(r => r.Point.X).ToArray(), g.Select(r => r.T).ToArray()) : null;
+            return (g.Key.Parameter, g.Key.Layer, Points: g.Count(), Beta: fit?.Slope ?? double.NaN, C: fit is null ? double.NaN : Math.Exp(fit.Intercept), R2: fit?.RSquared ?? double.NaN);
+        }).ToList();
+        Tables.Write(Path.Combine(dir, "sweep.parquet"), "sweep", ListModule.OfArray(new[]
+        {
+            Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
+            Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
+            Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
+            Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
+            Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
+            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()),
+        }));
+        Tables.Write(Path.Combine(dir, "fits.parquet"), "sweep_fits", ListModule.OfArray(new[]
+        {
+            Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
+            Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
+            Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),
+            Column.NewFloat64Column("beta", fits.Select(f => f.Beta).ToArray()),
+            Column.NewFloat64Column("c", fits.Select(f => f.C).ToArray()),
+            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()),
+        }));
+        foreach (var parameter in fits.Select(f => f.Parameter).Distinct())
+            SweepFigure.Write(Path.Combine(dir, $"temperature-vs-{(parameter == "lr" ? "lr" : "inverse-batch-size")}.png"), parameter,
+                rows.Where(r => r.Point.Parameter == parameter).Select(r => (r.Layer, r.Point.X, r.T)).ToList(),
+                fits.Where(f => f.Parameter == parameter).Select(f => (f.Layer, f.Beta, f.C, f.R2)).ToList());
+        return (dir, window, fits.Select(f => new Fit(f.Parameter, f.Layer, f.Points, f.Beta, f.C, f.R2)).ToList());
+    }
+
+    static string Format(double v) => v.ToString("0.#######", CultureInfo.InvariantCulture);
+
+    static string ConfigPath(string configs, Point p) => Path.Combine(configs, Path.GetFileName(p.Directory) + ".json");
+
+    /// <summary>Trains every grid point not yet complete, <paramref name="parallel"/> child processes at
+    /// a time: a fresh one from its config file, an interrupted one with --resume.</summary>
+    static void TrainAll(IReadOnlyList<Point> points, string configs, int parallel, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
+    {
+        var todo = new Queue<Point>();
+        foreach (var p in points)
+        {
+            var existing = RunManifest.TryLoadQuietly(p.Directory);
+            if (existing is { Status: RunStatus.Complete }) progress.Message($"reusing {p.Directory} (complete)");
+            else todo.Enqueue(p);
+        }
+        var clock = Stopwatch.StartNew();
+        int total = todo.Count, finished = 0;
+        var running = new List<(Point Point, Process Process, Task<string> Error)>();
+        while (todo.Count > 0 || running.Count > 0)
+        {
+            while (todo.Count > 0 && running.Count < parallel)
+            {
+                var p = todo.Dequeue();
+                var resume = RunManifest.TryLoadQuietly(p.Directory) is { LastCompleteEpoch: >= 0 };
+                string[] args = resume ? ["train", "--resume", p.Directory, "--quiet"] : ["train", "--config", ConfigPath(configs, p), "--out", p.Directory, "--force", "--quiet"];
+                var process = Process.Start(thermo(args))!;
+                running.Add((p, process, process.StandardError.ReadToEndAsync()));
+                _ = process.StandardOutput.ReadToEndAsync();
+                progress.Message($"training {p.Directory}{(resume ? " (resuming)" : "")}");
+            }
+            var done = running.FirstOrDefault(r => r.Process.HasExited);
+            if (done.Process is null) { Thread.Sleep(200); continue; }
+            running.Remove(done);
+            if (done.Process.ExitCode != 0)
+            {
+                foreach (var r in running) r.Process.Kill(true);
+                throw new ThermoException($"sweep: training {done.Point.Directory} failed: {done.Error.Result.Trim()}");
+            }
+            finished++;
+            progress.Message($"  {finished}/{total} grid points trained after {clock.Elapsed:hh\\:mm\\:ss}; ETA {clock.Elapsed / finished * (total - finished):hh\\:mm\\:ss}");
+        }
+    }
+}
