@@ -7,10 +7,10 @@
 //   dotnet fsi examples/paired-comparisons.fsx artifacts/reproductions/pruning-paper-mnist-e20-n10-r5
 //
 // A stop-gap until the pruning stage reports these itself (issue 12).
-#r "../Thermo.Trainer/bin/Release/net10.0/Apache.Arrow.dll"
-#r "../Thermo.Trainer/bin/Release/net10.0/ParquetSharp.dll"
-#r "../Thermo.Trainer/bin/Release/net10.0/MathNet.Numerics.dll"
-#r "../Thermo.Trainer/bin/Release/net10.0/Thermo.Analysis.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/ParquetSharp.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/MathNet.Numerics.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/Thermo.Analysis.dll"
 
 open System.IO
 open System.Runtime.InteropServices

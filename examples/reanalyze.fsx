@@ -6,10 +6,10 @@
 //
 // The libraries come from the build output of the `thermo` executable, so their versions are the ones
 // pinned in Directory.Packages.props.
-#r "../Thermo.Trainer/bin/Release/net10.0/Apache.Arrow.dll"
-#r "../Thermo.Trainer/bin/Release/net10.0/ParquetSharp.dll"
-#r "../Thermo.Trainer/bin/Release/net10.0/MathNet.Numerics.dll"
-#r "../Thermo.Trainer/bin/Release/net10.0/Thermo.Analysis.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/ParquetSharp.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/MathNet.Numerics.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/Thermo.Analysis.dll"
 
 open System.Runtime.InteropServices
 open Thermo.Analysis

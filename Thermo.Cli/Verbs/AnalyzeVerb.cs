@@ -16,7 +16,6 @@ public static class AnalyzeVerb
     public static Command Build()
     {
         var runs = new Argument<string[]>("run") { Description = "Run directories", Arity = ArgumentArity.OneOrMore };
-        var window = new Option<string>("--window") { Description = "Equilibrium window: auto, last:N (the last N velocities) or a:b (snapshots)", DefaultValueFactory = _ => "auto" };
         var groups = new Option<string>("--groups") { Description = "Temperature groups: layer, filter (= unit = row) or weight", DefaultValueFactory = _ => "filter" };
         var layers = new Option<string>("--layers") { Description = "Layers to analyse, comma-separated (default: every layer with weights)" };
         var bias = new Option<bool>("--bias") { Description = "Include each unit's bias in its group" };
@@ -27,11 +26,12 @@ public static class AnalyzeVerb
         var fitLags = new Option<string>("--fit-lags") { Description = "Lag range a:b of the α and D fits (default: α over 1..n/2, D over 1..n/4)" };
         var command = new Command("analyze", "Temperatures, drift and oscillation, MSD and diffusion of runs; writes RUN/analysis/*.parquet")
         {
-            runs, window, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags,
+            runs, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags,
         };
+        var window = new WindowFlag(command, "Equilibrium window: auto, last:N (the last N velocities) or a:b (snapshots)", "auto");
         command.SetAction(parse =>
         {
-            var spec = Window.parse(parse.GetValue(window)!);
+            var spec = Window.parse(window.Value(parse)!);
             if (spec.IsError) throw new ThermoException(spec.ErrorValue);
             var options = new AnalysisOptions(
                 spec.ResultValue,
@@ -42,7 +42,7 @@ public static class AnalyzeVerb
                     "weight" => Grouping.Weight,
                     var other => throw new ThermoException($"--groups: unknown grouping '{other}' (known: layer, filter, unit, row, weight)"),
                 },
-                Option(TrainVerb.ParseList(parse.GetValue(layers))),
+                Option(Flags.List(parse.GetValue(layers))),
                 parse.GetValue(bias),
                 new Physics(
                     parse.GetValue(convention) switch
@@ -52,7 +52,7 @@ public static class AnalyzeVerb
                         var other => throw new ThermoException($"--convention: unknown convention '{other}' (known: kinetic, mean-square)"),
                     },
                     Positive("--mass", parse.GetValue(mass)), Positive("--kb", parse.GetValue(boltzmann)), 1.0),
-                parse.GetValue(msdLayers) == "none" ? FSharpOption<string[]>.Some([]) : Option(TrainVerb.ParseList(parse.GetValue(msdLayers))),
+                parse.GetValue(msdLayers) == "none" ? FSharpOption<string[]>.Some([]) : Option(Flags.List(parse.GetValue(msdLayers))),
                 ParseLags(parse.GetValue(fitLags)));
 
             var results = new List<AnalysisResult>();

@@ -28,14 +28,14 @@ public static class PruneVerb
         var m = new Option<int>("--m") { Description = "Filters kept in the 'only' rows", DefaultValueFactory = _ => defaults.M };
         var draws = new Option<int>("--draws") { Description = "Random orders averaged per run (at least 5 recommended)", DefaultValueFactory = _ => defaults.RandomDraws };
         var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer (the --layer) or all (every conv layer)", DefaultValueFactory = _ => defaults.Curves };
-        var analyze = new Option<string>("--analyze") { Description = "Analyse runs without analysis first, over this window (e.g. last:10)" };
         var structural = new Option<bool>("--structural") { Description = "Also remove the k hottest filters physically: export the smaller model, report parameters and MACs, check its logits" };
         var finetune = new Option<int>("--finetune") { Description = "With --structural: retrain the smaller model this many epochs and report its accuracy", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Also write the runs' results and the table (results.parquet, table.md) into this directory" };
         var command = new Command("prune", "Zero filters by temperature (and L1, random), re-evaluate, and tabulate as the pruning paper")
         {
-            runs, layer, criteria, k, m, draws, curves, analyze, structural, finetune, output,
+            runs, layer, criteria, k, m, draws, curves, structural, finetune, output,
         };
+        var window = new WindowFlag(command, "Analyse runs that have no analysis first, over this window (auto, last:N or a:b)", null, "--analyze");
         command.SetAction(parse =>
         {
             var settings = new PruneSettings
@@ -44,7 +44,7 @@ public static class PruneVerb
                 Criteria = ParseCriteria(parse.GetValue(criteria)!),
                 K = parse.GetValue(k), M = parse.GetValue(m), RandomDraws = Positive("--draws", parse.GetValue(draws)),
                 Curves = parse.GetValue(curves) is "none" or "layer" or "all" ? parse.GetValue(curves)! : throw new ThermoException($"--curves: '{parse.GetValue(curves)}' is not none, layer or all"),
-                AnalyzeWindow = parse.GetValue(analyze),
+                AnalyzeWindow = window.Value(parse),
                 Structural = parse.GetValue(structural),
                 FinetuneEpochs = parse.GetValue(finetune) >= 0 ? parse.GetValue(finetune) : throw new ThermoException("--finetune: must be non-negative"),
             };
@@ -77,6 +77,6 @@ public static class PruneVerb
     static int Positive(string flag, int value) => value > 0 ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
 
     static Criterion[] ParseCriteria(string text) =>
-        TrainVerb.ParseList(text)?.Select(c => PruningPlan.Parse(c) ?? throw new ThermoException($"--criteria: unknown criterion '{c}' (known: temperature, oscillation, l1, random)")).Distinct().ToArray()
+        Flags.List(text)?.Select(c => PruningPlan.Parse(c) ?? throw new ThermoException($"--criteria: unknown criterion '{c}' (known: temperature, oscillation, l1, random)")).Distinct().ToArray()
         ?? throw new ThermoException("--criteria: name at least one criterion");
 }

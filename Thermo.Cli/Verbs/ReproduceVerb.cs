@@ -25,7 +25,6 @@ public static class ReproduceVerb
         var dataDir = new Option<string>("--data-dir") { Description = "Directory with the data set's own files (IDX)" };
         var runs = new Option<int>("--runs") { Description = "Independent trainings (seeds 1..R); --full: 10", DefaultValueFactory = _ => 5 };
         var epochs = new Option<int>("--epochs") { Description = "Epochs per training; --full: 200", DefaultValueFactory = _ => 20 };
-        var equilibrium = new Option<int>("--equilibrium") { Description = "Equilibrium window: the last N epochs; --full: 150", DefaultValueFactory = _ => 10 };
         var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
         var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => 0 };
         var full = new Option<bool>("--full") { Description = "The paper's protocol: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores)" };
@@ -39,8 +38,9 @@ public static class ReproduceVerb
         var noTrain = new Option<bool>("--no-train") { Description = "With --ledger: train nothing, tabulate the runs the ledger holds" };
         var command = new Command("reproduce", "Reproduce a paper's experiment end to end: train R seeds, analyse, prune, tabulate")
         {
-            experiment, dataset, dataDir, runs, epochs, equilibrium, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
+            experiment, dataset, dataDir, runs, epochs, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
         };
+        var window = new WindowFlag(command, "Equilibrium window, last:N (the last N epochs); --full: last:150", "last:10", "--equilibrium", legacyIsCount: true);
         command.SetAction(parse =>
         {
             if (parse.GetValue(experiment) != "pruning-paper")
@@ -51,7 +51,7 @@ public static class ReproduceVerb
                 parse.GetValue(dataset)!, parse.GetValue(dataDir),
                 isFull && !Given(runs) ? 10 : parse.GetValue(runs),
                 isFull && !Given(epochs) ? 200 : parse.GetValue(epochs),
-                isFull && !Given(equilibrium) ? 150 : parse.GetValue(equilibrium),
+                isFull && !window.Given(parse) ? 150 : window.LastEpochs(parse)!.Value,
                 isFull && !Given(l2) ? [1e-3, 0] : [parse.GetValue(l2)],
                 parse.GetValue(weightDecay),
                 parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
@@ -61,7 +61,7 @@ public static class ReproduceVerb
             if (protocol.Runs < 2) throw new ThermoException($"--runs: need at least 2 runs for a standard deviation, got {protocol.Runs}");
             if (protocol.Epochs < 2) throw new ThermoException($"--epochs: must be at least 2, got {protocol.Epochs}");
             if (protocol.Equilibrium < 1 || protocol.Equilibrium > protocol.Epochs)
-                throw new ThermoException($"--equilibrium: the last N epochs must lie in 1..{protocol.Epochs} (--epochs), got {protocol.Equilibrium}");
+                throw new ThermoException($"--window: last:N must have N in 1..{protocol.Epochs} (--epochs), got last:{protocol.Equilibrium}");
             if (protocol.L2s.Any(v => !(v >= 0) || double.IsInfinity(v))) throw new ThermoException($"--l2: must be non-negative, got {parse.GetValue(l2)}");
             if (!(protocol.WeightDecay >= 0) || double.IsInfinity(protocol.WeightDecay)) throw new ThermoException($"--weight-decay: must be non-negative, got {protocol.WeightDecay}");
             if (protocol.Prune.Curves is not ("none" or "layer" or "all")) throw new ThermoException($"--curves: '{protocol.Prune.Curves}' is not none, layer or all");

@@ -25,23 +25,23 @@ public static class SweepVerb
         var lrs = new Option<string>("--lr") { Description = "Learning rates, comma-separated (batch size: the run's)" };
         var batches = new Option<string>("--batch-size") { Description = "Batch sizes, comma-separated (learning rate: the run's)" };
         var epochs = new Option<int>("--epochs") { Description = "Epochs trained at each grid point", DefaultValueFactory = _ => 10 };
-        var equilibrium = new Option<int>("--equilibrium") { Description = "Temperatures over the last N epochs of each point (default: half of --epochs)" };
         var jobs = new Option<int>("--jobs") { Description = "Grid points trained at once, as separate processes", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out") { Description = "Sweep directory (default: sweep/ inside the --from run)" };
         var command = new Command("sweep", "Temperature vs learning rate and 1/batch size: continue an equilibrium run at each grid value, analyse, fit T = c·x^β per layer")
         {
-            from, lrs, batches, epochs, equilibrium, jobs, output,
+            from, lrs, batches, epochs, jobs, output,
         };
+        var window = new WindowFlag(command, "Temperatures over this window of each point, last:N (default: the last half of --epochs)", null, "--equilibrium", legacyIsCount: true);
         command.SetAction(parse =>
         {
             var lrValues = ParseValues("--lr", parse.GetValue(lrs));
             var batchValues = ParseValues("--batch-size", parse.GetValue(batches));
-            var plan = new Sweep.Plan(parse.GetValue(from)!, lrValues, batchValues, parse.GetValue(epochs), parse.GetValue(equilibrium), parse.GetValue(jobs), parse.GetValue(output));
-            var (dir, window, fits) = Sweep.Run(plan, ThermoChild, new ConsoleProgress());
-            CliOutput.Result(new { directory = dir, window = $"last:{window}", fits = fits.Select(f => new { parameter = f.Parameter, layer = f.Layer, points = f.Points, beta = f.Beta, c = f.C, r_squared = f.R2 }) },
+            var plan = new Sweep.Plan(parse.GetValue(from)!, lrValues, batchValues, parse.GetValue(epochs), window.LastEpochs(parse) ?? 0, parse.GetValue(jobs), parse.GetValue(output));
+            var (dir, last, fits) = Sweep.Run(plan, ThermoChild, new ConsoleProgress());
+            CliOutput.Result(new { directory = dir, window = $"last:{last}", fits = fits.Select(f => new { parameter = f.Parameter, layer = f.Layer, points = f.Points, beta = f.Beta, c = f.C, r_squared = f.R2 }) },
                 () =>
                 {
-                    Console.WriteLine($"T = c·x^β per layer (x = η for lr, 1/B for batch_size), equilibrium window last:{window}:");
+                    Console.WriteLine($"T = c·x^β per layer (x = η for lr, 1/B for batch_size), equilibrium window last:{last}:");
                     Console.WriteLine($"  {"parameter",-11} {"layer",-10} {"points",6} {"beta",8} {"c",11} {"R²",6}");
                     foreach (var f in fits) Console.WriteLine($"  {f.Parameter,-11} {f.Layer,-10} {f.Points,6} {f.Beta,8:F3} {f.C,11:G4} {f.R2,6:F3}");
                     Console.WriteLine($"  tables: {Path.Combine(dir, "sweep.parquet")}, {Path.Combine(dir, "fits.parquet")}");
@@ -52,7 +52,7 @@ public static class SweepVerb
     }
 
     static double[] ParseValues(string flag, string? text) =>
-        TrainVerb.ParseList(text)?.Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
+        Flags.List(text)?.Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
             ? v : throw new ThermoException($"{flag}: '{s}' is not a positive number")).Distinct().ToArray() ?? [];
 
     /// <summary>A child <c>thermo</c> process (this executable) with <paramref name="args"/>.</summary>

@@ -64,11 +64,11 @@ public static class TrainVerb
                 Epochs = parse.GetValue(epochs), Seed = parse.GetValue(seed), Optimizer = parse.GetValue(optimizer)!,
                 Lr = parse.GetValue(lr), Momentum = parse.GetValue(momentum), WeightDecay = parse.GetValue(weightDecay), L2 = parse.GetValue(l2),
                 Dropout = parse.GetValue(dropout), BatchSize = parse.GetValue(batchSize), LrStep = parse.GetValue(lrStep),
-                LrGamma = parse.GetValue(lrGamma), Widths = ParseInts("--widths", parse.GetValue(widths)),
+                LrGamma = parse.GetValue(lrGamma), Widths = Flags.Ints("--widths", parse.GetValue(widths)),
                 TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
-                SnapshotLayers = ParseList(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
+                SnapshotLayers = Flags.List(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
                 StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!,
-                InitFrom = parse.GetValue(initFrom), Loss = parse.GetValue(loss)!, SmoothLayers = ParseList(parse.GetValue(smoothLayers)),
+                InitFrom = parse.GetValue(initFrom), Loss = parse.GetValue(loss)!, SmoothLayers = Flags.List(parse.GetValue(smoothLayers)),
                 Radius = parse.GetValue(radius), Samples = parse.GetValue(samples),
             };
             if (parse.GetValue(configFile) is { } file)
@@ -177,11 +177,4 @@ public static class TrainVerb
             throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory or pass --force");
         return nonEmpty && force;
     }
-
-    internal static string[]? ParseList(string? text) =>
-        string.IsNullOrWhiteSpace(text) ? null : text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    internal static int[]? ParseInts(string flag, string? text) =>
-        ParseList(text)?.Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
-            ? v : throw new ThermoException($"{flag}: '{s}' is not an integer")).ToArray();
 }

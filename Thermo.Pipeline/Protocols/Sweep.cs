@@ -45,7 +45,7 @@ public static class Sweep
         int n = plan.Epochs;
         if (n < 2) throw new ThermoException($"--epochs: need at least 2, got {n}");
         int window = plan.Equilibrium is var w && w > 0 ? w : Math.Max(1, n / 2);
-        if (window > n) throw new ThermoException($"--equilibrium: {window} is more than --epochs {n}");
+        if (window > n) throw new ThermoException($"--window: last:{window} is longer than --epochs {n}");
         int parallel = plan.Jobs is var j && j >= 1 ? j : throw new ThermoException("--jobs: must be positive");
         var dir = plan.Out ?? Path.Combine(run, "sweep");
         var points = lrValues.Select(v => new Point("lr", v, v, Path.Combine(dir, $"lr={Format(v)}")))

@@ -98,7 +98,7 @@ public class PruningTests
     {
         using var dir = new TempDir();
         var run = TrainedRun(dir);
-        var result = ThermoProcess.Run(dir.Path, "prune", run, "--analyze", "last:2", "--structural", "--finetune", "1", "--out", dir["table"]);
+        var result = ThermoProcess.Run(dir.Path, "prune", run, "--window", "last:2", "--structural", "--finetune", "1", "--out", dir["table"]);
         Assert.True(result.Code == 0, result.Err);
         foreach (var label in new[] { "Original model", "Without the 2 \"hottest\" filters", "With only the 3 \"hottest\" filters",
                      "Without the 2 \"coldest\" filters", "With only the 3 \"coldest\" filters", "Without the 2 smallest-L1 filters" })
@@ -126,13 +126,13 @@ public class PruningTests
             Assert.False(Directory.Exists(Path.Combine(run, "pruning")), "nothing written");
         }
         Refused("not analysed", run);
-        Refused("runs of different models mixed", run, other, "--analyze", "last:2");
-        Refused("has 4 filters; k = 4", run, "--k", "4", "--analyze", "last:2");
-        Refused("no layer 'conv9'", run, "--layer", "conv9", "--analyze", "last:2");
-        Refused("fc of", run, "--layer", "fc", "--analyze", "last:2");
+        Refused("runs of different models mixed", run, other, "--window", "last:2");
+        Refused("has 4 filters; k = 4", run, "--k", "4", "--window", "last:2");
+        Refused("no layer 'conv9'", run, "--layer", "conv9", "--window", "last:2");
+        Refused("fc of", run, "--layer", "fc", "--window", "last:2");
         Refused("unknown criterion 'heat'", run, "--criteria", "heat");
         File.Delete(Path.Combine(run, "snapshots", "epoch=00003.parquet"));
-        Refused("final snapshot (epoch 3) is missing", run, "--analyze", "last:2");
+        Refused("final snapshot (epoch 3) is missing", run, "--window", "last:2");
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public class PruningTests
     {
         using var dir = new TempDir();
         var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
-        string[] args = ["reproduce", "pruning-paper", "--data-dir", data, "--runs", "2", "--epochs", "3", "--equilibrium", "2",
+        string[] args = ["reproduce", "pruning-paper", "--data-dir", data, "--runs", "2", "--epochs", "3", "--window", "last:2",
             "--threads", "1", "--curves", "none", "--out", dir["repro"]];
         var first = ThermoProcess.Run(dir.Path, args);
         Assert.True(first.Code == 0, first.Err);
@@ -163,7 +163,7 @@ public class PruningTests
         using var dir = new TempDir();
         var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
         string[] Args(string runs, params string[] more) => ["reproduce", "pruning-paper", "--data-dir", data, "--runs", runs, "--epochs", "3",
-            "--equilibrium", "2", "--threads", "1", "--curves", "none", "--draws", "2", "--out", dir["work"], "--ledger", dir["ledger"], .. more];
+            "--window", "last:2", "--threads", "1", "--curves", "none", "--draws", "2", "--out", dir["work"], "--ledger", dir["ledger"], .. more];
         var first = ThermoProcess.Run(dir.Path, Args("2"));
         Assert.True(first.Code == 0, first.Err);
         foreach (var seed in new[] { 1, 2 })

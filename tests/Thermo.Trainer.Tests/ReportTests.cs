@@ -19,7 +19,7 @@ public class ReportTests
     {
         var data = Directory.Exists(dir["data"]) ? dir["data"] : TinyData.WriteMnistLike(dir["data"], 256, 64);
         using (var run = TrainingRun.Start(TinyData.QuickConfig(data, 4) with { Seed = seed }, dir[name], dir.Path, new SilentProgress())) run.Run();
-        var pruned = ThermoProcess.Run(dir.Path, "prune", dir[name], "--analyze", "last:3", "--draws", "2", "--quiet");
+        var pruned = ThermoProcess.Run(dir.Path, "prune", dir[name], "--window", "last:3", "--draws", "2", "--quiet");
         Assert.True(pruned.Code == 0, pruned.Err);
         return dir[name];
     }
@@ -108,7 +108,7 @@ public class ReportTests
             ["data setup"] = ["--json"],
             ["analyze"] = ["--window", "--groups", "--msd-layers", "--fit-lags"],
             ["prune"] = ["--layer", "--criteria", "--k", "--m", "--draws", "--curves", "--structural", "--finetune"],
-            ["reproduce"] = ["--runs", "--epochs", "--equilibrium", "--weight-decay", "--full"],
+            ["reproduce"] = ["--runs", "--epochs", "--window", "--weight-decay", "--full"],
             ["report"] = ["--layer", "--out", "--width"],
         };
         using var dir = new TempDir();
@@ -122,6 +122,30 @@ public class ReportTests
             Assert.Contains("--no-such-option", bad.Err);
         }
         Assert.Contains("[default: conv1]", ThermoProcess.Run(dir.Path, "prune", "--help").Out);
+    }
+
+    [Fact]
+    public void The_window_is_spelled_window_in_every_verb_and_the_old_spellings_are_hidden_aliases()
+    {
+        using var dir = new TempDir();
+        foreach (var (verb, old) in new[] { ("analyze", (string?)null), ("prune", "--analyze"), ("reproduce pruning-paper", "--equilibrium"), ("sweep", "--equilibrium") })
+        {
+            var help = ThermoProcess.Run(dir.Path, [.. verb.Split(' '), "--help"]).Out;
+            Assert.Contains("--window", help);
+            if (old is not null) Assert.DoesNotContain(old, help);
+        }
+        // An old spelling still works: prune --analyze analyses the run first, as --window does.
+        var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
+        using (var run = TrainingRun.Start(TinyData.QuickConfig(data, 3), dir["run"], dir.Path, new SilentProgress())) run.Run();
+        var both = ThermoProcess.Run(dir.Path, "prune", dir["run"], "--window", "last:2", "--analyze", "last:2");
+        Assert.Equal(2, both.Code);
+        Assert.Contains("--window: also given as --analyze", both.Err);
+        var reproduce = ThermoProcess.Run(dir.Path, "reproduce", "pruning-paper", "--window", "2:3", "--out", dir["repro"]);
+        Assert.Equal(2, reproduce.Code);
+        Assert.Contains("is not last:N", reproduce.Err);
+        var pruned = ThermoProcess.Run(dir.Path, "prune", dir["run"], "--analyze", "last:2", "--draws", "1", "--curves", "none", "--quiet");
+        Assert.True(pruned.Code == 0, pruned.Err);
+        Assert.True(File.Exists(Path.Combine(dir["run"], "analysis", "temperature.parquet")));
     }
 
     [Fact]

@@ -13,7 +13,7 @@ public class SweepTests
         using var dir = new TempDir();
         var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
         using (var run = TrainingRun.Start(TinyData.QuickConfig(data, 2), dir["run"], dir.Path, new SilentProgress())) run.Run();
-        string[] args = ["sweep", "--from", dir["run"], "--lr", "1e-3,2e-3,4e-3", "--batch-size", "32,64", "--epochs", "3", "--equilibrium", "2", "--jobs", "2", "--json"];
+        string[] args = ["sweep", "--from", dir["run"], "--lr", "1e-3,2e-3,4e-3", "--batch-size", "32,64", "--epochs", "3", "--window", "last:2", "--jobs", "2", "--json"];
         var first = ThermoProcess.Run(dir.Path, args);
         Assert.True(first.Code == 0, first.Err);
         var fits = JsonDocument.Parse(first.Out).RootElement.GetProperty("fits").EnumerateArray().ToList();
