@@ -105,10 +105,14 @@ let tests =
         testCase "a window outside the run, an unknown layer and missing epochs are named" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 5
-            expectArtifactError "longer than the run" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 })
-            expectArtifactError "outside the run" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 7) })
-            expectArtifactError "unknown layer 'c'" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "c" |] })
-            expectArtifactError "needs metrics.parquet" (fun () -> Engine.analyze dir.Path AnalysisOptions.Default)
+            expectSettingError AnalysisSetting.Window "last:9 is longer than the run (snapshots 0..5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 })
+            expectSettingError AnalysisSetting.Window "2:7 lies outside the run (snapshots 0..5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 7) })
+            expectSettingError AnalysisSetting.Layers "unknown layer 'c' (layers with weights: a, b)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "c" |] })
+            expectSettingError AnalysisSetting.Window "auto needs metrics.parquet; pass last:N or a:b" (fun () -> Engine.analyze dir.Path AnalysisOptions.Default)
+            expectSettingError AnalysisSetting.MsdLayers "names 'x', which is not analysed (analysed: a, b)" (fun () ->
+                Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; MsdLayers = Some [| "x" |] })
+            expectSettingError AnalysisSetting.FitLags "1:9 must lie in 1..3 with at least two lags" (fun () ->
+                Engine.analyze dir.Path (AnalysisOptions.Default.WithWindow(Last 3).WithFitLags(Nullable<struct (int * int)>(struct (1, 9)))))
             File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00002.parquet"))
             File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00003.parquet"))
             expectArtifactError "lacks the snapshots of epochs 2, 3" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 5) })

@@ -213,7 +213,7 @@ module SnapshotReader =
     /// Temporary files of an interrupted write are ignored; both formats may appear.
     [<CompiledName("ListEpochFiles")>]
     let listEpochFiles (runDirectory: string) : (int * string)[] =
-        let dir = Path.Combine(runDirectory, "snapshots")
+        let dir = RunLayout.snapshots runDirectory
         if not (Directory.Exists dir) then fail "%s: no snapshots directory" runDirectory
         Directory.EnumerateFiles dir
         |> Seq.choose (fun path ->
