@@ -52,6 +52,27 @@ let tests =
             Expect.floatClose Accuracy.high d.Curves.Msd[2] (expectedMsd |> Array.averageBy (fun m -> m[2])) "lag 3"
             Expect.equal result.Instantaneous.Length (2 + 5) "2 layers + 5 units of instantaneous series"
 
+        testCase "the engine's temperatures and L1 norms equal the naive oracle's, in both conventions" <| fun () ->
+            use dir = new TempDirectory()
+            let values = syntheticRun dir.Path 9
+            for physics in [ { Physics.Default with Mass = 3.0; Boltzmann = 0.5; Dt = 2.0 }; { Physics.Default with Convention = TemperatureConvention.MeanSquare; Dt = 0.5 } ] do
+                let result = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 9); Physics = physics }
+                let c = KinematicsTests.Oracle.factor physics.Convention physics.Mass physics.Boltzmann
+                let window layer = values[2..9] |> Array.map (fun (a, b) -> (if layer = "a" then a else b) |> Array.map float)
+                for layer, units, size in [ "a", 3, 4; "b", 2, 5 ] do
+                    let x = window layer
+                    for unit in 0 .. units - 1 do
+                        let indices = Array.init size (fun i -> unit * size + i)
+                        let actual = result.Groups |> Array.find (fun g -> g.Key.Layer = layer && g.Key.Unit = unit)
+                        let t = KinematicsTests.Oracle.temperature c physics.Dt x indices
+                        let drift = KinematicsTests.Oracle.drift c physics.Dt x indices
+                        Expect.floatClose Accuracy.veryHigh actual.Temperature.Temperature t (sprintf "T of %s[%d]" layer unit)
+                        Expect.floatClose Accuracy.veryHigh actual.Temperature.Drift drift (sprintf "T_drift of %s[%d]" layer unit)
+                        Expect.floatClose Accuracy.veryHigh actual.L1Norm (KinematicsTests.Oracle.l1 (indices |> Array.map (fun k -> x[x.Length - 1].[k]))) (sprintf "L1 of %s[%d]" layer unit)
+                    let whole = result.Layers |> Array.find (fun g -> g.Key.Layer = layer)
+                    Expect.floatClose Accuracy.veryHigh whole.Temperature.Temperature (KinematicsTests.Oracle.temperature c physics.Dt x (Array.init (units * size) id)) (sprintf "T of layer %s" layer)
+                    Expect.floatClose Accuracy.veryHigh whole.L1Norm (KinematicsTests.Oracle.l1 x[x.Length - 1]) (sprintf "L1 of layer %s" layer)
+
         testCase "the layer grouping and the bias option" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 6
