@@ -30,7 +30,7 @@ type Column =
 /// Small tidy tables (metrics, gradient noise, analysis results) as Parquet files with the
 /// table's schema version in key-value metadata.
 module Tables =
-    let private fail fmt = Printf.kprintf (fun message -> raise (ArtifactException message)) fmt
+    let private fail fmt = Errors.artifact fmt
 
     /// Metadata key naming the kind of table (e.g. `metrics`), checked on read.
     [<Literal>]
