@@ -52,6 +52,27 @@ let tests =
             Expect.floatClose Accuracy.high d.Curves.Msd[2] (expectedMsd |> Array.averageBy (fun m -> m[2])) "lag 3"
             Expect.equal result.Instantaneous.Length (2 + 5) "2 layers + 5 units of instantaneous series"
 
+        testCase "the engine's temperatures and L1 norms equal the naive oracle's, in both conventions" <| fun () ->
+            use dir = new TempDirectory()
+            let values = syntheticRun dir.Path 9
+            for physics in [ { Physics.Default with Mass = 3.0; Boltzmann = 0.5; Dt = 2.0 }; { Physics.Default with Convention = TemperatureConvention.MeanSquare; Dt = 0.5 } ] do
+                let result = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 9); Physics = physics }
+                let c = KinematicsTests.Oracle.factor physics.Convention physics.Mass physics.Boltzmann
+                let window layer = values[2..9] |> Array.map (fun (a, b) -> (if layer = "a" then a else b) |> Array.map float)
+                for layer, units, size in [ "a", 3, 4; "b", 2, 5 ] do
+                    let x = window layer
+                    for unit in 0 .. units - 1 do
+                        let indices = Array.init size (fun i -> unit * size + i)
+                        let actual = result.Groups |> Array.find (fun g -> g.Key.Layer = layer && g.Key.Unit = unit)
+                        let t = KinematicsTests.Oracle.temperature c physics.Dt x indices
+                        let drift = KinematicsTests.Oracle.drift c physics.Dt x indices
+                        Expect.floatClose Accuracy.veryHigh actual.Temperature.Temperature t (sprintf "T of %s[%d]" layer unit)
+                        Expect.floatClose Accuracy.veryHigh actual.Temperature.Drift drift (sprintf "T_drift of %s[%d]" layer unit)
+                        Expect.floatClose Accuracy.veryHigh actual.L1Norm (KinematicsTests.Oracle.l1 (indices |> Array.map (fun k -> x[x.Length - 1].[k]))) (sprintf "L1 of %s[%d]" layer unit)
+                    let whole = result.Layers |> Array.find (fun g -> g.Key.Layer = layer)
+                    Expect.floatClose Accuracy.veryHigh whole.Temperature.Temperature (KinematicsTests.Oracle.temperature c physics.Dt x (Array.init (units * size) id)) (sprintf "T of layer %s" layer)
+                    Expect.floatClose Accuracy.veryHigh whole.L1Norm (KinematicsTests.Oracle.l1 x[x.Length - 1]) (sprintf "L1 of layer %s" layer)
+
         testCase "the layer grouping and the bias option" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 6
@@ -105,10 +126,14 @@ let tests =
         testCase "a window outside the run, an unknown layer and missing epochs are named" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 5
-            expectArtifactError "longer than the run" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 })
-            expectArtifactError "outside the run" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 7) })
-            expectArtifactError "unknown layer 'c'" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "c" |] })
-            expectArtifactError "needs metrics.parquet" (fun () -> Engine.analyze dir.Path AnalysisOptions.Default)
+            expectSettingError AnalysisSetting.Window "last:9 is longer than the run (snapshots 0..5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 })
+            expectSettingError AnalysisSetting.Window "2:7 lies outside the run (snapshots 0..5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 7) })
+            expectSettingError AnalysisSetting.Layers "unknown layer 'c' (layers with weights: a, b)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "c" |] })
+            expectSettingError AnalysisSetting.Window "auto needs metrics.parquet; pass last:N or a:b" (fun () -> Engine.analyze dir.Path AnalysisOptions.Default)
+            expectSettingError AnalysisSetting.MsdLayers "names 'x', which is not analysed (analysed: a, b)" (fun () ->
+                Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; MsdLayers = Some [| "x" |] })
+            expectSettingError AnalysisSetting.FitLags "1:9 must lie in 1..3 with at least two lags" (fun () ->
+                Engine.analyze dir.Path (AnalysisOptions.Default.WithWindow(Last 3).WithFitLags(Nullable<struct (int * int)>(struct (1, 9)))))
             File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00002.parquet"))
             File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00003.parquet"))
             expectArtifactError "lacks the snapshots of epochs 2, 3" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 5) })

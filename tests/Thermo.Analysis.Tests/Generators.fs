@@ -22,6 +22,18 @@ let expectArtifactError (containing: string) (f: unit -> 'a) =
         failtest "expected an ArtifactException"
     with ArtifactException message -> Expect.stringContains message containing "message names the fault"
 
+/// Runs `f`, expecting a `SettingException` about `setting` whose detail contains `containing` and
+/// names no command-line flag.
+let expectSettingError (setting: AnalysisSetting) (containing: string) (f: unit -> 'a) =
+    try
+        f () |> ignore
+        failtest "expected a SettingException"
+    with :? SettingException as e ->
+        Expect.equal e.Setting setting "the setting at fault"
+        Expect.stringContains e.Detail containing "detail names the fault"
+        Expect.isFalse (e.Detail.Contains "--") "no flag in the library's words"
+        Expect.isTrue (e.Message.EndsWith e.Detail) "Message ends with the detail"
+
 let private names = [| "conv1"; "conv2"; "fc"; "bn1"; "layer.0" |]
 let private tensorNames = [| "weight"; "bias"; "running_mean" |]
 

@@ -30,6 +30,115 @@ let private close (tolerance: float) (expected: float) (actual: float) =
 
 let private all (values: float32[][]) = Array.init values[0].Length id
 
+/// Independent oracles: SPEC.md's formulas as plain loops over float64 arrays, sharing no code with
+/// the library (its temperature formula and L1 loop exist once, in Kinematics, and are checked here).
+module Oracle =
+    /// c of the convention: ½m/k_B (kinetic) or 1 (mean square).
+    let factor (convention: TemperatureConvention) (mass: float) (boltzmann: float) =
+        if convention = TemperatureConvention.MeanSquare then 1.0 else 0.5 * mass / boltzmann
+
+    /// T_G = c · (1/|G|) Σ_k (1/n) Σ_e ((x_k(e) − x_k(e−1)) / Δt)² over snapshots x(0..n).
+    let temperature (c: float) (dt: float) (x: float[][]) (indices: int[]) =
+        let n = x.Length - 1
+        let mutable total = 0.0
+        for k in indices do
+            let mutable s = 0.0
+            for e in 1..n do
+                let v = (x[e].[k] - x[e - 1].[k]) / dt
+                s <- s + v * v
+            total <- total + s / float n
+        c * total / float indices.Length
+
+    /// T_G^drift = c · (1/|G|) Σ_k ((x_k(n) − x_k(0)) / (n Δt))².
+    let drift (c: float) (dt: float) (x: float[][]) (indices: int[]) =
+        let n = x.Length - 1
+        let mutable total = 0.0
+        for k in indices do
+            let v = (x[n].[k] - x[0].[k]) / (float n * dt)
+            total <- total + v * v
+        c * total / float indices.Length
+
+    /// Σ |w|.
+    let l1 (w: float[]) =
+        let mutable s = 0.0
+        for x in w do s <- s + (if x < 0.0 then -x else x)
+        s
+
+/// Physical constants: either convention, m and k_B in [0.1, 10], Δt in [0.25, 4].
+let private physicsGen =
+    gen {
+        let! meanSquare = Gen.elements [ true; false ]
+        let! m = Gen.choose (1, 100)
+        let! kb = Gen.choose (1, 100)
+        let! dt = Gen.elements [ 0.25; 0.5; 1.0; 2.0; 4.0 ]
+        return
+            { Convention = (if meanSquare then TemperatureConvention.MeanSquare else TemperatureConvention.Kinetic)
+              Mass = float m / 10.0; Boltzmann = float kb / 10.0; Dt = dt }
+    }
+
+/// Weight values as stored: float32 in [−10, 10], 0–200 of them.
+let private weightsGen =
+    gen {
+        let! n = Gen.choose (0, 200)
+        return! Gen.arrayOfLength n (Gen.choose (-1000000, 1000000) |> Gen.map (fun i -> float32 i / 100000.0f))
+    }
+
+type private Oracles =
+    static member Window() = Arb.fromGen windowGen
+    static member Physics() = Arb.fromGen physicsGen
+    static member Weights() = Arb.fromGen weightsGen
+
+let private oracleConfig = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Oracles> ]; maxTest = 200 }
+
+let private asFloat (values: float32[][]) = values |> Array.map (Array.map float)
+
+[<Tests>]
+let oracleTests =
+    testList "kinematics against naive oracles" [
+        testPropertyWithConfig oracleConfig "equilibrium and drift temperatures equal the oracle's, in both conventions" <| fun (values: float32[][]) (physics: Physics) ->
+            let indices = all values
+            let c = Oracle.factor physics.Convention physics.Mass physics.Boltzmann
+            let t = Kinematics.groupTemperature physics (Kinematics.weightMotion physics.Dt values) indices
+            close 1e-12 (Oracle.temperature c physics.Dt (asFloat values) indices) t.Temperature
+            && close 1e-12 (Oracle.drift c physics.Dt (asFloat values) indices) t.Drift
+
+        testPropertyWithConfig oracleConfig "instantaneous temperature equals the oracle's over one velocity" <| fun (values: float32[][]) (physics: Physics) ->
+            let indices = all values
+            let c = Oracle.factor physics.Convention physics.Mass physics.Boltzmann
+            let v = Kinematics.velocities physics.Dt values[0] values[1]
+            close 1e-12 (Oracle.temperature c physics.Dt (asFloat values[0..1]) indices) (Kinematics.instantaneousTemperature physics v indices)
+
+        testPropertyWithConfig oracleConfig "the temperature formula is c·Σv²/count" <| fun (physics: Physics) (sum: NormalFloat) (count: PositiveInt) ->
+            let c = Oracle.factor physics.Convention physics.Mass physics.Boltzmann
+            close 1e-15 (c * sum.Get / float count.Get) (Kinematics.temperature physics sum.Get (float count.Get))
+
+        testPropertyWithConfig oracleConfig "L1 norm equals the oracle's sum of absolute values" <| fun (weights: float32[]) ->
+            Kinematics.l1Norm weights = Oracle.l1 (weights |> Array.map float)
+
+        testPropertyWithConfig oracleConfig "unit L1 norms equal the oracle's, unit by unit" <| fun (weights: float32[]) (size: PositiveInt) ->
+            let unitSize = 1 + size.Get % 9
+            let units = weights.Length / unitSize
+            let expected = Array.init units (fun u -> Oracle.l1 (weights[u * unitSize .. (u + 1) * unitSize - 1] |> Array.map float))
+            Kinematics.unitL1Norms unitSize weights[.. units * unitSize - 1] = expected
+
+        testPropertyWithConfig oracleConfig "the engine's span kernels sum the squared differences" <| fun (a: float32[]) (b: float32[]) ->
+            let n = min a.Length b.Length
+            let a, b = a[.. n - 1], b[.. n - 1]
+            let mutable expected = 0.0
+            for i in 0 .. n - 1 do expected <- expected + (float b[i] - float a[i]) * (float b[i] - float a[i])
+            let latest = Array.copy a
+            let stepped = VelocityKernels.stepSquares (ReadOnlySpan b, Span latest)
+            let squares = Array.create n 1.0
+            let steppedInto = VelocityKernels.stepSquaresInto (ReadOnlySpan b, Span(Array.copy a), Span squares, 0.5)
+            let stored = Array.zeroCreate n
+            let differences = VelocityKernels.squaredDifferencesInto (ReadOnlySpan a, ReadOnlySpan b, Span stored, 2.0)
+            close 1e-12 expected stepped && latest = b
+            && close 1e-12 expected steppedInto && close 1e-12 expected differences
+            && close 1e-12 expected (VelocityKernels.squaredDifferences (ReadOnlySpan a, ReadOnlySpan b))
+            && Array.forall2 (fun s (x, y) -> close 1e-12 (1.0 + 0.5 * (float y - float x) ** 2.0) s) squares (Array.zip a b)
+            && Array.forall2 (fun s (x, y) -> close 1e-12 (2.0 * (float y - float x) ** 2.0) s) stored (Array.zip a b)
+    ]
+
 [<Tests>]
 let tests =
     testList "kinematics" [

@@ -30,7 +30,7 @@ type Column =
 /// Small tidy tables (metrics, gradient noise, analysis results) as Parquet files with the
 /// table's schema version in key-value metadata.
 module Tables =
-    let private fail fmt = Printf.kprintf (fun message -> raise (ArtifactException message)) fmt
+    let private fail fmt = Errors.artifact fmt
 
     /// Metadata key naming the kind of table (e.g. `metrics`), checked on read.
     [<Literal>]
@@ -182,3 +182,30 @@ module Tables =
                 batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
         with e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
         [ for i in 0 .. chunks.Length - 1 -> fromArrow path schema.FieldsList[i] chunks[i] ]
+
+    /// A table read by `read`, its columns by name (for typed access with `int32s`, `float64s`, …).
+    [<CompiledName("ReadByName")>]
+    let readByName (path: string) (table: string) : Collections.Generic.IReadOnlyDictionary<string, Column> =
+        let columns = Collections.Generic.Dictionary<string, Column>()
+        for c in read path table do columns.Add(c.Name, c)
+        columns
+
+    /// The column `name` of a table from `path` (named in messages), or `ArtifactException`.
+    let column (path: string) (columns: Collections.Generic.IReadOnlyDictionary<string, Column>) (name: string) =
+        match columns.TryGetValue name with
+        | true, c -> c
+        | _ -> fail "%s: no column '%s'" path name
+
+    let private typeMismatch (path: string) (name: string) (expected: string) : 'T =
+        fail "%s: column '%s' is not of type %s" path name expected
+
+    /// The values of int32 column `name`, or `ArtifactException` naming `path` and the column.
+    let int32s path columns name = match column path columns name with Int32Column(_, v) -> v | _ -> typeMismatch path name "Int32"
+    /// The values of int64 column `name`, or `ArtifactException` naming `path` and the column.
+    let int64s path columns name = match column path columns name with Int64Column(_, v) -> v | _ -> typeMismatch path name "Int64"
+    /// The values of float32 column `name`, or `ArtifactException` naming `path` and the column.
+    let float32s path columns name = match column path columns name with Float32Column(_, v) -> v | _ -> typeMismatch path name "Single"
+    /// The values of float64 column `name`, or `ArtifactException` naming `path` and the column.
+    let float64s path columns name = match column path columns name with Float64Column(_, v) -> v | _ -> typeMismatch path name "Double"
+    /// The values of string column `name`, or `ArtifactException` naming `path` and the column.
+    let strings path columns name = match column path columns name with StringColumn(_, v) -> v | _ -> typeMismatch path name "String"

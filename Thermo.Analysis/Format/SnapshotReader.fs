@@ -15,7 +15,7 @@ module SnapshotReader =
     /// A snapshot's tensor directory: (layer, tensor, shape) in row order.
     type TensorDirectory = (string * string * int[])[]
 
-    let private fail fmt = Printf.kprintf (fun message -> raise (ArtifactException message)) fmt
+    let private fail fmt = Errors.artifact fmt
 
     let private checkMetadata (path: string) (metadata: IReadOnlyDictionary<string, string>) =
         let get key = match metadata.TryGetValue key with | true, v -> Some v | _ -> None
@@ -213,7 +213,7 @@ module SnapshotReader =
     /// Temporary files of an interrupted write are ignored; both formats may appear.
     [<CompiledName("ListEpochFiles")>]
     let listEpochFiles (runDirectory: string) : (int * string)[] =
-        let dir = Path.Combine(runDirectory, "snapshots")
+        let dir = RunLayout.snapshots runDirectory
         if not (Directory.Exists dir) then fail "%s: no snapshots directory" runDirectory
         Directory.EnumerateFiles dir
         |> Seq.choose (fun path ->

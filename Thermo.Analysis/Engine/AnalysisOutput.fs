@@ -6,8 +6,19 @@ open System.IO
 /// Writes `analyze`'s tables under RUN/analysis/. All four files are written into a temporary
 /// directory which then replaces `analysis/`, so a reader never sees a mix of old and new tables.
 module AnalysisOutput =
+    /// RUN/analysis (`RunLayout.AnalysisDirectory`), kept for callers that name it here.
     [<Literal>]
-    let Directory = "analysis"
+    let Directory = RunLayout.AnalysisDirectory
+
+    /// Table names stored in the metadata of the analysis files.
+    [<Literal>]
+    let TemperatureTable = "temperature"
+    [<Literal>]
+    let InstantaneousTable = "instantaneous"
+    [<Literal>]
+    let MsdTable = "msd"
+    [<Literal>]
+    let FitsTable = "fits"
 
     let private groupingName (g: Grouping) =
         match g with
@@ -103,19 +114,8 @@ module AnalysisOutput =
 
     /// Writes temperature, instantaneous, msd and fits tables into RUN/analysis/, replacing it whole.
     let write (result: AnalysisResult) =
-        let target = Path.Combine(result.Run, Directory)
-        let temp = Path.Combine(result.Run, sprintf ".%s.%d.tmp" Directory Environment.ProcessId)
-        if IO.Directory.Exists temp then IO.Directory.Delete(temp, true)
-        IO.Directory.CreateDirectory temp |> ignore
-        try
-            Tables.write (Path.Combine(temp, "temperature.parquet")) "temperature" (temperatureColumns result)
-            Tables.writeBatches (Path.Combine(temp, "instantaneous.parquet")) "instantaneous" (instantaneousBatches result)
-            Tables.write (Path.Combine(temp, "msd.parquet")) "msd" (msdColumns result)
-            Tables.write (Path.Combine(temp, "fits.parquet")) "fits" (fitsColumns result)
-            let old = Path.Combine(result.Run, sprintf ".%s.%d.old" Directory Environment.ProcessId)
-            if IO.Directory.Exists target then IO.Directory.Move(target, old)
-            IO.Directory.Move(temp, target)
-            if IO.Directory.Exists old then IO.Directory.Delete(old, true)
-        with _ ->
-            if IO.Directory.Exists temp then IO.Directory.Delete(temp, true)
-            reraise ()
+        AtomicFile.replaceDirectory (RunLayout.analysis result.Run) (fun temp ->
+            Tables.write (Path.Combine(temp, RunLayout.TemperatureFile)) TemperatureTable (temperatureColumns result)
+            Tables.writeBatches (Path.Combine(temp, RunLayout.InstantaneousFile)) InstantaneousTable (instantaneousBatches result)
+            Tables.write (Path.Combine(temp, RunLayout.MsdFile)) MsdTable (msdColumns result)
+            Tables.write (Path.Combine(temp, RunLayout.FitsFile)) FitsTable (fitsColumns result))

@@ -33,10 +33,6 @@ type SnapshotFileFormat =
     /// Apache Arrow IPC file: same schema, faster to write and memory-mappable.
     | Arrow = 1
 
-/// Raised for any file that is not a readable Thermo artifact; the message names the file and the fault.
-exception ArtifactException of string
-    with override e.Message = e.Data0
-
 /// Constants of the tidy snapshot schema shared by writer, reader and the tests.
 module SnapshotSchema =
     /// Version of the snapshot schema, stored in every file's key-value metadata.

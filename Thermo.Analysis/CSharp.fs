@@ -1,0 +1,97 @@
+namespace Thermo.Analysis
+
+// The C# face of the F# core: static members over plain .NET types (arrays, Func/Action, nullable,
+// dictionaries), so C# never needs FSharpOption, FSharpList, ListModule or FuncConvert. Each member
+// forwards to the module that owns the concept; the logic lives there.
+
+open System
+open System.Collections.Generic
+
+/// Small tidy Parquet tables (`Tables`), for C#.
+[<AbstractClass; Sealed>]
+type Table =
+    /// Writes `columns` (equal lengths) as a table of kind `table`, atomically.
+    static member Write(path: string, table: string, [<ParamArray>] columns: Column[]) : unit =
+        Tables.write path table (List.ofArray columns)
+
+    /// Reads a table of kind `table`, its columns by name; `ArtifactException` for a missing file,
+    /// another kind of table, or unreadable data.
+    static member Read(path: string, table: string) : IReadOnlyDictionary<string, Column> = Tables.readByName path table
+
+    /// The float64 column `name`; `ArtifactException` naming `path` when it is missing or of another type.
+    static member GetDoubles(columns: IReadOnlyDictionary<string, Column>, name: string, path: string) : float[] =
+        Tables.float64s path columns name
+
+    /// The float32 column `name`; `ArtifactException` naming `path` when it is missing or of another type.
+    static member GetFloats(columns: IReadOnlyDictionary<string, Column>, name: string, path: string) : float32[] =
+        Tables.float32s path columns name
+
+    /// The int32 column `name`; `ArtifactException` naming `path` when it is missing or of another type.
+    static member GetInts(columns: IReadOnlyDictionary<string, Column>, name: string, path: string) : int[] =
+        Tables.int32s path columns name
+
+    /// The int64 column `name`; `ArtifactException` naming `path` when it is missing or of another type.
+    static member GetLongs(columns: IReadOnlyDictionary<string, Column>, name: string, path: string) : int64[] =
+        Tables.int64s path columns name
+
+    /// The string column `name`; `ArtifactException` naming `path` when it is missing or of another type.
+    static member GetStrings(columns: IReadOnlyDictionary<string, Column>, name: string, path: string) : string[] =
+        Tables.strings path columns name
+
+/// The analysis of a run (`Engine`, `AnalysisOutput`, `AnalysisSettings`), for C#.
+[<AbstractClass; Sealed>]
+type Analyzer =
+    /// Analyses one run directory (see `Engine.analyze`).
+    static member Run(run: string, options: AnalysisOptions) : AnalysisResult = Engine.analyze run options
+
+    /// Analyses one run directory, calling `progress(done, total)` as each snapshot file is reached
+    /// (null: no progress).
+    static member Run(run: string, options: AnalysisOptions, progress: Action<int, int>) : AnalysisResult =
+        let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
+        Engine.analyzeWithProgress run options report
+
+    /// Writes the analysis tables under RUN/analysis/, replacing the directory whole.
+    static member Write(result: AnalysisResult) : unit = AnalysisOutput.write result
+
+    /// `auto`, `last:N` or `a:b`; `SettingException` (`Window`) otherwise.
+    static member ParseWindow(text: string) : WindowSpec = WindowSpec.Parse text
+
+    /// `layer`, `filter`/`unit`/`row` or `weight`; `SettingException` (`Groups`) otherwise.
+    static member ParseGrouping(text: string) : Grouping = AnalysisSettings.parseGrouping text
+
+    /// `a:b` with 1 ≤ a < b; `SettingException` (`FitLags`) otherwise.
+    static member ParseFitLags(text: string) : struct (int * int) = AnalysisSettings.parseFitLags text
+
+    /// Options from plain values: null `layers` means every layer with weights, null `msdLayers` the
+    /// first analysed layer (empty: none), null `fitLags` the default lag ranges.
+    static member Options
+        (window: WindowSpec, grouping: Grouping, layers: string[], includeBias: bool, physics: Physics,
+         msdLayers: string[], fitLags: Nullable<struct (int * int)>) : AnalysisOptions =
+        AnalysisOptions.Default
+            .WithWindow(window).WithGrouping(grouping).WithLayers(layers).WithIncludeBias(includeBias)
+            .WithPhysics(physics).WithMsdLayers(msdLayers).WithFitLags(fitLags)
+
+/// Files and directories written so that readers only see complete ones (`AtomicFile`), for C#.
+[<AbstractClass; Sealed>]
+type AtomicFiles =
+    /// Calls `write` with a temporary path beside `path`, then renames it onto `path`.
+    static member Write(path: string, write: Action<string>) : unit = AtomicFile.write path write.Invoke
+
+    /// Writes `text` to `path` atomically (UTF-8, no byte-order mark).
+    static member WriteAllText(path: string, text: string) : unit = AtomicFile.writeAllText path text
+
+    /// Fills a temporary sibling directory, then swaps it in place of `path` (see `AtomicFile.replaceDirectory`).
+    static member ReplaceDirectory(path: string, fill: Action<string>) : unit = AtomicFile.replaceDirectory path fill.Invoke
+
+    /// As `ReplaceDirectory(path, fill)`, returning what `fill` returns.
+    static member ReplaceDirectory<'T>(path: string, fill: Func<string, 'T>) : 'T = AtomicFile.replaceDirectory path fill.Invoke
+
+/// Reading snapshot files (`SnapshotReader`), for C#.
+[<AbstractClass; Sealed>]
+type Snapshots =
+    /// Streams a snapshot's values in directory order into chunks from `nextChunk`: `header(epoch, step,
+    /// directory)` first, then `filled(chunk, count)` per chunk (see `SnapshotReader.streamValues`).
+    static member StreamValues
+        (path: string, header: Action<int, int64, (string * string * int[])[]>, nextChunk: Func<float32[]>,
+         filled: Action<float32[], int>) : unit =
+        SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))

@@ -1,0 +1,113 @@
+namespace Thermo.Analysis
+
+open System
+
+/// What a temperature group is.
+type Grouping =
+    /// All weights of a layer.
+    | Layer = 0
+    /// One output unit: a conv filter W[o,:,:,:] or a linear/GCN row W[o,:].
+    | Unit = 1
+    /// A single weight.
+    | Weight = 2
+
+/// Options of one analysis.
+type AnalysisOptions =
+    { Window: WindowSpec
+      Grouping: Grouping
+      /// Layers to analyse (None: every layer with a `weight` tensor).
+      Layers: string[] option
+      /// Include each unit's bias in its group (SPEC: weights only by default).
+      IncludeBias: bool
+      Physics: Physics
+      /// Layers whose unit groups get MSD curves and fits (None: the first analysed layer).
+      MsdLayers: string[] option
+      /// Lag range of the α and D fits (None: α over 1..n/2, D over 1..n/4, at least 2 lags).
+      FitLags: (int * int) option }
+
+    static member Default =
+        { Window = Auto; Grouping = Grouping.Unit; Layers = None; IncludeBias = false; Physics = Physics.Default
+          MsdLayers = None; FitLags = None }
+
+    // Copy-and-update for C# callers, which cannot use F#'s `{ o with … }`.
+
+    /// These options over another window.
+    member o.WithWindow(window: WindowSpec) = { o with Window = window }
+    /// These options with another grouping.
+    member o.WithGrouping(grouping: Grouping) = { o with Grouping = grouping }
+    /// These options for the named layers only (null: every layer with weights).
+    member o.WithLayers(layers: string[]) = { o with Layers = Option.ofObj layers }
+    /// These options with MSD for the named layers (empty: none; null: the first analysed layer).
+    member o.WithMsdLayers(layers: string[]) = { o with MsdLayers = Option.ofObj layers }
+    /// These options with or without each unit's bias in its group.
+    member o.WithIncludeBias(includeBias: bool) = { o with IncludeBias = includeBias }
+    /// These options with other physical constants.
+    member o.WithPhysics(physics: Physics) = { o with Physics = physics }
+    /// These options fitting α and D over lags (from, to) (null: the default ranges).
+    member o.WithFitLags(lags: Nullable<struct (int * int)>) =
+        { o with FitLags = if lags.HasValue then (let struct (a, b) = lags.Value in Some(a, b)) else None }
+
+/// Identity of a group: unit and weight are −1 where the grouping does not resolve them.
+type GroupKey = { Layer: string; Unit: int; Weight: int }
+
+/// One group's results.
+type GroupResult =
+    { Key: GroupKey
+      Temperature: GroupTemperature
+      /// Σ|w| of the group's weights at the window's last snapshot.
+      L1Norm: float
+      /// 1 = hottest group of its layer.
+      Rank: int
+      /// 1 = highest oscillation temperature of its layer.
+      OscillationRank: int }
+
+/// One group's diffusion curves and fits.
+type GroupDiffusionResult =
+    { Key: GroupKey
+      Curves: GroupDiffusion
+      /// α from MSD ∝ τ^α.
+      Alpha: FitResult
+      /// D from the drift-corrected MSD ≈ 2·D·τ·Δt.
+      Diffusion: FitResult }
+
+/// Everything `analyze` computes for one run.
+type AnalysisResult =
+    { Run: string
+      Window: EquilibriumWindow
+      Physics: Physics
+      Grouping: Grouping
+      Groups: GroupResult[]
+      /// Per layer: T of the whole layer.
+      Layers: GroupResult[]
+      /// T_G(e) for e = From+1..To, for every layer and (with unit grouping) every unit.
+      Instantaneous: (GroupKey * float[])[]
+      Diffusion: GroupDiffusionResult[]
+      /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings.
+      TemperatureL1Spearman: (string * float)[]
+      /// Per layer: decay of the gradient-noise signal over the window (empty without gradnoise.parquet).
+      NoiseDecay: NoiseDecay[]
+      /// Common decay rate of all layers' gradient noise and the pooled fit's R².
+      CommonNoiseDecay: (float * float) option }
+
+
+/// Parsing the analysis settings given as text; each error is a `SettingException` whose detail reads
+/// as the text after a flag.
+module AnalysisSettings =
+    /// `layer`, `filter` (= `unit` = `row`) or `weight`.
+    [<CompiledName("ParseGrouping")>]
+    let parseGrouping (text: string) : Grouping =
+        match text with
+        | "layer" -> Grouping.Layer
+        | "filter" | "unit" | "row" -> Grouping.Unit
+        | "weight" -> Grouping.Weight
+        | other -> Errors.setting AnalysisSetting.Groups "" "unknown grouping '%s' (known: layer, filter, unit, row, weight)" other
+
+    /// `a:b` with 1 ≤ a < b: the lag range of the α and D fits.
+    [<CompiledName("ParseFitLags")>]
+    let parseFitLags (text: string) : struct (int * int) =
+        match text.Split ':' with
+        | [| a; b |] ->
+            match Int32.TryParse a, Int32.TryParse b with
+            | (true, a), (true, b) when a >= 1 && b > a -> struct (a, b)
+            | _ -> Errors.setting AnalysisSetting.FitLags "" "'%s' is not a:b with 1 ≤ a < b" text
+        | _ -> Errors.setting AnalysisSetting.FitLags "" "'%s' is not a:b with 1 ≤ a < b" text

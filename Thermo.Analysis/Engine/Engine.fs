@@ -1,0 +1,246 @@
+namespace Thermo.Analysis
+
+open System
+
+/// The streaming engine: one pass over the window's snapshots with per-weight float64 running sums,
+/// so memory is O(parameters); only the MSD groups' trajectories are held. The next snapshot file is
+/// read on another core while the current one is accumulated.
+module Engine =
+    let private fail fmt = Errors.artifact fmt
+
+    /// The per-epoch snapshot files of the window, checking none is missing or duplicated.
+    let windowFiles (run: string) (files: (int * string)[]) (window: EquilibriumWindow) =
+        let inWindow = files |> Array.filter (fun (e, _) -> e >= window.From && e <= window.To)
+        let duplicated = inWindow |> Array.countBy fst |> Array.filter (fun (_, c) -> c > 1) |> Array.map fst
+        if duplicated.Length > 0 then
+            fail "%s: epochs %s have more than one snapshot file (both .parquet and .arrow?)" run (String.Join(", ", duplicated))
+        let present = inWindow |> Array.map fst |> Set.ofArray
+        let missing = [| window.From .. window.To |] |> Array.filter (fun e -> not (present.Contains e))
+        if missing.Length > 0 then
+            let shown = missing |> Array.truncate 20 |> Array.map string
+            fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
+        inWindow |> Array.map snd
+
+    /// The `auto` window's test curves from RUN/metrics.parquet, if the run has one.
+    let private readMetrics (run: string) =
+        let path = RunLayout.metrics run
+        if not (IO.File.Exists path) then None
+        else
+            let curves = MetricsTable.readTestCurves path
+            Some(curves.Epochs, curves.TestLoss, curves.TestAccuracy)
+
+    /// (epoch, layer, mean s_I) rows of RUN/gradnoise.parquet; none without the file.
+    let private readGradientNoise (run: string) =
+        let path = RunLayout.gradNoise run
+        if not (IO.File.Exists path) then [||] else GradNoiseTable.readMeans path
+
+    /// A group's weights as ranges (start, length) of the gathered array: a unit is one range of its
+    /// weight tensor (plus one bias element), a layer one range per tensor. Ranges, not index arrays,
+    /// keep the engine's memory at a few bytes per weight.
+    type private Group = { Key: GroupKey; Ranges: struct (int * int)[] }
+
+    let private size (g: Group) = g.Ranges |> Array.sumBy (fun struct (_, l) -> l)
+
+    /// Unit groups (which partition the selected weights), layer groups, and the requested groups.
+    let private buildGroups (slots: Slot[]) (layers: string[]) (grouping: Grouping) =
+        let unitGroups =
+            layers |> Array.collect (fun l ->
+                let own = slots |> Array.filter (fun s -> s.Layer = l)
+                let units = own |> Array.filter (fun s -> s.Tensor = "weight") |> Array.map (fun s -> s.Units) |> Array.max
+                Array.init units (fun u ->
+                    { Key = { Layer = l; Unit = u; Weight = -1 }
+                      Ranges = own |> Array.filter (fun s -> u < s.Units) |> Array.map (fun s -> struct (s.Start + u * s.UnitSize, s.UnitSize)) }))
+        let layerGroups =
+            layers |> Array.map (fun l ->
+                { Key = { Layer = l; Unit = -1; Weight = -1 }
+                  Ranges = slots |> Array.filter (fun s -> s.Layer = l) |> Array.map (fun s -> struct (s.Start, s.Units * s.UnitSize)) })
+        let groups =
+            match grouping with
+            | Grouping.Layer -> layerGroups
+            | Grouping.Unit -> unitGroups
+            | _ ->
+                slots |> Array.collect (fun s ->
+                    Array.init (s.Units * s.UnitSize) (fun i ->
+                        { Key = { Layer = s.Layer; Unit = i / s.UnitSize; Weight = (if s.Tensor = "bias" then -2 else i % s.UnitSize) }
+                          Ranges = [| struct (s.Start + i, 1) |] }))
+        groups, layerGroups, unitGroups
+
+    /// A fit that cannot be made (e.g. an MSD that is zero at every lag) is reported as NaN, not an error.
+    let private fitOrNaN (fit: unit -> FitResult) =
+        try fit ()
+        with :? ArgumentException -> { Slope = nan; Intercept = nan; RSquared = nan; RangeFrom = nan; RangeTo = nan; Points = 0 }
+
+    let private ranksWithinLayer (keys: GroupKey[]) (scores: float[]) =
+        let ranks = Array.zeroCreate keys.Length
+        keys |> Array.mapi (fun i k -> k.Layer, i) |> Array.groupBy fst
+        |> Array.iter (fun (_, members) ->
+            let idx = members |> Array.map snd
+            Ranking.descending (idx |> Array.map (fun i -> scores[i])) |> Array.iteri (fun position local -> ranks[idx[local]] <- position + 1))
+        ranks
+
+    /// A contiguous run of selected values in the flat order: a range of one unit group, and the
+    /// trajectory row of its first value when the unit is an MSD group (−1 otherwise).
+    [<Struct>]
+    type private Segment = { Start: int; Length: int; Unit: int; MsdRow: int }
+
+    /// As `analyze`, calling `progress done total` as each snapshot file is reached (the window's files
+    /// and the first one read again for the drift), for a progress display.
+    ///
+    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
+    /// per-unit sums of v² per epoch, the MSD groups' trajectories as stored (float32, weights × epochs)
+    /// and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
+    /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
+    let analyzeWithProgress (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+        let files = SnapshotReader.listEpochFiles run
+        let epochs = files |> Array.map fst |> Array.distinct
+        let window = Window.resolve run epochs (if options.Window = Auto then readMetrics run else None) options.Window
+        let paths = windowFiles run files window
+        let physics = options.Physics
+        let dt = physics.Dt
+        let n = window.Velocities
+        let _, _, directory = SnapshotReader.readHeader paths[0]
+        let slots, layers = SnapshotStream.slotsOf run directory options
+        let total = (SnapshotStream.fileOffsets directory)[directory.Length]
+        let groups, layerGroups, unitGroups = buildGroups slots layers options.Grouping
+        let msdLayers = options.MsdLayers |> Option.defaultValue [| layers[0] |]
+        for l in msdLayers do
+            if not (Array.contains l layers) then
+                Errors.setting AnalysisSetting.MsdLayers run "names '%s', which is not analysed (analysed: %s)" l (String.Join(", ", layers))
+        let isMsdUnit (g: Group) = n >= 2 && Array.contains g.Key.Layer msdLayers
+        // Trajectory rows of the MSD units, in unit order: unit u owns rows msdRowStart[u] ..
+        let msdRowStart = unitGroups |> Array.scan (fun row g -> if isMsdUnit g then row + size g else row) 0
+        let trajectories = Array.init msdRowStart[unitGroups.Length] (fun _ -> Array.zeroCreate<float32> (n + 1))
+        let segments =
+            unitGroups
+            |> Array.mapi (fun u g ->
+                g.Ranges |> Array.mapi (fun r struct (start, length) ->
+                    let before = g.Ranges |> Array.take r |> Array.sumBy (fun struct (_, l) -> l)
+                    { Start = start; Length = length; Unit = u; MsdRow = (if isMsdUnit g then msdRowStart[u] + before else -1) }))
+            |> Array.concat
+            |> Array.sortBy (fun s -> s.Start)
+        let perWeight = options.Grouping = Grouping.Weight
+        // Σ_k v_k(e)² of each unit per velocity e (the units partition the selected weights).
+        let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
+        let unitDrift = Array.zeroCreate<float> unitGroups.Length
+        let weightSumSquares = if perWeight then Array.zeroCreate<float> total else [||]
+        let weightDrift = if perWeight then Array.zeroCreate<float> total else [||]
+        // The selected values of the latest snapshot streamed so far; the last one when done.
+        let latest = Array.zeroCreate<float32> total
+        // Files 0..m are the window; file m+1 is the window's first snapshot again, for the drift.
+        let m = paths.Length - 1
+        let driftPass = m + 1
+        let mutable epoch = 0
+        let mutable cursor = 0
+        let onFile (file: int) (fileEpoch: int) (fileDirectory: SnapshotReader.TensorDirectory) =
+            if fileDirectory <> directory then
+                fail "%s: its tensors differ from those of %s, the window's first snapshot" paths[file % (m + 1)] paths[0]
+            epoch <- fileEpoch
+            cursor <- 0
+            progress file (m + 2)
+        let consume (file: int) (offset: int) (chunk: float32[]) (count: int) =
+            if file <> driftPass then SnapshotStream.checkFinite paths[file] epoch directory offset (ReadOnlySpan<float32>(chunk, 0, count))
+            let stop = offset + count
+            while cursor < segments.Length && segments[cursor].Start + segments[cursor].Length <= offset do
+                cursor <- cursor + 1
+            let mutable s = cursor
+            while s < segments.Length && segments[s].Start < stop do
+                let segment = segments[s]
+                let from = max segment.Start offset
+                let until = min (segment.Start + segment.Length) stop
+                let current = ReadOnlySpan<float32>(chunk, from - offset, until - from)
+                if file = 0 then
+                    current.CopyTo(Span<float32>(latest, from, until - from))
+                elif file = driftPass then
+                    // v̄_k = (w_k(b) − w_k(a)) / (n Δt), with w(b) in `latest` and w(a) read again.
+                    let scale = 1.0 / (float n * dt) ** 2.0
+                    let sum =
+                        if perWeight then VelocityKernels.squaredDifferencesInto (current, ReadOnlySpan<float32>(latest, from, until - from), Span<float>(weightDrift, from, until - from), scale)
+                        else VelocityKernels.squaredDifferences (current, ReadOnlySpan<float32>(latest, from, until - from))
+                    unitDrift[segment.Unit] <- unitDrift[segment.Unit] + sum * scale
+                else
+                    let target = Span<float32>(latest, from, until - from)
+                    let sum =
+                        if perWeight then VelocityKernels.stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), 1.0 / (dt * dt))
+                        else VelocityKernels.stepSquares (current, target)
+                    unitSums[segment.Unit].[file - 1] <- unitSums[segment.Unit].[file - 1] + sum / (dt * dt)
+                if segment.MsdRow >= 0 && file <> driftPass then
+                    for k in from .. until - 1 do
+                        trajectories[segment.MsdRow + k - segment.Start].[file] <- chunk[k - offset]
+                s <- s + 1
+        SnapshotStream.streamFiles (Array.append paths [| paths[0] |]) onFile consume
+        let temperature = Kinematics.temperature physics
+        let unitTemperature u =
+            let count = size unitGroups[u]
+            Kinematics.groupTemperatureOf
+                (temperature (Array.sum unitSums[u]) (float n * float count)) (temperature unitDrift[u] (float count)) count
+        // Σ|w| over the group's ranges as one sequence, at the window's last snapshot.
+        let l1 (g: Group) =
+            g.Ranges |> Array.fold (fun sum struct (start, length) -> Kinematics.l1NormFrom sum (ReadOnlySpan(latest, start, length))) 0.0
+        let unitTemperatures = Array.init unitGroups.Length unitTemperature
+        let unitL1 = unitGroups |> Array.map l1
+        let unitsOf layer = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = layer) |> Array.map fst
+        // A layer's sums are its units' sums: the same arithmetic, weighted by the units' sizes.
+        let layerTemperature (layer: string) =
+            let units = unitsOf layer
+            let count = units |> Array.sumBy (fun u -> size unitGroups[u])
+            Kinematics.groupTemperatureOf
+                (temperature (units |> Array.sumBy (fun u -> Array.sum unitSums[u])) (float n * float count))
+                (temperature (units |> Array.sumBy (fun u -> unitDrift[u])) (float count))
+                count
+        let layerResults =
+            layerGroups |> Array.map (fun g -> { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = l1 g; Rank = 1; OscillationRank = 1 })
+        let temperatures, groupL1 =
+            match options.Grouping with
+            | Grouping.Unit -> unitTemperatures, unitL1
+            | Grouping.Layer -> layerResults |> Array.map (fun r -> r.Temperature), layerResults |> Array.map (fun r -> r.L1Norm)
+            | _ ->
+                groups |> Array.map (fun g ->
+                    let struct (k, _) = g.Ranges[0]
+                    // weightDrift already holds v̄_k²: one weight, no mean to take (÷ 1 is exact).
+                    Kinematics.groupTemperatureOf (temperature weightSumSquares[k] (float n)) (temperature weightDrift[k] 1.0) 1),
+                groups |> Array.map l1
+        let keys = groups |> Array.map (fun g -> g.Key)
+        let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
+        let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
+        let results =
+            Array.init groups.Length (fun i ->
+                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
+        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, unitSums[u] |> Array.map (fun s -> temperature s (float (size g))))
+        let layerInstantaneous =
+            layerGroups |> Array.map (fun lg ->
+                let units = unitsOf lg.Key.Layer
+                let count = float (size lg)
+                lg.Key, Array.init n (fun e -> temperature (units |> Array.sumBy (fun u -> unitSums[u].[e])) count))
+        let instantaneousSeries = if options.Grouping = Grouping.Unit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
+        let spearman =
+            layers |> Array.map (fun layer ->
+                let units = unitsOf layer
+                layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])))
+        let fitFrom, alphaTo, diffusionTo =
+            match options.FitLags with
+            | Some(a, b) ->
+                if a < 1 || b > n || b - a < 1 then Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d with at least two lags" a b n
+                a, b, b
+            | None -> 1, max 2 (n / 2), max 2 (n / 4)
+        let diffusion =
+            unitGroups
+            |> Array.mapi (fun u g -> u, g)
+            |> Array.filter (fun (_, g) -> isMsdUnit g)
+            |> Array.map (fun (u, g) ->
+                let rows = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
+                let curves = GroupDiffusion.compute rows
+                { Key = g.Key; Curves = curves
+                  Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
+                  Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
+        let noise = readGradientNoise run
+        { Run = run; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
+          Instantaneous = instantaneousSeries
+          Diffusion = diffusion; TemperatureL1Spearman = spearman
+          NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
+          CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }
+
+    /// Analyses one run directory: resolves the window, streams its snapshots once, and returns every
+    /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)
+    /// for any file it cannot use, and `SettingException` for an option the run cannot satisfy (window,
+    /// layers, MSD layers, fit lags).
+    let analyze (run: string) (options: AnalysisOptions) : AnalysisResult = analyzeWithProgress run options (fun _ _ -> ())

@@ -1,0 +1,120 @@
+namespace Thermo.Analysis
+
+open System
+open System.Threading.Tasks
+
+/// A selected tensor: where its values sit in a snapshot's flat, directory-ordered values.
+type internal Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int; Start: int }
+
+/// The engine's input side: which tensors of a snapshot are analysed (slots), and the values of a
+/// window's snapshot files streamed in 64 KB chunks, read on another core while the caller
+/// accumulates the previous chunk. Nothing here knows about temperatures.
+module internal SnapshotStream =
+    let private fail fmt = Errors.artifact fmt
+
+    let private tensorSize (_, _, shape: int[]) = Array.fold (*) 1 shape
+
+    /// Offset of each tensor in a snapshot's flat, directory-ordered values.
+    let fileOffsets (directory: SnapshotReader.TensorDirectory) =
+        directory |> Array.scan (fun at t -> at + tensorSize t) 0
+
+    /// The selected tensors, positioned by their offsets in the file's flat value order, and the layers.
+    /// Raises `SettingException` (`Layers`) for a requested layer without weights.
+    let slotsOf (run: string) (directory: SnapshotReader.TensorDirectory) (options: AnalysisOptions) =
+        let weightLayers = directory |> Array.filter (fun (_, t, _) -> t = "weight") |> Array.map (fun (l, _, _) -> l) |> Array.distinct
+        let layers =
+            match options.Layers with
+            | None -> weightLayers
+            | Some asked ->
+                for l in asked do
+                    if not (Array.contains l weightLayers) then
+                        Errors.setting AnalysisSetting.Layers run "unknown layer '%s' (layers with weights: %s)" l (String.Join(", ", weightLayers))
+                asked
+        let offsets = fileOffsets directory
+        [| for layer in layers do
+               for tensorName in (if options.IncludeBias then [ "weight"; "bias" ] else [ "weight" ]) do
+                   match directory |> Array.tryFindIndex (fun (l, t, _) -> l = layer && t = tensorName) with
+                   | Some i ->
+                       let _, _, shape = directory[i]
+                       let units = if shape.Length = 0 then 1 else shape[0]
+                       yield { Layer = layer; Tensor = tensorName; Units = units; UnitSize = tensorSize directory[i] / max 1 units; Start = offsets[i] }
+                   | None -> () |], layers
+
+    /// Index of the first NaN or ±∞ in `values`, or −1; a SIMD pass (|x| ≤ MaxValue fails for both).
+    let private firstNonFinite (values: ReadOnlySpan<float32>) =
+        let width = Numerics.Vector<float32>.Count
+        let limit = Numerics.Vector<float32>(Single.MaxValue)
+        let mutable i = 0
+        while i + width <= values.Length && Numerics.Vector.LessThanOrEqualAll(Numerics.Vector.Abs(Numerics.Vector<float32>(values.Slice(i, width))), limit) do
+            i <- i + width
+        while i < values.Length && Single.IsFinite values[i] do
+            i <- i + 1
+        if i < values.Length then i else -1
+
+    /// Fails naming layer, tensor and epoch when a chunk of a snapshot (values offset.. of the flat
+    /// order) holds NaN or ±∞.
+    let checkFinite (path: string) (epoch: int) (directory: SnapshotReader.TensorDirectory) (offset: int) (values: ReadOnlySpan<float32>) =
+        let bad = firstNonFinite values
+        if bad >= 0 then
+            let flat = offset + bad
+            let starts = fileOffsets directory
+            let i = min (starts |> Array.findIndexBack (fun start -> start <= flat)) (directory.Length - 1)
+            let layer, tensor, _ = directory[i]
+            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (flat - starts[i]) epoch
+
+    /// What the reader thread hands the accumulating thread.
+    type private Feed =
+        | FileStart of file: int * epoch: int * directory: SnapshotReader.TensorDirectory
+        | Values of file: int * offset: int * chunk: float32[] * count: int
+        | Finished
+        | Failed of Runtime.ExceptionServices.ExceptionDispatchInfo
+
+    /// Values per chunk: 64 KB, small beside any snapshot worth streaming, large enough to amortise
+    /// the hand-over between threads.
+    let private chunkLength = 1 <<< 14
+
+    /// Streams the values of `paths`, in file and row order, through `consume file offset chunk count`
+    /// on the caller's thread while a reader thread decodes up to a few chunks ahead (the work of the
+    /// two cores overlaps, and memory is a handful of chunks whatever the files' size). `onFile file
+    /// epoch directory` comes before a file's first chunk. An exception on either side stops both.
+    let streamFiles (paths: string[]) (onFile: int -> int -> SnapshotReader.TensorDirectory -> unit) (consume: int -> int -> float32[] -> int -> unit) =
+        use pool = new Collections.Concurrent.BlockingCollection<float32[]>()
+        for _ in 1..4 do pool.Add(Array.zeroCreate chunkLength)
+        use feed = new Collections.Concurrent.BlockingCollection<Feed>(4)
+        use cancel = new Threading.CancellationTokenSource()
+        let token = cancel.Token
+        let reader =
+            Task.Run(fun () ->
+                try
+                    for i in 0 .. paths.Length - 1 do
+                        let offset = ref 0
+                        SnapshotReader.streamValues paths[i]
+                            (fun epoch _ directory -> feed.Add(FileStart(i, epoch, directory), token))
+                            (fun () -> pool.Take token)
+                            (fun chunk count ->
+                                feed.Add(Values(i, offset.Value, chunk, count), token)
+                                offset.Value <- offset.Value + count)
+                    feed.Add(Finished, token)
+                with
+                | :? OperationCanceledException -> ()
+                | e -> try feed.Add(Failed(Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e), token) with :? OperationCanceledException -> ())
+        try
+            let mutable running = true
+            while running do
+                match feed.Take() with
+                | FileStart(i, epoch, directory) ->
+                    // Each file leaves about 14 KB of garbage (Parquet metadata, readers). The runtime's
+                    // gen-0 budget is sized from the cache, tens of MB here, so without a young-generation
+                    // collection now and then that garbage, not the analysis, would set the footprint for
+                    // any model under ~10M parameters. A gen-0 collection with nothing young alive costs
+                    // microseconds.
+                    if i % 16 = 15 then GC.Collect(0, GCCollectionMode.Forced, false)
+                    onFile i epoch directory
+                | Values(i, offset, chunk, count) ->
+                    consume i offset chunk count
+                    pool.Add chunk
+                | Finished -> running <- false
+                | Failed info -> info.Throw()
+        finally
+            cancel.Cancel()
+            try reader.Wait() with _ -> ()

@@ -1,0 +1,67 @@
+namespace Thermo.Analysis
+
+open System
+
+/// The per-unit temperatures of one layer from RUN/analysis/temperature.parquet, sorted by unit, with
+/// the window they were measured over.
+[<RequireQualifiedAccess>]
+type UnitTemperatures =
+    { Layer: string
+      /// 0 .. n−1.
+      Units: int[]
+      /// Equilibrium temperature of each unit.
+      Temperature: float[]
+      /// Drift temperature of each unit.
+      Drift: float[]
+      /// Oscillation (drift-corrected) temperature of each unit.
+      Oscillation: float[]
+      /// Σ|w| of each unit at the window's last snapshot.
+      L1Norm: float[]
+      /// The window [WindowFrom, WindowTo] of snapshot indices.
+      WindowFrom: int
+      WindowTo: int }
+
+/// Reading back the tables `AnalysisOutput` writes.
+module AnalysisTables =
+    let private fail fmt = Errors.artifact fmt
+
+    let private readTemperature (run: string) =
+        let path = RunLayout.temperature run
+        if not (IO.File.Exists path) then
+            fail "%s: not analysed (no %s)" run (IO.Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile))
+        path, Tables.readByName path AnalysisOutput.TemperatureTable
+
+    /// The layers with per-unit rows in RUN/analysis/temperature.parquet, in file order.
+    [<CompiledName("UnitLayers")>]
+    let unitLayers (run: string) : string[] =
+        let path, c = readTemperature run
+        let layers, grouping = Tables.strings path c "layer", Tables.strings path c "grouping"
+        Array.zip layers grouping |> Array.filter (fun (_, g) -> g = "unit") |> Array.map fst |> Array.distinct
+
+    /// The per-unit temperatures and L1 norms of `layer` (rows with grouping "unit"), sorted by unit.
+    /// Raises `ArtifactException` when the run is not analysed, has no per-unit rows for the layer, or
+    /// its units are not numbered 0..n−1.
+    [<CompiledName("UnitTemperatures")>]
+    let unitTemperatures (run: string) (layer: string) : UnitTemperatures =
+        let path, c = readTemperature run
+        let layers, grouping, units = Tables.strings path c "layer", Tables.strings path c "grouping", Tables.int32s path c "unit"
+        let rows =
+            Seq.init layers.Length id
+            |> Seq.filter (fun i -> layers[i] = layer && grouping[i] = "unit")
+            |> Seq.sortBy (fun i -> units[i]) // stable, as the readers this replaces
+            |> Seq.toArray
+        if rows.Length = 0 then
+            let analysed = Array.zip layers grouping |> Array.filter (fun (_, g) -> g = "unit") |> Array.map fst |> Array.distinct
+            fail "%s: no per-filter temperatures of layer '%s' (per-filter layers analysed: %s)" path layer (String.Join(", ", analysed))
+        if rows |> Array.mapi (fun j i -> units[i] <> j) |> Array.exists id then
+            fail "%s: the filters of layer '%s' are not numbered 0..%d" path layer (rows.Length - 1)
+        let pick name = let v = Tables.float64s path c name in rows |> Array.map (fun i -> v[i])
+        let from, until = Tables.int32s path c "window_from", Tables.int32s path c "window_to"
+        { UnitTemperatures.Layer = layer
+          Units = rows |> Array.map (fun i -> units[i])
+          Temperature = pick "temperature"
+          Drift = pick "drift_temperature"
+          Oscillation = pick "oscillation_temperature"
+          L1Norm = pick "l1_norm"
+          WindowFrom = from[rows[0]]
+          WindowTo = until[rows[0]] }

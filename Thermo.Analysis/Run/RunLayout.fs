@@ -1,0 +1,147 @@
+namespace Thermo.Analysis
+
+open System.IO
+
+/// Where each file of a run directory lives: the one place the F# code spells a run-directory path
+/// or file name. The names are literals (for `match` and attributes); the functions join them onto a
+/// run directory. C# sees the functions as `RunLayout.Metrics(run)` and so on.
+///
+/// ```
+/// RUN/run.json                  manifest
+/// RUN/metrics.parquet           per-epoch metrics (MetricsTable)
+/// RUN/gradnoise.parquet         per-epoch gradient noise (GradNoiseTable)
+/// RUN/snapshots/epoch=….parquet per-epoch snapshots; snapshots/steps/ the per-step ones
+/// RUN/checkpoint/epoch=NNNNN/   the last complete epoch's model and optimiser
+/// RUN/analysis/*.parquet        `thermo analyze`'s tables (AnalysisOutput)
+/// RUN/pruning/                  pruning results, curves and table.md
+/// report/                       the HTML report, beside the runs
+/// ```
+module RunLayout =
+    /// The run's manifest.
+    [<Literal>]
+    let ManifestFile = "run.json"
+
+    /// Per-epoch metrics.
+    [<Literal>]
+    let MetricsFile = "metrics.parquet"
+
+    /// Per-epoch, per-layer gradient noise.
+    [<Literal>]
+    let GradNoiseFile = "gradnoise.parquet"
+
+    /// Directory of the per-epoch snapshots.
+    [<Literal>]
+    let SnapshotsDirectory = "snapshots"
+
+    /// Directory, inside `SnapshotsDirectory`, of the per-step snapshots.
+    [<Literal>]
+    let StepsDirectory = "steps"
+
+    /// Directory of the checkpoints.
+    [<Literal>]
+    let CheckpointDirectory = "checkpoint"
+
+    /// Directory of the analysis tables.
+    [<Literal>]
+    let AnalysisDirectory = "analysis"
+
+    /// Analysis table: temperatures of layers and groups.
+    [<Literal>]
+    let TemperatureFile = "temperature.parquet"
+
+    /// Analysis table: instantaneous temperatures per epoch.
+    [<Literal>]
+    let InstantaneousFile = "instantaneous.parquet"
+
+    /// Analysis table: MSD curves.
+    [<Literal>]
+    let MsdFile = "msd.parquet"
+
+    /// Analysis table: fits (α, D, Spearman, gradient-noise decay).
+    [<Literal>]
+    let FitsFile = "fits.parquet"
+
+    /// Directory of the pruning results.
+    [<Literal>]
+    let PruningDirectory = "pruning"
+
+    /// Pruning table: one row per run × criterion × draw × experiment.
+    [<Literal>]
+    let ResultsFile = "results.parquet"
+
+    /// Pruning table: prune-fraction curves.
+    [<Literal>]
+    let CurvesFile = "curves.parquet"
+
+    /// The pruning results as a Markdown table.
+    [<Literal>]
+    let TableFile = "table.md"
+
+    /// Directory of the HTML report.
+    [<Literal>]
+    let ReportDirectory = "report"
+
+    /// The files of `AnalysisDirectory`, in the order `AnalysisOutput` writes them.
+    [<CompiledName("AnalysisFiles")>]
+    let analysisFiles = [| TemperatureFile; InstantaneousFile; MsdFile; FitsFile |]
+
+    /// RUN/run.json.
+    [<CompiledName("Manifest")>]
+    let manifest (run: string) = Path.Combine(run, ManifestFile)
+
+    /// RUN/metrics.parquet.
+    [<CompiledName("Metrics")>]
+    let metrics (run: string) = Path.Combine(run, MetricsFile)
+
+    /// RUN/gradnoise.parquet.
+    [<CompiledName("GradNoise")>]
+    let gradNoise (run: string) = Path.Combine(run, GradNoiseFile)
+
+    /// RUN/snapshots.
+    [<CompiledName("Snapshots")>]
+    let snapshots (run: string) = Path.Combine(run, SnapshotsDirectory)
+
+    /// RUN/snapshots/steps.
+    [<CompiledName("StepSnapshots")>]
+    let stepSnapshots (run: string) = Path.Combine(run, SnapshotsDirectory, StepsDirectory)
+
+    /// RUN/checkpoint.
+    [<CompiledName("Checkpoints")>]
+    let checkpoints (run: string) = Path.Combine(run, CheckpointDirectory)
+
+    /// The checkpoint of epoch `epoch` relative to the run, as the manifest stores it: checkpoint/epoch=NNNNN.
+    [<CompiledName("CheckpointName")>]
+    let checkpointName (epoch: int) = Path.Combine(CheckpointDirectory, sprintf "epoch=%05d" epoch)
+
+    /// RUN/analysis.
+    [<CompiledName("Analysis")>]
+    let analysis (run: string) = Path.Combine(run, AnalysisDirectory)
+
+    /// RUN/analysis/NAME, NAME one of the analysis files (e.g. `TemperatureFile`).
+    [<CompiledName("AnalysisTable")>]
+    let analysisTable (run: string) (name: string) = Path.Combine(run, AnalysisDirectory, name)
+
+    /// RUN/analysis/temperature.parquet.
+    [<CompiledName("Temperature")>]
+    let temperature (run: string) = analysisTable run TemperatureFile
+
+    /// DIR/pruning (DIR a run, or a condition of a reproduction).
+    [<CompiledName("Pruning")>]
+    let pruning (dir: string) = Path.Combine(dir, PruningDirectory)
+
+    /// DIR/pruning/results.parquet.
+    [<CompiledName("PruningResults")>]
+    let pruningResults (dir: string) = Path.Combine(dir, PruningDirectory, ResultsFile)
+
+    /// DIR/pruning/curves.parquet.
+    [<CompiledName("PruningCurves")>]
+    let pruningCurves (dir: string) = Path.Combine(dir, PruningDirectory, CurvesFile)
+
+    /// DIR/pruning/table.md.
+    [<CompiledName("PruningTable")>]
+    let pruningTable (dir: string) = Path.Combine(dir, PruningDirectory, TableFile)
+
+    /// The report directory beside `run` (in the run's parent directory).
+    [<CompiledName("ReportBeside")>]
+    let reportBeside (run: string) =
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(run).TrimEnd('/')), ReportDirectory)
