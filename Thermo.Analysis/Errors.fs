@@ -18,14 +18,19 @@ type AnalysisSetting =
     /// The lag range of the α and D fits.
     | FitLags = 4
 
-/// Raised when an analysis setting cannot be used (malformed, or impossible for this run); file and
-/// data problems raise `ArtifactException` instead. `Detail` reads as the text after a flag
-/// ("last:12 is longer than the run (snapshots 0..10)"); `Run` is the run it was checked against, or
-/// empty when the setting was rejected on its own (parsing). `Message` is "RUN: DETAIL" (or DETAIL).
-type SettingException(setting: AnalysisSetting, run: string, detail: string) =
+/// Raised when a setting cannot be used (malformed, or impossible for this run); file and data
+/// problems raise `ArtifactException` instead. `Setting` names the setting in the library's own
+/// vocabulary — an `AnalysisSetting` name, or the property of a C# settings record such as
+/// `TrainConfig.Epochs` (`nameof`) — never a command-line flag: the front end maps it to its flag.
+/// `Detail` reads as the text after a flag ("last:12 is longer than the run (snapshots 0..10)");
+/// `Run` is the run (or file) it was checked against, or empty when the setting was rejected on its
+/// own. `Message` is "RUN: DETAIL" (or DETAIL).
+type SettingException(setting: string, run: string, detail: string) =
     inherit System.Exception(if System.String.IsNullOrEmpty run then detail else run + ": " + detail)
 
-    /// Which setting is at fault.
+    new(setting: AnalysisSetting, run: string, detail: string) = SettingException(string setting, run, detail)
+
+    /// Which setting is at fault (e.g. "Window", "Epochs").
     member _.Setting = setting
     /// The run directory it was checked against ("" when rejected while parsing).
     member _.Run = run

@@ -57,6 +57,13 @@ public static partial class Program
             }
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
+        catch (Exception e) when (Unwrap(e) is Thermo.Analysis.SettingException setting)
+        {
+            var message = SettingFlags.Message(setting);
+            Console.Error.WriteLine($"thermo: error: {message}");
+            CliOutput.Error(message, ExitCodes.BadInput);
+            return ExitCodes.BadInput;
+        }
         catch (Exception e) when (Unwrap(e) is ThermoException or Thermo.Analysis.ArtifactException)
         {
             Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");

@@ -29,7 +29,7 @@ let expectSettingError (setting: AnalysisSetting) (containing: string) (f: unit 
         f () |> ignore
         failtest "expected a SettingException"
     with :? SettingException as e ->
-        Expect.equal e.Setting setting "the setting at fault"
+        Expect.equal e.Setting (string setting) "the setting at fault"
         Expect.stringContains e.Detail containing "detail names the fault"
         Expect.isFalse (e.Detail.Contains "--") "no flag in the library's words"
         Expect.isTrue (e.Message.EndsWith e.Detail) "Message ends with the detail"

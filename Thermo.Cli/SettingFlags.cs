@@ -1,0 +1,60 @@
+using System.Text;
+using Thermo.Analysis;
+
+namespace Thermo.Cli;
+
+/// <summary>
+/// The one place a library setting becomes a command-line flag. Libraries raise
+/// <see cref="SettingException"/> naming the setting in their own words (an analysis setting, or the
+/// property of a settings record: <c>nameof(TrainConfig.Epochs)</c>); the CLI names the flag.
+/// </summary>
+public static class SettingFlags
+{
+    /// <summary>Settings whose flag is not the kebab-case of their name.</summary>
+    static readonly Dictionary<string, string> Exceptions = new()
+    {
+        ["Layers"] = "--layers",
+        ["Groups"] = "--groups",
+        ["MsdLayers"] = "--msd-layers",
+        ["FitLags"] = "--fit-lags",
+        ["Window"] = "--window",
+        ["AnalyzeWindow"] = "--window",
+        ["Equilibrium"] = "--window",
+        ["StepSnapshotEpochs"] = "--step-snapshots",
+        ["RandomDraws"] = "--draws",
+        ["FinetuneEpochs"] = "--finetune",
+        ["L2s"] = "--l2",
+        ["L2"] = "--l2",
+        ["Lr"] = "--lr",
+        ["LrStep"] = "--lr-step",
+        ["LrGamma"] = "--lr-gamma",
+        ["K"] = "--k",
+        ["M"] = "--m",
+        ["KOrM"] = "--k/--m",
+        ["Ledger"] = "--ledger",
+        ["TrainMissing"] = "--no-train",
+        ["InitFrom"] = "--init-from",
+        ["From"] = "--from",
+        ["Out"] = "--out",
+    };
+
+    /// <summary>The flag of a setting: its own entry, else the kebab-case of its name (WeightDecay → --weight-decay).</summary>
+    public static string Flag(string setting)
+    {
+        if (Exceptions.TryGetValue(setting, out var flag)) return flag;
+        var kebab = new StringBuilder("--");
+        for (int i = 0; i < setting.Length; i++)
+        {
+            if (char.IsUpper(setting[i]) && i > 0) kebab.Append('-');
+            kebab.Append(char.ToLowerInvariant(setting[i]));
+        }
+        return kebab.ToString();
+    }
+
+    /// <summary>The one-line message: "RUN: --flag: DETAIL", or "--flag: DETAIL" for a setting rejected on its own.</summary>
+    public static string Message(SettingException e)
+    {
+        var flagged = $"{Flag(e.Setting)}: {e.Detail}";
+        return string.IsNullOrEmpty(e.Run) ? flagged : $"{e.Run}: {flagged}";
+    }
+}
