@@ -58,6 +58,7 @@ public static partial class PruningLedger
         {
             Directory.CreateDirectory(Path.Combine(temp, "snapshots"));
             foreach (var f in Files) File.Copy(Path.Combine(runDirectory, f), Path.Combine(temp, f));
+            WithoutMachinePaths(Path.Combine(temp, "run.json"));
             File.Copy(final, Path.Combine(temp, "snapshots", Path.GetFileName(final)));
             foreach (var d in Directories) CopyTree(Path.Combine(runDirectory, d), Path.Combine(temp, d));
             Directory.Move(temp, entry);
@@ -66,6 +67,23 @@ public static partial class PruningLedger
         {
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A ledger is kept in version control and read on other machines: the data set's source directory,
+    /// recorded absolute, is rewritten relative to the working directory (or reduced to its name when it
+    /// lies elsewhere). The data set is identified by its name and digest, which stay.
+    /// </summary>
+    static void WithoutMachinePaths(string manifest)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!;
+        if (json["dataset"]?["source"]?.GetValue<string>() is { } source && Path.IsPathRooted(source))
+        {
+            var relative = Path.GetRelativePath(Directory.GetCurrentDirectory(), source);
+            json["dataset"]!["source"] = relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative)
+                ? Path.GetFileName(source.TrimEnd(Path.DirectorySeparatorChar)) : relative.Replace(Path.DirectorySeparatorChar, '/');
+            File.WriteAllText(manifest, json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         }
     }
 

@@ -173,6 +173,8 @@ public class PruningTests
                 Assert.True(File.Exists(Path.Combine(entry, f)), $"{entry} lacks {f}");
             Assert.Single(Directory.GetFiles(Path.Combine(entry, "snapshots")));
             Assert.False(Directory.Exists(Path.Combine(entry, "checkpoint")));
+            var source = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(entry, "run.json")))!["dataset"]!["source"]!.GetValue<string>();
+            Assert.False(Path.IsPathRooted(source), $"the ledger records no machine path ({source})");
         }
         var table = File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]);
         Assert.Contains("(2 runs", table);
