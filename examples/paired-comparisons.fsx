@@ -5,6 +5,7 @@
 // (`dotnet fsi build.fsx build`), then:
 //
 //   dotnet fsi examples/paired-comparisons.fsx artifacts/reproductions/pruning-paper-mnist-e20-n10-r5
+//   dotnet fsi examples/paired-comparisons.fsx results/pruning-paper-full        (the ledger)
 //
 // A stop-gap until the pruning stage reports these itself (issue 12).
 #r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
@@ -18,7 +19,7 @@ open MathNet.Numerics.Distributions
 open Thermo.Analysis
 
 // F# interactive does not probe a build output's runtimes/ folder for native libraries.
-let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Trainer", "bin", "Release", "net10.0")
+let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
 NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
     let path = Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
     if File.Exists path then NativeLibrary.Load path else nativeint 0)
@@ -46,7 +47,8 @@ let wilcoxon (differences: float[]) =
         |> List.filter (fun m -> abs ((ranks |> Array.mapi (fun i r -> if (m >>> i) &&& 1 = 1 then r else 0.0) |> Array.sum) - half) >= observed - 1e-9)
     float extreme.Length / float patterns
 
-for condition in Directory.GetDirectories(args[0], "weight-decay=*") |> Array.sort do
+// Every condition of a reproduction directory or a ledger: weight-decay=W (older), l2=W (now).
+for condition in Directory.GetDirectories(args[0]) |> Array.filter (fun d -> File.Exists(Path.Combine(d, "pruning", "results.parquet"))) |> Array.sort do
     let cols = Tables.read (Path.Combine(condition, "pruning", "results.parquet")) "pruning"
     let strings name = cols |> List.pick (function StringColumn (n, v) when n = name -> Some v | _ -> None)
     let numbers name = cols |> List.pick (function Float64Column (n, v) when n = name -> Some v | _ -> None)
