@@ -55,21 +55,64 @@ module Window =
     [<Literal>]
     let MinimumAutoEpochs = 5
 
-    /// The `auto` rule: the earliest epoch s such that, over epochs s..E, neither test loss nor test
-    /// accuracy has a trend beyond its own noise — the least-squares slope times the tail's span
-    /// (E − s) is at most twice the noise, estimated from successive differences so that a trend does
-    /// not inflate it — and the tail holds at least `MinimumAutoEpochs` epochs. `None` when no such
-    /// tail exists.
+    /// Relaxation times the `auto` rule waits for: the window starts `RelaxationTimes`·τ̂ after the
+    /// first epoch (τ̂ the fitted time constant of the metrics' decay). 4 rather than 3 leaves room for
+    /// τ̂ underestimating τ by a quarter under noise; the synthetic runs of the tests measure it.
+    [<Literal>]
+    let RelaxationTimes = 4.0
+
+    /// The decay y(t) ≈ c + A·exp(−(t − t₀)/τ) fitted by least squares over a log-spaced grid of τ
+    /// (c and A are linear given τ): (τ, A), or (0, 0) when the fitted amplitude |A| is within three
+    /// noise levels — no transient to wait for.
+    let relaxation (epochs: int[]) (y: float[]) =
+        let t0 = float epochs[0]
+        let t = epochs |> Array.map (fun e -> float e - t0)
+        let span = t[t.Length - 1]
+        let noise = successiveDifferenceNoise y
+        if span <= 0.0 then 0.0, 0.0
+        else
+            let grid = Array.init 240 (fun i -> 0.25 * Math.Pow(span / 0.25, float i / 239.0))
+            let fit (tau: float) =
+                let x = t |> Array.map (fun ti -> exp (-ti / tau))
+                let line = Fits.line x y
+                let sse = Array.fold2 (fun acc xi yi -> acc + (yi - line.Intercept - line.Slope * xi) ** 2.0) 0.0 x y
+                sse, line.Slope
+            let tau, (_, amplitude) = grid |> Array.map (fun tau -> tau, fit tau) |> Array.minBy (fun (_, (sse, _)) -> sse)
+            if abs amplitude <= 3.0 * noise then 0.0, 0.0 else tau, amplitude
+
+    /// Time constant τ̂ of the series' decay (0: no transient), see `relaxation`.
+    let relaxationTime (epochs: int[]) (y: float[]) = fst (relaxation epochs y)
+
+    /// The `auto` rule: fit the relaxation of test loss and of test accuracy to an exponential, take the
+    /// slower time constant τ̂, and start the window at the earliest epoch s ≥ t₀ + `RelaxationTimes`·τ̂
+    /// whose tail s..E holds at least `MinimumAutoEpochs` epochs and, once the fitted decay is taken out
+    /// of each series, has no trend beyond its own noise (least-squares slope times the tail's span at
+    /// most twice the noise, estimated from successive differences so that a trend does not inflate
+    /// it). `None` when no such tail exists: a run still drifting in some other way (a steady trend,
+    /// over-fitting) has no equilibrium. A flatness test on the raw series alone starts too early on a
+    /// noisy relaxation and waits far too long on a clean one; waiting 4 τ̂ leaves e^−8 of the
+    /// transient's squared velocity at the window's start.
     let findEquilibrium (epochs: int[]) (testLoss: float[]) (testAccuracy: float[]) : int option =
         let n = epochs.Length
-        let flat (s: int) (series: float[]) =
-            let x = epochs[s..] |> Array.map float
-            let y = series[s..]
-            let fit = Fits.line x y
-            abs fit.Slope * (x[x.Length - 1] - x[0]) <= 2.0 * successiveDifferenceNoise y
-        seq { 0 .. n - MinimumAutoEpochs }
-        |> Seq.tryFind (fun s -> flat s testLoss && flat s testAccuracy)
-        |> Option.map (fun s -> epochs[s])
+        if n < MinimumAutoEpochs then None
+        else
+            let t0 = float epochs[0]
+            let withoutDecay (series: float[]) =
+                let tau, amplitude = relaxation epochs series
+                if tau = 0.0 then series
+                else series |> Array.mapi (fun i y -> y - amplitude * exp (-(float epochs[i] - t0) / tau))
+            let loss, accuracy = withoutDecay testLoss, withoutDecay testAccuracy
+            let flat (s: int) (series: float[]) =
+                let x = epochs[s..] |> Array.map float
+                let y = series[s..]
+                let fit = Fits.line x y
+                abs fit.Slope * (x[x.Length - 1] - x[0]) <= 2.0 * successiveDifferenceNoise y
+            let tau = max (relaxationTime epochs testLoss) (relaxationTime epochs testAccuracy)
+            let earliest = t0 + RelaxationTimes * tau
+            seq { 0 .. n - MinimumAutoEpochs }
+            |> Seq.filter (fun s -> float epochs[s] >= earliest)
+            |> Seq.tryFind (fun s -> flat s loss && flat s accuracy)
+            |> Option.map (fun s -> epochs[s])
 
     /// Resolves a spec against the snapshot indices a run has (sorted) and, for `Auto`, its metrics
     /// (epoch, test loss, test accuracy). Raises `SettingException` (`Window`) for a window the run
@@ -94,7 +137,7 @@ module Window =
                 let pick (a: 'a[]) = keep |> Array.map (fun i -> a[i])
                 match findEquilibrium (pick epochs) (pick loss) (pick accuracy) with
                 | Some start when start < last ->
-                    { From = start; To = last; Rule = "auto: earliest epoch after which test loss and accuracy trend by less than twice their noise" }
+                    { From = start; To = last; Rule = "auto: 4 fitted relaxation times of test loss and accuracy, then no other trend beyond twice their noise" }
                 | _ -> badWindow run "auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs); pass last:N or a:b" MinimumAutoEpochs
 
 type WindowSpec with
