@@ -69,7 +69,7 @@ module AnalysisOutput =
                     let key, values = series[group]
                     layers[row] <- key.Layer
                     units[row] <- key.Unit
-                    epochs[row] <- r.Window.From + 1 + position
+                    epochs[row] <- r.Window.From + (1 + position) * r.Window.Interval
                     temperatures[row] <- values[position]
                     position <- position + 1
                 yield

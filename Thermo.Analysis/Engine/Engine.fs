@@ -15,11 +15,12 @@ module Engine =
         if duplicated.Length > 0 then
             fail "%s: epochs %s have more than one snapshot file (both .parquet and .arrow?)" run (String.Join(", ", duplicated))
         let present = inWindow |> Array.map fst |> Set.ofArray
-        let missing = [| window.From .. window.To |] |> Array.filter (fun e -> not (present.Contains e))
+        let missing = window.Epochs |> Array.filter (fun e -> not (present.Contains e))
         if missing.Length > 0 then
             let shown = missing |> Array.truncate 20 |> Array.map string
             fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
-        inWindow |> Array.map snd
+        let wanted = Set.ofArray window.Epochs
+        inWindow |> Array.filter (fun (e, _) -> wanted.Contains e) |> Array.map snd
 
     /// The `auto` window's test curves from RUN/metrics.parquet, if the run has one.
     let private readMetrics (run: string) =
@@ -96,7 +97,8 @@ module Engine =
         let window = Window.resolve run epochs (if options.Window = Auto then readMetrics run else None) options.Window
         let paths = windowFiles run files window
         let physics = options.Physics
-        let dt = physics.Dt
+        // Δt is one snapshot interval (SPEC): Physics.Dt per epoch times the window's interval.
+        let dt = physics.Dt * float window.Interval
         let n = window.Velocities
         let _, _, directory = SnapshotReader.readHeader paths[0]
         let slots, layers = SnapshotStream.slotsOf run directory options

@@ -11,14 +11,19 @@ type WindowSpec =
     /// Snapshots [a, b].
     | Between of int * int
 
-/// A resolved equilibrium window [a, b] of snapshot indices, n = b − a velocities.
+/// A resolved equilibrium window [a, b] of snapshot epochs, taken every `Interval` epochs (the run's
+/// snapshot interval: Δt), so n = (b − a) / Interval velocities.
 type EquilibriumWindow =
     { From: int
       To: int
+      /// Epochs between consecutive snapshots of the window (1 for a run snapshotted every epoch).
+      Interval: int
       /// How it was chosen, stated in every output.
       Rule: string }
 
-    member w.Velocities = w.To - w.From
+    member w.Velocities = (w.To - w.From) / w.Interval
+    /// The window's snapshot epochs, From, From + Interval, …, To.
+    member w.Epochs = [| w.From .. w.Interval .. w.To |]
     override w.ToString() = sprintf "[%d, %d] (%s)" w.From w.To w.Rule
 
 /// The equilibrium window: parsing, resolution against a run, and the `auto` rule.
@@ -114,9 +119,38 @@ module Window =
             |> Seq.tryFind (fun s -> flat s loss && flat s accuracy)
             |> Option.map (fun s -> epochs[s])
 
-    /// Resolves a spec against the snapshot indices a run has (sorted) and, for `Auto`, its metrics
-    /// (epoch, test loss, test accuracy). Raises `SettingException` (`Window`) for a window the run
-    /// cannot give, `ArtifactException` for a run with fewer than two snapshots.
+    /// The snapshot epochs nearest `epoch` from below and above (for an error message).
+    let private nearest (available: int[]) (epoch: int) =
+        let below = available |> Array.filter (fun e -> e <= epoch) |> Array.tryLast
+        let above = available |> Array.tryFind (fun e -> e >= epoch)
+        [ below; above ] |> List.choose id |> List.distinct |> List.map string |> String.concat " or "
+
+    /// The window [a, b] on the run's snapshots: both ends must be snapshots and the snapshots between
+    /// them evenly spaced (their spacing is Δt); otherwise a `SettingException` naming the nearest valid ends.
+    let private onSnapshots (run: string) (available: int[]) (a: int) (b: int) (rule: string) =
+        let present = Set.ofArray available
+        if not (present.Contains a) || not (present.Contains b) then
+            let ends = [ if not (present.Contains a) then sprintf "start %d (nearest snapshots: %s)" a (nearest available a)
+                         if not (present.Contains b) then sprintf "end %d (nearest snapshots: %s)" b (nearest available b) ]
+            badWindow run "%s: the window's %s has no snapshot; a window's ends must fall on snapshots" rule (String.concat " and its " ends)
+        let inside = available |> Array.filter (fun e -> e >= a && e <= b)
+        let gaps = inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct
+        let smallest = Array.min gaps
+        // Gaps that are all multiples of the smallest are files missing from a regular series (a
+        // damaged run); others are a run whose interval changes (its last epoch off the interval).
+        if gaps.Length <> 1 && gaps |> Array.forall (fun g -> g % smallest = 0) then
+            let missing = [| a .. smallest .. b |] |> Array.filter (fun e -> not (present.Contains e))
+            let shown = missing |> Array.truncate 20 |> Array.map string
+            fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run a b (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
+        if gaps.Length <> 1 then
+            badWindow run "%s: the snapshots of %d..%d are not evenly spaced (gaps of %s epochs); choose ends within an evenly spaced stretch" rule a b (gaps |> Array.map string |> String.concat ", ")
+        { From = a; To = b; Interval = gaps[0]; Rule = rule }
+
+    /// Resolves a spec against the snapshot epochs a run has (sorted) and, for `Auto`, its metrics
+    /// (epoch, test loss, test accuracy). `last:N` is the last N epochs. A window's ends must be
+    /// snapshots and the snapshots inside evenly spaced (a run trained with `--snapshot-every K` is
+    /// analysed with Δt = K epochs). Raises `SettingException` (`Window`) for a window the run cannot
+    /// give, `ArtifactException` for a run with fewer than two snapshots.
     let resolve (run: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
         if available.Length < 2 then fail "%s: needs at least two snapshots, has %d" run available.Length
         let last = available[available.Length - 1]
@@ -124,10 +158,10 @@ module Window =
         match spec with
         | Last n ->
             if n > last - first then badWindow run "last:%d is longer than the run (snapshots %d..%d)" n first last
-            { From = last - n; To = last; Rule = sprintf "last:%d" n }
+            onSnapshots run available (last - n) last (sprintf "last:%d" n)
         | Between(a, b) ->
             if a < first || b > last then badWindow run "%d:%d lies outside the run (snapshots %d..%d)" a b first last
-            { From = a; To = b; Rule = sprintf "%d:%d" a b }
+            onSnapshots run available a b (sprintf "%d:%d" a b)
         | Auto ->
             match metrics with
             | None -> badWindow run "auto needs %s; pass last:N or a:b" RunLayout.MetricsFile
@@ -135,10 +169,18 @@ module Window =
                 // Epoch 0 (the initialisation) has no training metrics of its own; it never starts a tail.
                 let keep = epochs |> Array.mapi (fun i e -> i, e) |> Array.filter (fun (_, e) -> e >= 1 && e <= last) |> Array.map fst
                 let pick (a: 'a[]) = keep |> Array.map (fun i -> a[i])
-                match findEquilibrium (pick epochs) (pick loss) (pick accuracy) with
-                | Some start when start < last ->
-                    { From = start; To = last; Rule = "auto: 4 fitted relaxation times of test loss and accuracy, then no other trend beyond twice their noise" }
-                | _ -> badWindow run "auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs); pass last:N or a:b" MinimumAutoEpochs
+                // The window starts at the first snapshot at or after the rule's epoch from which the
+                // snapshots up to the last are evenly spaced.
+                let evenFrom (start: int) =
+                    available
+                    |> Array.filter (fun e -> e >= start && e < last)
+                    |> Array.tryFind (fun s ->
+                        let inside = available |> Array.filter (fun e -> e >= s)
+                        (inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct).Length = 1)
+                match findEquilibrium (pick epochs) (pick loss) (pick accuracy) |> Option.bind evenFrom with
+                | Some start ->
+                    onSnapshots run available start last "auto: 4 fitted relaxation times of test loss and accuracy, then no other trend beyond twice their noise"
+                | None -> badWindow run "auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs); pass last:N or a:b" MinimumAutoEpochs
 
 type WindowSpec with
     /// Parses `auto`, `last:N` or `a:b`, raising `SettingException` (`Window`) otherwise.

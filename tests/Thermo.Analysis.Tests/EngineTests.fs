@@ -52,6 +52,34 @@ let tests =
             Expect.floatClose Accuracy.high d.Curves.Msd[2] (expectedMsd |> Array.averageBy (fun m -> m[2])) "lag 3"
             Expect.equal result.Instantaneous.Length (2 + 5) "2 layers + 5 units of instantaneous series"
 
+        testCase "a run snapshotted every K epochs is analysed with Δt = K, and a window's ends must be snapshots" <| fun () ->
+            use dir = new TempDirectory()
+            let values = syntheticRun dir.Path 12
+            // As `--snapshot-every 3`: epochs 0, 3, 6, 9, 12 remain.
+            for e in 0..12 do
+                if e % 3 <> 0 then File.Delete(Path.Combine(dir.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e))
+            let result = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 }
+            Expect.equal (result.Window.From, result.Window.To, result.Window.Interval, result.Window.Velocities) (3, 12, 3, 3) "last:9 = snapshots 3, 6, 9, 12"
+            let windowA = [| 3; 6; 9; 12 |] |> Array.map (fun e -> fst values[e])
+            let physics = { Physics.Default with Dt = 3.0 }
+            let motion = Kinematics.weightMotion 3.0 windowA
+            for unit in 0..2 do
+                let expected = Kinematics.groupTemperature physics motion (Kinematics.unitIndices 4 unit)
+                let actual = result.Groups |> Array.find (fun g -> g.Key.Layer = "a" && g.Key.Unit = unit)
+                Expect.floatClose Accuracy.veryHigh actual.Temperature.Temperature expected.Temperature "T with Δt = 3"
+                // the naive oracle: ½⟨((w(e) − w(e − 3)) / 3)²⟩ over the unit's weights and the window's velocities
+                let naive =
+                    [ for k in 1..3 do for i in unit * 4 .. unit * 4 + 3 -> 0.5 * (float (windowA[k][i] - windowA[k - 1][i]) / 3.0) ** 2.0 ] |> List.average
+                Expect.floatClose Accuracy.high actual.Temperature.Temperature naive "naive oracle"
+            let epochs = result.Instantaneous |> Array.head |> snd
+            Expect.equal epochs.Length 3 "one instantaneous temperature per snapshot interval"
+            expectSettingError AnalysisSetting.Window "start 2 (nearest snapshots: 0 or 3)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 10 })
+            expectSettingError AnalysisSetting.Window "end 10 (nearest snapshots: 9 or 12)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(3, 10) })
+            // As `--epochs 12 --snapshot-every 5`: 0, 5, 10, 12 — the last interval is shorter.
+            expectSettingError AnalysisSetting.Window "not evenly spaced" (fun () ->
+                Window.resolve "run" [| 0; 5; 10; 12 |] None (Between(0, 12)) |> ignore)
+            Expect.equal (Window.resolve "run" [| 0; 5; 10; 12 |] None (Between(0, 10))).Interval 5 "0..10 every 5"
+
         testCase "the engine's temperatures and L1 norms equal the naive oracle's, in both conventions" <| fun () ->
             use dir = new TempDirectory()
             let values = syntheticRun dir.Path 9
