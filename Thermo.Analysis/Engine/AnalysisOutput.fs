@@ -26,6 +26,9 @@ module AnalysisOutput =
         | Grouping.Weight -> "weight"
         | _ -> "unit"
 
+    /// `epoch` or `step`: the unit of every epoch, window and lag column (the time_unit column).
+    let timeUnitName (r: AnalysisResult) = if r.TimeUnit = TimeUnit.Step then "step" else "epoch"
+
     /// Column set of temperature.parquet.
     let temperatureColumns (r: AnalysisResult) =
         let rows = Array.append r.Layers (if r.Grouping = Grouping.Layer then [||] else r.Groups)
@@ -44,7 +47,8 @@ module AnalysisOutput =
           Int32Column("window_from", Array.create n r.Window.From)
           Int32Column("window_to", Array.create n r.Window.To)
           StringColumn("window_rule", Array.create n r.Window.Rule)
-          StringColumn("convention", Array.create n r.Physics.Describe) ]
+          StringColumn("convention", Array.create n r.Physics.Describe)
+          StringColumn("time_unit", Array.create n (timeUnitName r)) ]
 
     /// instantaneous.parquet in batches built from the per-group series as they are written: this is
     /// the one table with a row per group and epoch, so it is never materialised whole.
@@ -77,7 +81,8 @@ module AnalysisOutput =
                       Int32Column("unit", units)
                       Int32Column("epoch", epochs)
                       Float64Column("temperature", temperatures)
-                      StringColumn("convention", Array.create count r.Physics.Describe) ]
+                      StringColumn("convention", Array.create count r.Physics.Describe)
+                      StringColumn("time_unit", Array.create count (timeUnitName r)) ]
                 written <- written + max 1 count }
 
     let private msdColumns (r: AnalysisResult) =
@@ -87,7 +92,8 @@ module AnalysisOutput =
           Int32Column("lag", rows |> Array.map (fun (_, l, _, _, _) -> l))
           Float64Column("msd", rows |> Array.map (fun (_, _, m, _, _) -> m))
           Float64Column("abs_mean_displacement", rows |> Array.map (fun (_, _, _, d, _) -> d))
-          Float64Column("msd_drift_corrected", rows |> Array.map (fun (_, _, _, _, c) -> c)) ]
+          Float64Column("msd_drift_corrected", rows |> Array.map (fun (_, _, _, _, c) -> c))
+          StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
     let private fitsColumns (r: AnalysisResult) =
         let rows =
@@ -110,11 +116,14 @@ module AnalysisOutput =
           Float64Column("r_squared", rows |> Array.map (fun (_, _, _, _, r2, _, _, _) -> r2))
           Float64Column("lag_from", rows |> Array.map (fun (_, _, _, _, _, a, _, _) -> a))
           Float64Column("lag_to", rows |> Array.map (fun (_, _, _, _, _, _, b, _) -> b))
-          Int32Column("points", rows |> Array.map (fun (_, _, _, _, _, _, _, p) -> p)) ]
+          Int32Column("points", rows |> Array.map (fun (_, _, _, _, _, _, _, p) -> p))
+          StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
-    /// Writes temperature, instantaneous, msd and fits tables into RUN/analysis/, replacing it whole.
+    /// Writes temperature, instantaneous, msd and fits tables into RUN/analysis/ (RUN/analysis-steps/
+    /// for the per-step analysis), replacing it whole.
     let write (result: AnalysisResult) =
-        AtomicFile.replaceDirectory (RunLayout.analysis result.Run) (fun temp ->
+        let directory = if result.TimeUnit = TimeUnit.Step then RunLayout.stepAnalysis result.Run else RunLayout.analysis result.Run
+        AtomicFile.replaceDirectory directory (fun temp ->
             Tables.write (Path.Combine(temp, RunLayout.TemperatureFile)) TemperatureTable (temperatureColumns result)
             Tables.writeBatches (Path.Combine(temp, RunLayout.InstantaneousFile)) InstantaneousTable (instantaneousBatches result)
             Tables.write (Path.Combine(temp, RunLayout.MsdFile)) MsdTable (msdColumns result)

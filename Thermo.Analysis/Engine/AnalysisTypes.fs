@@ -73,6 +73,9 @@ type GroupDiffusionResult =
 /// Everything `analyze` computes for one run.
 type AnalysisResult =
     { Run: string
+      /// Epochs (per-epoch snapshots) or optimiser steps (per-step snapshots): the unit of the
+      /// window, Δt and every epoch column of the tables.
+      TimeUnit: TimeUnit
       Window: EquilibriumWindow
       Physics: Physics
       Grouping: Grouping

@@ -84,17 +84,25 @@ module Engine =
     [<Struct>]
     type private Segment = { Start: int; Length: int; Unit: int; MsdRow: int }
 
-    /// As `analyze`, calling `progress done total` as each snapshot file is reached (the window's files
-    /// and the first one read again for the drift), for a progress display.
+    /// Analyses the run's series of `unit` — per-epoch snapshots, or per-step ones (`analyzeSteps`) —
+    /// calling `progress done total` as each snapshot file is reached (the window's files and the first
+    /// one read again for the drift), for a progress display.
     ///
     /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
     /// per-unit sums of v² per epoch, the MSD groups' trajectories as stored (float32, weights × epochs)
     /// and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
     /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
-    let analyzeWithProgress (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
-        let files = SnapshotReader.listEpochFiles run
+    let analyzeSeriesWithProgress (unit: TimeUnit) (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+        let files = if unit = TimeUnit.Step then SnapshotReader.listStepFiles run else SnapshotReader.listEpochFiles run
         let epochs = files |> Array.map fst |> Array.distinct
-        let window = Window.resolve run epochs (if options.Window = Auto then readMetrics run else None) options.Window
+        let window =
+            match unit, options.Window with
+            | TimeUnit.Step, Auto when epochs.Length >= 2 ->
+                // Per-step snapshots cover the last K epochs of a run already in equilibrium (the
+                // thermodynamic paper's protocol), and metrics are per epoch: `auto` is all of them.
+                { Window.resolve run epochs None (Between(epochs[0], epochs[epochs.Length - 1])) with Rule = "auto (steps): every step snapshot" }
+            | TimeUnit.Step, spec -> Window.resolve run epochs None spec
+            | _, spec -> Window.resolve run epochs (if spec = Auto then readMetrics run else None) spec
         let paths = windowFiles run files window
         let physics = options.Physics
         // Δt is one snapshot interval (SPEC): Physics.Dt per epoch times the window's interval.
@@ -234,8 +242,9 @@ module Engine =
                 { Key = g.Key; Curves = curves
                   Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
                   Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
-        let noise = readGradientNoise run
-        { Run = run; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
+        // The gradient noise is summarised per epoch: its decay belongs to the epoch analysis.
+        let noise = if unit = TimeUnit.Step then [||] else readGradientNoise run
+        { Run = run; TimeUnit = unit; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
           Instantaneous = instantaneousSeries
           Diffusion = diffusion; TemperatureL1Spearman = spearman
           NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
@@ -245,4 +254,13 @@ module Engine =
     /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)
     /// for any file it cannot use, and `SettingException` for an option the run cannot satisfy (window,
     /// layers, MSD layers, fit lags).
-    let analyze (run: string) (options: AnalysisOptions) : AnalysisResult = analyzeWithProgress run options (fun _ _ -> ())
+    let analyze (run: string) (options: AnalysisOptions) : AnalysisResult = analyzeSeriesWithProgress TimeUnit.Epoch run options (fun _ _ -> ())
+
+    /// As `analyzeWithProgress`, over the per-epoch snapshots.
+    let analyzeWithProgress (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+        analyzeSeriesWithProgress TimeUnit.Epoch run options progress
+
+    /// Analyses the per-step snapshots (snapshots/steps/) with Δt = one optimiser step: windows are in
+    /// global steps (`last:N` the last N steps; `auto` every step snapshot); the tables say
+    /// time_unit = step and go to RUN/analysis-steps/.
+    let analyzeSteps (run: string) (options: AnalysisOptions) : AnalysisResult = analyzeSeriesWithProgress TimeUnit.Step run options (fun _ _ -> ())

@@ -223,6 +223,20 @@ module SnapshotReader =
         |> Seq.sortBy fst
         |> Seq.toArray
 
+    /// The per-step snapshot files of a run directory (snapshots/steps/epoch=E-step=S.*) as (global
+    /// optimiser step, path), sorted by step.
+    [<CompiledName("ListStepFiles")>]
+    let listStepFiles (runDirectory: string) : (int * string)[] =
+        let dir = RunLayout.stepSnapshots runDirectory
+        if not (Directory.Exists dir) then
+            fail "%s: no per-step snapshots (%s); train with --step-snapshots K to write them" runDirectory dir
+        Directory.EnumerateFiles dir
+        |> Seq.choose (fun path ->
+            let m = Text.RegularExpressions.Regex.Match(Path.GetFileName path, @"^epoch=(\d+)-step=(\d+)\.(parquet|arrow)$")
+            if m.Success then Some(int m.Groups[2].Value, path) else None)
+        |> Seq.sortBy fst
+        |> Seq.toArray
+
     /// Streams the per-epoch snapshots of a run directory in epoch order, reading each file only
     /// when it is reached, so memory holds one snapshot at a time.
     [<CompiledName("ReadRun")>]

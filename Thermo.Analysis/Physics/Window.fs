@@ -2,6 +2,12 @@ namespace Thermo.Analysis
 
 open System
 
+/// What one step of a run's time series is: an epoch (the per-epoch snapshots) or an optimiser step
+/// (the per-step snapshots of `train --step-snapshots`, SPEC: the thermodynamic paper's Δt).
+type TimeUnit =
+    | Epoch = 0
+    | Step = 1
+
 /// How the user asks for the equilibrium window.
 type WindowSpec =
     /// Find the window from metrics (see `Window.findEquilibrium`).

@@ -13,6 +13,7 @@ open System.IO
 /// RUN/snapshots/epoch=….parquet per-epoch snapshots; snapshots/steps/ the per-step ones
 /// RUN/checkpoint/epoch=NNNNN/   the last complete epoch's model and optimiser
 /// RUN/analysis/*.parquet        `thermo analyze`'s tables (AnalysisOutput)
+/// RUN/analysis-steps/*.parquet  the same tables over the per-step snapshots (`analyze --steps`)
 /// RUN/pruning/                  pruning results, curves and table.md
 /// report/                       the HTML report, beside the runs
 /// ```
@@ -44,6 +45,10 @@ module RunLayout =
     /// Directory of the analysis tables.
     [<Literal>]
     let AnalysisDirectory = "analysis"
+
+    /// Directory of the analysis tables of the per-step snapshots (`analyze --steps`).
+    [<Literal>]
+    let StepAnalysisDirectory = "analysis-steps"
 
     /// Analysis table: temperatures of layers and groups.
     [<Literal>]
@@ -100,6 +105,10 @@ module RunLayout =
     /// RUN/snapshots.
     [<CompiledName("Snapshots")>]
     let snapshots (run: string) = Path.Combine(run, SnapshotsDirectory)
+
+    /// RUN/analysis-steps: the tables of the per-step analysis.
+    [<CompiledName("StepAnalysis")>]
+    let stepAnalysis (run: string) = Path.Combine(run, StepAnalysisDirectory)
 
     /// RUN/snapshots/steps.
     [<CompiledName("StepSnapshots")>]

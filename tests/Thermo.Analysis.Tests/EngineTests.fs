@@ -247,3 +247,72 @@ let windowTests =
             | None -> failtest "no equilibrium found"
             Expect.isNone (Window.findEquilibrium epochs (epochs |> Array.map (fun e -> 1.0 / float e)) (epochs |> Array.map float)) "a steady trend never equilibrates"
     ]
+
+/// The per-step analysis (`analyze --steps`), checked against DuckDB computing the same temperatures
+/// in SQL straight from the step snapshot files.
+module StepAnalysisTests =
+    open DuckDB.NET.Data
+
+    /// Step snapshots of layers "a" (weight 3×4, bias 3) and "b" (weight 2×5): 3 epochs × 4 steps, global steps 9..20.
+    let private stepRun (dir: string) =
+        let rng = Random(11)
+        let walk n = Array.init n (fun _ -> float32 (rng.NextDouble()))
+        let mutable a, bias, b = walk 12, walk 3, walk 10
+        let step (x: float32[]) scale = x |> Array.map (fun v -> v + float32 ((rng.NextDouble() - 0.5) * scale))
+        for s in 9..20 do
+            a <- step a 0.1
+            bias <- step bias 0.1
+            b <- step b 0.02
+            let epoch = 8 + (s - 9) / 4
+            let snapshot =
+                { Epoch = epoch; Step = int64 s
+                  Tensors =
+                    [| { Layer = "a"; Tensor = "weight"; Shape = [| 3; 4 |]; Values = Array.copy a }
+                       { Layer = "a"; Tensor = "bias"; Shape = [| 3 |]; Values = Array.copy bias }
+                       { Layer = "b"; Tensor = "weight"; Shape = [| 2; 5 |]; Values = Array.copy b } |] }
+            SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(RunLayout.stepSnapshots dir, SnapshotSchema.stepFileName SnapshotFileFormat.Parquet epoch (int64 s))) snapshot
+
+    let private sql (query: string) =
+        use connection = new DuckDBConnection("DataSource=:memory:")
+        connection.Open()
+        use command = connection.CreateCommand()
+        command.CommandText <- query
+        use reader = command.ExecuteReader()
+        [ while reader.Read() do yield reader.GetString 0, reader.GetDouble 1 ] |> Map.ofList
+
+    [<Tests>]
+    let tests =
+        testList "per-step analysis" [
+            testCase "layer temperatures over the last N steps equal DuckDB's SQL over the step files" <| fun () ->
+                use dir = new TempDirectory()
+                stepRun dir.Path
+                let result = Engine.analyzeSteps dir.Path { AnalysisOptions.Default with Window = Last 6 }
+                Expect.equal (result.TimeUnit, result.Window.From, result.Window.To, result.Window.Velocities) (TimeUnit.Step, 14, 20, 6) "steps 14..20"
+                let files = Path.Combine(RunLayout.stepSnapshots dir.Path, "*.parquet").Replace("'", "''")
+                let expected =
+                    sql $"""
+                        WITH s AS (SELECT step, layer, tensor, unit, "offset", value FROM read_parquet('{files}') WHERE tensor = 'weight'),
+                             v AS (SELECT now.layer, now.value - before.value AS v
+                                   FROM s now JOIN s before
+                                     ON now.layer = before.layer AND now.tensor = before.tensor AND now.unit = before.unit
+                                    AND now."offset" = before."offset" AND before.step = now.step - 1
+                                   WHERE now.step > 14 AND now.step <= 20)
+                        SELECT layer, avg(0.5 * v * v) FROM v GROUP BY layer"""
+                Expect.equal expected.Count 2 "two layers in SQL"
+                for layer in result.Layers do
+                    Expect.floatClose Accuracy.high layer.Temperature.Temperature expected[layer.Key.Layer] (sprintf "T of %s" layer.Key.Layer)
+                AnalysisOutput.write result
+                let columns = Table.Read(Path.Combine(RunLayout.stepAnalysis dir.Path, RunLayout.TemperatureFile), "temperature")
+                Expect.allEqual (Table.GetStrings(columns, "time_unit", "temperature")) "step" "time_unit = step"
+                Expect.isFalse (Directory.Exists(RunLayout.analysis dir.Path)) "the epoch analysis is left alone"
+
+            testCase "auto over steps is every step snapshot; a run without step snapshots is named" <| fun () ->
+                use dir = new TempDirectory()
+                stepRun dir.Path
+                let result = Engine.analyzeSteps dir.Path AnalysisOptions.Default
+                Expect.equal (result.Window.From, result.Window.To) (9, 20) "all steps"
+                Expect.stringContains result.Window.Rule "every step snapshot" "rule says so"
+                use empty = new TempDirectory()
+                Directory.CreateDirectory(RunLayout.snapshots empty.Path) |> ignore
+                expectArtifactError "no per-step snapshots" (fun () -> Engine.analyzeSteps empty.Path AnalysisOptions.Default)
+        ]
