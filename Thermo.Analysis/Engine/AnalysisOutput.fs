@@ -96,27 +96,30 @@ module AnalysisOutput =
           StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
     let private fitsColumns (r: AnalysisResult) =
+        let units layer = r.Groups |> Array.filter (fun g -> g.Key.Layer = layer && g.Key.Unit >= 0 && g.Key.Weight = -1) |> Array.length
         let rows =
             [| for d in r.Diffusion do
-                   yield d.Key.Layer, d.Key.Unit, "alpha", d.Alpha.Slope, d.Alpha.RSquared, d.Alpha.RangeFrom, d.Alpha.RangeTo, d.Alpha.Points
-                   yield d.Key.Layer, d.Key.Unit, "diffusion_constant", d.Diffusion.Slope, d.Diffusion.RSquared, d.Diffusion.RangeFrom, d.Diffusion.RangeTo, d.Diffusion.Points
+                   yield d.Key.Layer, d.Key.Unit, "alpha", d.Alpha.Slope, d.Alpha.RSquared, d.Alpha.RangeFrom, d.Alpha.RangeTo, d.Alpha.Points, nan
+                   yield d.Key.Layer, d.Key.Unit, "diffusion_constant", d.Diffusion.Slope, d.Diffusion.RSquared, d.Diffusion.RangeFrom, d.Diffusion.RangeTo, d.Diffusion.Points, nan
                for layer, rho in r.TemperatureL1Spearman do
-                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, 0
+                   // points: the layer's units; p_value: two-sided, t with n − 2 degrees of freedom
+                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, units layer, PairedTests.spearmanPValue rho (units layer)
                for d in r.NoiseDecay do
-                   yield d.Layer, -1, "gradnoise_decay_rate", d.Rate, d.RSquared, float d.FromEpoch, float d.ToEpoch, d.ToEpoch - d.FromEpoch + 1
+                   yield d.Layer, -1, "gradnoise_decay_rate", d.Rate, d.RSquared, float d.FromEpoch, float d.ToEpoch, d.ToEpoch - d.FromEpoch + 1, nan
                match r.CommonNoiseDecay with
                | Some(rate, r2) ->
                    let from = float (max 1 r.Window.From)
-                   yield "*", -1, "gradnoise_common_decay_rate", rate, r2, from, float r.Window.To, 0
+                   yield "*", -1, "gradnoise_common_decay_rate", rate, r2, from, float r.Window.To, 0, nan
                | None -> () |]
-        [ StringColumn("layer", rows |> Array.map (fun (l, _, _, _, _, _, _, _) -> l))
-          Int32Column("unit", rows |> Array.map (fun (_, u, _, _, _, _, _, _) -> u))
-          StringColumn("quantity", rows |> Array.map (fun (_, _, q, _, _, _, _, _) -> q))
-          Float64Column("value", rows |> Array.map (fun (_, _, _, v, _, _, _, _) -> v))
-          Float64Column("r_squared", rows |> Array.map (fun (_, _, _, _, r2, _, _, _) -> r2))
-          Float64Column("lag_from", rows |> Array.map (fun (_, _, _, _, _, a, _, _) -> a))
-          Float64Column("lag_to", rows |> Array.map (fun (_, _, _, _, _, _, b, _) -> b))
-          Int32Column("points", rows |> Array.map (fun (_, _, _, _, _, _, _, p) -> p))
+        [ StringColumn("layer", rows |> Array.map (fun (l, _, _, _, _, _, _, _, _) -> l))
+          Int32Column("unit", rows |> Array.map (fun (_, u, _, _, _, _, _, _, _) -> u))
+          StringColumn("quantity", rows |> Array.map (fun (_, _, q, _, _, _, _, _, _) -> q))
+          Float64Column("value", rows |> Array.map (fun (_, _, _, v, _, _, _, _, _) -> v))
+          Float64Column("r_squared", rows |> Array.map (fun (_, _, _, _, r2, _, _, _, _) -> r2))
+          Float64Column("lag_from", rows |> Array.map (fun (_, _, _, _, _, a, _, _, _) -> a))
+          Float64Column("lag_to", rows |> Array.map (fun (_, _, _, _, _, _, b, _, _) -> b))
+          Int32Column("points", rows |> Array.map (fun (_, _, _, _, _, _, _, p, _) -> p))
+          Float64Column("p_value", rows |> Array.map (fun (_, _, _, _, _, _, _, _, pv) -> pv))
           StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
     /// Writes temperature, instantaneous, msd and fits tables into RUN/analysis/ (RUN/analysis-steps/

@@ -306,6 +306,22 @@ module StepAnalysisTests =
                 Expect.allEqual (Table.GetStrings(columns, "time_unit", "temperature")) "step" "time_unit = step"
                 Expect.isFalse (Directory.Exists(RunLayout.analysis dir.Path)) "the epoch analysis is left alone"
 
+            testCase "the fits table's Spearman rows carry the units compared and a p-value" <| fun () ->
+                use dir = new TempDirectory()
+                stepRun dir.Path
+                let result = Engine.analyzeSteps dir.Path AnalysisOptions.Default
+                AnalysisOutput.write result
+                let path = Path.Combine(RunLayout.stepAnalysis dir.Path, RunLayout.FitsFile)
+                let c = Table.Read(path, "fits")
+                let quantity, layer = Table.GetStrings(c, "quantity", path), Table.GetStrings(c, "layer", path)
+                let value, points, p = Table.GetDoubles(c, "value", path), Table.GetInts(c, "points", path), Table.GetDoubles(c, "p_value", path)
+                let rows = [ for i in 0 .. quantity.Length - 1 do if quantity[i] = "spearman_temperature_l1" then yield i ]
+                Expect.equal rows.Length 2 "one Spearman row per layer"
+                for i in rows do
+                    Expect.equal points[i] (if layer[i] = "a" then 3 else 2) "the layer's units"
+                    if points[i] >= 3 then Expect.floatClose Accuracy.high p[i] (PairedTests.spearmanPValue value[i] points[i]) "p-value"
+                    else Expect.isTrue (Double.IsNaN p[i]) "no p-value below 3 units"
+
             testCase "auto over steps is every step snapshot; a run without step snapshots is named" <| fun () ->
                 use dir = new TempDirectory()
                 stepRun dir.Path
