@@ -4,7 +4,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.FSharp.Collections;
 using Thermo.Analysis;
 using Thermo.Trainer.Training;
 

@@ -117,8 +117,8 @@ public static class PruningPaperReproduction
     static string OriginalMetrics(IReadOnlyList<string> runs)
     {
         var last = runs.Select(r => TrainingRun.ReadMetrics(Path.Combine(r, TrainingRun.MetricsFile)).Last()).ToList();
-        string Pct(Func<EpochMetrics, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
-        string Val(Func<EpochMetrics, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
+        string Pct(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
+        string Val(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
         return $"Final metrics (the paper's Table 1): test accuracy {Pct(m => m.TestAccuracy)}, test loss {Val(m => m.TestLoss)}, training accuracy {Pct(m => m.TrainAccuracy)}, training loss {Val(m => m.TrainLoss)}.\n\n";
     }
 
@@ -165,6 +165,6 @@ public static class PruningPaperReproduction
             catch (ArtifactException) { }
         }
         progress.Message($"  analysing over last:{equilibrium}");
-        AnalysisOutput.write(Engine.analyze(runDir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(equilibrium))));
+        Analyzer.Write(Analyzer.Run(runDir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(equilibrium))));
     }
 }

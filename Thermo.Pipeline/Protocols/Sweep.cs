@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.FSharp.Collections;
 using Thermo.Analysis;
 using Thermo.Pipeline.Report;
 using Thermo.Trainer;
@@ -69,8 +68,8 @@ public static class Sweep
         var rows = new List<(Point Point, string Layer, double T)>();
         foreach (var p in points)
         {
-            var result = Engine.analyze(p.Directory, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(window)).WithGrouping(Grouping.Layer).WithMsdLayers([]));
-            AnalysisOutput.write(result);
+            var result = Analyzer.Run(p.Directory, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(window)).WithGrouping(Grouping.Layer).WithMsdLayers([]));
+            Analyzer.Write(result);
             rows.AddRange(result.Layers.Select(l => (p, l.Key.Layer, l.Temperature.Temperature)));
         }
         var fits = rows.GroupBy(r => (r.Point.Parameter, r.Layer)).Select(g =>
@@ -78,24 +77,20 @@ public static class Sweep
             var fit = g.Count() >= 2 ? Fits.powerLaw(g.Select(r => r.Point.X).ToArray(), g.Select(r => r.T).ToArray()) : null;
             return (g.Key.Parameter, g.Key.Layer, Points: g.Count(), Beta: fit?.Slope ?? double.NaN, C: fit is null ? double.NaN : Math.Exp(fit.Intercept), R2: fit?.RSquared ?? double.NaN);
         }).ToList();
-        Tables.Write(Path.Combine(dir, "sweep.parquet"), "sweep", ListModule.OfArray(new[]
-        {
+        Table.Write(Path.Combine(dir, "sweep.parquet"), "sweep",
             Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
             Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
             Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
             Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
             Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
-            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()),
-        }));
-        Tables.Write(Path.Combine(dir, "fits.parquet"), "sweep_fits", ListModule.OfArray(new[]
-        {
+            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()));
+        Table.Write(Path.Combine(dir, "fits.parquet"), "sweep_fits",
             Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
             Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
             Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),
             Column.NewFloat64Column("beta", fits.Select(f => f.Beta).ToArray()),
             Column.NewFloat64Column("c", fits.Select(f => f.C).ToArray()),
-            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()),
-        }));
+            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()));
         foreach (var parameter in fits.Select(f => f.Parameter).Distinct())
             SweepFigure.Write(Path.Combine(dir, $"temperature-vs-{(parameter == "lr" ? "lr" : "inverse-batch-size")}.png"), parameter,
                 rows.Where(r => r.Point.Parameter == parameter).Select(r => (r.Layer, r.Point.X, r.T)).ToList(),

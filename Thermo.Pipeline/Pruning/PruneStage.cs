@@ -66,8 +66,7 @@ public static class PruneStage
             if (settings.AnalyzeWindow is null && !File.Exists(Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet")))
                 throw new ThermoException($"{run}: not analysed (no {Path.Combine(AnalysisOutput.Directory, "temperature.parquet")}); run `thermo analyze {run} --window last:N` first, or prune with --analyze last:N");
         }
-        if (settings.AnalyzeWindow is { } spec && Window.parse(spec).IsError)
-            throw new ThermoException($"--analyze: {Window.parse(spec).ErrorValue}");
+        if (settings.AnalyzeWindow is { } spec) Analyzer.ParseWindow(spec);
         using var tests = new TestSetCache();
         var all = new List<PruningResult>();
         var clock = Stopwatch.StartNew();
@@ -102,10 +101,9 @@ public static class PruneStage
     static void EnsureAnalysed(string run, PruneSettings settings, Action<string> log)
     {
         if (File.Exists(Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet")) || settings.AnalyzeWindow is null) return;
-        var window = Window.parse(settings.AnalyzeWindow);
-        if (window.IsError) throw new ThermoException($"--analyze: {window.ErrorValue}");
+        var window = Analyzer.ParseWindow(settings.AnalyzeWindow);
         log($"analysing {run} over {settings.AnalyzeWindow} …");
-        AnalysisOutput.write(Engine.analyze(run, AnalysisOptions.Default.WithWindow(window.ResultValue)));
+        Analyzer.Write(Analyzer.Run(run, AnalysisOptions.Default.WithWindow(window)));
     }
 
     /// <summary>Temperatures of the layer's filters from the analysis, L1 norms from the final snapshot.</summary>

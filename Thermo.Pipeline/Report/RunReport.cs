@@ -2,7 +2,6 @@ using Thermo.Pipeline.Pruning;
 using System.Globalization;
 using System.Net;
 using System.Text;
-using Microsoft.FSharp.Core;
 using ScottPlot;
 using Thermo.Analysis;
 
@@ -123,7 +122,7 @@ public static class RunReport
     }
 
     static string Convention(RunTables r) =>
-        r.Temperature is { } t && TableColumns.Get<string>(t, "convention", "temperature.parquet") is { Length: > 0 } c ? c[0] : "kinetic";
+        r.Temperature is { } t && Table.GetStrings(t, "convention", RunLayout.TemperatureFile) is { Length: > 0 } c ? c[0] : "kinetic";
 
     static Page BuildRun(RunTables r, string? layer, string dir, ReportOptions o, Action<string>? progress)
     {
@@ -161,7 +160,7 @@ public static class RunReport
                 int hottest = units[order[0]], coldest = units[order[^1]];
                 WeightFigures(r, layer, hottest, coldest, order.Select(i => units[i]).ToArray(), page, dir, o);
                 Step("trajectories and filter patterns");
-                if (r.Msd is { } msd && TableColumns.Get<string>(msd, "layer", "msd.parquet").Contains(layer))
+                if (r.Msd is { } msd && Table.GetStrings(msd, "layer", RunLayout.MsdFile).Contains(layer))
                 {
                     page.Section("Diffusion", "Time-averaged mean squared displacement and mean |displacement| against lag, log–log, with guides ∝ τ (diffusive) and ∝ τ² (ballistic); then the MSD with each weight's drift removed.");
                     page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
@@ -191,11 +190,11 @@ public static class RunReport
     {
         var result = new Dictionary<(int, string), double>();
         if (r.Fits is not { } f) return result;
-        const string what = "fits.parquet";
-        var layers = TableColumns.Get<string>(f, "layer", what);
-        var units = TableColumns.Get<int>(f, "unit", what);
-        var quantity = TableColumns.Get<string>(f, "quantity", what);
-        var value = TableColumns.Get<double>(f, "value", what);
+        const string what = RunLayout.FitsFile;
+        var layers = Table.GetStrings(f, "layer", what);
+        var units = Table.GetInts(f, "unit", what);
+        var quantity = Table.GetStrings(f, "quantity", what);
+        var value = Table.GetDoubles(f, "value", what);
         for (int i = 0; i < layers.Length; i++)
             if (layers[i] == layer && units[i] >= 0) result[(units[i], quantity[i])] = value[i];
         return result;
@@ -238,8 +237,8 @@ public static class RunReport
         int[]? shape = null;
         float[] values = [];
         long start = 0, offset = 0;
-        SnapshotReader.StreamValues(path,
-            FuncConvert.FromAction<int, long, Tuple<string, string, int[]>[]>((_, _, directory) =>
+        Snapshots.StreamValues(path,
+            (_, _, directory) =>
             {
                 long at = 0;
                 foreach (var (l, t, s) in directory)
@@ -249,14 +248,14 @@ public static class RunReport
                     at += size;
                 }
                 if (shape is null) throw new ArtifactException($"{path}: holds no {layer}.weight");
-            }),
-            FuncConvert.FromFunc(() => chunk),
-            FuncConvert.FromAction<float[], int>((filled, count) =>
+            },
+            () => chunk,
+            (filled, count) =>
             {
                 long from = Math.Max(offset, start), until = Math.Min(offset + count, start + values.Length);
                 if (from < until) Array.Copy(filled, from - offset, values, from - start, until - from);
                 offset += count;
-            }));
+            });
         return new TensorSnapshot(layer, "weight", shape!, values);
     }
 
@@ -275,7 +274,7 @@ public static class RunReport
             table.Select(t => new[] { PruningPlan.Name(t.Criterion), t.Label, Pct(t.AccuracyMean), Pct(t.AccuracyStd), G(t.LossMean), G(t.LossStd) }));
         if (runs.Any(r => r.Curves is not null))
         {
-            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => TableColumns.Get<string>(r.Curves!, "layer", "curves.parquet")).Distinct().ToArray();
+            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => Table.GetStrings(r.Curves!, "layer", RunLayout.CurvesFile)).Distinct().ToArray();
             foreach (var curveLayer in curveLayers)
                 page.Figure(dir, $"prune-curves-{curveLayer}.png", Figures.PruneCurves(runs, curveLayer),
                     $"Test accuracy as 0, 1, … filters of {curveLayer} are removed, hottest first, coldest first, smallest L1 first and at random.", o);
