@@ -120,7 +120,7 @@ if (Section("training"))
     {
         run.Run();
         trainCount = run.Manifest.Dataset.TrainCount;
-        metrics = TrainingRun.ReadMetrics(Path.Combine(runDir, "metrics.parquet")).Where(m => m.Epoch > 0).ToList();
+        metrics = TrainingRun.ReadMetrics(RunLayout.Metrics(runDir)).Where(m => m.Epoch > 0).ToList();
     }
     double snapshotRatio = Median(metrics.Select(m => m.SnapshotSeconds / m.TrainSeconds));
     Report("snapshot cost: snapshot write ÷ epoch training time (fourconv, mnist)", $"{snapshotRatio:P2}", "≤ 2%", snapshotRatio <= 0.02);

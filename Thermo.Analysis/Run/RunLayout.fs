@@ -14,7 +14,7 @@ open System.IO
 /// RUN/checkpoint/epoch=NNNNN/   the last complete epoch's model and optimiser
 /// RUN/analysis/*.parquet        `thermo analyze`'s tables (AnalysisOutput)
 /// RUN/pruning/                  pruning results, curves and table.md
-/// report/                       the HTML report, beside the runs
+/// RUN/report/                   the run's HTML report; report/ beside several runs compares them
 /// ```
 module RunLayout =
     /// The run's manifest.
@@ -140,6 +140,10 @@ module RunLayout =
     /// DIR/pruning/table.md.
     [<CompiledName("PruningTable")>]
     let pruningTable (dir: string) = Path.Combine(dir, PruningDirectory, TableFile)
+
+    /// RUN/report: the run's own HTML report.
+    [<CompiledName("Report")>]
+    let report (run: string) = Path.Combine(run, ReportDirectory)
 
     /// The report directory beside `run` (in the run's parent directory).
     [<CompiledName("ReportBeside")>]

@@ -61,7 +61,7 @@ public static class PruningPaperReproduction
                 if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed))
                 {
                     var entry = PruningLedger.Entry(ledger, condition, seed);
-                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without run.json");
+                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
                     if (ConfigKey(kept.Config) != ConfigKey(config) || kept.Config.Epochs != config.Epochs)
                         throw new ThermoException($"{entry}: holds a run of another configuration; choose another --ledger");
                     continue;
@@ -86,15 +86,15 @@ public static class PruningPaperReproduction
             {
                 runDirs = PruningLedger.Entries(source, condition).ToList();
                 if (runDirs.Count == 0) continue;
-                results = runDirs.SelectMany(r => PruningFiles.ReadResults(Path.Combine(r, PruningFiles.Directory, PruningFiles.ResultsFile))).ToList();
+                results = runDirs.SelectMany(r => PruningFiles.ReadResults(RunLayout.PruningResults(r))).ToList();
             }
             else
                 results = PruneStage.Run(runDirs, p.Prune, artifacts, progress.Message);
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
-            var pruningDir = Path.Combine(home, condition, PruningFiles.Directory);
-            PruningFiles.WriteResults(Path.Combine(pruningDir, PruningFiles.ResultsFile), results, p.Prune.K, p.Prune.M);
+            var conditionHome = Path.Combine(home, condition);
+            PruningFiles.WriteResults(RunLayout.PruningResults(conditionHome), results, p.Prune.K, p.Prune.M);
             var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
-            AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), Aggregation.Markdown(table, caption));
+            AtomicFiles.WriteAllText(RunLayout.PruningTable(conditionHome), Aggregation.Markdown(table, caption));
 
             tables[condition] = table;
         }
@@ -102,13 +102,13 @@ public static class PruningPaperReproduction
         // the default adds its table beside the other.
         foreach (var condition in Directory.EnumerateDirectories(home).Order(StringComparer.Ordinal))
         {
-            var table = Path.Combine(condition, PruningFiles.Directory, "table.md");
+            var table = RunLayout.PruningTable(condition);
             var runs = p.Ledger is not null ? PruningLedger.Entries(p.Ledger, Path.GetFileName(condition)).ToList()
                 : Directory.Exists(Path.Combine(condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(condition, "runs"), "seed-*").Order().ToList() : [];
             if (!File.Exists(table) || runs.Count == 0) continue;
             summary.Append($"## {Path.GetFileName(condition)} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(table));
         }
-        AtomicFile.writeAllText(Path.Combine(home, "README.md"), summary.ToString());
+        AtomicFiles.WriteAllText(Path.Combine(home, "README.md"), summary.ToString());
         progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(home, "README.md")}");
         return tables;
     }
@@ -116,7 +116,7 @@ public static class PruningPaperReproduction
     /// <summary>The paper's Table 1: final test and training metrics over the runs.</summary>
     static string OriginalMetrics(IReadOnlyList<string> runs)
     {
-        var last = runs.Select(r => TrainingRun.ReadMetrics(Path.Combine(r, TrainingRun.MetricsFile)).Last()).ToList();
+        var last = runs.Select(r => TrainingRun.ReadMetrics(RunLayout.Metrics(r)).Last()).ToList();
         string Pct(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
         string Val(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
         return $"Final metrics (the paper's Table 1): test accuracy {Pct(m => m.TestAccuracy)}, test loss {Val(m => m.TestLoss)}, training accuracy {Pct(m => m.TrainAccuracy)}, training loss {Val(m => m.TrainLoss)}.\n\n";
@@ -132,7 +132,7 @@ public static class PruningPaperReproduction
         {
             // Trained before Thermo checked its native kernels: on AVX-512 machines its weights may be
             // wrong (docs/NATIVE.md), so it is trained again rather than reused.
-            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in run.json)");
+            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in {RunLayout.ManifestFile})");
             Directory.Delete(runDir, recursive: true);
             existing = null;
         }
@@ -154,15 +154,14 @@ public static class PruningPaperReproduction
     /// <summary>Analyses a run over its last N epochs unless its analysis already covers exactly that window.</summary>
     static void AnalyseOrReuse(string runDir, int epochs, int equilibrium, ITrainingProgress progress)
     {
-        var path = Path.Combine(runDir, AnalysisOutput.Directory, "temperature.parquet");
-        if (File.Exists(path))
+        if (File.Exists(RunLayout.Temperature(runDir)))
         {
             try
             {
                 var (_, _, from, to) = PruningFiles.ReadTemperatures(runDir, "conv1");
                 if (from == epochs - equilibrium && to == epochs) return;
             }
-            catch (ArtifactException) { }
+            catch (Exception e) when (e is ArtifactException or SettingException) { }
         }
         progress.Message($"  analysing over last:{equilibrium}");
         Analyzer.Write(Analyzer.Run(runDir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(equilibrium))));

@@ -20,6 +20,11 @@ public static class Sweep
     /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep).</summary>
     public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out);
 
+    /// <summary>The sweep directory's table of every grid point's layer temperatures.</summary>
+    public const string TableFile = "sweep.parquet";
+    /// <summary>The sweep directory's table of the fits (named as a run's analysis fits table).</summary>
+    public const string FitsFile = RunLayout.FitsFile;
+
     /// <summary>One layer's fit T = c·x^β over one hyper-parameter's grid.</summary>
     public sealed record Fit(string Parameter, string Layer, int Points, double Beta, double C, double R2);
 
@@ -33,7 +38,7 @@ public static class Sweep
     public static (string Directory, int Window, IReadOnlyList<Fit> Fits) Run(Plan plan, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
     {
         var run = plan.From;
-        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"--from: {run} holds no run (no run.json)");
+        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"--from: {run} holds no run (no {RunLayout.ManifestFile})");
         if (manifest.Status != RunStatus.Complete) throw new ThermoException($"--from: {run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
         var finalSnapshot = SnapshotReader.ListEpochFiles(run).Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
             ?? throw new ThermoException($"--from: {run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
@@ -62,7 +67,7 @@ public static class Sweep
                 BatchSize = p.Parameter == "batch_size" ? (int)p.Value : manifest.Config.BatchSize,
                 Threads = parallel > 1 ? Math.Max(1, Environment.ProcessorCount / parallel) : manifest.Config.Threads,
             };
-            AtomicFile.writeAllText(ConfigPath(configs, p), JsonSerializer.Serialize(config, RunManifest.Json));
+            AtomicFiles.WriteAllText(ConfigPath(configs, p), JsonSerializer.Serialize(config, RunManifest.Json));
         }
         TrainAll(points, configs, parallel, thermo, progress);
         var rows = new List<(Point Point, string Layer, double T)>();
@@ -77,14 +82,14 @@ public static class Sweep
             var fit = g.Count() >= 2 ? Fits.powerLaw(g.Select(r => r.Point.X).ToArray(), g.Select(r => r.T).ToArray()) : null;
             return (g.Key.Parameter, g.Key.Layer, Points: g.Count(), Beta: fit?.Slope ?? double.NaN, C: fit is null ? double.NaN : Math.Exp(fit.Intercept), R2: fit?.RSquared ?? double.NaN);
         }).ToList();
-        Table.Write(Path.Combine(dir, "sweep.parquet"), "sweep",
+        Table.Write(Path.Combine(dir, TableFile), "sweep",
             Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
             Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
             Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
             Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
             Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
             Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()));
-        Table.Write(Path.Combine(dir, "fits.parquet"), "sweep_fits",
+        Table.Write(Path.Combine(dir, FitsFile), "sweep_fits",
             Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
             Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
             Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),

@@ -5,10 +5,8 @@ namespace Thermo.Pipeline.Pruning;
 /// <summary>The pipeline's files: the analysis tables it reads, the result tables it writes.</summary>
 public static class PruningFiles
 {
-    /// <summary>Directory of a run's pruning results.</summary>
-    public const string Directory = "pruning";
-    public const string ResultsFile = "results.parquet";
-    public const string CurvesFile = "curves.parquet";
+    /// <summary>The results table's file name (<see cref="RunLayout.ResultsFile"/>; paths: <see cref="RunLayout.PruningResults"/>).</summary>
+    public const string ResultsFile = RunLayout.ResultsFile;
     public const string ResultsTable = "pruning";
     public const string CurvesTable = "prune_curves";
 

@@ -23,8 +23,6 @@ public sealed record ReportResult(string Page, IReadOnlyList<string> Figures, IR
 /// </summary>
 public static class RunReport
 {
-    public const string Directory = "report";
-
     sealed class Page(string title)
     {
         readonly StringBuilder body = new();
@@ -86,7 +84,7 @@ public static class RunReport
         var layer = options.Layer ?? layers.FirstOrDefault();
         if (options.Layer is not null && !layers.Contains(options.Layer))
             throw new ArtifactException($"{run}: --layer {options.Layer} has no per-filter analysis (per-filter layers: {(layers.Length == 0 ? "none; run thermo analyze" : string.Join(", ", layers))})");
-        return WriteAtomically(Path.Combine(run, Directory), dir => BuildRun(r, layer, dir, options, progress));
+        return WriteAtomically(RunLayout.Report(run), dir => BuildRun(r, layer, dir, options, progress));
     }
 
     /// <summary>Writes a page comparing several runs (the spread across runs) into <paramref name="outDir"/>.</summary>
@@ -99,26 +97,13 @@ public static class RunReport
 
     static ReportResult WriteAtomically(string target, Func<string, Page> build)
     {
-        var parent = Path.GetDirectoryName(Path.GetFullPath(target))!;
-        System.IO.Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(target)}.{Environment.ProcessId}.tmp");
-        if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, true);
-        System.IO.Directory.CreateDirectory(temp);
-        try
+        var page = AtomicFiles.ReplaceDirectory(target, temp =>
         {
             var page = build(temp);
             File.WriteAllText(Path.Combine(temp, "index.html"), page.Html());
-            var old = temp + ".old";
-            if (System.IO.Directory.Exists(target)) System.IO.Directory.Move(target, old);
-            System.IO.Directory.Move(temp, target);
-            if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
-            return new ReportResult(Path.Combine(target, "index.html"), page.Figures, page.Tables);
-        }
-        catch
-        {
-            if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, true);
-            throw;
-        }
+            return page;
+        });
+        return new ReportResult(Path.Combine(target, "index.html"), page.Figures, page.Tables);
     }
 
     static string Convention(RunTables r) =>
@@ -129,7 +114,7 @@ public static class RunReport
         var page = new Page($"Thermo report: {r.Name}");
         void Step(string what) => progress?.Invoke($"  {what}");
         var model = r.Manifest is { } m && m.TryGetProperty("config", out var config) && config.TryGetProperty("model", out var name) ? name.GetString() : "?";
-        page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: metrics.parquet, gradnoise.parquet, analysis/*.parquet, pruning/*.parquet and, for weights and filter patterns, the snapshots.");
+        page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: {RunLayout.MetricsFile}, {RunLayout.GradNoiseFile}, {RunLayout.AnalysisDirectory}/*.parquet, {RunLayout.PruningDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
 
         page.Section("Training", "Train and test loss and accuracy per epoch; the shaded band is the equilibrium window the analysis used.");
         page.Figure(dir, "loss.png", Figures.Metrics(r, accuracy: false), "Loss per epoch.", o);
@@ -284,7 +269,7 @@ public static class RunReport
     static Page BuildRuns(IReadOnlyList<RunTables> runs, string? layer, string dir, ReportOptions o, Action<string>? progress)
     {
         var page = new Page($"Thermo report: {runs.Count} runs");
-        page.Paragraph($"Runs: {string.Join(", ", runs.Select(r => r.Run))}. Each run's own report is in its report/ directory.");
+        page.Paragraph($"Runs: {string.Join(", ", runs.Select(r => r.Run))}. Each run's own report is in its {RunLayout.ReportDirectory}/ directory.");
         page.Section("Training across runs");
         page.Figure(dir, "accuracy-across-runs.png", Figures.AccuracyAcrossRuns(runs), "Test accuracy per epoch of every run.", o);
         progress?.Invoke("  training curves");

@@ -22,21 +22,20 @@ public sealed class RunTables
     {
         Run = run;
         Name = Path.GetFileName(Path.GetFullPath(run).TrimEnd('/'));
-        var manifest = Path.Combine(run, "run.json");
+        var manifest = RunLayout.Manifest(run);
         if (File.Exists(manifest))
         {
             try { Manifest = JsonDocument.Parse(File.ReadAllText(manifest)).RootElement.Clone(); }
             catch (JsonException e) { throw new ArtifactException($"{manifest}: not valid JSON ({e.Message})"); }
         }
-        Metrics = Read(Path.Combine(run, RunLayout.MetricsFile), "metrics");
-        GradientNoise = Read(Path.Combine(run, RunLayout.GradNoiseFile), "gradnoise");
-        var analysis = Path.Combine(run, AnalysisOutput.Directory);
-        Temperature = Read(Path.Combine(analysis, RunLayout.TemperatureFile), "temperature");
-        Msd = Read(Path.Combine(analysis, RunLayout.MsdFile), "msd");
-        Fits = Read(Path.Combine(analysis, RunLayout.FitsFile), "fits");
-        var results = Path.Combine(run, PruningFiles.Directory, PruningFiles.ResultsFile);
+        Metrics = Read(RunLayout.Metrics(run), MetricsTable.Name);
+        GradientNoise = Read(RunLayout.GradNoise(run), GradNoiseTable.Name);
+        Temperature = Read(RunLayout.Temperature(run), AnalysisOutput.TemperatureTable);
+        Msd = Read(RunLayout.AnalysisTable(run, RunLayout.MsdFile), AnalysisOutput.MsdTable);
+        Fits = Read(RunLayout.AnalysisTable(run, RunLayout.FitsFile), AnalysisOutput.FitsTable);
+        var results = RunLayout.PruningResults(run);
         Pruning = File.Exists(results) ? PruningFiles.ReadResults(results) : null;
-        Curves = Read(Path.Combine(run, PruningFiles.Directory, PruningFiles.CurvesFile), PruningFiles.CurvesTable);
+        Curves = Read(RunLayout.PruningCurves(run), PruningFiles.CurvesTable);
     }
 
     static IReadOnlyDictionary<string, Column>? Read(string path, string table) =>
@@ -47,7 +46,7 @@ public sealed class RunTables
     {
         if (!Directory.Exists(run)) throw new ArtifactException($"{run}: run directory does not exist");
         var tables = new RunTables(run);
-        if (tables.Metrics is null) throw new ArtifactException($"{run}: no metrics.parquet; not a run directory (or the run wrote no epoch yet)");
+        if (tables.Metrics is null) throw new ArtifactException($"{run}: no {RunLayout.MetricsFile}; not a run directory (or the run wrote no epoch yet)");
         return tables;
     }
 

@@ -69,12 +69,12 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     public static RunModel Open(string run, string artifacts, TestSetCache tests, Action<string> log)
     {
         if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
-        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"{run}: holds no run (no run.json)");
+        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"{run}: holds no run (no {RunLayout.ManifestFile})");
         if (manifest.Status != RunStatus.Complete)
             throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); finish it with `thermo train --resume {run}`");
         var files = SnapshotReader.ListEpochFiles(run);
         var finalPath = files.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
-            ?? throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {Path.Combine(run, "snapshots")}");
+            ?? throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
         var final = SnapshotReader.ReadFile(finalPath);
         var config = manifest.Config;
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
@@ -112,8 +112,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     public double[] FilterL1(string layer)
     {
         var t = Final.Tensors.First(t => t.Layer == layer && t.Tensor == "weight");
-        int units = t.Shape[0], size = t.Values.Length / units;
-        return Enumerable.Range(0, units).Select(u => t.Values.AsSpan(u * size, size).ToArray().Sum(v => Math.Abs((double)v))).ToArray();
+        return Kinematics.UnitL1Norms(t.Values.Length / t.Shape[0], t.Values);
     }
 
     /// <summary>Test loss and accuracy with the mask's filters (weights and bias) zeroed; restored afterwards.</summary>

@@ -47,6 +47,7 @@ let tests =
             Expect.equal (RunLayout.pruningResults run) (Path.Combine(run, "pruning", "results.parquet")) "pruning results"
             Expect.equal (RunLayout.pruningCurves run) (Path.Combine(run, "pruning", "curves.parquet")) "pruning curves"
             Expect.equal (RunLayout.pruningTable run) (Path.Combine(run, "pruning", "table.md")) "pruning table"
+            Expect.equal (RunLayout.report run) (Path.Combine(run, "report")) "the run's report"
             Expect.equal (RunLayout.reportBeside run) (Path.Combine(Path.GetFullPath "runs", "report")) "the report beside the runs"
 
         testCase "MetricsTable writes the bytes the trainer's column list writes, and reads them back" <| fun () ->
