@@ -27,6 +27,9 @@ public static class PruningPaperReproduction
     public sealed record Protocol(string Dataset, string? DataDir, int Runs, int Epochs, int Equilibrium, double[] L2s, double WeightDecay,
         int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true);
 
+    /// <summary>The setting of the reproduction's directory (the <c>dir</c> of <see cref="Run"/>).</summary>
+    public const string Out = "Out";
+
     static string Number(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
 
     /// <summary>A condition's directory name: <c>l2=0.001</c>, with <c>-weight-decay=W</c> when torch's decay is on too.</summary>
@@ -63,7 +66,7 @@ public static class PruningPaperReproduction
                     var entry = PruningLedger.Entry(ledger, condition, seed);
                     var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
                     if (ConfigKey(kept.Config) != ConfigKey(config) || kept.Config.Epochs != config.Epochs)
-                        throw new ThermoException($"{entry}: holds a run of another configuration; choose another --ledger");
+                        throw new SettingException(nameof(Protocol.Ledger), entry, "holds a run of another configuration; choose another ledger");
                     continue;
                 }
                 if (!p.TrainMissing) continue;
@@ -137,14 +140,14 @@ public static class PruningPaperReproduction
             existing = null;
         }
         if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
-            throw new ThermoException($"{runDir}: holds a run of another configuration; choose another --out or remove it");
+            throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
         if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs)
         {
             progress.Message($"  reusing the complete run ({existing.LastCompleteEpoch} epochs)");
             return;
         }
         if (existing is not null && existing.Config.Epochs > config.Epochs)
-            throw new ThermoException($"{runDir}: holds a run of {existing.Config.Epochs} epochs, more than --epochs {config.Epochs}; choose another --out");
+            throw new SettingException(nameof(Protocol.Epochs), runDir, $"holds a run of {existing.Config.Epochs} epochs, more than {config.Epochs}; choose another output directory");
         using var trainer = existing is not null && existing.LastCompleteEpoch >= 0
             ? TrainingRun.Resume(existing, config, runDir, artifacts, progress)
             : TrainingRun.Start(config, runDir, artifacts, progress);

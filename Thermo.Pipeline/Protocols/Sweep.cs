@@ -20,6 +20,9 @@ public static class Sweep
     /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep).</summary>
     public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out);
 
+    /// <summary>The setting of an empty grid: the learning rates and the batch sizes together.</summary>
+    public const string LearningRatesOrBatchSizes = "LearningRatesOrBatchSizes";
+
     /// <summary>The sweep directory's table of every grid point's layer temperatures.</summary>
     public const string TableFile = "sweep.parquet";
     /// <summary>The sweep directory's table of the fits (named as a run's analysis fits table).</summary>
@@ -38,19 +41,19 @@ public static class Sweep
     public static (string Directory, int Window, IReadOnlyList<Fit> Fits) Run(Plan plan, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
     {
         var run = plan.From;
-        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"--from: {run} holds no run (no {RunLayout.ManifestFile})");
-        if (manifest.Status != RunStatus.Complete) throw new ThermoException($"--from: {run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
+        var manifest = RunManifest.TryLoad(run) ?? throw new SettingException(nameof(Plan.From), "", $"{run} holds no run (no {RunLayout.ManifestFile})");
+        if (manifest.Status != RunStatus.Complete) throw new SettingException(nameof(Plan.From), "", $"{run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
         var finalSnapshot = SnapshotReader.ListEpochFiles(run).Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
-            ?? throw new ThermoException($"--from: {run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
+            ?? throw new SettingException(nameof(Plan.From), "", $"{run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
         var lrValues = plan.LearningRates;
         var batchValues = plan.BatchSizes;
-        if (lrValues.Length + batchValues.Length == 0) throw new ThermoException("--lr/--batch-size: give at least one grid of values");
-        if (batchValues.Any(b => b != Math.Floor(b) || b < 1)) throw new ThermoException("--batch-size: batch sizes are positive integers");
+        if (lrValues.Length + batchValues.Length == 0) throw new SettingException(LearningRatesOrBatchSizes, "", "give at least one grid of values");
+        if (batchValues.Any(b => b != Math.Floor(b) || b < 1)) throw new SettingException(nameof(Plan.BatchSizes), "", "batch sizes are positive integers");
         int n = plan.Epochs;
-        if (n < 2) throw new ThermoException($"--epochs: need at least 2, got {n}");
+        if (n < 2) throw new SettingException(nameof(Plan.Epochs), "", $"need at least 2, got {n}");
         int window = plan.Equilibrium is var w && w > 0 ? w : Math.Max(1, n / 2);
-        if (window > n) throw new ThermoException($"--window: last:{window} is longer than --epochs {n}");
-        int parallel = plan.Jobs is var j && j >= 1 ? j : throw new ThermoException("--jobs: must be positive");
+        if (window > n) throw new SettingException(nameof(Plan.Equilibrium), "", $"last:{window} is longer than the {n} epochs of each grid point");
+        int parallel = plan.Jobs is var j && j >= 1 ? j : throw new SettingException(nameof(Plan.Jobs), "", "must be positive");
         var dir = plan.Out ?? Path.Combine(run, "sweep");
         var points = lrValues.Select(v => new Point("lr", v, v, Path.Combine(dir, $"lr={Format(v)}")))
             .Concat(batchValues.Select(v => new Point("batch_size", v, 1 / v, Path.Combine(dir, $"batch-size={Format(v)}")))).ToList();

@@ -33,6 +33,9 @@ public sealed record PruneSettings
 /// </summary>
 public static class PruneStage
 {
+    /// <summary>The setting of a k or m that does not fit the layer: both together (the front end names both).</summary>
+    public const string KOrM = "KOrM";
+
     public static string TableCaption(int runs, PruneSettings s) =>
         $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";
 
@@ -50,21 +53,21 @@ public static class PruneStage
                 throw new ThermoException($"runs of different models mixed: {run} is {Describe(manifest)}, {first.Run} is {Describe(first.Manifest)}");
         foreach (var (run, manifest) in manifests)
         {
-            if (!manifest.Layers.TryGetValue(settings.Layer, out var shapes))
-                throw new ThermoException($"--layer: {run} has no layer '{settings.Layer}' (layers: {string.Join(", ", manifest.Layers.Keys)})");
+            LayerCheck.Exists(run, settings.Layer, manifest.Layers.Keys);
+            var shapes = manifest.Layers[settings.Layer];
             // run.json describes each layer as "weight [12×1×5×5]; bias [12]"
             var weight = shapes.Split(';').Select(s => s.Trim()).FirstOrDefault(s => s.StartsWith("weight ["));
             var dims = weight?["weight [".Length..^1].Split('×').Select(int.Parse).ToArray();
             if (dims is not { Length: 4 })
-                throw new ThermoException($"--layer: {settings.Layer} of {run} is not a conv layer ({shapes})");
+                throw new SettingException(nameof(PruneSettings.Layer), "", $"{settings.Layer} of {run} is not a conv layer ({shapes})");
             if (settings.K >= dims[0] || settings.M >= dims[0] || settings.K < 1 || settings.M < 1)
-                throw new ThermoException($"--k/--m: layer {settings.Layer} of {run} has {dims[0]} filters; k = {settings.K} and m = {settings.M} must lie in 1..{dims[0] - 1}");
+                throw new SettingException(KOrM, "", $"layer {settings.Layer} of {run} has {dims[0]} filters; k = {settings.K} and m = {settings.M} must lie in 1..{dims[0] - 1}");
             if (manifest.Status != RunStatus.Complete)
-                throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); finish it with `thermo train --resume {run}`");
+                throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
             if (!SnapshotReader.ListEpochFiles(run).Any(f => f.Item1 == manifest.LastCompleteEpoch))
                 throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
             if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))
-                throw new ThermoException($"{run}: not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); run `thermo analyze {run} --window last:N` first, or prune with --analyze last:N");
+                throw new ThermoException($"{run}: not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); analyse it first (e.g. over the last N epochs), or prune with a window to analyse it over");
         }
         if (settings.AnalyzeWindow is { } spec) Analyzer.ParseWindow(spec);
         using var tests = new TestSetCache();

@@ -82,8 +82,7 @@ public static class RunReport
         var r = RunTables.Load(run);
         var layers = r.UnitLayers;
         var layer = options.Layer ?? layers.FirstOrDefault();
-        if (options.Layer is not null && !layers.Contains(options.Layer))
-            throw new ArtifactException($"{run}: --layer {options.Layer} has no per-filter analysis (per-filter layers: {(layers.Length == 0 ? "none; run thermo analyze" : string.Join(", ", layers))})");
+        if (options.Layer is not null) LayerCheck.Analysed(run, options.Layer, layers);
         return WriteAtomically(RunLayout.Report(run), dir => BuildRun(r, layer, dir, options, progress));
     }
 

@@ -73,7 +73,7 @@ public sealed class TrainingRun : IDisposable
         this.progress = progress;
         format = config.Format == "arrow" ? SnapshotFileFormat.Arrow : SnapshotFileFormat.Parquet;
         if (config.Device == "cuda" && !cuda.is_available())
-            throw new ThermoException("--device cuda: CUDA is not available (this build uses TorchSharp-cpu)");
+            throw new SettingException(nameof(TrainConfig.Device), "", "cuda: CUDA is not available (this build uses TorchSharp-cpu)");
         device = new Device(config.Device == "cuda" ? DeviceType.CUDA : DeviceType.CPU);
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
         NativeSetup.Apply();
@@ -81,7 +81,7 @@ public sealed class TrainingRun : IDisposable
         var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message);
         dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
-            throw new ThermoException($"--resume: the data differ from the run's ({dataset.Source}: {dataset.Digest}, run.json: {resumeFrom.Dataset.Digest})");
+            throw new ThermoException($"{runDirectory}: the data differ from the run's ({dataset.Source}: {dataset.Digest}, {RunLayout.ManifestFile}: {resumeFrom.Dataset.Digest}); it cannot be resumed on them");
         var (native, check) = VerifyNativeStack(config, dataset, resumeFrom, runDirectory, progress);
         (trainX, trainY) = ToTensors(dataset.Train);
         (testX, testY) = ToTensors(dataset.Test);
@@ -94,18 +94,18 @@ public sealed class TrainingRun : IDisposable
         // fresh run: a resumed one restores its own checkpoint.
         if (config.InitFrom is { } init && resumeFrom is null)
         {
-            if (!File.Exists(init)) throw new ThermoException($"--init-from: {init} does not exist");
+            if (!File.Exists(init)) throw new SettingException(nameof(TrainConfig.InitFrom), "", $"{init} does not exist");
             ParameterLoader.Load(model, SnapshotReader.ReadFile(init), init);
         }
         var layers = model.named_parameters().Select(p => ParameterLoader.SplitName(p.name).Layer).Distinct().ToList();
         if (config.SnapshotLayers is { } keep)
             foreach (var name in keep.Where(n => !layers.Contains(n)))
-                throw new ThermoException($"--snapshot-layers: unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
+                throw new SettingException(nameof(TrainConfig.SnapshotLayers), "", $"unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
         weights = model.named_parameters().Where(p => ParameterLoader.SplitName(p.name).Tensor == "weight")
             .Select(p => (ParameterLoader.SplitName(p.name).Layer, p.parameter)).ToArray();
         if (config.Loss != "ce")
             foreach (var name in config.SmoothLayers!.Where(n => !weights.Any(w => w.Layer == n)))
-                throw new ThermoException($"--smooth-layers: unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
+                throw new SettingException(nameof(TrainConfig.SmoothLayers), "", $"unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
         kernels = weights.Where(w => w.Weight.dim() >= 2).Select(w => (Tensor)w.Weight).ToArray();
         smoothed = config.Loss == "ce" ? [] : weights.Where(w => config.SmoothLayers!.Contains(w.Layer)).Select(w => (Tensor)w.Weight).ToArray();
         optimizer = config.Optimizer == "sgd"
@@ -343,7 +343,7 @@ public sealed class TrainingRun : IDisposable
             .FirstOrDefault(p => p.Weight || p.Gradient);
         var tensor = culprit.name is null ? "every weight and gradient is still finite" : $"{culprit.name} holds a non-finite {(culprit.Weight ? "weight" : "gradient")}";
         return new ThermoException($"training diverged at epoch {epoch}, step {step + 1} (batch {batch + 1} of {batches}): {what}; {tensor}. " +
-            $"The run stays resumable from epoch {manifest.LastCompleteEpoch} (--resume {runDirectory}); if `thermo doctor` fails on this machine, its native kernels are at fault, else try a smaller --lr");
+            $"The run stays resumable from epoch {manifest.LastCompleteEpoch} ({runDirectory}); if the native self-check (the doctor verb) fails on this machine, its native kernels are at fault, else try a smaller learning rate");
     }
 
     /// <summary>Test-set loss (mean cross-entropy) and accuracy of the current model, in eval mode.</summary>
@@ -374,7 +374,7 @@ public sealed class TrainingRun : IDisposable
             foreach (var v in t.Values)
                 if (!float.IsFinite(v))
                     throw new ThermoException($"training diverged: {t.Layer}.{t.Tensor} holds {v} at epoch {epoch} (step {atStep}). " +
-                        $"The run stays resumable from epoch {manifest.LastCompleteEpoch} (--resume {runDirectory}); if `thermo doctor` fails on this machine, its native kernels are at fault, else try a smaller --lr");
+                        $"The run stays resumable from epoch {manifest.LastCompleteEpoch} ({runDirectory}); if the native self-check (the doctor verb) fails on this machine, its native kernels are at fault, else try a smaller learning rate");
         var dir = stepFile ? RunLayout.StepSnapshots(runDirectory) : RunLayout.Snapshots(runDirectory);
         var name = stepFile ? SnapshotSchema.stepFileName(format, epoch, atStep) : SnapshotSchema.fileName(format, epoch);
         Directory.CreateDirectory(dir);

@@ -104,7 +104,11 @@ let tests =
             use dir = new TempDirectory()
             expectArtifactError "not analysed (no analysis/temperature.parquet)" (fun () -> AnalysisTables.unitTemperatures dir.Path "a")
             let result = analysedRun dir.Path
-            expectArtifactError "no per-filter temperatures of layer 'c' (per-filter layers analysed: a, b)" (fun () -> AnalysisTables.unitTemperatures dir.Path "c")
+            Expect.throwsC (fun () -> AnalysisTables.unitTemperatures dir.Path "c" |> ignore) (fun e ->
+                match e with
+                | :? SettingException as e ->
+                    Expect.equal (e.Setting, e.Run, e.Detail) ("Layer", dir.Path, "layer 'c' has no per-filter temperatures (per-filter layers analysed: a, b)") "the one layer check"
+                | e -> failtestf "expected a SettingException, got %O" e)
             // drop unit 1 of layer a: units 0, 2 are not 0..1
             let gapped = { result with Groups = result.Groups |> Array.filter (fun g -> not (g.Key.Layer = "a" && g.Key.Unit = 1)) }
             AnalysisOutput.write gapped
