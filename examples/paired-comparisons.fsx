@@ -18,7 +18,7 @@ open MathNet.Numerics.Distributions
 open Thermo.Analysis
 
 // F# interactive does not probe a build output's runtimes/ folder for native libraries.
-let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Trainer", "bin", "Release", "net10.0")
+let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
 NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
     let path = Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
     if File.Exists path then NativeLibrary.Load path else nativeint 0)

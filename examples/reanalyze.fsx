@@ -16,7 +16,7 @@ open Thermo.Analysis
 
 // F# interactive does not probe a build output's runtimes/ folder for native libraries, so point
 // ParquetSharp at its native half there.
-let bin = System.IO.Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Trainer", "bin", "Release", "net10.0")
+let bin = System.IO.Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
 NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
     let path = System.IO.Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
     if System.IO.File.Exists path then NativeLibrary.Load path else nativeint 0)
