@@ -20,13 +20,12 @@ static class AnalysisBench
         double snapshotMegabytes = parameters * 4 / 1e6;
 
         // Thermo: per-filter equilibrium temperatures (plus instantaneous, MSD of conv1, fits) over the whole run.
-        var options = AnalysisOptions.Default;
         var thermoTimes = new List<double>();
         for (int r = 0; r < 3; r++)
         {
             var sw = Stopwatch.StartNew();
-            var result = Engine.analyze(run, new AnalysisOptions(WindowSpec.NewBetween(0, epochs), Grouping.Unit, options.Layers, false, options.Physics, options.MsdLayers, options.FitLags));
-            AnalysisOutput.write(result);
+            var result = Analyzer.Run(run, AnalysisOptions.Default.WithWindow(WindowSpec.NewBetween(0, epochs)).WithGrouping(Grouping.Unit).WithIncludeBias(false));
+            Analyzer.Write(result);
             thermoTimes.Add(sw.Elapsed.TotalSeconds);
         }
         // DuckDB: the same definition in SQL, over the same files.
@@ -41,7 +40,7 @@ static class AnalysisBench
             while (reader.Read()) { }
             return sw.Elapsed.TotalSeconds;
         }
-        var glob = Path.Combine(run, "snapshots", "*.parquet");
+        var glob = Path.Combine(RunLayout.Snapshots(run), "*.parquet");
         var duckTimes = new List<double>();
         for (int r = 0; r < (quick ? 3 : 2); r++)
             duckTimes.Add(Sql($"""
@@ -55,18 +54,18 @@ static class AnalysisBench
             $"{thermo:F2} s ÷ {duck:F2} s = {thermo / duck:F2}", "≤ 1.0", thermo / duck <= 1.0);
 
         // Read throughput: the engine's read path — every snapshot's value column streamed into one
-        // reused 64 KB chunk (SnapshotReader.StreamValues) — against DuckDB's plain scan of the column.
+        // reused 64 KB chunk (Snapshots.StreamValues) — against DuckDB's plain scan of the column.
         var files = SnapshotReader.ListEpochFiles(run);
         var chunk = new float[1 << 14];
-        var header = Microsoft.FSharp.Core.FuncConvert.FromAction<int, long, Tuple<string, string, int[]>[]>((_, _, _) => { });
-        var nextChunk = Microsoft.FSharp.Core.FuncConvert.FromFunc(() => chunk);
+        Action<int, long, Tuple<string, string, int[]>[]> header = (_, _, _) => { };
+        Func<float[]> nextChunk = () => chunk;
         double checksum = 0;
-        var filled = Microsoft.FSharp.Core.FuncConvert.FromAction<float[], int>((values, count) => checksum += values[count - 1]);
+        Action<float[], int> filled = (values, count) => checksum += values[count - 1];
         var readTimes = new List<double>();
         for (int r = 0; r < 3; r++)
         {
             var sw = Stopwatch.StartNew();
-            foreach (var (_, path) in files) SnapshotReader.StreamValues(path, header, nextChunk, filled);
+            foreach (var (_, path) in files) Snapshots.StreamValues(path, header, nextChunk, filled);
             readTimes.Add(sw.Elapsed.TotalSeconds);
         }
         var scanTimes = Enumerable.Range(0, 3).Select(_ => Sql($"SELECT sum(value * value) FROM read_parquet('{glob}')")).ToList();
@@ -145,7 +144,7 @@ static class AnalysisBench
                 foreach (var v in values)
                     for (int i = 0; i < v.Length; i++) v[i] += (float)((rng.NextDouble() - 0.5) * 1e-3);
             var tensors = shapes.Select((s, i) => new TensorSnapshot(s.Layer, "weight", s.Shape, (float[])values[i].Clone())).ToArray();
-            SnapshotWriter.write(SnapshotFileFormat.Parquet, Path.Combine(run, "snapshots", SnapshotSchema.fileName(SnapshotFileFormat.Parquet, e)), new Snapshot(e, e, tensors));
+            SnapshotWriter.write(SnapshotFileFormat.Parquet, Path.Combine(RunLayout.Snapshots(run), SnapshotSchema.fileName(SnapshotFileFormat.Parquet, e)), new Snapshot(e, e, tensors));
         }
         return values.Sum(v => (long)v.Length);
     }
@@ -172,11 +171,13 @@ static class AnalysisBench
     /// heap, native Parquet buffers, the output tables.
     public static void Probe(string tiny, string run, string window, bool msd)
     {
-        var defaults = AnalysisOptions.Default;
-        AnalysisOptions Options(string w) => new(
-            WindowSpec.NewBetween(int.Parse(w.Split(':')[0]), int.Parse(w.Split(':')[1])), Grouping.Unit, defaults.Layers, false, defaults.Physics,
-            msd ? defaults.MsdLayers : Microsoft.FSharp.Core.FSharpOption<string[]>.Some([]), defaults.FitLags);
-        AnalysisOutput.write(Engine.analyze(tiny, Options("0:3")));
+        AnalysisOptions Options(string w)
+        {
+            var options = AnalysisOptions.Default.WithWindow(WindowSpec.NewBetween(int.Parse(w.Split(':')[0]), int.Parse(w.Split(':')[1])))
+                .WithGrouping(Grouping.Unit).WithIncludeBias(false);
+            return msd ? options : options.WithMsdLayers([]);
+        }
+        Analyzer.Write(Analyzer.Run(tiny, Options("0:3")));
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
@@ -184,10 +185,10 @@ static class AnalysisBench
         if (Environment.GetEnvironmentVariable("THERMO_PROBE_DEBUG") is not null)
             Console.Error.WriteLine($"baseline: rss {baseline}, committed {GC.GetGCMemoryInfo().TotalCommittedBytes}, heap {GC.GetGCMemoryInfo().HeapSizeBytes}, allocated {GC.GetTotalAllocatedBytes()}");
         File.WriteAllText("/proc/self/clear_refs", "5");
-        var result = Engine.analyze(run, Options(window));
+        var result = Analyzer.Run(run, Options(window));
         if (Environment.GetEnvironmentVariable("THERMO_PROBE_DEBUG") is not null)
             Console.Error.WriteLine($"after analyze: hwm {StatusBytes("VmHWM:") - baseline}, rss {StatusBytes("VmRSS:") - baseline}, committed {GC.GetGCMemoryInfo().TotalCommittedBytes}, heap {GC.GetGCMemoryInfo().HeapSizeBytes}, allocated {GC.GetTotalAllocatedBytes()}");
-        AnalysisOutput.write(result);
+        Analyzer.Write(result);
         long peak = StatusBytes("VmHWM:");
         Console.WriteLine(peak - baseline);
     }

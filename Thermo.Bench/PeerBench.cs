@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Trainer.Native;
@@ -68,7 +69,7 @@ static class PeerBench
         var ran = RunManifest.TryLoad(runDir)?.Native?.Convolutions;
         if (ran != NativeSetup.Name(kernels))
             throw new InvalidOperationException($"the peer benchmark asked for {NativeSetup.Name(kernels)} convolutions but the run trained on {ran}");
-        var metrics = TrainingRun.ReadMetrics(Path.Combine(runDir, TrainingRun.MetricsFile)).Where(m => m.Epoch > 1).ToList();
+        var metrics = TrainingRun.ReadMetrics(RunLayout.Metrics(runDir)).Where(m => m.Epoch > 1).ToList();
         Directory.Delete(runDir, true);
         return median(metrics.Select(m => m.ImagesPerSecond));
     }

@@ -114,13 +114,13 @@ if (Section("training"))
     // The bare loop runs before and after the full run, so drift in the machine's speed hits both alike.
     var bareSpeeds = BareLoopImagesPerSecond(config, artifacts, quick ? 2 : 3);
     var runDir = Path.Combine(scratch, "cnn");
-    List<EpochMetrics> metrics;
+    List<MetricsRow> metrics;
     int trainCount;
     using (var run = TrainingRun.Start(config, runDir, artifacts, progress))
     {
         run.Run();
         trainCount = run.Manifest.Dataset.TrainCount;
-        metrics = TrainingRun.ReadMetrics(Path.Combine(runDir, "metrics.parquet")).Where(m => m.Epoch > 0).ToList();
+        metrics = TrainingRun.ReadMetrics(RunLayout.Metrics(runDir)).Where(m => m.Epoch > 0).ToList();
     }
     double snapshotRatio = Median(metrics.Select(m => m.SnapshotSeconds / m.TrainSeconds));
     Report("snapshot cost: snapshot write ÷ epoch training time (fourconv, mnist)", $"{snapshotRatio:P2}", "≤ 2%", snapshotRatio <= 0.02);
@@ -236,7 +236,7 @@ sealed class EpochClock : ITrainingProgress
     public void Message(string text) { }
     public void EpochStarted(int epoch, int lastEpoch, int batches) { }
     public void BatchCompleted(int batch, double loss) { }
-    public void EpochCompleted(EpochMetrics metrics, int lastEpoch, TimeSpan? eta)
+    public void EpochCompleted(MetricsRow metrics, int lastEpoch, TimeSpan? eta)
     {
         double now = clock.Elapsed.TotalSeconds;
         EpochSeconds.Add(now - last);

@@ -23,7 +23,7 @@ static class PruningBench
             var config = new TrainConfig { Epochs = 2, Seed = seed, TrainLimit = 1000, TestLimit = testImages };
             var dir = Path.Combine(scratch, "prune", $"seed-{seed}");
             using (var run = TrainingRun.Start(config, dir, artifacts, new SilentProgress())) run.Run();
-            AnalysisOutput.write(Engine.analyze(dir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(2))));
+            Analyzer.Write(Analyzer.Run(dir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(2))));
             runDirs.Add(dir);
         }
 

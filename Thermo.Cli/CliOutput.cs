@@ -14,8 +14,10 @@ public static class CliOutput
     public static readonly Option<bool> JsonOption = new("--json") { Description = "Print the result as one JSON document on stdout (progress stays on stderr)", Recursive = true };
     public static readonly Option<bool> QuietOption = new("--quiet") { Description = "Print no progress on stderr", Recursive = true };
 
-    public static bool Json { get; set; }
-    public static bool Quiet { get; set; }
+    // Set by Program once per invocation and read only inside the CLI (the verbs, ConsoleProgress):
+    // the libraries take an Action<string> for progress and return results, and never look at them.
+    internal static bool Json { get; set; }
+    internal static bool Quiet { get; set; }
 
     static readonly JsonSerializerOptions Options = new()
     {

@@ -1,6 +1,7 @@
 using Thermo.Trainer;
 using Spectre.Console;
 using Thermo.Trainer.Training;
+using Thermo.Analysis;
 
 namespace Thermo.Cli;
 
@@ -48,7 +49,7 @@ public sealed class ConsoleProgress : ITrainingProgress, IDisposable
         Console.Error.Write($"\r{header} [{new string('#', filled)}{new string('.', width - filled)}] {batch}/{batches} loss {loss:F4}   ");
     }
 
-    public void EpochCompleted(EpochMetrics m, int lastEpoch, TimeSpan? eta)
+    public void EpochCompleted(MetricsRow m, int lastEpoch, TimeSpan? eta)
     {
         if (CliOutput.Quiet) return;
         if (interactive) Console.Error.Write("\r" + new string(' ', 100) + "\r");

@@ -36,6 +36,9 @@ public static class SettingFlags
         ["InitFrom"] = "--init-from",
         ["From"] = "--from",
         ["Out"] = "--out",
+        ["LearningRates"] = "--lr",
+        ["BatchSizes"] = "--batch-size",
+        ["LearningRatesOrBatchSizes"] = "--lr/--batch-size",
     };
 
     /// <summary>The flag of a setting: its own entry, else the kebab-case of its name (WeightDecay → --weight-decay).</summary>

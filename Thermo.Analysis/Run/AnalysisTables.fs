@@ -21,6 +21,28 @@ type UnitTemperatures =
       WindowFrom: int
       WindowTo: int }
 
+/// The one check of a layer a setting names (`Layer`: the layer to prune, or to draw per filter), with
+/// one wording wherever it is made: `SettingException` ("Layer") naming the run and the layers there are.
+[<AbstractClass; Sealed>]
+type LayerCheck =
+    /// The setting these checks are about.
+    static member Setting = "Layer"
+
+    /// `SettingException` ("Layer") unless `layers` holds `layer`: "RUN: has no layer 'conv9' (layers: a, b)".
+    static member Exists(run: string, layer: string, layers: seq<string>) : unit =
+        let layers = Seq.toArray layers
+        if not (Array.contains layer layers) then
+            let known = if layers.Length = 0 then "none" else String.Join(", ", layers)
+            raise (SettingException(LayerCheck.Setting, run, sprintf "has no layer '%s' (layers: %s)" layer known))
+
+    /// `SettingException` ("Layer") unless `analysed` (the layers with per-filter temperatures) holds
+    /// `layer`: "RUN: layer 'fc' has no per-filter temperatures (per-filter layers analysed: a, b)".
+    static member Analysed(run: string, layer: string, analysed: seq<string>) : unit =
+        let analysed = Seq.toArray analysed
+        if not (Array.contains layer analysed) then
+            let known = if analysed.Length = 0 then "none" else String.Join(", ", analysed)
+            raise (SettingException(LayerCheck.Setting, run, sprintf "layer '%s' has no per-filter temperatures (per-filter layers analysed: %s)" layer known))
+
 /// Reading back the tables `AnalysisOutput` writes.
 module AnalysisTables =
     let private fail fmt = Errors.artifact fmt
@@ -39,8 +61,8 @@ module AnalysisTables =
         Array.zip layers grouping |> Array.filter (fun (_, g) -> g = "unit") |> Array.map fst |> Array.distinct
 
     /// The per-unit temperatures and L1 norms of `layer` (rows with grouping "unit"), sorted by unit.
-    /// Raises `ArtifactException` when the run is not analysed, has no per-unit rows for the layer, or
-    /// its units are not numbered 0..n−1.
+    /// Raises `ArtifactException` when the run is not analysed or its units are not numbered 0..n−1,
+    /// and `SettingException` ("Layer", see `LayerCheck.Analysed`) when the layer has no per-unit rows.
     [<CompiledName("UnitTemperatures")>]
     let unitTemperatures (run: string) (layer: string) : UnitTemperatures =
         let path, c = readTemperature run
@@ -51,8 +73,7 @@ module AnalysisTables =
             |> Seq.sortBy (fun i -> units[i]) // stable, as the readers this replaces
             |> Seq.toArray
         if rows.Length = 0 then
-            let analysed = Array.zip layers grouping |> Array.filter (fun (_, g) -> g = "unit") |> Array.map fst |> Array.distinct
-            fail "%s: no per-filter temperatures of layer '%s' (per-filter layers analysed: %s)" path layer (String.Join(", ", analysed))
+            LayerCheck.Analysed(run, layer, Array.zip layers grouping |> Array.filter (fun (_, g) -> g = "unit") |> Array.map fst |> Array.distinct)
         if rows |> Array.mapi (fun j i -> units[i] <> j) |> Array.exists id then
             fail "%s: the filters of layer '%s' are not numbered 0..%d" path layer (rows.Length - 1)
         let pick name = let v = Tables.float64s path c name in rows |> Array.map (fun i -> v[i])

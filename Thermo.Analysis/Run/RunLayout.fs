@@ -15,7 +15,7 @@ open System.IO
 /// RUN/analysis/*.parquet        `thermo analyze`'s tables (AnalysisOutput)
 /// RUN/analysis-steps/*.parquet  the same tables over the per-step snapshots (`analyze --steps`)
 /// RUN/pruning/                  pruning results, curves and table.md
-/// report/                       the HTML report, beside the runs
+/// RUN/report/                   the run's HTML report; report/ beside several runs compares them
 /// ```
 module RunLayout =
     /// The run's manifest.
@@ -149,6 +149,10 @@ module RunLayout =
     /// DIR/pruning/table.md.
     [<CompiledName("PruningTable")>]
     let pruningTable (dir: string) = Path.Combine(dir, PruningDirectory, TableFile)
+
+    /// RUN/report: the run's own HTML report.
+    [<CompiledName("Report")>]
+    let report (run: string) = Path.Combine(run, ReportDirectory)
 
     /// The report directory beside `run` (in the run's parent directory).
     [<CompiledName("ReportBeside")>]

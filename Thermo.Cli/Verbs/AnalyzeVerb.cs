@@ -2,7 +2,6 @@ using Thermo.Trainer.Training;
 using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
-using Microsoft.FSharp.Core;
 using Thermo.Analysis;
 
 namespace Thermo.Cli.Verbs;
@@ -31,18 +30,12 @@ public static class AnalyzeVerb
         var window = new WindowFlag(command, "Equilibrium window: auto, last:N (the last N velocities) or a:b (snapshots)", "auto");
         command.SetAction(parse =>
         {
-            var spec = Window.parse(window.Value(parse)!);
-            if (spec.IsError) throw new ThermoException(spec.ErrorValue);
-            var options = new AnalysisOptions(
-                spec.ResultValue,
-                parse.GetValue(groups) switch
-                {
-                    "layer" => Grouping.Layer,
-                    "filter" or "unit" or "row" => Grouping.Unit,
-                    "weight" => Grouping.Weight,
-                    var other => throw new ThermoException($"--groups: unknown grouping '{other}' (known: layer, filter, unit, row, weight)"),
-                },
-                Option(Flags.List(parse.GetValue(layers))),
+            var msd = parse.GetValue(msdLayers);
+            var lags = parse.GetValue(fitLags);
+            var options = Analyzer.Options(
+                Analyzer.ParseWindow(window.Value(parse)!),
+                Analyzer.ParseGrouping(parse.GetValue(groups)!),
+                Flags.List(parse.GetValue(layers)),
                 parse.GetValue(bias),
                 new Physics(
                     parse.GetValue(convention) switch
@@ -52,8 +45,8 @@ public static class AnalyzeVerb
                         var other => throw new ThermoException($"--convention: unknown convention '{other}' (known: kinetic, mean-square)"),
                     },
                     Positive("--mass", parse.GetValue(mass)), Positive("--kb", parse.GetValue(boltzmann)), 1.0),
-                parse.GetValue(msdLayers) == "none" ? FSharpOption<string[]>.Some([]) : Option(Flags.List(parse.GetValue(msdLayers))),
-                ParseLags(parse.GetValue(fitLags)));
+                msd == "none" ? [] : Flags.List(msd),
+                lags is null ? null : Analyzer.ParseFitLags(lags));
 
             var results = new List<AnalysisResult>();
             var progress = new ConsoleProgress();
@@ -68,34 +61,23 @@ public static class AnalyzeVerb
                 progress.Message($"analysing {dirs[i]} ({i + 1}/{dirs.Length}{(i > 0 ? $", ETA {clock.Elapsed / i * (dirs.Length - i):mm\\:ss}" : "")}) …");
                 var started = System.Diagnostics.Stopwatch.StartNew();
                 int shown = 0;
-                results.Add(Engine.analyzeWithProgress(dirs[i], options, FuncConvert.FromAction<int, int>((done, total) =>
+                results.Add(Analyzer.Run(dirs[i], options, (done, total) =>
                 {
                     // about ten lines per run, each with the run's ETA
                     if (done == 0 || done * 10 / total <= shown) return;
                     shown = done * 10 / total;
                     progress.Message($"  {done}/{total} snapshot files read; ETA {started.Elapsed / done * (total - done):mm\\:ss}");
-                })));
+                }));
             }
-            foreach (var result in results) AnalysisOutput.write(result);
+            foreach (var result in results) Analyzer.Write(result);
             CliOutput.Result(results.Select(Json).ToList(), () => { foreach (var result in results) PrintSummary(result); });
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    static FSharpOption<T> Option<T>(T? value) where T : class => value is null ? FSharpOption<T>.None : FSharpOption<T>.Some(value);
-
     static double Positive(string flag, double value) =>
         value > 0 && double.IsFinite(value) ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
-
-    static FSharpOption<Tuple<int, int>> ParseLags(string? text)
-    {
-        if (text is null) return FSharpOption<Tuple<int, int>>.None;
-        var parts = text.Split(':');
-        if (parts.Length == 2 && int.TryParse(parts[0], out var a) && int.TryParse(parts[1], out var b) && a >= 1 && b > a)
-            return FSharpOption<Tuple<int, int>>.Some(Tuple.Create(a, b));
-        throw new ThermoException($"--fit-lags: '{text}' is not a:b with 1 ≤ a < b");
-    }
 
     /// <summary>A run's analysis for --json: window, layers, and each group with its ranks and fits.</summary>
     static object Json(AnalysisResult r)
@@ -116,7 +98,7 @@ public static class AnalyzeVerb
                 diffusion_constant = d is not null && g.Key.Weight == -1 ? d.Diffusion.Slope : (double?)null,
             }),
             spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2 }),
-            tables = Path.Combine(r.Run, AnalysisOutput.Directory),
+            tables = RunLayout.Analysis(r.Run),
         };
     }
 
@@ -143,6 +125,6 @@ public static class AnalyzeVerb
                 Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
             }
         }
-        Console.WriteLine($"  tables: {Path.Combine(r.Run, AnalysisOutput.Directory)}/{{temperature,instantaneous,msd,fits}}.parquet");
+        Console.WriteLine($"  tables: {RunLayout.Analysis(r.Run)}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
     }
 }

@@ -57,9 +57,9 @@ public static class PruneVerb
             if (parse.GetValue(output) is { } dir)
             {
                 Directory.CreateDirectory(dir);
-                PruningFiles.WriteResults(Path.Combine(dir, PruningFiles.ResultsFile), results, settings.K, settings.M);
-                AtomicFile.writeAllText(Path.Combine(dir, "table.md"), Aggregation.Markdown(table, PruneStage.TableCaption(parse.GetValue(runs)!.Length, settings)));
-                progress.Message($"wrote {Path.Combine(dir, PruningFiles.ResultsFile)} and {Path.Combine(dir, "table.md")}");
+                PruningFiles.WriteResults(Path.Combine(dir, RunLayout.ResultsFile), results, settings.K, settings.M);
+                AtomicFiles.WriteAllText(Path.Combine(dir, RunLayout.TableFile), Aggregation.Markdown(table, PruneStage.TableCaption(parse.GetValue(runs)!.Length, settings)));
+                progress.Message($"wrote {Path.Combine(dir, RunLayout.ResultsFile)} and {Path.Combine(dir, RunLayout.TableFile)}");
             }
             return ExitCodes.Ok;
         });

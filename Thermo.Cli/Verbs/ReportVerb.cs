@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer.Training;
 using Thermo.Trainer;
 using System.CommandLine;
@@ -37,7 +38,7 @@ public static class ReportVerb
             }
             if (dirs.Length > 1)
             {
-                var dir = parse.GetValue(output) ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dirs[0]).TrimEnd('/'))!, RunReport.Directory);
+                var dir = parse.GetValue(output) ?? RunLayout.ReportBeside(dirs[0]);
                 progress.Message($"report comparing {dirs.Length} runs …");
                 pages.Add(RunReport.WriteRuns(dirs, dir, options, progress.Message));
             }

@@ -4,7 +4,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.FSharp.Collections;
 using Thermo.Analysis;
 using Thermo.Trainer.Training;
 
@@ -44,7 +43,7 @@ public static class SweepVerb
                     Console.WriteLine($"T = c·x^β per layer (x = η for lr, 1/B for batch_size), equilibrium window last:{last}:");
                     Console.WriteLine($"  {"parameter",-11} {"layer",-10} {"points",6} {"beta",8} {"c",11} {"R²",6}");
                     foreach (var f in fits) Console.WriteLine($"  {f.Parameter,-11} {f.Layer,-10} {f.Points,6} {f.Beta,8:F3} {f.C,11:G4} {f.R2,6:F3}");
-                    Console.WriteLine($"  tables: {Path.Combine(dir, "sweep.parquet")}, {Path.Combine(dir, "fits.parquet")}");
+                    Console.WriteLine($"  tables: {Path.Combine(dir, Sweep.TableFile)}, {Path.Combine(dir, Sweep.FitsFile)}");
                 });
             return ExitCodes.Ok;
         });

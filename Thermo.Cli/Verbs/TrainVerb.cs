@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
@@ -85,7 +86,7 @@ public static class TrainVerb
             if (resumeDir is not null)
             {
                 runDir = resumeDir;
-                var manifest = RunManifest.TryLoad(runDir) ?? throw new ThermoException($"--resume: {runDir} holds no run (no run.json)");
+                var manifest = RunManifest.TryLoad(runDir) ?? throw new ThermoException($"--resume: {runDir} holds no run (no {RunLayout.ManifestFile})");
                 bool epochsGiven = parse.GetResult(epochs) is { Implicit: false };
                 if (manifest.Status == RunStatus.Complete && (!epochsGiven || config.Epochs <= manifest.Config.Epochs))
                     throw new ThermoException($"--resume: {runDir} is already complete ({manifest.Config.Epochs} epochs); pass a larger --epochs to continue it");
@@ -110,7 +111,7 @@ public static class TrainVerb
                 progress.Message($"run directory: {runDir} ({trainer.Manifest.ParameterCount:N0} parameters, {trainer.Manifest.Dataset.TrainCount} train / {trainer.Manifest.Dataset.TestCount} test images)");
                 var final = trainer.Run();
                 progress.Message($"complete: {final.LastCompleteEpoch} epochs in {runDir}");
-                var last = TrainingRun.ReadMetrics(Path.Combine(runDir, TrainingRun.MetricsFile)).Last();
+                var last = TrainingRun.ReadMetrics(RunLayout.Metrics(runDir)).Last();
                 CliOutput.Result(new
                 {
                     run = runDir, epochs = final.LastCompleteEpoch, parameters = final.ParameterCount,

@@ -6,7 +6,7 @@ namespace Thermo.Pipeline.Protocols;
 
 /// <summary>
 /// A results ledger: per condition and seed, the compact part of a complete, analysed and pruned run
-/// (LEDGER/&lt;condition&gt;/seed-S/ holding run.json, metrics.parquet, gradnoise.parquet, the final
+/// (LEDGER/&lt;condition&gt;/seed-S/ holding the manifest, metrics, gradient noise, the final
 /// snapshot, analysis/ and pruning/) — everything the tables, figures and statistics need, without the
 /// per-epoch snapshots and checkpoint, so that it can be kept in version control. An entry appears
 /// whole or not at all (copied into a temporary directory, then renamed), so its presence means the run
@@ -15,9 +15,9 @@ namespace Thermo.Pipeline.Protocols;
 public static partial class PruningLedger
 {
     /// <summary>Files of a run directory an entry keeps, beside the final snapshot.</summary>
-    static readonly string[] Files = ["run.json", "metrics.parquet", "gradnoise.parquet"];
+    static readonly string[] Files = [RunLayout.ManifestFile, RunLayout.MetricsFile, RunLayout.GradNoiseFile];
     /// <summary>Directories of a run directory an entry keeps whole.</summary>
-    static readonly string[] Directories = [AnalysisOutput.Directory, PruningFiles.Directory];
+    static readonly string[] Directories = [RunLayout.AnalysisDirectory, RunLayout.PruningDirectory];
 
     public static string Entry(string ledger, string condition, int seed) => Path.Combine(ledger, condition, $"seed-{seed}");
 
@@ -42,7 +42,7 @@ public static partial class PruningLedger
     public static void Add(string runDirectory, string entry)
     {
         if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
-        var snapshots = Path.Combine(runDirectory, "snapshots");
+        var snapshots = RunLayout.Snapshots(runDirectory);
         var final = Directory.Exists(snapshots)
             ? Directory.EnumerateFiles(snapshots, "epoch=*").Where(f => !Path.GetFileName(f).Contains("-step=")).Order(StringComparer.Ordinal).LastOrDefault()
             : null;
@@ -52,22 +52,14 @@ public static partial class PruningLedger
         foreach (var d in Directories.Where(d => !Directory.Exists(Path.Combine(runDirectory, d))))
             throw new ArtifactException($"{runDirectory}: no {d}/ (analyse and prune the run first), so it cannot enter the ledger");
 
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(entry))!);
-        var temp = AtomicFile.temporaryPath(entry);
-        try
+        AtomicFiles.ReplaceDirectory(entry, temp =>
         {
-            Directory.CreateDirectory(Path.Combine(temp, "snapshots"));
+            Directory.CreateDirectory(RunLayout.Snapshots(temp));
             foreach (var f in Files) File.Copy(Path.Combine(runDirectory, f), Path.Combine(temp, f));
-            WithoutMachinePaths(Path.Combine(temp, "run.json"));
-            File.Copy(final, Path.Combine(temp, "snapshots", Path.GetFileName(final)));
+            WithoutMachinePaths(RunLayout.Manifest(temp));
+            File.Copy(final, Path.Combine(RunLayout.Snapshots(temp), Path.GetFileName(final)));
             foreach (var d in Directories) CopyTree(Path.Combine(runDirectory, d), Path.Combine(temp, d));
-            Directory.Move(temp, entry);
-        }
-        catch
-        {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-            throw;
-        }
+        });
     }
 
     /// <summary>

@@ -27,6 +27,9 @@ public static class PruningPaperReproduction
     public sealed record Protocol(string Dataset, string? DataDir, int Runs, int Epochs, int Equilibrium, double[] L2s, double WeightDecay,
         int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true);
 
+    /// <summary>The setting of the reproduction's directory (the <c>dir</c> of <see cref="Run"/>).</summary>
+    public const string Out = "Out";
+
     static string Number(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
 
     /// <summary>A condition's directory name: <c>l2=0.001</c>, with <c>-weight-decay=W</c> when torch's decay is on too.</summary>
@@ -61,9 +64,9 @@ public static class PruningPaperReproduction
                 if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed))
                 {
                     var entry = PruningLedger.Entry(ledger, condition, seed);
-                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without run.json");
+                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
                     if (ConfigKey(kept.Config) != ConfigKey(config) || kept.Config.Epochs != config.Epochs)
-                        throw new ThermoException($"{entry}: holds a run of another configuration; choose another --ledger");
+                        throw new SettingException(nameof(Protocol.Ledger), entry, "holds a run of another configuration; choose another ledger");
                     continue;
                 }
                 if (!p.TrainMissing) continue;
@@ -86,15 +89,15 @@ public static class PruningPaperReproduction
             {
                 runDirs = PruningLedger.Entries(source, condition).ToList();
                 if (runDirs.Count == 0) continue;
-                results = runDirs.SelectMany(r => PruningFiles.ReadResults(Path.Combine(r, PruningFiles.Directory, PruningFiles.ResultsFile))).ToList();
+                results = runDirs.SelectMany(r => PruningFiles.ReadResults(RunLayout.PruningResults(r))).ToList();
             }
             else
                 results = PruneStage.Run(runDirs, p.Prune, artifacts, progress.Message);
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
-            var pruningDir = Path.Combine(home, condition, PruningFiles.Directory);
-            PruningFiles.WriteResults(Path.Combine(pruningDir, PruningFiles.ResultsFile), results, p.Prune.K, p.Prune.M);
+            var conditionHome = Path.Combine(home, condition);
+            PruningFiles.WriteResults(RunLayout.PruningResults(conditionHome), results, p.Prune.K, p.Prune.M);
             var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
-            AtomicFile.writeAllText(Path.Combine(pruningDir, "table.md"), Aggregation.Markdown(table, caption));
+            AtomicFiles.WriteAllText(RunLayout.PruningTable(conditionHome), Aggregation.Markdown(table, caption));
 
             tables[condition] = table;
         }
@@ -102,13 +105,13 @@ public static class PruningPaperReproduction
         // the default adds its table beside the other.
         foreach (var condition in Directory.EnumerateDirectories(home).Order(StringComparer.Ordinal))
         {
-            var table = Path.Combine(condition, PruningFiles.Directory, "table.md");
+            var table = RunLayout.PruningTable(condition);
             var runs = p.Ledger is not null ? PruningLedger.Entries(p.Ledger, Path.GetFileName(condition)).ToList()
                 : Directory.Exists(Path.Combine(condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(condition, "runs"), "seed-*").Order().ToList() : [];
             if (!File.Exists(table) || runs.Count == 0) continue;
             summary.Append($"## {Path.GetFileName(condition)} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(table));
         }
-        AtomicFile.writeAllText(Path.Combine(home, "README.md"), summary.ToString());
+        AtomicFiles.WriteAllText(Path.Combine(home, "README.md"), summary.ToString());
         progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(home, "README.md")}");
         return tables;
     }
@@ -116,9 +119,9 @@ public static class PruningPaperReproduction
     /// <summary>The paper's Table 1: final test and training metrics over the runs.</summary>
     static string OriginalMetrics(IReadOnlyList<string> runs)
     {
-        var last = runs.Select(r => TrainingRun.ReadMetrics(Path.Combine(r, TrainingRun.MetricsFile)).Last()).ToList();
-        string Pct(Func<EpochMetrics, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
-        string Val(Func<EpochMetrics, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
+        var last = runs.Select(r => TrainingRun.ReadMetrics(RunLayout.Metrics(r)).Last()).ToList();
+        string Pct(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
+        string Val(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
         return $"Final metrics (the paper's Table 1): test accuracy {Pct(m => m.TestAccuracy)}, test loss {Val(m => m.TestLoss)}, training accuracy {Pct(m => m.TrainAccuracy)}, training loss {Val(m => m.TrainLoss)}.\n\n";
     }
 
@@ -132,19 +135,19 @@ public static class PruningPaperReproduction
         {
             // Trained before Thermo checked its native kernels: on AVX-512 machines its weights may be
             // wrong (docs/NATIVE.md), so it is trained again rather than reused.
-            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in run.json)");
+            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in {RunLayout.ManifestFile})");
             Directory.Delete(runDir, recursive: true);
             existing = null;
         }
         if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
-            throw new ThermoException($"{runDir}: holds a run of another configuration; choose another --out or remove it");
+            throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
         if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs)
         {
             progress.Message($"  reusing the complete run ({existing.LastCompleteEpoch} epochs)");
             return;
         }
         if (existing is not null && existing.Config.Epochs > config.Epochs)
-            throw new ThermoException($"{runDir}: holds a run of {existing.Config.Epochs} epochs, more than --epochs {config.Epochs}; choose another --out");
+            throw new SettingException(nameof(Protocol.Epochs), runDir, $"holds a run of {existing.Config.Epochs} epochs, more than {config.Epochs}; choose another output directory");
         using var trainer = existing is not null && existing.LastCompleteEpoch >= 0
             ? TrainingRun.Resume(existing, config, runDir, artifacts, progress)
             : TrainingRun.Start(config, runDir, artifacts, progress);
@@ -154,17 +157,16 @@ public static class PruningPaperReproduction
     /// <summary>Analyses a run over its last N epochs unless its analysis already covers exactly that window.</summary>
     static void AnalyseOrReuse(string runDir, int epochs, int equilibrium, ITrainingProgress progress)
     {
-        var path = Path.Combine(runDir, AnalysisOutput.Directory, "temperature.parquet");
-        if (File.Exists(path))
+        if (File.Exists(RunLayout.Temperature(runDir)))
         {
             try
             {
                 var (_, _, from, to) = PruningFiles.ReadTemperatures(runDir, "conv1");
                 if (from == epochs - equilibrium && to == epochs) return;
             }
-            catch (ArtifactException) { }
+            catch (Exception e) when (e is ArtifactException or SettingException) { }
         }
         progress.Message($"  analysing over last:{equilibrium}");
-        AnalysisOutput.write(Engine.analyze(runDir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(equilibrium))));
+        Analyzer.Write(Analyzer.Run(runDir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(equilibrium))));
     }
 }

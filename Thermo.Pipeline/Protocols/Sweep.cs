@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.FSharp.Collections;
 using Thermo.Analysis;
 using Thermo.Pipeline.Report;
 using Thermo.Trainer;
@@ -21,6 +20,14 @@ public static class Sweep
     /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep).</summary>
     public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out);
 
+    /// <summary>The setting of an empty grid: the learning rates and the batch sizes together.</summary>
+    public const string LearningRatesOrBatchSizes = "LearningRatesOrBatchSizes";
+
+    /// <summary>The sweep directory's table of every grid point's layer temperatures.</summary>
+    public const string TableFile = "sweep.parquet";
+    /// <summary>The sweep directory's table of the fits (named as a run's analysis fits table).</summary>
+    public const string FitsFile = RunLayout.FitsFile;
+
     /// <summary>One layer's fit T = c·x^β over one hyper-parameter's grid.</summary>
     public sealed record Fit(string Parameter, string Layer, int Points, double Beta, double C, double R2);
 
@@ -34,19 +41,19 @@ public static class Sweep
     public static (string Directory, int Window, IReadOnlyList<Fit> Fits) Run(Plan plan, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
     {
         var run = plan.From;
-        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"--from: {run} holds no run (no run.json)");
-        if (manifest.Status != RunStatus.Complete) throw new ThermoException($"--from: {run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
+        var manifest = RunManifest.TryLoad(run) ?? throw new SettingException(nameof(Plan.From), "", $"{run} holds no run (no {RunLayout.ManifestFile})");
+        if (manifest.Status != RunStatus.Complete) throw new SettingException(nameof(Plan.From), "", $"{run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
         var finalSnapshot = SnapshotReader.ListEpochFiles(run).Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
-            ?? throw new ThermoException($"--from: {run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
+            ?? throw new SettingException(nameof(Plan.From), "", $"{run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
         var lrValues = plan.LearningRates;
         var batchValues = plan.BatchSizes;
-        if (lrValues.Length + batchValues.Length == 0) throw new ThermoException("--lr/--batch-size: give at least one grid of values");
-        if (batchValues.Any(b => b != Math.Floor(b) || b < 1)) throw new ThermoException("--batch-size: batch sizes are positive integers");
+        if (lrValues.Length + batchValues.Length == 0) throw new SettingException(LearningRatesOrBatchSizes, "", "give at least one grid of values");
+        if (batchValues.Any(b => b != Math.Floor(b) || b < 1)) throw new SettingException(nameof(Plan.BatchSizes), "", "batch sizes are positive integers");
         int n = plan.Epochs;
-        if (n < 2) throw new ThermoException($"--epochs: need at least 2, got {n}");
+        if (n < 2) throw new SettingException(nameof(Plan.Epochs), "", $"need at least 2, got {n}");
         int window = plan.Equilibrium is var w && w > 0 ? w : Math.Max(1, n / 2);
-        if (window > n) throw new ThermoException($"--window: last:{window} is longer than --epochs {n}");
-        int parallel = plan.Jobs is var j && j >= 1 ? j : throw new ThermoException("--jobs: must be positive");
+        if (window > n) throw new SettingException(nameof(Plan.Equilibrium), "", $"last:{window} is longer than the {n} epochs of each grid point");
+        int parallel = plan.Jobs is var j && j >= 1 ? j : throw new SettingException(nameof(Plan.Jobs), "", "must be positive");
         var dir = plan.Out ?? Path.Combine(run, "sweep");
         var points = lrValues.Select(v => new Point("lr", v, v, Path.Combine(dir, $"lr={Format(v)}")))
             .Concat(batchValues.Select(v => new Point("batch_size", v, 1 / v, Path.Combine(dir, $"batch-size={Format(v)}")))).ToList();
@@ -63,14 +70,14 @@ public static class Sweep
                 BatchSize = p.Parameter == "batch_size" ? (int)p.Value : manifest.Config.BatchSize,
                 Threads = parallel > 1 ? Math.Max(1, Environment.ProcessorCount / parallel) : manifest.Config.Threads,
             };
-            AtomicFile.writeAllText(ConfigPath(configs, p), JsonSerializer.Serialize(config, RunManifest.Json));
+            AtomicFiles.WriteAllText(ConfigPath(configs, p), JsonSerializer.Serialize(config, RunManifest.Json));
         }
         TrainAll(points, configs, parallel, thermo, progress);
         var rows = new List<(Point Point, string Layer, double T)>();
         foreach (var p in points)
         {
-            var result = Engine.analyze(p.Directory, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(window)).WithGrouping(Grouping.Layer).WithMsdLayers([]));
-            AnalysisOutput.write(result);
+            var result = Analyzer.Run(p.Directory, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(window)).WithGrouping(Grouping.Layer).WithMsdLayers([]));
+            Analyzer.Write(result);
             rows.AddRange(result.Layers.Select(l => (p, l.Key.Layer, l.Temperature.Temperature)));
         }
         var fits = rows.GroupBy(r => (r.Point.Parameter, r.Layer)).Select(g =>
@@ -78,24 +85,20 @@ public static class Sweep
             var fit = g.Count() >= 2 ? Fits.powerLaw(g.Select(r => r.Point.X).ToArray(), g.Select(r => r.T).ToArray()) : null;
             return (g.Key.Parameter, g.Key.Layer, Points: g.Count(), Beta: fit?.Slope ?? double.NaN, C: fit is null ? double.NaN : Math.Exp(fit.Intercept), R2: fit?.RSquared ?? double.NaN);
         }).ToList();
-        Tables.Write(Path.Combine(dir, "sweep.parquet"), "sweep", ListModule.OfArray(new[]
-        {
+        Table.Write(Path.Combine(dir, TableFile), "sweep",
             Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
             Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
             Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
             Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
             Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
-            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()),
-        }));
-        Tables.Write(Path.Combine(dir, "fits.parquet"), "sweep_fits", ListModule.OfArray(new[]
-        {
+            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()));
+        Table.Write(Path.Combine(dir, FitsFile), "sweep_fits",
             Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
             Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
             Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),
             Column.NewFloat64Column("beta", fits.Select(f => f.Beta).ToArray()),
             Column.NewFloat64Column("c", fits.Select(f => f.C).ToArray()),
-            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()),
-        }));
+            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()));
         foreach (var parameter in fits.Select(f => f.Parameter).Distinct())
             SweepFigure.Write(Path.Combine(dir, $"temperature-vs-{(parameter == "lr" ? "lr" : "inverse-batch-size")}.png"), parameter,
                 rows.Where(r => r.Point.Parameter == parameter).Select(r => (r.Layer, r.Point.X, r.T)).ToList(),

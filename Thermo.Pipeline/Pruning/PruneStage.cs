@@ -33,6 +33,9 @@ public sealed record PruneSettings
 /// </summary>
 public static class PruneStage
 {
+    /// <summary>The setting of a k or m that does not fit the layer: both together (the front end names both).</summary>
+    public const string KOrM = "KOrM";
+
     public static string TableCaption(int runs, PruneSettings s) =>
         $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";
 
@@ -43,31 +46,30 @@ public static class PruneStage
     public static IReadOnlyList<PruningResult> Run(IReadOnlyList<string> runs, PruneSettings settings, string artifacts, Action<string> log)
     {
         // Everything that can be checked from the manifests is checked before any evaluation.
-        var manifests = runs.Select(r => (Run: r, Manifest: RunManifest.TryLoad(r) ?? throw new ThermoException($"{r}: holds no run (no run.json)"))).ToList();
+        var manifests = runs.Select(r => (Run: r, Manifest: RunManifest.TryLoad(r) ?? throw new ThermoException($"{r}: holds no run (no {RunLayout.ManifestFile})"))).ToList();
         var first = manifests[0];
         foreach (var (run, manifest) in manifests.Skip(1))
             if (manifest.Config.Model != first.Manifest.Config.Model || !manifest.Layers.OrderBy(p => p.Key).SequenceEqual(first.Manifest.Layers.OrderBy(p => p.Key)))
                 throw new ThermoException($"runs of different models mixed: {run} is {Describe(manifest)}, {first.Run} is {Describe(first.Manifest)}");
         foreach (var (run, manifest) in manifests)
         {
-            if (!manifest.Layers.TryGetValue(settings.Layer, out var shapes))
-                throw new ThermoException($"--layer: {run} has no layer '{settings.Layer}' (layers: {string.Join(", ", manifest.Layers.Keys)})");
+            LayerCheck.Exists(run, settings.Layer, manifest.Layers.Keys);
+            var shapes = manifest.Layers[settings.Layer];
             // run.json describes each layer as "weight [12×1×5×5]; bias [12]"
             var weight = shapes.Split(';').Select(s => s.Trim()).FirstOrDefault(s => s.StartsWith("weight ["));
             var dims = weight?["weight [".Length..^1].Split('×').Select(int.Parse).ToArray();
             if (dims is not { Length: 4 })
-                throw new ThermoException($"--layer: {settings.Layer} of {run} is not a conv layer ({shapes})");
+                throw new SettingException(nameof(PruneSettings.Layer), "", $"{settings.Layer} of {run} is not a conv layer ({shapes})");
             if (settings.K >= dims[0] || settings.M >= dims[0] || settings.K < 1 || settings.M < 1)
-                throw new ThermoException($"--k/--m: layer {settings.Layer} of {run} has {dims[0]} filters; k = {settings.K} and m = {settings.M} must lie in 1..{dims[0] - 1}");
+                throw new SettingException(KOrM, "", $"layer {settings.Layer} of {run} has {dims[0]} filters; k = {settings.K} and m = {settings.M} must lie in 1..{dims[0] - 1}");
             if (manifest.Status != RunStatus.Complete)
-                throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); finish it with `thermo train --resume {run}`");
+                throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
             if (!SnapshotReader.ListEpochFiles(run).Any(f => f.Item1 == manifest.LastCompleteEpoch))
-                throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {Path.Combine(run, "snapshots")}");
-            if (settings.AnalyzeWindow is null && !File.Exists(Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet")))
-                throw new ThermoException($"{run}: not analysed (no {Path.Combine(AnalysisOutput.Directory, "temperature.parquet")}); run `thermo analyze {run} --window last:N` first, or prune with --analyze last:N");
+                throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
+            if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))
+                throw new ThermoException($"{run}: not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); analyse it first (e.g. over the last N epochs), or prune with a window to analyse it over");
         }
-        if (settings.AnalyzeWindow is { } spec && Window.parse(spec).IsError)
-            throw new ThermoException($"--analyze: {Window.parse(spec).ErrorValue}");
+        if (settings.AnalyzeWindow is { } spec) Analyzer.ParseWindow(spec);
         using var tests = new TestSetCache();
         var all = new List<PruningResult>();
         var clock = Stopwatch.StartNew();
@@ -86,9 +88,8 @@ public static class PruneStage
             var points = new List<CurvePoint>();
             foreach (var curveLayer in curveLayers)
                 points.AddRange(runner.Curves(curveLayer == settings.Layer ? scores.Scores : Scores(run, model, curveLayer).Scores, settings.Criteria, settings.RandomDraws));
-            var dir = Path.Combine(run, PruningFiles.Directory);
-            PruningFiles.WriteResults(Path.Combine(dir, PruningFiles.ResultsFile), results, settings.K, settings.M);
-            if (points.Count > 0) PruningFiles.WriteCurves(Path.Combine(dir, PruningFiles.CurvesFile), points);
+            PruningFiles.WriteResults(RunLayout.PruningResults(run), results, settings.K, settings.M);
+            if (points.Count > 0) PruningFiles.WriteCurves(RunLayout.PruningCurves(run), points);
             if (settings.Structural) Structural(run, model, scores.Scores, settings, artifacts, log);
             all.AddRange(results);
             var perRun = clock.Elapsed / (i + 1);
@@ -101,11 +102,10 @@ public static class PruneStage
 
     static void EnsureAnalysed(string run, PruneSettings settings, Action<string> log)
     {
-        if (File.Exists(Path.Combine(run, AnalysisOutput.Directory, "temperature.parquet")) || settings.AnalyzeWindow is null) return;
-        var window = Window.parse(settings.AnalyzeWindow);
-        if (window.IsError) throw new ThermoException($"--analyze: {window.ErrorValue}");
+        if (File.Exists(RunLayout.Temperature(run)) || settings.AnalyzeWindow is null) return;
+        var window = Analyzer.ParseWindow(settings.AnalyzeWindow);
         log($"analysing {run} over {settings.AnalyzeWindow} …");
-        AnalysisOutput.write(Engine.analyze(run, AnalysisOptions.Default.WithWindow(window.ResultValue)));
+        Analyzer.Write(Analyzer.Run(run, AnalysisOptions.Default.WithWindow(window)));
     }
 
     /// <summary>Temperatures of the layer's filters from the analysis, L1 norms from the final snapshot.</summary>
@@ -122,7 +122,7 @@ public static class PruneStage
     /// "original" evaluation is the one checked, so it is not made twice; nothing is written before.</summary>
     static void CheckUnmasked(string run, RunModel model, PruningResult original)
     {
-        var final = TrainingRun.ReadMetrics(Path.Combine(run, TrainingRun.MetricsFile)).LastOrDefault(r => r.Epoch == model.Manifest.LastCompleteEpoch);
+        var final = TrainingRun.ReadMetrics(RunLayout.Metrics(run)).LastOrDefault(r => r.Epoch == model.Manifest.LastCompleteEpoch);
         if (final is null) return;
         var (loss, accuracy) = (original.Loss, original.Accuracy);
         if (Math.Abs(accuracy - final.TestAccuracy) > 1e-12 || Math.Abs(loss - final.TestLoss) > 1e-6 * Math.Max(1, Math.Abs(final.TestLoss)))
@@ -136,7 +136,7 @@ public static class PruneStage
         var manifest = model.Manifest;
         var removed = PruningPlan.Zeroed(Experiment.WithoutHottest, PruningPlan.HotFirst(scores, Criterion.Temperature), settings.K, settings.M);
         var result = StructuralPruning.Evaluate(model, settings.Layer, removed);
-        var dir = Path.Combine(run, PruningFiles.Directory, "structural");
+        var dir = Path.Combine(RunLayout.Pruning(run), "structural");
         Directory.CreateDirectory(dir);
         var modelPath = Path.Combine(dir, "model.parquet");
         SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, result.Pruned);
@@ -158,12 +158,12 @@ public static class PruneStage
             var config = manifest.Config with { Widths = result.WidthsAfter, Epochs = settings.FinetuneEpochs, InitFrom = Path.GetFullPath(modelPath) };
             using var trainer = TrainingRun.Start(config, finetuneDir, artifacts, new SilentProgress());
             trainer.Run();
-            var last = TrainingRun.ReadMetrics(Path.Combine(finetuneDir, TrainingRun.MetricsFile)).Last();
+            var last = TrainingRun.ReadMetrics(RunLayout.Metrics(finetuneDir)).Last();
             report["finetune_epochs"] = settings.FinetuneEpochs;
             report["finetune_test_accuracy"] = last.TestAccuracy;
             report["finetune_test_loss"] = last.TestLoss;
             log($"  fine-tuned {settings.FinetuneEpochs} epochs: test accuracy {last.TestAccuracy:P2} (run in {finetuneDir})");
         }
-        AtomicFile.writeAllText(Path.Combine(dir, "report.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFiles.WriteAllText(Path.Combine(dir, "report.json"), JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
     }
 }

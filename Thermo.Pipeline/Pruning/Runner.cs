@@ -48,7 +48,7 @@ public sealed class PruningRunner(string run, IMaskedEvaluator evaluator, Action
     public IReadOnlyList<PruningResult> Table(FilterScores scores, PruningOptions options)
     {
         if (options.K >= scores.Units || options.M >= scores.Units || options.K < 1 || options.M < 1)
-            throw new ArgumentException($"{run}: layer {scores.Layer} has {scores.Units} filters; --k {options.K} and --m {options.M} must lie in 1..{scores.Units - 1}");
+            throw new ArgumentException($"{run}: layer {scores.Layer} has {scores.Units} filters; k = {options.K} and m = {options.M} must lie in 1..{scores.Units - 1}");
         var results = new List<PruningResult>();
         foreach (var criterion in options.Criteria)
             foreach (var draw in Draws(criterion, options.RandomDraws))

@@ -65,13 +65,13 @@ public static class Figures
     public static Plot Metrics(RunTables r, bool accuracy)
     {
         var m = r.Metrics!;
-        var epochs = TableColumns.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e).ToArray();
+        var epochs = Table.GetInts(m, "epoch", RunLayout.MetricsFile).Select(e => (double)e).ToArray();
         var kind = accuracy ? "accuracy" : "loss";
         var plot = New($"{r.Name}: {kind} per epoch", "epoch", kind);
         ShadeWindow(plot, r.Window);
         foreach (var split in new[] { "train", "test" })
         {
-            var (x, y) = Positive(epochs, TableColumns.Get<double>(m, $"{split}_{kind}", "metrics.parquet"), false, false);
+            var (x, y) = Positive(epochs, Table.GetDoubles(m, $"{split}_{kind}", RunLayout.MetricsFile), false, false);
             Line(plot, x, y, split);
         }
         plot.ShowLegend();
@@ -119,11 +119,11 @@ public static class Figures
     public static Plot LayerTemperatures(RunTables r, string convention)
     {
         var t = r.Temperature!;
-        const string what = "temperature.parquet";
-        var grouping = TableColumns.Get<string>(t, "grouping", what);
+        const string what = RunLayout.TemperatureFile;
+        var grouping = Table.GetStrings(t, "grouping", what);
         var rows = Enumerable.Range(0, grouping.Length).Where(i => grouping[i] == "layer").ToArray();
-        double[] Pick(string c) { var v = TableColumns.Get<double>(t, c, what); return rows.Select(i => v[i]).ToArray(); }
-        var layers = rows.Select(i => TableColumns.Get<string>(t, "layer", what)[i]).ToArray();
+        double[] Pick(string c) { var v = Table.GetDoubles(t, c, what); return rows.Select(i => v[i]).ToArray(); }
+        var layers = rows.Select(i => Table.GetStrings(t, "layer", what)[i]).ToArray();
         var plot = New($"{r.Name}: temperature of every layer", "layer", $"T ({convention}), log scale");
         GroupedBars(plot, layers, [("T", Pick("temperature")), ("T_drift", Pick("drift_temperature")), ("T_osc", Pick("oscillation_temperature"))], log: true);
         return plot;
@@ -195,12 +195,12 @@ public static class Figures
     public static Plot Diffusion(RunTables r, string layer, int hottest, int coldest, bool driftCorrected)
     {
         var m = r.Msd!;
-        const string what = "msd.parquet";
-        var layers = TableColumns.Get<string>(m, "layer", what);
-        var units = TableColumns.Get<int>(m, "unit", what);
-        var lags = TableColumns.Get<int>(m, "lag", what);
-        var msd = TableColumns.Get<double>(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
-        var md = TableColumns.Get<double>(m, "abs_mean_displacement", what);
+        const string what = RunLayout.MsdFile;
+        var layers = Table.GetStrings(m, "layer", what);
+        var units = Table.GetInts(m, "unit", what);
+        var lags = Table.GetInts(m, "lag", what);
+        var msd = Table.GetDoubles(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
+        var md = Table.GetDoubles(m, "abs_mean_displacement", what);
         var plot = New(driftCorrected ? $"{r.Name}: drift-corrected MSD of {layer} filters" : $"{r.Name}: MSD and mean |displacement| of {layer} filters",
             "lag τ (epochs), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
         double[] Curve(int unit, double[] values) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => values[i]).ToArray();
@@ -240,11 +240,11 @@ public static class Figures
     public static Plot GradientNoise(RunTables r)
     {
         var g = r.GradientNoise!;
-        const string what = "gradnoise.parquet";
-        var epochs = TableColumns.Get<int>(g, "epoch", what);
-        var layers = TableColumns.Get<string>(g, "layer", what);
-        var mean = TableColumns.Get<double>(g, "mean", what);
-        var std = TableColumns.Get<double>(g, "std", what);
+        const string what = RunLayout.GradNoiseFile;
+        var epochs = Table.GetInts(g, "epoch", what);
+        var layers = Table.GetStrings(g, "layer", what);
+        var mean = Table.GetDoubles(g, "mean", what);
+        var std = Table.GetDoubles(g, "std", what);
         var plot = New($"{r.Name}: gradient-noise signal s_I = mean |∂L/∂w| per layer (band: ± std over minibatches)", "epoch", "s_I, log scale");
         int index = 0;
         foreach (var layer in layers.Distinct())
@@ -273,12 +273,12 @@ public static class Figures
         var points = runs.Where(r => r.Curves is not null).SelectMany(r =>
         {
             var c = r.Curves!;
-            const string what = "curves.parquet";
-            var l = TableColumns.Get<string>(c, "layer", what);
-            var criterion = TableColumns.Get<string>(c, "criterion", what);
-            var order = TableColumns.Get<string>(c, "order", what);
-            var removed = TableColumns.Get<int>(c, "removed", what);
-            var accuracy = TableColumns.Get<double>(c, "test_accuracy", what);
+            const string what = RunLayout.CurvesFile;
+            var l = Table.GetStrings(c, "layer", what);
+            var criterion = Table.GetStrings(c, "criterion", what);
+            var order = Table.GetStrings(c, "order", what);
+            var removed = Table.GetInts(c, "removed", what);
+            var accuracy = Table.GetDoubles(c, "test_accuracy", what);
             return Enumerable.Range(0, l.Length).Where(i => l[i] == layer)
                 .Select(i => (Run: r.Name, Series: $"{criterion[i]}: {order[i]}", Removed: removed[i], Accuracy: accuracy[i]));
         }).ToList();
@@ -308,7 +308,7 @@ public static class Figures
         foreach (var r in runs)
         {
             var m = r.Metrics!;
-            var (x, y) = Positive(TableColumns.Get<int>(m, "epoch", "metrics.parquet").Select(e => (double)e), TableColumns.Get<double>(m, "test_accuracy", "metrics.parquet"), false, false);
+            var (x, y) = Positive(Table.GetInts(m, "epoch", RunLayout.MetricsFile).Select(e => (double)e), Table.GetDoubles(m, "test_accuracy", RunLayout.MetricsFile), false, false);
             Line(plot, x, y, r.Name, width: 1);
         }
         plot.ShowLegend();

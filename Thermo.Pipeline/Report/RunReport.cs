@@ -2,7 +2,6 @@ using Thermo.Pipeline.Pruning;
 using System.Globalization;
 using System.Net;
 using System.Text;
-using Microsoft.FSharp.Core;
 using ScottPlot;
 using Thermo.Analysis;
 
@@ -24,8 +23,6 @@ public sealed record ReportResult(string Page, IReadOnlyList<string> Figures, IR
 /// </summary>
 public static class RunReport
 {
-    public const string Directory = "report";
-
     sealed class Page(string title)
     {
         readonly StringBuilder body = new();
@@ -85,9 +82,8 @@ public static class RunReport
         var r = RunTables.Load(run);
         var layers = r.UnitLayers;
         var layer = options.Layer ?? layers.FirstOrDefault();
-        if (options.Layer is not null && !layers.Contains(options.Layer))
-            throw new ArtifactException($"{run}: --layer {options.Layer} has no per-filter analysis (per-filter layers: {(layers.Length == 0 ? "none; run thermo analyze" : string.Join(", ", layers))})");
-        return WriteAtomically(Path.Combine(run, Directory), dir => BuildRun(r, layer, dir, options, progress));
+        if (options.Layer is not null) LayerCheck.Analysed(run, options.Layer, layers);
+        return WriteAtomically(RunLayout.Report(run), dir => BuildRun(r, layer, dir, options, progress));
     }
 
     /// <summary>Writes a page comparing several runs (the spread across runs) into <paramref name="outDir"/>.</summary>
@@ -100,37 +96,24 @@ public static class RunReport
 
     static ReportResult WriteAtomically(string target, Func<string, Page> build)
     {
-        var parent = Path.GetDirectoryName(Path.GetFullPath(target))!;
-        System.IO.Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(target)}.{Environment.ProcessId}.tmp");
-        if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, true);
-        System.IO.Directory.CreateDirectory(temp);
-        try
+        var page = AtomicFiles.ReplaceDirectory(target, temp =>
         {
             var page = build(temp);
             File.WriteAllText(Path.Combine(temp, "index.html"), page.Html());
-            var old = temp + ".old";
-            if (System.IO.Directory.Exists(target)) System.IO.Directory.Move(target, old);
-            System.IO.Directory.Move(temp, target);
-            if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
-            return new ReportResult(Path.Combine(target, "index.html"), page.Figures, page.Tables);
-        }
-        catch
-        {
-            if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, true);
-            throw;
-        }
+            return page;
+        });
+        return new ReportResult(Path.Combine(target, "index.html"), page.Figures, page.Tables);
     }
 
     static string Convention(RunTables r) =>
-        r.Temperature is { } t && TableColumns.Get<string>(t, "convention", "temperature.parquet") is { Length: > 0 } c ? c[0] : "kinetic";
+        r.Temperature is { } t && Table.GetStrings(t, "convention", RunLayout.TemperatureFile) is { Length: > 0 } c ? c[0] : "kinetic";
 
     static Page BuildRun(RunTables r, string? layer, string dir, ReportOptions o, Action<string>? progress)
     {
         var page = new Page($"Thermo report: {r.Name}");
         void Step(string what) => progress?.Invoke($"  {what}");
         var model = r.Manifest is { } m && m.TryGetProperty("config", out var config) && config.TryGetProperty("model", out var name) ? name.GetString() : "?";
-        page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: metrics.parquet, gradnoise.parquet, analysis/*.parquet, pruning/*.parquet and, for weights and filter patterns, the snapshots.");
+        page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: {RunLayout.MetricsFile}, {RunLayout.GradNoiseFile}, {RunLayout.AnalysisDirectory}/*.parquet, {RunLayout.PruningDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
 
         page.Section("Training", "Train and test loss and accuracy per epoch; the shaded band is the equilibrium window the analysis used.");
         page.Figure(dir, "loss.png", Figures.Metrics(r, accuracy: false), "Loss per epoch.", o);
@@ -161,7 +144,7 @@ public static class RunReport
                 int hottest = units[order[0]], coldest = units[order[^1]];
                 WeightFigures(r, layer, hottest, coldest, order.Select(i => units[i]).ToArray(), page, dir, o);
                 Step("trajectories and filter patterns");
-                if (r.Msd is { } msd && TableColumns.Get<string>(msd, "layer", "msd.parquet").Contains(layer))
+                if (r.Msd is { } msd && Table.GetStrings(msd, "layer", RunLayout.MsdFile).Contains(layer))
                 {
                     page.Section("Diffusion", "Time-averaged mean squared displacement and mean |displacement| against lag, log–log, with guides ∝ τ (diffusive) and ∝ τ² (ballistic); then the MSD with each weight's drift removed.");
                     page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
@@ -191,11 +174,11 @@ public static class RunReport
     {
         var result = new Dictionary<(int, string), double>();
         if (r.Fits is not { } f) return result;
-        const string what = "fits.parquet";
-        var layers = TableColumns.Get<string>(f, "layer", what);
-        var units = TableColumns.Get<int>(f, "unit", what);
-        var quantity = TableColumns.Get<string>(f, "quantity", what);
-        var value = TableColumns.Get<double>(f, "value", what);
+        const string what = RunLayout.FitsFile;
+        var layers = Table.GetStrings(f, "layer", what);
+        var units = Table.GetInts(f, "unit", what);
+        var quantity = Table.GetStrings(f, "quantity", what);
+        var value = Table.GetDoubles(f, "value", what);
         for (int i = 0; i < layers.Length; i++)
             if (layers[i] == layer && units[i] >= 0) result[(units[i], quantity[i])] = value[i];
         return result;
@@ -238,8 +221,8 @@ public static class RunReport
         int[]? shape = null;
         float[] values = [];
         long start = 0, offset = 0;
-        SnapshotReader.StreamValues(path,
-            FuncConvert.FromAction<int, long, Tuple<string, string, int[]>[]>((_, _, directory) =>
+        Snapshots.StreamValues(path,
+            (_, _, directory) =>
             {
                 long at = 0;
                 foreach (var (l, t, s) in directory)
@@ -249,14 +232,14 @@ public static class RunReport
                     at += size;
                 }
                 if (shape is null) throw new ArtifactException($"{path}: holds no {layer}.weight");
-            }),
-            FuncConvert.FromFunc(() => chunk),
-            FuncConvert.FromAction<float[], int>((filled, count) =>
+            },
+            () => chunk,
+            (filled, count) =>
             {
                 long from = Math.Max(offset, start), until = Math.Min(offset + count, start + values.Length);
                 if (from < until) Array.Copy(filled, from - offset, values, from - start, until - from);
                 offset += count;
-            }));
+            });
         return new TensorSnapshot(layer, "weight", shape!, values);
     }
 
@@ -275,7 +258,7 @@ public static class RunReport
             table.Select(t => new[] { PruningPlan.Name(t.Criterion), t.Label, Pct(t.AccuracyMean), Pct(t.AccuracyStd), G(t.LossMean), G(t.LossStd) }));
         if (runs.Any(r => r.Curves is not null))
         {
-            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => TableColumns.Get<string>(r.Curves!, "layer", "curves.parquet")).Distinct().ToArray();
+            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => Table.GetStrings(r.Curves!, "layer", RunLayout.CurvesFile)).Distinct().ToArray();
             foreach (var curveLayer in curveLayers)
                 page.Figure(dir, $"prune-curves-{curveLayer}.png", Figures.PruneCurves(runs, curveLayer),
                     $"Test accuracy as 0, 1, … filters of {curveLayer} are removed, hottest first, coldest first, smallest L1 first and at random.", o);
@@ -285,7 +268,7 @@ public static class RunReport
     static Page BuildRuns(IReadOnlyList<RunTables> runs, string? layer, string dir, ReportOptions o, Action<string>? progress)
     {
         var page = new Page($"Thermo report: {runs.Count} runs");
-        page.Paragraph($"Runs: {string.Join(", ", runs.Select(r => r.Run))}. Each run's own report is in its report/ directory.");
+        page.Paragraph($"Runs: {string.Join(", ", runs.Select(r => r.Run))}. Each run's own report is in its {RunLayout.ReportDirectory}/ directory.");
         page.Section("Training across runs");
         page.Figure(dir, "accuracy-across-runs.png", Figures.AccuracyAcrossRuns(runs), "Test accuracy per epoch of every run.", o);
         progress?.Invoke("  training curves");

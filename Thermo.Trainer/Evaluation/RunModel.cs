@@ -69,12 +69,12 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     public static RunModel Open(string run, string artifacts, TestSetCache tests, Action<string> log)
     {
         if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
-        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"{run}: holds no run (no run.json)");
+        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"{run}: holds no run (no {RunLayout.ManifestFile})");
         if (manifest.Status != RunStatus.Complete)
-            throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); finish it with `thermo train --resume {run}`");
+            throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
         var files = SnapshotReader.ListEpochFiles(run);
         var finalPath = files.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
-            ?? throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {Path.Combine(run, "snapshots")}");
+            ?? throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
         var final = SnapshotReader.ReadFile(finalPath);
         var config = manifest.Config;
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
@@ -104,16 +104,17 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     public string[] ConvLayers => parameters.Where(p => p.Value.Weight is { } w && w.dim() == 4).Select(p => p.Key).ToArray();
 
     /// <summary>Number of filters (units) of a layer, or a message naming the layers there are.</summary>
-    public int Filters(string layer) =>
-        parameters.TryGetValue(layer, out var p) && p.Weight is not null ? (int)p.Weight.shape[0]
-            : throw new ThermoException($"--layer: {Run} has no layer '{layer}' (layers with weights: {string.Join(", ", parameters.Where(q => q.Value.Weight is not null).Select(q => q.Key))})");
+    public int Filters(string layer)
+    {
+        LayerCheck.Exists(Run, layer, parameters.Where(q => q.Value.Weight is not null).Select(q => q.Key));
+        return (int)parameters[layer].Weight!.shape[0];
+    }
 
     /// <summary>Σ|w| of each filter's weights in the final snapshot (Li et al.'s criterion).</summary>
     public double[] FilterL1(string layer)
     {
         var t = Final.Tensors.First(t => t.Layer == layer && t.Tensor == "weight");
-        int units = t.Shape[0], size = t.Values.Length / units;
-        return Enumerable.Range(0, units).Select(u => t.Values.AsSpan(u * size, size).ToArray().Sum(v => Math.Abs((double)v))).ToArray();
+        return Kinematics.UnitL1Norms(t.Values.Length / t.Shape[0], t.Values);
     }
 
     /// <summary>Test loss and accuracy with the mask's filters (weights and bias) zeroed; restored afterwards.</summary>
@@ -122,8 +123,8 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         Evaluations++;
         UseOwnKernels();
         if (mask.Units.Count == 0) return TestEvaluation.TestMetrics(Model, TestX, TestY);
-        var (weight, bias) = parameters.TryGetValue(mask.Layer, out var p) && p.Weight is not null ? p
-            : throw new ThermoException($"--layer: {Run} has no layer '{mask.Layer}'");
+        LayerCheck.Exists(Run, mask.Layer, parameters.Where(q => q.Value.Weight is not null).Select(q => q.Key));
+        var (weight, bias) = parameters[mask.Layer];
         using var index = tensor(mask.Units.Select(u => (long)u).ToArray());
         Tensor savedWeight, savedBias;
         using (no_grad())

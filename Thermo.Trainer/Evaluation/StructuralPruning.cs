@@ -18,7 +18,7 @@ public static class StructuralPruning
     public static (int[] Widths, Snapshot Pruned) RemoveFilters(Snapshot snapshot, int[] widths, string layer, IReadOnlyCollection<int> removed, int height, int width)
     {
         int index = Array.IndexOf(FourConvNet.ConvLayers, layer);
-        if (index < 0) throw new ThermoException($"--layer: structural pruning removes filters of {string.Join(", ", FourConvNet.ConvLayers)}, not '{layer}'");
+        if (index < 0) throw new SettingException(LayerCheck.Setting, "", $"structural pruning removes filters of {string.Join(", ", FourConvNet.ConvLayers)}, not '{layer}'");
         int filters = widths[index];
         if (removed.Any(u => u < 0 || u >= filters)) throw new ArgumentException($"filters to remove must lie in 0..{filters - 1}");
         var keep = Enumerable.Range(0, filters).Where(u => !removed.Contains(u)).ToArray();
@@ -70,7 +70,7 @@ public static class StructuralPruning
     public static Result Evaluate(RunModel model, string layer, int[] removed)
     {
         var manifest = model.Manifest;
-        if (manifest.Config.Model != "fourconv") throw new ThermoException($"--structural: supported for fourconv, not {manifest.Config.Model}");
+        if (manifest.Config.Model != "fourconv") throw new SettingException("Structural", "", $"supported for fourconv, not {manifest.Config.Model}");
         var d = manifest.Dataset;
         var widths = manifest.Config.Widths ?? FourConvNet.DefaultWidths;
         var (newWidths, pruned) = RemoveFilters(model.Final, widths, layer, removed, d.Height, d.Width);

@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer.Native;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -29,8 +30,8 @@ public sealed class FourConvNet : Module<Tensor, Tensor>
 
     public FourConvNet(int channels, int height, int width, int classes, int[] widths, double dropout) : base("fourconv")
     {
-        if (widths.Length != 4 || widths.Any(w => w <= 0)) throw new ThermoException($"--widths: need four positive conv widths, got '{string.Join(",", widths)}'");
-        if (dropout is < 0 or >= 1) throw new ThermoException($"--dropout: {dropout} is not in [0, 1)");
+        if (widths.Length != 4 || widths.Any(w => w <= 0)) throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Widths), "", $"need four positive conv widths, got '{string.Join(",", widths)}'");
+        if (dropout is < 0 or >= 1) throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Dropout), "", $"{dropout} is not in [0, 1)");
         var (h, w) = HeadGrid(height, width);
         if (h <= 0 || w <= 0) throw new ThermoException($"fourconv needs images of at least 16×16, got {height}×{width}");
         conv1 = Conv2d(channels, widths[0], 5);
@@ -106,7 +107,7 @@ public static class ModelFactory
             "stlnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.StlWidths),
             "gcn" => new GcnNet(channels, height, width, classes),
             "gat" => new GatNet(channels, height, width, classes),
-            _ => throw new ThermoException($"--model: unknown model '{name}' (known: {string.Join(", ", Names)})"),
+            _ => throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Model), "", $"unknown model '{name}' (known: {string.Join(", ", Names)})"),
         };
 
     /// <summary>The MLPs' hidden width: the input's size (784 on MNIST), as in the paper, unless --widths gives one.</summary>
@@ -115,6 +116,6 @@ public static class ModelFactory
         {
             null => inputs,
             [var w] => w,
-            _ => throw new ThermoException($"--widths: an mlp takes one hidden width, got '{string.Join(",", widths)}'"),
+            _ => throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Widths), "", $"an mlp takes one hidden width, got '{string.Join(",", widths)}'"),
         };
 }

@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer.Native;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -27,7 +28,7 @@ public sealed class LeNet : Module<Tensor, Tensor>
 
     public LeNet(int channels, int height, int width, int classes, int[] widths) : base("lenet")
     {
-        if (widths.Length != 3 || widths.Any(w => w <= 0)) throw new ThermoException($"--widths: lenet needs conv1,conv2,linear1 widths, got '{string.Join(",", widths)}'");
+        if (widths.Length != 3 || widths.Any(w => w <= 0)) throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Widths), "", $"lenet needs conv1,conv2,linear1 widths, got '{string.Join(",", widths)}'");
         int h = ((height - 4) / 2 - 4) / 2, w = ((width - 4) / 2 - 4) / 2;
         if (h <= 0 || w <= 0) throw new ThermoException($"lenet needs images of at least 16×16, got {height}×{width}");
         conv1 = Conv2d(channels, widths[0], 5);
@@ -63,7 +64,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
 
     public Mlp(int inputs, int classes, int depth, int width) : base($"mlp{depth}")
     {
-        if (width <= 0) throw new ThermoException($"--widths: mlp{depth} needs a positive hidden width, got {width}");
+        if (width <= 0) throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Widths), "", $"mlp{depth} needs a positive hidden width, got {width}");
         for (int i = 0; i < depth; i++) hidden.Add(Linear(i == 0 ? inputs : width, width));
         output = Linear(width, classes);
         // Names fc1…fcN and out rather than hidden.0…: the analysis and its users refer to layers by name.
@@ -100,7 +101,7 @@ public sealed class FiveConvNet : Module<Tensor, Tensor>
 
     public FiveConvNet(string name, int channels, int height, int width, int classes, int[] widths) : base(name)
     {
-        if (widths.Length != 5 || widths.Any(w => w <= 0)) throw new ThermoException($"--widths: {name} needs five positive conv widths, got '{string.Join(",", widths)}'");
+        if (widths.Length != 5 || widths.Any(w => w <= 0)) throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Widths), "", $"{name} needs five positive conv widths, got '{string.Join(",", widths)}'");
         int h = ((height - 4) / 2 - 6) / 2, w = ((width - 4) / 2 - 6) / 2;
         if (h <= 0 || w <= 0) throw new ThermoException($"{name} needs images of at least 24×24, got {height}×{width}");
         int features = widths[4] * h * w;

@@ -205,7 +205,7 @@ public static class NumericsSelfCheck
 /// <summary>This machine's native stack computed a checked quantity wrongly: nothing it trains can be trusted.</summary>
 public sealed class NativeNumericsException(Discrepancy first, int count, NativeStack stack)
     : Exception($"native self-check failed on this machine ({stack.CpuModel}; convolutions on {stack.Convolutions}): " +
-                $"{first}{(count > 1 ? $", and {count - 1} more" : "")}; its native kernels compute wrongly, so nothing is trained (see docs/NATIVE.md, run `thermo doctor`)")
+                $"{first}{(count > 1 ? $", and {count - 1} more" : "")}; its native kernels compute wrongly, so nothing is trained (see docs/NATIVE.md; the doctor verb checks a machine)")
 {
     public Discrepancy First { get; } = first;
     public NativeStack Stack { get; } = stack;

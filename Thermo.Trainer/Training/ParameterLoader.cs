@@ -27,7 +27,7 @@ public static class ParameterLoader
         {
             var key = SplitName(name);
             if (!byName.TryGetValue(key, out var t))
-                throw new ThermoException($"{source}: holds no {name}; re-evaluating a model needs every parameter and buffer (was the run trained with --snapshot-layers?)");
+                throw new ThermoException($"{source}: holds no {name}; re-evaluating a model needs every parameter and buffer (were only some of the run's layers snapshotted?)");
             var shape = target.shape.Select(d => (int)d).ToArray();
             if (!shape.SequenceEqual(t.Shape))
                 throw new ThermoException($"{source}: {name} has shape [{string.Join("×", t.Shape)}], the model's is [{string.Join("×", shape)}]");

@@ -20,7 +20,7 @@ public sealed record SelfCheckSummary(string[] Cases, double WorstRelativeError,
 /// </summary>
 public sealed record RunManifest
 {
-    public const string FileName = "run.json";
+    public const string FileName = Thermo.Analysis.RunLayout.ManifestFile;
     public string SchemaVersion { get; init; } = Thermo.Analysis.SnapshotSchema.Version;
     public required string RunId { get; init; }
     public required TrainConfig Config { get; init; }
@@ -52,11 +52,11 @@ public sealed record RunManifest
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static string PathIn(string runDirectory) => Path.Combine(runDirectory, FileName);
+    public static string PathIn(string runDirectory) => Thermo.Analysis.RunLayout.Manifest(runDirectory);
 
     /// <summary>Writes the manifest atomically.</summary>
     public void Save(string runDirectory) =>
-        Thermo.Analysis.AtomicFile.writeAllText(PathIn(runDirectory), JsonSerializer.Serialize(this with { UpdatedUtc = DateTimeOffset.UtcNow }, Json));
+        Thermo.Analysis.AtomicFiles.WriteAllText(PathIn(runDirectory), JsonSerializer.Serialize(this with { UpdatedUtc = DateTimeOffset.UtcNow }, Json));
 
     /// <summary>Reads a manifest, or null when it is absent or unreadable (for polling a run in progress).</summary>
     public static RunManifest? TryLoadQuietly(string runDirectory)

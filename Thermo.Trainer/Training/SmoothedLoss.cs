@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -81,7 +82,7 @@ public static class SmoothedLoss
                     if (a == 0) centreLogits = logits.detach(); else logits.Dispose();
                 }
             }
-            else throw new ThermoException($"--loss: unknown loss '{kind}' (known: ce, pla, plea)");
+            else throw new SettingException(nameof(TrainConfig.Loss), "", $"unknown loss '{kind}' (known: ce, pla, plea)");
             return (value, centreLogits!);
         }
         finally

@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 namespace Thermo.Trainer.Training;
 
 /// <summary>The full configuration of a training run, stored in run.json.</summary>
@@ -53,28 +54,28 @@ public sealed record TrainConfig
     /// <summary>Whether the per-epoch snapshot of <paramref name="epoch"/> is written.</summary>
     public bool SnapshotsEpoch(int epoch) => epoch == 0 || epoch == Epochs || epoch % SnapshotEvery == 0;
 
-    /// <summary>Checks value ranges; throws <see cref="ThermoException"/> naming the flag.</summary>
+    /// <summary>Checks value ranges; throws <see cref="Thermo.Analysis.SettingException"/> naming the setting (a property of this record).</summary>
     public void Validate()
     {
-        if (Epochs <= 0) throw new ThermoException($"--epochs: must be positive, got {Epochs}");
-        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ThermoException($"--lr: must be positive, got {Lr}");
-        if (BatchSize <= 0) throw new ThermoException($"--batch-size: must be positive, got {BatchSize}");
-        if (WeightDecay < 0) throw new ThermoException($"--weight-decay: must be non-negative, got {WeightDecay}");
-        if (!(L2 >= 0) || double.IsInfinity(L2)) throw new ThermoException($"--l2: must be non-negative, got {L2}");
-        if (Momentum < 0) throw new ThermoException($"--momentum: must be non-negative, got {Momentum}");
-        if (Optimizer is not ("adam" or "sgd")) throw new ThermoException($"--optimizer: unknown optimizer '{Optimizer}' (known: adam, sgd)");
-        if (Format is not ("parquet" or "arrow")) throw new ThermoException($"--format: unknown format '{Format}' (known: parquet, arrow)");
-        if (SnapshotEvery <= 0) throw new ThermoException($"--snapshot-every: must be positive, got {SnapshotEvery}");
-        if (StepSnapshotEpochs < 0) throw new ThermoException($"--step-snapshots: must be non-negative, got {StepSnapshotEpochs}");
-        if (LrStep < 0) throw new ThermoException($"--lr-step: must be non-negative, got {LrStep}");
-        if (!(LrGamma > 0)) throw new ThermoException($"--lr-gamma: must be positive, got {LrGamma}");
-        if (TrainLimit is <= 0) throw new ThermoException($"--train-limit: must be positive, got {TrainLimit}");
-        if (TestLimit is <= 0) throw new ThermoException($"--test-limit: must be positive, got {TestLimit}");
-        if (Threads < 0) throw new ThermoException($"--threads: must be non-negative, got {Threads}");
-        if (Device is not ("cpu" or "cuda")) throw new ThermoException($"--device: unknown device '{Device}' (known: cpu, cuda)");
-        if (Loss is not ("ce" or "pla" or "plea")) throw new ThermoException($"--loss: unknown loss '{Loss}' (known: ce, pla, plea)");
-        if (Loss != "ce" && SmoothLayers is not { Length: > 0 }) throw new ThermoException($"--smooth-layers: --loss {Loss} needs the layers to smooth (e.g. fc1)");
-        if (Loss != "ce" && !(Radius > 0)) throw new ThermoException($"--radius: must be positive, got {Radius}");
-        if (Loss != "ce" && Samples < 1) throw new ThermoException($"--samples: must be at least 1, got {Samples}");
+        if (Epochs <= 0) throw new SettingException(nameof(Epochs), "", $"must be positive, got {Epochs}");
+        if (!(Lr > 0) || double.IsInfinity(Lr)) throw new SettingException(nameof(Lr), "", $"must be positive, got {Lr}");
+        if (BatchSize <= 0) throw new SettingException(nameof(BatchSize), "", $"must be positive, got {BatchSize}");
+        if (WeightDecay < 0) throw new SettingException(nameof(WeightDecay), "", $"must be non-negative, got {WeightDecay}");
+        if (!(L2 >= 0) || double.IsInfinity(L2)) throw new SettingException(nameof(L2), "", $"must be non-negative, got {L2}");
+        if (Momentum < 0) throw new SettingException(nameof(Momentum), "", $"must be non-negative, got {Momentum}");
+        if (Optimizer is not ("adam" or "sgd")) throw new SettingException(nameof(Optimizer), "", $"unknown optimizer '{Optimizer}' (known: adam, sgd)");
+        if (Format is not ("parquet" or "arrow")) throw new SettingException(nameof(Format), "", $"unknown format '{Format}' (known: parquet, arrow)");
+        if (SnapshotEvery <= 0) throw new SettingException(nameof(SnapshotEvery), "", $"must be positive, got {SnapshotEvery}");
+        if (StepSnapshotEpochs < 0) throw new SettingException(nameof(StepSnapshotEpochs), "", $"must be non-negative, got {StepSnapshotEpochs}");
+        if (LrStep < 0) throw new SettingException(nameof(LrStep), "", $"must be non-negative, got {LrStep}");
+        if (!(LrGamma > 0)) throw new SettingException(nameof(LrGamma), "", $"must be positive, got {LrGamma}");
+        if (TrainLimit is <= 0) throw new SettingException(nameof(TrainLimit), "", $"must be positive, got {TrainLimit}");
+        if (TestLimit is <= 0) throw new SettingException(nameof(TestLimit), "", $"must be positive, got {TestLimit}");
+        if (Threads < 0) throw new SettingException(nameof(Threads), "", $"must be non-negative, got {Threads}");
+        if (Device is not ("cpu" or "cuda")) throw new SettingException(nameof(Device), "", $"unknown device '{Device}' (known: cpu, cuda)");
+        if (Loss is not ("ce" or "pla" or "plea")) throw new SettingException(nameof(Loss), "", $"unknown loss '{Loss}' (known: ce, pla, plea)");
+        if (Loss != "ce" && SmoothLayers is not { Length: > 0 }) throw new SettingException(nameof(SmoothLayers), "", $"the {Loss} loss needs the layers to smooth (e.g. fc1)");
+        if (Loss != "ce" && !(Radius > 0)) throw new SettingException(nameof(Radius), "", $"must be positive, got {Radius}");
+        if (Loss != "ce" && Samples < 1) throw new SettingException(nameof(Samples), "", $"must be at least 1, got {Samples}");
     }
 }

@@ -8,17 +8,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using FsList = Microsoft.FSharp.Collections.ListModule;
 
 namespace Thermo.Trainer.Training;
-
-/// <summary>One row of metrics.parquet.</summary>
-public sealed record EpochMetrics(
-    int Epoch, long Step, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy,
-    double Lr, int BatchSize, double TrainSeconds, double EvalSeconds, double SnapshotSeconds, double ImagesPerSecond);
-
-/// <summary>One row of gradnoise.parquet: SPEC's s_I(b) = mean |∂L/∂ω| over layer I's weights, summarised over an epoch's minibatches.</summary>
-public sealed record GradNoiseRow(int Epoch, string Layer, double Mean, double Std, int Batches);
 
 /// <summary>What the trainer reports while it works; the CLI renders it.</summary>
 public interface ITrainingProgress
@@ -26,7 +17,7 @@ public interface ITrainingProgress
     void Message(string text);
     void EpochStarted(int epoch, int lastEpoch, int batches);
     void BatchCompleted(int batch, double loss);
-    void EpochCompleted(EpochMetrics metrics, int lastEpoch, TimeSpan? eta);
+    void EpochCompleted(MetricsRow metrics, int lastEpoch, TimeSpan? eta);
 }
 
 /// <summary>A progress sink that says nothing (tests, benchmarks).</summary>
@@ -35,7 +26,7 @@ public sealed class SilentProgress : ITrainingProgress
     public void Message(string text) { }
     public void EpochStarted(int epoch, int lastEpoch, int batches) { }
     public void BatchCompleted(int batch, double loss) { }
-    public void EpochCompleted(EpochMetrics metrics, int lastEpoch, TimeSpan? eta) { }
+    public void EpochCompleted(MetricsRow metrics, int lastEpoch, TimeSpan? eta) { }
 }
 
 /// <summary>
@@ -49,10 +40,8 @@ public sealed class SilentProgress : ITrainingProgress
 /// </summary>
 public sealed class TrainingRun : IDisposable
 {
-    public const string MetricsFile = "metrics.parquet";
-    public const string GradNoiseFile = "gradnoise.parquet";
-    public const string MetricsTable = "metrics";
-    public const string GradNoiseTable = "gradnoise";
+    /// <summary>The metrics file's name in a run directory (<see cref="RunLayout.MetricsFile"/>).</summary>
+    public const string MetricsFile = RunLayout.MetricsFile;
 
     readonly TrainConfig config;
     readonly string runDirectory;
@@ -68,8 +57,8 @@ public sealed class TrainingRun : IDisposable
     readonly Tensor[] kernels;
     readonly Device device;
     readonly SnapshotFileFormat format;
-    readonly List<EpochMetrics> metrics = [];
-    readonly List<GradNoiseRow> gradNoise = [];
+    readonly List<MetricsRow> metrics = [];
+    readonly List<GradientNoiseRow> gradNoise = [];
     RunManifest manifest;
     long step;
 
@@ -84,7 +73,7 @@ public sealed class TrainingRun : IDisposable
         this.progress = progress;
         format = config.Format == "arrow" ? SnapshotFileFormat.Arrow : SnapshotFileFormat.Parquet;
         if (config.Device == "cuda" && !cuda.is_available())
-            throw new ThermoException("--device cuda: CUDA is not available (this build uses TorchSharp-cpu)");
+            throw new SettingException(nameof(TrainConfig.Device), "", "cuda: CUDA is not available (this build uses TorchSharp-cpu)");
         device = new Device(config.Device == "cuda" ? DeviceType.CUDA : DeviceType.CPU);
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
         NativeSetup.Apply();
@@ -92,7 +81,7 @@ public sealed class TrainingRun : IDisposable
         var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message);
         dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
-            throw new ThermoException($"--resume: the data differ from the run's ({dataset.Source}: {dataset.Digest}, run.json: {resumeFrom.Dataset.Digest})");
+            throw new ThermoException($"{runDirectory}: the data differ from the run's ({dataset.Source}: {dataset.Digest}, {RunLayout.ManifestFile}: {resumeFrom.Dataset.Digest}); it cannot be resumed on them");
         var (native, check) = VerifyNativeStack(config, dataset, resumeFrom, runDirectory, progress);
         (trainX, trainY) = ToTensors(dataset.Train);
         (testX, testY) = ToTensors(dataset.Test);
@@ -105,18 +94,18 @@ public sealed class TrainingRun : IDisposable
         // fresh run: a resumed one restores its own checkpoint.
         if (config.InitFrom is { } init && resumeFrom is null)
         {
-            if (!File.Exists(init)) throw new ThermoException($"--init-from: {init} does not exist");
+            if (!File.Exists(init)) throw new SettingException(nameof(TrainConfig.InitFrom), "", $"{init} does not exist");
             ParameterLoader.Load(model, SnapshotReader.ReadFile(init), init);
         }
         var layers = model.named_parameters().Select(p => ParameterLoader.SplitName(p.name).Layer).Distinct().ToList();
         if (config.SnapshotLayers is { } keep)
             foreach (var name in keep.Where(n => !layers.Contains(n)))
-                throw new ThermoException($"--snapshot-layers: unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
+                throw new SettingException(nameof(TrainConfig.SnapshotLayers), "", $"unknown layer '{name}' (layers of {config.Model}: {string.Join(", ", layers)})");
         weights = model.named_parameters().Where(p => ParameterLoader.SplitName(p.name).Tensor == "weight")
             .Select(p => (ParameterLoader.SplitName(p.name).Layer, p.parameter)).ToArray();
         if (config.Loss != "ce")
             foreach (var name in config.SmoothLayers!.Where(n => !weights.Any(w => w.Layer == n)))
-                throw new ThermoException($"--smooth-layers: unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
+                throw new SettingException(nameof(TrainConfig.SmoothLayers), "", $"unknown layer '{name}' (layers with weights: {string.Join(", ", weights.Select(w => w.Layer))})");
         kernels = weights.Where(w => w.Weight.dim() >= 2).Select(w => (Tensor)w.Weight).ToArray();
         smoothed = config.Loss == "ce" ? [] : weights.Where(w => config.SmoothLayers!.Contains(w.Layer)).Select(w => (Tensor)w.Weight).ToArray();
         optimizer = config.Optimizer == "sgd"
@@ -240,14 +229,14 @@ public sealed class TrainingRun : IDisposable
         double snapshotSeconds = sw.Elapsed.TotalSeconds;
         sw.Restart();
         var (testLoss, testAccuracy) = Evaluate();
-        var m = new EpochMetrics(0, 0, double.NaN, double.NaN, testLoss, testAccuracy, config.LearningRateAt(1), config.BatchSize,
+        var m = new MetricsRow(0, 0, double.NaN, double.NaN, testLoss, testAccuracy, config.LearningRateAt(1), config.BatchSize,
             0, sw.Elapsed.TotalSeconds, snapshotSeconds, double.NaN);
         metrics.Add(m);
         CommitEpoch(0);
         progress.EpochCompleted(m, config.Epochs, null);
     }
 
-    EpochMetrics TrainEpoch(int epoch)
+    MetricsRow TrainEpoch(int epoch)
     {
         double lr = config.LearningRateAt(epoch);
         foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
@@ -321,9 +310,9 @@ public sealed class TrainingRun : IDisposable
         {
             double mean = sum[i] / batches;
             double variance = batches > 1 ? Math.Max(0, (sumSquares[i] - batches * mean * mean) / (batches - 1)) : 0;
-            gradNoise.Add(new GradNoiseRow(epoch, weights[i].Layer, mean, Math.Sqrt(variance), batches));
+            gradNoise.Add(new GradientNoiseRow(epoch, weights[i].Layer, mean, Math.Sqrt(variance), batches));
         }
-        var m = new EpochMetrics(epoch, step, lossSum / n, (double)correct / n, testLoss, testAccuracy, lr, config.BatchSize,
+        var m = new MetricsRow(epoch, step, lossSum / n, (double)correct / n, testLoss, testAccuracy, lr, config.BatchSize,
             trainSeconds, evalSeconds, snapshotSeconds, n / trainSeconds);
         metrics.Add(m);
         CommitEpoch(epoch);
@@ -354,7 +343,7 @@ public sealed class TrainingRun : IDisposable
             .FirstOrDefault(p => p.Weight || p.Gradient);
         var tensor = culprit.name is null ? "every weight and gradient is still finite" : $"{culprit.name} holds a non-finite {(culprit.Weight ? "weight" : "gradient")}";
         return new ThermoException($"training diverged at epoch {epoch}, step {step + 1} (batch {batch + 1} of {batches}): {what}; {tensor}. " +
-            $"The run stays resumable from epoch {manifest.LastCompleteEpoch} (--resume {runDirectory}); if `thermo doctor` fails on this machine, its native kernels are at fault, else try a smaller --lr");
+            $"The run stays resumable from epoch {manifest.LastCompleteEpoch} ({runDirectory}); if the native self-check (the doctor verb) fails on this machine, its native kernels are at fault, else try a smaller learning rate");
     }
 
     /// <summary>Test-set loss (mean cross-entropy) and accuracy of the current model, in eval mode.</summary>
@@ -385,8 +374,8 @@ public sealed class TrainingRun : IDisposable
             foreach (var v in t.Values)
                 if (!float.IsFinite(v))
                     throw new ThermoException($"training diverged: {t.Layer}.{t.Tensor} holds {v} at epoch {epoch} (step {atStep}). " +
-                        $"The run stays resumable from epoch {manifest.LastCompleteEpoch} (--resume {runDirectory}); if `thermo doctor` fails on this machine, its native kernels are at fault, else try a smaller --lr");
-        var dir = stepFile ? Path.Combine(runDirectory, "snapshots", "steps") : Path.Combine(runDirectory, "snapshots");
+                        $"The run stays resumable from epoch {manifest.LastCompleteEpoch} ({runDirectory}); if the native self-check (the doctor verb) fails on this machine, its native kernels are at fault, else try a smaller learning rate");
+        var dir = stepFile ? RunLayout.StepSnapshots(runDirectory) : RunLayout.Snapshots(runDirectory);
         var name = stepFile ? SnapshotSchema.stepFileName(format, epoch, atStep) : SnapshotSchema.fileName(format, epoch);
         Directory.CreateDirectory(dir);
         SnapshotWriter.write(format, Path.Combine(dir, name), snapshot);
@@ -395,17 +384,16 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Writes the epoch's tables and checkpoint, then the manifest naming the epoch complete.</summary>
     void CommitEpoch(int epoch)
     {
-        WriteMetrics(Path.Combine(runDirectory, MetricsFile), metrics);
-        WriteGradNoise(Path.Combine(runDirectory, GradNoiseFile), gradNoise);
-        var checkpoint = Path.Combine("checkpoint", $"epoch={epoch:D5}");
-        var target = Path.Combine(runDirectory, checkpoint);
-        var temp = target + $".{Environment.ProcessId}.tmp";
-        if (Directory.Exists(temp)) Directory.Delete(temp, true);
-        Directory.CreateDirectory(temp);
-        model.save(Path.Combine(temp, "model.bin"));
-        optimizer.save_state_dict(Path.Combine(temp, "optimizer.bin"));
-        if (Directory.Exists(target)) Directory.Delete(target, true);
-        Directory.Move(temp, target);
+        MetricsTable.Write(RunLayout.Metrics(runDirectory), metrics.ToArray());
+        GradNoiseTable.Write(RunLayout.GradNoise(runDirectory), gradNoise.ToArray());
+        var checkpoint = RunLayout.CheckpointName(epoch);
+        // Filled in a hidden sibling (checkpoint/.epoch=NNNNN.PID.tmp) that then takes the place of
+        // any old one; a resume removes what an interrupted swap left (see RestoreCheckpoint).
+        AtomicFiles.ReplaceDirectory(Path.Combine(runDirectory, checkpoint), temp =>
+        {
+            model.save(Path.Combine(temp, "model.bin"));
+            optimizer.save_state_dict(Path.Combine(temp, "optimizer.bin"));
+        });
         var previous = manifest.Checkpoint;
         manifest = manifest with { LastCompleteEpoch = epoch, LastStep = step, Checkpoint = checkpoint, Status = RunStatus.Running };
         manifest.Save(runDirectory);
@@ -422,68 +410,23 @@ public sealed class TrainingRun : IDisposable
         optimizer.load_state_dict(Path.Combine(dir, "optimizer.bin"));
         step = manifest.LastStep;
         int last = manifest.LastCompleteEpoch;
-        metrics.AddRange(ReadMetrics(Path.Combine(runDirectory, MetricsFile)).Where(m => m.Epoch <= last));
-        gradNoise.AddRange(ReadGradNoise(Path.Combine(runDirectory, GradNoiseFile)).Where(g => g.Epoch <= last));
+        metrics.AddRange(ReadMetrics(RunLayout.Metrics(runDirectory)).Where(m => m.Epoch <= last));
+        gradNoise.AddRange(ReadGradNoise(RunLayout.GradNoise(runDirectory)).Where(g => g.Epoch <= last));
         // Files of epochs after the last complete one were written by the interrupted process before it
         // could commit them; they are rewritten as training continues.
         foreach (var f in Directory.EnumerateFiles(runDirectory, "*.tmp", SearchOption.AllDirectories)) File.Delete(f);
-        foreach (var d in Directory.EnumerateDirectories(Path.Combine(runDirectory, "checkpoint"), "*.tmp")) Directory.Delete(d, true);
+        // Checkpoint directories of an interrupted swap: the temporary one being filled (*.tmp) and an
+        // old one moved aside (*.old).
+        foreach (var d in Directory.EnumerateDirectories(RunLayout.Checkpoints(runDirectory)).Where(d => d.EndsWith(".tmp") || d.EndsWith(".old")))
+            Directory.Delete(d, true);
         progress.Message($"resuming {manifest.RunId} after epoch {last} (step {step})");
     }
 
-    static void WriteMetrics(string path, IReadOnlyList<EpochMetrics> rows) =>
-        Tables.Write(path, MetricsTable, FsList.OfArray(new[]
-        {
-            Column.NewInt32Column("epoch", rows.Select(r => r.Epoch).ToArray()),
-            Column.NewInt64Column("step", rows.Select(r => r.Step).ToArray()),
-            Column.NewFloat64Column("train_loss", rows.Select(r => r.TrainLoss).ToArray()),
-            Column.NewFloat64Column("train_accuracy", rows.Select(r => r.TrainAccuracy).ToArray()),
-            Column.NewFloat64Column("test_loss", rows.Select(r => r.TestLoss).ToArray()),
-            Column.NewFloat64Column("test_accuracy", rows.Select(r => r.TestAccuracy).ToArray()),
-            Column.NewFloat64Column("lr", rows.Select(r => r.Lr).ToArray()),
-            Column.NewInt32Column("batch_size", rows.Select(r => r.BatchSize).ToArray()),
-            Column.NewFloat64Column("train_seconds", rows.Select(r => r.TrainSeconds).ToArray()),
-            Column.NewFloat64Column("eval_seconds", rows.Select(r => r.EvalSeconds).ToArray()),
-            Column.NewFloat64Column("snapshot_seconds", rows.Select(r => r.SnapshotSeconds).ToArray()),
-            Column.NewFloat64Column("images_per_second", rows.Select(r => r.ImagesPerSecond).ToArray()),
-        }));
+    /// <summary>Reads metrics.parquet (<see cref="MetricsTable"/>).</summary>
+    public static List<MetricsRow> ReadMetrics(string path) => [.. MetricsTable.Read(path)];
 
-    static void WriteGradNoise(string path, IReadOnlyList<GradNoiseRow> rows) =>
-        Tables.Write(path, GradNoiseTable, FsList.OfArray(new[]
-        {
-            Column.NewInt32Column("epoch", rows.Select(r => r.Epoch).ToArray()),
-            Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
-            Column.NewFloat64Column("mean", rows.Select(r => r.Mean).ToArray()),
-            Column.NewFloat64Column("std", rows.Select(r => r.Std).ToArray()),
-            Column.NewInt32Column("batches", rows.Select(r => r.Batches).ToArray()),
-        }));
-
-    static Dictionary<string, Column> ReadTable(string path, string table) =>
-        Tables.Read(path, table).ToDictionary(c => c.Name);
-
-    /// <summary>Reads metrics.parquet.</summary>
-    public static List<EpochMetrics> ReadMetrics(string path)
-    {
-        var c = ReadTable(path, MetricsTable);
-        int[] I(string n) => ((Column.Int32Column)c[n]).values;
-        double[] D(string n) => ((Column.Float64Column)c[n]).values;
-        var epochs = I("epoch");
-        var steps = ((Column.Int64Column)c["step"]).values;
-        return epochs.Select((e, i) => new EpochMetrics(e, steps[i], D("train_loss")[i], D("train_accuracy")[i], D("test_loss")[i], D("test_accuracy")[i],
-            D("lr")[i], I("batch_size")[i], D("train_seconds")[i], D("eval_seconds")[i], D("snapshot_seconds")[i], D("images_per_second")[i])).ToList();
-    }
-
-    /// <summary>Reads gradnoise.parquet.</summary>
-    public static List<GradNoiseRow> ReadGradNoise(string path)
-    {
-        var c = ReadTable(path, GradNoiseTable);
-        var epochs = ((Column.Int32Column)c["epoch"]).values;
-        var layers = ((Column.StringColumn)c["layer"]).values;
-        var means = ((Column.Float64Column)c["mean"]).values;
-        var stds = ((Column.Float64Column)c["std"]).values;
-        var batches = ((Column.Int32Column)c["batches"]).values;
-        return epochs.Select((e, i) => new GradNoiseRow(e, layers[i], means[i], stds[i], batches[i])).ToList();
-    }
+    /// <summary>Reads gradnoise.parquet (<see cref="GradNoiseTable"/>).</summary>
+    public static List<GradientNoiseRow> ReadGradNoise(string path) => [.. GradNoiseTable.Read(path)];
 
     public void Dispose()
     {

@@ -103,4 +103,16 @@ let tests =
         testCase "Kinematics is callable with plain arrays" <| fun () ->
             Expect.equal (Kinematics.l1Norm [| 1.0f; -2.5f |]) 3.5 "L1"
             Expect.equal (Kinematics.temperature Physics.Default 4.0 2.0) 1.0 "½·4/2"
+            Expect.sequenceEqual (Kinematics.unitL1Norms 2 [| 1.0f; -2.0f; 0.5f; 0.25f |]) [| 3.0; 0.75 |] "per-unit L1"
+
+        testCase "LayerCheck: one setting and one wording for an unknown or unanalysed layer" <| fun () ->
+            let check (f: unit -> unit) =
+                try f (); None
+                with :? SettingException as e -> Some(e.Setting, e.Run, e.Detail)
+            Expect.isNone (check (fun () -> LayerCheck.Exists("r", "a", [| "a"; "b" |]))) "a known layer passes"
+            Expect.equal (check (fun () -> LayerCheck.Exists("r", "c", [| "a"; "b" |])))
+                (Some("Layer", "r", "has no layer 'c' (layers: a, b)")) "unknown layer"
+            Expect.isNone (check (fun () -> LayerCheck.Analysed("r", "a", ResizeArray [ "a" ]))) "an analysed layer passes"
+            Expect.equal (check (fun () -> LayerCheck.Analysed("r", "fc", [||])))
+                (Some("Layer", "r", "layer 'fc' has no per-filter temperatures (per-filter layers analysed: none)")) "unanalysed layer"
     ]

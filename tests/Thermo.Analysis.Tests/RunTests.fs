@@ -47,6 +47,7 @@ let tests =
             Expect.equal (RunLayout.pruningResults run) (Path.Combine(run, "pruning", "results.parquet")) "pruning results"
             Expect.equal (RunLayout.pruningCurves run) (Path.Combine(run, "pruning", "curves.parquet")) "pruning curves"
             Expect.equal (RunLayout.pruningTable run) (Path.Combine(run, "pruning", "table.md")) "pruning table"
+            Expect.equal (RunLayout.report run) (Path.Combine(run, "report")) "the run's report"
             Expect.equal (RunLayout.reportBeside run) (Path.Combine(Path.GetFullPath "runs", "report")) "the report beside the runs"
 
         testCase "MetricsTable writes the bytes the trainer's column list writes, and reads them back" <| fun () ->
@@ -103,7 +104,11 @@ let tests =
             use dir = new TempDirectory()
             expectArtifactError "not analysed (no analysis/temperature.parquet)" (fun () -> AnalysisTables.unitTemperatures dir.Path "a")
             let result = analysedRun dir.Path
-            expectArtifactError "no per-filter temperatures of layer 'c' (per-filter layers analysed: a, b)" (fun () -> AnalysisTables.unitTemperatures dir.Path "c")
+            Expect.throwsC (fun () -> AnalysisTables.unitTemperatures dir.Path "c" |> ignore) (fun e ->
+                match e with
+                | :? SettingException as e ->
+                    Expect.equal (e.Setting, e.Run, e.Detail) ("Layer", dir.Path, "layer 'c' has no per-filter temperatures (per-filter layers analysed: a, b)") "the one layer check"
+                | e -> failtestf "expected a SettingException, got %O" e)
             // drop unit 1 of layer a: units 0, 2 are not 0..1
             let gapped = { result with Groups = result.Groups |> Array.filter (fun g -> not (g.Key.Layer = "a" && g.Key.Unit = 1)) }
             AnalysisOutput.write gapped

@@ -82,7 +82,7 @@ public class IdxTests
         TinyData.WriteMnistLike(dir.Path, 20, 10);
         Idx.Write(dir["train-labels-idx1-ubyte"], [19], new byte[19]);
         Assert.Contains("19 labels for 20 images", Error(() => DataSources.Load("mnist", dir.Path, dir.Path, _ => { })));
-        Assert.Contains("unknown data set 'imagenet'", Error(() => DataSources.Load("imagenet", dir.Path, dir.Path, _ => { })));
+        Assert.Contains("unknown data set 'imagenet'", Assert.Throws<Thermo.Analysis.SettingException>(() => DataSources.Load("imagenet", dir.Path, dir.Path, _ => { })).Message);
     }
 }
 

@@ -36,8 +36,8 @@ public class ModelTests
     [Fact]
     public void Unknown_models_and_bad_widths_are_named()
     {
-        Assert.Contains("unknown model 'resnet'", Assert.Throws<ThermoException>(() => ModelFactory.Create("resnet", 1, 28, 28, 10, null, 0.1)).Message);
-        Assert.Contains("--widths", Assert.Throws<ThermoException>(() => ModelFactory.Create("fourconv", 1, 28, 28, 10, [1, 2], 0.1)).Message);
+        Assert.Contains("unknown model 'resnet'", Assert.Throws<Thermo.Analysis.SettingException>(() => ModelFactory.Create("resnet", 1, 28, 28, 10, null, 0.1)).Message);
+        Assert.Equal("Widths", Assert.Throws<Thermo.Analysis.SettingException>(() => ModelFactory.Create("fourconv", 1, 28, 28, 10, [1, 2], 0.1)).Setting);
     }
 
     static long LinearParameters(int input, int output) => (long)input * output + output;

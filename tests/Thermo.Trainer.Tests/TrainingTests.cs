@@ -135,7 +135,8 @@ public class TrainingTests
     {
         using var dir = new TempDir();
         var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 20, 10)) with { SnapshotLayers = ["conv9"] };
-        var e = Assert.Throws<ThermoException>(() => TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress()));
+        var e = Assert.Throws<SettingException>(() => TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress()));
+        Assert.Equal(nameof(TrainConfig.SnapshotLayers), e.Setting);
         Assert.Contains("unknown layer 'conv9'", e.Message);
         Assert.Contains("conv1, conv2, conv3, conv4, fc", e.Message);
     }
