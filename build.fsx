@@ -95,7 +95,7 @@ let test () =
             failed <- failed + int m.Groups[3].Value + int m.Groups[4].Value
         if code <> 0 && (not m.Success || int m.Groups[3].Value + int m.Groups[4].Value = 0) then
             failed <- failed + 1 // the suite itself crashed
-    let xunitSuites = [ "Thermo.Pipeline.Tests"; "Thermo.Trainer.Tests" ]
+    let xunitSuites = [ "Thermo.Pipeline.Tests"; "Thermo.Trainer.Tests"; "Thermo.Cli.Tests" ]
     for suite in xunitSuites do
         let project = Path.Combine(root, "tests", suite, suite + ".csproj")
         let code, output = runCapture "dotnet" [ "test"; project; "-c"; configuration; "--no-build"; "-nologo"; "-v"; "quiet" ]

@@ -1,9 +1,10 @@
+using Thermo.Trainer.Tests;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using DuckDB.NET.Data;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 /// <summary>
 /// The golden test of the stages: a fixed tiny run (tests/golden/run: run.json, metrics, gradient

@@ -1,3 +1,4 @@
+using Thermo.Trainer.Tests;
 using Thermo.Analysis;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Protocols;
@@ -8,7 +9,7 @@ using Thermo.Trainer.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 /// <summary>Masked re-evaluation, structural removal and <c>thermo prune</c> / <c>reproduce</c> on tiny real runs.</summary>
 public class PruningTests

@@ -1,8 +1,9 @@
+using Thermo.Trainer.Tests;
 using System.Text.Json;
 using Thermo.Analysis;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 /// <summary><c>thermo sweep</c> through the real executable.</summary>
 public class SweepTests

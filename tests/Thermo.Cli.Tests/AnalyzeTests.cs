@@ -1,9 +1,10 @@
+using Thermo.Trainer.Tests;
 using Thermo.Cli;
 using DuckDB.NET.Data;
 using Thermo.Analysis;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 /// <summary><c>thermo analyze</c> through the real executable, checked against SQL run by DuckDB.</summary>
 public class AnalyzeTests

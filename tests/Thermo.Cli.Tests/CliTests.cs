@@ -1,7 +1,8 @@
+using Thermo.Trainer.Tests;
 using Thermo.Cli;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 /// <summary>Bad input through the real executable: one line naming what and where, exit code 2, nothing written or overwritten.</summary>
 public class CliTests

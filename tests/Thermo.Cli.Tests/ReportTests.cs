@@ -1,9 +1,10 @@
+using Thermo.Trainer.Tests;
 using System.Diagnostics;
 using System.Text.Json;
 using SkiaSharp;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 /// <summary><c>thermo report</c> and the command-line experience, through the real executable.</summary>
 public class ReportTests

@@ -1,8 +1,9 @@
+using Thermo.Trainer.Tests;
 using System.Diagnostics;
 using Thermo.Analysis;
 using Thermo.Trainer.Training;
 
-namespace Thermo.Trainer.Tests;
+namespace Thermo.Cli.Tests;
 
 public class ResumeTests
 {
