@@ -50,7 +50,13 @@ type Analyzer =
         let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
         Engine.analyzeWithProgress run options report
 
-    /// Writes the analysis tables under RUN/analysis/, replacing the directory whole.
+    /// Analyses one run's series of `unit` — per-epoch snapshots, or the per-step ones with Δt = one
+    /// optimiser step (`Engine.analyzeSteps`) — with progress as above (null: none).
+    static member Run(run: string, options: AnalysisOptions, unit: TimeUnit, progress: Action<int, int>) : AnalysisResult =
+        let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
+        Engine.analyzeSeriesWithProgress unit run options report
+
+    /// Writes the analysis tables under RUN/analysis/ (RUN/analysis-steps/ for steps), replacing the directory whole.
     static member Write(result: AnalysisResult) : unit = AnalysisOutput.write result
 
     /// `auto`, `last:N` or `a:b`; `SettingException` (`Window`) otherwise.

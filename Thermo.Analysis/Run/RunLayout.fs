@@ -78,6 +78,10 @@ module RunLayout =
     [<Literal>]
     let CurvesFile = "curves.parquet"
 
+    /// Pruning table: paired comparisons of rows across runs (mean difference, interval, p-values).
+    [<Literal>]
+    let ComparisonsFile = "comparisons.parquet"
+
     /// The pruning results as a Markdown table.
     [<Literal>]
     let TableFile = "table.md"
@@ -145,6 +149,10 @@ module RunLayout =
     /// DIR/pruning/curves.parquet.
     [<CompiledName("PruningCurves")>]
     let pruningCurves (dir: string) = Path.Combine(dir, PruningDirectory, CurvesFile)
+
+    /// DIR/pruning/comparisons.parquet.
+    [<CompiledName("PruningComparisons")>]
+    let pruningComparisons (dir: string) = Path.Combine(dir, PruningDirectory, ComparisonsFile)
 
     /// DIR/pruning/table.md.
     [<CompiledName("PruningTable")>]

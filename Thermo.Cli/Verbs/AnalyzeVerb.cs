@@ -23,11 +23,13 @@ public static class AnalyzeVerb
         var boltzmann = new Option<double>("--kb") { Description = "Boltzmann constant k_B", DefaultValueFactory = _ => 1.0 };
         var msdLayers = new Option<string>("--msd-layers") { Description = "Layers whose filters get MSD curves and fits, or 'none' (default: the first analysed layer)" };
         var fitLags = new Option<string>("--fit-lags") { Description = "Lag range a:b of the α and D fits (default: α over 1..n/2, D over 1..n/4)" };
+        var noManifest = new Option<bool>("--no-manifest") { Description = "Analyse the snapshots even if run.json is empty or corrupt (the analysis needs only snapshots)" };
+        var steps = new Option<bool>("--steps") { Description = "Analyse the per-step snapshots (train --step-snapshots K) with Δt = one optimiser step; windows in global steps, auto = every step snapshot; writes RUN/analysis-steps/" };
         var command = new Command("analyze", "Temperatures, drift and oscillation, MSD and diffusion of runs; writes RUN/analysis/*.parquet")
         {
-            runs, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags,
+            runs, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags, steps, noManifest,
         };
-        var window = new WindowFlag(command, "Equilibrium window: auto, last:N (the last N velocities) or a:b (snapshots)", "auto");
+        var window = new WindowFlag(command, "Equilibrium window: auto, last:N (the last N epochs, or steps with --steps) or a:b (snapshots)", "auto");
         command.SetAction(parse =>
         {
             var msd = parse.GetValue(msdLayers);
@@ -52,7 +54,14 @@ public static class AnalyzeVerb
             var progress = new ConsoleProgress();
             var dirs = parse.GetValue(runs)!;
             foreach (var run in dirs)
+            {
                 if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
+                if (!parse.GetValue(noManifest))
+                {
+                    try { ManifestFile.Check(run); }
+                    catch (ArtifactException e) { throw new ThermoException($"{e.Message}; --no-manifest analyses the snapshots alone"); }
+                }
+            }
             var clock = System.Diagnostics.Stopwatch.StartNew();
             // Every run is analysed before any table is written, so bad input in the last run leaves
             // the first ones untouched.
@@ -61,7 +70,7 @@ public static class AnalyzeVerb
                 progress.Message($"analysing {dirs[i]} ({i + 1}/{dirs.Length}{(i > 0 ? $", ETA {clock.Elapsed / i * (dirs.Length - i):mm\\:ss}" : "")}) …");
                 var started = System.Diagnostics.Stopwatch.StartNew();
                 int shown = 0;
-                results.Add(Analyzer.Run(dirs[i], options, (done, total) =>
+                results.Add(Analyzer.Run(dirs[i], options, parse.GetValue(steps) ? TimeUnit.Step : TimeUnit.Epoch, (done, total) =>
                 {
                     // about ten lines per run, each with the run's ETA
                     if (done == 0 || done * 10 / total <= shown) return;
@@ -75,6 +84,9 @@ public static class AnalyzeVerb
         });
         return command;
     }
+
+    /// Where the result's tables go: RUN/analysis, or RUN/analysis-steps for the per-step analysis.
+    static string Tables(AnalysisResult r) => r.TimeUnit == TimeUnit.Step ? RunLayout.StepAnalysis(r.Run) : RunLayout.Analysis(r.Run);
 
     static double Positive(string flag, double value) =>
         value > 0 && double.IsFinite(value) ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
@@ -98,7 +110,8 @@ public static class AnalyzeVerb
                 diffusion_constant = d is not null && g.Key.Weight == -1 ? d.Diffusion.Slope : (double?)null,
             }),
             spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2 }),
-            tables = RunLayout.Analysis(r.Run),
+            time_unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch",
+            tables = Tables(r),
         };
     }
 
@@ -106,7 +119,8 @@ public static class AnalyzeVerb
 
     static void PrintSummary(AnalysisResult r)
     {
-        Console.WriteLine($"{r.Run}: window {r.Window.From}..{r.Window.To} ({r.Window.Velocities} velocities; {r.Window.Rule}); T = {r.Physics.Describe}");
+        var unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch";
+        Console.WriteLine($"{r.Run}: window {r.Window.From}..{r.Window.To} ({r.Window.Velocities} velocities, Δt = {r.Window.Interval} {unit}{(r.Window.Interval == 1 ? "" : "s")}; {r.Window.Rule}); T = {r.Physics.Describe}");
         Console.WriteLine($"  {"layer",-10} {"weights",8} {"T",11} {"T_drift",11} {"T_osc",11}");
         foreach (var l in r.Layers)
             Console.WriteLine($"  {l.Key.Layer,-10} {l.Temperature.Weights,8} {G(l.Temperature.Temperature),11} {G(l.Temperature.Drift),11} {G(l.Temperature.Oscillation),11}");
@@ -125,6 +139,6 @@ public static class AnalyzeVerb
                 Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
             }
         }
-        Console.WriteLine($"  tables: {RunLayout.Analysis(r.Run)}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
+        Console.WriteLine($"  tables: {Tables(r)}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
     }
 }

@@ -52,19 +52,29 @@ public static class PruneVerb
             var progress = new ConsoleProgress();
             var results = PruneStage.Run(parse.GetValue(runs)!, settings, Program.ArtifactsDirectory(), progress.Message);
             var table = Aggregation.Table(results, settings.K, settings.M);
-            CliOutput.Result(new { layer = settings.Layer, k = settings.K, m = settings.M, runs = parse.GetValue(runs), table = TableJson(table) },
-                () => Console.WriteLine(Aggregation.Text(table)));
+            var comparisons = Aggregation.Comparisons(results);
+            CliOutput.Result(new { layer = settings.Layer, k = settings.K, m = settings.M, runs = parse.GetValue(runs), table = TableJson(table), comparisons = ComparisonsJson(comparisons) },
+                () => Console.WriteLine(Aggregation.Text(table) + Aggregation.ComparisonsText(comparisons)));
             if (parse.GetValue(output) is { } dir)
             {
                 Directory.CreateDirectory(dir);
                 PruningFiles.WriteResults(Path.Combine(dir, RunLayout.ResultsFile), results, settings.K, settings.M);
-                AtomicFiles.WriteAllText(Path.Combine(dir, RunLayout.TableFile), Aggregation.Markdown(table, PruneStage.TableCaption(parse.GetValue(runs)!.Length, settings)));
+                PruningFiles.WriteComparisons(Path.Combine(dir, RunLayout.ComparisonsFile), comparisons);
+                AtomicFiles.WriteAllText(Path.Combine(dir, RunLayout.TableFile), Aggregation.Markdown(table, PruneStage.TableCaption(parse.GetValue(runs)!.Length, settings)) + Aggregation.ComparisonsMarkdown(comparisons));
                 progress.Message($"wrote {Path.Combine(dir, RunLayout.ResultsFile)} and {Path.Combine(dir, RunLayout.TableFile)}");
             }
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    /// <summary>The paired comparisons as plain objects for --json (accuracy differences in points).</summary>
+    internal static IEnumerable<object> ComparisonsJson(IReadOnlyList<RowComparison> comparisons) =>
+        comparisons.Select(c => new
+        {
+            comparison = c.Name, runs = c.Accuracy.Runs, mean_difference_points = c.Accuracy.MeanDifference, sd_points = c.Accuracy.StandardDeviation,
+            low95_points = c.Accuracy.Low95, high95_points = c.Accuracy.High95, t_p_value = c.Accuracy.TPValue, wilcoxon_p_value = c.Accuracy.WilcoxonPValue,
+        });
 
     /// <summary>A table's rows as plain objects for --json.</summary>
     internal static IEnumerable<object> TableJson(IReadOnlyList<TableRow> table) =>

@@ -97,7 +97,9 @@ public static class PruningPaperReproduction
             var conditionHome = Path.Combine(home, condition);
             PruningFiles.WriteResults(RunLayout.PruningResults(conditionHome), results, p.Prune.K, p.Prune.M);
             var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
-            AtomicFiles.WriteAllText(RunLayout.PruningTable(conditionHome), Aggregation.Markdown(table, caption));
+            var comparisons = Aggregation.Comparisons(results);
+            PruningFiles.WriteComparisons(RunLayout.PruningComparisons(conditionHome), comparisons);
+            AtomicFiles.WriteAllText(RunLayout.PruningTable(conditionHome), Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons));
 
             tables[condition] = table;
         }

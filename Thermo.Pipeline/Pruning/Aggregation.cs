@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Thermo.Analysis;
 
 namespace Thermo.Pipeline.Pruning;
 
@@ -7,6 +8,12 @@ namespace Thermo.Pipeline.Pruning;
 public sealed record TableRow(
     Criterion Criterion, Experiment Experiment, string Label, int Runs,
     double AccuracyMean, double AccuracyStd, double LossMean, double LossStd);
+
+/// <summary>
+/// One comparison a reader of the table makes — row A against row B — paired across the runs that have
+/// both: the per-run differences of test accuracy in percentage points, with their statistics.
+/// </summary>
+public sealed record RowComparison(string Name, Criterion CriterionA, Experiment ExperimentA, Criterion CriterionB, Experiment ExperimentB, PairedComparison Accuracy);
 
 /// <summary>Aggregation over runs and the paper's table layout.</summary>
 public static class Aggregation
@@ -37,6 +44,67 @@ public static class Aggregation
                     perRun.Count, accuracy, accuracyStd, loss, lossStd));
             }
         return rows;
+    }
+
+    /// <summary>The comparisons behind the paper's claims, each A − B (positive: A keeps more accuracy).</summary>
+    public static readonly (string Name, Criterion CriterionA, Experiment A, Criterion CriterionB, Experiment B)[] StandardComparisons =
+    [
+        ("without hottest − without coldest", Criterion.Temperature, Experiment.WithoutHottest, Criterion.Temperature, Experiment.WithoutColdest),
+        ("only coldest − only hottest", Criterion.Temperature, Experiment.OnlyColdest, Criterion.Temperature, Experiment.OnlyHottest),
+        ("without hottest − without random", Criterion.Temperature, Experiment.WithoutHottest, Criterion.Random, Experiment.WithoutHottest),
+        ("only hottest − only random", Criterion.Temperature, Experiment.OnlyHottest, Criterion.Random, Experiment.OnlyHottest),
+    ];
+
+    /// <summary>
+    /// The standard comparisons present in <paramref name="results"/>, paired by run (a random row is
+    /// each run's mean over its draws): mean difference in accuracy points, sample sd, 95 % t interval,
+    /// paired t and exact Wilcoxon signed-rank p-values.
+    /// </summary>
+    public static IReadOnlyList<RowComparison> Comparisons(IEnumerable<PruningResult> results)
+    {
+        var perRun = results.GroupBy(r => (r.Criterion, r.Experiment, r.Run)).ToDictionary(g => g.Key, g => g.Average(r => r.Accuracy));
+        var runs = perRun.Keys.Select(k => k.Run).Distinct().Order(StringComparer.Ordinal).ToList();
+        var comparisons = new List<RowComparison>();
+        foreach (var (name, ca, ea, cb, eb) in StandardComparisons)
+        {
+            var paired = runs.Where(run => perRun.ContainsKey((ca, ea, run)) && perRun.ContainsKey((cb, eb, run))).ToList();
+            if (paired.Count == 0) continue;
+            var stats = PairedTests.Compare(paired.Select(run => 100 * perRun[(ca, ea, run)]).ToArray(), paired.Select(run => 100 * perRun[(cb, eb, run)]).ToArray());
+            comparisons.Add(new RowComparison(name, ca, ea, cb, eb, stats));
+        }
+        return comparisons;
+    }
+
+    static string F(double v, string format = "F2") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
+
+    /// <summary>The comparisons as a Markdown table (appended to table.md).</summary>
+    public static string ComparisonsMarkdown(IReadOnlyList<RowComparison> comparisons)
+    {
+        if (comparisons.Count == 0) return "";
+        var md = new StringBuilder();
+        md.AppendLine("**Paired comparisons across runs** (test accuracy, percentage points; A − B per run: mean ± sample sd, 95 % t interval, two-sided paired t and exact Wilcoxon signed-rank p-values)").AppendLine();
+        md.AppendLine("| comparison (A − B) | runs | mean ± sd | 95 % interval | t p | Wilcoxon p |").AppendLine("|---|---|---|---|---|---|");
+        foreach (var c in comparisons)
+        {
+            var a = c.Accuracy;
+            md.AppendLine($"| {c.Name} | {a.Runs} | {F(a.MeanDifference)} ± {F(a.StandardDeviation)} | [{F(a.Low95)}, {F(a.High95)}] | {F(a.TPValue, "F3")} | {F(a.WilcoxonPValue, "F3")} |");
+        }
+        md.AppendLine();
+        return md.ToString();
+    }
+
+    /// <summary>The comparisons as aligned console text.</summary>
+    public static string ComparisonsText(IReadOnlyList<RowComparison> comparisons)
+    {
+        var text = new StringBuilder();
+        if (comparisons.Count == 0) return "";
+        text.AppendLine("paired comparisons (test accuracy, points, A − B per run):");
+        foreach (var c in comparisons)
+        {
+            var a = c.Accuracy;
+            text.AppendLine($"  {c.Name,-36} {a.Runs,3} runs  {F(a.MeanDifference),7} ± {F(a.StandardDeviation),-6} [{F(a.Low95)}, {F(a.High95)}]  t p {F(a.TPValue, "F3")}  Wilcoxon p {F(a.WilcoxonPValue, "F3")}");
+        }
+        return text.ToString();
     }
 
     static string Percent(double mean, double std) =>

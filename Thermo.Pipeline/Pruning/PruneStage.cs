@@ -72,6 +72,9 @@ public static class PruneStage
         if (settings.AnalyzeWindow is { } spec) Analyzer.ParseWindow(spec);
         using var tests = new TestSetCache();
         var all = new List<PruningResult>();
+        // Each run is named by the shortest suffix of its path that the others lack, so a/seed-1 and
+        // b/seed-1 stay two runs in every table.
+        var names = RunIdentity.Names(runs.ToArray());
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < runs.Count; i++)
         {
@@ -79,7 +82,7 @@ public static class PruneStage
             EnsureAnalysed(run, settings, log);
             using var model = RunModel.Open(run, artifacts, tests, log);
             int filters = model.Filters(settings.Layer);
-            var runner = new PruningRunner(Path.GetFileName(Path.GetFullPath(run).TrimEnd('/')), model, step => log($"  {step}"));
+            var runner = new PruningRunner(names[i], model, step => log($"  {step}"));
             var scores = Scores(run, model, settings.Layer);
             log($"pruning {run} ({i + 1}/{runs.Count}), layer {settings.Layer}: {filters} filters, window {scores.Window}");
             var results = runner.Table(scores.Scores, new PruningOptions(settings.Layer, settings.Criteria, settings.K, settings.M, settings.RandomDraws));

@@ -72,4 +72,27 @@ public static class PruningFiles
             Column.NewFloat64Column("test_accuracy", points.Select(p => p.Accuracy).ToArray()),
             Column.NewFloat64Column("test_loss", points.Select(p => p.Loss).ToArray()));
     }
+
+    /// <summary>Table kind of comparisons.parquet.</summary>
+    public const string ComparisonsTable = "pruning_comparisons";
+
+    /// <summary>Writes the paired comparisons (one row per comparison; differences in accuracy points), atomically.</summary>
+    public static void WriteComparisons(string path, IReadOnlyList<RowComparison> comparisons)
+    {
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        Table.Write(path, ComparisonsTable,
+            Column.NewStringColumn("comparison", comparisons.Select(c => c.Name).ToArray()),
+            Column.NewStringColumn("criterion_a", comparisons.Select(c => PruningPlan.Name(c.CriterionA)).ToArray()),
+            Column.NewStringColumn("experiment_a", comparisons.Select(c => c.ExperimentA.ToString()).ToArray()),
+            Column.NewStringColumn("criterion_b", comparisons.Select(c => PruningPlan.Name(c.CriterionB)).ToArray()),
+            Column.NewStringColumn("experiment_b", comparisons.Select(c => c.ExperimentB.ToString()).ToArray()),
+            Column.NewInt32Column("runs", comparisons.Select(c => c.Accuracy.Runs).ToArray()),
+            Column.NewFloat64Column("mean_difference_points", comparisons.Select(c => c.Accuracy.MeanDifference).ToArray()),
+            Column.NewFloat64Column("sd_points", comparisons.Select(c => c.Accuracy.StandardDeviation).ToArray()),
+            Column.NewFloat64Column("low95_points", comparisons.Select(c => c.Accuracy.Low95).ToArray()),
+            Column.NewFloat64Column("high95_points", comparisons.Select(c => c.Accuracy.High95).ToArray()),
+            Column.NewFloat64Column("t_p_value", comparisons.Select(c => c.Accuracy.TPValue).ToArray()),
+            Column.NewFloat64Column("wilcoxon_p_value", comparisons.Select(c => c.Accuracy.WilcoxonPValue).ToArray()),
+            Column.NewStringColumn("differences_points", comparisons.Select(c => string.Join(",", c.Accuracy.Differences.Select(d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))).ToArray()));
+    }
 }

@@ -256,6 +256,15 @@ public static class RunReport
         var table = Aggregation.Table(results, k, m);
         page.Table("pruning", ["criterion", "model", "test accuracy", "± std", "test loss", "± std"],
             table.Select(t => new[] { PruningPlan.Name(t.Criterion), t.Label, Pct(t.AccuracyMean), Pct(t.AccuracyStd), G(t.LossMean), G(t.LossStd) }));
+        var comparisons = Aggregation.Comparisons(results);
+        if (comparisons.Any(c => c.Accuracy.Runs >= 2))
+        {
+            page.Paragraph("Paired comparisons across runs: test accuracy of row A minus row B per run, in percentage points, with a 95 % t interval and two-sided paired t and exact Wilcoxon signed-rank p-values.");
+            string P(double v) => double.IsNaN(v) ? "—" : v.ToString("F3", System.Globalization.CultureInfo.InvariantCulture);
+            string D(double v) => double.IsNaN(v) ? "—" : v.ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
+            page.Table("pruning-comparisons", ["comparison (A − B)", "runs", "mean", "sd", "95 % interval", "t p", "Wilcoxon p"],
+                comparisons.Select(c => new[] { c.Name, c.Accuracy.Runs.ToString(System.Globalization.CultureInfo.InvariantCulture), D(c.Accuracy.MeanDifference), D(c.Accuracy.StandardDeviation), $"[{D(c.Accuracy.Low95)}, {D(c.Accuracy.High95)}]", P(c.Accuracy.TPValue), P(c.Accuracy.WilcoxonPValue) }));
+        }
         if (runs.Any(r => r.Curves is not null))
         {
             var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => Table.GetStrings(r.Curves!, "layer", RunLayout.CurvesFile)).Distinct().ToArray();
@@ -279,7 +288,10 @@ public static class RunReport
             page.Figure(dir, $"temperature-spread-{layer}.png", Figures.TemperatureSpread(runs, layer, convention), $"Filter temperatures of {layer}, sorted hottest first, one series per run.", o);
             progress?.Invoke("  temperatures");
         }
-        var results = runs.Where(r => r.Pruning is not null).SelectMany(r => r.Pruning!).ToList();
+        // Runs are told apart by path, not by what each was called when it was pruned alone.
+        var names = RunIdentity.Names(runs.Select(r => r.Run).ToArray());
+        var results = runs.Select((r, i) => (r, Name: names[i])).Where(x => x.r.Pruning is not null)
+            .SelectMany(x => x.r.Pruning!.Select(p => p with { Run = x.Name })).ToList();
         if (results.Count > 0)
         {
             PruningSection(page, runs.Where(r => r.Pruning is not null).ToList(), results, dir, o);

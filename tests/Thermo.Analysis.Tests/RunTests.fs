@@ -134,3 +134,14 @@ let tests =
             AtomicFile.replaceDirectory (dir.File "fresh") (fun temp -> File.WriteAllText(Path.Combine(temp, "x"), "x"))
             Expect.isTrue (File.Exists(Path.Combine(dir.File "fresh", "x"))) "a directory that did not exist"
     ]
+
+[<Tests>]
+let runIdentityTests =
+    testList "run identity" [
+        testCase "runs are named by the shortest path suffix that tells them apart" <| fun () ->
+            let root = Path.Combine(Path.GetTempPath(), "runs")
+            let p (parts: string list) = Path.Combine(Array.ofList (root :: parts))
+            Expect.equal (RunIdentity.names [| p [ "a"; "seed-1" ]; p [ "b"; "seed-1" ]; p [ "c" ] |]) [| "a/seed-1"; "b/seed-1"; "c" |] "two seed-1 runs stay two"
+            Expect.equal (RunIdentity.names [| p [ "x"; "seed-1" ]; p [ "x"; "seed-2" ] |]) [| "seed-1"; "seed-2" |] "distinct leaves need no more"
+            Expect.equal (RunIdentity.names [| p [ "x"; "seed-1" ]; p [ "x"; "seed-1" ] + "/" |]) [| "seed-1"; "seed-1" |] "the same run twice is one run"
+    ]

@@ -18,6 +18,60 @@ public class AnalyzeTests
     }
 
     [Fact]
+    public void An_empty_or_corrupt_manifest_is_named_unless_the_snapshots_alone_are_asked_for()
+    {
+        using var dir = new TempDir();
+        var run = TrainedRun(dir, 3);
+        var manifest = Path.Combine(run, "run.json");
+        foreach (var (content, says) in new[] { ("", "is empty"), ("{\"config\": ", "is not valid JSON"), ("[1, 2]", "not a run manifest object") })
+        {
+            File.WriteAllText(manifest, content);
+            var bad = ThermoProcess.Run(dir.Path, "analyze", run, "--window", "last:2");
+            Assert.Equal(ExitCodes.BadInput, bad.Code);
+            Assert.Contains(says, bad.Err);
+            Assert.Contains("--no-manifest", bad.Err);
+            Assert.False(Directory.Exists(Path.Combine(run, "analysis")), "nothing written");
+        }
+        var alone = ThermoProcess.Run(dir.Path, "analyze", run, "--window", "last:2", "--no-manifest");
+        Assert.True(alone.Code == 0, alone.Err);
+        Assert.True(File.Exists(Path.Combine(run, "analysis", "temperature.parquet")));
+    }
+
+    [Fact]
+    public void Per_step_temperatures_equal_a_SQL_computation_over_the_step_snapshots()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 256, 64), 2) with { StepSnapshotEpochs = 1 };
+        using (var training = TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress())) training.Run();
+        var run = dir["run"];
+        var result = ThermoProcess.Run(dir.Path, "analyze", run, "--steps", "--window", "last:3", "--groups", "layer", "--msd-layers", "none");
+        Assert.True(result.Code == 0, result.Err);
+        Assert.Contains("Δt = 1 step", result.Out);
+        Assert.False(Directory.Exists(Path.Combine(run, "analysis")), "the epoch analysis is not written");
+
+        using var connection = new DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        // 256 images in batches of 64: 4 steps per epoch, so epoch 2's step snapshots are steps 5..8;
+        // last:3 is steps 5..8, velocities at steps 6, 7, 8.
+        command.CommandText = $"""
+            WITH velocities AS (
+              SELECT layer, step,
+                     value::DOUBLE - lag(value::DOUBLE) OVER (PARTITION BY layer, tensor, unit, "offset" ORDER BY step) AS v
+              FROM read_parquet('{run}/snapshots/steps/*.parquet')
+              WHERE tensor = 'weight' AND step BETWEEN 5 AND 8),
+            sql AS (SELECT layer, avg(0.5 * v * v) AS t FROM velocities WHERE step > 5 GROUP BY layer)
+            SELECT count(*), max(abs(sql.t - a.temperature) / sql.t), min(a.time_unit), max(a.window_from), max(a.window_to)
+            FROM sql JOIN read_parquet('{run}/analysis-steps/temperature.parquet') a ON a.layer = sql.layer AND a.grouping = 'layer'
+            """;
+        using var reader = command.ExecuteReader();
+        Assert.True(reader.Read());
+        Assert.Equal(5, reader.GetInt64(0)); // conv1..conv4 and fc
+        Assert.True(reader.GetDouble(1) < 1e-9, $"largest relative difference {reader.GetDouble(1)}");
+        Assert.Equal(("step", 5, 8), (reader.GetString(2), reader.GetInt32(3), reader.GetInt32(4)));
+    }
+
+    [Fact]
     public void Per_filter_temperatures_equal_a_SQL_computation_of_the_definition()
     {
         using var dir = new TempDir();

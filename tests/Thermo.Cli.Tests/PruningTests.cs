@@ -23,6 +23,27 @@ public class PruningTests
         return dir[name];
     }
 
+    [Fact]
+    public void Two_runs_with_the_same_directory_name_stay_two_runs_with_paired_comparisons()
+    {
+        using var dir = new TempDir();
+        var a = TrainedRun(dir, "a/seed-1");
+        var b = TrainedRun(dir, "b/seed-1");
+        var result = ThermoProcess.Run(dir.Path, "prune", a, b, "--window", "last:2", "--draws", "2", "--curves", "none", "--out", dir["table"]);
+        Assert.True(result.Code == 0, result.Err);
+        var table = File.ReadAllText(Path.Combine(dir["table"], RunLayout.TableFile));
+        Assert.Contains("**Criterion: temperature** (2 runs", table);
+        Assert.Contains("| without hottest − without coldest | 2 |", table);
+        Assert.Equal(["a/seed-1", "b/seed-1"], PruningFiles.ReadResults(Path.Combine(dir["table"], RunLayout.ResultsFile)).Select(r => r.Run).Distinct().Order());
+        Assert.True(File.Exists(Path.Combine(dir["table"], RunLayout.ComparisonsFile)));
+        // The report over both, each pruned as above, also sees two runs.
+        var report = ThermoProcess.Run(dir.Path, "report", a, b, "--out", dir["report"]);
+        Assert.True(report.Code == 0, report.Err);
+        var html = File.ReadAllText(Path.Combine(dir["report"], "index.html"));
+        Assert.Contains("sample standard deviation over 2 runs", html);
+        Assert.Contains("pruning-comparisons", html);
+    }
+
     static RunModel Open(TempDir dir, string run, TestSetCache tests) => RunModel.Open(run, dir.Path, tests, _ => { });
 
     static float[] Values(nn.Module<Tensor, Tensor> model, string name) =>

@@ -155,3 +155,37 @@ public class FileTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+public class ComparisonTests
+{
+    static PruningResult R(string run, Criterion c, Experiment e, double accuracy, int draw = 0) => new(run, "conv1", c, draw, e, [], 0.1, accuracy);
+
+    [Fact]
+    public void Paired_comparisons_pair_rows_by_run_and_average_random_draws_first()
+    {
+        // runs a/seed-1 and b/seed-1 share a directory name; they are still two runs
+        string[] runs = ["a/seed-1", "b/seed-1", "c"];
+        double[] hottestOut = [0.90, 0.80, 0.85], coldestOut = [0.95, 0.82, 0.80];
+        var results = new List<PruningResult>();
+        for (int i = 0; i < 3; i++)
+        {
+            results.Add(R(runs[i], Criterion.Temperature, Experiment.WithoutHottest, hottestOut[i]));
+            results.Add(R(runs[i], Criterion.Temperature, Experiment.WithoutColdest, coldestOut[i]));
+            // two random draws whose mean is 0.5 + 0.1 i
+            results.Add(R(runs[i], Criterion.Random, Experiment.WithoutHottest, 0.45 + 0.1 * i, 0));
+            results.Add(R(runs[i], Criterion.Random, Experiment.WithoutHottest, 0.55 + 0.1 * i, 1));
+        }
+        var comparisons = Aggregation.Comparisons(results);
+        var hotCold = comparisons.Single(c => c.Name == "without hottest − without coldest").Accuracy;
+        Assert.Equal(3, hotCold.Runs);
+        // differences in points: −5, −2, +5 (runs in path order a/seed-1, b/seed-1, c)
+        Assert.Equal(new[] { -5.0, -2.0, 5.0 }, hotCold.Differences.Select(d => Math.Round(d, 9)));
+        Assert.Equal(-2.0 / 3, hotCold.MeanDifference, 9);
+        var random = comparisons.Single(c => c.Name == "without hottest − without random").Accuracy;
+        Assert.Equal(new[] { 40.0, 20.0, 15.0 }, random.Differences.Select(d => Math.Round(d, 9)));
+        Assert.DoesNotContain(comparisons, c => c.Name.StartsWith("only"));  // no "only" rows in these results
+        Assert.Equal(3, Aggregation.Table(results, 2, 3).First().Runs);
+        var markdown = Aggregation.ComparisonsMarkdown(comparisons);
+        Assert.Contains("| without hottest − without coldest | 3 | -0.67 ± 5.13 |", markdown);
+    }
+}

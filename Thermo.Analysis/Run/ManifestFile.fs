@@ -1,0 +1,25 @@
+namespace Thermo.Analysis
+
+open System.IO
+open System.Text.Json
+
+/// The run's manifest as the analysis sees it: the analysis needs only snapshots, so a run without
+/// run.json is analysed as it is, but an empty or corrupt run.json means the directory is damaged
+/// (an interrupted copy, a truncated download) and is said so rather than passed over.
+module ManifestFile =
+    /// Raises `ArtifactException` naming RUN/run.json when it exists but is empty, not JSON, or not a
+    /// JSON object with a "config"; does nothing when it is absent or sound.
+    [<CompiledName("Check")>]
+    let check (run: string) : unit =
+        let path = RunLayout.manifest run
+        if File.Exists path then
+            let text = File.ReadAllText path
+            if System.String.IsNullOrWhiteSpace text then Errors.artifact "%s: is empty (the run directory is damaged)" path
+            try
+                use document = JsonDocument.Parse text
+                let root = document.RootElement
+                if root.ValueKind <> JsonValueKind.Object then Errors.artifact "%s: holds JSON %s, not a run manifest object" path (root.ValueKind.ToString().ToLowerInvariant())
+                match root.TryGetProperty "config" with
+                | true, config when config.ValueKind = JsonValueKind.Object -> ()
+                | _ -> Errors.artifact "%s: has no \"config\" object; not a Thermo run manifest" path
+            with :? JsonException as e -> Errors.artifact "%s: is not valid JSON (%s)" path e.Message
