@@ -129,6 +129,77 @@ public static class Figures
         return plot;
     }
 
+    /// <summary>
+    /// Instantaneous temperature T(e) against epoch (instantaneous.parquet): one line per layer, or with
+    /// <paramref name="layer"/> one per filter of that layer; log scale.
+    /// </summary>
+    public static Plot TemperatureOverTime(RunTables r, string? layer, string convention)
+    {
+        var t = r.Instantaneous!;
+        const string what = RunLayout.InstantaneousFile;
+        var layers = Table.GetStrings(t, "layer", what);
+        var units = Table.GetInts(t, "unit", what);
+        var epochs = Table.GetInts(t, "epoch", what);
+        var values = Table.GetDoubles(t, "temperature", what);
+        var plot = New(layer is null ? $"{r.Name}: temperature of every layer per epoch" : $"{r.Name}: temperature of each filter of {layer} per epoch",
+            "epoch", $"T(e) ({convention}), log scale");
+        var series = Enumerable.Range(0, layers.Length)
+            .Where(i => layer is null ? units[i] < 0 : layers[i] == layer && units[i] >= 0)
+            .GroupBy(i => (layers[i], units[i]));
+        var palette = new ScottPlot.Palettes.Category20();
+        int n = 0;
+        foreach (var g in series)
+        {
+            var rows = g.OrderBy(i => epochs[i]).ToArray();
+            var (x, y) = Positive(rows.Select(i => (double)epochs[i]), rows.Select(i => values[i]), false, true);
+            Line(plot, x, y, layer is null ? g.Key.Item1 : $"filter {g.Key.Item2}", palette.GetColor(n++), 1.2f);
+        }
+        LogAxis(plot.Axes.Left);
+        plot.ShowLegend();
+        return plot;
+    }
+
+    /// <summary>
+    /// The per-weight mean square velocity ⟨v²⟩ over the window (the pruning paper's Fig 1, the graph
+    /// paper's Fig 4): one row per filter, hottest at the top, one column per weight of the filter; log10
+    /// colour scale.
+    /// </summary>
+    public static Plot MeanSquareVelocityMap(string runName, string layer, double[][] meanSquareVelocity, int[] hotFirst, (int From, int To) window)
+    {
+        int columns = meanSquareVelocity.Max(row => row.Length);
+        var grid = new double[hotFirst.Length, columns];
+        for (int position = 0; position < hotFirst.Length; position++)
+            for (int j = 0; j < columns; j++)
+            {
+                var row = meanSquareVelocity[hotFirst[position]];
+                grid[position, j] = j < row.Length && row[j] > 0 ? Math.Log10(row[j]) : double.NaN;
+            }
+        var plot = New($"{runName}: log10 ⟨v²⟩ of each weight of {layer} over epochs {window.From}..{window.To}",
+            "weight within the filter", $"filters top to bottom: {string.Join(", ", hotFirst)}");
+        var map = plot.Add.Heatmap(grid);
+        map.Colormap = new ScottPlot.Colormaps.Turbo();
+        map.NaNCellColor = Colors.White;
+        plot.Add.ColorBar(map);
+        plot.Axes.Left.TickGenerator = new NumericManual([], []);
+        return plot;
+    }
+
+    /// <summary>Equilibrium temperature against L1 norm of a layer's filters, with the Spearman ρ of
+    /// their rankings and its two-sided p-value (t with n − 2 degrees of freedom) in the title.</summary>
+    public static Plot TemperatureVersusL1(RunTables r, string layer, string convention)
+    {
+        var (units, t, _, _, l1) = r.UnitTemperatures(layer);
+        var rho = Ranking.spearman(t, l1);
+        var p = PairedTests.SpearmanPValue(rho, units.Length);
+        var plot = New($"{r.Name}: {layer} filters, T against L1 norm (Spearman ρ = {rho:F2}, p = {p:F3}, n = {units.Length})", "L1 norm of the filter", $"T ({convention})");
+        var (x, y) = Positive(l1, t, false, false);
+        var dots = plot.Add.ScatterPoints(x, y);
+        dots.MarkerSize = 8;
+        for (int i = 0; i < units.Length; i++)
+            if (double.IsFinite(t[i]) && double.IsFinite(l1[i])) plot.Add.Text(units[i].ToString(), l1[i], t[i]).LabelFontSize = 10;
+        return plot;
+    }
+
     /// <summary>Weights of one filter over the epochs (Figs 5, 7), or their velocities w(e) − w(e−1) (Figs 6, 8).</summary>
     public static Plot Trajectories(string runName, string layer, int unit, string which, int[] epochs, float[][] weights, bool velocities, (int From, int To)? window)
     {

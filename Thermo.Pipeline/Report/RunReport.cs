@@ -126,11 +126,18 @@ public static class RunReport
             var window = r.Window!.Value;
             page.Section("Temperatures", $"Equilibrium temperatures over snapshots {window.From}..{window.To}, convention: {convention}.");
             page.Figure(dir, "layer-temperatures.png", Figures.LayerTemperatures(r, convention), "Equilibrium, drift and oscillation temperature of every layer (log scale).", o);
+            if (r.Instantaneous is not null)
+                page.Figure(dir, "temperature-per-epoch.png", Figures.TemperatureOverTime(r, null, convention), "Instantaneous temperature T(e) of every layer per epoch of the window (log scale).", o);
             if (layer is not null)
             {
                 var (units, t, drift, osc, l1) = r.UnitTemperatures(layer);
                 page.Figure(dir, $"filter-temperatures-{layer}.png", Figures.FilterTemperatures(r, layer, convention),
                     $"Equilibrium temperature of each filter of {layer}: total and drift-corrected (oscillation) side by side, as the pruning paper's Figs 4, 9 and 14.", o);
+                if (r.Instantaneous is not null)
+                    page.Figure(dir, $"filter-temperature-per-epoch-{layer}.png", Figures.TemperatureOverTime(r, layer, convention), $"Instantaneous temperature of each filter of {layer} per epoch of the window (log scale).", o);
+                if (units.Length >= 3)
+                    page.Figure(dir, $"temperature-vs-l1-{layer}.png", Figures.TemperatureVersusL1(r, layer, convention),
+                        $"Equilibrium temperature against L1 norm of each filter of {layer}, with the Spearman correlation of their rankings and its p-value.", o);
                 var fits = FitsByUnit(r, layer);
                 var order = Enumerable.Range(0, units.Length).OrderByDescending(i => t[i]).ToArray();
                 page.Table($"filters-{layer}", ["rank", "filter", "T", "T_drift", "T_osc", "L1 norm", "MSD exponent α", "diffusion constant D"],
@@ -194,12 +201,23 @@ public static class RunReport
         var cold = new float[files.Length][];
         TensorSnapshot? last = null;
         var chunk = new float[1 << 14];
+        // Σ v² per weight over the window's velocities, v = (w(e) − w(e − Δ)) / Δ between consecutive snapshots.
+        double[]? sumSquares = null;
+        int velocities = 0;
+        var window = r.Window;
         for (int i = 0; i < files.Length; i++)
         {
             var weight = LayerWeight(files[i].Item2, layer, chunk);
             int size = weight.Values.Length / weight.Shape[0];
             hot[i] = weight.Values.AsSpan(hottest * size, size).ToArray();
             cold[i] = weight.Values.AsSpan(coldest * size, size).ToArray();
+            if (last is not null && window is { } w && epochs[i - 1] >= w.From && epochs[i] <= w.To)
+            {
+                sumSquares ??= new double[weight.Values.Length];
+                double dt = epochs[i] - epochs[i - 1];
+                for (int k = 0; k < sumSquares.Length; k++) { double v = (weight.Values[k] - last.Values[k]) / dt; sumSquares[k] += v * v; }
+                velocities++;
+            }
             last = weight;
         }
         page.Section("Weights of the hottest and coldest filter", "Every weight of the filter over the epochs, then its velocity between consecutive snapshots (the pruning paper's Figs 5–8).");
@@ -207,6 +225,13 @@ public static class RunReport
         page.Figure(dir, "trajectories-coldest.png", Figures.Trajectories(r.Name, layer, coldest, "coldest", epochs, cold, false, r.Window), $"Weights of the coldest filter ({layer} filter {coldest}).", o);
         page.Figure(dir, "velocities-hottest.png", Figures.Trajectories(r.Name, layer, hottest, "hottest", epochs, hot, true, r.Window), "Velocities of the hottest filter's weights.", o);
         page.Figure(dir, "velocities-coldest.png", Figures.Trajectories(r.Name, layer, coldest, "coldest", epochs, cold, true, r.Window), "Velocities of the coldest filter's weights.", o);
+        if (sumSquares is not null && last is not null && r.Window is { } shown)
+        {
+            int size = sumSquares.Length / last.Shape[0];
+            var meanSquare = Enumerable.Range(0, last.Shape[0]).Select(f => Enumerable.Range(0, size).Select(k => sumSquares[f * size + k] / velocities).ToArray()).ToArray();
+            page.Figure(dir, $"mean-square-velocity-{layer}.png", Figures.MeanSquareVelocityMap(r.Name, layer, meanSquare, hotFirst, shown),
+                $"Mean square velocity of every weight of {layer} over the window, one row per filter, hottest first (log10 colour scale; the pruning paper's Fig 1).", o);
+        }
         if (last is { Shape.Length: 4 })
         {
             page.Section("Learned filters", "The final weights of each filter as a heat map, ordered by equilibrium temperature (the pruning paper's Figs 10–11).");

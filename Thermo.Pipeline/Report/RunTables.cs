@@ -13,6 +13,7 @@ public sealed class RunTables
     public IReadOnlyDictionary<string, Column>? Metrics { get; }
     public IReadOnlyDictionary<string, Column>? GradientNoise { get; }
     public IReadOnlyDictionary<string, Column>? Temperature { get; }
+    public IReadOnlyDictionary<string, Column>? Instantaneous { get; }
     public IReadOnlyDictionary<string, Column>? Msd { get; }
     public IReadOnlyDictionary<string, Column>? Fits { get; }
     public IReadOnlyList<PruningResult>? Pruning { get; }
@@ -31,6 +32,7 @@ public sealed class RunTables
         Metrics = Read(RunLayout.Metrics(run), MetricsTable.Name);
         GradientNoise = Read(RunLayout.GradNoise(run), GradNoiseTable.Name);
         Temperature = Read(RunLayout.Temperature(run), AnalysisOutput.TemperatureTable);
+        Instantaneous = Read(RunLayout.AnalysisTable(run, RunLayout.InstantaneousFile), AnalysisOutput.InstantaneousTable);
         Msd = Read(RunLayout.AnalysisTable(run, RunLayout.MsdFile), AnalysisOutput.MsdTable);
         Fits = Read(RunLayout.AnalysisTable(run, RunLayout.FitsFile), AnalysisOutput.FitsTable);
         var results = RunLayout.PruningResults(run);

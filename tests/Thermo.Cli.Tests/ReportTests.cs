@@ -11,9 +11,11 @@ public class ReportTests
 {
     static readonly string[] RunFigures =
     [
-        "loss.png", "accuracy.png", "layer-temperatures.png", "filter-temperatures-conv1.png",
+        "loss.png", "accuracy.png", "layer-temperatures.png", "temperature-per-epoch.png",
+        "filter-temperatures-conv1.png", "filter-temperature-per-epoch-conv1.png", "temperature-vs-l1-conv1.png",
         "trajectories-hottest.png", "trajectories-coldest.png", "velocities-hottest.png", "velocities-coldest.png",
-        "filters-conv1.png", "msd-conv1.png", "msd-drift-corrected-conv1.png", "gradient-noise.png", "prune-curves-conv1.png",
+        "mean-square-velocity-conv1.png", "filters-conv1.png", "msd-conv1.png", "msd-drift-corrected-conv1.png",
+        "gradient-noise.png", "prune-curves-conv1.png",
     ];
 
     static string PrunedRun(TempDir dir, string name, long seed = 1)
