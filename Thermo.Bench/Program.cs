@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
-// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer] [--out docs/BENCHMARKS.md]
+// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer,ledger] [--out docs/BENCHMARKS.md]
 // Thermo.Bench native-probe …: the bisection harness of docs/NATIVE.md (NativeProbe.cs).
 // (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
 // leaving the documented figures alone. THERMO_PROBE_DEBUG=1 keeps the synthetic runs under
@@ -146,6 +146,9 @@ if (Section("models")) ModelBench.Run(quick, Report, Median);
 // 8. Issue 10: training speed against Debian's PyTorch on the same files.
 if (Section("peer")) PeerBench.Run(repoRoot, artifacts, scratch, quick, Report, Median);
 
+// 9. Issue 14: the full pruning protocol's ledger, from its run manifests (no training here).
+if (Section("ledger")) LedgerBench.Run(repoRoot, Report, Median);
+
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();
 md.AppendLine("# Benchmarks").AppendLine();
@@ -156,12 +159,28 @@ md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|--
 foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
 var notes = Path.Combine(Path.GetDirectoryName(output)!, "BENCHMARKS.notes.md");
 if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
-// The soak section is written by `build.fsx soak`, not here: carried over as it stands.
+// The soak section (written by `build.fsx soak`) and the ledger section (by `--only ledger`, below)
+// are carried over as they stand.
 var documented = Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
-if (File.Exists(documented) && File.ReadAllText(documented) is var previous
-    && previous.IndexOf("<!-- soak -->", StringComparison.Ordinal) is >= 0 and var soakStart
-    && previous.IndexOf("<!-- /soak -->", StringComparison.Ordinal) is var soakEnd && soakEnd > soakStart)
-    md.AppendLine().AppendLine(previous[soakStart..(soakEnd + "<!-- /soak -->".Length)]);
+string? Block(string text, string name) =>
+    text.IndexOf($"<!-- {name} -->", StringComparison.Ordinal) is >= 0 and var start
+    && text.IndexOf($"<!-- /{name} -->", StringComparison.Ordinal) is var end && end > start
+        ? text[start..(end + $"<!-- /{name} -->".Length)] : null;
+var previous = File.Exists(documented) ? File.ReadAllText(documented) : "";
+if (Section("ledger"))
+{
+    // The ledger's rows go to their own block of docs/BENCHMARKS.md, whatever else this run wrote.
+    var block = new StringBuilder("<!-- ledger -->\n## Results ledger (issue 14)\n\n")
+        .AppendLine($"Written by `dotnet fsi build.fsx bench -- --only ledger` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC from results/pruning-paper-full/ (machine: {Environment.ProcessorCount} cores, {CpuModel()}).").AppendLine()
+        .AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|---|");
+    foreach (var r in rows.Where(r => r.Name.StartsWith("ledger:", StringComparison.Ordinal))) block.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
+    block.Append("<!-- /ledger -->");
+    var old = Block(previous, "ledger");
+    previous = old is null ? previous.TrimEnd() + "\n\n" + block + "\n" : previous.Replace(old, block.ToString());
+    if (File.Exists(documented)) AtomicFile.writeAllText(documented, previous);
+}
+foreach (var name in new[] { "ledger", "soak" })
+    if (Block(previous, name) is { } kept) md.AppendLine().AppendLine(kept);
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 AtomicFile.writeAllText(output, md.ToString());
 Console.WriteLine($"wrote {output}");
