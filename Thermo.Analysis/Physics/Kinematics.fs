@@ -12,7 +12,8 @@ type Physics =
     { Convention: TemperatureConvention
       Mass: float
       Boltzmann: float
-      /// Time between consecutive snapshots.
+      /// Time of one epoch (one optimiser step in a per-step analysis); the engine multiplies it by the
+      /// window's snapshot interval to get Δt.
       Dt: float }
 
     static member Default = { Convention = TemperatureConvention.Kinetic; Mass = 1.0; Boltzmann = 1.0; Dt = 1.0 }

@@ -12,7 +12,7 @@ type TimeUnit =
 type WindowSpec =
     /// Find the window from metrics (see `Window.findEquilibrium`).
     | Auto
-    /// The last N velocities of the run: snapshots [E − N, E].
+    /// The last N epochs of the run: snapshots [E − N, E].
     | Last of int
     /// Snapshots [a, b].
     | Between of int * int
@@ -110,15 +110,14 @@ module Window =
             let t0 = float epochs[0]
             let withoutDecay (series: float[]) =
                 let tau, amplitude = relaxation epochs series
-                if tau = 0.0 then series
-                else series |> Array.mapi (fun i y -> y - amplitude * exp (-(float epochs[i] - t0) / tau))
-            let loss, accuracy = withoutDecay testLoss, withoutDecay testAccuracy
+                tau, (if tau = 0.0 then series else series |> Array.mapi (fun i y -> y - amplitude * exp (-(float epochs[i] - t0) / tau)))
+            let (lossTau, loss), (accuracyTau, accuracy) = withoutDecay testLoss, withoutDecay testAccuracy
             let flat (s: int) (series: float[]) =
                 let x = epochs[s..] |> Array.map float
                 let y = series[s..]
                 let fit = Fits.line x y
                 abs fit.Slope * (x[x.Length - 1] - x[0]) <= 2.0 * successiveDifferenceNoise y
-            let tau = max (relaxationTime epochs testLoss) (relaxationTime epochs testAccuracy)
+            let tau = max lossTau accuracyTau
             let earliest = t0 + RelaxationTimes * tau
             seq { 0 .. n - MinimumAutoEpochs }
             |> Seq.filter (fun s -> float epochs[s] >= earliest)
@@ -140,15 +139,23 @@ module Window =
                          if not (present.Contains b) then sprintf "end %d (nearest snapshots: %s)" b (nearest available b) ]
             badWindow run "%s: the window's %s has no snapshot; a window's ends must fall on snapshots" rule (String.concat " and its " ends)
         let inside = available |> Array.filter (fun e -> e >= a && e <= b)
-        let gaps = inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct
-        let smallest = Array.min gaps
-        // Gaps that are all multiples of the smallest are files missing from a regular series (a
-        // damaged run); others are a run whose interval changes (its last epoch off the interval).
-        if gaps.Length <> 1 && gaps |> Array.forall (fun g -> g % smallest = 0) then
-            let missing = [| a .. smallest .. b |] |> Array.filter (fun e -> not (present.Contains e))
-            let shown = missing |> Array.truncate 20 |> Array.map string
-            fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run a b (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
+        let allGaps = inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x)
+        let gaps = allGaps |> Array.distinct
         if gaps.Length <> 1 then
+            // A run trained with --snapshot-every K whose last epoch is off the interval has, over the
+            // whole run, one gap K everywhere but a shorter one at its very end: an interval change, not damage.
+            let runGaps = available |> Array.pairwise |> Array.map (fun (x, y) -> y - x)
+            let regular = runGaps[0 .. runGaps.Length - 2] |> Array.distinct
+            if b = available[available.Length - 1] && regular.Length = 1 && runGaps[runGaps.Length - 1] < regular[0] then
+                badWindow run "%s: the run's last snapshot (%d) is only %d epochs after the one before, not %d; end the window at %d (e.g. %d:%d)"
+                    rule b allGaps[allGaps.Length - 1] regular[0] inside[inside.Length - 2] a inside[inside.Length - 2]
+            let smallest = Array.min gaps
+            // Gaps that are all multiples of the smallest are files missing from a regular series (a
+            // damaged run); others are a run whose interval changes.
+            if gaps |> Array.forall (fun g -> g % smallest = 0) then
+                let missing = [| a .. smallest .. b |] |> Array.filter (fun e -> not (present.Contains e))
+                let shown = missing |> Array.truncate 20 |> Array.map string
+                fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run a b (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
             badWindow run "%s: the snapshots of %d..%d are not evenly spaced (gaps of %s epochs); choose ends within an evenly spaced stretch" rule a b (gaps |> Array.map string |> String.concat ", ")
         { From = a; To = b; Interval = gaps[0]; Rule = rule }
 
@@ -175,18 +182,22 @@ module Window =
                 // Epoch 0 (the initialisation) has no training metrics of its own; it never starts a tail.
                 let keep = epochs |> Array.mapi (fun i e -> i, e) |> Array.filter (fun (_, e) -> e >= 1 && e <= last) |> Array.map fst
                 let pick (a: 'a[]) = keep |> Array.map (fun i -> a[i])
-                // The window starts at the first snapshot at or after the rule's epoch from which the
-                // snapshots up to the last are evenly spaced.
-                let evenFrom (start: int) =
-                    available
-                    |> Array.filter (fun e -> e >= start && e < last)
-                    |> Array.tryFind (fun s ->
-                        let inside = available |> Array.filter (fun e -> e >= s)
-                        (inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct).Length = 1)
-                match findEquilibrium (pick epochs) (pick loss) (pick accuracy) |> Option.bind evenFrom with
-                | Some start ->
-                    onSnapshots run available start last "auto: 4 fitted relaxation times of test loss and accuracy, then no other trend beyond twice their noise"
-                | None -> badWindow run "auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs); pass last:N or a:b" MinimumAutoEpochs
+                // The window starts at the first snapshot at or after the rule's epoch and ends at the
+                // last snapshot, or, when the run's last epoch is off its snapshot interval, at the
+                // last snapshot before that short final gap; it must keep `MinimumAutoEpochs` epochs.
+                let window (start: int) =
+                    let from = available |> Array.tryFind (fun e -> e >= start)
+                    let gaps = available |> Array.pairwise |> Array.map (fun (x, y) -> y - x)
+                    let ends = if gaps.Length >= 2 && gaps[gaps.Length - 1] < gaps[gaps.Length - 2] then [ available[available.Length - 2]; last ] else [ last ]
+                    from |> Option.bind (fun a ->
+                        ends |> List.tryPick (fun b ->
+                            let inside = available |> Array.filter (fun e -> e >= a && e <= b)
+                            let even = (inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct).Length = 1
+                            if even && b - a >= MinimumAutoEpochs then Some(a, b) else None))
+                match findEquilibrium (pick epochs) (pick loss) (pick accuracy) |> Option.bind window with
+                | Some(a, b) ->
+                    onSnapshots run available a b "auto: 4 fitted relaxation times of test loss and accuracy, then no other trend beyond twice their noise"
+                | None -> badWindow run "auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs, or too few evenly spaced snapshots after it); pass last:N or a:b" MinimumAutoEpochs
 
 type WindowSpec with
     /// Parses `auto`, `last:N` or `a:b`, raising `SettingException` (`Window`) otherwise.
