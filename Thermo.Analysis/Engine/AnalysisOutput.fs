@@ -96,14 +96,13 @@ module AnalysisOutput =
           StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
     let private fitsColumns (r: AnalysisResult) =
-        let units layer = r.Groups |> Array.filter (fun g -> g.Key.Layer = layer && g.Key.Unit >= 0 && g.Key.Weight = -1) |> Array.length
         let rows =
             [| for d in r.Diffusion do
                    yield d.Key.Layer, d.Key.Unit, "alpha", d.Alpha.Slope, d.Alpha.RSquared, d.Alpha.RangeFrom, d.Alpha.RangeTo, d.Alpha.Points, nan
                    yield d.Key.Layer, d.Key.Unit, "diffusion_constant", d.Diffusion.Slope, d.Diffusion.RSquared, d.Diffusion.RangeFrom, d.Diffusion.RangeTo, d.Diffusion.Points, nan
-               for layer, rho in r.TemperatureL1Spearman do
+               for layer, rho, units in r.TemperatureL1Spearman do
                    // points: the layer's units; p_value: two-sided, t with n − 2 degrees of freedom
-                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, units layer, PairedTests.spearmanPValue rho (units layer)
+                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, units, PairedTests.spearmanPValue rho units
                for d in r.NoiseDecay do
                    yield d.Layer, -1, "gradnoise_decay_rate", d.Rate, d.RSquared, float d.FromEpoch, float d.ToEpoch, d.ToEpoch - d.FromEpoch + 1, nan
                match r.CommonNoiseDecay with

@@ -85,8 +85,8 @@ type AnalysisResult =
       /// T_G(e) for e = From+1..To, for every layer and (with unit grouping) every unit.
       Instantaneous: (GroupKey * float[])[]
       Diffusion: GroupDiffusionResult[]
-      /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings.
-      TemperatureL1Spearman: (string * float)[]
+      /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings, and the units compared.
+      TemperatureL1Spearman: (string * float * int)[]
       /// Per layer: decay of the gradient-noise signal over the window (empty without gradnoise.parquet).
       NoiseDecay: NoiseDecay[]
       /// Common decay rate of all layers' gradient noise and the pooled fit's R².

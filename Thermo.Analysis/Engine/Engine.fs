@@ -225,7 +225,7 @@ module Engine =
         let spearman =
             layers |> Array.map (fun layer ->
                 let units = unitsOf layer
-                layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])))
+                layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])), units.Length)
         let fitFrom, alphaTo, diffusionTo =
             match options.FitLags with
             | Some(a, b) ->

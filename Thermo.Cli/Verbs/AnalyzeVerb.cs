@@ -109,7 +109,7 @@ public static class AnalyzeVerb
                 alpha = diffusion.TryGetValue((g.Key.Layer, g.Key.Unit), out var d) && g.Key.Weight == -1 ? d.Alpha.Slope : (double?)null,
                 diffusion_constant = d is not null && g.Key.Weight == -1 ? d.Diffusion.Slope : (double?)null,
             }),
-            spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2 }),
+            spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2, units = s.Item3, p_value = PairedTests.SpearmanPValue(s.Item2, s.Item3) }),
             time_unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch",
             tables = Tables(r),
         };

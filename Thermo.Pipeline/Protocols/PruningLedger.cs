@@ -79,12 +79,14 @@ public static partial class PruningLedger
         }
     }
 
+    /// <summary>Copies a directory, leaving out hidden leftovers of interrupted writes and the fine-tuned
+    /// run of a structural pruning (a whole run, with per-epoch snapshots and a checkpoint).</summary>
     static void CopyTree(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from).Where(f => !Path.GetFileName(f).StartsWith('.')))
             File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-        foreach (var dir in Directory.EnumerateDirectories(from))
+        foreach (var dir in Directory.EnumerateDirectories(from).Where(d => !Path.GetFileName(d).StartsWith('.') && Path.GetFileName(d) != "finetune"))
             CopyTree(dir, Path.Combine(to, Path.GetFileName(dir)));
     }
 

@@ -47,7 +47,7 @@ public static class PruningPaperReproduction
         int total = p.L2s.Length * p.Runs, done = 0, trained = 0;
         var home = p.Ledger ?? dir;
         var regularisation = p.WeightDecay > 0 ? $"; torch weight decay {Number(p.WeightDecay)} on every parameter" : "";
-        var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 1–3\n\n{p.Runs} runs of fourconv on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128; the paper's weight decay as Keras-style L2 on the conv and linear kernels (`--l2`){regularisation}.\n\n");
+        var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 1–3\n\nSeeds 1–{p.Runs} of fourconv per condition (each table's heading says how many runs it covers) on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128; the paper's weight decay as Keras-style L2 on the conv and linear kernels (`--l2`){regularisation}.\n\n");
         foreach (var l2 in p.L2s)
         {
             var condition = ConditionName(l2, p.WeightDecay);
@@ -65,7 +65,7 @@ public static class PruningPaperReproduction
                 {
                     var entry = PruningLedger.Entry(ledger, condition, seed);
                     var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
-                    if (ConfigKey(kept.Config) != ConfigKey(config) || kept.Config.Epochs != config.Epochs)
+                    if (LedgerKey(kept.Config) != LedgerKey(config) || kept.Config.Epochs != config.Epochs)
                         throw new SettingException(nameof(Protocol.Ledger), entry, "holds a run of another configuration; choose another ledger");
                     continue;
                 }
@@ -87,7 +87,8 @@ public static class PruningPaperReproduction
             IReadOnlyList<PruningResult> results;
             if (p.Ledger is { } source)
             {
-                runDirs = PruningLedger.Entries(source, condition).ToList();
+                // Seeds 1..R, each checked above; a ledger's other entries are not this protocol's.
+                runDirs = PruningLedger.Entries(source, condition).Where(e => SeedOf(e) <= p.Runs).ToList();
                 if (runDirs.Count == 0) continue;
                 results = runDirs.SelectMany(r => PruningFiles.ReadResults(RunLayout.PruningResults(r))).ToList();
             }
@@ -128,6 +129,15 @@ public static class PruningPaperReproduction
     }
 
     static string ConfigKey(TrainConfig c) => JsonSerializer.Serialize(c with { Epochs = 0 }, RunManifest.Json);
+
+    /// <summary>
+    /// What makes a ledger entry this protocol's run: the configuration, less what does not change the
+    /// experiment — the thread count and where the data were read from (the data themselves are checked
+    /// by name and digest in the manifest) — so a ledger made at --threads 1 is tabulated at any.
+    /// </summary>
+    static string LedgerKey(TrainConfig c) => ConfigKey(c with { Threads = 0, DataDir = null });
+
+    static int SeedOf(string entry) => int.Parse(Path.GetFileName(entry)["seed-".Length..], CultureInfo.InvariantCulture);
 
     /// <summary>Reuses a complete run of the same configuration, resumes an unfinished one, trains a missing one.</summary>
     static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ITrainingProgress progress)

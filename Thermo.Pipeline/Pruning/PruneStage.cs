@@ -67,7 +67,7 @@ public static class PruneStage
             if (!SnapshotReader.ListEpochFiles(run).Any(f => f.Item1 == manifest.LastCompleteEpoch))
                 throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
             if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))
-                throw new ThermoException($"{run}: not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); analyse it first (e.g. over the last N epochs), or prune with a window to analyse it over");
+                throw new SettingException(nameof(PruneSettings.AnalyzeWindow), run, $"not given, and the run is not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); give a window to analyse it over (e.g. last:N), or analyse it first");
         }
         if (settings.AnalyzeWindow is { } spec) Analyzer.ParseWindow(spec);
         using var tests = new TestSetCache();

@@ -273,7 +273,7 @@ public static class Figures
         var msd = Table.GetDoubles(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
         var md = Table.GetDoubles(m, "abs_mean_displacement", what);
         var plot = New(driftCorrected ? $"{r.Name}: drift-corrected MSD of {layer} filters" : $"{r.Name}: MSD and mean |displacement| of {layer} filters",
-            "lag τ (epochs), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
+            "lag τ (snapshot intervals), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
         double[] Curve(int unit, double[] values) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => values[i]).ToArray();
         double[] LagsOf(int unit) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => (double)lags[i]).ToArray();
         var allUnits = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer).Select(i => units[i]).Distinct().ToArray();

@@ -89,7 +89,7 @@ public static class RunReport
     /// <summary>Writes a page comparing several runs (the spread across runs) into <paramref name="outDir"/>.</summary>
     public static ReportResult WriteRuns(IReadOnlyList<string> runs, string outDir, ReportOptions options, Action<string>? progress = null)
     {
-        var tables = runs.Select(RunTables.Load).ToList();
+        var tables = RunTables.LoadAll(runs);
         var layer = options.Layer ?? tables.SelectMany(t => t.UnitLayers).FirstOrDefault();
         return WriteAtomically(outDir, dir => BuildRuns(tables, layer, dir, options, progress));
     }
@@ -313,10 +313,8 @@ public static class RunReport
             page.Figure(dir, $"temperature-spread-{layer}.png", Figures.TemperatureSpread(runs, layer, convention), $"Filter temperatures of {layer}, sorted hottest first, one series per run.", o);
             progress?.Invoke("  temperatures");
         }
-        // Runs are told apart by path, not by what each was called when it was pruned alone.
-        var names = RunIdentity.Names(runs.Select(r => r.Run).ToArray());
-        var results = runs.Select((r, i) => (r, Name: names[i])).Where(x => x.r.Pruning is not null)
-            .SelectMany(x => x.r.Pruning!.Select(p => p with { Run = x.Name })).ToList();
+        // Runs are told apart by path (their Name here), not by what each was called when it was pruned alone.
+        var results = runs.Where(r => r.Pruning is not null).SelectMany(r => r.Pruning!.Select(p => p with { Run = r.Name })).ToList();
         if (results.Count > 0)
         {
             PruningSection(page, runs.Where(r => r.Pruning is not null).ToList(), results, dir, o);

@@ -8,7 +8,9 @@ namespace Thermo.Pipeline.Report;
 public sealed class RunTables
 {
     public string Run { get; }
-    public string Name { get; }
+    /// <summary>How tables and figures name the run: its directory name, or, beside other runs, the
+    /// shortest suffix of its path that tells it apart (<see cref="RunIdentity.Names"/>).</summary>
+    public string Name { get; private set; }
     public JsonElement? Manifest { get; }
     public IReadOnlyDictionary<string, Column>? Metrics { get; }
     public IReadOnlyDictionary<string, Column>? GradientNoise { get; }
@@ -42,6 +44,15 @@ public sealed class RunTables
 
     static IReadOnlyDictionary<string, Column>? Read(string path, string table) =>
         File.Exists(path) ? Table.Read(path, table) : null;
+
+    /// <summary>Loads several runs, each named apart from the others (a/seed-1, b/seed-1).</summary>
+    public static List<RunTables> LoadAll(IReadOnlyList<string> runs)
+    {
+        var tables = runs.Select(Load).ToList();
+        var names = RunIdentity.Names(runs.ToArray());
+        for (int i = 0; i < tables.Count; i++) tables[i].Name = names[i];
+        return tables;
+    }
 
     /// <summary>Reads what the run has; a run without metrics.parquet is not a run.</summary>
     public static RunTables Load(string run)
