@@ -6,10 +6,6 @@ open System.IO
 /// Writes `analyze`'s tables under RUN/analysis/. All four files are written into a temporary
 /// directory which then replaces `analysis/`, so a reader never sees a mix of old and new tables.
 module AnalysisOutput =
-    /// RUN/analysis (`RunLayout.AnalysisDirectory`), kept for callers that name it here.
-    [<Literal>]
-    let Directory = RunLayout.AnalysisDirectory
-
     /// Table names stored in the metadata of the analysis files.
     [<Literal>]
     let TemperatureTable = "temperature"

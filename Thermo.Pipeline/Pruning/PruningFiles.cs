@@ -6,7 +6,6 @@ namespace Thermo.Pipeline.Pruning;
 public static class PruningFiles
 {
     /// <summary>The results table's file name (<see cref="RunLayout.ResultsFile"/>; paths: <see cref="RunLayout.PruningResults"/>).</summary>
-    public const string ResultsFile = RunLayout.ResultsFile;
     public const string ResultsTable = "pruning";
     public const string CurvesTable = "prune_curves";
 

@@ -40,9 +40,6 @@ public sealed class SilentProgress : ITrainingProgress
 /// </summary>
 public sealed class TrainingRun : IDisposable
 {
-    /// <summary>The metrics file's name in a run directory (<see cref="RunLayout.MetricsFile"/>).</summary>
-    public const string MetricsFile = RunLayout.MetricsFile;
-
     readonly TrainConfig config;
     readonly string runDirectory;
     readonly ITrainingProgress progress;

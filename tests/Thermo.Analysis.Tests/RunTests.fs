@@ -40,7 +40,7 @@ let tests =
             Expect.equal (RunLayout.stepSnapshots run) (Path.Combine(run, "snapshots", "steps")) "step snapshots"
             Expect.equal (RunLayout.checkpoints run) (Path.Combine(run, "checkpoint")) "checkpoints"
             Expect.equal (RunLayout.checkpointName 7) (Path.Combine("checkpoint", "epoch=00007")) "a checkpoint as the manifest names it"
-            Expect.equal (RunLayout.analysis run) (Path.Combine(run, AnalysisOutput.Directory)) "analysis"
+            Expect.equal (RunLayout.analysis run) (Path.Combine(run, RunLayout.AnalysisDirectory)) "analysis"
             Expect.equal (RunLayout.temperature run) (Path.Combine(run, "analysis", "temperature.parquet")) "temperature table"
             Expect.equal (RunLayout.analysisTable run RunLayout.MsdFile) (Path.Combine(run, "analysis", "msd.parquet")) "any analysis table"
             Expect.sequenceEqual RunLayout.analysisFiles [| "temperature.parquet"; "instantaneous.parquet"; "msd.parquet"; "fits.parquet" |] "the analysis files"

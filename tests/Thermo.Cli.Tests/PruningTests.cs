@@ -57,7 +57,7 @@ public class PruningTests
         var run = TrainedRun(dir);
         using var tests = new TestSetCache();
         using var model = Open(dir, run, tests);
-        var final = TrainingRun.ReadMetrics(Path.Combine(run, TrainingRun.MetricsFile)).Last();
+        var final = TrainingRun.ReadMetrics(Path.Combine(run, RunLayout.MetricsFile)).Last();
         var (loss, accuracy) = model.Evaluate(FilterMask.None("conv1"));
         Assert.Equal(final.TestAccuracy, accuracy);
         Assert.Equal(final.TestLoss, loss);
@@ -265,7 +265,7 @@ public class ModelStageTests
         Assert.All(groups, g => Assert.Equal(weight.Values.Length / units, g.Temperature.Weights));
         using var tests = new TestSetCache();
         using var rebuilt = RunModel.Open(dir["run"], dir.Path, tests, _ => { });
-        var last = TrainingRun.ReadMetrics(Path.Combine(dir["run"], TrainingRun.MetricsFile)).Last();
+        var last = TrainingRun.ReadMetrics(Path.Combine(dir["run"], RunLayout.MetricsFile)).Last();
         Assert.Equal((last.TestLoss, last.TestAccuracy), rebuilt.Evaluate(FilterMask.None(layer)));
     }
 }

@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer.Evaluation;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Protocols;
@@ -141,7 +142,7 @@ public class FileTests
         {
             var runner = new PruningRunner("run", new FakeModel([0.1, 0.2, 0.3, 0.4]));
             var results = runner.Table(new FilterScores("conv1", [4, 3, 2, 1], [1, 2, 3, 4], [1, 1, 1, 1]), new PruningOptions("conv1", Enum.GetValues<Criterion>(), 1, 2, 5));
-            var path = Path.Combine(dir, "pruning", PruningFiles.ResultsFile);
+            var path = Path.Combine(dir, "pruning", RunLayout.ResultsFile);
             PruningFiles.WriteResults(path, results, 1, 2);
             var back = PruningFiles.ReadResults(path);
             Assert.Equal(results.Count, back.Count);

@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Training;
 using TorchSharp;
@@ -75,7 +76,7 @@ public class SmoothedLossTests
         var data = TinyData.WriteMnistLike(dir["data"], 128, 32);
         var config = TinyData.QuickConfig(data, 1) with { Model = "mlp2", Widths = [16], Loss = "pla", SmoothLayers = ["fc2"], Samples = 2 };
         using (var run = TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress())) run.Run();
-        Assert.True(double.IsFinite(TrainingRun.ReadMetrics(Path.Combine(dir["run"], TrainingRun.MetricsFile)).Last().TrainLoss));
+        Assert.True(double.IsFinite(TrainingRun.ReadMetrics(Path.Combine(dir["run"], RunLayout.MetricsFile)).Last().TrainLoss));
         var bad = ThermoProcess.Run(dir.Path, "train", "--model", "mlp2", "--data-dir", data, "--loss", "plea", "--smooth-layers", "fc9", "--out", dir["bad"]);
         Assert.Equal(2, bad.Code);
         Assert.Contains("--smooth-layers: unknown layer 'fc9'", bad.Err);
