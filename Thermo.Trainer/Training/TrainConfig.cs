@@ -47,6 +47,12 @@ public sealed record TrainConfig
     /// <summary>Start from the parameters and buffers of this snapshot file instead of a random initialisation.</summary>
     public string? InitFrom { get; init; }
     public string Device { get; init; } = "cpu";
+    /// <summary>
+    /// Initialisation of the conv and linear kernels: default (each layer's own, as TorchSharp builds it),
+    /// kaiming (He normal, fan-in, for ReLU; the partial-entropy paper's) or xavier (Glorot uniform);
+    /// with kaiming or xavier, those layers' biases start at zero.
+    /// </summary>
+    public string Init { get; init; } = "default";
 
     /// <summary>Learning rate during 1-based epoch <paramref name="epoch"/> under the step schedule.</summary>
     public double LearningRateAt(int epoch) => LrStep <= 0 ? Lr : Lr * Math.Pow(LrGamma, (epoch - 1) / LrStep);
@@ -72,6 +78,7 @@ public sealed record TrainConfig
         if (TrainLimit is <= 0) throw new SettingException(nameof(TrainLimit), "", $"must be positive, got {TrainLimit}");
         if (TestLimit is <= 0) throw new SettingException(nameof(TestLimit), "", $"must be positive, got {TestLimit}");
         if (Threads < 0) throw new SettingException(nameof(Threads), "", $"must be non-negative, got {Threads}");
+        if (Init is not ("default" or "kaiming" or "xavier")) throw new SettingException(nameof(Init), "", $"unknown initialisation '{Init}' (known: default, kaiming, xavier)");
         if (Device is not ("cpu" or "cuda")) throw new SettingException(nameof(Device), "", $"unknown device '{Device}' (known: cpu, cuda)");
         if (Loss is not ("ce" or "pla" or "plea")) throw new SettingException(nameof(Loss), "", $"unknown loss '{Loss}' (known: ce, pla, plea)");
         if (Loss != "ce" && SmoothLayers is not { Length: > 0 }) throw new SettingException(nameof(SmoothLayers), "", $"the {Loss} loss needs the layers to smooth (e.g. fc1)");

@@ -86,6 +86,8 @@ public sealed class TrainingRun : IDisposable
         torch.manual_seed(config.Seed);
         var t = dataset.Train;
         model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout);
+        // Kernels re-drawn on the CPU model before it moves, so the same seed gives the same start on any device.
+        Initialisation.Apply(model, config.Init);
         model.to(device);
         // A run may start from another model's parameters (a pruned model being fine-tuned); only a
         // fresh run: a resumed one restores its own checkpoint.

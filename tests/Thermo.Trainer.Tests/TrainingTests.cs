@@ -180,3 +180,50 @@ public class KerasL2Tests
         Assert.True(Norm(l2) < Norm(plain), $"L2 run's kernel norm {Norm(l2)} is not below the plain run's {Norm(plain)}");
     }
 }
+
+public class InitialisationTests
+{
+    static Snapshot Start(TrainConfig config, TempDir dir, string name)
+    {
+        using (var run = TrainingRun.Start(config, dir[name], dir.Path, new SilentProgress())) run.Run();
+        return SnapshotReader.ReadRun(dir[name]).First();
+    }
+
+    [Fact]
+    public void Kaiming_and_xavier_draw_kernels_at_their_scale_zero_the_biases_and_are_recorded()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"]), epochs: 1);
+        foreach (var kind in new[] { "kaiming", "xavier" })
+        {
+            var start = Start(config with { Init = kind }, dir, kind);
+            Assert.Equal(kind, RunManifest.TryLoad(dir[kind])!.Config.Init);
+            foreach (var kernel in start.Tensors.Where(t => t.Tensor == "weight" && t.Shape.Length >= 2))
+            {
+                int fanIn = kernel.Shape[1..].Aggregate(1, (a, b) => a * b);
+                int fanOut = kernel.Shape[0] * kernel.Shape[2..].Aggregate(1, (a, b) => a * b);
+                double std = Math.Sqrt(kernel.Values.Select(v => (double)v * v).Average());
+                if (kind == "kaiming")
+                {
+                    // He normal, fan-in, ReLU gain √2: std √(2 / fan_in); sampling error shrinks with size
+                    double expected = Math.Sqrt(2.0 / fanIn), tolerance = 4 / Math.Sqrt(kernel.Values.Length);
+                    Assert.True(Math.Abs(std / expected - 1) < Math.Max(0.1, tolerance), $"{kernel.Layer}: std {std}, expected {expected}");
+                }
+                else
+                {
+                    double bound = Math.Sqrt(6.0 / (fanIn + fanOut));
+                    Assert.True(kernel.Values.All(v => Math.Abs(v) <= bound + 1e-6), $"{kernel.Layer}: beyond ±{bound}");
+                    Assert.True(Math.Abs(std / (bound / Math.Sqrt(3)) - 1) < Math.Max(0.1, 4 / Math.Sqrt(kernel.Values.Length)), $"{kernel.Layer}: std {std}");
+                }
+                var bias = start.Tensors.Single(t => t.Layer == kernel.Layer && t.Tensor == "bias");
+                Assert.All(bias.Values, v => Assert.Equal(0f, v));
+            }
+        }
+        // default leaves each layer's own initialisation: the same first snapshot as a run that never heard of --init
+        var plain = Start(config, dir, "plain");
+        var explicitDefault = Start(config with { Init = "default" }, dir, "default");
+        Assert.Equal(plain.Tensors[0].Values, explicitDefault.Tensors[0].Values);
+        Assert.NotEqual(plain.Tensors.First(t => t.Tensor == "bias").Values.Select(v => v == 0), Enumerable.Repeat(true, plain.Tensors.First(t => t.Tensor == "bias").Values.Length));
+        Assert.Throws<SettingException>(() => (config with { Init = "orthogonal" }).Validate());
+    }
+}
