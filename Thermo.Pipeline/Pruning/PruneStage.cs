@@ -117,7 +117,7 @@ public static class PruneStage
         var (t, osc, from, to) = PruningFiles.ReadTemperatures(run, layer);
         if (t.Length != model.Filters(layer))
             throw new ThermoException($"{run}: the analysis has {t.Length} filters of {layer}, the model {model.Filters(layer)}");
-        return (new FilterScores(layer, t, osc, model.FilterL1(layer)), $"{from}..{to}");
+        return (new FilterScores(layer, t, osc, model.FilterL1(layer), model.Manifest.Config.Seed), $"{from}..{to}");
     }
 
     /// <summary>The unmasked model must reproduce the trainer's own final test metrics: a check that the

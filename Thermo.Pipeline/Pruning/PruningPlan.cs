@@ -31,8 +31,9 @@ public enum Experiment
     OnlyColdest,
 }
 
-/// <summary>Per-filter scores of one layer of one run, as the analysis stage wrote them.</summary>
-public sealed record FilterScores(string Layer, double[] Temperature, double[] Oscillation, double[] L1Norm)
+/// <summary>Per-filter scores of one layer of one run, as the analysis stage wrote them; <paramref name="RunSeed"/>
+/// (the run's training seed) seeds its random orders, so each run gets its own random baselines.</summary>
+public sealed record FilterScores(string Layer, double[] Temperature, double[] Oscillation, double[] L1Norm, long RunSeed = 0)
 {
     /// <summary>Number of filters (units) of the layer.</summary>
     public int Units => Temperature.Length;
@@ -42,19 +43,19 @@ public sealed record FilterScores(string Layer, double[] Temperature, double[] O
 public static class PruningPlan
 {
     /// <summary>Filter indices hottest first under <paramref name="criterion"/>; ties keep the lower index first.
-    /// <paramref name="draw"/> seeds the random order (ignored otherwise).</summary>
+    /// <paramref name="draw"/> and the run's seed seed the random order (ignored otherwise).</summary>
     public static int[] HotFirst(FilterScores scores, Criterion criterion, int draw = 0) => criterion switch
     {
         Criterion.Temperature => Ranking.descending(scores.Temperature),
         Criterion.Oscillation => Ranking.descending(scores.Oscillation),
         Criterion.L1 => Ranking.descending(scores.L1Norm),
-        Criterion.Random => Ranking.random(RandomSeed(scores.Layer, draw), scores.Units),
+        Criterion.Random => Ranking.random(RandomSeed(scores.RunSeed, scores.Layer, draw), scores.Units),
         _ => throw new ArgumentOutOfRangeException(nameof(criterion)),
     };
 
-    /// <summary>A seed per (layer, draw) that does not depend on the process (string.GetHashCode does).</summary>
-    static int RandomSeed(string layer, int draw) =>
-        unchecked(layer.Aggregate(17, (h, c) => h * 31 + c) * 1_000_003 + draw);
+    /// <summary>A seed per (run seed, layer, draw) that does not depend on the process (string.GetHashCode does).</summary>
+    static int RandomSeed(long runSeed, string layer, int draw) =>
+        unchecked((int)(runSeed * 2_654_435_761L) ^ (layer.Aggregate(17, (h, c) => h * 31 + c) * 1_000_003 + draw));
 
     /// <summary>The filters an experiment zeroes, given the order hottest first.</summary>
     public static int[] Zeroed(Experiment experiment, int[] hotFirst, int k, int m)

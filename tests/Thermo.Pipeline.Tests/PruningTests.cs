@@ -56,6 +56,20 @@ public class PlanTests
         Assert.Equal(a, PruningPlan.HotFirst(scores, Criterion.Random, 0));
         Assert.NotEqual(a, PruningPlan.HotFirst(scores, Criterion.Random, 1));
     }
+
+    [Fact]
+    public void Each_run_gets_its_own_random_orders_fixed_by_its_seed()
+    {
+        var scores = new FilterScores("conv1", new double[12], new double[12], new double[12], RunSeed: 1);
+        var draws = Enumerable.Range(0, 5).Select(d => PruningPlan.HotFirst(scores, Criterion.Random, d)).ToList();
+        var otherRun = Enumerable.Range(0, 5).Select(d => PruningPlan.HotFirst(scores with { RunSeed = 2 }, Criterion.Random, d)).ToList();
+        var sameRun = Enumerable.Range(0, 5).Select(d => PruningPlan.HotFirst(scores with { }, Criterion.Random, d)).ToList();
+        for (int d = 0; d < 5; d++)
+        {
+            Assert.Equal(draws[d], sameRun[d]);
+            Assert.NotEqual(draws[d], otherRun[d]);
+        }
+    }
 }
 
 public class AggregationTests
