@@ -160,9 +160,9 @@ public sealed class GcnNet : Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The graph-network paper's GAT on superpixel graphs: three attention convolutions with 2 heads of 16
-/// features each (concatenated), ReLU, mean pooling over the nodes, and three linear layers
-/// (32→32→32→classes). The paper does not give the widths; these are stated here.
+/// The graph-network paper's GAT (its Fig. 5): three attention convolutions of 2 heads each,
+/// concatenated — GATConv(1, 32, heads=2) → GATConv(64, 64, heads=2) → GATConv(128, 64, heads=2) — with
+/// ReLU, mean pooling over the nodes, and three linear layers 128→32→32→classes.
 /// </summary>
 public sealed class GatNet : Module<Tensor, Tensor>
 {
@@ -173,10 +173,10 @@ public sealed class GatNet : Module<Tensor, Tensor>
     public GatNet(int channels, int height, int width, int classes) : base("gat")
     {
         graph = new TileGraph(height, width);
-        gat1 = new GatLayer("gat1", channels, 16, 2, graph.Adjacency);
-        gat2 = new GatLayer("gat2", 32, 16, 2, graph.Adjacency);
-        gat3 = new GatLayer("gat3", 32, 16, 2, graph.Adjacency);
-        fc1 = Linear(32, 32);
+        gat1 = new GatLayer("gat1", channels, 32, 2, graph.Adjacency);
+        gat2 = new GatLayer("gat2", 64, 64, 2, graph.Adjacency);
+        gat3 = new GatLayer("gat3", 128, 64, 2, graph.Adjacency);
+        fc1 = Linear(128, 32);
         fc2 = Linear(32, 32);
         fc3 = Linear(32, classes);
         RegisterComponents();

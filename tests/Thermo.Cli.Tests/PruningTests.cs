@@ -247,7 +247,7 @@ public class ModelStageTests
     [InlineData("mlp2", "mnist", "16", "fc1", 16)]       // rows of fc1: 16 units of 784 weights
     [InlineData("cifarnet", "cifar10", "4,4,8,8,8", "conv1", 4)]
     [InlineData("gcn", "mnist", null, "gcn1", 32)]        // rows of the graph convolutions' weights
-    [InlineData("gat", "mnist", null, "gat1", 32)]
+    [InlineData("gat", "mnist", null, "gat1", 64)]
     public void A_model_trains_analyses_by_unit_and_its_final_model_is_rebuilt_exactly(string model, string dataset, string? widths, string layer, int units)
     {
         using var dir = new TempDir();

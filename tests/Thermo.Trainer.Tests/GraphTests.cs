@@ -75,7 +75,10 @@ public class GraphTests
 
     [Theory]
     [InlineData("gcn", new[] { "gcn1", "gcn2", "gcn3", "gcn4", "fc" }, 1L * 32 + 32 + 32 * 64 + 64 + 2 * (64 * 64 + 64) + 128 * 10 + 10)]
-    [InlineData("gat", new[] { "gat1", "gat2", "gat3", "fc1", "fc2", "fc3" }, (32 * 1 + 2 * 32 + 32) + 2 * (32 * 32 + 2 * 32 + 32) + 2 * (32 * 32 + 32) + 32 * 10 + 10)]
+    // The paper's Fig. 5: each GATConv(in, out, heads=2) has 2·out·in weights, 2·out source and 2·out
+    // target attention vectors and 2·out biases (PyTorch Geometric's count); then 128→32→32→10.
+    [InlineData("gat", new[] { "gat1", "gat2", "gat3", "fc1", "fc2", "fc3" },
+        (2 * 32 * 1 + 3 * 64) + (2 * 64 * 64 + 3 * 128) + (2 * 64 * 128 + 3 * 128) + (128 * 32 + 32) + (32 * 32 + 32) + (32 * 10 + 10))]
     public void Graph_models_have_their_layers_and_parameters_and_no_buffers(string name, string[] layers, long parameters)
     {
         using var model = ModelFactory.Create(name, 1, 28, 28, 10, null, 0);
