@@ -325,13 +325,10 @@ public sealed class TrainingRun : IDisposable
     internal static double AddL2(IReadOnlyList<Tensor> kernels, double l2)
     {
         using var noGrad = no_grad();
-        double penalty = 0;
-        foreach (var w in kernels)
-        {
-            w.grad!.add_(w, alpha: 2 * l2);
-            penalty += l2 * w.square().sum().item<float>();
-        }
-        return penalty;
+        using var scope = NewDisposeScope();
+        foreach (var w in kernels) w.grad!.add_(w, alpha: 2 * l2);
+        // One copy to the host per batch for the reported value, not one per kernel.
+        return l2 * stack(kernels.Select(w => w.square().sum()).ToArray()).sum().item<float>();
     }
 
     /// <summary>The error of a run whose loss or weights stopped being finite: where, and which tensor first.</summary>
