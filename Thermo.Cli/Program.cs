@@ -13,8 +13,12 @@ public static partial class Program
     public static string ArtifactsDirectory() =>
         Environment.GetEnvironmentVariable("THERMO_ARTIFACTS") is { Length: > 0 } dir ? dir : Path.Combine(Directory.GetCurrentDirectory(), "artifacts");
 
+    /// <summary>This process's arguments as given (a Slurm finishing job reruns them).</summary>
+    public static IReadOnlyList<string> Arguments { get; private set; } = [];
+
     public static int Run(string[] args)
     {
+        Arguments = args;
         var root = new RootCommand("Thermo: the thermodynamics of a network's weights — train, snapshot, analyse, prune")
         {
             TrainVerb.Build(),

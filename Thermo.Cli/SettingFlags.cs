@@ -39,6 +39,9 @@ public static class SettingFlags
         ["LearningRates"] = "--lr",
         ["BatchSizes"] = "--batch-size",
         ["LearningRatesOrBatchSizes"] = "--lr/--batch-size",
+        ["SlurmScheduler"] = "--scheduler slurm",
+        ["ExtraOptions"] = "--sbatch-option",
+        ["Status"] = "--status",
     };
 
     /// <summary>The flag of a setting: its own entry, else the kebab-case of its name (WeightDecay → --weight-decay).</summary>

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
 using Thermo.Pipeline.Pruning;
+using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Protocols;
 using Thermo.Trainer.Training;
 
@@ -41,6 +42,7 @@ public static class ReproduceVerb
             experiment, dataset, dataDir, runs, epochs, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
         };
         var window = new WindowFlag(command, "Equilibrium window, last:N (the last N epochs); --full: last:150", "last:10", "--equilibrium", legacyIsCount: true);
+        var scheduling = new SchedulerFlags(command);
         command.SetAction(parse =>
         {
             if (parse.GetValue(experiment) != "pruning-paper")
@@ -70,6 +72,17 @@ public static class ReproduceVerb
             var artifacts = Program.ArtifactsDirectory();
             var dir = parse.GetValue(output) ?? Path.Combine(artifacts, "reproductions",
                 $"pruning-paper-{protocol.Dataset}-e{protocol.Epochs}-n{protocol.Equilibrium}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
+            if (scheduling.Scheduler(parse) == Scheduler.Slurm)
+            {
+                if (Given(threads)) throw new ThermoException("--threads: with --scheduler slurm, --cpus-per-task sets each training's threads");
+                if (!protocol.TrainMissing) throw new ThermoException("--no-train: trains nothing, so there is nothing to submit; drop --scheduler slurm");
+                var slurm = scheduling.Settings(parse);
+                var submission = PruningPaperReproduction.Submit(protocol with { Threads = slurm.CpusPerTask }, dir, artifacts, SchedulerFlags.ThermoCommand(),
+                    SchedulerFlags.FinishArguments(Program.Arguments, slurm.CpusPerTask), slurm,
+                    a => SlurmJobs.RunCommand("sbatch", a), a => SlurmJobs.RunCommand("squeue", a), new ConsoleProgress());
+                SchedulerFlags.Report(submission, dir);
+                return ExitCodes.Ok;
+            }
             var tables = PruningPaperReproduction.Run(protocol, dir, artifacts, new ConsoleProgress());
             foreach (var (condition, table) in tables)
                 if (!CliOutput.Json) Console.WriteLine($"{condition}:\n{Aggregation.Text(table)}");

@@ -1,3 +1,4 @@
+using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Protocols;
 using Thermo.Trainer;
 using System.CommandLine;
@@ -20,23 +21,44 @@ public static class SweepVerb
 {
     public static Command Build()
     {
-        var from = new Option<string>("--from") { Description = "The equilibrium run to continue from (its last snapshot)", Required = true };
+        var from = new Option<string>("--from") { Description = "The equilibrium run to continue from (its last snapshot)" };
         var lrs = new Option<string>("--lr") { Description = "Learning rates, comma-separated (batch size: the run's)" };
         var batches = new Option<string>("--batch-size") { Description = "Batch sizes, comma-separated (learning rate: the run's)" };
         var epochs = new Option<int>("--epochs") { Description = "Epochs trained at each grid point", DefaultValueFactory = _ => 10 };
         var jobs = new Option<int>("--jobs") { Description = "Grid points trained at once, as separate processes", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out") { Description = "Sweep directory (default: sweep/ inside the --from run)" };
+        var threads = new Option<int>("--threads") { Description = "Torch's threads in each grid point's training (0: the run's own, or the cores shared among --jobs)", DefaultValueFactory = _ => 0 };
+        var status = new Option<string>("--status") { Description = "Say what a Slurm submission into this directory (a sweep's or a reproduction's) has done: each task done, running, pending or failed" };
         var command = new Command("sweep", "Temperature vs learning rate and 1/batch size: continue an equilibrium run at each grid value, analyse, fit T = c·x^β per layer")
         {
-            from, lrs, batches, epochs, jobs, output,
+            from, lrs, batches, epochs, jobs, output, threads, status,
         };
         var window = new WindowFlag(command, "Temperatures over this window of each point, last:N (default: the last half of --epochs)", null, "--equilibrium", legacyIsCount: true);
+        var scheduling = new SchedulerFlags(command);
         command.SetAction(parse =>
         {
+            if (parse.GetValue(status) is { } submitted)
+            {
+                var others = command.Options.Where(o => o != status && parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                if (others.Count > 0) throw new ThermoException($"--status: takes no other option ({string.Join(", ", others)} given)");
+                return SubmissionStatus.Print(submitted);
+            }
+            var run = parse.GetValue(from) ?? throw new ThermoException("--from: required (the equilibrium run to continue), unless --status is given");
             var lrValues = ParseValues("--lr", parse.GetValue(lrs));
             var batchValues = ParseValues("--batch-size", parse.GetValue(batches));
-            var plan = new Sweep.Plan(parse.GetValue(from)!, lrValues, batchValues, parse.GetValue(epochs), window.LastEpochs(parse) ?? 0, parse.GetValue(jobs), parse.GetValue(output));
-            var (dir, last, fits) = Sweep.Run(plan, ThermoChild, new ConsoleProgress());
+            if (parse.GetValue(threads) < 0) throw new ThermoException($"--threads: must be 0 or more, got {parse.GetValue(threads)}");
+            var plan = new Sweep.Plan(run, lrValues, batchValues, parse.GetValue(epochs), window.LastEpochs(parse) ?? 0, parse.GetValue(jobs), parse.GetValue(output), parse.GetValue(threads));
+            if (scheduling.Scheduler(parse) == Scheduler.Slurm)
+            {
+                if (parse.GetResult(threads) is { Implicit: false }) throw new ThermoException("--threads: with --scheduler slurm, --cpus-per-task sets each training's threads");
+                if (parse.GetResult(jobs) is { Implicit: false }) throw new ThermoException("--jobs: with --scheduler slurm, Slurm decides how many tasks run at once");
+                var slurm = scheduling.Settings(parse);
+                var submission = Sweep.Submit(plan, SchedulerFlags.ThermoCommand(), SchedulerFlags.FinishArguments(Program.Arguments, slurm.CpusPerTask), slurm,
+                    a => SlurmJobs.RunCommand("sbatch", a), a => SlurmJobs.RunCommand("squeue", a));
+                SchedulerFlags.Report(submission, plan.Out ?? Path.Combine(run, "sweep"));
+                return ExitCodes.Ok;
+            }
+            var (dir, last, fits) = Sweep.Run(plan, SchedulerFlags.ThermoChild, new ConsoleProgress());
             CliOutput.Result(new { directory = dir, window = $"last:{last}", fits = fits.Select(f => new { parameter = f.Parameter, layer = f.Layer, points = f.Points, beta = f.Beta, c = f.C, r_squared = f.R2 }) },
                 () =>
                 {
@@ -53,13 +75,4 @@ public static class SweepVerb
     static double[] ParseValues(string flag, string? text) =>
         Flags.List(text)?.Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
             ? v : throw new ThermoException($"{flag}: '{s}' is not a positive number")).Distinct().ToArray() ?? [];
-
-    /// <summary>A child <c>thermo</c> process (this executable) with <paramref name="args"/>.</summary>
-    static ProcessStartInfo ThermoChild(IReadOnlyList<string> args)
-    {
-        var psi = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        if (Path.GetFileNameWithoutExtension(psi.FileName) == "dotnet") psi.ArgumentList.Add(typeof(SweepVerb).Assembly.Location);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return psi;
-    }
 }

@@ -50,12 +50,13 @@ public static class TrainVerb
         var output = Opt<string>("--out", "Run directory (default: artifacts/runs/<run-id>)");
         var resume = Opt<string>("--resume", "Continue the run in this directory from its last complete epoch");
         var force = Opt("--force", "Replace a run already in --out", false);
+        var resumable = Opt("--resumable", "For schedulers (a task may run twice): if --out holds this configuration's run, finish it — nothing to do when complete, resume from its last complete epoch otherwise; a run of another configuration is an error", false);
 
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
             model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, l2, dropout, batchSize, lrStep, lrGamma,
             widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, init, initFrom,
-            loss, smoothLayers, radius, samples, configFile, output, resume, force,
+            loss, smoothLayers, radius, samples, configFile, output, resume, force, resumable,
         };
 
         command.SetAction(parse =>
@@ -75,13 +76,32 @@ public static class TrainVerb
             };
             if (parse.GetValue(configFile) is { } file)
             {
-                var given = command.Options.Where(o => o.Name is not ("--config" or "--out" or "--force") && parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                var given = command.Options.Where(o => o.Name is not ("--config" or "--out" or "--force" or "--resumable") && parse.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (given.Count > 0) throw new ThermoException($"--config: takes the whole configuration; {string.Join(", ", given)} cannot be given with it");
                 config = LoadConfig(file);
             }
             var artifacts = Program.ArtifactsDirectory();
             using var progress = new ConsoleProgress();
             var resumeDir = parse.GetValue(resume);
+            if (parse.GetValue(resumable))
+            {
+                if (resumeDir is not null || parse.GetValue(force)) throw new ThermoException("--resumable: cannot be given with --resume or --force");
+                var target = parse.GetValue(output) ?? throw new ThermoException("--resumable: needs --out (the run directory a repeated task finds again)");
+                switch (ResumableState(target, config))
+                {
+                    case { Status: RunStatus.Complete } done:
+                        progress.Message($"complete already: {done.LastCompleteEpoch} epochs in {target}");
+                        WriteResult(target, done);
+                        return ExitCodes.Ok;
+                    case { LastCompleteEpoch: >= 0 }:
+                        resumeDir = target;
+                        break;
+                    case not null:
+                        // Started but no epoch complete: nothing worth keeping.
+                        Directory.Delete(target, recursive: true);
+                        break;
+                }
+            }
             TrainingRun trainer;
             string runDir;
             if (resumeDir is not null)
@@ -112,16 +132,41 @@ public static class TrainVerb
                 progress.Message($"run directory: {runDir} ({trainer.Manifest.ParameterCount:N0} parameters, {trainer.Manifest.Dataset.TrainCount} train / {trainer.Manifest.Dataset.TestCount} test images)");
                 var final = trainer.Run();
                 progress.Message($"complete: {final.LastCompleteEpoch} epochs in {runDir}");
-                var last = TrainingRun.ReadMetrics(RunLayout.Metrics(runDir)).Last();
-                CliOutput.Result(new
-                {
-                    run = runDir, epochs = final.LastCompleteEpoch, parameters = final.ParameterCount,
-                    test_accuracy = last.TestAccuracy, test_loss = last.TestLoss, train_accuracy = last.TrainAccuracy, train_loss = last.TrainLoss,
-                }, () => Console.WriteLine(runDir));
+                WriteResult(runDir, final);
             }
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    static void WriteResult(string runDir, RunManifest final)
+    {
+        var last = TrainingRun.ReadMetrics(RunLayout.Metrics(runDir)).Last();
+        CliOutput.Result(new
+        {
+            run = runDir, epochs = final.LastCompleteEpoch, parameters = final.ParameterCount,
+            test_accuracy = last.TestAccuracy, test_loss = last.TestLoss, train_accuracy = last.TrainAccuracy, train_loss = last.TrainLoss,
+        }, () => Console.WriteLine(runDir));
+    }
+
+    /// <summary>
+    /// What a <c>--resumable</c> task finds in its run directory: null for nothing (or an empty
+    /// directory), else the run's manifest — which must be of <paramref name="config"/>, so a task
+    /// never continues or counts as done a run that another configuration left there.
+    /// </summary>
+    static RunManifest? ResumableState(string runDir, TrainConfig config)
+    {
+        var existing = RunManifest.TryLoad(runDir);
+        if (existing is null)
+        {
+            if (Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
+                throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory");
+            return null;
+        }
+        string Key(TrainConfig c) => System.Text.Json.JsonSerializer.Serialize(c, RunManifest.Json);
+        if (Key(existing.Config) != Key(config))
+            throw new ThermoException($"--resumable: {runDir} holds a run of another configuration ({RunManifest.PathIn(runDir)}); choose another directory or remove it");
+        return existing;
     }
 
     /// <summary>A configuration from a JSON file: a run.json (its "config") or a bare configuration.</summary>

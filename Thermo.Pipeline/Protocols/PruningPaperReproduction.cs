@@ -3,8 +3,10 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Pruning;
 using Thermo.Trainer;
+using Thermo.Trainer.Data;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Pipeline.Protocols;
@@ -51,15 +53,10 @@ public static class PruningPaperReproduction
         foreach (var l2 in p.L2s)
         {
             var condition = ConditionName(l2, p.WeightDecay);
-            var conditionDir = Path.Combine(dir, condition);
             var runDirs = new List<string>();
             for (int seed = 1; seed <= p.Runs; seed++)
             {
-                var config = new TrainConfig
-                {
-                    Dataset = p.Dataset, DataDir = p.DataDir, Epochs = p.Epochs, Seed = seed, L2 = l2, WeightDecay = p.WeightDecay,
-                    TrainLimit = p.TrainLimit, TestLimit = p.TestLimit, Threads = p.Threads,
-                };
+                var config = Config(p, l2, seed);
                 done++;
                 if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed))
                 {
@@ -70,7 +67,7 @@ public static class PruningPaperReproduction
                     continue;
                 }
                 if (!p.TrainMissing) continue;
-                var runDir = Path.Combine(conditionDir, "runs", $"seed-{seed}");
+                var runDir = RunDirectory(dir, condition, seed);
                 progress.Message($"[{done}/{total}] {condition}, seed {seed}: {runDir}");
                 TrainOrReuse(config, runDir, artifacts, progress);
                 AnalyseOrReuse(runDir, p.Epochs, p.Equilibrium, progress);
@@ -126,6 +123,48 @@ public static class PruningPaperReproduction
         string Pct(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
         string Val(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
         return $"Final metrics (the paper's Table 1): test accuracy {Pct(m => m.TestAccuracy)}, test loss {Val(m => m.TestLoss)}, training accuracy {Pct(m => m.TrainAccuracy)}, training loss {Val(m => m.TrainLoss)}.\n\n";
+    }
+
+    /// <summary>A seed's training configuration in a condition.</summary>
+    static TrainConfig Config(Protocol p, double l2, int seed) => new()
+    {
+        Dataset = p.Dataset, DataDir = p.DataDir, Epochs = p.Epochs, Seed = seed, L2 = l2, WeightDecay = p.WeightDecay,
+        TrainLimit = p.TrainLimit, TestLimit = p.TestLimit, Threads = p.Threads,
+    };
+
+    static string RunDirectory(string dir, string condition, int seed) => Path.Combine(dir, condition, "runs", $"seed-{seed}");
+
+    /// <summary>
+    /// The protocol's trainings as one Slurm array job (every seed the ledger lacks and no complete run
+    /// of its configuration holds), with a job after it running <paramref name="finish"/> — this
+    /// reproduction's own command with <c>--scheduler local</c>, which finds the runs trained and
+    /// analyses, prunes, keeps them in the ledger and tabulates. The data are fetched here first, so the
+    /// tasks do not race to fetch them.
+    /// </summary>
+    public static Submission Submit(Protocol p, string dir, string artifacts, IReadOnlyList<string> thermo, IReadOnlyList<string> finish, SlurmSettings slurm,
+        Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> sbatch, Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> squeue, ITrainingProgress progress)
+    {
+        if (p.DataDir is null) DataSources.EnsureDefault(p.Dataset, artifacts, progress.Message);
+        var tasks = new List<TrainingTask>();
+        foreach (var l2 in p.L2s)
+        {
+            var condition = ConditionName(l2, p.WeightDecay);
+            for (int seed = 1; seed <= p.Runs; seed++)
+            {
+                if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed)) continue;
+                var config = Config(p, l2, seed);
+                var runDir = RunDirectory(dir, condition, seed);
+                var existing = RunManifest.TryLoad(runDir);
+                if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
+                    throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
+                if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs) continue;
+                var file = Path.Combine(dir, "configs", $"{condition}-seed-{seed}.json");
+                Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                AtomicFiles.WriteAllText(file, JsonSerializer.Serialize(config, RunManifest.Json));
+                tasks.Add(new TrainingTask(file, runDir));
+            }
+        }
+        return SlurmJobs.Submit(dir, tasks, thermo, finish, slurm, sbatch, squeue);
     }
 
     static string ConfigKey(TrainConfig c) => JsonSerializer.Serialize(c with { Epochs = 0 }, RunManifest.Json);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Report;
 using Thermo.Trainer;
 using Thermo.Trainer.Training;
@@ -17,8 +18,9 @@ namespace Thermo.Pipeline.Protocols;
 /// </summary>
 public static class Sweep
 {
-    /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep).</summary>
-    public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out);
+    /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep),
+    /// torch's threads in each training (0: the run's own, or the cores shared among the processes).</summary>
+    public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out, int Threads = 0);
 
     /// <summary>The setting of an empty grid: the learning rates and the batch sizes together.</summary>
     public const string LearningRatesOrBatchSizes = "LearningRatesOrBatchSizes";
@@ -40,6 +42,29 @@ public static class Sweep
     /// </summary>
     public static (string Directory, int Window, IReadOnlyList<Fit> Fits) Run(Plan plan, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
     {
+        var (dir, window, points, configs) = Prepare(plan);
+        TrainAll(points, configs, plan.Jobs, thermo, progress);
+        return Finish(dir, window, points);
+    }
+
+    /// <summary>
+    /// The grid as one Slurm array job (one task per grid point not yet trained) and a job after it
+    /// running <paramref name="finish"/> — this sweep's own command with <c>--scheduler local</c>, which
+    /// finds every point trained and analyses and fits them. <paramref name="thermo"/> is the command
+    /// that runs <c>thermo</c> on the cluster's nodes.
+    /// </summary>
+    public static Submission Submit(Plan plan, IReadOnlyList<string> thermo, IReadOnlyList<string> finish, SlurmSettings slurm,
+        Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> sbatch, Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> squeue)
+    {
+        var (dir, _, points, configs) = Prepare(plan with { Threads = slurm.CpusPerTask });
+        var tasks = points.Where(p => RunManifest.TryLoadQuietly(p.Directory) is not { Status: RunStatus.Complete })
+            .Select(p => new TrainingTask(ConfigPath(configs, p), p.Directory)).ToList();
+        return SlurmJobs.Submit(dir, tasks, thermo, finish, slurm, sbatch, squeue);
+    }
+
+    /// <summary>Checks the plan and writes each grid point's configuration; the points, the window and the directories.</summary>
+    static (string Directory, int Window, List<Point> Points, string Configs) Prepare(Plan plan)
+    {
         var run = plan.From;
         var manifest = RunManifest.TryLoad(run) ?? throw new SettingException(nameof(Plan.From), "", $"{run} holds no run (no {RunLayout.ManifestFile})");
         if (manifest.Status != RunStatus.Complete) throw new SettingException(nameof(Plan.From), "", $"{run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
@@ -57,7 +82,7 @@ public static class Sweep
         var dir = plan.Out ?? Path.Combine(run, "sweep");
         var points = lrValues.Select(v => new Point("lr", v, v, Path.Combine(dir, $"lr={Format(v)}")))
             .Concat(batchValues.Select(v => new Point("batch_size", v, 1 / v, Path.Combine(dir, $"batch-size={Format(v)}")))).ToList();
-                    var configs = Path.Combine(dir, "configs");
+        var configs = Path.Combine(dir, "configs");
         Directory.CreateDirectory(configs);
         foreach (var p in points)
         {
@@ -68,11 +93,16 @@ public static class Sweep
                 Epochs = n, InitFrom = Path.GetFullPath(finalSnapshot), LrStep = 0,
                 Lr = p.Parameter == "lr" ? p.Value : manifest.Config.LearningRateAt(manifest.LastCompleteEpoch),
                 BatchSize = p.Parameter == "batch_size" ? (int)p.Value : manifest.Config.BatchSize,
-                Threads = parallel > 1 ? Math.Max(1, Environment.ProcessorCount / parallel) : manifest.Config.Threads,
+                Threads = plan.Threads > 0 ? plan.Threads : parallel > 1 ? Math.Max(1, Environment.ProcessorCount / parallel) : manifest.Config.Threads,
             };
             AtomicFiles.WriteAllText(ConfigPath(configs, p), JsonSerializer.Serialize(config, RunManifest.Json));
         }
-        TrainAll(points, configs, parallel, thermo, progress);
+        return (dir, window, points, configs);
+    }
+
+    /// <summary>Analyses every (trained) grid point over its last <paramref name="window"/> epochs and fits T = c·x^β per layer.</summary>
+    static (string Directory, int Window, IReadOnlyList<Fit> Fits) Finish(string dir, int window, IReadOnlyList<Point> points)
+    {
         var rows = new List<(Point Point, string Layer, double T)>();
         foreach (var p in points)
         {
