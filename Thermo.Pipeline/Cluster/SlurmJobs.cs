@@ -162,7 +162,8 @@ public static class SlurmJobs
         {
             var earlier = ReadJobs(home);
             var queued = Queue(squeue);
-            var still = new[] { earlier.TrainingJob, earlier.FinishJob }.Where(j => j is not null && queued is not null && queued.Keys.Any(k => JobOf(k) == j)).ToList();
+            bool Active(string job) => queued is not null && queued.Any(kv => JobOf(kv.Key) == job && (PendingStates.Contains(kv.Value.State) || RunningStates.Contains(kv.Value.State)));
+            var still = new[] { earlier.TrainingJob, earlier.FinishJob }.Where(j => j is not null && Active(j)).ToList();
             if (still.Count > 0)
                 throw new SettingException(Settings, dir, $"jobs {string.Join(", ", still)} of an earlier submission are still queued (thermo sweep --status {dir}); wait for them or scancel them");
         }

@@ -63,7 +63,7 @@ public class SlurmTests
         Assert.Contains("101", error.Detail);
         Assert.Equal(2, sbatch.Calls.Count);
         // Once they are gone it goes ahead, and with nothing to train the finishing job runs alone.
-        var alone = SlurmJobs.Submit(dir["sweep"], [], ["thermo"], ["sweep"], settings, sbatch.Run, _ => Ok("77|RUNNING|None\n"));
+        var alone = SlurmJobs.Submit(dir["sweep"], [], ["thermo"], ["sweep"], settings, sbatch.Run, _ => Ok("101_0|COMPLETED|None\n102|COMPLETED|None\n77|RUNNING|None\n"));
         Assert.Equal((null, "103"), (alone.TrainingJob, alone.FinishJob));
         Assert.Equal(["--parsable", Path.Combine(home, SlurmJobs.FinishScript)], sbatch.Calls[2]);
         Assert.False(File.Exists(Path.Combine(home, SlurmJobs.TrainingScript)));
