@@ -18,6 +18,11 @@ type Table =
     /// another kind of table, or unreadable data.
     static member Read(path: string, table: string) : IReadOnlyDictionary<string, Column> = Tables.readByName path table
 
+    /// Any Thermo table of this schema version: its kind (the `thermo.table` metadata) and its columns.
+    static member ReadAnyKind(path: string) : struct (string * Column[]) =
+        let struct (kind, columns) = Tables.readAnyKind path
+        struct (kind, List.toArray columns)
+
     /// The float64 column `name`; `ArtifactException` naming `path` when it is missing or of another type.
     static member GetDoubles(columns: IReadOnlyDictionary<string, Column>, name: string, path: string) : float[] =
         Tables.float64s path columns name

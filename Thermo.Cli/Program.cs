@@ -28,6 +28,7 @@ public static partial class Program
             ReproduceVerb.Build(),
             ReportVerb.Build(),
             SweepVerb.Build(),
+            CollectVerb.Build(),
             DoctorVerb.Build(),
         };
         root.Options.Add(CliOutput.JsonOption);

@@ -158,20 +158,20 @@ module Tables =
                 | _ -> fail "%s: column %s is a dictionary of unsupported types" path name))
         | _ -> fail "%s: column %s has unsupported type %s" path name field.DataType.Name
 
-    /// Reads a table written by `write`, checking it is of kind `table` and of this schema version.
-    [<CompiledName("Read")>]
-    let read (path: string) (table: string) : Column list =
+    /// Reads a Thermo table of this schema version: its kind (`expected`, when given, is checked) and columns.
+    let private readTable (path: string) (expected: string option) : string * Column list =
         if not (IO.File.Exists path) then fail "%s: file does not exist" path
         use reader =
             try new ParquetSharp.Arrow.FileReader(path)
             with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
         let metadata = reader.ParquetReader.FileMetaData.KeyValueMetadata
         let get key = match metadata.TryGetValue key with | true, v -> Some v | _ -> None
-        match get SnapshotSchema.VersionKey, get TableKey with
-        | Some v, Some t when v = SnapshotSchema.Version && t = table -> ()
-        | Some v, Some t when t = table -> fail "%s: %s table of schema version %s; this Thermo reads version %s" path table v SnapshotSchema.Version
-        | _, Some t -> fail "%s: a %s table, expected a %s table" path t table
-        | _ -> fail "%s: no Thermo table metadata" path
+        let kind =
+            match get SnapshotSchema.VersionKey, get TableKey, expected with
+            | Some v, Some t, (None | Some _) when v = SnapshotSchema.Version && (expected.IsNone || expected = Some t) -> t
+            | Some v, Some t, _ when expected.IsNone || expected = Some t -> fail "%s: %s table of schema version %s; this Thermo reads version %s" path t v SnapshotSchema.Version
+            | _, Some t, Some table -> fail "%s: a %s table, expected a %s table" path t table
+            | _ -> fail "%s: no Thermo table metadata" path
         let schema = reader.Schema
         let chunks = Array.init schema.FieldsList.Count (fun _ -> ResizeArray<IArrowArray>())
         try
@@ -181,7 +181,15 @@ module Tables =
                 for i in 0 .. chunks.Length - 1 do chunks[i].Add(batch.Column i)
                 batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
         with e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
-        [ for i in 0 .. chunks.Length - 1 -> fromArrow path schema.FieldsList[i] chunks[i] ]
+        kind, [ for i in 0 .. chunks.Length - 1 -> fromArrow path schema.FieldsList[i] chunks[i] ]
+
+    /// Reads a table written by `write`, checking it is of kind `table` and of this schema version.
+    [<CompiledName("Read")>]
+    let read (path: string) (table: string) : Column list = readTable path (Some table) |> snd
+
+    /// Reads any table written by `write` (of this schema version): its kind and its columns.
+    [<CompiledName("ReadAnyKind")>]
+    let readAnyKind (path: string) : struct (string * Column list) = let kind, columns = readTable path None in struct (kind, columns)
 
     /// A table read by `read`, its columns by name (for typed access with `int32s`, `float64s`, …).
     [<CompiledName("ReadByName")>]
