@@ -107,12 +107,14 @@ public class ReportTests
     {
         var verbs = new Dictionary<string, string[]>
         {
-            ["train"] = ["--model", "--epochs", "--weight-decay", "--init-from", "--resume", "--json", "--quiet"],
+            ["train"] = ["--model", "--epochs", "--weight-decay", "--init-from", "--resume", "--resumable", "--json", "--quiet"],
             ["data setup"] = ["--json"],
             ["analyze"] = ["--window", "--groups", "--msd-layers", "--fit-lags"],
             ["prune"] = ["--layer", "--criteria", "--k", "--m", "--draws", "--curves", "--structural", "--finetune"],
-            ["reproduce"] = ["--runs", "--epochs", "--window", "--weight-decay", "--full"],
+            ["reproduce"] = ["--runs", "--epochs", "--window", "--weight-decay", "--full", "--scheduler", "--cpus-per-task"],
             ["report"] = ["--layer", "--out", "--width"],
+            ["sweep"] = ["--from", "--threads", "--status", "--scheduler", "--partition", "--time", "--cpus-per-task", "--sbatch-option"],
+            ["collect"] = ["--out"],
         };
         using var dir = new TempDir();
         foreach (var (verb, options) in verbs)
