@@ -77,6 +77,9 @@ public static class Aggregation
 
     static string F(double v, string format = "F2") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
 
+    /// <summary>A p-value to three decimals, and below 0.001 in scientific notation rather than a misleading 0.000.</summary>
+    static string P(double p) => double.IsNaN(p) ? "—" : p < 0.001 ? p.ToString("0.0e+0", CultureInfo.InvariantCulture) : p.ToString("F3", CultureInfo.InvariantCulture);
+
     /// <summary>The comparisons as a Markdown table (appended to table.md).</summary>
     public static string ComparisonsMarkdown(IReadOnlyList<RowComparison> comparisons)
     {
@@ -87,7 +90,7 @@ public static class Aggregation
         foreach (var c in comparisons)
         {
             var a = c.Accuracy;
-            md.AppendLine($"| {c.Name} | {a.Runs} | {F(a.MeanDifference)} ± {F(a.StandardDeviation)} | [{F(a.Low95)}, {F(a.High95)}] | {F(a.TPValue, "F3")} | {F(a.WilcoxonPValue, "F3")} |");
+            md.AppendLine($"| {c.Name} | {a.Runs} | {F(a.MeanDifference)} ± {F(a.StandardDeviation)} | [{F(a.Low95)}, {F(a.High95)}] | {P(a.TPValue)} | {P(a.WilcoxonPValue)} |");
         }
         md.AppendLine();
         return md.ToString();
@@ -102,7 +105,7 @@ public static class Aggregation
         foreach (var c in comparisons)
         {
             var a = c.Accuracy;
-            text.AppendLine($"  {c.Name,-36} {a.Runs,3} runs  {F(a.MeanDifference),7} ± {F(a.StandardDeviation),-6} [{F(a.Low95)}, {F(a.High95)}]  t p {F(a.TPValue, "F3")}  Wilcoxon p {F(a.WilcoxonPValue, "F3")}");
+            text.AppendLine($"  {c.Name,-36} {a.Runs,3} runs  {F(a.MeanDifference),7} ± {F(a.StandardDeviation),-6} [{F(a.Low95)}, {F(a.High95)}]  t p {P(a.TPValue)}  Wilcoxon p {P(a.WilcoxonPValue)}");
         }
         return text.ToString();
     }
