@@ -37,6 +37,7 @@ public static partial class Program
         {
             // Before any tensor exists: which native kernels every verb runs on (docs/NATIVE.md).
             Thermo.Trainer.Native.NativeSetup.Apply();
+            args = TrainPresets.Expand(args);
             var parsed = root.Parse(args);
             CliOutput.Json = parsed.GetValue(CliOutput.JsonOption);
             CliOutput.Quiet = parsed.GetValue(CliOutput.QuietOption);

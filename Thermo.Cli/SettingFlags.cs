@@ -42,6 +42,7 @@ public static class SettingFlags
         ["SlurmScheduler"] = "--scheduler slurm",
         ["ExtraOptions"] = "--sbatch-option",
         ["Status"] = "--status",
+        ["StepEpochs"] = "--steps",
     };
 
     /// <summary>The flag of a setting: its own entry, else the kebab-case of its name (WeightDecay → --weight-decay).</summary>

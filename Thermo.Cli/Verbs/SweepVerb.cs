@@ -28,10 +28,11 @@ public static class SweepVerb
         var jobs = new Option<int>("--jobs") { Description = "Grid points trained at once, as separate processes", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out") { Description = "Sweep directory (default: sweep/ inside the --from run)" };
         var threads = new Option<int>("--threads") { Description = "Torch's threads in each grid point's training (0: the run's own, or the cores shared among --jobs)", DefaultValueFactory = _ => 0 };
+        var steps = new Option<int>("--steps") { Description = "Per-step temperatures (the thermodynamic paper's protocol): snapshot every optimiser step of each point's last K epochs and analyse them with Δt = one step (0: per epoch, over --window)", DefaultValueFactory = _ => 0 };
         var status = new Option<string>("--status") { Description = "Say what a Slurm submission into this directory (a sweep's or a reproduction's) has done: each task done, running, pending or failed" };
         var command = new Command("sweep", "Temperature vs learning rate and 1/batch size: continue an equilibrium run at each grid value, analyse, fit T = c·x^β per layer")
         {
-            from, lrs, batches, epochs, jobs, output, threads, status,
+            from, lrs, batches, epochs, jobs, output, threads, steps, status,
         };
         var window = new WindowFlag(command, "Temperatures over this window of each point, last:N (default: the last half of --epochs)", null, "--equilibrium", legacyIsCount: true);
         var scheduling = new SchedulerFlags(command);
@@ -47,7 +48,8 @@ public static class SweepVerb
             var lrValues = ParseValues("--lr", parse.GetValue(lrs));
             var batchValues = ParseValues("--batch-size", parse.GetValue(batches));
             if (parse.GetValue(threads) < 0) throw new ThermoException($"--threads: must be 0 or more, got {parse.GetValue(threads)}");
-            var plan = new Sweep.Plan(run, lrValues, batchValues, parse.GetValue(epochs), window.LastEpochs(parse) ?? 0, parse.GetValue(jobs), parse.GetValue(output), parse.GetValue(threads));
+            var plan = new Sweep.Plan(run, lrValues, batchValues, parse.GetValue(epochs), window.LastEpochs(parse) ?? 0, parse.GetValue(jobs), parse.GetValue(output), parse.GetValue(threads), parse.GetValue(steps));
+            if (plan.StepEpochs > 0 && window.Given(parse)) throw new ThermoException("--window: with --steps, every step snapshot is the window");
             if (scheduling.Scheduler(parse) == Scheduler.Slurm)
             {
                 if (parse.GetResult(threads) is { Implicit: false }) throw new ThermoException("--threads: with --scheduler slurm, --cpus-per-task sets each training's threads");
@@ -59,12 +61,16 @@ public static class SweepVerb
                 return ExitCodes.Ok;
             }
             var (dir, last, fits) = Sweep.Run(plan, SchedulerFlags.ThermoChild, new ConsoleProgress());
-            CliOutput.Result(new { directory = dir, window = $"last:{last}", fits = fits.Select(f => new { parameter = f.Parameter, layer = f.Layer, points = f.Points, beta = f.Beta, c = f.C, r_squared = f.R2 }) },
+            CliOutput.Result(new { directory = dir, window = $"last:{last}", time_unit = plan.StepEpochs > 0 ? "step" : "epoch",
+                fits = fits.Select(f => new { parameter = f.Parameter, layer = f.Layer, points = f.Points, beta = f.Beta, c = f.C, r_squared = f.R2,
+                    affine_intercept = f.AffineIntercept, affine_slope = f.AffineSlope, affine_r_squared = f.AffineR2 }) },
                 () =>
                 {
-                    Console.WriteLine($"T = c·x^β per layer (x = η for lr, 1/B for batch_size), equilibrium window last:{last}:");
-                    Console.WriteLine($"  {"parameter",-11} {"layer",-10} {"points",6} {"beta",8} {"c",11} {"R²",6}");
-                    foreach (var f in fits) Console.WriteLine($"  {f.Parameter,-11} {f.Layer,-10} {f.Points,6} {f.Beta,8:F3} {f.C,11:G4} {f.R2,6:F3}");
+                    Console.WriteLine(plan.StepEpochs > 0
+                        ? $"T = c·x^β per layer (x = η for lr, 1/B for batch_size), per-step temperatures over every step of the last {plan.StepEpochs} epoch(s); T = a + b/B beside it:"
+                        : $"T = c·x^β per layer (x = η for lr, 1/B for batch_size), equilibrium window last:{last}; T = a + b/B beside it:");
+                    Console.WriteLine($"  {"parameter",-11} {"layer",-10} {"points",6} {"beta",8} {"c",11} {"R²",6} {"a",11} {"b",11} {"R²",6}");
+                    foreach (var f in fits) Console.WriteLine($"  {f.Parameter,-11} {f.Layer,-10} {f.Points,6} {f.Beta,8:F3} {f.C,11:G4} {f.R2,6:F3} {f.AffineIntercept,11:G4} {f.AffineSlope,11:G4} {f.AffineR2,6:F3}");
                     Console.WriteLine($"  tables: {Path.Combine(dir, Sweep.TableFile)}, {Path.Combine(dir, Sweep.FitsFile)}");
                 });
             return ExitCodes.Ok;

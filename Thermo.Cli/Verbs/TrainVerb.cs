@@ -50,13 +50,15 @@ public static class TrainVerb
         var output = Opt<string>("--out", "Run directory (default: artifacts/runs/<run-id>)");
         var resume = Opt<string>("--resume", "Continue the run in this directory from its last complete epoch");
         var force = Opt("--force", "Replace a run already in --out", false);
+        // Expanded before parsing (TrainPresets); declared here for --help and so that it parses.
+        var preset = Opt<string>("--preset", "A paper's protocol as a set of flags (flags given override it): " + string.Join(", ", TrainPresets.All.Select(p => $"{p.Key} ({p.Value.Description}: {string.Join(' ', p.Value.Flags)})")));
         var resumable = Opt("--resumable", "For schedulers (a task may run twice): if --out holds this configuration's run, finish it — nothing to do when complete, resume from its last complete epoch otherwise; a run of another configuration is an error", false);
 
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
             model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, l2, dropout, batchSize, lrStep, lrGamma,
             widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, init, initFrom,
-            loss, smoothLayers, radius, samples, configFile, output, resume, force, resumable,
+            loss, smoothLayers, radius, samples, configFile, output, resume, force, resumable, preset,
         };
 
         command.SetAction(parse =>

@@ -19,8 +19,10 @@ namespace Thermo.Pipeline.Protocols;
 public static class Sweep
 {
     /// <summary>The grid: the run to continue, the values, epochs per point, the window (0: half the epochs), processes at once, the directory (null: RUN/sweep),
-    /// torch's threads in each training (0: the run's own, or the cores shared among the processes).</summary>
-    public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out, int Threads = 0);
+    /// torch's threads in each training (0: the run's own, or the cores shared among the processes).
+    /// With <paramref name="StepEpochs"/> K &gt; 0, each point also snapshots every optimiser step of its last K epochs and its
+    /// temperatures are per step (Δt = one step, every step snapshot: the thermodynamic paper's protocol); the window is then unused.</summary>
+    public sealed record Plan(string From, double[] LearningRates, double[] BatchSizes, int Epochs, int Equilibrium, int Jobs, string? Out, int Threads = 0, int StepEpochs = 0);
 
     /// <summary>The setting of an empty grid: the learning rates and the batch sizes together.</summary>
     public const string LearningRatesOrBatchSizes = "LearningRatesOrBatchSizes";
@@ -30,8 +32,12 @@ public static class Sweep
     /// <summary>The sweep directory's table of the fits (named as a run's analysis fits table).</summary>
     public const string FitsFile = RunLayout.FitsFile;
 
-    /// <summary>One layer's fit T = c·x^β over one hyper-parameter's grid.</summary>
-    public sealed record Fit(string Parameter, string Layer, int Points, double Beta, double C, double R2);
+    /// <summary>
+    /// One layer's fit T = c·x^β over one hyper-parameter's grid; for batch sizes (x = 1/B, three points
+    /// or more) also T = a + b·x, the shape SGD's noise predicts (a = ½η²|ḡ|², b = ½η²σ² per weight).
+    /// </summary>
+    public sealed record Fit(string Parameter, string Layer, int Points, double Beta, double C, double R2,
+        double AffineIntercept = double.NaN, double AffineSlope = double.NaN, double AffineR2 = double.NaN);
 
     /// <summary>One grid point: which hyper-parameter, its value, and x of the fit (η or 1/B).</summary>
     sealed record Point(string Parameter, double Value, double X, string Directory);
@@ -44,7 +50,7 @@ public static class Sweep
     {
         var (dir, window, points, configs) = Prepare(plan);
         TrainAll(points, configs, plan.Jobs, thermo, progress);
-        return Finish(dir, window, points);
+        return Finish(dir, window, points, plan.StepEpochs > 0);
     }
 
     /// <summary>
@@ -79,6 +85,7 @@ public static class Sweep
         int window = plan.Equilibrium is var w && w > 0 ? w : Math.Max(1, n / 2);
         if (window > n) throw new SettingException(nameof(Plan.Equilibrium), "", $"last:{window} is longer than the {n} epochs of each grid point");
         int parallel = plan.Jobs is var j && j >= 1 ? j : throw new SettingException(nameof(Plan.Jobs), "", "must be positive");
+        if (plan.StepEpochs < 0 || plan.StepEpochs > n) throw new SettingException(nameof(Plan.StepEpochs), "", $"must be within 0..{n} (the epochs of each grid point), got {plan.StepEpochs}");
         var dir = plan.Out ?? Path.Combine(run, "sweep");
         var points = lrValues.Select(v => new Point("lr", v, v, Path.Combine(dir, $"lr={Format(v)}")))
             .Concat(batchValues.Select(v => new Point("batch_size", v, 1 / v, Path.Combine(dir, $"batch-size={Format(v)}")))).ToList();
@@ -90,7 +97,7 @@ public static class Sweep
             // `thermo train --config` process (and a later resume) reads.
             var config = manifest.Config with
             {
-                Epochs = n, InitFrom = Path.GetFullPath(finalSnapshot), LrStep = 0,
+                Epochs = n, InitFrom = Path.GetFullPath(finalSnapshot), LrStep = 0, StepSnapshotEpochs = plan.StepEpochs,
                 Lr = p.Parameter == "lr" ? p.Value : manifest.Config.LearningRateAt(manifest.LastCompleteEpoch),
                 BatchSize = p.Parameter == "batch_size" ? (int)p.Value : manifest.Config.BatchSize,
                 Threads = plan.Threads > 0 ? plan.Threads : parallel > 1 ? Math.Max(1, Environment.ProcessorCount / parallel) : manifest.Config.Threads,
@@ -101,39 +108,53 @@ public static class Sweep
     }
 
     /// <summary>Analyses every (trained) grid point over its last <paramref name="window"/> epochs and fits T = c·x^β per layer.</summary>
-    static (string Directory, int Window, IReadOnlyList<Fit> Fits) Finish(string dir, int window, IReadOnlyList<Point> points)
+    static (string Directory, int Window, IReadOnlyList<Fit> Fits) Finish(string dir, int window, IReadOnlyList<Point> points, bool perStep)
     {
         var rows = new List<(Point Point, string Layer, double T)>();
         foreach (var p in points)
         {
-            var result = Analyzer.Run(p.Directory, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(window)).WithGrouping(Grouping.Layer).WithMsdLayers([]));
+            var options = AnalysisOptions.Default.WithGrouping(Grouping.Layer).WithMsdLayers([]);
+            // Per step: every step snapshot (the last StepEpochs epochs), Δt = one optimiser step.
+            var result = perStep
+                ? Analyzer.Run(p.Directory, options.WithWindow(WindowSpec.Auto), TimeUnit.Step, null)
+                : Analyzer.Run(p.Directory, options.WithWindow(WindowSpec.NewLast(window)));
             Analyzer.Write(result);
             rows.AddRange(result.Layers.Select(l => (p, l.Key.Layer, l.Temperature.Temperature)));
         }
         var fits = rows.GroupBy(r => (r.Point.Parameter, r.Layer)).Select(g =>
         {
-            var fit = g.Count() >= 2 ? Fits.powerLaw(g.Select(r => r.Point.X).ToArray(), g.Select(r => r.T).ToArray()) : null;
-            return (g.Key.Parameter, g.Key.Layer, Points: g.Count(), Beta: fit?.Slope ?? double.NaN, C: fit is null ? double.NaN : Math.Exp(fit.Intercept), R2: fit?.RSquared ?? double.NaN);
+            double[] x = g.Select(r => r.Point.X).ToArray(), t = g.Select(r => r.T).ToArray();
+            var power = g.Count() >= 2 ? Fits.powerLaw(x, t) : null;
+            // The SGD theory's shapes (RESULTS.md): T ∝ η² at fixed B, T = a + b/B at fixed η.
+            var affine = g.Key.Parameter == "batch_size" && g.Count() >= 3 ? Fits.line(x, t) : null;
+            return new Fit(g.Key.Parameter, g.Key.Layer, g.Count(), power?.Slope ?? double.NaN, power is null ? double.NaN : Math.Exp(power.Intercept), power?.RSquared ?? double.NaN,
+                affine?.Intercept ?? double.NaN, affine?.Slope ?? double.NaN, affine?.RSquared ?? double.NaN);
         }).ToList();
+        string unit = perStep ? "step" : "epoch";
         Table.Write(Path.Combine(dir, TableFile), "sweep",
             Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
             Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
             Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
             Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
             Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
-            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()));
+            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()),
+            Column.NewStringColumn("time_unit", rows.Select(_ => unit).ToArray()));
         Table.Write(Path.Combine(dir, FitsFile), "sweep_fits",
             Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
             Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
             Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),
             Column.NewFloat64Column("beta", fits.Select(f => f.Beta).ToArray()),
             Column.NewFloat64Column("c", fits.Select(f => f.C).ToArray()),
-            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()));
+            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()),
+            Column.NewFloat64Column("affine_intercept", fits.Select(f => f.AffineIntercept).ToArray()),
+            Column.NewFloat64Column("affine_slope", fits.Select(f => f.AffineSlope).ToArray()),
+            Column.NewFloat64Column("affine_r_squared", fits.Select(f => f.AffineR2).ToArray()),
+            Column.NewStringColumn("time_unit", fits.Select(_ => unit).ToArray()));
         foreach (var parameter in fits.Select(f => f.Parameter).Distinct())
             SweepFigure.Write(Path.Combine(dir, $"temperature-vs-{(parameter == "lr" ? "lr" : "inverse-batch-size")}.png"), parameter,
                 rows.Where(r => r.Point.Parameter == parameter).Select(r => (r.Layer, r.Point.X, r.T)).ToList(),
                 fits.Where(f => f.Parameter == parameter).Select(f => (f.Layer, f.Beta, f.C, f.R2)).ToList());
-        return (dir, window, fits.Select(f => new Fit(f.Parameter, f.Layer, f.Points, f.Beta, f.C, f.R2)).ToList());
+        return (dir, window, fits);
     }
 
     static string Format(double v) => v.ToString("0.#######", CultureInfo.InvariantCulture);

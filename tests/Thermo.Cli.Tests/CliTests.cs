@@ -60,4 +60,30 @@ public class CliTests
         Assert.True(extended.Code == 0, extended.Err);
         Assert.Equal(2, RunManifest.TryLoad(dir["run"])!.LastCompleteEpoch);
     }
+
+    [Fact]
+    public void A_preset_spells_a_papers_protocol_and_given_flags_override_it()
+    {
+        Assert.Equal(["--json", "train", "--model", "lenet", "--dataset", "mnist", "--optimizer", "sgd", "--momentum", "0", "--lr", "1e-2", "--lr-step", "300", "--lr-gamma", "0.1",
+            "--batch-size", "32", "--l2", "4e-2", "--weight-decay", "0", "--dropout", "0", "--out", "r", "--epochs", "5"],
+            TrainPresets.Expand(["--json", "train", "--preset", "thermo-lenet", "--out", "r", "--epochs", "5"]));
+        Assert.Equal(["analyze", "--preset", "x"], TrainPresets.Expand(["analyze", "--preset", "x"]));
+
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 128, 32);
+        var run = ThermoProcess.Run(dir.Path, "train", "--preset=thermo-lenet", "--data-dir", data, "--epochs", "1", "--lr", "5e-3", "--threads", "1", "--out", dir["run"], "--quiet");
+        Assert.True(run.Code == 0, run.Err);
+        var config = RunManifest.TryLoad(dir["run"])!.Config;
+        Assert.Equal(("lenet", "sgd", 0.0, 5e-3, 32, 0.04, 300, 1), (config.Model, config.Optimizer, config.Momentum, config.Lr, config.BatchSize, config.L2, config.LrStep, config.Epochs));
+        foreach (var (args, expected) in new (string[], string)[]
+        {
+            (["train", "--preset", "nope"], "--preset: 'nope' is not a preset"),
+            (["train", "--preset", "thermo-lenet", "--resume", dir["run"]], "--preset: cannot be given with --config or --resume"),
+        })
+        {
+            var bad = ThermoProcess.Run(dir.Path, args);
+            Assert.True(bad.Code == 2, bad.Err);
+            Assert.Contains(expected, bad.Err);
+        }
+    }
 }

@@ -47,4 +47,49 @@ public class SweepTests
         Assert.True(again.Code == 0, again.Err);
         Assert.Equal(5, again.Err.Split('\n').Count(l => l.Contains("reusing")));
     }
+
+    [Fact]
+    public void A_per_step_sweep_measures_step_temperatures_and_fits_the_sgd_shapes()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
+        // Plain SGD, no momentum, as the thermodynamic paper trains.
+        var config = TinyData.QuickConfig(data, 2) with { Optimizer = "sgd", Momentum = 0, Lr = 1e-2 };
+        using (var run = TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress())) run.Run();
+        var result = ThermoProcess.Run(dir.Path, "sweep", "--from", dir["run"], "--lr", "5e-3,1e-2", "--batch-size", "16,32,64", "--epochs", "2", "--steps", "1", "--json");
+        Assert.True(result.Code == 0, result.Err);
+        var json = JsonDocument.Parse(result.Out).RootElement;
+        Assert.Equal("step", json.GetProperty("time_unit").GetString());
+
+        // Each point's temperature is its per-step analysis: every step of its last epoch, Δt = one step.
+        var sweep = Table.Read(Path.Combine(dir["run"], "sweep", "sweep.parquet"), "sweep");
+        var parameter = Table.GetStrings(sweep, "parameter", "sweep");
+        var value = Table.GetDoubles(sweep, "value", "sweep");
+        var layer = Table.GetStrings(sweep, "layer", "sweep");
+        var temperature = Table.GetDoubles(sweep, "temperature", "sweep");
+        Assert.All(Table.GetStrings(sweep, "time_unit", "sweep"), u => Assert.Equal("step", u));
+        var point = Path.Combine(dir["run"], "sweep", "batch-size=16");
+        Assert.Equal(1, RunManifest.TryLoad(point)!.Config.StepSnapshotEpochs);
+        var own = Table.Read(Path.Combine(RunLayout.StepAnalysis(point), "temperature.parquet"), "temperature");
+        var ownLayer = Table.GetStrings(own, "layer", point);
+        var ownT = Table.GetDoubles(own, "temperature", point);
+        var ownFrom = Table.GetInts(own, "window_from", point);
+        int fc = Array.FindIndex(ownLayer, l => l == "fc");
+        // 256 images in batches of 16: 16 steps an epoch, so the last epoch's step snapshots are steps 17..32.
+        Assert.Equal(17, ownFrom[fc]);
+        int row = Enumerable.Range(0, layer.Length).Single(i => parameter[i] == "batch_size" && value[i] == 16 && layer[i] == "fc");
+        Assert.Equal(ownT[fc], temperature[row]);
+
+        // T = a + b/B by least squares over the batch sizes, by hand.
+        var rows = Enumerable.Range(0, layer.Length).Where(i => parameter[i] == "batch_size" && layer[i] == "fc").ToArray();
+        double mx = rows.Average(i => 1 / value[i]), my = rows.Average(i => temperature[i]);
+        double b = rows.Sum(i => (1 / value[i] - mx) * (temperature[i] - my)) / rows.Sum(i => Math.Pow(1 / value[i] - mx, 2));
+        var fit = json.GetProperty("fits").EnumerateArray().Single(f => f.GetProperty("parameter").GetString() == "batch_size" && f.GetProperty("layer").GetString() == "fc");
+        Assert.Equal(b, fit.GetProperty("affine_slope").GetDouble(), 1e-9 * Math.Abs(b));
+        Assert.Equal(my - b * mx, fit.GetProperty("affine_intercept").GetDouble(), 1e-9 * Math.Abs(my));
+        // Two learning rates: a power law, but no affine fit (it is the batch size's).
+        var lrFit = json.GetProperty("fits").EnumerateArray().First(f => f.GetProperty("parameter").GetString() == "lr");
+        Assert.True(double.IsFinite(lrFit.GetProperty("beta").GetDouble()));
+        Assert.Equal(JsonValueKind.String, lrFit.GetProperty("affine_slope").ValueKind); // NaN, written as a string by the JSON writer
+    }
 }
