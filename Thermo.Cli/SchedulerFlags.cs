@@ -43,10 +43,13 @@ public sealed class SchedulerFlags
         return chosen;
     }
 
+    /// <summary>Slurm's settings, once the flags are checked and <c>sbatch</c> is found, before anything is written.</summary>
     public SlurmSettings Settings(ParseResult parse)
     {
         int perTask = parse.GetValue(cpus);
         if (perTask < 1) throw new ThermoException($"--cpus-per-task: must be positive, got {perTask}");
+        if (SlurmJobs.RunCommand("sbatch", ["--version"]) is null)
+            throw new ThermoException("--scheduler slurm: sbatch is not installed here (it must be on PATH; submit from a login node of the cluster)");
         return new SlurmSettings(parse.GetValue(partition), parse.GetValue(time), perTask, parse.GetValue(extra) ?? []);
     }
 

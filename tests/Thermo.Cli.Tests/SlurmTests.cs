@@ -149,6 +149,18 @@ public class SlurmTests
             Assert.Contains(expected, result.Err);
         }
         Assert.False(Directory.Exists(dir["r"]));
+
+        // Without sbatch on PATH: named before anything is written.
+        Directory.CreateDirectory(dir["empty"]);
+        var psi = ThermoProcess.StartInfo(dir.Path, "reproduce", "pruning-paper", "--scheduler", "slurm", "--out", dir["r"]);
+        psi.Environment["PATH"] = dir["empty"];
+        using var p = Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(2, p.ExitCode);
+        Assert.Contains("sbatch is not installed", err);
+        Assert.False(Directory.Exists(dir["r"]));
     }
 
     [Fact]
