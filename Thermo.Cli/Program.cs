@@ -45,7 +45,7 @@ public static partial class Program
             // directory: refuse option-like arguments by name (negative numbers stay allowed).
             var unknown = parsed.Tokens.FirstOrDefault(t => t.Type == System.CommandLine.Parsing.TokenType.Argument
                 && t.Value.StartsWith('-') && t.Value.Length > 1 && !double.TryParse(t.Value, System.Globalization.CultureInfo.InvariantCulture, out _));
-            if (parsed.Errors.Count == 0 && unknown is not null)
+            if (unknown is not null)
             {
                 var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] + " " : "";
                 var message = $"unknown option '{unknown.Value}'";
@@ -57,8 +57,10 @@ public static partial class Program
             {
                 // One line, the exit code of every other bad input; --help shows the usage.
                 var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] + " " : "";
-                Console.Error.WriteLine($"thermo: error: {parsed.Errors[0].Message} (see thermo {verb}--help)");
-                CliOutput.Error(parsed.Errors[0].Message, ExitCodes.BadInput);
+                // An unknown option first: a missing required one is often only its consequence.
+                var first = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parsed.Errors[0];
+                Console.Error.WriteLine($"thermo: error: {first.Message} (see thermo {verb}--help)");
+                CliOutput.Error(first.Message, ExitCodes.BadInput);
                 return ExitCodes.BadInput;
             }
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
