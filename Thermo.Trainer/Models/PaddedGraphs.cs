@@ -78,15 +78,27 @@ public static class PaddedGraphs
         return (features.MoveToOuterDisposeScope(), adjacency.MoveToOuterDisposeScope(), indicator.MoveToOuterDisposeScope());
     }
 
-    /// <summary>SLIC graphs of <paramref name="count"/> images of uniform noise drawn from
-    /// <paramref name="seed"/>, packed: an input of the right form for checks and benchmarks whose
-    /// figures are about arithmetic, not data.</summary>
+    /// <summary>
+    /// SLIC graphs of <paramref name="count"/> images of uniform noise drawn from <paramref name="seed"/>,
+    /// with standard normal node intensities, packed: an input of the right form for checks and benchmarks
+    /// whose figures are about arithmetic, not data. Intensities of both signs, as the image checks'
+    /// normal pixels: with one input feature of one sign, GAT's first source-attention gradient is exactly
+    /// zero in every head whose scores all share a sign (the softmax over a row then ignores the row's own
+    /// term), and a float32 gradient against a zero reference is nothing but rounding.
+    /// </summary>
     public static Tensor OfNoise(int count, int height, int width, int seed)
     {
         var random = new Random(seed);
         var pixels = new float[count * height * width];
         for (int i = 0; i < pixels.Length; i++) pixels[i] = random.NextSingle();
         var split = new ImageSplit(pixels, new long[count], 1, height, width);
-        return Pack(SuperpixelGraph.OfSplit(split, SlicParameters.Paper));
+        var graphs = SuperpixelGraph.OfSplit(split, SlicParameters.Paper)
+            .Select(g => g with { Intensity = g.Intensity.Select(_ => (float)random.NextGaussian()).ToArray() })
+            .ToArray();
+        return Pack(graphs);
     }
+
+    /// <summary>A standard normal draw (Box–Muller).</summary>
+    static double NextGaussian(this Random random) =>
+        Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
 }
