@@ -40,7 +40,7 @@ public static class SuperpixelCache
 
     /// <summary>The cache directory of <paramref name="data"/>'s graphs below <paramref name="artifacts"/>.</summary>
     public static string DirectoryOf(string artifacts, ImageDataset data, SlicParameters parameters) =>
-        Path.Combine(artifacts, "data", string.Create(CultureInfo.InvariantCulture,
+        DataSources.CacheDirectory(artifacts, string.Create(CultureInfo.InvariantCulture,
             $"{data.Name}-slic-n{parameters.Segments}-m{parameters.Compactness:R}-i{parameters.Iterations}-{Key(data.Digest, parameters)}"));
 
     /// <summary>The path of one split's table in a cache directory (<paramref name="split"/>: train or test).</summary>

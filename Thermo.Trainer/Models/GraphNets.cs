@@ -24,7 +24,7 @@ public static class ImageGraphs
 }
 
 /// <summary>
-/// The tiling graph the graph networks see an image as with <c>--graph tiles</c>. Construction (fixed, so it is built once
+/// The tiling graph the graph networks see an image as on <see cref="ImageGraphs.Tiles"/>. Construction (fixed, so it is built once
 /// per model and every image shares it): the image is cut into square tiles of <c>tile</c>×<c>tile</c>
 /// pixels (MNIST: 4×4 tiles, a 7×7 grid of 49 nodes); a node's features are its tile's mean intensity
 /// per channel; each node is joined to its <c>k</c> nearest nodes by the distance between tile centroids
