@@ -65,7 +65,7 @@ public sealed class TrainingRun : IDisposable
     TrainingRun(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom)
     {
         config.Validate();
-        // The run records the graph its model sees, so a resume or a --config copy sees the same one.
+        // The run records the graph its model sees, so a resumed run or a copy of its configuration sees the same one.
         config = config with { Graph = config.ResolvedGraph };
         this.config = config;
         this.runDirectory = runDirectory;
