@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 
 /// <summary>
 /// Issue 6's benchmark: training throughput of every model on this machine's cores — forward, backward
-/// and an SGD step on minibatches of the model's input size (random images: the figure is about
-/// arithmetic, not data), median over repeats after a warm-up.
+/// and an SGD step on minibatches of the model's input size (random images, and for gcn and gat the SLIC
+/// graphs of random images: the figure is about arithmetic, not data), median over repeats after a warm-up.
 /// </summary>
 static class ModelBench
 {
@@ -23,7 +23,7 @@ static class ModelBench
             manual_seed(1);
             using var model = ModelFactory.Create(name, channels, size, size, 10, null, 0.1);
             using var optimizer = optim.SGD(model.parameters(), 1e-3, momentum: 0.9);
-            using var x = rand(batch, channels, size, size);
+            using var x = ImageGraphs.TakesGraph(name) ? PaddedGraphs.OfNoise(batch, size, size, seed: 1) : rand(batch, channels, size, size);
             using var y = randint(0, 10, batch);
             model.train();
             void Step()
@@ -42,7 +42,7 @@ static class ModelBench
                 return steps * batch / sw.Elapsed.TotalSeconds;
             }).ToList();
             long parameters = model.parameters().Sum(p => p.numel());
-            report($"training throughput, {name} ({parameters:N0} parameters, {size}×{size}×{channels} inputs, batch {batch})", $"{median(rates):F0} {unit}/s", "—", null);
+            report($"training throughput, {name} ({parameters:N0} parameters, {size}×{size}×{channels} inputs{(ImageGraphs.TakesGraph(name) ? $" as {ImageGraphs.Slic} graphs of {x.shape[1]} nodes at most" : "")}, batch {batch})", $"{median(rates):F0} {unit}/s", "—", null);
         }
     }
 }

@@ -73,7 +73,8 @@ static class NativeProbe
         for (int r = 0; r < runs; r++)
         {
             torch.manual_seed(1);
-            var model = ModelFactory.Create(modelName, 1, 28, 28, 10, modelName == "fourconv" ? widths : null, 0.1);
+            // The probe feeds images, which gcn and gat read on the tiling.
+            var model = ModelFactory.Create(modelName, 1, 28, 28, 10, modelName == "fourconv" ? widths : null, 0.1, ImageGraphs.TakesGraph(modelName) ? ImageGraphs.Tiles : null);
             
             var optimizer = torch.optim.Adam(model.parameters(), 1e-3);
             var weights = model.named_parameters().Where(p => p.name.EndsWith("weight")).Select(p => p.parameter).ToArray();

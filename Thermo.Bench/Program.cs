@@ -219,10 +219,10 @@ static List<double> BareLoopImagesPerSecond(TrainConfig config, string artifacts
     var data = Thermo.Trainer.Data.DataSources.Load(config.Dataset, null, artifacts, _ => { });
     torch.set_num_threads(Environment.ProcessorCount);
     var t = data.Train;
-    using var x = tensor(t.Pixels, [t.Count, t.Channels, t.Height, t.Width]);
+    using var x = ModelInputs.Of(t, ModelInputs.Graphs(config.ResolvedGraph, data, artifacts, _ => { })?.Train);
     using var y = tensor(t.Labels);
     torch.manual_seed(config.Seed);
-    using var model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, data.Classes, config.Widths, config.Dropout);
+    using var model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, data.Classes, config.Widths, config.Dropout, config.ResolvedGraph);
     using var optimizer = torch.optim.Adam(model.parameters(), config.Lr, weight_decay: config.WeightDecay);
     var speeds = new List<double>();
     for (int e = 0; e <= epochs; e++) // epoch 0 warms up (allocator, kernels) and is not counted

@@ -41,6 +41,7 @@ public static class TrainVerb
         var threads = Opt("--threads", "CPU threads for torch (0 = all cores)", defaults.Threads);
         var device = Opt("--device", "cpu or cuda", defaults.Device);
         var init = Opt("--init", "Kernel initialisation: default (each layer's own), kaiming (He normal, fan-in, ReLU) or xavier (Glorot uniform); kaiming and xavier zero those layers' biases", defaults.Init);
+        var graph = Opt<string>("--graph", "gcn and gat: the graph each image is seen as, slic (its own SLIC superpixels, about 75; the default) or tiles (one fixed tiling into 4×4-pixel tiles)");
         var initFrom = Opt<string>("--init-from", "Start from the parameters of this snapshot file (e.g. a pruned model) instead of a random initialisation");
         var loss = Opt("--loss", "ce (cross-entropy), or the partial local entropy losses pla, plea", defaults.Loss);
         var smoothLayers = Opt<string>("--smooth-layers", "With pla/plea: layers whose weights are smoothed, comma-separated (e.g. fc1,fc2)");
@@ -57,7 +58,7 @@ public static class TrainVerb
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
             model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, l2, dropout, batchSize, lrStep, lrGamma,
-            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, init, initFrom,
+            widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, init, graph, initFrom,
             loss, smoothLayers, radius, samples, configFile, output, resume, force, resumable, preset,
         };
 
@@ -73,7 +74,7 @@ public static class TrainVerb
                 TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
                 SnapshotLayers = Flags.List(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
                 StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!, Init = parse.GetValue(init)!,
-                InitFrom = parse.GetValue(initFrom), Loss = parse.GetValue(loss)!, SmoothLayers = Flags.List(parse.GetValue(smoothLayers)),
+                Graph = parse.GetValue(graph), InitFrom = parse.GetValue(initFrom), Loss = parse.GetValue(loss)!, SmoothLayers = Flags.List(parse.GetValue(smoothLayers)),
                 Radius = parse.GetValue(radius), Samples = parse.GetValue(samples),
             };
             if (parse.GetValue(configFile) is { } file)
@@ -178,8 +179,10 @@ public static class TrainVerb
         try
         {
             using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-            var element = document.RootElement.TryGetProperty("config", out var inner) ? inner : document.RootElement;
-            return System.Text.Json.JsonSerializer.Deserialize<TrainConfig>(element, RunManifest.Json) ?? throw new ThermoException($"--config: {file} holds no configuration");
+            bool runJson = document.RootElement.TryGetProperty("config", out var inner);
+            var config = System.Text.Json.JsonSerializer.Deserialize<TrainConfig>(runJson ? inner : document.RootElement, RunManifest.Json)
+                ?? throw new ThermoException($"--config: {file} holds no configuration");
+            return runJson ? config.AsRecordedByRun() : config;
         }
         catch (System.Text.Json.JsonException e)
         {
@@ -199,7 +202,7 @@ public static class TrainVerb
             ["--train-limit"] = c => c.TrainLimit, ["--test-limit"] = c => c.TestLimit, ["--format"] = c => c.Format,
             ["--snapshot-layers"] = c => c.SnapshotLayers is null ? null : string.Join(",", c.SnapshotLayers),
             ["--snapshot-every"] = c => c.SnapshotEvery, ["--step-snapshots"] = c => c.StepSnapshotEpochs,
-            ["--threads"] = c => c.Threads, ["--device"] = c => c.Device, ["--init"] = c => c.Init, ["--init-from"] = c => c.InitFrom,
+            ["--threads"] = c => c.Threads, ["--device"] = c => c.Device, ["--init"] = c => c.Init, ["--graph"] = c => c.Graph, ["--init-from"] = c => c.InitFrom,
             ["--loss"] = c => c.Loss, ["--smooth-layers"] = c => c.SmoothLayers is null ? null : string.Join(",", c.SmoothLayers),
             ["--radius"] = c => c.Radius, ["--samples"] = c => c.Samples,
         };

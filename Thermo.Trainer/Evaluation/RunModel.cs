@@ -11,17 +11,19 @@ namespace Thermo.Trainer.Evaluation;
 /// <summary>Test sets loaded once per process and shared by every run that trained on the same data.</summary>
 public sealed class TestSetCache : IDisposable
 {
-    readonly Dictionary<(string, string?, int?), (ImageDataset Data, Tensor X, Tensor Y)> sets = [];
+    readonly Dictionary<(string, string?, int?, string?), (ImageDataset Data, Tensor X, Tensor Y)> sets = [];
 
-    /// <summary>The test split of <paramref name="config"/>'s data, as tensors, with the data set (for its digest).</summary>
+    /// <summary>The test split of <paramref name="config"/>'s data, as tensors its model reads (images, or
+    /// superpixel graphs), with the data set (for its digest).</summary>
     public (ImageDataset Data, Tensor X, Tensor Y) Get(TrainConfig config, string artifacts, Action<string> log)
     {
-        var key = (config.Dataset, config.DataDir, config.TestLimit);
+        var key = (config.Dataset, config.DataDir, config.TestLimit, config.ResolvedGraph);
         if (!sets.TryGetValue(key, out var set))
         {
             var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, log);
             var test = data.Test.Take(config.TestLimit);
-            set = (data, tensor(test.Pixels, [test.Count, test.Channels, test.Height, test.Width]), tensor(test.Labels));
+            var graphs = ModelInputs.Graphs(config.ResolvedGraph, data, artifacts, log);
+            set = (data, ModelInputs.Of(test, graphs?.Test), tensor(test.Labels));
             sets[key] = set;
         }
         return set;
@@ -82,7 +84,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         if (data.Digest != manifest.Dataset.Digest)
             throw new ThermoException($"{run}: its data ({manifest.Dataset.Source}, {manifest.Dataset.Digest}) differ from what {config.Dataset} loads now ({data.Source}, {data.Digest})");
         var d = manifest.Dataset;
-        var model = ModelFactory.Create(config.Model, d.Channels, d.Height, d.Width, d.Classes, config.Widths, config.Dropout);
+        var model = ModelFactory.Create(config.Model, d.Channels, d.Height, d.Width, d.Classes, config.Widths, config.Dropout, config.ResolvedGraph);
         ParameterLoader.Load(model, final, finalPath);
         var opened = new RunModel(run, manifest, final, model, x, y);
         opened.UseOwnKernels();

@@ -97,7 +97,10 @@ public static class ModelFactory
 {
     public static readonly string[] Names = ["fourconv", "lenet", "mlp2", "mlp3", "cifarnet", "stlnet", "gcn", "gat"];
 
-    public static Module<Tensor, Tensor> Create(string name, int channels, int height, int width, int classes, int[]? widths, double dropout) =>
+    /// <summary>The model <paramref name="name"/> for inputs of the given shape. <paramref name="graph"/> is
+    /// the graph gcn and gat see each image as (<see cref="ImageGraphs"/>; null: slic), which decides what
+    /// they read: images for tiles, <see cref="PaddedGraphs"/> for slic.</summary>
+    public static Module<Tensor, Tensor> Create(string name, int channels, int height, int width, int classes, int[]? widths, double dropout, string? graph = null) =>
         name switch
         {
             "fourconv" => new FourConvNet(channels, height, width, classes, widths ?? FourConvNet.DefaultWidths, dropout),
@@ -105,8 +108,8 @@ public static class ModelFactory
             "mlp2" or "mlp3" => new Mlp(channels * height * width, classes, name == "mlp2" ? 2 : 3, HiddenWidth(widths, channels * height * width)),
             "cifarnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.CifarWidths),
             "stlnet" => new FiveConvNet(name, channels, height, width, classes, widths ?? FiveConvNet.StlWidths),
-            "gcn" => new GcnNet(channels, height, width, classes),
-            "gat" => new GatNet(channels, height, width, classes),
+            "gcn" => new GcnNet(channels, height, width, classes, ImageGraphs.Resolve(name, graph)!),
+            "gat" => new GatNet(channels, height, width, classes, ImageGraphs.Resolve(name, graph)!),
             _ => throw new SettingException(nameof(Thermo.Trainer.Training.TrainConfig.Model), "", $"unknown model '{name}' (known: {string.Join(", ", Names)})"),
         };
 

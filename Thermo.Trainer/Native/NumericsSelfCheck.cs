@@ -6,8 +6,9 @@ using static TorchSharp.torch.nn;
 namespace Thermo.Trainer.Native;
 
 /// <summary>One computation the self-check verifies: a module built from a fixed seed, run forward
-/// and backward on a fixed input of <see cref="InputShape"/>.</summary>
-public sealed record SelfCheckCase(string Name, Func<Module<Tensor, Tensor>> Build, long[] InputShape, bool InputGradient);
+/// and backward on a fixed input that <see cref="Input"/> makes after the check has seeded the generator
+/// (normal noise of the module's input shape, or padded superpixel graphs for a graph network).</summary>
+public sealed record SelfCheckCase(string Name, Func<Module<Tensor, Tensor>> Build, Func<Tensor> Input, bool InputGradient);
 
 /// <summary>A quantity whose float32 value disagrees with its float64 reference.</summary>
 public sealed record Discrepancy(string Case, string Quantity, double RelativeError)
@@ -78,7 +79,7 @@ public static class NumericsSelfCheck
             using var scope = NewDisposeScope();
             using var noSeedLeak = new GeneratorStateScope();
             manual_seed(20261124);
-            var input = randn(c.InputShape);
+            var input = c.Input();
             var reference = c.Build();
             reference.to(ScalarType.Float64).eval();
             var input64 = input.to(ScalarType.Float64);
@@ -138,15 +139,18 @@ public static class NumericsSelfCheck
     /// <summary>The cases that check a model as it will be trained and evaluated: its own layers at the
     /// training batch size and at the evaluation batch size, except stlnet (82M parameters on 96×96
     /// images, gigabytes in float64 at batch 250), checked at one batch of 8.</summary>
-    public static IEnumerable<SelfCheckCase> ModelCases(string model, int channels, int height, int width, int classes, int[]? widths, int batchSize)
+    public static IEnumerable<SelfCheckCase> ModelCases(string model, int channels, int height, int width, int classes, int[]? widths, int batchSize, string? graph = null)
     {
         var batches = model == "stlnet" ? [Math.Min(batchSize, 8)] : new[] { batchSize, Evaluation.TestEvaluation.BatchSize }.Distinct();
+        var seen = Models.ImageGraphs.Resolve(model, graph);
         foreach (var batch in batches)
-            yield return new SelfCheckCase($"{model} (batch {batch})", () =>
+            yield return new SelfCheckCase($"{model}{(seen is null ? "" : $" on {seen}")} (batch {batch})", () =>
             {
                 manual_seed(1);
-                return Models.ModelFactory.Create(model, channels, height, width, classes, widths, 0.0);
-            }, [batch, channels, height, width], InputGradient: false);
+                return Models.ModelFactory.Create(model, channels, height, width, classes, widths, 0.0, graph);
+            }, seen == Models.ImageGraphs.Slic
+                ? () => Models.PaddedGraphs.OfNoise(batch, height, width, seed: 1)
+                : () => randn(batch, channels, height, width), InputGradient: false);
     }
 
     /// <summary>Single convolutions with channel counts below, at and between whole SIMD blocks (8 and 16
@@ -159,7 +163,7 @@ public static class NumericsSelfCheck
             {
                 manual_seed(1);
                 return new SingleConvolution(input, output, kernel);
-            }, [64, input, size, size], InputGradient: input > 1);
+            }, () => randn(64, input, size, size), InputGradient: input > 1);
     }
 
     /// <summary>One convolution computed the way the models compute theirs (<see cref="BlockAlignedConvolution"/>).</summary>

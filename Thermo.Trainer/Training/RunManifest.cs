@@ -72,8 +72,9 @@ public sealed record RunManifest
         if (!File.Exists(path)) return null;
         try
         {
-            return JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), Json)
-                   ?? throw new ThermoException($"{path}: empty manifest");
+            var manifest = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), Json)
+                           ?? throw new ThermoException($"{path}: empty manifest");
+            return manifest with { Config = manifest.Config.AsRecordedByRun() };
         }
         catch (JsonException e)
         {

@@ -53,6 +53,25 @@ public sealed record TrainConfig
     /// with kaiming or xavier, those layers' biases start at zero.
     /// </summary>
     public string Init { get; init; } = "default";
+    /// <summary>
+    /// gcn and gat only: the graph each image is seen as, slic (its own SLIC superpixels, about 75 nodes,
+    /// as the graph-network paper's data) or tiles (one fixed 4×4-pixel tiling for every image). Null means
+    /// slic for them; a run records the graph it used (<see cref="ResolvedGraph"/>). Other models read
+    /// images and take none.
+    /// </summary>
+    public string? Graph { get; init; }
+
+    /// <summary>The graph the model sees: <see cref="Graph"/>, slic for gcn and gat given none, null for other models.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? ResolvedGraph => Thermo.Trainer.Models.ImageGraphs.Resolve(Model, Graph);
+
+    /// <summary>
+    /// A configuration as read from a run.json: run.json files written before <see cref="Graph"/> existed
+    /// record none, and their gcn and gat saw the tiling (the only graph there was), so they read as tiles.
+    /// A run written since always records its graph.
+    /// </summary>
+    public TrainConfig AsRecordedByRun() =>
+        Graph is null && Thermo.Trainer.Models.ImageGraphs.TakesGraph(Model) ? this with { Graph = Thermo.Trainer.Models.ImageGraphs.Tiles } : this;
 
     /// <summary>Learning rate during 1-based epoch <paramref name="epoch"/> under the step schedule.</summary>
     public double LearningRateAt(int epoch) => LrStep <= 0 ? Lr : Lr * Math.Pow(LrGamma, (epoch - 1) / LrStep);
@@ -79,6 +98,8 @@ public sealed record TrainConfig
         if (TestLimit is <= 0) throw new SettingException(nameof(TestLimit), "", $"must be positive, got {TestLimit}");
         if (Threads < 0) throw new SettingException(nameof(Threads), "", $"must be non-negative, got {Threads}");
         if (Init is not ("default" or "kaiming" or "xavier")) throw new SettingException(nameof(Init), "", $"unknown initialisation '{Init}' (known: default, kaiming, xavier)");
+        if (Graph is not null && !Thermo.Trainer.Models.ImageGraphs.Names.Contains(Graph)) throw new SettingException(nameof(Graph), "", $"unknown graph '{Graph}' (known: {string.Join(", ", Thermo.Trainer.Models.ImageGraphs.Names)})");
+        if (Graph is not null && Thermo.Trainer.Models.ModelFactory.Names.Contains(Model) && !Thermo.Trainer.Models.ImageGraphs.TakesGraph(Model)) throw new SettingException(nameof(Graph), "", $"only gcn and gat see images as graphs; {Model} reads the images themselves");
         if (Device is not ("cpu" or "cuda")) throw new SettingException(nameof(Device), "", $"unknown device '{Device}' (known: cpu, cuda)");
         if (Loss is not ("ce" or "pla" or "plea")) throw new SettingException(nameof(Loss), "", $"unknown loss '{Loss}' (known: ce, pla, plea)");
         if (Loss != "ce" && SmoothLayers is not { Length: > 0 }) throw new SettingException(nameof(SmoothLayers), "", $"the {Loss} loss needs the layers to smooth (e.g. fc1)");

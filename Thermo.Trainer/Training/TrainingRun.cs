@@ -65,6 +65,8 @@ public sealed class TrainingRun : IDisposable
     TrainingRun(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom)
     {
         config.Validate();
+        // The run records the graph its model sees, so a resumed run or a copy of its configuration sees the same one.
+        config = config with { Graph = config.ResolvedGraph };
         this.config = config;
         this.runDirectory = runDirectory;
         this.progress = progress;
@@ -80,12 +82,13 @@ public sealed class TrainingRun : IDisposable
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
             throw new ThermoException($"{runDirectory}: the data differ from the run's ({dataset.Source}: {dataset.Digest}, {RunLayout.ManifestFile}: {resumeFrom.Dataset.Digest}); it cannot be resumed on them");
         var (native, check) = VerifyNativeStack(config, dataset, resumeFrom, runDirectory, progress);
-        (trainX, trainY) = ToTensors(dataset.Train);
-        (testX, testY) = ToTensors(dataset.Test);
+        var graphs = ModelInputs.Graphs(config.Graph, data, artifacts, progress.Message);
+        (trainX, trainY) = ToTensors(dataset.Train, graphs?.Train);
+        (testX, testY) = ToTensors(dataset.Test, graphs?.Test);
 
         torch.manual_seed(config.Seed);
         var t = dataset.Train;
-        model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout);
+        model = ModelFactory.Create(config.Model, t.Channels, t.Height, t.Width, dataset.Classes, config.Widths, config.Dropout, config.Graph);
         // Kernels re-drawn on the CPU model before it moves, so the same seed gives the same start on any device.
         Initialisation.Apply(model, config.Init);
         model.to(device);
@@ -140,7 +143,7 @@ public sealed class TrainingRun : IDisposable
             ? NativeSetup.Parse(recordedKernels, RunManifest.PathIn(runDirectory))
             : NativeSetup.Configured);
         var shape = dataset.Train;
-        var cases = NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize).ToList();
+        var cases = NumericsSelfCheck.ModelCases(config.Model, shape.Channels, shape.Height, shape.Width, dataset.Classes, config.Widths, config.BatchSize, config.Graph).ToList();
         var requested = NativeSetup.Convolutions;
         var (_, check, rejected) = NumericsSelfCheck.ChooseKernels(cases);
         var native = NativeSetup.Describe();
@@ -165,9 +168,8 @@ public sealed class TrainingRun : IDisposable
         return trainer;
     }
 
-    (Tensor, Tensor) ToTensors(ImageSplit split) =>
-        (tensor(split.Pixels, [split.Count, split.Channels, split.Height, split.Width]).to(device),
-         tensor(split.Labels).to(device));
+    (Tensor, Tensor) ToTensors(ImageSplit split, SuperpixelGraph[]? graphs) =>
+        (ModelInputs.Of(split, graphs).to(device), tensor(split.Labels).to(device));
 
     static Dictionary<string, string> PackageVersions()
     {

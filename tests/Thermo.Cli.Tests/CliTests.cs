@@ -1,3 +1,4 @@
+using Thermo.Analysis;
 using Thermo.Trainer.Tests;
 using Thermo.Cli;
 using Thermo.Trainer.Training;
@@ -30,6 +31,8 @@ public class CliTests
         AssertBadInput(ThermoProcess.Run(dir.Path, Args("--batch-size", "0")), "--batch-size");
         AssertBadInput(ThermoProcess.Run(dir.Path, Args("--epochs", "many")), "many");
         AssertBadInput(ThermoProcess.Run(dir.Path, Args("--no-such-flag")), "--no-such-flag");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--model", "gcn", "--graph", "voronoi")), "--graph", "voronoi", "slic, tiles");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--model", "fourconv", "--graph", "slic")), "--graph", "only gcn and gat");
         AssertBadInput(ThermoProcess.Run(dir.Path, ["train", "--data-dir", dir["nowhere"], "--out", dir["run"]]), "--data-dir", "nowhere");
         File.WriteAllBytes(Path.Combine(data, "train-images-idx3-ubyte"), [0, 0, 9, 9]);
         AssertBadInput(ThermoProcess.Run(dir.Path, Args()), "train-images-idx3-ubyte", "bad IDX magic");
@@ -85,5 +88,31 @@ public class CliTests
             Assert.True(bad.Code == 2, bad.Err);
             Assert.Contains(expected, bad.Err);
         }
+    }
+
+    [Fact]
+    public void A_gcn_run_records_its_graph_for_resume_and_config()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 64, 32);
+        var first = ThermoProcess.Run(dir.Path, "train", "--model", "gcn", "--data-dir", data, "--epochs", "1", "--batch-size", "32", "--threads", "1", "--out", dir["run"]);
+        Assert.True(first.Code == 0, first.Err);
+        Assert.Equal("slic", RunManifest.TryLoad(dir["run"])!.Config.Graph);
+        Assert.Contains("SLIC superpixels", first.Err);
+
+        AssertBadInput(ThermoProcess.Run(dir.Path, "train", "--resume", dir["run"], "--epochs", "2", "--graph", "tiles"), "--graph", "differs");
+        var resumed = ThermoProcess.Run(dir.Path, "train", "--resume", dir["run"], "--epochs", "2", "--graph", "slic");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.DoesNotContain("computing SLIC", resumed.Err);   // the graphs come from the cache
+
+        // --config carries the graph: a tiles run copied from its run.json trains on tiles again.
+        var tiles = ThermoProcess.Run(dir.Path, "train", "--model", "gat", "--graph", "tiles", "--data-dir", data, "--epochs", "1", "--batch-size", "32", "--threads", "1", "--out", dir["tiles"]);
+        Assert.True(tiles.Code == 0, tiles.Err);
+        var copy = ThermoProcess.Run(dir.Path, "train", "--config", dir["tiles/run.json"], "--out", dir["copy"]);
+        Assert.True(copy.Code == 0, copy.Err);
+        Assert.Equal("tiles", RunManifest.TryLoad(dir["copy"])!.Config.Graph);
+        var original = SnapshotReader.ReadRun(dir["tiles"]).Last();
+        var copied = SnapshotReader.ReadRun(dir["copy"]).Last();
+        Assert.Equal(original.Tensors.Select(t => t.Values), copied.Tensors.Select(t => t.Values));
     }
 }
