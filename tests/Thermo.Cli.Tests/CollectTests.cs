@@ -62,6 +62,14 @@ public class CollectTests
             Assert.Equal(value.Order(), collectedRows.Select(r => (double)r[2]!).Order());
         }
 
+        // The whole dataset at once: every table, told apart by the partition column `table`.
+        var everything = Query($"""
+            SELECT "table", count(DISTINCT run), count(*) FROM read_parquet('{dir["dataset"]}/**/*.parquet', hive_partitioning = true, union_by_name = true)
+            GROUP BY ALL ORDER BY "table"
+            """);
+        Assert.Contains(everything, r => (string)r[0]! == "temperature" && (long)r[1]! == 3 && (long)r[2]! == temperature.Count);
+        Assert.Contains(everything, r => (string)r[0]! == "runs" && (long)r[1]! == 3 && (long)r[2]! == 3);
+
         // The runs table joins each run to its configuration; metrics and pruning results come along.
         var seeds = Query($"""
             SELECT r.run, r.seed, count(*) FROM read_parquet('{dir["dataset"]}/table=runs/*/*.parquet', hive_partitioning = true) r
