@@ -85,9 +85,7 @@ let ensureBrowser () =
 /// artifacts/cluster/, stopped again by the process ids started here. Returns why it cannot run, or
 /// None when it can: it needs root (to install the packages and run slurmd) and no Slurm already running.
 let clusterBlocker () =
-    let running name =
-        let code, out = runCapture "pgrep" [ "-x"; name ]
-        code = 0 && out.Trim() <> ""
+    let running (name: string) = Process.GetProcessesByName(name).Length > 0
     if Environment.UserName <> "root" then Some "not running as root (slurmd must run as root, and the packages are installed by apt-get)"
     elif running "slurmctld" || running "slurmd" then Some "a Slurm is already running on this machine; the test starts and stops its own"
     else None
@@ -99,6 +97,7 @@ let clusterTest () =
     let bin name = [ "/usr/sbin/" + name; "/usr/bin/" + name ] |> List.tryFind File.Exists
     if [ "slurmctld"; "slurmd"; "sbatch"; "munged" ] |> List.exists (fun n -> (bin n).IsNone) then
         log "installing Debian's slurm-wlm and munge for the cluster test"
+        Environment.SetEnvironmentVariable("DEBIAN_FRONTEND", "noninteractive")
         run "apt-get" [ "update"; "-qq" ]
         run "apt-get" [ "install"; "-y"; "-qq"; "--no-install-recommends"; "slurm-wlm"; "munge" ]
     let home = Path.Combine(root, "artifacts", "cluster")
@@ -184,6 +183,11 @@ let clusterTest () =
         let passed, failed = count "Passed", count "Failed"
         passed, failed + (if code <> 0 && failed = 0 then 1 else 0)
     finally
+        // Jobs first (a failed test may leave trainings queued or running), then the daemons by pid.
+        if started.Count > 0 then
+            quiet "scancel" [ "--user"; Environment.UserName ] |> ignore
+            let deadline = DateTime.UtcNow.AddSeconds 20.0
+            while DateTime.UtcNow < deadline && (snd (quiet "squeue" [ "-h" ])).Trim() <> "" do Threading.Thread.Sleep 500
         for p in Seq.rev started do
             if not p.HasExited then
                 p.Kill()
@@ -220,7 +224,9 @@ let test () =
     match clusterBlocker () with
     | Some why -> log (sprintf "cluster test SKIPPED: %s (the Slurm tests above were skipped too)" why)
     | None ->
-        let p, f = clusterTest ()
+        let p, f =
+            try clusterTest ()
+            with e -> log (sprintf "cluster test FAILED to run: %s" e.Message); 0, 1
         passed <- passed + p
         failed <- failed + f
     Console.Out.WriteLine(sprintf "%d passed, %d failed" passed failed)

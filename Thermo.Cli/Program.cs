@@ -43,7 +43,9 @@ public static partial class Program
             CliOutput.Quiet = parsed.GetValue(CliOutput.QuietOption);
             // A run directory argument takes any token, so an unknown option would pass as a run
             // directory: refuse option-like arguments by name (negative numbers stay allowed).
-            var unknown = parsed.Tokens.FirstOrDefault(t => t.Type == System.CommandLine.Parsing.TokenType.Argument
+            // An option's own value may start with '-' (--sbatch-option=--mem=4G): those tokens are the option's.
+            var optionValues = parsed.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>().SelectMany(r => r.Tokens).ToHashSet();
+            var unknown = parsed.Tokens.FirstOrDefault(t => t.Type == System.CommandLine.Parsing.TokenType.Argument && !optionValues.Contains(t)
                 && t.Value.StartsWith('-') && t.Value.Length > 1 && !double.TryParse(t.Value, System.Globalization.CultureInfo.InvariantCulture, out _));
             if (unknown is not null)
             {

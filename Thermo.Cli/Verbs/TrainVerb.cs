@@ -86,18 +86,21 @@ public static class TrainVerb
             var artifacts = Program.ArtifactsDirectory();
             using var progress = new ConsoleProgress();
             var resumeDir = parse.GetValue(resume);
+            bool resumableExtends = false;
             if (parse.GetValue(resumable))
             {
                 if (resumeDir is not null || parse.GetValue(force)) throw new ThermoException("--resumable: cannot be given with --resume or --force");
                 var target = parse.GetValue(output) ?? throw new ThermoException("--resumable: needs --out (the run directory a repeated task finds again)");
                 switch (ResumableState(target, config))
                 {
-                    case { Status: RunStatus.Complete } done:
+                    case { Status: RunStatus.Complete } done when done.Config.Epochs == config.Epochs:
                         progress.Message($"complete already: {done.LastCompleteEpoch} epochs in {target}");
                         WriteResult(target, done);
                         return ExitCodes.Ok;
-                    case { LastCompleteEpoch: >= 0 }:
+                    case { LastCompleteEpoch: >= 0 } found:
                         resumeDir = target;
+                        // A run of fewer epochs is extended to the configuration's, as --resume --epochs does.
+                        resumableExtends = found.Config.Epochs < config.Epochs;
                         break;
                     case not null:
                         // Started but no epoch complete: nothing worth keeping.
@@ -111,7 +114,7 @@ public static class TrainVerb
             {
                 runDir = resumeDir;
                 var manifest = RunManifest.TryLoad(runDir) ?? throw new ThermoException($"--resume: {runDir} holds no run (no {RunLayout.ManifestFile})");
-                bool epochsGiven = parse.GetResult(epochs) is { Implicit: false };
+                bool epochsGiven = parse.GetResult(epochs) is { Implicit: false } || resumableExtends;
                 if (manifest.Status == RunStatus.Complete && (!epochsGiven || config.Epochs <= manifest.Config.Epochs))
                     throw new ThermoException($"--resume: {runDir} is already complete ({manifest.Config.Epochs} epochs); pass a larger --epochs to continue it");
                 var resumed = manifest.Config with { Epochs = epochsGiven ? config.Epochs : manifest.Config.Epochs };
@@ -166,9 +169,13 @@ public static class TrainVerb
                 throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory");
             return null;
         }
-        string Key(TrainConfig c) => System.Text.Json.JsonSerializer.Serialize(c, RunManifest.Json);
+        // The graph as the run recorded it (a gcn/gat config without one means slic); the epoch count apart,
+        // since a run of fewer epochs is extended and one of more is refused.
+        string Key(TrainConfig c) => System.Text.Json.JsonSerializer.Serialize(c with { Graph = c.ResolvedGraph, Epochs = 0 }, RunManifest.Json);
         if (Key(existing.Config) != Key(config))
             throw new ThermoException($"--resumable: {runDir} holds a run of another configuration ({RunManifest.PathIn(runDir)}); choose another directory or remove it");
+        if (existing.Config.Epochs > config.Epochs)
+            throw new ThermoException($"--resumable: {runDir} holds a run of {existing.Config.Epochs} epochs, more than the configuration's {config.Epochs}; choose another directory");
         return existing;
     }
 

@@ -20,6 +20,8 @@ public static class RunCollection
 {
     /// <summary>The dataset's own record (Hive readers skip names starting with '_'): what was collected from where.</summary>
     public const string ManifestFile = "_collection.json";
+    /// <summary>The setting of the dataset's directory (for messages).</summary>
+    public const string Out = "Out";
     /// <summary>The table of one row per run.</summary>
     public const string RunsTable = "runs";
 
@@ -90,11 +92,12 @@ public static class RunCollection
     public static Collected Collect(IReadOnlyList<string> paths, string output, Action<string> progress)
     {
         var runs = FindRuns(paths);
+        if (File.Exists(output)) throw new SettingException(Out, output, "is a file, not a directory");
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any() && !File.Exists(Path.Combine(output, ManifestFile)))
-            throw new SettingException(nameof(output), output, $"exists and is not a collection (no {ManifestFile}); choose another directory or remove it");
+            throw new SettingException(Out, output, $"exists and is not a collection (no {ManifestFile}); choose another directory or remove it");
         var full = Path.GetFullPath(output);
         if (runs.Any(r => full.StartsWith(r + Path.DirectorySeparatorChar, StringComparison.Ordinal) || full == r))
-            throw new SettingException(nameof(output), output, "lies inside a run it collects; choose a directory outside the runs");
+            throw new SettingException(Out, output, "lies inside a run it collects; choose a directory outside the runs");
         var ids = RunIdentity.Names([.. runs]);
         var rows = new SortedDictionary<string, long>(StringComparer.Ordinal);
         AtomicFiles.ReplaceDirectory(output, temp =>
@@ -110,7 +113,7 @@ public static class RunCollection
                     var (kind, columns) = Table.ReadAnyKind(file);
                     // The partition gives the run; a table's own "run" column (its directory when it was written) is kept under another name.
                     var renamed = columns.Select(c => c.Name == "run" ? Rename(c, "run_directory") : c).ToArray();
-                    if (renamed.Any(c => c.Name == "run_directory") && columns.Any(c => c.Name == "run_directory"))
+                    if (columns.Any(c => c.Name == "run") && columns.Any(c => c.Name == "run_directory"))
                         throw new ArtifactException($"{file}: has both a run and a run_directory column");
                     var target = Path.Combine(temp, $"table={kind}", $"run={PartitionValue(ids[i])}", part + ".parquet");
                     if (File.Exists(target)) throw new ArtifactException($"{file}: a second {kind} table in {run}");
@@ -161,6 +164,7 @@ public static class RunCollection
             Column.NewStringColumn("model", [c.Model]),
             Column.NewStringColumn("dataset", [c.Dataset]),
             Column.NewStringColumn("dataset_digest", [m.Dataset.Digest]),
+            Column.NewStringColumn("graph", [c.ResolvedGraph ?? ""]),
             Column.NewInt64Column("seed", [c.Seed]),
             Column.NewInt32Column("epochs", [c.Epochs]),
             Column.NewStringColumn("optimizer", [c.Optimizer]),

@@ -158,18 +158,15 @@ public static class SlurmJobs
             if (!option.StartsWith('-') || option.Contains('\n'))
                 throw new SettingException(nameof(SlurmSettings.ExtraOptions), "", $"'{option}' is not an sbatch option (one option per value, e.g. --mem=4G)");
         var home = Path.GetFullPath(Home(dir));
-        if (File.Exists(Path.Combine(home, JobsFile)))
-        {
-            var earlier = ReadJobs(home);
-            var queued = Queue(squeue);
-            bool Active(string job) => queued is not null && queued.Any(kv => JobOf(kv.Key) == job && (PendingStates.Contains(kv.Value.State) || RunningStates.Contains(kv.Value.State)));
-            var still = new[] { earlier.TrainingJob, earlier.FinishJob }.Where(j => j is not null && Active(j)).ToList();
-            if (still.Count > 0)
-                throw new SettingException(Settings, dir, $"jobs {string.Join(", ", still)} of an earlier submission are still queued (thermo sweep --status {dir}); wait for them or scancel them");
-        }
-        Directory.CreateDirectory(Path.Combine(home, LogDirectory));
-        if (Directory.Exists(Path.Combine(home, ExitDirectory))) Directory.Delete(Path.Combine(home, ExitDirectory), recursive: true);
+        EnsureNothingQueued(dir, squeue);
         var workingDirectory = Directory.GetCurrentDirectory();
+        foreach (var path in new[] { home, workingDirectory })
+            if (path.Any(c => char.IsWhiteSpace(c) || c is '#' or '%' or '"' or '\'' or '\\'))
+                throw new SettingException(Settings, dir, $"{path} holds a space, '#', '%', a quote or a backslash, which an #SBATCH line cannot carry; use a plainer path");
+        Directory.CreateDirectory(Path.Combine(home, LogDirectory));
+        // The earlier submission's record goes first: a failure below must not leave it naming jobs whose exit codes are gone.
+        File.Delete(Path.Combine(home, JobsFile));
+        if (Directory.Exists(Path.Combine(home, ExitDirectory))) Directory.Delete(Path.Combine(home, ExitDirectory), recursive: true);
         var full = tasks.Select(t => new TrainingTask(Path.GetFullPath(t.Config), Path.GetFullPath(t.RunDirectory))).ToList();
         if (full.Any(t => (t.Config + t.RunDirectory).Contains('\t') || (t.Config + t.RunDirectory).Contains('\n')))
             throw new SettingException(Settings, dir, "a path holds a tab or a line break, which the task list cannot carry");
@@ -184,11 +181,41 @@ public static class SlurmJobs
         else if (File.Exists(Path.Combine(home, TrainingScript))) File.Delete(Path.Combine(home, TrainingScript));
         // Cancelled rather than left pending for ever when a training task fails.
         string[] dependency = trainingJob is null ? [] : [$"--dependency=afterok:{trainingJob}", "--kill-on-invalid-dep=yes"];
-        var finishJob = SubmitScript(sbatch, ["--parsable", .. dependency, Path.Combine(home, FinishScript)]);
+        string finishJob;
+        try { finishJob = SubmitScript(sbatch, ["--parsable", .. dependency, Path.Combine(home, FinishScript)]); }
+        catch (ThermoException) when (trainingJob is not null)
+        {
+            // No array left running unrecorded, where a later submission could not see it.
+            RunCommand("scancel", [trainingJob]);
+            throw;
+        }
         var record = new JobsRecord(DateTimeOffset.UtcNow, trainingJob, finishJob,
             full.Select((t, i) => new TaskRecord(i, t.Config, t.RunDirectory)).ToList(), [.. thermo, .. finish]);
         AtomicFiles.WriteAllText(Path.Combine(home, JobsFile), JsonSerializer.Serialize(record, Json));
         return new Submission(home, trainingJob, finishJob, full);
+    }
+
+    /// <summary>
+    /// Refuses while jobs of an earlier submission into <paramref name="dir"/> are still pending or running
+    /// (or when squeue cannot be read to tell); called before anything of a new submission is written.
+    /// </summary>
+    public static void EnsureNothingQueued(string dir, Func<IReadOnlyList<string>, CommandResult?> squeue)
+    {
+        var home = Path.GetFullPath(Home(dir));
+        if (!File.Exists(Path.Combine(home, JobsFile))) return;
+        var earlier = ReadJobs(home);
+        var queued = Queue(squeue);
+        if (queued is null)
+        {
+            // Its finishing job recorded an exit: that submission is over, whatever squeue would say.
+            if (File.Exists(Path.Combine(home, ExitDirectory, FinishExitFile))) return;
+            throw new SettingException(Settings, dir,
+                $"squeue cannot be read to check jobs {earlier.TrainingJob ?? "-"} and {earlier.FinishJob} of an earlier submission ({Path.Combine(DirectoryName, JobsFile)}); scancel them, or remove that file");
+        }
+        bool Active(string job) => queued.Any(kv => JobOf(kv.Key) == job && (PendingStates.Contains(kv.Value.State) || RunningStates.Contains(kv.Value.State)));
+        var still = new[] { earlier.TrainingJob, earlier.FinishJob }.Where(j => j is not null && Active(j)).ToList();
+        if (still.Count > 0)
+            throw new SettingException(Settings, dir, $"jobs {string.Join(", ", still)} of an earlier submission are still queued (thermo sweep --status {dir}); wait for them or scancel them");
     }
 
     static string SubmitScript(Func<IReadOnlyList<string>, CommandResult?> sbatch, IReadOnlyList<string> args)
@@ -217,7 +244,7 @@ public static class SlurmJobs
     /// </summary>
     static Dictionary<string, (string State, string Reason)>? Queue(Func<IReadOnlyList<string>, CommandResult?> squeue)
     {
-        var result = squeue(["--noheader", "--array", "--states=all", "--format=%i|%T|%r"]);
+        var result = squeue(["--noheader", "--array", "--states=all", $"--user={Environment.UserName}", "--format=%i|%T|%r"]);
         if (result is null || result.ExitCode != 0) return null;
         return ParseQueue(result.Output);
     }
@@ -287,9 +314,12 @@ public static class SlurmJobs
             // A pending array shows as one line "12_[0-3]" until its tasks start: look for the task, then for the array.
             var queued = Queued($"{record.TrainingJob}_{t.Index}") ?? queue?.Where(kv => kv.Key.StartsWith($"{record.TrainingJob}_[", StringComparison.Ordinal) && ArrayRangeHolds(kv.Key, t.Index)).Select(kv => ((string, string)?)kv.Value).FirstOrDefault();
             var (state, detail) = ClassifyTask(queued, ExitCode($"train-{t.Index}"), RunManifest.TryLoadQuietly(t.Run));
+            // Without squeue a task with no exit code may still be queued or running: not "failed".
+            if (queue is null && state == "failed" && ExitCode($"train-{t.Index}") is null) (state, detail) = ("unknown", "squeue unreadable; " + detail[(detail.IndexOf(';') + 2)..]);
             jobs.Add(new JobStatus($"train[{t.Index}]", t.Run, state, detail));
         }
         var (finishState, finishDetail) = ClassifyFinish(Queued(record.FinishJob), ExitCode(FinishExitFile));
+        if (queue is null && ExitCode(FinishExitFile) is null) (finishState, finishDetail) = ("unknown", "squeue unreadable, and no exit code recorded yet");
         jobs.Add(new JobStatus("finish", null, finishState, finishDetail));
         return (jobs, queue is not null, record.TrainingJob, record.FinishJob);
     }

@@ -144,6 +144,7 @@ public static class PruningPaperReproduction
     public static Submission Submit(Protocol p, string dir, string artifacts, IReadOnlyList<string> thermo, IReadOnlyList<string> finish, SlurmSettings slurm,
         Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> sbatch, Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> squeue, ITrainingProgress progress)
     {
+        SlurmJobs.EnsureNothingQueued(dir, squeue);
         if (p.DataDir is null) DataSources.EnsureDefault(p.Dataset, artifacts, progress.Message);
         var tasks = new List<TrainingTask>();
         foreach (var l2 in p.L2s)

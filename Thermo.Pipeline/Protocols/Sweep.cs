@@ -62,6 +62,8 @@ public static class Sweep
     public static Submission Submit(Plan plan, IReadOnlyList<string> thermo, IReadOnlyList<string> finish, SlurmSettings slurm,
         Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> sbatch, Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> squeue)
     {
+        // Before Prepare rewrites the configurations that queued tasks of an earlier submission would read.
+        SlurmJobs.EnsureNothingQueued(plan.Out ?? Path.Combine(plan.From, "sweep"), squeue);
         var (dir, _, points, configs) = Prepare(plan with { Threads = slurm.CpusPerTask });
         var tasks = points.Where(p => RunManifest.TryLoadQuietly(p.Directory) is not { Status: RunStatus.Complete })
             .Select(p => new TrainingTask(ConfigPath(configs, p), p.Directory)).ToList();

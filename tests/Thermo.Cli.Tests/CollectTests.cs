@@ -92,7 +92,10 @@ public class CollectTests
         File.WriteAllText(dir["mine/notes.txt"], "keep");
         var refused = ThermoProcess.Run(dir.Path, "collect", runs[1], "--out", dir["mine"]);
         Assert.Equal(2, refused.Code);
-        Assert.Contains("is not a collection", refused.Err);
+        Assert.Contains("--out: exists and is not a collection", refused.Err);
+        var file = ThermoProcess.Run(dir.Path, "collect", runs[1], "--out", dir["mine/notes.txt"]);
+        Assert.Equal(2, file.Code);
+        Assert.Contains("--out: is a file", file.Err);
         Assert.Equal("keep", File.ReadAllText(dir["mine/notes.txt"]));
     }
 

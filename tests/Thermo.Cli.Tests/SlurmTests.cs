@@ -81,6 +81,15 @@ public class SlurmTests
         Assert.Contains("invalid partition", refused.Message);
         var missing = Assert.Throws<Thermo.Trainer.ThermoException>(() => SlurmJobs.Submit(dir["s"], task, ["thermo"], [], new SlurmSettings(), _ => null, _ => null));
         Assert.Contains("sbatch is not installed", missing.Message);
+        // #SBATCH lines split on spaces: such a directory is refused before anything is written.
+        var spaced = Assert.Throws<SettingException>(() => SlurmJobs.Submit(dir["my sweep"], task, ["thermo"], [], new SlurmSettings(), new FakeSbatch().Run, _ => null));
+        Assert.Contains("#SBATCH", spaced.Detail);
+        Assert.False(Directory.Exists(dir["my sweep"]));
+        // With an earlier submission on record, an unreadable squeue is no licence to submit again.
+        var earlier = new FakeSbatch();
+        SlurmJobs.Submit(dir["again"], task, ["thermo"], [], new SlurmSettings(), earlier.Run, _ => Ok(""));
+        Assert.Contains("squeue cannot be read", Assert.Throws<SettingException>(() => SlurmJobs.Submit(dir["again"], task, ["thermo"], [], new SlurmSettings(), earlier.Run, _ => null)).Detail);
+        Assert.Equal("unknown", SlurmJobs.Status(dir["again"], _ => null).Jobs[0].State);
     }
 
     static RunManifest Manifest(RunStatus status, int last, int epochs) => new()
@@ -136,6 +145,9 @@ public class SlurmTests
         {
             (["sweep", "--from", dir["x"], "--lr", "1e-3", "--scheduler", "pbs"], "--scheduler: 'pbs' is not local or slurm"),
             (["sweep", "--from", dir["x"], "--lr", "1e-3", "--partition", "short"], "--partition: only with --scheduler slurm"),
+            // An option's value that starts with '-' is the option's, not an unknown option.
+            (["sweep", "--from", dir["x"], "--lr", "1e-3", "--sbatch-option=--mem=4G"], "--sbatch-option: only with --scheduler slurm"),
+            (["sweep", "--from", dir["x"], "--lr", "1e-3", "--sbatch-option", "--qos=low"], "--sbatch-option: only with --scheduler slurm"),
             (["sweep", "--lr", "1e-3"], "--from: required"),
             (["sweep", "--status", dir.Path], "--status: holds no Slurm submission"),
             (["sweep", "--status", dir.Path, "--lr", "1e-3"], "--status: takes no other option"),
@@ -215,6 +227,34 @@ public class SlurmTests
         Assert.Equal(2, other.Code);
         Assert.Contains("holds a run of another configuration", other.Err);
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(RunManifest.PathIn(dir["straight"])));
+    }
+
+    [Fact]
+    public void A_resumable_task_extends_a_shorter_run_and_knows_a_graph_networks_default_graph()
+    {
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], train: 64, test: 32);
+        var config = dir["config.json"];
+        // A gcn configuration without --graph: the run records slic, and a rerun must still match it.
+        var gcn = new TrainConfig { Model = "gcn", DataDir = data, Epochs = 1, BatchSize = 32, Threads = 1 };
+        File.WriteAllText(config, JsonSerializer.Serialize(gcn, RunManifest.Json));
+        string[] args = ["train", "--config", config, "--out", dir["run"], "--resumable"];
+        var first = ThermoProcess.Run(dir.Path, args);
+        Assert.True(first.Code == 0, first.Err);
+        var again = ThermoProcess.Run(dir.Path, args);
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Contains("complete already", again.Err);
+
+        // The same configuration with more epochs extends the run, as reproduce's local path does.
+        File.WriteAllText(config, JsonSerializer.Serialize(gcn with { Epochs = 2 }, RunManifest.Json));
+        var extended = ThermoProcess.Run(dir.Path, args);
+        Assert.True(extended.Code == 0, extended.Err);
+        Assert.Equal((2, RunStatus.Complete), (RunManifest.TryLoad(dir["run"])!.LastCompleteEpoch, RunManifest.TryLoad(dir["run"])!.Status));
+        // Fewer epochs than the run holds: refused.
+        File.WriteAllText(config, JsonSerializer.Serialize(gcn, RunManifest.Json));
+        var shorter = ThermoProcess.Run(dir.Path, args);
+        Assert.Equal(2, shorter.Code);
+        Assert.Contains("more than the configuration's 1", shorter.Err);
     }
 
     static (int Code, string Output) Bash(string script, params (string Name, string Value)[] environment)
