@@ -15,6 +15,11 @@ public static class Flags
     public static int[]? Ints(string flag, string? text) =>
         List(text)?.Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
             ? v : throw new ThermoException($"{flag}: '{s}' is not an integer")).ToArray();
+
+    /// <summary>Numbers of a comma-separated list (null when not given).</summary>
+    public static double[]? Doubles(string flag, string? text) =>
+        List(text)?.Select(s => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v)
+            ? v : throw new ThermoException($"{flag}: '{s}' is not a number")).ToArray();
 }
 
 /// <summary>

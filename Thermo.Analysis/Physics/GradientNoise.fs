@@ -1,5 +1,7 @@
 namespace Thermo.Analysis
 
+open System
+
 /// Decay of one layer's gradient-noise signal over a window of epochs.
 type NoiseDecay =
     { Layer: string
@@ -9,6 +11,13 @@ type NoiseDecay =
       RSquared: float
       FromEpoch: int
       ToEpoch: int }
+
+/// The epoch at which one layer's training signal s_I is largest.
+type SignalPeak =
+    { Layer: string
+      Epoch: int
+      /// The largest mean s_I.
+      Signal: float }
 
 /// Gradient-noise layer temperature (SPEC.md, Musso): per-layer s_I summarised per epoch by the trainer
 /// (gradnoise.parquet), and the late-time decay shared across layers.
@@ -47,3 +56,15 @@ module GradientNoise =
                 let ssTot = centred |> Array.sumBy (fun (_, y) -> y * y)
                 let ssRes = centred |> Array.sumBy (fun (x, y) -> (y - slope * x) ** 2.0)
                 Some(-slope, (if ssTot = 0.0 then 1.0 else 1.0 - ssRes / ssTot))
+
+    /// Where each layer's training signal peaks: the epoch of the largest mean s_I (the first such epoch
+    /// on a tie), which the partial-entropy paper takes as the end of the signal-dominated regime.
+    /// Non-finite means are ignored. Layers in order of first appearance.
+    [<CompiledName("SignalPeaks")>]
+    let signalPeaks (rows: GradientNoiseRow[]) : SignalPeak[] =
+        rows
+        |> Array.filter (fun r -> Double.IsFinite r.Mean)
+        |> Array.groupBy (fun r -> r.Layer)
+        |> Array.map (fun (layer, r) ->
+            let peak = r |> Array.sortBy (fun g -> g.Epoch) |> Array.reduce (fun best next -> if next.Mean > best.Mean then next else best)
+            { Layer = layer; Epoch = peak.Epoch; Signal = peak.Mean })

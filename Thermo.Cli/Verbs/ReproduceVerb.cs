@@ -14,22 +14,24 @@ namespace Thermo.Cli.Verbs;
 
 /// <summary>
 /// <c>thermo reproduce pruning-paper</c>: the pruning paper's protocol end to end — R seeds trained,
-/// each analysed over its last N epochs, pruned by every criterion, tabulated as Tables 2–3. Resumable:
-/// complete runs with the same configuration are reused, unfinished ones resumed.
+/// each analysed over its last N epochs, pruned by every criterion, tabulated as Tables 2–3.
+/// <c>thermo reproduce partial-entropy</c>: the partial-entropy paper's grid of smoothed losses against
+/// plain cross-entropy. Both are resumable: complete runs with the same configuration are reused,
+/// unfinished ones resumed.
 /// </summary>
 public static class ReproduceVerb
 {
     public static Command Build()
     {
-        var experiment = new Argument<string>("EXPERIMENT") { Description = "The experiment to reproduce: pruning-paper" };
-        var dataset = new Option<string>("--dataset") { Description = "mnist (default data) or fashion-mnist", DefaultValueFactory = _ => "mnist" };
+        var experiment = new Argument<string>("EXPERIMENT") { Description = "The experiment to reproduce: pruning-paper or partial-entropy" };
+        var dataset = new Option<string>("--dataset") { Description = "mnist or fashion-mnist (default: mnist for pruning-paper, fashion-mnist for partial-entropy)" };
         var dataDir = new Option<string>("--data-dir") { Description = "Directory with the data set's own files (IDX)" };
-        var runs = new Option<int>("--runs") { Description = "Independent trainings (seeds 1..R); --full: 10", DefaultValueFactory = _ => 5 };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs per training; --full: 200", DefaultValueFactory = _ => 20 };
+        var runs = new Option<int?>("--runs") { Description = "Independent trainings (seeds 1..R) per condition or grid point (default: 5 for pruning-paper, 3 for partial-entropy; --full: 10 and 3)" };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs per training (default: 20 for pruning-paper and for partial-entropy; --full: 200 and 120)" };
         var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
         var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => 0 };
-        var full = new Option<bool>("--full") { Description = "The paper's protocol: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores)" };
-        var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images" };
+        var full = new Option<bool>("--full") { Description = "The paper's protocol. pruning-paper: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores); partial-entropy: 120 epochs at lr 1e-4 on all 60,000 images, 3 seeds (days on 2 cores)" };
+        var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images (partial-entropy's default: 20000)" };
         var testLimit = new Option<int?>("--test-limit") { Description = "Use only the first N test images" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0 = all cores)", DefaultValueFactory = _ => 0 };
         var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer or all", DefaultValueFactory = _ => "layer" };
@@ -37,22 +39,36 @@ public static class ReproduceVerb
         var output = new Option<string>("--out") { Description = "Reproduction directory (default: artifacts/reproductions/pruning-paper-<dataset>-e<E>-n<N>-r<R>)" };
         var ledger = new Option<string>("--ledger") { Description = "Keep each finished run's compact part (no per-epoch snapshots) in this directory, train only what it lacks, and tabulate from it alone" };
         var noTrain = new Option<bool>("--no-train") { Description = "With --ledger: train nothing, tabulate the runs the ledger holds" };
+        var lr = new Option<double?>("--lr") { Description = "partial-entropy: SGD learning rate (default 2e-3: with 20,000 images for 20 epochs, about the paper's η × steps; --full: the paper's 1e-4)" };
+        var losses = new Option<string>("--losses") { Description = "partial-entropy: smoothed losses, comma-separated (pla, plea)", DefaultValueFactory = _ => "pla,plea" };
+        var smoothings = new Option<string>("--smoothings") { Description = "partial-entropy: choices of smoothed layers, comma-separated, layers of one choice joined by + (e.g. fc1,fc2,fc1+fc2)", DefaultValueFactory = _ => "fc1,fc2,fc1+fc2" };
+        var radii = new Option<string>("--radii") { Description = "partial-entropy: half-sides R of the smoothing hyper-cube, comma-separated", DefaultValueFactory = _ => "0.01,0.03,0.1" };
+        var samples = new Option<int>("--samples") { Description = "partial-entropy: displaced copies y per minibatch", DefaultValueFactory = _ => 4 };
+        var jobs = new Option<int>("--jobs") { Description = "partial-entropy: trainings run at once, as separate processes (give --threads too: each uses that many)", DefaultValueFactory = _ => 1 };
         var command = new Command("reproduce", "Reproduce a paper's experiment end to end: train R seeds, analyse, prune, tabulate")
         {
             experiment, dataset, dataDir, runs, epochs, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
+            lr, losses, smoothings, radii, samples, jobs,
         };
         var window = new WindowFlag(command, "Equilibrium window, last:N (the last N epochs); --full: last:150", "last:10", "--equilibrium", legacyIsCount: true);
         var scheduling = new SchedulerFlags(command);
+        Option[] pruningOnly = [l2, weightDecay, curves, draws];
+        Option[] partialEntropyOnly = [lr, losses, smoothings, radii, samples, jobs];
         command.SetAction(parse =>
         {
-            if (parse.GetValue(experiment) != "pruning-paper")
-                throw new ThermoException($"reproduce: unknown experiment '{parse.GetValue(experiment)}' (known: pruning-paper)");
+            var name = parse.GetValue(experiment);
+            if (name is not ("pruning-paper" or "partial-entropy"))
+                throw new ThermoException($"reproduce: unknown experiment '{name}' (known: pruning-paper, partial-entropy)");
             bool isFull = parse.GetValue(full);
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
+            foreach (var o in name == "pruning-paper" ? partialEntropyOnly : pruningOnly)
+                if (Given(o)) throw new ThermoException($"{o.Name}: not an option of reproduce {name}");
+            if (name == "partial-entropy" && window.Given(parse)) throw new ThermoException($"--window: not an option of reproduce {name} (it reads accuracies and the training signal, not temperatures)");
+            if (name == "partial-entropy") return PartialEntropy(parse);
             var protocol = new PruningPaperReproduction.Protocol(
-                parse.GetValue(dataset)!, parse.GetValue(dataDir),
-                isFull && !Given(runs) ? 10 : parse.GetValue(runs),
-                isFull && !Given(epochs) ? 200 : parse.GetValue(epochs),
+                parse.GetValue(dataset) ?? "mnist", parse.GetValue(dataDir),
+                isFull && !Given(runs) ? 10 : parse.GetValue(runs) ?? 5,
+                isFull && !Given(epochs) ? 200 : parse.GetValue(epochs) ?? 20,
                 isFull && !window.Given(parse) ? 150 : window.LastEpochs(parse)!.Value,
                 isFull && !Given(l2) ? [1e-3, 0] : [parse.GetValue(l2)],
                 parse.GetValue(weightDecay),
@@ -93,6 +109,53 @@ public static class ReproduceVerb
             }, () => { });
             return ExitCodes.Ok;
         });
+
+        int PartialEntropy(ParseResult parse)
+        {
+            bool isFull = parse.GetValue(full);
+            bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
+            if (scheduling.Scheduler(parse) == Scheduler.Slurm)
+                throw new ThermoException("--scheduler: reproduce partial-entropy runs locally only (its trainings are independent; submit them as `thermo train` tasks)");
+            var protocol = new PartialEntropyReproduction.Protocol(
+                parse.GetValue(dataset) ?? "fashion-mnist", parse.GetValue(dataDir), "mlp2",
+                parse.GetValue(runs) ?? 3,
+                parse.GetValue(epochs) ?? (isFull ? 120 : 20),
+                parse.GetValue(lr) ?? (isFull ? 1e-4 : 2e-3), 0.9, 256,
+                Flags.List(parse.GetValue(losses)) ?? [],
+                (Flags.List(parse.GetValue(smoothings)) ?? []).Select(c => c.Split('+', StringSplitOptions.TrimEntries)).ToArray(),
+                Flags.Doubles("--radii", parse.GetValue(radii)) ?? [],
+                parse.GetValue(samples),
+                Given(trainLimit) ? parse.GetValue(trainLimit) : isFull ? null : 20000,
+                parse.GetValue(testLimit), parse.GetValue(threads), parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(jobs));
+            if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the partial-entropy grid runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
+            if (protocol.Runs < 1) throw new ThermoException($"--runs: must be at least 1, got {protocol.Runs}");
+            if (protocol.Epochs < 1) throw new ThermoException($"--epochs: must be at least 1, got {protocol.Epochs}");
+            if (!(protocol.Lr > 0) || double.IsInfinity(protocol.Lr)) throw new ThermoException($"--lr: must be positive, got {protocol.Lr}");
+            if (protocol.Losses.FirstOrDefault(l => l is not ("pla" or "plea")) is { } badLoss) throw new ThermoException($"--losses: '{badLoss}' is not pla or plea");
+            if (protocol.Radii.FirstOrDefault(r => !(r > 0) || double.IsInfinity(r)) is var badRadius && protocol.Radii.Any(r => !(r > 0) || double.IsInfinity(r)))
+                throw new ThermoException($"--radii: each R must be positive, got {badRadius}");
+            if (protocol.Jobs < 1) throw new ThermoException($"--jobs: must be at least 1, got {protocol.Jobs}");
+            if (protocol.Samples < 1) throw new ThermoException($"--samples: must be at least 1, got {protocol.Samples}");
+            if (protocol.Losses.Length > 0 && (protocol.Smoothings.Length == 0 || protocol.Radii.Length == 0))
+                throw new ThermoException("--smoothings and --radii: a smoothed loss needs at least one choice of layers and one radius");
+            if (!protocol.TrainMissing && protocol.Ledger is null && !Given(output)) throw new ThermoException("--no-train: needs --ledger or --out (the runs to tabulate)");
+            var dir = parse.GetValue(output) ?? Path.Combine(Program.ArtifactsDirectory(), "reproductions",
+                $"partial-entropy-{protocol.Dataset}-e{protocol.Epochs}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
+            var summaries = PartialEntropyReproduction.Run(protocol, dir, Program.ArtifactsDirectory(), SchedulerFlags.ThermoChild, new ConsoleProgress());
+            var home = protocol.Ledger ?? dir;
+            if (!CliOutput.Json) Console.WriteLine(File.ReadAllText(Path.Combine(home, "README.md")));
+            CliOutput.Result(new
+            {
+                directory = home, runs = protocol.Runs, epochs = protocol.Epochs,
+                points = summaries.Select(s => new
+                {
+                    point = s.Point.Name, loss = s.Point.Loss, layers = s.Point.LayersText, radius = s.Point.Radius, runs = s.Runs,
+                    best_test_accuracy = s.BestMean, final_test_accuracy = s.FinalMean,
+                    best_minus_ce_points = s.BestAgainstPlain?.MeanDifference, best_minus_ce_t_p_value = s.BestAgainstPlain?.TPValue,
+                }),
+            }, () => { });
+            return ExitCodes.Ok;
+        }
         return command;
     }
 }

@@ -90,6 +90,22 @@ public static partial class PruningLedger
             CopyTree(dir, Path.Combine(to, Path.GetFileName(dir)));
     }
 
+    /// <summary>
+    /// Copies only the training record of <paramref name="runDirectory"/> (manifest, metrics, gradient
+    /// noise) into <paramref name="entry"/>, all or nothing: what an experiment that reads no weights keeps.
+    /// </summary>
+    public static void AddTrainingRecord(string runDirectory, string entry)
+    {
+        if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
+        foreach (var f in Files.Where(f => !File.Exists(Path.Combine(runDirectory, f))))
+            throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger");
+        AtomicFiles.ReplaceDirectory(entry, temp =>
+        {
+            foreach (var f in Files) File.Copy(Path.Combine(runDirectory, f), Path.Combine(temp, f));
+            WithoutMachinePaths(RunLayout.Manifest(temp));
+        });
+    }
+
     /// <summary>Bytes on disk of an entry (for the bench row).</summary>
     public static long Size(string entry) =>
         Directory.EnumerateFiles(entry, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);

@@ -30,7 +30,7 @@ public static class PruningPaperReproduction
         int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true);
 
     /// <summary>The setting of the reproduction's directory (the <c>dir</c> of <see cref="Run"/>).</summary>
-    public const string Out = "Out";
+    public const string Out = ProtocolRuns.Out;
 
     static string Number(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
 
@@ -62,14 +62,14 @@ public static class PruningPaperReproduction
                 {
                     var entry = PruningLedger.Entry(ledger, condition, seed);
                     var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
-                    if (LedgerKey(kept.Config) != LedgerKey(config) || kept.Config.Epochs != config.Epochs)
+                    if (ProtocolRuns.LedgerKey(kept.Config) != ProtocolRuns.LedgerKey(config) || kept.Config.Epochs != config.Epochs)
                         throw new SettingException(nameof(Protocol.Ledger), entry, "holds a run of another configuration; choose another ledger");
                     continue;
                 }
                 if (!p.TrainMissing) continue;
                 var runDir = RunDirectory(dir, condition, seed);
                 progress.Message($"[{done}/{total}] {condition}, seed {seed}: {runDir}");
-                TrainOrReuse(config, runDir, artifacts, progress);
+                ProtocolRuns.TrainOrReuse(config, runDir, artifacts, progress);
                 AnalyseOrReuse(runDir, p.Epochs, p.Equilibrium, progress);
                 runDirs.Add(runDir);
                 trained++;
@@ -156,7 +156,7 @@ public static class PruningPaperReproduction
                 var config = Config(p, l2, seed);
                 var runDir = RunDirectory(dir, condition, seed);
                 var existing = RunManifest.TryLoad(runDir);
-                if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
+                if (existing is not null && ProtocolRuns.ConfigKey(existing.Config) != ProtocolRuns.ConfigKey(config))
                     throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
                 if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs) continue;
                 var file = Path.Combine(dir, "configs", $"{condition}-seed-{seed}.json");
@@ -168,43 +168,7 @@ public static class PruningPaperReproduction
         return SlurmJobs.Submit(dir, tasks, thermo, finish, slurm, sbatch, squeue);
     }
 
-    static string ConfigKey(TrainConfig c) => JsonSerializer.Serialize(c with { Epochs = 0 }, RunManifest.Json);
-
-    /// <summary>
-    /// What makes a ledger entry this protocol's run: the configuration, less what does not change the
-    /// experiment — the thread count and where the data were read from (the data themselves are checked
-    /// by name and digest in the manifest) — so a ledger made at --threads 1 is tabulated at any.
-    /// </summary>
-    static string LedgerKey(TrainConfig c) => ConfigKey(c with { Threads = 0, DataDir = null });
-
     static int SeedOf(string entry) => int.Parse(Path.GetFileName(entry)["seed-".Length..], CultureInfo.InvariantCulture);
-
-    /// <summary>Reuses a complete run of the same configuration, resumes an unfinished one, trains a missing one.</summary>
-    static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ITrainingProgress progress)
-    {
-        var existing = RunManifest.TryLoad(runDir);
-        if (existing is not null && existing.Native is null)
-        {
-            // Trained before Thermo checked its native kernels: on AVX-512 machines its weights may be
-            // wrong (docs/NATIVE.md), so it is trained again rather than reused.
-            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in {RunLayout.ManifestFile})");
-            Directory.Delete(runDir, recursive: true);
-            existing = null;
-        }
-        if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
-            throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
-        if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs)
-        {
-            progress.Message($"  reusing the complete run ({existing.LastCompleteEpoch} epochs)");
-            return;
-        }
-        if (existing is not null && existing.Config.Epochs > config.Epochs)
-            throw new SettingException(nameof(Protocol.Epochs), runDir, $"holds a run of {existing.Config.Epochs} epochs, more than {config.Epochs}; choose another output directory");
-        using var trainer = existing is not null && existing.LastCompleteEpoch >= 0
-            ? TrainingRun.Resume(existing, config, runDir, artifacts, progress)
-            : TrainingRun.Start(config, runDir, artifacts, progress);
-        trainer.Run();
-    }
 
     /// <summary>Analyses a run over its last N epochs unless its analysis already covers exactly that window.</summary>
     static void AnalyseOrReuse(string runDir, int epochs, int equilibrium, ITrainingProgress progress)

@@ -1,6 +1,7 @@
 module Thermo.Analysis.Tests.FitsRankingTests
 
 open Expecto
+open FsCheck
 open Thermo.Analysis
 
 [<Tests>]
@@ -52,4 +53,23 @@ let noiseTests =
                 Expect.floatClose Accuracy.high r2 1.0 "exact"
             | None -> failtest "a common rate exists"
             Expect.isNone (GradientNoise.commonDecay rows 40 50) "no epochs in range"
+
+        let noiseRow (epoch, layer, mean) =
+            { GradientNoiseRow.Epoch = epoch; GradientNoiseRow.Layer = layer; GradientNoiseRow.Mean = mean; GradientNoiseRow.Std = 0.0; GradientNoiseRow.Batches = 1 }
+
+        testCase "the signal peaks where its mean is largest, per layer, the first epoch on a tie" <| fun () ->
+            // fc1 rises to 3.0 at epoch 2 and falls; fc2 reaches 5.0 at epochs 3 and 4 (a tie: 3 is kept).
+            let rows = [| 1, "fc1", 1.0; 2, "fc1", 3.0; 3, "fc1", 2.0; 4, "fc1", nan
+                          4, "fc2", 5.0; 1, "fc2", 0.5; 3, "fc2", 5.0; 2, "fc2", 4.0 |]
+            let peaks = GradientNoise.signalPeaks (Array.map noiseRow rows)
+            Expect.equal (peaks |> Array.map (fun p -> p.Layer, p.Epoch, p.Signal)) [| "fc1", 2, 3.0; "fc2", 3, 5.0 |] "peaks"
+
+        testProperty "a layer's signal peak is the largest of its means whatever the rows' order" <| fun (values: NormalFloat list) (shuffle: int) ->
+            let means = values |> List.map (fun v -> abs v.Get) |> Array.ofList
+            means.Length = 0 ||
+                (let rows = means |> Array.mapi (fun i m -> i + 1, "w", m)
+                 let rotated = Array.append rows[(abs shuffle % rows.Length) ..] rows[.. (abs shuffle % rows.Length) - 1]
+                 let peak = (GradientNoise.signalPeaks (Array.map noiseRow rotated))[0]
+                 peak.Signal = Array.max means && means[peak.Epoch - 1] = peak.Signal
+                 && Array.forall (fun m -> m < peak.Signal) means[.. peak.Epoch - 2])
     ]

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Thermo.Analysis;
+using Thermo.Trainer;
+using Thermo.Trainer.Training;
+
+namespace Thermo.Pipeline.Protocols;
+
+/// <summary>What every reproduction does with its trainings: reuse, resume or train each run, and tell
+/// whether a kept run is the protocol's.</summary>
+public static class ProtocolRuns
+{
+    /// <summary>The setting of a reproduction's directory, as errors name it (the CLI's --out).</summary>
+    public const string Out = "Out";
+
+    public static string ConfigKey(TrainConfig c) => JsonSerializer.Serialize(c with { Epochs = 0 }, RunManifest.Json);
+
+    /// <summary>
+    /// What makes a ledger entry this protocol's run: the configuration, less what does not change the
+    /// experiment — the thread count and where the data were read from (the data themselves are checked
+    /// by name and digest in the manifest) — so a ledger made at --threads 1 is tabulated at any.
+    /// </summary>
+    public static string LedgerKey(TrainConfig c) => ConfigKey(c with { Threads = 0, DataDir = null });
+
+    /// <summary>Reuses a complete run of the same configuration, resumes an unfinished one, trains a missing one.</summary>
+    public static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ITrainingProgress progress)
+    {
+        var existing = RunManifest.TryLoad(runDir);
+        if (existing is not null && existing.Native is null)
+        {
+            // Trained before Thermo checked its native kernels: on AVX-512 machines its weights may be
+            // wrong (docs/NATIVE.md), so it is trained again rather than reused.
+            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in {RunLayout.ManifestFile})");
+            Directory.Delete(runDir, recursive: true);
+            existing = null;
+        }
+        if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
+            throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
+        if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs)
+        {
+            progress.Message($"  reusing the complete run ({existing.LastCompleteEpoch} epochs)");
+            return;
+        }
+        if (existing is not null && existing.Config.Epochs > config.Epochs)
+            throw new SettingException("Epochs", runDir, $"holds a run of {existing.Config.Epochs} epochs, more than {config.Epochs}; choose another output directory");
+        using var trainer = existing is not null && existing.LastCompleteEpoch >= 0
+            ? TrainingRun.Resume(existing, config, runDir, artifacts, progress)
+            : TrainingRun.Start(config, runDir, artifacts, progress);
+        trainer.Run();
+    }
+
+    /// <summary>
+    /// Trains <paramref name="runs"/> as child <c>thermo train --config C --out RUN --resumable</c>
+    /// processes, <paramref name="jobs"/> at a time (each configuration written under
+    /// <paramref name="configs"/> first); <c>--resumable</c> reuses a complete run and resumes an
+    /// interrupted one. <paramref name="finished"/> is called with each run's index as it completes, on
+    /// this thread. The first failure stops the others and is reported with the child's message.
+    /// </summary>
+    public static void TrainInChildren(IReadOnlyList<(TrainConfig Config, string Directory)> runs, string configs, int jobs,
+        Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress, Action<int> finished)
+    {
+        Directory.CreateDirectory(configs);
+        var todo = new Queue<int>(Enumerable.Range(0, runs.Count));
+        var running = new List<(int Index, Process Process, Task<string> Error)>();
+        while (todo.Count > 0 || running.Count > 0)
+        {
+            while (todo.Count > 0 && running.Count < jobs)
+            {
+                var i = todo.Dequeue();
+                var (config, dir) = runs[i];
+                var file = Path.Combine(configs, $"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(dir)))}-{Path.GetFileName(dir)}.json");
+                AtomicFiles.WriteAllText(file, JsonSerializer.Serialize(config, RunManifest.Json));
+                var process = Process.Start(thermo(["train", "--config", file, "--out", dir, "--resumable", "--quiet"]))!;
+                running.Add((i, process, process.StandardError.ReadToEndAsync()));
+                _ = process.StandardOutput.ReadToEndAsync();
+                progress.Message($"training {dir}");
+            }
+            var done = running.FirstOrDefault(r => r.Process.HasExited);
+            if (done.Process is null) { Thread.Sleep(200); continue; }
+            running.Remove(done);
+            if (done.Process.ExitCode != 0)
+            {
+                foreach (var r in running) r.Process.Kill(true);
+                throw new ThermoException($"training {runs[done.Index].Directory} failed: {done.Error.Result.Trim()}");
+            }
+            finished(done.Index);
+        }
+    }
+}
