@@ -313,13 +313,16 @@ public static class SlurmJobs
         {
             // A pending array shows as one line "12_[0-3]" until its tasks start: look for the task, then for the array.
             var queued = Queued($"{record.TrainingJob}_{t.Index}") ?? queue?.Where(kv => kv.Key.StartsWith($"{record.TrainingJob}_[", StringComparison.Ordinal) && ArrayRangeHolds(kv.Key, t.Index)).Select(kv => ((string, string)?)kv.Value).FirstOrDefault();
-            var (state, detail) = ClassifyTask(queued, ExitCode($"train-{t.Index}"), RunManifest.TryLoadQuietly(t.Run));
+            // Read once: the classification and the rewrite below must see the same file.
+            var exit = ExitCode($"train-{t.Index}");
+            var (state, detail) = ClassifyTask(queued, exit, RunManifest.TryLoadQuietly(t.Run));
             // Without squeue a task with no exit code may still be queued or running: not "failed".
-            if (queue is null && state == "failed" && ExitCode($"train-{t.Index}") is null) (state, detail) = ("unknown", "squeue unreadable; " + detail[(detail.IndexOf(';') + 2)..]);
+            if (queue is null && state == "failed" && exit is null) (state, detail) = ("unknown", "squeue unreadable; " + detail[(detail.IndexOf(';') + 2)..]);
             jobs.Add(new JobStatus($"train[{t.Index}]", t.Run, state, detail));
         }
-        var (finishState, finishDetail) = ClassifyFinish(Queued(record.FinishJob), ExitCode(FinishExitFile));
-        if (queue is null && ExitCode(FinishExitFile) is null) (finishState, finishDetail) = ("unknown", "squeue unreadable, and no exit code recorded yet");
+        var finishExit = ExitCode(FinishExitFile);
+        var (finishState, finishDetail) = ClassifyFinish(Queued(record.FinishJob), finishExit);
+        if (queue is null && finishExit is null) (finishState, finishDetail) = ("unknown", "squeue unreadable, and no exit code recorded yet");
         jobs.Add(new JobStatus("finish", null, finishState, finishDetail));
         return (jobs, queue is not null, record.TrainingJob, record.FinishJob);
     }

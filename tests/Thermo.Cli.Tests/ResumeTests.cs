@@ -20,21 +20,7 @@ public class ResumeTests
         Assert.True(straight.Code == 0, straight.Err);
 
         // Start the same run and kill it once two epochs are complete, somewhere inside the next epochs.
-        using (var child = Process.Start(ThermoProcess.StartInfo(dir.Path, TrainArgs(data, dir["killed"])))!)
-        {
-            child.StandardOutput.ReadToEndAsync();
-            child.StandardError.ReadToEndAsync();
-            var deadline = DateTime.UtcNow.AddMinutes(3);
-            while ((RunManifest.TryLoadQuietly(dir["killed"])?.LastCompleteEpoch ?? -1) < 2)
-            {
-                Assert.False(child.HasExited, "the child finished before it could be killed");
-                Assert.True(DateTime.UtcNow < deadline, "the child made no progress");
-                Thread.Sleep(20);
-            }
-            Thread.Sleep(150);
-            child.Kill(entireProcessTree: true);
-            child.WaitForExit();
-        }
+        ThermoProcess.KillAfterEpoch(dir.Path, dir["killed"], 2, TimeSpan.FromMilliseconds(150), TrainArgs(data, dir["killed"]));
         var interrupted = RunManifest.TryLoad(dir["killed"])!;
         Assert.Equal(RunStatus.Running, interrupted.Status);
         Assert.InRange(interrupted.LastCompleteEpoch, 2, 5);

@@ -189,20 +189,7 @@ public class SlurmTests
         Assert.True(straight.Code == 0, straight.Err);
 
         // A task killed after its second epoch, then run again as a requeued task would be.
-        using (var child = Process.Start(ThermoProcess.StartInfo(dir.Path, Args(dir["requeued"])))!)
-        {
-            child.StandardOutput.ReadToEndAsync();
-            child.StandardError.ReadToEndAsync();
-            var deadline = DateTime.UtcNow.AddMinutes(3);
-            while ((RunManifest.TryLoadQuietly(dir["requeued"])?.LastCompleteEpoch ?? -1) < 2)
-            {
-                Assert.False(child.HasExited, "the child finished before it could be killed");
-                Assert.True(DateTime.UtcNow < deadline, "the child made no progress");
-                Thread.Sleep(20);
-            }
-            child.Kill(entireProcessTree: true);
-            child.WaitForExit();
-        }
+        ThermoProcess.KillAfterEpoch(dir.Path, dir["requeued"], 2, TimeSpan.Zero, Args(dir["requeued"]));
         Assert.Equal(RunStatus.Running, RunManifest.TryLoad(dir["requeued"])!.Status);
         var again = ThermoProcess.Run(dir.Path, Args(dir["requeued"]));
         Assert.True(again.Code == 0, again.Err);

@@ -94,6 +94,28 @@ public static class ThermoProcess
         return psi;
     }
 
+    /// <summary>
+    /// Starts thermo and kills it (with its children) once <paramref name="runDir"/>'s manifest records
+    /// <paramref name="epoch"/> complete epochs, <paramref name="settle"/> later: an interruption
+    /// somewhere inside the following epochs. Fails if the child finishes first or stalls for 3 minutes.
+    /// </summary>
+    public static void KillAfterEpoch(string artifacts, string runDir, int epoch, TimeSpan settle, params string[] args)
+    {
+        using var child = Process.Start(StartInfo(artifacts, args))!;
+        _ = child.StandardOutput.ReadToEndAsync();
+        _ = child.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while ((RunManifest.TryLoadQuietly(runDir)?.LastCompleteEpoch ?? -1) < epoch)
+        {
+            if (child.HasExited) throw new InvalidOperationException($"thermo finished before epoch {epoch} could be interrupted: {string.Join(' ', args)}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"thermo made no progress to epoch {epoch}: {string.Join(' ', args)}");
+            Thread.Sleep(20);
+        }
+        Thread.Sleep(settle);
+        child.Kill(entireProcessTree: true);
+        child.WaitForExit();
+    }
+
     /// <summary>Runs thermo to completion; returns exit code, stdout and stderr.</summary>
     public static (int Code, string Out, string Err) Run(string artifacts, params string[] args)
     {
