@@ -27,6 +27,12 @@ public static class PartialEntropyFigures
             var file = $"accuracy-against-radius-{loss}.png";
             AtomicFiles.Write(Path.Combine(dir, file), temp => AccuracyAgainstRadius(loss, outcomes, plain).SavePng(temp, Width, Height));
             files.Add(file);
+            if (plain.Count > 0)
+            {
+                var paired = $"difference-from-ce-{loss}.png";
+                AtomicFiles.Write(Path.Combine(dir, paired), temp => DifferenceAgainstRadius(loss, Summarise(outcomes)).SavePng(temp, Width, Height));
+                files.Add(paired);
+            }
         }
         var peaks = plainNoise.SelectMany(n => GradientNoise.SignalPeaks(n.Rows.ToArray())).ToList();
         if (outcomes.Any(o => !o.Point.IsPlain))
@@ -85,12 +91,44 @@ public static class PartialEntropyFigures
             var ceFinal = plot.Add.HorizontalLine(100 * plain.Average(o => o.FinalTestAccuracy), 1f, Colors.Gray, LinePattern.Dotted);
             ceFinal.LegendText = "final, plain cross-entropy";
         }
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        // A tick at each radius of the grid, labelled with R itself (the axis holds log10 R).
+        var radii = outcomes.Where(o => o.Point.Loss == loss && o.Point.Radius > 0).Select(o => o.Point.Radius).Distinct().Order().ToArray();
+        plot.Axes.Bottom.SetTicks(radii.Select(Math.Log10).ToArray(), radii.Select(r => r.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        if (radii.Length > 0) plot.Axes.SetLimitsX(Math.Log10(radii[0]) - 0.15, Math.Log10(radii[^1]) + 0.15);
+        plot.ShowLegend(Alignment.LowerLeft);
+        return plot;
+    }
+
+    /// <summary>Best test accuracy minus plain cross-entropy's on the same seed, in points, against log10 R:
+    /// the mean per smoothing with its 95 % t interval (where there are two or more pairs) and zero marked.</summary>
+    static Plot DifferenceAgainstRadius(string loss, IReadOnlyList<Summary> summaries)
+    {
+        var plot = new Plot();
+        var mine = summaries.Where(s => s.Point.Loss == loss && s.BestAgainstPlain is not null).ToList();
+        int pairs = mine.Count == 0 ? 0 : mine.Max(s => s.BestAgainstPlain!.Runs);
+        plot.Title($"{loss.ToUpperInvariant()}: best accuracy − plain cross-entropy's, same seed ({pairs} pairs; mean, 95 % interval)");
+        plot.XLabel("R, log scale");
+        plot.YLabel("difference, percentage points");
+        plot.Add.HorizontalLine(0, 1, Colors.Black, LinePattern.Dashed);
+        int index = 0;
+        foreach (var group in mine.GroupBy(s => s.Point.LayersText))
         {
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            LabelFormatter = v => $"{Math.Pow(10, v):G2}",
-        };
-        plot.ShowLegend();
+            var color = Palette[index++ % Palette.Length];
+            var points = group.OrderBy(s => s.Point.Radius).ToList();
+            var x = points.Select(s => Math.Log10(s.Point.Radius)).ToArray();
+            var mean = points.Select(s => s.BestAgainstPlain!.MeanDifference).ToArray();
+            // Nudged apart sideways so that the intervals of the choices do not hide each other.
+            var shifted = x.Select(v => v + 0.02 * (index - 2)).ToArray();
+            var line = plot.Add.Scatter(shifted, mean, color);
+            line.LegendText = $"smoothing {group.Key}";
+            line.MarkerSize = 7;
+            var half = points.Select(s => double.IsNaN(s.BestAgainstPlain!.High95) ? 0 : s.BestAgainstPlain!.High95 - s.BestAgainstPlain!.MeanDifference).ToArray();
+            plot.Add.ErrorBar(shifted, mean, half).Color = color;
+        }
+        var radii = mine.Select(s => s.Point.Radius).Distinct().Order().ToArray();
+        plot.Axes.Bottom.SetTicks(radii.Select(Math.Log10).ToArray(), radii.Select(r => r.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        if (radii.Length > 0) plot.Axes.SetLimitsX(Math.Log10(radii[0]) - 0.15, Math.Log10(radii[^1]) + 0.15);
+        plot.ShowLegend(Alignment.LowerLeft);
         return plot;
     }
 

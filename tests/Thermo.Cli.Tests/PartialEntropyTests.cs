@@ -51,7 +51,7 @@ public class PartialEntropyReproductionTests
         }
         var summary = File.ReadAllText(dir["ledger/README.md"]);
         Assert.Contains("| pla-fc1+fc2-R=0.05 | 2 |", summary);
-        foreach (var figure in new[] { "accuracy-against-radius-pla.png", "test-accuracy-curves.png", "signal-ce.png" })
+        foreach (var figure in new[] { "accuracy-against-radius-pla.png", "difference-from-ce-pla.png", "test-accuracy-curves.png", "signal-ce.png" })
             Assert.True(new FileInfo(dir[$"ledger/{figure}"]).Length > 1000, figure);
         // One peak per layer (fc1, fc2, out) per run.
         Assert.Equal(6 * 3, Table.GetStrings(Table.Read(dir["ledger/signal-peaks.parquet"], "signal_peaks"), "layer", "t").Length);
