@@ -36,9 +36,9 @@ public static class ReproduceVerb
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0 = all cores)", DefaultValueFactory = _ => 0 };
         var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer or all", DefaultValueFactory = _ => "layer" };
         var draws = new Option<int>("--draws") { Description = "Random orders averaged per run", DefaultValueFactory = _ => 5 };
-        var output = new Option<string>("--out") { Description = "Reproduction directory (default: artifacts/reproductions/pruning-paper-<dataset>-e<E>-n<N>-r<R>)" };
+        var output = new Option<string>("--out") { Description = "Reproduction directory (default: artifacts/reproductions/pruning-paper-<dataset>-e<E>-n<N>-r<R>, or partial-entropy-<dataset>-e<E>-r<R>-t<N>)" };
         var ledger = new Option<string>("--ledger") { Description = "Keep each finished run's compact part (no per-epoch snapshots) in this directory, train only what it lacks, and tabulate from it alone" };
-        var noTrain = new Option<bool>("--no-train") { Description = "With --ledger: train nothing, tabulate the runs the ledger holds" };
+        var noTrain = new Option<bool>("--no-train") { Description = "Train nothing: tabulate the runs the ledger holds (partial-entropy: or the complete runs in --out)" };
         var lr = new Option<double?>("--lr") { Description = "partial-entropy: SGD learning rate (default 2e-3: with 20,000 images for 20 epochs, about the paper's η × steps; --full: the paper's 1e-4)" };
         var losses = new Option<string>("--losses") { Description = "partial-entropy: smoothed losses, comma-separated (pla, plea)", DefaultValueFactory = _ => "pla,plea" };
         var smoothings = new Option<string>("--smoothings") { Description = "partial-entropy: choices of smoothed layers, comma-separated, layers of one choice joined by + (e.g. fc1,fc2,fc1+fc2)", DefaultValueFactory = _ => "fc1,fc2,fc1+fc2" };
@@ -60,17 +60,16 @@ public static class ReproduceVerb
             if (name is not ("pruning-paper" or "partial-entropy"))
                 throw new ThermoException($"reproduce: unknown experiment '{name}' (known: pruning-paper, partial-entropy)");
             bool isFull = parse.GetValue(full);
-            bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
             foreach (var o in name == "pruning-paper" ? partialEntropyOnly : pruningOnly)
-                if (Given(o)) throw new ThermoException($"{o.Name}: not an option of reproduce {name}");
+                if (Given(parse, o)) throw new ThermoException($"{o.Name}: not an option of reproduce {name}");
             if (name == "partial-entropy" && window.Given(parse)) throw new ThermoException($"--window: not an option of reproduce {name} (it reads accuracies and the training signal, not temperatures)");
             if (name == "partial-entropy") return PartialEntropy(parse);
             var protocol = new PruningPaperReproduction.Protocol(
                 parse.GetValue(dataset) ?? "mnist", parse.GetValue(dataDir),
-                isFull && !Given(runs) ? 10 : parse.GetValue(runs) ?? 5,
-                isFull && !Given(epochs) ? 200 : parse.GetValue(epochs) ?? 20,
+                isFull && !Given(parse, runs) ? 10 : parse.GetValue(runs) ?? 5,
+                isFull && !Given(parse, epochs) ? 200 : parse.GetValue(epochs) ?? 20,
                 isFull && !window.Given(parse) ? 150 : window.LastEpochs(parse)!.Value,
-                isFull && !Given(l2) ? [1e-3, 0] : [parse.GetValue(l2)],
+                isFull && !Given(parse, l2) ? [1e-3, 0] : [parse.GetValue(l2)],
                 parse.GetValue(weightDecay),
                 parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
                 new PruneSettings { Curves = parse.GetValue(curves)!, RandomDraws = parse.GetValue(draws) },
@@ -90,7 +89,7 @@ public static class ReproduceVerb
                 $"pruning-paper-{protocol.Dataset}-e{protocol.Epochs}-n{protocol.Equilibrium}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
             if (scheduling.Scheduler(parse) == Scheduler.Slurm)
             {
-                if (Given(threads)) throw new ThermoException("--threads: with --scheduler slurm, --cpus-per-task sets each training's threads");
+                if (Given(parse, threads)) throw new ThermoException("--threads: with --scheduler slurm, --cpus-per-task sets each training's threads");
                 if (!protocol.TrainMissing) throw new ThermoException("--no-train: trains nothing, so there is nothing to submit; drop --scheduler slurm");
                 var slurm = scheduling.Settings(parse);
                 var submission = PruningPaperReproduction.Submit(protocol with { Threads = slurm.CpusPerTask }, dir, artifacts, SchedulerFlags.ThermoCommand(),
@@ -110,10 +109,11 @@ public static class ReproduceVerb
             return ExitCodes.Ok;
         });
 
+        static bool Given(ParseResult parse, Option o) => parse.GetResult(o) is { Implicit: false };
+
         int PartialEntropy(ParseResult parse)
         {
             bool isFull = parse.GetValue(full);
-            bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
             if (scheduling.Scheduler(parse) == Scheduler.Slurm)
                 throw new ThermoException("--scheduler: reproduce partial-entropy runs locally only (its trainings are independent; submit them as `thermo train` tasks)");
             var protocol = new PartialEntropyReproduction.Protocol(
@@ -125,7 +125,7 @@ public static class ReproduceVerb
                 (Flags.List(parse.GetValue(smoothings)) ?? []).Select(c => c.Split('+', StringSplitOptions.TrimEntries)).ToArray(),
                 Flags.Doubles("--radii", parse.GetValue(radii)) ?? [],
                 parse.GetValue(samples),
-                Given(trainLimit) ? parse.GetValue(trainLimit) : isFull ? null : 20000,
+                Given(parse, trainLimit) ? parse.GetValue(trainLimit) : isFull ? null : 20000,
                 parse.GetValue(testLimit), parse.GetValue(threads), parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(jobs));
             if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the partial-entropy grid runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
             if (protocol.Runs < 1) throw new ThermoException($"--runs: must be at least 1, got {protocol.Runs}");
@@ -135,10 +135,11 @@ public static class ReproduceVerb
             if (protocol.Radii.FirstOrDefault(r => !(r > 0) || double.IsInfinity(r)) is var badRadius && protocol.Radii.Any(r => !(r > 0) || double.IsInfinity(r)))
                 throw new ThermoException($"--radii: each R must be positive, got {badRadius}");
             if (protocol.Jobs < 1) throw new ThermoException($"--jobs: must be at least 1, got {protocol.Jobs}");
+            PartialEntropyReproduction.Validate(protocol);
             if (protocol.Samples < 1) throw new ThermoException($"--samples: must be at least 1, got {protocol.Samples}");
             if (protocol.Losses.Length > 0 && (protocol.Smoothings.Length == 0 || protocol.Radii.Length == 0))
                 throw new ThermoException("--smoothings and --radii: a smoothed loss needs at least one choice of layers and one radius");
-            if (!protocol.TrainMissing && protocol.Ledger is null && !Given(output)) throw new ThermoException("--no-train: needs --ledger or --out (the runs to tabulate)");
+            if (!protocol.TrainMissing && protocol.Ledger is null && !Given(parse, output)) throw new ThermoException("--no-train: needs --ledger or --out (the runs to tabulate)");
             var dir = parse.GetValue(output) ?? Path.Combine(Program.ArtifactsDirectory(), "reproductions",
                 $"partial-entropy-{protocol.Dataset}-e{protocol.Epochs}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
             var summaries = PartialEntropyReproduction.Run(protocol, dir, Program.ArtifactsDirectory(), SchedulerFlags.ThermoChild, new ConsoleProgress());

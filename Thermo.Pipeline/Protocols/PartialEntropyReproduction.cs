@@ -54,7 +54,8 @@ public static class PartialEntropyReproduction
     const string SummaryName = "partial_entropy_summary";
     const string PeaksName = "signal_peaks";
 
-    static string Number(double v) => v.ToString("0.#####", CultureInfo.InvariantCulture);
+    /// <summary>Shortest text that reads back as the same number (0.03, 1E-06), so distinct radii name distinct points.</summary>
+    static string Number(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>The grid: plain cross-entropy first, then every loss × smoothing × radius.</summary>
     public static IReadOnlyList<Point> Points(Protocol p) =>
@@ -69,9 +70,7 @@ public static class PartialEntropyReproduction
         {
             Model = p.Model, Dataset = p.Dataset, DataDir = p.DataDir, Epochs = p.Epochs, Seed = seed,
             Optimizer = "sgd", Lr = p.Lr, Momentum = p.Momentum, BatchSize = p.BatchSize, WeightDecay = 0, L2 = 0, Dropout = 0, Init = "kaiming",
-            TrainLimit = p.TrainLimit, TestLimit = p.TestLimit, SnapshotEvery = p.Epochs,
-            // Children sharing the machine split its cores unless told otherwise.
-            Threads = p.Threads > 0 || p.Jobs == 1 ? p.Threads : Math.Max(1, Environment.ProcessorCount / p.Jobs),
+            TrainLimit = p.TrainLimit, TestLimit = p.TestLimit, SnapshotEvery = p.Epochs, Threads = p.Threads,
             Loss = point.Loss, SmoothLayers = point.IsPlain ? null : point.Layers,
             Radius = point.IsPlain ? defaults.Radius : point.Radius, Samples = point.IsPlain ? defaults.Samples : p.Samples,
         };
@@ -82,7 +81,7 @@ public static class PartialEntropyReproduction
     /// Returns the per-point summaries.</summary>
     public static IReadOnlyList<Summary> Run(Protocol p, string dir, string artifacts, Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress)
     {
-        if (p.Jobs < 1) throw new SettingException(nameof(Protocol.Jobs), "", $"must be positive, got {p.Jobs}");
+        Validate(p);
         var clock = Stopwatch.StartNew();
         var home = p.Ledger ?? dir;
         var runs = new List<(Point Point, int Seed, string Dir)>();
@@ -92,17 +91,20 @@ public static class PartialEntropyReproduction
             foreach (var point in Points(p))
             {
                 var config = Config(p, point, seed);
-                if (p.Ledger is { } ledger && Directory.Exists(Entry(ledger, point, seed)))
+                var runDir = Path.Combine(dir, point.Name, $"seed-{seed}");
+                if (p.Ledger is { } ledger && PruningLedger.Has(ledger, point.Name, seed))
                 {
-                    var entry = Entry(ledger, point, seed);
-                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
-                    if (ProtocolRuns.LedgerKey(kept.Config) != ProtocolRuns.LedgerKey(config) || kept.Config.Epochs != config.Epochs)
-                        throw new SettingException(nameof(Protocol.Ledger), entry, "holds a run of another configuration; choose another ledger");
-                    runs.Add((point, seed, entry));
+                    ProtocolRuns.CheckLedgerEntry(Entry(ledger, point, seed), config);
+                    runs.Add((point, seed, Entry(ledger, point, seed)));
                 }
-                else if (p.TrainMissing) todo.Add((point, seed, config, Path.Combine(dir, point.Name, $"seed-{seed}")));
-                else if (p.Ledger is null && RunManifest.TryLoadQuietly(Path.Combine(dir, point.Name, $"seed-{seed}")) is { Status: RunStatus.Complete })
-                    runs.Add((point, seed, Path.Combine(dir, point.Name, $"seed-{seed}")));
+                else if (p.TrainMissing) todo.Add((point, seed, config, runDir));
+                else if (p.Ledger is null && RunManifest.TryLoadQuietly(runDir) is { Status: RunStatus.Complete } complete)
+                {
+                    // Only what this grid would have trained: the same configuration, the same epochs.
+                    if (ProtocolRuns.ConfigKey(complete.Config) != ProtocolRuns.ConfigKey(config) || complete.Config.Epochs != config.Epochs)
+                        throw new SettingException(ProtocolRuns.Out, runDir, "holds a run of another configuration; choose another output directory");
+                    runs.Add((point, seed, runDir));
+                }
             }
 
         int trained = 0;
@@ -131,7 +133,8 @@ public static class PartialEntropyReproduction
                 i => Finished(todo[i]));
 
         if (runs.Count == 0) throw new ThermoException($"{home}: no complete run of this grid to tabulate");
-        runs = runs.OrderBy(r => r.Seed).ThenBy(r => Points(p).ToList().FindIndex(x => x.Name == r.Point.Name)).ToList();
+        var order = Points(p).Select((point, i) => (point.Name, i)).ToDictionary(x => x.Name, x => x.i);
+        runs = runs.OrderBy(r => r.Seed).ThenBy(r => order[r.Point.Name]).ToList();
         var metrics = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => TrainingRun.ReadMetrics(RunLayout.Metrics(r.Dir)));
         var noise = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => TrainingRun.ReadGradNoise(RunLayout.GradNoise(r.Dir)));
         var outcomes = runs.Select(r => Measure(r.Point, r.Seed, metrics[(r.Point.Name, r.Seed)], noise[(r.Point.Name, r.Seed)])).ToList();
@@ -140,7 +143,7 @@ public static class PartialEntropyReproduction
         WriteOutcomes(Path.Combine(home, TableFile), outcomes);
         WritePeaks(Path.Combine(home, PeaksFile), outcomes);
         WriteSummaries(Path.Combine(home, SummaryFile), summaries);
-        var figures = PartialEntropyFigures.Write(home, p, outcomes,
+        var figures = PartialEntropyFigures.Write(home, outcomes, summaries,
             runs.Where(r => r.Point.IsPlain).Select(r => (r.Seed, noise[(r.Point.Name, r.Seed)])).ToList(), metrics);
         AtomicFiles.WriteAllText(Path.Combine(home, "README.md"), Markdown(p, outcomes, summaries, figures));
         progress.Message($"partial-entropy grid tabulated in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(home, "README.md")}");
@@ -148,6 +151,33 @@ public static class PartialEntropyReproduction
     }
 
     static string Entry(string ledger, Point point, int seed) => PruningLedger.Entry(ledger, point.Name, seed);
+
+    /// <summary>The layers with weights of the fully-connected models the grid trains (fc1…fcN, out).</summary>
+    public static string[] SmoothableLayers(string model) => model switch
+    {
+        "mlp2" => ["fc1", "fc2", "out"],
+        "mlp3" => ["fc1", "fc2", "fc3", "out"],
+        _ => throw new SettingException(nameof(Protocol.Model), "", $"the partial-entropy grid trains mlp2 or mlp3, not '{model}'"),
+    };
+
+    /// <summary>Refuses a grid that would fail, or collide, only after some of it has trained.</summary>
+    public static void Validate(Protocol p)
+    {
+        if (p.Jobs < 1) throw new SettingException(nameof(Protocol.Jobs), "", $"must be positive, got {p.Jobs}");
+        // The thread count is part of a run's configuration (a resumed run must match it), so it is
+        // stated rather than derived from --jobs and the machine's cores.
+        if (p.Jobs > 1 && p.Threads < 1) throw new SettingException(nameof(Protocol.Jobs), "", "give --threads too: each of the trainings run at once uses that many threads");
+        var layers = SmoothableLayers(p.Model);
+        foreach (var choice in p.Smoothings)
+        {
+            if (choice.Length == 0 || choice.Any(string.IsNullOrWhiteSpace))
+                throw new SettingException(nameof(Protocol.Smoothings), "", $"'{string.Join("+", choice)}' names an empty layer");
+            if (choice.FirstOrDefault(l => !layers.Contains(l)) is { } unknown)
+                throw new SettingException(nameof(Protocol.Smoothings), "", $"unknown layer '{unknown}' (layers of {p.Model} with weights: {string.Join(", ", layers)})");
+        }
+        if (Points(p).GroupBy(point => point.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new ThermoException($"--losses/--smoothings/--radii: the grid holds {twice.Key} twice; give each loss, choice of layers and radius once");
+    }
 
     /// <summary>One run's outcome from its metrics and gradient noise (pure).</summary>
     public static Outcome Measure(Point point, int seed, IReadOnlyList<MetricsRow> metrics, IReadOnlyList<GradientNoiseRow> gradNoise)
@@ -237,10 +267,10 @@ public static class PartialEntropyReproduction
         var md = new StringBuilder("# The partial-entropy paper's fully-connected grid (Figs 3–5)\n\n");
         md.Append(CultureInfo.InvariantCulture, $"{p.Model} on {p.Dataset}{(p.TrainLimit is { } t ? $" (the first {t} training images)" : "")}, {p.Epochs} epochs, SGD lr {Number(p.Lr)} momentum {Number(p.Momentum)}, batch {p.BatchSize}, no weight decay or dropout, Kaiming initialisation; ")
           .Append(CultureInfo.InvariantCulture, $"smoothed losses with y = {p.Samples} displaced copies in the hyper-cube of half-side R on the named layers' weights. Seeds per point: up to {seeds} ({outcomes.Count} runs in all).\n\n")
-          .Append("Accuracy in %, mean ± sample sd over seeds; \"− ce\" is the paired difference from plain cross-entropy on the same seed, in points, with the two-sided paired t p-value.\n\n")
-          .Append("| point | runs | best test accuracy | best − ce | p | final test accuracy | final − ce | p |\n|---|---|---|---|---|---|---|---|\n");
+          .Append("Accuracy in %, mean ± sample sd over a point's seeds; \"− ce\" is the paired difference from plain cross-entropy over the seeds both have (\"pairs\"), in points, with the two-sided paired t p-value.\n\n")
+          .Append("| point | runs | best test accuracy | pairs | best − ce | p | final test accuracy | final − ce | p |\n|---|---|---|---|---|---|---|---|---|\n");
         foreach (var s in summaries)
-            md.Append(CultureInfo.InvariantCulture, $"| {s.Point.Name} | {s.Runs} | {Pct(s.BestMean)} ± {Pct(s.BestStd)} | {Pts(s.BestAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.BestAgainstPlain?.TPValue ?? double.NaN)} | {Pct(s.FinalMean)} ± {Pct(s.FinalStd)} | {Pts(s.FinalAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.FinalAgainstPlain?.TPValue ?? double.NaN)} |\n");
+            md.Append(CultureInfo.InvariantCulture, $"| {s.Point.Name} | {s.Runs} | {Pct(s.BestMean)} ± {Pct(s.BestStd)} | {s.BestAgainstPlain?.Runs.ToString(CultureInfo.InvariantCulture) ?? "—"} | {Pts(s.BestAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.BestAgainstPlain?.TPValue ?? double.NaN)} | {Pct(s.FinalMean)} ± {Pct(s.FinalStd)} | {Pts(s.FinalAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.FinalAgainstPlain?.TPValue ?? double.NaN)} |\n");
         var plainPeaks = outcomes.Where(o => o.Point.IsPlain).SelectMany(o => o.SignalPeaks).GroupBy(k => k.Layer)
             .Select(g => $"{g.Key} at epoch {string.Join(", ", g.Select(k => k.Epoch))}").ToList();
         if (plainPeaks.Count > 0)

@@ -22,6 +22,14 @@ public static class ProtocolRuns
     /// </summary>
     public static string LedgerKey(TrainConfig c) => ConfigKey(c with { Threads = 0, DataDir = null });
 
+    /// <summary>Refuses a ledger entry that is not <paramref name="config"/>'s run (or not a run at all).</summary>
+    public static void CheckLedgerEntry(string entry, TrainConfig config)
+    {
+        var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
+        if (LedgerKey(kept.Config) != LedgerKey(config) || kept.Config.Epochs != config.Epochs)
+            throw new SettingException("Ledger", entry, "holds a run of another configuration; choose another ledger");
+    }
+
     /// <summary>Reuses a complete run of the same configuration, resumes an unfinished one, trains a missing one.</summary>
     public static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ITrainingProgress progress)
     {
@@ -59,6 +67,7 @@ public static class ProtocolRuns
     public static void TrainInChildren(IReadOnlyList<(TrainConfig Config, string Directory)> runs, string configs, int jobs,
         Func<IReadOnlyList<string>, ProcessStartInfo> thermo, ITrainingProgress progress, Action<int> finished)
     {
+        if (runs.Count == 0) return;
         Directory.CreateDirectory(configs);
         var todo = new Queue<int>(Enumerable.Range(0, runs.Count));
         var running = new List<(int Index, Process Process, Task<string> Error)>();
@@ -78,12 +87,17 @@ public static class ProtocolRuns
             var done = running.FirstOrDefault(r => r.Process.HasExited);
             if (done.Process is null) { Thread.Sleep(200); continue; }
             running.Remove(done);
-            if (done.Process.ExitCode != 0)
+            try
             {
-                foreach (var r in running) r.Process.Kill(true);
-                throw new ThermoException($"training {runs[done.Index].Directory} failed: {done.Error.Result.Trim()}");
+                if (done.Process.ExitCode != 0) throw new ThermoException($"training {runs[done.Index].Directory} failed: {done.Error.Result.Trim()}");
+                finished(done.Index);
             }
-            finished(done.Index);
+            catch
+            {
+                // No child outlives the failure; each resumes from its checkpoint on the next call.
+                foreach (var r in running) r.Process.Kill(true);
+                throw;
+            }
         }
     }
 }

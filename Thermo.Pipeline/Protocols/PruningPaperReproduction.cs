@@ -60,10 +60,7 @@ public static class PruningPaperReproduction
                 done++;
                 if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed))
                 {
-                    var entry = PruningLedger.Entry(ledger, condition, seed);
-                    var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
-                    if (ProtocolRuns.LedgerKey(kept.Config) != ProtocolRuns.LedgerKey(config) || kept.Config.Epochs != config.Epochs)
-                        throw new SettingException(nameof(Protocol.Ledger), entry, "holds a run of another configuration; choose another ledger");
+                    ProtocolRuns.CheckLedgerEntry(PruningLedger.Entry(ledger, condition, seed), config);
                     continue;
                 }
                 if (!p.TrainMissing) continue;

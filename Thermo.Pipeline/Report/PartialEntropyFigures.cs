@@ -17,9 +17,12 @@ public static class PartialEntropyFigures
     const int Width = 960, Height = 540;
 
     /// <summary>Writes the figures into <paramref name="dir"/>; returns their file names.</summary>
-    public static IReadOnlyList<string> Write(string dir, Protocol p, IReadOnlyList<Outcome> outcomes,
+    public static IReadOnlyList<string> Write(string dir, IReadOnlyList<Outcome> outcomes, IReadOnlyList<Summary> summaries,
         IReadOnlyList<(int Seed, List<GradientNoiseRow> Rows)> plainNoise, IReadOnlyDictionary<(string Point, int Seed), List<MetricsRow>> metrics)
     {
+        // A smaller grid than the last one leaves no figure of a loss it no longer has.
+        foreach (var stale in Directory.EnumerateFiles(dir, "accuracy-against-radius-*.png").Concat(Directory.EnumerateFiles(dir, "difference-from-ce-*.png")))
+            File.Delete(stale);
         var files = new List<string>();
         var plain = outcomes.Where(o => o.Point.IsPlain).ToList();
         foreach (var loss in outcomes.Where(o => !o.Point.IsPlain).Select(o => o.Point.Loss).Distinct())
@@ -30,7 +33,7 @@ public static class PartialEntropyFigures
             if (plain.Count > 0)
             {
                 var paired = $"difference-from-ce-{loss}.png";
-                AtomicFiles.Write(Path.Combine(dir, paired), temp => DifferenceAgainstRadius(loss, Summarise(outcomes)).SavePng(temp, Width, Height));
+                AtomicFiles.Write(Path.Combine(dir, paired), temp => DifferenceAgainstRadius(loss, summaries).SavePng(temp, Width, Height));
                 files.Add(paired);
             }
         }
@@ -58,7 +61,7 @@ public static class PartialEntropyFigures
     static Plot AccuracyAgainstRadius(string loss, IReadOnlyList<Outcome> outcomes, IReadOnlyList<Outcome> plain)
     {
         var plot = new Plot();
-        int seeds = outcomes.Select(o => o.Seed).Distinct().Count();
+        int seeds = outcomes.Where(o => o.Point.Loss == loss).Select(o => o.Seed).Distinct().Count();
         plot.Title($"{loss.ToUpperInvariant()}: test accuracy against the smoothing radius R (mean ± sd over {seeds} seed{(seeds == 1 ? "" : "s")})");
         plot.XLabel("R, log scale");
         plot.YLabel("test accuracy, %");
@@ -91,12 +94,17 @@ public static class PartialEntropyFigures
             var ceFinal = plot.Add.HorizontalLine(100 * plain.Average(o => o.FinalTestAccuracy), 1f, Colors.Gray, LinePattern.Dotted);
             ceFinal.LegendText = "final, plain cross-entropy";
         }
-        // A tick at each radius of the grid, labelled with R itself (the axis holds log10 R).
-        var radii = outcomes.Where(o => o.Point.Loss == loss && o.Point.Radius > 0).Select(o => o.Point.Radius).Distinct().Order().ToArray();
-        plot.Axes.Bottom.SetTicks(radii.Select(Math.Log10).ToArray(), radii.Select(r => r.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
-        if (radii.Length > 0) plot.Axes.SetLimitsX(Math.Log10(radii[0]) - 0.15, Math.Log10(radii[^1]) + 0.15);
+        RadiusAxis(plot, outcomes.Where(o => o.Point.Loss == loss).Select(o => o.Point.Radius));
         plot.ShowLegend(Alignment.LowerLeft);
         return plot;
+    }
+
+    /// <summary>A tick at each radius of the grid, labelled with R itself (the axis holds log10 R).</summary>
+    static void RadiusAxis(Plot plot, IEnumerable<double> radii)
+    {
+        var ticks = radii.Where(r => r > 0).Distinct().Order().ToArray();
+        plot.Axes.Bottom.SetTicks(ticks.Select(Math.Log10).ToArray(), ticks.Select(r => r.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        if (ticks.Length > 0) plot.Axes.SetLimitsX(Math.Log10(ticks[0]) - 0.15, Math.Log10(ticks[^1]) + 0.15);
     }
 
     /// <summary>Best test accuracy minus plain cross-entropy's on the same seed, in points, against log10 R:
@@ -125,9 +133,7 @@ public static class PartialEntropyFigures
             var half = points.Select(s => double.IsNaN(s.BestAgainstPlain!.High95) ? 0 : s.BestAgainstPlain!.High95 - s.BestAgainstPlain!.MeanDifference).ToArray();
             plot.Add.ErrorBar(shifted, mean, half).Color = color;
         }
-        var radii = mine.Select(s => s.Point.Radius).Distinct().Order().ToArray();
-        plot.Axes.Bottom.SetTicks(radii.Select(Math.Log10).ToArray(), radii.Select(r => r.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
-        if (radii.Length > 0) plot.Axes.SetLimitsX(Math.Log10(radii[0]) - 0.15, Math.Log10(radii[^1]) + 0.15);
+        RadiusAxis(plot, mine.Select(s => s.Point.Radius));
         plot.ShowLegend(Alignment.LowerLeft);
         return plot;
     }

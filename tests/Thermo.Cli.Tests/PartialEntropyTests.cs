@@ -64,6 +64,17 @@ public class PartialEntropyReproductionTests
         Assert.Equal(TrainingRun.ReadMetrics(dir["direct/metrics.parquet"]).Select(m => (m.TrainLoss, m.TestAccuracy)),
             TrainingRun.ReadMetrics(dir["ledger/pla-fc1+fc2-R=0.05/seed-2/metrics.parquet"]).Select(m => (m.TrainLoss, m.TestAccuracy)));
 
+        // Without a ledger, --no-train tabulates the complete runs in --out, but only this grid's.
+        var withoutLedger = Grid(data, dir, "--no-train").ToList();
+        withoutLedger.RemoveRange(withoutLedger.IndexOf("--ledger"), 2);
+        var fromWork = ThermoProcess.Run(dir.Path, [.. withoutLedger]);
+        Assert.True(fromWork.Code == 0, fromWork.Err);
+        Assert.Equal(6, Table.GetStrings(Table.Read(dir["work/partial-entropy.parquet"], "partial_entropy"), "point", "t").Length);
+        var otherWork = ThermoProcess.Run(dir.Path, [.. withoutLedger, "--samples", "2"]);
+        Assert.Equal(2, otherWork.Code);
+        Assert.Contains("--out", otherWork.Err);
+        Assert.Contains("another configuration", otherWork.Err);
+
         // The work directory gone, a larger grid with --no-train tabulates what the ledger holds and trains nothing.
         Directory.Delete(dir["work"], recursive: true);
         var alone = ThermoProcess.Run(dir.Path, GridOver("0.05,0.5", data, dir, "--no-train"));
@@ -82,6 +93,10 @@ public class PartialEntropyReproductionTests
     [InlineData("--losses", "pla,mse", "--losses: 'mse' is not pla or plea")]
     [InlineData("--jobs", "0", "--jobs: must be at least 1")]
     [InlineData("--window", "last:3", "--window: not an option of reproduce partial-entropy")]
+    [InlineData("--smoothings", "fc1,fc3", "--smoothings: unknown layer 'fc3' (layers of mlp2 with weights: fc1, fc2, out)")]
+    [InlineData("--smoothings", "fc1+", "--smoothings: 'fc1+' names an empty layer")]
+    [InlineData("--radii", "0.01,0.010", "--losses/--smoothings/--radii: the grid holds pla-fc1-R=0.01 twice")]
+    [InlineData("--jobs", "2", "--jobs: give --threads too")]
     public void Bad_input_is_one_line_naming_the_flag_and_writes_nothing(string flag, string value, string message)
     {
         using var dir = new TempDir();
