@@ -212,6 +212,31 @@ public static class PartialEntropyReproduction
         }).ToList();
     }
 
+    /// <summary>
+    /// Every two choices of layers at the same loss and radius, paired by seed on best test accuracy
+    /// (percentage points, A − B, A the earlier choice of the grid): the paper's comparison of which
+    /// layers to smooth (pure).
+    /// </summary>
+    public static IReadOnlyList<(string Loss, double Radius, string A, string B, PairedComparison Comparison)> BetweenSmoothings(IReadOnlyList<Outcome> outcomes)
+    {
+        var rows = new List<(string, double, string, string, PairedComparison)>();
+        foreach (var cell in outcomes.Where(o => !o.Point.IsPlain).GroupBy(o => (o.Point.Loss, o.Point.Radius)))
+        {
+            var choices = cell.Select(o => o.Point.LayersText).Distinct().ToList();
+            for (int i = 0; i < choices.Count; i++)
+                for (int j = i + 1; j < choices.Count; j++)
+                {
+                    var a = cell.Where(o => o.Point.LayersText == choices[i]).ToDictionary(o => o.Seed);
+                    var b = cell.Where(o => o.Point.LayersText == choices[j]).ToDictionary(o => o.Seed);
+                    var seeds = a.Keys.Intersect(b.Keys).Order().ToArray();
+                    if (seeds.Length == 0) continue;
+                    rows.Add((cell.Key.Loss, cell.Key.Radius, choices[i], choices[j],
+                        PairedTests.Compare(seeds.Select(k => 100 * a[k].BestTestAccuracy).ToArray(), seeds.Select(k => 100 * b[k].BestTestAccuracy).ToArray())));
+                }
+        }
+        return rows;
+    }
+
     static void WriteOutcomes(string path, IReadOnlyList<Outcome> o) =>
         Table.Write(path, TableName,
             Column.NewStringColumn("point", o.Select(x => x.Point.Name).ToArray()),
@@ -271,6 +296,14 @@ public static class PartialEntropyReproduction
           .Append("| point | runs | best test accuracy | pairs | best − ce | p | final test accuracy | final − ce | p |\n|---|---|---|---|---|---|---|---|---|\n");
         foreach (var s in summaries)
             md.Append(CultureInfo.InvariantCulture, $"| {s.Point.Name} | {s.Runs} | {Pct(s.BestMean)} ± {Pct(s.BestStd)} | {s.BestAgainstPlain?.Runs.ToString(CultureInfo.InvariantCulture) ?? "—"} | {Pts(s.BestAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.BestAgainstPlain?.TPValue ?? double.NaN)} | {Pct(s.FinalMean)} ± {Pct(s.FinalStd)} | {Pts(s.FinalAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.FinalAgainstPlain?.TPValue ?? double.NaN)} |\n");
+        var between = BetweenSmoothings(outcomes);
+        if (between.Count > 0)
+        {
+            md.Append("\nBetween choices of layers at the same loss and radius (best test accuracy, A − B in points over the seeds both have; the paper finds the second layer alone best and both layers worst):\n\n")
+              .Append("| loss | R | A − B | pairs | mean ± sd | 95 % interval | t p | Wilcoxon p |\n|---|---|---|---|---|---|---|---|\n");
+            foreach (var (loss, radius, a, b, c) in between)
+                md.Append(CultureInfo.InvariantCulture, $"| {loss} | {Number(radius)} | {a} − {b} | {c.Runs} | {Pts(c.MeanDifference)} ± {c.StandardDeviation:F2} | [{c.Low95:F2}, {c.High95:F2}] | {Aggregation.P(c.TPValue)} | {Aggregation.P(c.WilcoxonPValue)} |\n");
+        }
         var plainPeaks = outcomes.Where(o => o.Point.IsPlain).SelectMany(o => o.SignalPeaks).GroupBy(k => k.Layer)
             .Select(g => $"{g.Key} at epoch {string.Join(", ", g.Select(k => k.Epoch))}").ToList();
         if (plainPeaks.Count > 0)

@@ -161,9 +161,11 @@ public static class PartialEntropyFigures
         }
         foreach (var layer in peaks.GroupBy(k => k.Layer))
         {
-            var at = layer.Average(k => k.Epoch);
+            // The median over seeds: one seed whose flat signal peaks late must not move the mark.
+            var epochs = layer.Select(k => (double)k.Epoch).Order().ToArray();
+            var at = epochs.Length % 2 == 1 ? epochs[epochs.Length / 2] : (epochs[epochs.Length / 2 - 1] + epochs[epochs.Length / 2]) / 2;
             var mark = plot.Add.VerticalLine(at, 1, Colors.Gray, LinePattern.Dashed);
-            mark.LegendText = $"s_I peak of {layer.Key} (plain, mean epoch {at:F1})";
+            mark.LegendText = $"s_I peak of {layer.Key} (plain cross-entropy, median epoch {at:0.#} of {epochs.Length} seeds)";
         }
         plot.ShowLegend();
         return plot;

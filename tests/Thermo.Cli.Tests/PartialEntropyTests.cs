@@ -51,6 +51,7 @@ public class PartialEntropyReproductionTests
         }
         var summary = File.ReadAllText(dir["ledger/README.md"]);
         Assert.Contains("| pla-fc1+fc2-R=0.05 | 2 |", summary);
+        Assert.Contains("| pla | 0.05 | fc2 − fc1+fc2 | 2 |", summary);
         foreach (var figure in new[] { "accuracy-against-radius-pla.png", "difference-from-ce-pla.png", "test-accuracy-curves.png", "signal-ce.png" })
             Assert.True(new FileInfo(dir[$"ledger/{figure}"]).Length > 1000, figure);
         // One peak per layer (fc1, fc2, out) per run.

@@ -49,6 +49,13 @@ public class PartialEntropyTests
         Assert.Equal(Math.Sqrt(2), paired.StandardDeviation, 9);
         // Student's t on 1 df is Cauchy: two-sided p = 1 − 2·atan(t)/π.
         Assert.Equal(1 - 2 * Math.Atan(2.0) / Math.PI, paired.TPValue, 9);
+        // Between choices: pla over fc2 against pla over fc1+fc2 at the same radius, seeds 1 and 2 only.
+        var both = new Point("pla", ["fc1", "fc2"], 0.03);
+        var between = BetweenSmoothings([Run(ce, 1, 0.80, 0.79), Run(pla, 1, 0.81, 0.78), Run(pla, 2, 0.85, 0.80), Run(pla, 3, 0.90, 0.90),
+            Run(both, 1, 0.80, 0.7), Run(both, 2, 0.80, 0.7), Run(new Point("pla", ["fc1"], 0.1), 1, 0.5, 0.5)]);
+        var row = Assert.Single(between);
+        Assert.Equal(("pla", 0.03, "fc2", "fc1+fc2", 2), (row.Loss, row.Radius, row.A, row.B, row.Comparison.Runs));
+        Assert.Equal([1.0, 5.0], row.Comparison.Differences.Select(d => Math.Round(d, 9)));
         // Final: seed 1: 78 − 79 = −1, seed 2: 80 − 80 = 0.
         Assert.Equal(-0.5, smoothed.FinalAgainstPlain!.MeanDifference, 9);
     }
