@@ -78,8 +78,9 @@ public static class Aggregation
     static string F(double v, string format = "F2") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>A p-value to three decimals, and below 0.001 in scientific notation rather than a misleading 0.000.</summary>
-    /// <summary>A p-value as the tables print it: three decimals, or scientific below 0.001.</summary>
-    public static string P(double p) => double.IsNaN(p) ? "—" : p < 0.001 ? p.ToString("0.0e+0", CultureInfo.InvariantCulture) : p.ToString("F3", CultureInfo.InvariantCulture);
+    /// <summary>A p-value as the tables print it: three decimals, or scientific below 0.001; exactly 0
+    /// (differences without spread, where the t statistic is infinite) as 0.</summary>
+    public static string P(double p) => double.IsNaN(p) ? "—" : p == 0 ? "0" : p < 0.001 ? p.ToString("0.0e+0", CultureInfo.InvariantCulture) : p.ToString("F3", CultureInfo.InvariantCulture);
 
     /// <summary>The comparisons as a Markdown table (appended to table.md).</summary>
     public static string ComparisonsMarkdown(IReadOnlyList<RowComparison> comparisons)
