@@ -108,7 +108,11 @@ public static class ThermoProcess
         while ((RunManifest.TryLoadQuietly(runDir)?.LastCompleteEpoch ?? -1) < epoch)
         {
             if (child.HasExited) throw new InvalidOperationException($"thermo finished before epoch {epoch} could be interrupted: {string.Join(' ', args)}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"thermo made no progress to epoch {epoch}: {string.Join(' ', args)}");
+            if (DateTime.UtcNow > deadline)
+            {
+                child.Kill(entireProcessTree: true);   // no training left running behind a failed test
+                throw new TimeoutException($"thermo made no progress to epoch {epoch}: {string.Join(' ', args)}");
+            }
             Thread.Sleep(20);
         }
         Thread.Sleep(settle);
