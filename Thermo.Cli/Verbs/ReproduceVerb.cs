@@ -30,6 +30,9 @@ public static class ReproduceVerb
         var epochs = new Option<int?>("--epochs") { Description = "Epochs per training (default: 20 for pruning-paper and for partial-entropy; --full: 200 and 120)" };
         var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
         var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => 0 };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "pruning-paper: Keras's time-based learning-rate decay per optimiser step, lr / (1 + D·step) (the other reading of the paper's \"decay\"; 0: none)", DefaultValueFactory = _ => 0 };
+        var adamEps = new Option<double>("--adam-eps") { Description = "pruning-paper: Adam's ε (torch's 1e-8; Keras's default 1e-7)", DefaultValueFactory = _ => 1e-8 };
+        var init = new Option<string>("--init") { Description = "pruning-paper: kernel initialisation, default, kaiming or xavier (Keras's Glorot uniform, zero biases)", DefaultValueFactory = _ => "default" };
         var full = new Option<bool>("--full") { Description = "The paper's protocol. pruning-paper: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores); partial-entropy: 120 epochs at lr 1e-4 on all 60,000 images, 3 seeds (days on 2 cores)" };
         var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images (partial-entropy's default: 20000)" };
         var testLimit = new Option<int?>("--test-limit") { Description = "Use only the first N test images" };
@@ -47,12 +50,12 @@ public static class ReproduceVerb
         var jobs = new Option<int>("--jobs") { Description = "partial-entropy: trainings run at once, as separate processes (give --threads too: each uses that many)", DefaultValueFactory = _ => 1 };
         var command = new Command("reproduce", "Reproduce a paper's experiment end to end: train R seeds, analyse, prune, tabulate")
         {
-            experiment, dataset, dataDir, runs, epochs, l2, weightDecay, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
+            experiment, dataset, dataDir, runs, epochs, l2, weightDecay, lrDecay, adamEps, init, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
             lr, losses, smoothings, radii, samples, jobs,
         };
         var window = new WindowFlag(command, "Equilibrium window, last:N (the last N epochs); --full: last:150", "last:10", "--equilibrium", legacyIsCount: true);
         var scheduling = new SchedulerFlags(command);
-        Option[] pruningOnly = [l2, weightDecay, curves, draws];
+        Option[] pruningOnly = [l2, weightDecay, lrDecay, adamEps, init, curves, draws];
         Option[] partialEntropyOnly = [lr, losses, smoothings, radii, samples, jobs];
         command.SetAction(parse =>
         {
@@ -69,11 +72,13 @@ public static class ReproduceVerb
                 isFull && !Given(parse, runs) ? 10 : parse.GetValue(runs) ?? 5,
                 isFull && !Given(parse, epochs) ? 200 : parse.GetValue(epochs) ?? 20,
                 isFull && !window.Given(parse) ? 150 : window.LastEpochs(parse)!.Value,
-                isFull && !Given(parse, l2) ? [1e-3, 0] : [parse.GetValue(l2)],
+                // --full does both L2 conditions unless --l2 or the decay reading (--lr-decay, no L2) is asked for.
+                isFull && !Given(parse, l2) && !Given(parse, lrDecay) ? [1e-3, 0] : [Given(parse, lrDecay) && !Given(parse, l2) ? 0 : parse.GetValue(l2)],
                 parse.GetValue(weightDecay),
                 parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
                 new PruneSettings { Curves = parse.GetValue(curves)!, RandomDraws = parse.GetValue(draws) },
-                parse.GetValue(ledger), !parse.GetValue(noTrain));
+                parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(lrDecay), parse.GetValue(adamEps), parse.GetValue(init)!);
+            new TrainConfig { LrDecay = protocol.LrDecay, AdamEps = protocol.AdamEps, Init = protocol.Init }.Validate();
             if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
             if (protocol.Runs < 2) throw new ThermoException($"--runs: need at least 2 runs for a standard deviation, got {protocol.Runs}");
             if (protocol.Epochs < 2) throw new ThermoException($"--epochs: must be at least 2, got {protocol.Epochs}");

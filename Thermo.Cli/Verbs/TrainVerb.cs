@@ -31,6 +31,8 @@ public static class TrainVerb
         var batchSize = Opt("--batch-size", "Minibatch size", defaults.BatchSize);
         var lrStep = Opt("--lr-step", "Step schedule: multiply the lr by --lr-gamma every N epochs (0 = constant)", defaults.LrStep);
         var lrGamma = Opt("--lr-gamma", "Step schedule factor", defaults.LrGamma);
+        var lrDecay = Opt("--lr-decay", "Keras's time-based decay: optimiser step s (counted from 0 over the run) uses lr / (1 + D·s), on top of the step schedule (0 = off)", defaults.LrDecay);
+        var adamEps = Opt("--adam-eps", "Adam's ε (torch's default 1e-8; Keras's 1e-7)", defaults.AdamEps);
         var widths = Opt<string>("--widths", "Conv widths, comma-separated (fourconv: 12,24,48,48)");
         var trainLimit = Opt<int?>("--train-limit", "Use only the first N training images");
         var testLimit = Opt<int?>("--test-limit", "Use only the first N test images");
@@ -57,7 +59,7 @@ public static class TrainVerb
 
         var command = new Command("train", "Train a model, writing a snapshot of every parameter each epoch")
         {
-            model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, l2, dropout, batchSize, lrStep, lrGamma,
+            model, dataset, dataDir, epochs, seed, optimizer, lr, momentum, weightDecay, l2, dropout, batchSize, lrStep, lrGamma, lrDecay, adamEps,
             widths, trainLimit, testLimit, format, snapshotLayers, snapshotEvery, stepSnapshots, threads, device, init, graph, initFrom,
             loss, smoothLayers, radius, samples, configFile, output, resume, force, resumable, preset,
         };
@@ -70,7 +72,7 @@ public static class TrainVerb
                 Epochs = parse.GetValue(epochs), Seed = parse.GetValue(seed), Optimizer = parse.GetValue(optimizer)!,
                 Lr = parse.GetValue(lr), Momentum = parse.GetValue(momentum), WeightDecay = parse.GetValue(weightDecay), L2 = parse.GetValue(l2),
                 Dropout = parse.GetValue(dropout), BatchSize = parse.GetValue(batchSize), LrStep = parse.GetValue(lrStep),
-                LrGamma = parse.GetValue(lrGamma), Widths = Flags.Ints("--widths", parse.GetValue(widths)),
+                LrGamma = parse.GetValue(lrGamma), LrDecay = parse.GetValue(lrDecay), AdamEps = parse.GetValue(adamEps), Widths = Flags.Ints("--widths", parse.GetValue(widths)),
                 TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Format = parse.GetValue(format)!,
                 SnapshotLayers = Flags.List(parse.GetValue(snapshotLayers)), SnapshotEvery = parse.GetValue(snapshotEvery),
                 StepSnapshotEpochs = parse.GetValue(stepSnapshots), Threads = parse.GetValue(threads), Device = parse.GetValue(device)!, Init = parse.GetValue(init)!,
@@ -205,7 +207,7 @@ public static class TrainVerb
             ["--model"] = c => c.Model, ["--dataset"] = c => c.Dataset, ["--data-dir"] = c => c.DataDir, ["--seed"] = c => c.Seed,
             ["--optimizer"] = c => c.Optimizer, ["--lr"] = c => c.Lr, ["--momentum"] = c => c.Momentum,
             ["--weight-decay"] = c => c.WeightDecay, ["--l2"] = c => c.L2, ["--dropout"] = c => c.Dropout, ["--batch-size"] = c => c.BatchSize,
-            ["--lr-step"] = c => c.LrStep, ["--lr-gamma"] = c => c.LrGamma, ["--widths"] = c => c.Widths is null ? null : string.Join(",", c.Widths),
+            ["--lr-step"] = c => c.LrStep, ["--lr-gamma"] = c => c.LrGamma, ["--lr-decay"] = c => c.LrDecay, ["--adam-eps"] = c => c.AdamEps, ["--widths"] = c => c.Widths is null ? null : string.Join(",", c.Widths),
             ["--train-limit"] = c => c.TrainLimit, ["--test-limit"] = c => c.TestLimit, ["--format"] = c => c.Format,
             ["--snapshot-layers"] = c => c.SnapshotLayers is null ? null : string.Join(",", c.SnapshotLayers),
             ["--snapshot-every"] = c => c.SnapshotEvery, ["--step-snapshots"] = c => c.StepSnapshotEpochs,

@@ -24,19 +24,36 @@ public static class PruningPaperReproduction
     /// kernels, the paper's "weight decay"); <paramref name="WeightDecay"/> is torch's decay on every
     /// parameter, 0 in the paper's protocol. With a <paramref name="Ledger"/>, each finished run's compact
     /// part is kept there and the tables are built from the ledger alone; <paramref name="TrainMissing"/>
-    /// false only tabulates what the ledger holds.
+    /// false only tabulates what the ledger holds. <paramref name="LrDecay"/> is Keras's time-based decay of
+    /// the learning rate per optimiser step (the other reading of the paper's "decay"), <paramref name="AdamEps"/>
+    /// Adam's ε and <paramref name="Init"/> the kernels' initialisation (Keras's defaults: 1e-7, xavier).
     /// </summary>
     public sealed record Protocol(string Dataset, string? DataDir, int Runs, int Epochs, int Equilibrium, double[] L2s, double WeightDecay,
-        int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true);
+        int? TrainLimit, int? TestLimit, int Threads, PruneSettings Prune, string? Ledger = null, bool TrainMissing = true,
+        double LrDecay = 0, double AdamEps = 1e-8, string Init = "default");
 
     /// <summary>The setting of the reproduction's directory (the <c>dir</c> of <see cref="Run"/>).</summary>
     public const string Out = ProtocolRuns.Out;
 
-    static string Number(double v) => v.ToString("0.####", CultureInfo.InvariantCulture);
+    /// <summary>A setting's value in a directory name: 0.001, 0.03; values too small for four decimals as 1E-07.</summary>
+    static string Number(double v)
+    {
+        var fixedPoint = v.ToString("0.####", CultureInfo.InvariantCulture);
+        return double.Parse(fixedPoint, CultureInfo.InvariantCulture) == v ? fixedPoint : v.ToString("G", CultureInfo.InvariantCulture);
+    }
 
-    /// <summary>A condition's directory name: <c>l2=0.001</c>, with <c>-weight-decay=W</c> when torch's decay is on too.</summary>
-    public static string ConditionName(double l2, double weightDecay) =>
-        $"l2={Number(l2)}" + (weightDecay > 0 ? $"-weight-decay={Number(weightDecay)}" : "");
+    /// <summary>
+    /// A condition's directory name: <c>l2=0.001</c>, with <c>-weight-decay=W</c> when torch's decay is on too.
+    /// A condition with a time-based learning-rate decay and no L2 is named by the decay, <c>lr-decay=0.03</c>;
+    /// an ε or initialisation other than the defaults is added (<c>-adam-eps=1E-07-init=xavier</c>).
+    /// </summary>
+    public static string ConditionName(double l2, double weightDecay, double lrDecay = 0, double adamEps = 1e-8, string init = "default") =>
+        (lrDecay > 0 && l2 == 0 ? $"lr-decay={Number(lrDecay)}" : $"l2={Number(l2)}" + (lrDecay > 0 ? $"-lr-decay={Number(lrDecay)}" : ""))
+        + (weightDecay > 0 ? $"-weight-decay={Number(weightDecay)}" : "")
+        + (adamEps != 1e-8 ? $"-adam-eps={Number(adamEps)}" : "")
+        + (init != "default" ? $"-init={init}" : "");
+
+    static string ConditionName(Protocol p, double l2) => ConditionName(l2, p.WeightDecay, p.LrDecay, p.AdamEps, p.Init);
 
     /// <summary>
     /// Runs the protocol into <paramref name="dir"/> (and the ledger, if any); returns the table of each
@@ -48,11 +65,14 @@ public static class PruningPaperReproduction
         var clock = Stopwatch.StartNew();
         int total = p.L2s.Length * p.Runs, done = 0, trained = 0;
         var home = p.Ledger ?? dir;
-        var regularisation = p.WeightDecay > 0 ? $"; torch weight decay {Number(p.WeightDecay)} on every parameter" : "";
+        var regularisation = (p.WeightDecay > 0 ? $"; torch weight decay {Number(p.WeightDecay)} on every parameter" : "")
+            + (p.LrDecay > 0 ? $"; Keras's time-based learning-rate decay lr/(1 + {Number(p.LrDecay)}·step)" : "")
+            + (p.AdamEps != 1e-8 ? $"; Adam ε {Number(p.AdamEps)}" : "")
+            + (p.Init != "default" ? $"; {p.Init} initialisation of the kernels, zero biases" : "");
         var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 1–3\n\nSeeds 1–{p.Runs} of fourconv per condition (each table's heading says how many runs it covers) on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128; the paper's weight decay as Keras-style L2 on the conv and linear kernels (`--l2`){regularisation}.\n\n");
         foreach (var l2 in p.L2s)
         {
-            var condition = ConditionName(l2, p.WeightDecay);
+            var condition = ConditionName(p, l2);
             var runDirs = new List<string>();
             for (int seed = 1; seed <= p.Runs; seed++)
             {
@@ -127,6 +147,7 @@ public static class PruningPaperReproduction
     {
         Dataset = p.Dataset, DataDir = p.DataDir, Epochs = p.Epochs, Seed = seed, L2 = l2, WeightDecay = p.WeightDecay,
         TrainLimit = p.TrainLimit, TestLimit = p.TestLimit, Threads = p.Threads,
+        LrDecay = p.LrDecay, AdamEps = p.AdamEps, Init = p.Init,
     };
 
     static string RunDirectory(string dir, string condition, int seed) => Path.Combine(dir, condition, "runs", $"seed-{seed}");
@@ -146,7 +167,7 @@ public static class PruningPaperReproduction
         var tasks = new List<TrainingTask>();
         foreach (var l2 in p.L2s)
         {
-            var condition = ConditionName(l2, p.WeightDecay);
+            var condition = ConditionName(p, l2);
             for (int seed = 1; seed <= p.Runs; seed++)
             {
                 if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed)) continue;

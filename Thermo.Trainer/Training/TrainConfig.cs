@@ -24,6 +24,13 @@ public sealed record TrainConfig
     /// <summary>Step schedule: multiply the learning rate by <see cref="LrGamma"/> every LrStep epochs (0 = constant).</summary>
     public int LrStep { get; init; }
     public double LrGamma { get; init; } = 0.1;
+    /// <summary>
+    /// Keras's time-based decay (the <c>decay</c> argument of Keras 2's optimisers): optimiser step s (0-based,
+    /// counted over the whole run) uses lr / (1 + LrDecay·s), on top of the step schedule. 0 = off.
+    /// </summary>
+    public double LrDecay { get; init; }
+    /// <summary>Adam's ε (added to the denominator √v̂ + ε): torch's default 1e-8; Keras's default is 1e-7.</summary>
+    public double AdamEps { get; init; } = 1e-8;
     public int[]? Widths { get; init; }
     public int? TrainLimit { get; init; }
     public int? TestLimit { get; init; }
@@ -76,6 +83,12 @@ public sealed record TrainConfig
     /// <summary>Learning rate during 1-based epoch <paramref name="epoch"/> under the step schedule.</summary>
     public double LearningRateAt(int epoch) => LrStep <= 0 ? Lr : Lr * Math.Pow(LrGamma, (epoch - 1) / LrStep);
 
+    /// <summary>
+    /// Learning rate of the optimiser step that follows <paramref name="stepsTaken"/> steps, inside 1-based
+    /// epoch <paramref name="epoch"/>: the step schedule's rate divided by Keras's 1 + LrDecay·stepsTaken.
+    /// </summary>
+    public double LearningRateAt(int epoch, long stepsTaken) => LearningRateAt(epoch) / (1 + LrDecay * stepsTaken);
+
     /// <summary>Whether the per-epoch snapshot of <paramref name="epoch"/> is written.</summary>
     public bool SnapshotsEpoch(int epoch) => epoch == 0 || epoch == Epochs || epoch % SnapshotEvery == 0;
 
@@ -93,6 +106,8 @@ public sealed record TrainConfig
         if (SnapshotEvery <= 0) throw new SettingException(nameof(SnapshotEvery), "", $"must be positive, got {SnapshotEvery}");
         if (StepSnapshotEpochs < 0) throw new SettingException(nameof(StepSnapshotEpochs), "", $"must be non-negative, got {StepSnapshotEpochs}");
         if (LrStep < 0) throw new SettingException(nameof(LrStep), "", $"must be non-negative, got {LrStep}");
+        if (!(LrDecay >= 0) || double.IsInfinity(LrDecay)) throw new SettingException(nameof(LrDecay), "", $"must be non-negative, got {LrDecay}");
+        if (!(AdamEps > 0) || double.IsInfinity(AdamEps)) throw new SettingException(nameof(AdamEps), "", $"must be positive, got {AdamEps}");
         if (!(LrGamma > 0)) throw new SettingException(nameof(LrGamma), "", $"must be positive, got {LrGamma}");
         if (TrainLimit is <= 0) throw new SettingException(nameof(TrainLimit), "", $"must be positive, got {TrainLimit}");
         if (TestLimit is <= 0) throw new SettingException(nameof(TestLimit), "", $"must be positive, got {TestLimit}");

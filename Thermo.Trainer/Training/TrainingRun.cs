@@ -112,7 +112,7 @@ public sealed class TrainingRun : IDisposable
         smoothed = config.Loss == "ce" ? [] : weights.Where(w => config.SmoothLayers!.Contains(w.Layer)).Select(w => (Tensor)w.Weight).ToArray();
         optimizer = config.Optimizer == "sgd"
             ? torch.optim.SGD(model.parameters(), config.Lr, momentum: config.Momentum, weight_decay: config.WeightDecay)
-            : torch.optim.Adam(model.parameters(), config.Lr, weight_decay: config.WeightDecay);
+            : torch.optim.Adam(model.parameters(), config.Lr, eps: config.AdamEps, weight_decay: config.WeightDecay);
 
         manifest = resumeFrom ?? new RunManifest
         {
@@ -239,8 +239,9 @@ public sealed class TrainingRun : IDisposable
 
     MetricsRow TrainEpoch(int epoch)
     {
-        double lr = config.LearningRateAt(epoch);
+        double lr = config.LearningRateAt(epoch, step);
         foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+        double lrSum = 0;
         torch.manual_seed(config.Seed * 1_000_003L + epoch);
         int n = (int)trainX.shape[0];
         int batches = (n + config.BatchSize - 1) / config.BatchSize;
@@ -286,6 +287,12 @@ public sealed class TrainingRun : IDisposable
                 if (!double.IsFinite(batchLoss)) throw Diverged(epoch, b, batches, $"the loss is {batchLoss}");
                 if (Array.FindIndex(signal, s => !float.IsFinite(s)) is var bad and >= 0)
                     throw Diverged(epoch, b, batches, $"{weights[bad].Layer}'s mean |gradient| is {signal[bad]}");
+                if (config.LrDecay > 0)
+                {
+                    lr = config.LearningRateAt(epoch, step);
+                    foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                }
+                lrSum += lr;
                 optimizer.step();
                 step++;
                 lossSum += batchLoss * count;
@@ -313,7 +320,9 @@ public sealed class TrainingRun : IDisposable
             double variance = batches > 1 ? Math.Max(0, (sumSquares[i] - batches * mean * mean) / (batches - 1)) : 0;
             gradNoise.Add(new GradientNoiseRow(epoch, weights[i].Layer, mean, Math.Sqrt(variance), batches));
         }
-        var m = new MetricsRow(epoch, step, lossSum / n, (double)correct / n, testLoss, testAccuracy, lr, config.BatchSize,
+        // With a time-based decay the rate changes every step: the epoch's row holds the mean over its steps
+        // (without one, the epoch's rate itself, bit for bit).
+        var m = new MetricsRow(epoch, step, lossSum / n, (double)correct / n, testLoss, testAccuracy, config.LrDecay > 0 ? lrSum / batches : lr, config.BatchSize,
             trainSeconds, evalSeconds, snapshotSeconds, n / trainSeconds);
         metrics.Add(m);
         CommitEpoch(epoch);

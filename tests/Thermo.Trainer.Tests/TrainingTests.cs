@@ -179,6 +179,33 @@ public class KerasL2Tests
         double Norm(Snapshot s) => s.Tensors.Where(t => t.Tensor == "weight" && t.Shape.Length >= 2).Sum(t => t.Values.Sum(v => (double)v * v));
         Assert.True(Norm(l2) < Norm(plain), $"L2 run's kernel norm {Norm(l2)} is not below the plain run's {Norm(plain)}");
     }
+
+    [Fact]
+    public void Keras_time_based_decay_divides_each_step_rate_by_one_plus_decay_times_steps_taken()
+    {
+        using var dir = new TempDir();
+        var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"]), epochs: 2) with { WeightDecay = 0, LrDecay = 0.25, AdamEps = 1e-7 };
+        using (var run = TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress())) run.Run();
+        var metrics = TrainingRun.ReadMetrics(RunLayout.Metrics(dir["run"]));
+        var manifest = RunManifest.TryLoad(dir["run"])!;
+        Assert.Equal((0.25, 1e-7), (manifest.Config.LrDecay, manifest.Config.AdamEps));
+        // Each epoch's row holds the mean of lr / (1 + 0.25·s) over its own steps s, counted over the run.
+        for (int e = 1; e <= 2; e++)
+        {
+            long first = metrics[e - 1].Step, last = metrics[e].Step;
+            double expected = 0;
+            for (long s = first; s < last; s++) expected += config.Lr / (1 + 0.25 * s);
+            Assert.Equal(expected / (last - first), metrics[e].Lr, 12);
+        }
+
+        // A decay so strong that only the first step moves anything: epoch 2 leaves the weights where they were.
+        using (var run = TrainingRun.Start(config with { LrDecay = 1e12, Optimizer = "sgd", Momentum = 0 }, dir["frozen"], dir.Path, new SilentProgress())) run.Run();
+        var snapshots = SnapshotReader.ReadRun(dir["frozen"]).ToArray();
+        float[] Conv1(int e) => snapshots[e].Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight").Values;
+        double Moved(int a, int b) => Conv1(a).Zip(Conv1(b), (x, y) => Math.Abs((double)x - y)).Max();
+        Assert.True(Moved(0, 1) > 0, "the first step (rate lr) moved nothing");
+        Assert.True(Moved(1, 2) < 1e-6 * Moved(0, 1), $"epoch 2 moved conv1 by {Moved(1, 2)} at a rate of about 1e-15");
+    }
 }
 
 public class InitialisationTests
