@@ -80,6 +80,15 @@ public static partial class Program
             CliOutput.Error(Unwrap(e).Message, ExitCodes.BadInput);
             return ExitCodes.BadInput;
         }
+        catch (Exception e) when (Unwrap(e) is IOException or UnauthorizedAccessException)
+        {
+            // A full disk, a read-only or unwritable directory: every write is atomic, so what was there
+            // before is intact; one line says what the system refused.
+            var message = $"the file system refused: {Unwrap(e).Message}";
+            Console.Error.WriteLine($"thermo: error: {message}");
+            CliOutput.Error(message, ExitCodes.BadInput);
+            return ExitCodes.BadInput;
+        }
         catch (Exception e) when (Unwrap(e) is Thermo.Trainer.Native.NativeNumericsException)
         {
             Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");

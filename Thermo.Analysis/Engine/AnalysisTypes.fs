@@ -23,11 +23,14 @@ type AnalysisOptions =
       /// Layers whose unit groups get MSD curves and fits (None: the first analysed layer).
       MsdLayers: string[] option
       /// Lag range of the α and D fits (None: α over 1..n/2, D over 1..n/4, at least 2 lags).
-      FitLags: (int * int) option }
+      FitLags: (int * int) option
+      /// Where the snapshots' spacing comes from: run.json (the default; a missing snapshot is an
+      /// error), or the files alone for a run analysed without its manifest.
+      Spacing: SnapshotSpacing }
 
     static member Default =
         { Window = Auto; Grouping = Grouping.Unit; Layers = None; IncludeBias = false; Physics = Physics.Default
-          MsdLayers = None; FitLags = None }
+          MsdLayers = None; FitLags = None; Spacing = SnapshotSpacing.FromManifest }
 
     // Copy-and-update for C# callers, which cannot use F#'s `{ o with … }`.
 
@@ -43,6 +46,8 @@ type AnalysisOptions =
     member o.WithIncludeBias(includeBias: bool) = { o with IncludeBias = includeBias }
     /// These options with other physical constants.
     member o.WithPhysics(physics: Physics) = { o with Physics = physics }
+    /// These options with the snapshots' spacing from run.json or inferred from the files.
+    member o.WithSpacing(spacing: SnapshotSpacing) = { o with Spacing = spacing }
     /// These options fitting α and D over lags (from, to) (null: the default ranges).
     member o.WithFitLags(lags: Nullable<struct (int * int)>) =
         { o with FitLags = if lags.HasValue then (let struct (a, b) = lags.Value in Some(a, b)) else None }

@@ -93,9 +93,12 @@ module Engine =
     /// and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
     /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
     let analyzeSeriesWithProgress (unit: TimeUnit) (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
-        let files = if unit = TimeUnit.Step then SnapshotReader.listStepFiles run else SnapshotReader.listEpochFiles run
+        let files = if unit = TimeUnit.Step then SnapshotSeries.stepFiles run options.Spacing else SnapshotSeries.epochFiles run options.Spacing
         let epochs = files |> Array.map fst |> Array.distinct
+        let inferred (w: EquilibriumWindow) =
+            if options.Spacing = SnapshotSpacing.InferredFromFiles then { w with Rule = sprintf "%s (%s)" w.Rule SnapshotSeries.InferredNote } else w
         let window =
+            inferred <|
             match unit, options.Window with
             | TimeUnit.Step, Auto when epochs.Length >= 2 ->
                 // Per-step snapshots cover the last K epochs of a run already in equilibrium (the

@@ -57,10 +57,7 @@ public static class PruneVerb
                 () => Console.WriteLine(Aggregation.Text(table) + Aggregation.ComparisonsText(comparisons)));
             if (parse.GetValue(output) is { } dir)
             {
-                Directory.CreateDirectory(dir);
-                PruningFiles.WriteResults(Path.Combine(dir, RunLayout.ResultsFile), results, settings.K, settings.M);
-                PruningFiles.WriteComparisons(Path.Combine(dir, RunLayout.ComparisonsFile), comparisons);
-                AtomicFiles.WriteAllText(Path.Combine(dir, RunLayout.TableFile), Aggregation.Markdown(table, PruneStage.TableCaption(parse.GetValue(runs)!.Length, settings)) + Aggregation.ComparisonsMarkdown(comparisons));
+                PruningFiles.WriteTableSet(dir, results, comparisons, Aggregation.Markdown(table, PruneStage.TableCaption(parse.GetValue(runs)!.Length, settings)) + Aggregation.ComparisonsMarkdown(comparisons), settings.K, settings.M);
                 progress.Message($"wrote {Path.Combine(dir, RunLayout.ResultsFile)} and {Path.Combine(dir, RunLayout.TableFile)}");
             }
             return ExitCodes.Ok;

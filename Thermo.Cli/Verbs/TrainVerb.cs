@@ -88,6 +88,8 @@ public static class TrainVerb
             var artifacts = Program.ArtifactsDirectory();
             using var progress = new ConsoleProgress();
             var resumeDir = parse.GetValue(resume);
+            // One training per run directory, held from the first look at the directory to the end.
+            using var runLock = (resumeDir ?? parse.GetValue(output)) is { } locked ? RunLock.Acquire(locked) : null;
             bool resumableExtends = false;
             if (parse.GetValue(resumable))
             {

@@ -84,6 +84,7 @@ public static class PartialEntropyReproduction
         Validate(p);
         var clock = Stopwatch.StartNew();
         var home = p.Ledger ?? dir;
+        if (p.Ledger is { } claimed) PruningLedger.Claim(claimed, "partial-entropy");
         var runs = new List<(Point Point, int Seed, string Dir)>();
         var todo = new List<(Point Point, int Seed, TrainConfig Config, string Dir)>();
         // Seed-major: after any interruption every point has the same seeds, so the pairing holds.

@@ -22,9 +22,10 @@ public static class ProtocolRuns
     /// </summary>
     public static string LedgerKey(TrainConfig c) => ConfigKey(c with { Threads = 0, DataDir = null });
 
-    /// <summary>Refuses a ledger entry that is not <paramref name="config"/>'s run (or not a run at all).</summary>
+    /// <summary>Refuses a ledger entry that is not <paramref name="config"/>'s run (or not a run at all), or whose files differ from its digest record.</summary>
     public static void CheckLedgerEntry(string entry, TrainConfig config)
     {
+        PruningLedger.Verify(entry);
         var kept = RunManifest.TryLoad(entry) ?? throw new ThermoException($"{entry}: a ledger entry without {RunLayout.ManifestFile}");
         if (LedgerKey(kept.Config) != LedgerKey(config) || kept.Config.Epochs != config.Epochs)
             throw new SettingException("Ledger", entry, "holds a run of another configuration; choose another ledger");

@@ -59,6 +59,7 @@ public static partial class PruningLedger
             WithoutMachinePaths(RunLayout.Manifest(temp));
             File.Copy(final, Path.Combine(RunLayout.Snapshots(temp), Path.GetFileName(final)));
             foreach (var d in Directories) CopyTree(Path.Combine(runDirectory, d), Path.Combine(temp, d));
+            RecordDigests(temp, entry);
         });
     }
 
@@ -103,7 +104,82 @@ public static partial class PruningLedger
         {
             foreach (var f in Files) File.Copy(Path.Combine(runDirectory, f), Path.Combine(temp, f));
             WithoutMachinePaths(RunLayout.Manifest(temp));
+            RecordDigests(temp, entry);
         });
+    }
+
+    /// <summary>
+    /// The record of an entry's files beside it, <c>seed-S.sha256</c>: a line "DIGEST  PATH" per file, paths
+    /// relative to the entry, as <c>sha256sum</c> writes them (so <c>cd seed-S &amp;&amp; sha256sum -c ../seed-S.sha256</c>
+    /// checks an entry by hand). Kept beside the entry, not in it, so entries made before records existed
+    /// gain one without being rewritten.
+    /// </summary>
+    public static string DigestFile(string entry) => entry.TrimEnd(Path.DirectorySeparatorChar) + ".sha256";
+
+    /// <summary>Whether <paramref name="run"/> is a ledger entry (its digest record lies beside it).</summary>
+    public static bool IsEntry(string run) => File.Exists(DigestFile(Path.GetFullPath(run)));
+
+    static IEnumerable<(string Path, string Digest)> Digests(string directory) =>
+        Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(directory, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Order(StringComparer.Ordinal)
+            .Select(relative =>
+            {
+                using var stream = File.OpenRead(Path.Combine(directory, relative));
+                return (relative, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream)));
+            });
+
+    /// <summary>Writes the digest record of <paramref name="filled"/>'s files as the record of <paramref name="entry"/>
+    /// (before the entry appears: a record without its entry is overwritten when the entry is made again).</summary>
+    static void RecordDigests(string filled, string entry) =>
+        AtomicFiles.WriteAllText(DigestFile(entry), string.Concat(Digests(filled).Select(d => $"{d.Digest}  {d.Path}\n")));
+
+    /// <summary>
+    /// Checks an entry against its digest record before anything is built from it: raises
+    /// <see cref="ArtifactException"/> naming the entry and the first file that is missing, added or changed,
+    /// or the record itself when there is none.
+    /// </summary>
+    public static void Verify(string entry)
+    {
+        var record = DigestFile(entry);
+        if (!File.Exists(record)) throw new ArtifactException($"{entry}: a ledger entry without its digest record {Path.GetFileName(record)}; it cannot be trusted");
+        var expected = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in File.ReadAllLines(record).Where(l => l.Length > 0))
+        {
+            var parts = line.Split("  ", 2);
+            if (parts.Length != 2 || parts[0].Length != 64) throw new ArtifactException($"{record}: malformed line '{line}' (expected DIGEST  PATH)");
+            expected[parts[1]] = parts[0];
+        }
+        var actual = Digests(entry).ToDictionary(d => d.Path, d => d.Digest, StringComparer.Ordinal);
+        foreach (var (path, digest) in expected)
+        {
+            if (!actual.TryGetValue(path, out var found)) throw new ArtifactException($"{entry}: {path} is missing (recorded in {Path.GetFileName(record)})");
+            if (found != digest) throw new ArtifactException($"{entry}: {path} has changed since the entry was made (its SHA-256 differs from {Path.GetFileName(record)})");
+        }
+        foreach (var path in actual.Keys.Where(p => !expected.ContainsKey(p)))
+            throw new ArtifactException($"{entry}: {path} was added after the entry was made (not in {Path.GetFileName(record)})");
+    }
+
+    /// <summary>The file naming the experiment a ledger holds.</summary>
+    public const string ExperimentFile = "ledger.json";
+
+    /// <summary>
+    /// Claims <paramref name="ledger"/> for <paramref name="experiment"/> (e.g. <c>pruning-paper</c>): the first
+    /// experiment written there names it in ledger.json; another experiment's tables and README would
+    /// overwrite its, so it is refused (<see cref="SettingException"/> on the ledger).
+    /// </summary>
+    public static void Claim(string ledger, string experiment)
+    {
+        var file = Path.Combine(ledger, ExperimentFile);
+        if (File.Exists(file))
+        {
+            var held = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))?["experiment"]?.GetValue<string>();
+            if (held != experiment)
+                throw new SettingException("Ledger", ledger, $"holds the {held} experiment ({ExperimentFile}); give {experiment} a ledger of its own");
+            return;
+        }
+        Directory.CreateDirectory(ledger);
+        AtomicFiles.WriteAllText(file, $"{{\n  \"experiment\": \"{experiment}\"\n}}\n");
     }
 
     /// <summary>Bytes on disk of an entry (for the bench row).</summary>

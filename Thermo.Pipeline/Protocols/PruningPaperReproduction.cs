@@ -65,6 +65,7 @@ public static class PruningPaperReproduction
         var clock = Stopwatch.StartNew();
         int total = p.L2s.Length * p.Runs, done = 0, trained = 0;
         var home = p.Ledger ?? dir;
+        if (p.Ledger is { } claimed) PruningLedger.Claim(claimed, "pruning-paper");
         var regularisation = (p.WeightDecay > 0 ? $"; torch weight decay {Number(p.WeightDecay)} on every parameter" : "")
             + (p.LrDecay > 0 ? $"; Keras's time-based learning-rate decay lr/(1 + {Number(p.LrDecay)}·step)" : "")
             + (p.AdamEps != 1e-8 ? $"; Adam ε {Number(p.AdamEps)}" : "")
@@ -110,11 +111,9 @@ public static class PruningPaperReproduction
                 results = PruneStage.Run(runDirs, p.Prune, artifacts, progress.Message);
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
             var conditionHome = Path.Combine(home, condition);
-            PruningFiles.WriteResults(RunLayout.PruningResults(conditionHome), results, p.Prune.K, p.Prune.M);
             var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
             var comparisons = Aggregation.Comparisons(results);
-            PruningFiles.WriteComparisons(RunLayout.PruningComparisons(conditionHome), comparisons);
-            AtomicFiles.WriteAllText(RunLayout.PruningTable(conditionHome), Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons));
+            PruningFiles.WriteTableSet(RunLayout.Pruning(conditionHome), results, comparisons, Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons), p.Prune.K, p.Prune.M);
 
             tables[condition] = table;
         }

@@ -91,9 +91,13 @@ public static class PruneStage
             var points = new List<CurvePoint>();
             foreach (var curveLayer in curveLayers)
                 points.AddRange(runner.Curves(curveLayer == settings.Layer ? scores.Scores : Scores(run, model, curveLayer).Scores, settings.Criteria, settings.RandomDraws));
-            PruningFiles.WriteResults(RunLayout.PruningResults(run), results, settings.K, settings.M);
-            if (points.Count > 0) PruningFiles.WriteCurves(RunLayout.PruningCurves(run), points);
-            if (settings.Structural) Structural(run, model, scores.Scores, settings, artifacts, log);
+            // RUN/pruning appears whole or not at all: results, curves and the structural model together.
+            AtomicFiles.ReplaceDirectory(RunLayout.Pruning(run), pruning =>
+            {
+                PruningFiles.WriteResults(Path.Combine(pruning, RunLayout.ResultsFile), results, settings.K, settings.M);
+                if (points.Count > 0) PruningFiles.WriteCurves(Path.Combine(pruning, RunLayout.CurvesFile), points);
+                if (settings.Structural) Structural(pruning, model, scores.Scores, settings, artifacts, log);
+            });
             all.AddRange(results);
             var perRun = clock.Elapsed / (i + 1);
             log($"  {model.Evaluations} test-set evaluations ({runner.Evaluations} distinct masks) after {clock.Elapsed:mm\\:ss}; ETA {perRun * (runs.Count - i - 1):mm\\:ss}");
@@ -134,12 +138,12 @@ public static class PruneStage
 
     /// <summary>Removes the k hottest filters physically (checked against the masked model, see
     /// <see cref="StructuralPruning.Evaluate"/>), exports the smaller model, optionally fine-tunes it.</summary>
-    static void Structural(string run, RunModel model, FilterScores scores, PruneSettings settings, string artifacts, Action<string> log)
+    static void Structural(string pruning, RunModel model, FilterScores scores, PruneSettings settings, string artifacts, Action<string> log)
     {
         var manifest = model.Manifest;
         var removed = PruningPlan.Zeroed(Experiment.WithoutHottest, PruningPlan.HotFirst(scores, Criterion.Temperature), settings.K, settings.M);
         var result = StructuralPruning.Evaluate(model, settings.Layer, removed);
-        var dir = Path.Combine(RunLayout.Pruning(run), "structural");
+        var dir = Path.Combine(pruning, "structural");
         Directory.CreateDirectory(dir);
         var modelPath = Path.Combine(dir, "model.parquet");
         SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, result.Pruned);

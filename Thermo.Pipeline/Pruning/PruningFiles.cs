@@ -17,6 +17,28 @@ public static class PruningFiles
         return (t.Temperature, t.Oscillation, t.WindowFrom, t.WindowTo);
     }
 
+    /// <summary>The files of a table set (<see cref="WriteTableSet"/>).</summary>
+    static readonly string[] TableSetFiles = [RunLayout.ResultsFile, RunLayout.ComparisonsFile, RunLayout.TableFile];
+
+    /// <summary>
+    /// Writes a set of runs' table — results, paired comparisons and the Markdown table — as one directory
+    /// that appears whole or not at all (<see cref="AtomicFiles.ReplaceDirectory(string, Action{string})"/>).
+    /// A directory holding anything else is not replaced (<see cref="ArtifactException"/>), so a mistaken
+    /// target loses nothing.
+    /// </summary>
+    public static void WriteTableSet(string directory, IReadOnlyList<PruningResult> results, IReadOnlyList<RowComparison> comparisons, string markdown, int k, int m)
+    {
+        if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName)
+                .FirstOrDefault(n => !TableSetFiles.Contains(n) && !n!.StartsWith('.')) is { } other)
+            throw new ArtifactException($"{directory}: holds {other}, which is not a pruning table's; give a directory of its own for the table");
+        AtomicFiles.ReplaceDirectory(directory, temp =>
+        {
+            WriteResults(Path.Combine(temp, RunLayout.ResultsFile), results, k, m);
+            WriteComparisons(Path.Combine(temp, RunLayout.ComparisonsFile), comparisons);
+            AtomicFiles.WriteAllText(Path.Combine(temp, RunLayout.TableFile), markdown);
+        });
+    }
+
     /// <summary>Writes the table's evaluations (one row per run × criterion × draw × experiment), atomically.</summary>
     public static void WriteResults(string path, IReadOnlyList<PruningResult> results, int k, int m)
     {

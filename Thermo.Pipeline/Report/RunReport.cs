@@ -194,7 +194,13 @@ public static class RunReport
     /// <summary>Trajectories, velocities and learned patterns need the weights themselves: one read of each snapshot.</summary>
     static void WeightFigures(RunTables r, string layer, int hottest, int coldest, int[] hotFirst, Page page, string dir, ReportOptions o)
     {
-        var files = SnapshotReader.ListEpochFiles(r.Run);
+        // A ledger entry keeps only its final snapshot, by design (its digest record says it is one).
+        if (Protocols.PruningLedger.IsEntry(r.Run))
+        {
+            page.Paragraph("This run is a results-ledger entry, which keeps only the final snapshot: the trajectories and velocity figures need every epoch's snapshot and are left out.");
+            return;
+        }
+        var files = SnapshotSeries.EpochFiles(r.Run, SnapshotSpacing.FromManifest);
         if (files.Length == 0) return;
         var epochs = files.Select(f => f.Item1).ToArray();
         var hot = new float[files.Length][];

@@ -58,6 +58,7 @@ public sealed class TrainingRun : IDisposable
     readonly List<GradientNoiseRow> gradNoise = [];
     RunManifest manifest;
     long step;
+    readonly RunLock runLock;
 
     public Module<Tensor, Tensor> Model => model;
     public RunManifest Manifest => manifest;
@@ -65,6 +66,7 @@ public sealed class TrainingRun : IDisposable
     TrainingRun(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom)
     {
         config.Validate();
+        runLock = RunLock.Acquire(runDirectory);
         // The run records the graph its model sees, so a resumed run or a copy of its configuration sees the same one.
         config = config with { Graph = config.ResolvedGraph };
         this.config = config;
@@ -437,6 +439,7 @@ public sealed class TrainingRun : IDisposable
 
     public void Dispose()
     {
+        runLock.Dispose();
         optimizer.Dispose();
         model.Dispose();
         trainX.Dispose(); trainY.Dispose(); testX.Dispose(); testY.Dispose();

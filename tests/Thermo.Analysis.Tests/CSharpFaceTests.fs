@@ -53,7 +53,7 @@ let tests =
             let physics = { Physics.Default with Convention = TemperatureConvention.MeanSquare }
             let options = Analyzer.Options(Between(2, 8), Grouping.Layer, [| "a" |], true, physics, [||], Nullable<struct (int * int)>(struct (2, 5)))
             Expect.equal options
-                { Window = Between(2, 8); Grouping = Grouping.Layer; Layers = Some [| "a" |]; IncludeBias = true; Physics = physics; MsdLayers = Some [||]; FitLags = Some(2, 5) }
+                { Window = Between(2, 8); Grouping = Grouping.Layer; Layers = Some [| "a" |]; IncludeBias = true; Physics = physics; MsdLayers = Some [||]; FitLags = Some(2, 5); Spacing = SnapshotSpacing.FromManifest }
                 "every field"
             Expect.equal (Analyzer.Options(Auto, Grouping.Unit, null, false, Physics.Default, null, Nullable<struct (int * int)>())) AnalysisOptions.Default "nulls are the defaults"
 

@@ -1,0 +1,125 @@
+namespace Thermo.Analysis
+
+open System
+open System.IO
+open System.Text.Json
+
+/// Where the spacing of a run's snapshots comes from.
+type SnapshotSpacing =
+    /// From run.json: the snapshots the run must have follow from its snapshot interval, step
+    /// snapshots and last complete epoch; a missing one is an error, and files beyond the last
+    /// complete epoch (a training still writing) are not read.
+    | FromManifest = 0
+    /// From the files alone, without reading run.json: whatever snapshots are there, their spacing
+    /// inferred from their epochs. Outputs say so.
+    | InferredFromFiles = 1
+
+/// The snapshot series of a run directory as its manifest declares it: which per-epoch and per-step
+/// snapshot files must be there, checked against what is.
+module SnapshotSeries =
+    /// What run.json declares about the snapshots.
+    type Plan =
+        { /// A per-epoch snapshot every this many epochs (epoch 0 and the configured last epoch always).
+          SnapshotEvery: int
+          /// The configured number of epochs.
+          Epochs: int
+          /// Per-step snapshots inside the last this many epochs of the configuration.
+          StepSnapshotEpochs: int
+          /// The last epoch whose snapshot, tables and checkpoint are complete.
+          LastCompleteEpoch: int
+          /// The optimiser step count at the end of `LastCompleteEpoch`.
+          LastStep: int64 }
+
+    let private fail fmt = Errors.artifact fmt
+
+    /// The plan run.json declares; None when the run has no run.json. Raises `ArtifactException` for
+    /// a run.json that is damaged or lacks a field the plan needs.
+    [<CompiledName("ReadPlan")>]
+    let readPlan (run: string) : Plan option =
+        let path = RunLayout.manifest run
+        if not (File.Exists path) then None
+        else
+            ManifestFile.check run
+            use document = JsonDocument.Parse(File.ReadAllText path)
+            let root = document.RootElement
+            let config = root.GetProperty "config"
+            let number (element: JsonElement) (name: string) (fallback: int64 option) =
+                match element.TryGetProperty name with
+                | true, v when v.ValueKind = JsonValueKind.Number -> v.GetInt64()
+                | _ ->
+                    match fallback with
+                    | Some v -> v
+                    | None -> fail "%s: has no number \"%s\"; cannot tell which snapshots the run must have" path name
+            Some
+                { SnapshotEvery = int (number config "snapshotEvery" (Some 1L))
+                  Epochs = int (number config "epochs" None)
+                  StepSnapshotEpochs = int (number config "stepSnapshotEpochs" (Some 0L))
+                  LastCompleteEpoch = int (number root "lastCompleteEpoch" None)
+                  LastStep = number root "lastStep" (Some 0L) }
+
+    /// The per-epoch snapshots a run with this plan must have: 0, every `SnapshotEvery`-th epoch and
+    /// the configured last one, up to the last complete epoch.
+    [<CompiledName("ExpectedEpochs")>]
+    let expectedEpochs (plan: Plan) : int[] =
+        [| 0 .. plan.LastCompleteEpoch |]
+        |> Array.filter (fun e -> e = 0 || e = plan.Epochs || e % max 1 plan.SnapshotEvery = 0)
+
+    /// The per-step snapshots (global optimiser steps) a run with this plan must have: every step of
+    /// the complete epochs among the configuration's last `StepSnapshotEpochs`. Every epoch of a run
+    /// takes the same number of steps, LastStep / LastCompleteEpoch.
+    [<CompiledName("ExpectedSteps")>]
+    let expectedSteps (plan: Plan) : int64[] =
+        if plan.StepSnapshotEpochs <= 0 || plan.LastCompleteEpoch <= 0 then [||]
+        else
+            let perEpoch = plan.LastStep / int64 plan.LastCompleteEpoch
+            let firstEpoch = max 1 (plan.Epochs - plan.StepSnapshotEpochs + 1)
+            [| for e in firstEpoch .. plan.LastCompleteEpoch do
+                   for s in int64 (e - 1) * perEpoch + 1L .. int64 e * perEpoch -> s |]
+
+    let private missingText (missing: 'a[]) =
+        let shown = missing |> Array.truncate 20 |> Array.map string
+        String.Join(", ", shown) + (if missing.Length > 20 then sprintf ", … (%d in all)" missing.Length else "")
+
+    let private declared (run: string) =
+        match readPlan run with
+        | Some plan -> plan
+        | None ->
+            fail "%s: no %s, so the snapshots the run must have are unknown; analyse it without its manifest to infer the spacing from the files" run RunLayout.ManifestFile
+
+    /// The per-epoch snapshot files to read, as (epoch, path) sorted by epoch. From the manifest: those
+    /// of complete epochs, after checking that none the manifest declares is missing (an
+    /// `ArtifactException` naming the missing epochs otherwise). Inferred: every file there.
+    [<CompiledName("EpochFiles")>]
+    let epochFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
+        let files = SnapshotReader.listEpochFiles run
+        if spacing = SnapshotSpacing.InferredFromFiles then files
+        else
+            let plan = declared run
+            let complete = files |> Array.filter (fun (e, _) -> e <= plan.LastCompleteEpoch)
+            let present = complete |> Array.map fst |> Set.ofArray
+            let missing = expectedEpochs plan |> Array.filter (fun e -> not (present.Contains e))
+            if missing.Length > 0 then
+                fail "%s: %s lacks the snapshots of epochs %s (%s declares one every %d epoch%s through epoch %d)"
+                    run (RunLayout.snapshots run) (missingText missing) RunLayout.ManifestFile plan.SnapshotEvery
+                    (if plan.SnapshotEvery = 1 then "" else "s") plan.LastCompleteEpoch
+            complete
+
+    /// The per-step snapshot files to read, as (global step, path) sorted by step; checked as
+    /// `epochFiles` checks the per-epoch ones.
+    [<CompiledName("StepFiles")>]
+    let stepFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
+        let files = SnapshotReader.listStepFiles run
+        if spacing = SnapshotSpacing.InferredFromFiles then files
+        else
+            let plan = declared run
+            let complete = files |> Array.filter (fun (s, _) -> int64 s <= plan.LastStep)
+            let present = complete |> Array.map (fst >> int64) |> Set.ofArray
+            let missing = expectedSteps plan |> Array.filter (fun s -> not (present.Contains s))
+            if missing.Length > 0 then
+                fail "%s: %s lacks the per-step snapshots of steps %s (%s declares every step of the last %d epochs)"
+                    run (RunLayout.stepSnapshots run) (missingText missing) RunLayout.ManifestFile plan.StepSnapshotEpochs
+            complete
+
+    /// The words outputs add when the spacing was inferred rather than declared.
+    [<Literal>]
+    let InferredNote = "spacing inferred from the files, run.json not read"
