@@ -66,7 +66,13 @@ module AtomicFile =
         Directory.CreateDirectory dir |> ignore
         let temp = temporaryPath path
         try
-            write temp
+            try
+                write temp
+            with :? ParquetSharp.ParquetException as e when e.Message.Contains "IOError" ->
+                // Parquet's native writer reports a full disk or an I/O fault in its own words: said as
+                // the I/O error it is, naming the file.
+                let detail = e.Message.Substring(e.Message.IndexOf "IOError").TrimEnd([| '\''; ')' |])
+                raise (IOException(sprintf "%s: %s" path detail, e))
             WritePoints.hit ("before replacing " + path)
             File.Move(temp, path, true)
             WritePoints.hit ("after replacing " + path)

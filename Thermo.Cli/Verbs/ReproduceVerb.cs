@@ -149,7 +149,7 @@ public static class ReproduceVerb
                 $"partial-entropy-{protocol.Dataset}-e{protocol.Epochs}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
             var summaries = PartialEntropyReproduction.Run(protocol, dir, Program.ArtifactsDirectory(), SchedulerFlags.ThermoChild, new ConsoleProgress());
             var home = protocol.Ledger ?? dir;
-            if (!CliOutput.Json) Console.WriteLine(File.ReadAllText(Path.Combine(home, "README.md")));
+            if (!CliOutput.Json) Console.WriteLine(File.ReadAllText(Path.Combine(PruningLedger.Tables(home), "README.md")));
             CliOutput.Result(new
             {
                 directory = home, runs = protocol.Runs, epochs = protocol.Epochs,

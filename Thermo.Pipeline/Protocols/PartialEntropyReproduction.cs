@@ -140,14 +140,19 @@ public static class PartialEntropyReproduction
         var noise = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => TrainingRun.ReadGradNoise(RunLayout.GradNoise(r.Dir)));
         var outcomes = runs.Select(r => Measure(r.Point, r.Seed, metrics[(r.Point.Name, r.Seed)], noise[(r.Point.Name, r.Seed)])).ToList();
         var summaries = Summarise(outcomes);
-        Directory.CreateDirectory(home);
-        WriteOutcomes(Path.Combine(home, TableFile), outcomes);
-        WritePeaks(Path.Combine(home, PeaksFile), outcomes);
-        WriteSummaries(Path.Combine(home, SummaryFile), summaries);
-        var figures = PartialEntropyFigures.Write(home, outcomes, summaries,
-            runs.Where(r => r.Point.IsPlain).Select(r => (r.Seed, noise[(r.Point.Name, r.Seed)])).ToList(), metrics);
-        AtomicFiles.WriteAllText(Path.Combine(home, "README.md"), Markdown(p, outcomes, summaries, figures));
-        progress.Message($"partial-entropy grid tabulated in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(home, "README.md")}");
+        // Tables, figures and README as one directory that appears whole or not at all.
+        var tables = PruningLedger.Tables(home);
+        AtomicFiles.ReplaceDirectory(tables, staged =>
+        {
+            WriteOutcomes(Path.Combine(staged, TableFile), outcomes);
+            WritePeaks(Path.Combine(staged, PeaksFile), outcomes);
+            WriteSummaries(Path.Combine(staged, SummaryFile), summaries);
+            var figures = PartialEntropyFigures.Write(staged, outcomes, summaries,
+                runs.Where(r => r.Point.IsPlain).Select(r => (r.Seed, noise[(r.Point.Name, r.Seed)])).ToList(), metrics);
+            AtomicFiles.WriteAllText(Path.Combine(staged, "README.md"), Markdown(p, outcomes, summaries, figures));
+        });
+        PruningLedger.WriteIndex(home, "The partial-entropy paper's grid");
+        progress.Message($"partial-entropy grid tabulated in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(tables, "README.md")}");
         return summaries;
     }
 

@@ -42,11 +42,9 @@ public static partial class PruningLedger
     public static void Add(string runDirectory, string entry)
     {
         if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
-        var snapshots = RunLayout.Snapshots(runDirectory);
-        var final = Directory.Exists(snapshots)
-            ? Directory.EnumerateFiles(snapshots, "epoch=*").Where(f => !Path.GetFileName(f).Contains("-step=")).Order(StringComparer.Ordinal).LastOrDefault()
-            : null;
-        if (final is null) throw new ArtifactException($"{runDirectory}: no snapshot to keep in the ledger");
+        // The whole series is checked against run.json before the run is kept: its tables came from it.
+        var final = SnapshotSeries.EpochFiles(runDirectory, SnapshotSpacing.FromManifest).Select(f => f.Item2).LastOrDefault()
+            ?? throw new ArtifactException($"{runDirectory}: no snapshot to keep in the ledger");
         foreach (var f in Files.Where(f => !File.Exists(Path.Combine(runDirectory, f))))
             throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger");
         foreach (var d in Directories.Where(d => !Directory.Exists(Path.Combine(runDirectory, d))))
@@ -82,7 +80,7 @@ public static partial class PruningLedger
 
     /// <summary>Copies a directory, leaving out hidden leftovers of interrupted writes and the fine-tuned
     /// run of a structural pruning (a whole run, with per-epoch snapshots and a checkpoint).</summary>
-    static void CopyTree(string from, string to)
+    internal static void CopyTree(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from).Where(f => !Path.GetFileName(f).StartsWith('.')))
@@ -158,6 +156,25 @@ public static partial class PruningLedger
         }
         foreach (var path in actual.Keys.Where(p => !expected.ContainsKey(p)))
             throw new ArtifactException($"{entry}: {path} was added after the entry was made (not in {Path.GetFileName(record)})");
+    }
+
+    /// <summary>The directory of an experiment's tables, figures and summary README beside its runs.</summary>
+    public const string TablesDirectory = "tables";
+
+    /// <summary>HOME/tables: an experiment's output set, replaced whole each time it is tabulated.</summary>
+    public static string Tables(string home) => Path.Combine(home, TablesDirectory);
+
+    /// <summary>
+    /// Writes HOME/README.md, an index that never changes: it points at tables/README.md, so a reader
+    /// never finds it out of step with the tables (which are replaced whole).
+    /// </summary>
+    public static void WriteIndex(string home, string title)
+    {
+        var text = $"# {title}\n\nThe tables, figures and summary built from the runs here are in [{TablesDirectory}/README.md]({TablesDirectory}/README.md); "
+            + $"each tabulation replaces `{TablesDirectory}/` whole. In a results ledger, each `CONDITION/seed-S/` is one run's compact record "
+            + "(manifest, metrics, gradient noise, final snapshot, analysis and pruning tables), checked against `seed-S.sha256` beside it before anything is built from it.\n";
+        var path = Path.Combine(home, "README.md");
+        if (!File.Exists(path) || File.ReadAllText(path) != text) AtomicFiles.WriteAllText(path, text);
     }
 
     /// <summary>The file naming the experiment a ledger holds.</summary>

@@ -57,11 +57,13 @@ public static class PruningPaperReproduction
 
     /// <summary>
     /// Runs the protocol into <paramref name="dir"/> (and the ledger, if any); returns the table of each
-    /// condition. The summary README and the tables go to the ledger when there is one.
+    /// condition. The summary README and the tables go to HOME/tables/ (HOME: the ledger when there is one),
+    /// replaced whole.
     /// </summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<TableRow>> Run(Protocol p, string dir, string artifacts, ITrainingProgress progress)
     {
         var tables = new Dictionary<string, IReadOnlyList<TableRow>>();
+        var sets = new List<(string Condition, IReadOnlyList<PruningResult> Results, IReadOnlyList<RowComparison> Comparisons, string Markdown)>();
         var clock = Stopwatch.StartNew();
         int total = p.L2s.Length * p.Runs, done = 0, trained = 0;
         var home = p.Ledger ?? dir;
@@ -110,25 +112,35 @@ public static class PruningPaperReproduction
             else
                 results = PruneStage.Run(runDirs, p.Prune, artifacts, progress.Message);
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
-            var conditionHome = Path.Combine(home, condition);
             var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
             var comparisons = Aggregation.Comparisons(results);
-            PruningFiles.WriteTableSet(RunLayout.Pruning(conditionHome), results, comparisons, Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons), p.Prune.K, p.Prune.M);
-
+            sets.Add((condition, results, comparisons, Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons)));
             tables[condition] = table;
         }
-        // Every condition in the directory, not only this call's: a call with --l2 0 after one with
-        // the default adds its table beside the other.
-        foreach (var condition in Directory.EnumerateDirectories(home).Order(StringComparer.Ordinal))
+        // The tables, their summary README and nothing else, as one directory that appears whole or not
+        // at all. Every condition tabulated before, not only this call's, stays: a call with --l2 0 after
+        // one with the default adds its table beside the other.
+        var tablesHome = PruningLedger.Tables(home);
+        AtomicFiles.ReplaceDirectory(tablesHome, staged =>
         {
-            var table = RunLayout.PruningTable(condition);
-            var runs = p.Ledger is not null ? PruningLedger.Entries(p.Ledger, Path.GetFileName(condition)).ToList()
-                : Directory.Exists(Path.Combine(condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(condition, "runs"), "seed-*").Order().ToList() : [];
-            if (!File.Exists(table) || runs.Count == 0) continue;
-            summary.Append($"## {Path.GetFileName(condition)} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(table));
-        }
-        AtomicFiles.WriteAllText(Path.Combine(home, "README.md"), summary.ToString());
-        progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(home, "README.md")}");
+            foreach (var (condition, results, comparisons, markdown) in sets)
+                PruningFiles.WriteTableSet(Path.Combine(staged, condition), results, comparisons, markdown, p.Prune.K, p.Prune.M);
+            if (Directory.Exists(tablesHome))
+                foreach (var earlier in Directory.EnumerateDirectories(tablesHome).Where(d => !Path.GetFileName(d).StartsWith('.')))
+                    if (!Directory.Exists(Path.Combine(staged, Path.GetFileName(earlier))))
+                        PruningLedger.CopyTree(earlier, Path.Combine(staged, Path.GetFileName(earlier)));
+            foreach (var conditionTables in Directory.EnumerateDirectories(staged).Order(StringComparer.Ordinal))
+            {
+                var condition = Path.GetFileName(conditionTables);
+                var runs = p.Ledger is not null ? PruningLedger.Entries(p.Ledger, condition).ToList()
+                    : Directory.Exists(Path.Combine(home, condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(home, condition, "runs"), "seed-*").Order().ToList() : [];
+                if (runs.Count == 0) continue;
+                summary.Append($"## {condition} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(Path.Combine(conditionTables, RunLayout.TableFile)));
+            }
+            AtomicFiles.WriteAllText(Path.Combine(staged, "README.md"), summary.ToString());
+        });
+        PruningLedger.WriteIndex(home, "The pruning paper's protocol");
+        progress.Message($"reproduction complete in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(tablesHome, "README.md")}");
         return tables;
     }
 

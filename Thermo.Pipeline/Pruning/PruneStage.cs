@@ -64,7 +64,9 @@ public static class PruneStage
                 throw new SettingException(KOrM, "", $"layer {settings.Layer} of {run} has {dims[0]} filters; k = {settings.K} and m = {settings.M} must lie in 1..{dims[0] - 1}");
             if (manifest.Status != RunStatus.Complete)
                 throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
-            if (!SnapshotReader.ListEpochFiles(run).Any(f => f.Item1 == manifest.LastCompleteEpoch))
+            // Every snapshot run.json declares must be there (a ledger entry keeps only its final one, by design).
+            var snapshots = Protocols.PruningLedger.IsEntry(run) ? SnapshotReader.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
+            if (!snapshots.Any(f => f.Item1 == manifest.LastCompleteEpoch))
                 throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
             if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))
                 throw new SettingException(nameof(PruneSettings.AnalyzeWindow), run, $"not given, and the run is not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); give a window to analyse it over (e.g. last:N), or analyse it first");

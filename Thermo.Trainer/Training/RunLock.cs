@@ -15,6 +15,11 @@ public sealed class RunLock : IDisposable
 {
     static readonly ConcurrentDictionary<string, (FileStream Stream, int Holders)> Held = new();
     static readonly object Gate = new();
+    /// <summary>The HResult .NET gives an open refused because another process holds the file's lock
+    /// (ERROR_SHARING_VIOLATION on Windows); any other I/O error, such as a read-only file system, is not contention.</summary>
+    const int SharingViolation = unchecked((int)0x80070020);
+    /// <summary>On Unix .NET gives flock's errno, EWOULDBLOCK: 11 on Linux, 35 on macOS.</summary>
+    const int WouldBlockLinux = 11, WouldBlockMac = 35;
     readonly string key;
     bool released;
 
@@ -47,7 +52,7 @@ public sealed class RunLock : IDisposable
             {
                 stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (IOException)
+            catch (IOException e) when (e.HResult is SharingViolation or WouldBlockLinux or WouldBlockMac)
             {
                 throw new ArtifactException($"{runDirectory}: another training is writing this run ({Holder(path)}); wait for it to end or stop it");
             }

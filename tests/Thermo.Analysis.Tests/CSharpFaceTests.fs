@@ -13,6 +13,7 @@ let private writeRun (dir: string) (epochs: int) =
         let t l n shape = { Layer = l; Tensor = "weight"; Shape = shape; Values = Array.init n (fun _ -> float32 (rng.NextDouble())) }
         SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(RunLayout.snapshots dir, SnapshotSchema.fileName SnapshotFileFormat.Parquet e))
             { Epoch = e; Step = int64 e; Tensors = [| t "a" 6 [| 2; 3 |]; t "b" 4 [| 4; 1 |] |] }
+    declareRun dir epochs
 
 [<Tests>]
 let tests =

@@ -26,6 +26,7 @@ let private syntheticRun (dir: string) (epochs: int) =
                    { Layer = "a"; Tensor = "bias"; Shape = [| 3 |]; Values = Array.copy bias }
                    { Layer = "b"; Tensor = "weight"; Shape = [| 2; 5 |]; Values = Array.copy b } |] }
         SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(dir, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) snapshot
+    declareRun dir epochs
     values.ToArray()
 
 [<Tests>]
@@ -58,6 +59,7 @@ let tests =
             // As `--snapshot-every 3`: epochs 0, 3, 6, 9, 12 remain.
             for e in 0..12 do
                 if e % 3 <> 0 then File.Delete(Path.Combine(dir.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e))
+            declareRunWith dir.Path 12 3 0 1
             let result = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 }
             Expect.equal (result.Window.From, result.Window.To, result.Window.Interval, result.Window.Velocities) (3, 12, 3, 3) "last:9 = snapshots 3, 6, 9, 12"
             let windowA = [| 3; 6; 9; 12 |] |> Array.map (fun e -> fst values[e])
@@ -142,6 +144,7 @@ let tests =
                            { Layer = "big"; Tensor = "bias"; Shape = [| units |]; Values = Array.zeroCreate units }
                            { Layer = "small"; Tensor = "weight"; Shape = [| 2; 3 |]; Values = Array.copy c } |] }
                 SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(dir.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) snapshot
+            declareRun dir.Path (history.Count - 1)
             let big = history.ToArray() |> Array.map fst
             let motion = Kinematics.weightMotion 1.0 big
             let byUnit = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(0, 4); MsdLayers = Some [| "big" |] }
@@ -176,7 +179,10 @@ let tests =
                 Engine.analyze dir.Path (AnalysisOptions.Default.WithWindow(Last 3).WithFitLags(Nullable<struct (int * int)>(struct (1, 9)))))
             File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00002.parquet"))
             File.Delete(Path.Combine(dir.Path, "snapshots", "epoch=00003.parquet"))
-            expectArtifactError "lacks the snapshots of epochs 2, 3" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(1, 5) })
+            expectArtifactError "lacks the snapshots of epochs 2, 3 (run.json declares one every 1 epoch through epoch 5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 2 })
+            // Without the manifest the files alone set the spacing: 4..5 is an even window then.
+            let inferred = Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 1; Spacing = SnapshotSpacing.InferredFromFiles }
+            Expect.stringContains inferred.Window.Rule SnapshotSeries.InferredNote "the rule says the spacing was inferred"
 
         testCase "NaN weights are named with their layer and epoch" <| fun () ->
             use dir = new TempDirectory()
@@ -194,6 +200,7 @@ let tests =
             for e in 0..5 do
                 let s = SnapshotReader.readFile (Path.Combine(parquet.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet e))
                 SnapshotWriter.write SnapshotFileFormat.Arrow (Path.Combine(arrow.Path, "snapshots", SnapshotSchema.fileName SnapshotFileFormat.Arrow e)) s
+            declareRun arrow.Path 5
             let options = { AnalysisOptions.Default with Window = Last 4; IncludeBias = true }
             let a = Engine.analyze parquet.Path options
             let b = Engine.analyze arrow.Path options
@@ -283,6 +290,8 @@ module StepAnalysisTests =
                        { Layer = "a"; Tensor = "bias"; Shape = [| 3 |]; Values = Array.copy bias }
                        { Layer = "b"; Tensor = "weight"; Shape = [| 2; 5 |]; Values = Array.copy b } |] }
             SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(RunLayout.stepSnapshots dir, SnapshotSchema.stepFileName SnapshotFileFormat.Parquet epoch (int64 s))) snapshot
+        // Epochs 3..5 of a 5-epoch run at 4 steps an epoch: global steps 9..20.
+        declareRunWith dir 5 1 3 4
 
     let private sql (query: string) =
         use connection = new DuckDBConnection("DataSource=:memory:")

@@ -15,6 +15,19 @@ type TempDirectory() =
     interface IDisposable with
         member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
 
+/// Writes the run.json a complete Thermo training of `epochs` epochs would have written, declaring a
+/// snapshot every `every` epochs and, in the last `stepEpochs` epochs, one after each of its
+/// `stepsPerEpoch` optimiser steps: what `SnapshotSeries` checks a synthetic series against.
+let declareRunWith (dir: string) (epochs: int) (every: int) (stepEpochs: int) (stepsPerEpoch: int) =
+    Directory.CreateDirectory dir |> ignore
+    File.WriteAllText(
+        Path.Combine(dir, RunLayout.ManifestFile),
+        sprintf """{ "config": { "epochs": %d, "snapshotEvery": %d, "stepSnapshotEpochs": %d }, "status": "Complete", "lastCompleteEpoch": %d, "lastStep": %d }"""
+            epochs every stepEpochs epochs (epochs * stepsPerEpoch))
+
+/// `declareRunWith` for a run snapshotted every epoch, one step an epoch.
+let declareRun (dir: string) (epochs: int) = declareRunWith dir epochs 1 0 1
+
 /// Runs `f`, expecting an `ArtifactException` whose message contains `containing`.
 let expectArtifactError (containing: string) (f: unit -> 'a) =
     try

@@ -24,6 +24,7 @@ let private analysedRun (dir: string) =
         let t l n shape = { Layer = l; Tensor = (if Array.length shape = 1 then "bias" else "weight"); Shape = shape; Values = Array.init n (fun _ -> float32 (rng.NextDouble())) }
         let snapshot = { Epoch = e; Step = int64 e; Tensors = [| t "a" 12 [| 3; 4 |]; t "a" 3 [| 3 |]; t "b" 10 [| 2; 5 |] |] }
         SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(RunLayout.snapshots dir, SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) snapshot
+    declareRun dir 5
     let result = Engine.analyze dir { AnalysisOptions.Default with Window = Last 4 }
     AnalysisOutput.write result
     result

@@ -109,7 +109,7 @@ public class ClusterTests
         // Every evaluation of every pruned model is the same; the finishing job kept both runs in the ledger.
         static List<string> Rows(string results) => PruningFiles.ReadResults(results)
             .Select(r => $"{Path.GetFileName(r.Run)} {r.Layer} {r.Criterion} {r.Draw} {r.Experiment} {string.Join(",", r.Zeroed)} {r.Accuracy:R} {r.Loss:R}").Order().ToList();
-        Assert.Equal(Rows(Path.Combine(dir["local"], "l2=0.001", "pruning", "results.parquet")), Rows(Path.Combine(dir["ledger"], "l2=0.001", "pruning", "results.parquet")));
+        Assert.Equal(Rows(Path.Combine(dir["local"], "tables", "l2=0.001", "results.parquet")), Rows(Path.Combine(dir["ledger"], "tables", "l2=0.001", "results.parquet")));
         Assert.Equal(2, Directory.EnumerateDirectories(Path.Combine(dir["ledger"], "l2=0.001"), "seed-*").Count());
     }
 

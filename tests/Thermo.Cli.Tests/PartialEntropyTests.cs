@@ -37,7 +37,7 @@ public class PartialEntropyReproductionTests
         Assert.Equal("ce", RunManifest.TryLoad(dir["ledger/ce/seed-1"])!.Config.Loss);
 
         // Each row's best and final accuracy, read back from the kept metrics independently.
-        var table = Table.Read(dir["ledger/partial-entropy.parquet"], "partial_entropy");
+        var table = Table.Read(dir["ledger/tables/partial-entropy.parquet"], "partial_entropy");
         var names = Table.GetStrings(table, "point", "t");
         var seeds = Table.GetInts(table, "seed", "t");
         var best = Table.GetDoubles(table, "best_test_accuracy", "t");
@@ -49,13 +49,13 @@ public class PartialEntropyReproductionTests
             Assert.Equal(metrics.Max(m => m.TestAccuracy), best[i]);
             Assert.Equal(metrics[^1].TestAccuracy, final[i]);
         }
-        var summary = File.ReadAllText(dir["ledger/README.md"]);
+        var summary = File.ReadAllText(dir["ledger/tables/README.md"]);
         Assert.Contains("| pla-fc1+fc2-R=0.05 | 2 |", summary);
         Assert.Contains("| pla | 0.05 | fc2 − fc1+fc2 | 2 |", summary);
         foreach (var figure in new[] { "accuracy-against-radius-pla.png", "difference-from-ce-pla.png", "test-accuracy-curves.png", "signal-ce.png" })
-            Assert.True(new FileInfo(dir[$"ledger/{figure}"]).Length > 1000, figure);
+            Assert.True(new FileInfo(dir[$"ledger/tables/{figure}"]).Length > 1000, figure);
         // One peak per layer (fc1, fc2, out) per run.
-        Assert.Equal(6 * 3, Table.GetStrings(Table.Read(dir["ledger/signal-peaks.parquet"], "signal_peaks"), "layer", "t").Length);
+        Assert.Equal(6 * 3, Table.GetStrings(Table.Read(dir["ledger/tables/signal-peaks.parquet"], "signal_peaks"), "layer", "t").Length);
 
         // A child process trains bit for bit what `thermo train` with the same flags trains.
         var direct = ThermoProcess.Run(dir.Path, "train", "--model", "mlp2", "--dataset", "mnist", "--data-dir", data, "--epochs", "2", "--seed", "2",
@@ -70,7 +70,7 @@ public class PartialEntropyReproductionTests
         withoutLedger.RemoveRange(withoutLedger.IndexOf("--ledger"), 2);
         var fromWork = ThermoProcess.Run(dir.Path, [.. withoutLedger]);
         Assert.True(fromWork.Code == 0, fromWork.Err);
-        Assert.Equal(6, Table.GetStrings(Table.Read(dir["work/partial-entropy.parquet"], "partial_entropy"), "point", "t").Length);
+        Assert.Equal(6, Table.GetStrings(Table.Read(dir["work/tables/partial-entropy.parquet"], "partial_entropy"), "point", "t").Length);
         var otherWork = ThermoProcess.Run(dir.Path, [.. withoutLedger, "--samples", "2"]);
         Assert.Equal(2, otherWork.Code);
         Assert.Contains("--out", otherWork.Err);
@@ -81,7 +81,7 @@ public class PartialEntropyReproductionTests
         var alone = ThermoProcess.Run(dir.Path, GridOver("0.05,0.5", data, dir, "--no-train"));
         Assert.True(alone.Code == 0, alone.Err);
         Assert.False(Directory.Exists(dir["work"]));
-        Assert.Equal(6, Table.GetStrings(Table.Read(dir["ledger/partial-entropy.parquet"], "partial_entropy"), "point", "t").Length);
+        Assert.Equal(6, Table.GetStrings(Table.Read(dir["ledger/tables/partial-entropy.parquet"], "partial_entropy"), "point", "t").Length);
         // A ledger of another configuration is refused.
         var other = ThermoProcess.Run(dir.Path, [.. Grid(data, dir), "--samples", "2"]);
         Assert.Equal(2, other.Code);

@@ -166,12 +166,12 @@ public class PruningTests
             "--threads", "1", "--curves", "none", "--out", dir["repro"]];
         var first = ThermoProcess.Run(dir.Path, args);
         Assert.True(first.Code == 0, first.Err);
-        var table = File.ReadAllText(dir["repro/l2=0.001/pruning/table.md"]);
+        var table = File.ReadAllText(dir["repro/tables/l2=0.001/table.md"]);
         foreach (var criterion in new[] { "temperature", "oscillation", "l1", "random" })
             Assert.Contains($"**Criterion: {criterion}** (2 runs", table);
         Assert.Equal(4 * 5, table.Split('\n').Count(l => l.StartsWith("| Original model") || l.StartsWith("| Without") || l.StartsWith("| With only")));
-        Assert.Equal(2 * (3 + 5) * 5, PruningFiles.ReadResults(dir["repro/l2=0.001/pruning/results.parquet"]).Count);
-        Assert.Contains("Table 1", File.ReadAllText(dir["repro/README.md"]));
+        Assert.Equal(2 * (3 + 5) * 5, PruningFiles.ReadResults(dir["repro/tables/l2=0.001/results.parquet"]).Count);
+        Assert.Contains("Table 1", File.ReadAllText(dir["repro/tables/README.md"]));
         var again = ThermoProcess.Run(dir.Path, args);
         Assert.True(again.Code == 0, again.Err);
         Assert.Equal(2, again.Err.Split('\n').Count(l => l.Contains("reusing the complete run")));
@@ -198,9 +198,9 @@ public class PruningTests
             var source = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(entry, "run.json")))!["dataset"]!["source"]!.GetValue<string>();
             Assert.False(Path.IsPathRooted(source), $"the ledger records no machine path ({source})");
         }
-        var table = File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]);
+        var table = File.ReadAllText(dir["ledger/tables/l2=0.001/table.md"]);
         Assert.Contains("(2 runs", table);
-        Assert.Contains("Table 1", File.ReadAllText(dir["ledger/README.md"]));
+        Assert.Contains("Table 1", File.ReadAllText(dir["ledger/tables/README.md"]));
 
         // The work directory gone, a third seed trains only seed 3 and the table covers all three.
         Directory.Delete(dir["work"], recursive: true);
@@ -209,14 +209,14 @@ public class PruningTests
         Assert.Single(more.Err.Split('\n'), l => l.Contains("seed 3:"));
         Assert.DoesNotContain("seed 1:", more.Err);
         Assert.False(Directory.Exists(dir["work/l2=0.001/runs/seed-1"]));
-        Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]));
-        Assert.Equal(3, PruningFiles.ReadResults(dir["ledger/l2=0.001/pruning/results.parquet"]).Select(r => r.Run).Distinct().Count());
+        Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/tables/l2=0.001/table.md"]));
+        Assert.Equal(3, PruningFiles.ReadResults(dir["ledger/tables/l2=0.001/results.parquet"]).Select(r => r.Run).Distinct().Count());
 
         // Tabulating alone trains nothing; a ledger of another configuration is refused.
         var alone = ThermoProcess.Run(dir.Path, Args("4", "--no-train"));
         Assert.True(alone.Code == 0, alone.Err);
         Assert.False(Directory.Exists(dir["work/l2=0.001/runs/seed-4"]));
-        Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/l2=0.001/pruning/table.md"]));
+        Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/tables/l2=0.001/table.md"]));
         var other = ThermoProcess.Run(dir.Path, [.. Args("2"), "--train-limit", "128"]);
         Assert.Equal(2, other.Code);
         Assert.Contains("another configuration", other.Err);
