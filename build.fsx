@@ -285,7 +285,8 @@ let writeSoakSection (section: string) =
 /// Back-to-back training runs as separate processes, as a user starts them: tiny fourconv runs on 1 and 2
 /// threads (partial channel blocks everywhere: widths 4,4,8,8) and real-MNIST runs of the paper's CNN.
 /// Every run must complete, and runs of the same seed and threads must write identical final snapshots.
-/// `-- --tiny N --real N --epochs E` changes the counts (defaults 50, 5, 10).
+/// Then every stage is killed at random moments, `--kills N` times each (default 20), by the executable's
+/// test of whole output sets. `-- --tiny N --real N --epochs E --kills K` changes the counts (defaults 50, 5, 10, 20).
 let soak (extra: string list) =
     build ()
     setupData [ "mnist" ]
@@ -335,6 +336,17 @@ let soak (extra: string list) =
     series "tiny fourconv, 1 thread" tiny [ 1; 2; 3; 4; 5 ] 1 tinyArgs
     series "tiny fourconv, 2 threads" tiny [ 1; 2; 3; 4; 5 ] 2 tinyArgs
     series (sprintf "mnist fourconv, %d epochs" epochs) real [ 1; 2 ] 2 [ "--epochs"; string epochs ]
+    // Output sets under kills: the executable's own test, each stage killed 20 times at random moments.
+    let kills = arg "--kills" 20
+    let killClock = Diagnostics.Stopwatch.StartNew()
+    let killPsi = ProcessStartInfo("dotnet", WorkingDirectory = root, UseShellExecute = false)
+    for a in [ "test"; Path.Combine(root, "tests", "Thermo.Cli.Tests", "Thermo.Cli.Tests.csproj"); "-c"; configuration; "--no-build"; "-nologo"; "-v"; "quiet"
+               "--filter"; "FullyQualifiedName~Every_stage_killed_at_random_moments" ] do killPsi.ArgumentList.Add a
+    killPsi.Environment["THERMO_KILLS"] <- string kills
+    use killTest = Process.Start killPsi
+    killTest.WaitForExit()
+    if killTest.ExitCode <> 0 then failures <- failures + 1
+    rows.Add(sprintf "| analyze, prune, report, reproduce --no-train killed at random moments | %d each | %s | 1 | every output set old or new, never mixed | %.0f s |" kills (if killTest.ExitCode = 0 then "0" else "**some**") killClock.Elapsed.TotalSeconds)
     let section =
         [ "## Soak (issue 10)"
           ""

@@ -157,52 +157,93 @@ public class IntegrityTests
         Assert.Empty(Leftovers(run));
 
         // Pruning: results and curves appear together.
-        var pruning = RunLayout.Pruning(run);
-        KillAtEveryWritePoint(dir.Path, _ =>
-        {
-            if (!Directory.Exists(pruning)) return;
-            Assert.True(File.Exists(Path.Combine(pruning, RunLayout.ResultsFile)) && File.Exists(Path.Combine(pruning, RunLayout.CurvesFile)), "results without curves");
-        }, "prune", run, "--curves", "layer", "--draws", "1", "--criteria", "temperature,l1");
+        KillAtEveryWritePoint(dir.Path, _ => WholePruning(run), "prune", run, "--curves", "layer", "--draws", "1", "--criteria", "temperature,l1");
         Assert.Empty(Leftovers(run));
     }
 
+    /// <summary>A report directory, when there is one, holds a whole page.</summary>
+    static void WholeReport(string run)
+    {
+        var report = Path.Combine(run, RunLayout.ReportDirectory);
+        if (!Directory.Exists(report)) return;
+        Assert.EndsWith("</html>", File.ReadAllText(Path.Combine(report, "index.html")).TrimEnd());
+    }
+
+    /// <summary>A pruning directory, when there is one, holds results and curves together.</summary>
+    static void WholePruning(string run)
+    {
+        var pruning = RunLayout.Pruning(run);
+        if (!Directory.Exists(pruning)) return;
+        Assert.True(File.Exists(Path.Combine(pruning, RunLayout.ResultsFile)) && File.Exists(Path.Combine(pruning, RunLayout.CurvesFile)), "results without curves");
+    }
+
+    /// <summary>A reproduction's tables directory agrees with itself: README embeds table.md, whose run count is the results'. Returns that count.</summary>
+    static int WholeTables(string tables)
+    {
+        var readme = File.ReadAllText(Path.Combine(tables, "README.md"));
+        var table = File.ReadAllText(Path.Combine(tables, "l2=0.001", RunLayout.TableFile));
+        Assert.Contains(table, readme);
+        int runs = PruningFiles.ReadResults(Path.Combine(tables, "l2=0.001", RunLayout.ResultsFile)).Select(r => r.Run).Distinct().Count();
+        Assert.Contains($"({runs} runs", table);
+        return runs;
+    }
+
     [Fact]
-    public void A_report_killed_at_any_write_point_or_at_random_moments_leaves_a_whole_page_or_none()
+    public void A_report_killed_at_any_write_point_leaves_a_whole_page_or_none()
     {
         using var dir = new TempDir();
         var run = Train(dir, "run", 4);
         Assert.Equal(0, ThermoProcess.Run(dir.Path, "analyze", run, "--window", "last:2").Code);
-        var report = Path.Combine(run, RunLayout.ReportDirectory);
-        void Whole(int _)
-        {
-            if (!Directory.Exists(report)) return;
-            var page = File.ReadAllText(Path.Combine(report, "index.html"));
-            Assert.EndsWith("</html>", page.TrimEnd());
-            foreach (var image in System.Text.RegularExpressions.Regex.Matches(page, "src=\"([^\"]+\\.png)\"").Select(m => m.Groups[1].Value))
-                Assert.True(File.Exists(Path.Combine(report, image)), $"the page shows {image}, which is not there");
-        }
-        KillAtEveryWritePoint(dir.Path, Whole, "report", run);
+        KillAtEveryWritePoint(dir.Path, _ => WholeReport(run), "report", run);
+        Assert.Empty(Leftovers(run));
+    }
 
-        // Killed at random moments (the analysis and the report): each time the old set or the new one.
-        var random = new Random(11);
-        for (int i = 0; i < 4; i++)
+    static string[] Reproduction(TempDir dir, string data, string runs, params string[] more) =>
+        ["reproduce", "pruning-paper", "--data-dir", data, "--runs", runs, "--epochs", "3", "--window", "last:2", "--threads", "1",
+         "--curves", "none", "--draws", "2", "--out", dir["work"], "--ledger", dir["ledger"], .. more];
+
+    /// <summary>
+    /// Each stage killed at random moments (THERMO_KILLS times each, 3 by default; <c>build.fsx soak</c> runs
+    /// 20), alternating two invocations whose outputs differ: every time, each output set a reader can see is
+    /// whole, the old one or the new one; the next complete run leaves no leftovers.
+    /// </summary>
+    [Fact]
+    public void Every_stage_killed_at_random_moments_leaves_the_old_set_or_the_new_one()
+    {
+        int kills = int.TryParse(Environment.GetEnvironmentVariable("THERMO_KILLS"), out var k) && k > 0 ? k : 3;
+        using var dir = new TempDir();
+        var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
+        var first = ThermoProcess.Run(dir.Path, Reproduction(dir, data, "3"));
+        Assert.True(first.Code == 0, first.Err);
+        var run = dir["work/l2=0.001/runs/seed-1"];
+        var tables = dir["ledger/tables"];
+        Assert.Equal(0, ThermoProcess.Run(dir.Path, "report", run).Code);
+        var stages = new (string[][] Invocations, Action Check)[]
         {
-            foreach (var args in new[] { new[] { "analyze", run, "--window", i % 2 == 0 ? "last:3" : "last:2" }, ["report", run] })
+            ([["analyze", run, "--window", "last:2"], ["analyze", run, "--window", "last:1"]], () => CompleteAnalysis(run)),
+            ([["prune", run, "--curves", "layer", "--draws", "1"], ["prune", run, "--curves", "layer", "--draws", "2"]], () => WholePruning(run)),
+            ([["report", run]], () => WholeReport(run)),
+            ([Reproduction(dir, data, "2", "--no-train"), Reproduction(dir, data, "3", "--no-train")], () => WholeTables(tables)),
+        };
+        var random = new Random(11);
+        foreach (var (invocations, check) in stages)
+        {
+            for (int i = 0; i < kills; i++)
             {
-                using var p = Process.Start(ThermoProcess.StartInfo(dir.Path, args))!;
+                using var p = Process.Start(ThermoProcess.StartInfo(dir.Path, invocations[i % invocations.Length]))!;
                 _ = p.StandardOutput.ReadToEndAsync();
                 _ = p.StandardError.ReadToEndAsync();
-                Thread.Sleep(random.Next(300, 2500));
+                Thread.Sleep(random.Next(200, 3000));
                 if (!p.HasExited) p.Kill(true);
                 p.WaitForExit();
-                CompleteAnalysis(run);
-                Whole(0);
+                check();
             }
+            var whole = ThermoProcess.Run(dir.Path, invocations[0]);
+            Assert.True(whole.Code == 0, whole.Err);
+            check();
         }
-        // The next write cleans up what the kills left.
-        Assert.Equal(0, ThermoProcess.Run(dir.Path, "analyze", run, "--window", "last:2").Code);
-        Assert.Equal(0, ThermoProcess.Run(dir.Path, "report", run).Code);
         Assert.Empty(Leftovers(run));
+        Assert.Empty(Leftovers(dir["ledger"]));
     }
 
     [Fact]
@@ -271,8 +312,7 @@ public class IntegrityTests
     {
         using var dir = new TempDir();
         var data = TinyData.WriteMnistLike(dir["data"], 256, 64);
-        string[] Args(string runs, params string[] more) => ["reproduce", "pruning-paper", "--data-dir", data, "--runs", runs, "--epochs", "3",
-            "--window", "last:2", "--threads", "1", "--curves", "none", "--draws", "2", "--out", dir["work"], "--ledger", dir["ledger"], .. more];
+        string[] Args(string runs, params string[] more) => Reproduction(dir, data, runs, more);
         var first = ThermoProcess.Run(dir.Path, Args("3"));
         Assert.True(first.Code == 0, first.Err);
         var tables = dir["ledger/tables"];
@@ -281,15 +321,7 @@ public class IntegrityTests
 
         // Tabulating 2 of the 3 runs, killed at every write point: README, table and results always agree.
         var seen = new HashSet<int>();
-        KillAtEveryWritePoint(dir.Path, _ =>
-        {
-            var readme = File.ReadAllText(Path.Combine(tables, "README.md"));
-            var table = File.ReadAllText(Path.Combine(tables, "l2=0.001", RunLayout.TableFile));
-            Assert.Contains(table, readme);
-            int runs = PruningFiles.ReadResults(Path.Combine(tables, "l2=0.001", RunLayout.ResultsFile)).Select(r => r.Run).Distinct().Count();
-            Assert.Contains($"({runs} runs", table);
-            seen.Add(runs);
-        }, Args("2", "--no-train"));
+        KillAtEveryWritePoint(dir.Path, _ => seen.Add(WholeTables(tables)), Args("2", "--no-train"));
         Assert.Equal([2, 3], seen.Order());
         Assert.Equal(index, File.ReadAllText(dir["ledger/README.md"]));
         Assert.Empty(Leftovers(dir["ledger"]));
