@@ -17,7 +17,7 @@ type AnalysisOptions =
       Grouping: Grouping
       /// Layers to analyse (None: every layer with a `weight` tensor).
       Layers: string[] option
-      /// Include each unit's bias in its group (SPEC: weights only by default).
+      /// Include each unit's bias in its group (docs/THEORY.md: weights only by default).
       IncludeBias: bool
       Physics: Physics
       /// Layers whose unit groups get MSD curves and fits (None: the first analysed layer).

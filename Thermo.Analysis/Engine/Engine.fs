@@ -108,7 +108,7 @@ module Engine =
             | _, spec -> Window.resolve run epochs (if spec = Auto then readMetrics run else None) spec
         let paths = windowFiles run files window
         let physics = options.Physics
-        // Δt is one snapshot interval (SPEC): Physics.Dt per epoch times the window's interval.
+        // Δt is one snapshot interval (docs/THEORY.md): Physics.Dt per epoch times the window's interval.
         let dt = physics.Dt * float window.Interval
         let n = window.Velocities
         let _, _, directory = SnapshotReader.readHeader paths[0]

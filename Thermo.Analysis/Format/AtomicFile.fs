@@ -5,8 +5,9 @@ open System.IO
 open System.Runtime.InteropServices
 
 /// Numbered write points, so that tests can kill a process at each place where it changes what a
-/// reader sees. Every atomic write passes two: before its rename (or swap) and after it. With the
-/// environment variable `THERMO_CRASH_AT=N`, the process kills itself (SIGKILL: no `finally`, no
+/// reader sees. Every atomic write a reader can see passes two: before its rename (or swap) and after
+/// it; writes inside a directory still being filled for a swap are not points, since no reader sees
+/// them. With the environment variable `THERMO_CRASH_AT=N`, the process kills itself (SIGKILL: no `finally`, no
 /// flush) on reaching its N-th write point, after printing `crash point N: WHAT` to standard error.
 module WritePoints =
     /// The environment variable that names the write point to die at.
@@ -59,11 +60,21 @@ module AtomicFile =
             sprintf ".%s.%d.%s.tmp" (Path.GetFileName path) Environment.ProcessId (Guid.NewGuid().ToString "N")
         )
 
+    let private stagingName = Text.RegularExpressions.Regex(@"^\..+\.\d+\.tmp$")
+
+    /// Whether `path` lies inside a directory being filled by `replaceDirectory` (a `.NAME.PID.tmp`):
+    /// no reader sees it until the swap, so writes there are not write points.
+    let private isStaged (path: string) =
+        let rec check (dir: string) =
+            not (String.IsNullOrEmpty dir) && (stagingName.IsMatch(Path.GetFileName dir) || check (Path.GetDirectoryName dir))
+        check (Path.GetDirectoryName(Path.GetFullPath path))
+
     /// Calls `write` with a temporary path, then renames it onto `path` (replacing any old file).
     /// On failure the temporary file is removed and `path` is untouched.
     let write (path: string) (write: string -> unit) =
         let dir = Path.GetDirectoryName(Path.GetFullPath path)
         Directory.CreateDirectory dir |> ignore
+        let visible = not (isStaged path)
         let temp = temporaryPath path
         try
             try
@@ -73,9 +84,9 @@ module AtomicFile =
                 // the I/O error it is, naming the file.
                 let detail = e.Message.Substring(e.Message.IndexOf "IOError").TrimEnd([| '\''; ')' |])
                 raise (IOException(sprintf "%s: %s" path detail, e))
-            WritePoints.hit ("before replacing " + path)
+            if visible then WritePoints.hit ("before replacing " + path)
             File.Move(temp, path, true)
-            WritePoints.hit ("after replacing " + path)
+            if visible then WritePoints.hit ("after replacing " + path)
         with _ ->
             if File.Exists temp then File.Delete temp
             reraise ()

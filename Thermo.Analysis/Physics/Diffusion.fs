@@ -5,7 +5,7 @@ namespace Thermo.Analysis
 open Microsoft.FSharp.NativeInterop
 
 
-/// Mean squared displacement curves (SPEC.md "Diffusion").
+/// Mean squared displacement curves (docs/THEORY.md "Diffusion").
 module Diffusion =
     /// Time-averaged MSD of one trajectory x[0..N−1] for lags τ = 1..N−1, by the direct O(N²) sum:
     /// MSD(τ) = (1/(N−τ)) Σ_{e=0..N−1−τ} (x[e+τ] − x[e])². The reference for `msd`.
@@ -165,7 +165,7 @@ module Diffusion =
                 half <- half <<< 1
 
     /// The mean over a group of equal-length trajectories of their time-averaged MSDs, for lags
-    /// τ = 1..N−1, in O(N log N) per weight (SPEC "Diffusion"): MSD_k(τ) = (S1_k(τ) − 2·S2_k(τ)) / (N−τ),
+    /// τ = 1..N−1, in O(N log N) per weight (docs/THEORY.md, "Diffusion"): MSD_k(τ) = (S1_k(τ) − 2·S2_k(τ)) / (N−τ),
     /// with S1 a running sum of squares and S2 the autocorrelation sums (the algorithm of MD analysis
     /// tools). S2 is linear in the power spectrum, so the group's spectra are summed and transformed
     /// back once: two weights share each forward FFT (as real and imaginary part, zero-padded to

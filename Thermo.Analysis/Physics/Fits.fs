@@ -14,7 +14,7 @@ type FitResult =
       /// Points used.
       Points: int }
 
-/// Fits of SPEC.md: anomalous exponent α, diffusion constant D, power laws T = c·x^β.
+/// Fits of docs/THEORY.md: anomalous exponent α, diffusion constant D, power laws T = c·x^β.
 module Fits =
     let private rSquared (y: float[]) (predicted: float[]) =
         let mean = Array.average y

@@ -19,7 +19,7 @@ type SignalPeak =
       /// The largest mean s_I.
       Signal: float }
 
-/// Gradient-noise layer temperature (SPEC.md, Musso): per-layer s_I summarised per epoch by the trainer
+/// Gradient-noise layer temperature (docs/THEORY.md, Musso): per-layer s_I summarised per epoch by the trainer
 /// (gradnoise.parquet), and the late-time decay shared across layers.
 module GradientNoise =
     /// Per-layer exponential decay of the mean s_I over epochs [fromEpoch, toEpoch], by least squares

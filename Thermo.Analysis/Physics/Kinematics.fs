@@ -1,6 +1,6 @@
 namespace Thermo.Analysis
 
-/// How a temperature is reported (SPEC.md, "Kinematics"). Rankings do not depend on it.
+/// How a temperature is reported (docs/THEORY.md, "Kinematics"). Rankings do not depend on it.
 type TemperatureConvention =
     /// Kinetic: T = ½·m·v² / k_B per weight (the thermodynamic-interpretation paper).
     | Kinetic = 0
@@ -39,7 +39,7 @@ type WeightMotion =
       /// n: number of velocities in the window.
       Velocities: int }
 
-/// Temperatures of one group of weights over a window (SPEC.md "Kinematics").
+/// Temperatures of one group of weights over a window (docs/THEORY.md "Kinematics").
 type GroupTemperature =
     { /// Equilibrium temperature T_G = (1/n) Σ_e T_G(e).
       Temperature: float
@@ -50,7 +50,7 @@ type GroupTemperature =
       /// |G|.
       Weights: int }
 
-/// The kinematics of SPEC.md as pure functions over arrays of weight values.
+/// The kinematics of docs/THEORY.md as pure functions over arrays of weight values.
 /// Values arrive as float32 (as stored) and are accumulated in float64.
 module Kinematics =
     /// The temperature formula, the one place it is written: T = c·(Σ v²)/count, c = `physics.Factor`
@@ -61,7 +61,7 @@ module Kinematics =
     let temperature (physics: Physics) (sumOfSquares: float) (count: float) = physics.Factor * sumOfSquares / count
 
     /// A group's temperatures from its equilibrium and drift temperatures: the oscillation temperature
-    /// is their difference (SPEC.md "Kinematics").
+    /// is their difference (docs/THEORY.md "Kinematics").
     let groupTemperatureOf (temperature: float) (drift: float) (weights: int) : GroupTemperature =
         { Temperature = temperature; Drift = drift; Oscillation = temperature - drift; Weights = weights }
 

@@ -1,6 +1,6 @@
 namespace Thermo.Analysis
 
-/// Rankings of the units of a layer (SPEC.md "Rankings and pruning criteria").
+/// Rankings of the units of a layer (docs/THEORY.md "Rankings and pruning criteria").
 module Ranking =
     /// Unit indices ordered from the highest score to the lowest (hottest first for temperatures);
     /// ties keep the lower unit index first, so the order is deterministic.

@@ -3,7 +3,7 @@ namespace Thermo.Analysis
 open System
 
 /// What one step of a run's time series is: an epoch (the per-epoch snapshots) or an optimiser step
-/// (the per-step snapshots of `train --step-snapshots`, SPEC: the thermodynamic paper's Δt).
+/// (the per-step snapshots of `train --step-snapshots`, docs/THEORY.md: the thermodynamic paper's Δt).
 type TimeUnit =
     | Epoch = 0
     | Step = 1

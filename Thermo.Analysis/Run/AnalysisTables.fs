@@ -1,6 +1,7 @@
 namespace Thermo.Analysis
 
 open System
+open System.IO
 
 /// The per-unit temperatures of one layer from RUN/analysis/temperature.parquet, sorted by unit, with
 /// the window they were measured over.
@@ -86,3 +87,22 @@ module AnalysisTables =
           L1Norm = pick "l1_norm"
           WindowFrom = from[rows[0]]
           WindowTo = until[rows[0]] }
+
+    /// The instantaneous temperatures T(e) of each unit of `layer` over the analysis window, from
+    /// analysis/instantaneous.parquet: `result[u][i]` is unit u's temperature at the window's i-th
+    /// velocity, in epoch order. Raises `ArtifactException` when the run is not analysed, the layer has no
+    /// per-unit rows, or a unit lacks an epoch another has.
+    [<CompiledName("UnitInstantaneous")>]
+    let unitInstantaneous (run: string) (layer: string) : float[][] =
+        let path = Path.Combine(RunLayout.analysis run, RunLayout.InstantaneousFile)
+        if not (File.Exists path) then fail "%s: not analysed (no %s)" run path
+        let c = Tables.readByName path AnalysisOutput.InstantaneousTable
+        let layers, units, epochs, values = Tables.strings path c "layer", Tables.int32s path c "unit", Tables.int32s path c "epoch", Tables.float64s path c "temperature"
+        let rows = Array.init layers.Length id |> Array.filter (fun i -> layers[i] = layer && units[i] >= 0)
+        if rows.Length = 0 then fail "%s: no per-unit instantaneous temperatures of layer '%s'" path layer
+        let byUnit = rows |> Array.groupBy (fun i -> units[i]) |> Array.sortBy fst
+        let series = byUnit |> Array.map (fun (_, r) -> r |> Array.sortBy (fun i -> epochs[i]))
+        let epochsOf (r: int[]) = r |> Array.map (fun i -> epochs[i])
+        if series |> Array.exists (fun r -> epochsOf r <> epochsOf series[0]) then
+            fail "%s: the units of layer '%s' do not share their epochs" path layer
+        series |> Array.map (Array.map (fun i -> values[i]))

@@ -1,6 +1,6 @@
 namespace Thermo.Analysis
 
-/// One row of gradnoise.parquet: SPEC's s_I(b) = mean |∂L/∂ω| over layer I's weights, summarised over
+/// One row of gradnoise.parquet: THEORY.md's s_I(b) = mean |∂L/∂ω| over layer I's weights, summarised over
 /// an epoch's minibatches.
 [<RequireQualifiedAccess>]
 type GradientNoiseRow =

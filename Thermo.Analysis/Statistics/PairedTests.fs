@@ -21,7 +21,7 @@ type PairedComparison =
       /// 1 when every difference is zero.
       WilcoxonPValue: float }
 
-/// The statistics behind the tables' claims (SPEC "Statistics"): paired comparisons across runs and
+/// The statistics behind the tables' claims (docs/THEORY.md, "Statistics"): paired comparisons across runs and
 /// the significance of rank correlations. MathNet supplies the distributions.
 module PairedTests =
     /// Two-sided exact Wilcoxon signed-rank p-value of the differences: the share of the 2^n sign
@@ -83,3 +83,79 @@ module PairedTests =
         else
             let t = rho * sqrt (float (n - 2) / (1.0 - rho * rho))
             2.0 * (1.0 - StudentT.CDF(0.0, 1.0, float (n - 2), abs t))
+
+/// A two-one-sided-tests (TOST) equivalence test of paired differences against a margin ±δ stated
+/// before looking at the data.
+type EquivalenceTest =
+    { /// The equivalence margin δ (same unit as the differences), > 0.
+      Margin: float
+      /// p-value of H0: mean ≤ −δ (one-sided paired t).
+      PLower: float
+      /// p-value of H0: mean ≥ +δ (one-sided paired t).
+      PUpper: float
+      /// The TOST p-value, max(PLower, PUpper): equivalence within ±δ is shown at level α when it is below α.
+      P: float
+      /// 90 % t interval of the mean difference (inside ±δ exactly when P < 0.05).
+      Low90: float
+      High90: float
+      /// The smallest margin these data could show equivalence within at α = 0.05:
+      /// |mean| + t(0.95, n−1)·sd/√n (the edge of the 90 % interval farther from zero).
+      SmallestShowableMargin: float }
+
+/// Corrections for many comparisons, equivalence tests and the stability of rankings, for the claims
+/// the result tables make (docs/THEORY.md "Statistics across runs").
+module MultipleTests =
+    /// Holm's step-down adjustment of p-values (family-wise error control, no assumption on the
+    /// dependence between tests): sort the m p-values ascending, p₍ᵢ₎ becomes max over j ≤ i of
+    /// min(1, (m − j + 1)·p₍ⱼ₎), returned in the input order. NaN p-values (tests that could not be made)
+    /// stay NaN and do not count in m. O(m log m).
+    [<CompiledName("Holm")>]
+    let holm (pValues: float[]) : float[] =
+        let valid = pValues |> Array.mapi (fun i p -> i, p) |> Array.filter (fun (_, p) -> not (Double.IsNaN p)) |> Array.sortBy snd
+        let m = valid.Length
+        let adjusted = Array.create pValues.Length nan
+        let mutable running = 0.0
+        valid |> Array.iteri (fun j (i, p) ->
+            running <- max running (min 1.0 (float (m - j) * p))
+            adjusted[i] <- running)
+        adjusted
+
+    /// TOST of paired differences against ±margin: two one-sided paired t-tests with n − 1 degrees of
+    /// freedom. Needs at least two differences and a positive margin (`invalidArg` otherwise). With no
+    /// spread, P is 0 when |mean| < margin and 1 otherwise.
+    [<CompiledName("Equivalence")>]
+    let equivalence (differences: float[]) (margin: float) : EquivalenceTest =
+        if not (margin > 0.0) then invalidArg "margin" (sprintf "the equivalence margin must be positive, got %g" margin)
+        let n = differences.Length
+        if n < 2 then invalidArg "differences" (sprintf "an equivalence test needs at least two paired differences, got %d" n)
+        let mean = Array.average differences
+        let sd = sqrt ((differences |> Array.sumBy (fun x -> (x - mean) ** 2.0)) / float (n - 1))
+        let df = float (n - 1)
+        let critical = StudentT.InvCDF(0.0, 1.0, df, 0.95)
+        if sd = 0.0 then
+            let inside = abs mean < margin
+            { Margin = margin; PLower = (if mean > -margin then 0.0 else 1.0); PUpper = (if mean < margin then 0.0 else 1.0)
+              P = (if inside then 0.0 else 1.0); Low90 = mean; High90 = mean; SmallestShowableMargin = abs mean }
+        else
+            let se = sd / sqrt (float n)
+            let pLower = 1.0 - StudentT.CDF(0.0, 1.0, df, (mean + margin) / se)
+            let pUpper = StudentT.CDF(0.0, 1.0, df, (mean - margin) / se)
+            { Margin = margin; PLower = pLower; PUpper = pUpper; P = max pLower pUpper
+              Low90 = mean - critical * se; High90 = mean + critical * se
+              SmallestShowableMargin = abs mean + critical * se }
+
+    /// How stable a ranking of units is over a window: the Spearman ρ between the units' mean
+    /// instantaneous temperatures over the window's first half and over its second half.
+    /// `temperatures[u][e]` is unit u's T(e) over the window's velocities in time order; with an odd
+    /// count the middle one is left out. NaN with fewer than 2 units or 2 velocities.
+    [<CompiledName("HalfWindowStability")>]
+    let halfWindowStability (temperatures: float[][]) : float =
+        if temperatures.Length < 2 then nan
+        else
+            let n = temperatures[0].Length
+            if n < 2 || temperatures |> Array.exists (fun t -> t.Length <> n) then nan
+            else
+                let half = n / 2
+                let first = temperatures |> Array.map (fun t -> Array.average t[.. half - 1])
+                let second = temperatures |> Array.map (fun t -> Array.average t[n - half ..])
+                Ranking.spearman first second

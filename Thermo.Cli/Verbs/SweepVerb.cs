@@ -11,7 +11,7 @@ using Thermo.Trainer.Training;
 namespace Thermo.Cli.Verbs;
 
 /// <summary>
-/// <c>thermo sweep</c>: temperature against hyper-parameters (SPEC "Temperature vs hyper-parameters").
+/// <c>thermo sweep</c>: temperature against hyper-parameters (docs/THEORY.md, "Temperature vs hyper-parameters").
 /// From a run's final (equilibrium) model, one ordinary run per grid value — each learning rate at the
 /// run's batch size, each batch size at the run's learning rate — trained as a child <c>thermo train</c>
 /// process (so several can run at once, and a killed sweep resumes), analysed over its last epochs,

@@ -68,11 +68,7 @@ public static class PruningPaperReproduction
         int total = p.L2s.Length * p.Runs, done = 0, trained = 0;
         var home = p.Ledger ?? dir;
         if (p.Ledger is { } claimed) PruningLedger.Claim(claimed, "pruning-paper");
-        var regularisation = (p.WeightDecay > 0 ? $"; torch weight decay {Number(p.WeightDecay)} on every parameter" : "")
-            + (p.LrDecay > 0 ? $"; Keras's time-based learning-rate decay lr/(1 + {Number(p.LrDecay)}·step)" : "")
-            + (p.AdamEps != 1e-8 ? $"; Adam ε {Number(p.AdamEps)}" : "")
-            + (p.Init != "default" ? $"; {p.Init} initialisation of the kernels, zero biases" : "");
-        var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 1–3\n\nSeeds 1–{p.Runs} of fourconv per condition (each table's heading says how many runs it covers) on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128; the paper's weight decay as Keras-style L2 on the conv and linear kernels (`--l2`){regularisation}.\n\n");
+        var summary = new StringBuilder($"# Reproduction of the pruning paper's Tables 1–3\n\nSeeds 1–{p.Runs} of fourconv per condition (each table's heading says how many runs it covers) on {p.Dataset}, {p.Epochs} epochs, equilibrium window the last {p.Equilibrium} epochs (last:{p.Equilibrium}), Adam lr 1e-3, dropout 0.1, batch 128. Each condition's name says how it differs: `l2=W` is the paper's weight decay read as Keras-style L2 on the conv and linear kernels (`--l2`), `-weight-decay=D` torch's decay on every parameter, `lr-decay=D` the decay read as Keras's time-based learning-rate decay lr/(1 + D·step) (`--lr-decay`), `-adam-eps=E` Adam's ε (otherwise torch's 1e-8) and `-init=xavier` Glorot-uniform kernels with zero biases (otherwise each layer's own initialisation).\n\n");
         foreach (var l2 in p.L2s)
         {
             var condition = ConditionName(p, l2);
@@ -114,7 +110,11 @@ public static class PruningPaperReproduction
             var table = Aggregation.Table(results, p.Prune.K, p.Prune.M);
             var caption = $"{condition}: " + PruneStage.TableCaption(runDirs.Count, p.Prune);
             var comparisons = Aggregation.Comparisons(results);
-            sets.Add((condition, results, comparisons, Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons)));
+            // The prune-fraction curves, where the runs kept them, tested at each number of filters removed.
+            var curveFiles = runDirs.Select(RunLayout.PruningCurves).Where(File.Exists).ToList();
+            var curves = curveFiles.Count == runDirs.Count
+                ? Aggregation.CurveComparisonsMarkdown(Aggregation.CurveComparisons(curveFiles.SelectMany(PruningFiles.ReadCurves), p.Prune.Layer)) : "";
+            sets.Add((condition, results, comparisons, Aggregation.Markdown(table, caption) + Aggregation.ComparisonsMarkdown(comparisons) + curves));
             tables[condition] = table;
         }
         // The tables, their summary README and nothing else, as one directory that appears whole or not
@@ -135,7 +135,8 @@ public static class PruningPaperReproduction
                 var runs = p.Ledger is not null ? PruningLedger.Entries(p.Ledger, condition).ToList()
                     : Directory.Exists(Path.Combine(home, condition, "runs")) ? Directory.EnumerateDirectories(Path.Combine(home, condition, "runs"), "seed-*").Order().ToList() : [];
                 if (runs.Count == 0) continue;
-                summary.Append($"## {condition} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(File.ReadAllText(Path.Combine(conditionTables, RunLayout.TableFile)));
+                summary.Append($"## {condition} ({runs.Count} runs)\n\n").Append(OriginalMetrics(runs)).Append(Stability(runs, p.Prune.Layer))
+                    .Append(File.ReadAllText(Path.Combine(conditionTables, RunLayout.TableFile)));
             }
             AtomicFiles.WriteAllText(Path.Combine(staged, "README.md"), summary.ToString());
         });
@@ -151,6 +152,20 @@ public static class PruningPaperReproduction
         string Pct(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m * 100:F2}% ± {s * 100:F2}%"); }
         string Val(Func<MetricsRow, double> f) { var (m, s) = Aggregation.MeanAndSampleStd(last.Select(f).ToList()); return string.Create(CultureInfo.InvariantCulture, $"{m:F4} ± {s:F4}"); }
         return $"Final metrics (the paper's Table 1): test accuracy {Pct(m => m.TestAccuracy)}, test loss {Val(m => m.TestLoss)}, training accuracy {Pct(m => m.TrainAccuracy)}, training loss {Val(m => m.TrainLoss)}.\n\n";
+    }
+
+    /// <summary>
+    /// How stable each run's temperature ranking of the layer's filters is: Spearman ρ between the rankings
+    /// by mean temperature over the window's first half and its second half, per run.
+    /// </summary>
+    static string Stability(IReadOnlyList<string> runs, string layer)
+    {
+        var rho = runs.Select(r => MultipleTests.HalfWindowStability(AnalysisTables.UnitInstantaneous(r, layer))).ToList();
+        var sorted = rho.Where(double.IsFinite).Order().ToList();
+        if (sorted.Count == 0) return "";
+        double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        string R(double v) => v.ToString("F2", CultureInfo.InvariantCulture);
+        return $"Stability of the temperature ranking of {layer}'s filters (Spearman ρ between the rankings over the window's first and second halves, per run): median {R(median)}, range {R(sorted[0])} to {R(sorted[^1])}; per run {string.Join(", ", rho.Select(R))}.\n\n";
     }
 
     /// <summary>A seed's training configuration in a condition.</summary>

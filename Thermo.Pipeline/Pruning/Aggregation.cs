@@ -13,7 +13,17 @@ public sealed record TableRow(
 /// One comparison a reader of the table makes — row A against row B — paired across the runs that have
 /// both: the per-run differences of test accuracy in percentage points, with their statistics.
 /// </summary>
-public sealed record RowComparison(string Name, Criterion CriterionA, Experiment ExperimentA, Criterion CriterionB, Experiment ExperimentB, PairedComparison Accuracy);
+/// <remarks>
+/// <see cref="HolmTPValue"/> and <see cref="HolmWilcoxonPValue"/> are the p-values adjusted over the table's
+/// family of comparisons (Holm). <see cref="Equivalence"/> tests whether the difference lies within a margin
+/// stated before looking at the data (<see cref="Aggregation.EquivalenceMargin"/>); null with fewer than two runs.
+/// </remarks>
+public sealed record RowComparison(string Name, Criterion CriterionA, Experiment ExperimentA, Criterion CriterionB, Experiment ExperimentB, PairedComparison Accuracy,
+    double HolmTPValue = double.NaN, double HolmWilcoxonPValue = double.NaN, EquivalenceTest? Equivalence = null);
+
+/// <summary>Two prune-fraction curves compared at one number of filters removed, paired by run (accuracy points, A − B),
+/// with p-values Holm-adjusted over the comparison's numbers of filters.</summary>
+public sealed record CurveComparison(string Name, string Layer, int Removed, PairedComparison Accuracy, double HolmTPValue, double HolmWilcoxonPValue);
 
 /// <summary>Aggregation over runs and the paper's table layout.</summary>
 public static class Aggregation
@@ -70,9 +80,69 @@ public static class Aggregation
             var paired = runs.Where(run => perRun.ContainsKey((ca, ea, run)) && perRun.ContainsKey((cb, eb, run))).ToList();
             if (paired.Count == 0) continue;
             var stats = PairedTests.Compare(paired.Select(run => 100 * perRun[(ca, ea, run)]).ToArray(), paired.Select(run => 100 * perRun[(cb, eb, run)]).ToArray());
-            comparisons.Add(new RowComparison(name, ca, ea, cb, eb, stats));
+            var equivalence = stats.Runs >= 2 ? MultipleTests.Equivalence(stats.Differences, EquivalenceMargin(ea)) : null;
+            comparisons.Add(new RowComparison(name, ca, ea, cb, eb, stats, Equivalence: equivalence));
         }
-        return comparisons;
+        // One family per table: its comparisons are the claims the table supports, corrected together.
+        var holmT = MultipleTests.Holm(comparisons.Select(c => c.Accuracy.TPValue).ToArray());
+        var holmW = MultipleTests.Holm(comparisons.Select(c => c.Accuracy.WilcoxonPValue).ToArray());
+        return comparisons.Select((c, i) => c with { HolmTPValue = holmT[i], HolmWilcoxonPValue = holmW[i] }).ToList();
+    }
+
+    /// <summary>
+    /// The equivalence margin of a comparison, in accuracy points, fixed before any result was tabulated:
+    /// 2 points where A removes k filters (a difference a practitioner would ignore), 5 points where A keeps
+    /// only m (the rows whose accuracy spreads over tens of points between runs).
+    /// </summary>
+    public static double EquivalenceMargin(Experiment a) => a is Experiment.WithoutHottest or Experiment.WithoutColdest ? 2.0 : 5.0;
+
+    /// <summary>
+    /// The prune-fraction curves of <paramref name="layer"/> tested at each number of filters removed:
+    /// temperature's hottest-first order against its coldest-first order and against random orders (each
+    /// run's mean over its draws), paired by run, in accuracy points (A − B). Each comparison's p-values are
+    /// Holm-adjusted over its numbers of filters (one family per comparison). Points where no run has both
+    /// orders are left out.
+    /// </summary>
+    public static IReadOnlyList<CurveComparison> CurveComparisons(IEnumerable<CurvePoint> points, string layer)
+    {
+        var accuracy = points.Where(p => p.Layer == layer).GroupBy(p => (p.Criterion, p.Order, p.Removed, p.Run))
+            .ToDictionary(g => g.Key, g => 100 * g.Average(p => p.Accuracy));
+        var runs = accuracy.Keys.Select(k => k.Run).Distinct().Order(StringComparer.Ordinal).ToList();
+        var removedCounts = accuracy.Keys.Select(k => k.Removed).Distinct().Order().ToList();
+        var families = new (string Name, (Criterion, string) A, (Criterion, string) B)[]
+        {
+            ("hottest first − coldest first", (Criterion.Temperature, "hottest first"), (Criterion.Temperature, "coldest first")),
+            ("hottest first − random", (Criterion.Temperature, "hottest first"), (Criterion.Random, "random")),
+        };
+        var all = new List<CurveComparison>();
+        foreach (var (name, (ca, oa), (cb, ob)) in families)
+        {
+            var family = new List<CurveComparison>();
+            foreach (var removed in removedCounts)
+            {
+                var paired = runs.Where(r => accuracy.ContainsKey((ca, oa, removed, r)) && accuracy.ContainsKey((cb, ob, removed, r))).ToList();
+                if (paired.Count == 0) continue;
+                var stats = PairedTests.Compare(paired.Select(r => accuracy[(ca, oa, removed, r)]).ToArray(), paired.Select(r => accuracy[(cb, ob, removed, r)]).ToArray());
+                family.Add(new CurveComparison(name, layer, removed, stats, double.NaN, double.NaN));
+            }
+            var holmT = MultipleTests.Holm(family.Select(c => c.Accuracy.TPValue).ToArray());
+            var holmW = MultipleTests.Holm(family.Select(c => c.Accuracy.WilcoxonPValue).ToArray());
+            all.AddRange(family.Select((c, i) => c with { HolmTPValue = holmT[i], HolmWilcoxonPValue = holmW[i] }));
+        }
+        return all;
+    }
+
+    /// <summary>The curve comparisons as a Markdown table, one row per comparison and number of filters removed.</summary>
+    public static string CurveComparisonsMarkdown(IReadOnlyList<CurveComparison> comparisons)
+    {
+        if (comparisons.Count == 0) return "";
+        var md = new StringBuilder();
+        md.AppendLine($"**Prune-fraction curves of {comparisons[0].Layer}, tested at each number of filters removed** (test accuracy, points, A − B paired by run; p-values Holm-adjusted over the numbers of filters of each comparison)").AppendLine();
+        md.AppendLine("| comparison (A − B) | filters removed | runs | mean ± sd | 95 % interval | Holm t p | Holm Wilcoxon p |").AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var c in comparisons.Where(c => c.Accuracy.Runs >= 2 && !double.IsNaN(c.Accuracy.TPValue)))
+            md.AppendLine($"| {c.Name} | {c.Removed} | {c.Accuracy.Runs} | {F(c.Accuracy.MeanDifference)} ± {F(c.Accuracy.StandardDeviation)} | [{F(c.Accuracy.Low95)}, {F(c.Accuracy.High95)}] | {P(c.HolmTPValue)} | {P(c.HolmWilcoxonPValue)} |");
+        md.AppendLine();
+        return md.ToString();
     }
 
     static string F(double v, string format = "F2") => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
@@ -87,12 +157,13 @@ public static class Aggregation
     {
         if (comparisons.Count == 0) return "";
         var md = new StringBuilder();
-        md.AppendLine("**Paired comparisons across runs** (test accuracy, percentage points; A − B per run: mean ± sample sd, 95 % t interval, two-sided paired t and exact Wilcoxon signed-rank p-values)").AppendLine();
-        md.AppendLine("| comparison (A − B) | runs | mean ± sd | 95 % interval | t p | Wilcoxon p |").AppendLine("|---|---|---|---|---|---|");
+        md.AppendLine("**Paired comparisons across runs** (test accuracy, percentage points; A − B per run: mean ± sample sd, 95 % t interval, two-sided paired t and exact Wilcoxon signed-rank p-values, each also Holm-adjusted over this table's comparisons; equivalence: two one-sided t-tests against ±δ, δ fixed beforehand at 2 points for removing k filters and 5 for keeping m, and the smallest δ these runs could show at 5 %)").AppendLine();
+        md.AppendLine("| comparison (A − B) | runs | mean ± sd | 95 % interval | t p | Wilcoxon p | Holm t p | Holm Wilcoxon p | δ | TOST p | smallest δ showable |").AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var c in comparisons)
         {
             var a = c.Accuracy;
-            md.AppendLine($"| {c.Name} | {a.Runs} | {F(a.MeanDifference)} ± {F(a.StandardDeviation)} | [{F(a.Low95)}, {F(a.High95)}] | {P(a.TPValue)} | {P(a.WilcoxonPValue)} |");
+            var e = c.Equivalence;
+            md.AppendLine($"| {c.Name} | {a.Runs} | {F(a.MeanDifference)} ± {F(a.StandardDeviation)} | [{F(a.Low95)}, {F(a.High95)}] | {P(a.TPValue)} | {P(a.WilcoxonPValue)} | {P(c.HolmTPValue)} | {P(c.HolmWilcoxonPValue)} | {(e is null ? "—" : F(e.Margin, "F0"))} | {(e is null ? "—" : P(e.P))} | {(e is null ? "—" : F(e.SmallestShowableMargin))} |");
         }
         md.AppendLine();
         return md.ToString();
@@ -107,7 +178,8 @@ public static class Aggregation
         foreach (var c in comparisons)
         {
             var a = c.Accuracy;
-            text.AppendLine($"  {c.Name,-36} {a.Runs,3} runs  {F(a.MeanDifference),7} ± {F(a.StandardDeviation),-6} [{F(a.Low95)}, {F(a.High95)}]  t p {P(a.TPValue)}  Wilcoxon p {P(a.WilcoxonPValue)}");
+            text.AppendLine($"  {c.Name,-36} {a.Runs,3} runs  {F(a.MeanDifference),7} ± {F(a.StandardDeviation),-6} [{F(a.Low95)}, {F(a.High95)}]  t p {P(a.TPValue)} (Holm {P(c.HolmTPValue)})  Wilcoxon p {P(a.WilcoxonPValue)} (Holm {P(c.HolmWilcoxonPValue)})"
+                + (c.Equivalence is { } e ? $"  within ±{F(e.Margin, "F0")}: TOST p {P(e.P)}, smallest showable ±{F(e.SmallestShowableMargin)}" : ""));
         }
         return text.ToString();
     }

@@ -79,6 +79,24 @@ public static class PruningFiles
             loss[i], accuracy[i], filters[i])).ToList();
     }
 
+    /// <summary>Reads prune-fraction curves written by <see cref="WriteCurves"/>.</summary>
+    public static IReadOnlyList<CurvePoint> ReadCurves(string path)
+    {
+        if (!File.Exists(path)) throw new ArtifactException($"{path}: no prune-fraction curves (prune with --curves layer or all)");
+        var t = Table.Read(path, CurvesTable);
+        var run = Table.GetStrings(t, "run", path);
+        var layer = Table.GetStrings(t, "layer", path);
+        var criterion = Table.GetStrings(t, "criterion", path);
+        var order = Table.GetStrings(t, "order", path);
+        var draw = Table.GetInts(t, "draw", path);
+        var removed = Table.GetInts(t, "removed", path);
+        var accuracy = Table.GetDoubles(t, "test_accuracy", path);
+        var loss = Table.GetDoubles(t, "test_loss", path);
+        return Enumerable.Range(0, run.Length).Select(i => new CurvePoint(run[i], layer[i],
+            PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'"),
+            order[i], draw[i], removed[i], loss[i], accuracy[i])).ToList();
+    }
+
     /// <summary>Writes prune-fraction curves, atomically.</summary>
     public static void WriteCurves(string path, IReadOnlyList<CurvePoint> points)
     {
@@ -114,6 +132,11 @@ public static class PruningFiles
             Column.NewFloat64Column("high95_points", comparisons.Select(c => c.Accuracy.High95).ToArray()),
             Column.NewFloat64Column("t_p_value", comparisons.Select(c => c.Accuracy.TPValue).ToArray()),
             Column.NewFloat64Column("wilcoxon_p_value", comparisons.Select(c => c.Accuracy.WilcoxonPValue).ToArray()),
+            Column.NewFloat64Column("holm_t_p_value", comparisons.Select(c => c.HolmTPValue).ToArray()),
+            Column.NewFloat64Column("holm_wilcoxon_p_value", comparisons.Select(c => c.HolmWilcoxonPValue).ToArray()),
+            Column.NewFloat64Column("equivalence_margin_points", comparisons.Select(c => c.Equivalence?.Margin ?? double.NaN).ToArray()),
+            Column.NewFloat64Column("tost_p_value", comparisons.Select(c => c.Equivalence?.P ?? double.NaN).ToArray()),
+            Column.NewFloat64Column("smallest_showable_margin_points", comparisons.Select(c => c.Equivalence?.SmallestShowableMargin ?? double.NaN).ToArray()),
             Column.NewStringColumn("differences_points", comparisons.Select(c => string.Join(",", c.Accuracy.Differences.Select(d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))).ToArray()));
     }
 }

@@ -3,7 +3,7 @@ using Thermo.Analysis;
 
 namespace Thermo.Pipeline.Pruning;
 
-/// <summary>How the filters of a layer are ordered from "hottest" to "coldest" (SPEC.md "Rankings and pruning criteria").</summary>
+/// <summary>How the filters of a layer are ordered from "hottest" to "coldest" (docs/THEORY.md "Rankings and pruning criteria").</summary>
 public enum Criterion
 {
     /// <summary>Equilibrium temperature T_G: hottest = highest.</summary>

@@ -1,6 +1,6 @@
 namespace Thermo.Trainer.Evaluation;
 
-/// <summary>Filters of one layer whose weights and bias are set to zero (SPEC: a mask always zeroes both).</summary>
+/// <summary>Filters of one layer whose weights and bias are set to zero (docs/THEORY.md: a mask always zeroes both).</summary>
 public sealed record FilterMask(string Layer, IReadOnlyList<int> Units)
 {
     /// <summary>No filter zeroed.</summary>

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Thermo.Trainer.Training;
 
 /// <summary>
-/// The partial local entropy losses of the partial-entropy paper (SPEC "Partial local entropy
+/// The partial local entropy losses of the partial-entropy paper (docs/THEORY.md, "Partial local entropy
 /// losses"): the cross-entropy at the weights W and at y copies W + ΔW^a whose chosen layers' weights
 /// (not biases) are displaced uniformly in the hyper-cube of half-side R.
 /// PLA: L = (1/(1+y)) [L(W) + Σ_a L(W + ΔW^a)]; its gradient is the mean of the gradients taken at each

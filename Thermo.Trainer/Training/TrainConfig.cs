@@ -43,7 +43,7 @@ public sealed record TrainConfig
     /// <summary>Also write a snapshot after every optimiser step inside the last K epochs.</summary>
     public int StepSnapshotEpochs { get; init; }
     public int Threads { get; init; }
-    /// <summary>Loss: ce (cross-entropy), or the partial local entropy losses pla and plea (SPEC).</summary>
+    /// <summary>Loss: ce (cross-entropy), or the partial local entropy losses pla and plea (docs/THEORY.md).</summary>
     public string Loss { get; init; } = "ce";
     /// <summary>Layers whose weights (not biases) the pla/plea losses smooth.</summary>
     public string[]? SmoothLayers { get; init; }

@@ -280,7 +280,7 @@ public sealed class TrainingRun : IDisposable
                     (batchLoss, logits) = SmoothedLoss.Backward(model, x, y, config.Loss, smoothed,
                         SmoothedLoss.Displacements(smoothed, config.Radius, config.Samples));
                 if (config.L2 > 0) batchLoss += AddL2(kernels, config.L2);
-                // s_I(b) for every layer in one native call and one copy out (SPEC: gradient-noise layer temperature).
+                // s_I(b) for every layer in one native call and one copy out (docs/THEORY.md: gradient-noise layer temperature).
                 var signal = stack(weights.Select(w => w.Weight.grad!.abs().mean()).ToArray()).cpu().data<float>().ToArray();
                 for (int i = 0; i < signal.Length; i++) { sum[i] += signal[i]; sumSquares[i] += (double)signal[i] * signal[i]; }
                 // The divergence guard, before the step: the loss and each layer's mean |gradient| are

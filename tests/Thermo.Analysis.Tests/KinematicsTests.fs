@@ -30,7 +30,7 @@ let private close (tolerance: float) (expected: float) (actual: float) =
 
 let private all (values: float32[][]) = Array.init values[0].Length id
 
-/// Independent oracles: SPEC.md's formulas as plain loops over float64 arrays, sharing no code with
+/// Independent oracles: docs/THEORY.md's formulas as plain loops over float64 arrays, sharing no code with
 /// the library (its temperature formula and L1 loop exist once, in Kinematics, and are checked here).
 module Oracle =
     /// c of the convention: ½m/k_B (kinetic) or 1 (mean square).

@@ -45,3 +45,53 @@ let tests =
             Expect.isGreaterThan (PairedTests.spearmanPValue 0.55 12) 0.05 "ρ 0.55 not"
             Expect.floatClose Accuracy.high (PairedTests.spearmanPValue 0.0 12) 1.0 "ρ 0 → p 1"
     ]
+
+/// Student's t CDF with 2 degrees of freedom in closed form, 1/2 + t / (2√(2 + t²)): an oracle independent of MathNet.
+let private t2Cdf (t: float) = 0.5 + t / (2.0 * sqrt (2.0 + t * t))
+
+[<Tests>]
+let multipleTests =
+    testList "multiple comparisons, equivalence, stability" [
+        testCase "Holm's adjustment of four p-values, worked by hand" <| fun () ->
+            // sorted 0.005, 0.01, 0.03, 0.04 → 4·0.005, 3·0.01, 2·0.03, max(1·0.04, 0.06)
+            let adjusted = MultipleTests.holm [| 0.01; 0.04; 0.03; 0.005; nan |]
+            let expected = [| 0.03; 0.06; 0.06; 0.02 |]
+            for i in 0..3 do Expect.floatClose Accuracy.veryHigh adjusted[i] expected[i] (sprintf "p%d" i)
+            Expect.isTrue (Double.IsNaN adjusted[4]) "a test that could not be made stays NaN and is not counted"
+
+        testProperty "Holm never lowers a p-value, keeps it at most 1 and keeps the raw order" <| fun (raw: NormalFloat list) ->
+            let p = raw |> List.map (fun x -> abs x.Get % 1.0) |> Array.ofList
+            let adjusted = MultipleTests.holm p
+            Array.forall2 (fun a r -> a >= r - 1e-15 && a <= 1.0) adjusted p
+            && (Array.allPairs (Array.zip p adjusted) (Array.zip p adjusted) |> Array.forall (fun ((r1, a1), (r2, a2)) -> r1 > r2 || a1 <= a2 + 1e-15))
+
+        testCase "TOST of three differences against ±5, worked with the closed-form t CDF of 2 degrees of freedom" <| fun () ->
+            // mean 2, sd 1, se 1/√3
+            let test = MultipleTests.equivalence [| 1.0; 2.0; 3.0 |] 5.0
+            let se = 1.0 / sqrt 3.0
+            Expect.floatClose Accuracy.high test.PLower (1.0 - t2Cdf ((2.0 + 5.0) / se)) "H0: mean ≤ −5"
+            Expect.floatClose Accuracy.high test.PUpper (t2Cdf ((2.0 - 5.0) / se)) "H0: mean ≥ +5"
+            Expect.floatClose Accuracy.high test.P (max test.PLower test.PUpper) "TOST p"
+            Expect.isLessThan test.P 0.05 "equivalent within ±5"
+            // t(0.95, 2) = 2.919986: the interval 2 ± 2.919986/√3
+            Expect.floatClose Accuracy.medium test.SmallestShowableMargin (2.0 + 2.919986 * se) "smallest showable margin"
+            Expect.floatClose Accuracy.medium test.High90 (2.0 + 2.919986 * se) "90 % interval"
+            let edge = MultipleTests.equivalence [| 1.0; 2.0; 3.0 |] test.SmallestShowableMargin
+            Expect.floatClose Accuracy.medium edge.P 0.05 "at the smallest showable margin, p is exactly 0.05"
+            Expect.isGreaterThan (MultipleTests.equivalence [| 1.0; 2.0; 3.0 |] 2.5).P 0.05 "±2.5 cannot be shown"
+
+        testProperty "TOST: equivalence shown at 5 % exactly when the 90 % interval lies inside the margin" <| fun (values: NormalFloat list) (margin: PositiveInt) ->
+            let d = values |> List.map (fun x -> x.Get % 10.0) |> Array.ofList
+            d.Length < 2 || (Array.max d - Array.min d) < 1e-9 ||
+                (let test = MultipleTests.equivalence d (float margin.Get / 3.0)
+                 let inside = test.Low90 > -test.Margin && test.High90 < test.Margin
+                 abs (test.P - 0.05) < 1e-9 || (test.P < 0.05) = inside)
+
+        testCase "half-window stability of three units, worked by hand" <| fun () ->
+            // first halves 1, 3, 2; second halves 2, 1, 3: ranks (1 3 2) and (2 1 3), Σd² = 6, ρ = 1 − 36/24
+            let rho = MultipleTests.halfWindowStability [| [| 1.0; 1.0; 2.0; 2.0 |]; [| 3.0; 3.0; 1.0; 1.0 |]; [| 2.0; 2.0; 3.0; 3.0 |] |]
+            Expect.floatClose Accuracy.veryHigh rho -0.5 "ρ"
+            // an odd count leaves the middle velocity out
+            Expect.floatClose Accuracy.veryHigh (MultipleTests.halfWindowStability [| [| 1.0; 99.0; 1.0 |]; [| 2.0; -99.0; 2.0 |] |]) 1.0 "middle left out"
+            Expect.isTrue (Double.IsNaN (MultipleTests.halfWindowStability [| [| 1.0; 2.0 |] |])) "one unit: no ranking"
+    ]

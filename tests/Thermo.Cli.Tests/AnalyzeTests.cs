@@ -83,7 +83,7 @@ public class AnalyzeTests
         using var connection = new DuckDBConnection("DataSource=:memory:");
         connection.Open();
         using var command = connection.CreateCommand();
-        // SPEC: v = w(e) − w(e−1); T_G = (1/n) Σ_e (1/|G|) Σ_k ½ v², over e = a+1..b, here a = 1, b = 5.
+        // docs/THEORY.md: v = w(e) − w(e−1); T_G = (1/n) Σ_e (1/|G|) Σ_k ½ v², over e = a+1..b, here a = 1, b = 5.
         command.CommandText = $"""
             WITH velocities AS (
               SELECT layer, unit, epoch,

@@ -154,7 +154,7 @@ public class PruningTests
         Refused("fc of", run, "--layer", "fc", "--window", "last:2");
         Refused("unknown criterion 'heat'", run, "--criteria", "heat");
         File.Delete(Path.Combine(run, "snapshots", "epoch=00003.parquet"));
-        Refused("final snapshot (epoch 3) is missing", run, "--window", "last:2");
+        Refused("lacks the snapshots of epochs 3 ", run, "--window", "last:2");
     }
 
     [Fact]

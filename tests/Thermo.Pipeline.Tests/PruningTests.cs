@@ -202,5 +202,49 @@ public class ComparisonTests
         Assert.Equal(3, Aggregation.Table(results, 2, 3).First().Runs);
         var markdown = Aggregation.ComparisonsMarkdown(comparisons);
         Assert.Contains("| without hottest − without coldest | 3 | -0.67 ± 5.13 |", markdown);
+
+        // The table's two comparisons are one family: Holm doubles the smaller p-value, and the larger
+        // becomes the larger of itself and that.
+        var (p1, p2) = (hotCold.TPValue, random.TPValue);
+        var (small, large) = (Math.Min(p1, p2), Math.Max(p1, p2));
+        var adjusted = (Math.Min(1, 2 * small), Math.Max(Math.Min(1, 2 * small), large));
+        var byName = comparisons.ToDictionary(c => c.Name);
+        Assert.Equal(p1 < p2 ? adjusted.Item1 : adjusted.Item2, byName["without hottest − without coldest"].HolmTPValue, 12);
+        Assert.Equal(p1 < p2 ? adjusted.Item2 : adjusted.Item1, byName["without hottest − without random"].HolmTPValue, 12);
+        // Removing filters: equivalence within ±2 points; the differences −5, −2, +5 cannot show it.
+        var equivalence = byName["without hottest − without coldest"].Equivalence!;
+        Assert.Equal(2.0, equivalence.Margin);
+        Assert.True(equivalence.P > 0.05);
+        Assert.True(equivalence.SmallestShowableMargin > 2.0);
+    }
+
+    [Fact]
+    public void Prune_fraction_curves_are_compared_at_each_number_of_filters_removed_with_Holm_over_the_numbers()
+    {
+        // Three runs, two filters: hottest-first loses 10 points per filter more than coldest-first, ± run noise.
+        var points = new List<CurvePoint>();
+        string[] runs = ["r1", "r2", "r3"];
+        double[] noise = [0.01, -0.02, 0.005];
+        for (int i = 0; i < runs.Length; i++)
+            for (int removed = 0; removed <= 2; removed++)
+            {
+                points.Add(new CurvePoint(runs[i], "conv1", Criterion.Temperature, "hottest first", 0, removed, 0, 0.9 - 0.2 * removed + noise[i] * removed));
+                points.Add(new CurvePoint(runs[i], "conv1", Criterion.Temperature, "coldest first", 0, removed, 0, 0.9 - 0.1 * removed));
+                foreach (var draw in new[] { 0, 1 })
+                    points.Add(new CurvePoint(runs[i], "conv1", Criterion.Random, "random", draw, removed, 0, 0.9 - (0.1 + 0.04 * draw) * removed));
+                points.Add(new CurvePoint(runs[i], "conv2", Criterion.Temperature, "hottest first", 0, removed, 0, 0.5));
+            }
+        var comparisons = Aggregation.CurveComparisons(points, "conv1");
+        var hotCold = comparisons.Where(c => c.Name == "hottest first − coldest first").ToList();
+        Assert.Equal([0, 1, 2], hotCold.Select(c => c.Removed));
+        // at 2 removed: (−0.4 + 2·noise) − (−0.2) per run, in points
+        Assert.Equal(new[] { -18.0, -24.0, -19.0 }, hotCold[2].Accuracy.Differences.Select(d => Math.Round(d, 9)));
+        // random: each run's mean over its draws, 0.9 − 0.12·removed
+        var random = comparisons.Single(c => c.Name == "hottest first − random" && c.Removed == 1);
+        Assert.Equal(new[] { -7.0, -10.0, -7.5 }, random.Accuracy.Differences.Select(d => Math.Round(d, 9)));
+        // Holm over the numbers of filters of each comparison, against the library's own adjustment
+        var expected = MultipleTests.Holm(hotCold.Select(c => c.Accuracy.TPValue).ToArray());
+        Assert.Equal(expected, hotCold.Select(c => c.HolmTPValue));
+        Assert.Contains("| hottest first − coldest first | 2 | 3 |", Aggregation.CurveComparisonsMarkdown(comparisons));
     }
 }
