@@ -362,6 +362,23 @@ let soak (extra: string list) =
     log (sprintf "soak: %s" (if failures = 0 then "no failure, identical snapshots per seed" else sprintf "%d series FAILED" failures))
     if failures > 0 then exit 1
 
+/// Puts a `thermo` command on the PATH: a launcher script running this checkout's build with `dotnet`,
+/// written to `-- --prefix DIR` (default ~/.local/bin). The build stays where it is, so a later
+/// `build` updates what the command runs.
+let install (extra: string list) =
+    build ()
+    let prefix =
+        match extra |> List.tryFindIndex ((=) "--prefix") with
+        | Some i when i + 1 < extra.Length -> extra[i + 1]
+        | _ -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".local", "bin")
+    Directory.CreateDirectory prefix |> ignore
+    let launcher = Path.Combine(prefix, "thermo")
+    let quoted = thermoDll.Replace("'", "'\\''")
+    File.WriteAllText(launcher, sprintf "#!/bin/sh\n# Thermo's command, from the checkout built by `dotnet fsi build.fsx install`.\nexec dotnet '%s' \"$@\"\n" quoted)
+    File.SetUnixFileMode(launcher, UnixFileMode.UserRead ||| UnixFileMode.UserWrite ||| UnixFileMode.UserExecute ||| UnixFileMode.GroupRead ||| UnixFileMode.GroupExecute ||| UnixFileMode.OtherRead ||| UnixFileMode.OtherExecute)
+    let onPath = (Environment.GetEnvironmentVariable "PATH").Split(':') |> Array.exists (fun d -> Path.GetFullPath d = Path.GetFullPath prefix)
+    log (sprintf "installed %s%s" launcher (if onPath then "" else sprintf " (add %s to PATH)" prefix))
+
 let clean () =
     for dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories) |> Seq.toArray do
         let name = Path.GetFileName dir
@@ -374,6 +391,7 @@ let targets: (string * string * (string list -> unit)) list =
       "test", "run every test suite; ends with 'N passed, N failed'", (fun _ -> test ())
       "reproduce", "fetch data, build, and reproduce the pruning paper's tables (main job)", reproduce
       "demo", "fetch data, build, train the paper's CNN on MNIST once and analyse it", demo
+      "install", "build, and put a `thermo` command on the PATH (-- --prefix DIR; default ~/.local/bin)", install
       "bench", "run the benchmarks and write docs/BENCHMARKS.md", bench
       "soak", "many back-to-back training runs: no divergence, same seed → same bytes (docs/BENCHMARKS.md)", soak
       "cluster-test", "start a single-node Slurm and run the tests that submit through it", (fun _ ->
