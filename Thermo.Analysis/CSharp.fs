@@ -67,6 +67,12 @@ type Analyzer =
     /// `auto`, `last:N` or `a:b`; `SettingException` (`Window`) otherwise.
     static member ParseWindow(text: string) : WindowSpec = WindowSpec.Parse text
 
+    /// N of a `last:N` window; null for any other text (`auto`, `a:b`, or not a window at all).
+    static member TryParseLast(text: string) : Nullable<int> =
+        match Window.parse text with
+        | Ok(Last n) -> Nullable n
+        | _ -> Nullable()
+
     /// `layer`, `filter`/`unit`/`row` or `weight`; `SettingException` (`Groups`) otherwise.
     static member ParseGrouping(text: string) : Grouping = AnalysisSettings.parseGrouping text
 

@@ -74,8 +74,8 @@ public sealed class WindowFlag
     {
         var text = Value(parse);
         if (text is null) return null;
-        if (text.StartsWith("last:", StringComparison.Ordinal) && int.TryParse(text["last:".Length..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 1)
-            return n;
+        // The library's parser is the one that reads windows; this verb takes only its last:N form.
+        if (Thermo.Analysis.Analyzer.TryParseLast(text) is int n) return n;
         throw new ThermoException($"--window: '{text}' is not last:N with N ≥ 1 (this verb takes the last N epochs)");
     }
 }

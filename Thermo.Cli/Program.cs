@@ -84,7 +84,7 @@ public static partial class Program
         {
             // A full disk, a read-only or unwritable directory: every write is atomic, so what was there
             // before is intact; one line says what the system refused.
-            var message = $"the file system refused: {Unwrap(e).Message}";
+            var message = Unwrap(e).Message;
             Console.Error.WriteLine($"thermo: error: {message}");
             CliOutput.Error(message, ExitCodes.BadInput);
             return ExitCodes.BadInput;

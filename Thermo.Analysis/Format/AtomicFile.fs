@@ -46,12 +46,22 @@ module AtomicFile =
         let exchange = 2u
 
     /// Swaps two existing directories in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`); false
-    /// where the system or the file system cannot (then the caller falls back to two renames).
+    /// where the system or the file system cannot exchange (EINVAL, ENOSYS, ENOTSUP: the caller then falls
+    /// back to two renames). Any other failure (permissions, a read-only or full file system) is an
+    /// `IOException` naming the directory.
     let private tryExchange (a: string) (b: string) =
         if not (OperatingSystem.IsLinux()) then false
         else
-            try Native.renameat2(Native.atWorkingDirectory, a, Native.atWorkingDirectory, b, Native.exchange) = 0
-            with :? EntryPointNotFoundException | :? DllNotFoundException -> false
+            let result =
+                try Some(Native.renameat2(Native.atWorkingDirectory, a, Native.atWorkingDirectory, b, Native.exchange))
+                with :? EntryPointNotFoundException | :? DllNotFoundException -> None
+            match result with
+            | None -> false
+            | Some 0 -> true
+            | Some _ ->
+                match Marshal.GetLastPInvokeError() with
+                | 22 | 38 | 95 -> false
+                | errno -> raise (IOException(sprintf "%s: cannot replace it (%s)" b (Marshal.GetPInvokeErrorMessage errno)))
 
     /// Temporary name beside `path` (same directory, so the final rename is atomic).
     let temporaryPath (path: string) =
@@ -97,7 +107,10 @@ module AtomicFile =
 
     let private isAlive (pid: int) =
         pid = Environment.ProcessId
-        || (try not (Diagnostics.Process.GetProcessById(pid).HasExited) with _ -> false)
+        || (try
+                use p = Diagnostics.Process.GetProcessById pid
+                not p.HasExited
+            with _ -> false)
 
     /// What an interrupted `replaceDirectory` of `full` left beside it: `.NAME.PID.tmp` and
     /// `.NAME.PID.old` of processes that are gone. A directory that vanished between the two renames of
@@ -151,5 +164,7 @@ module AtomicFile =
             WritePoints.hit ("after replacing " + full)
             result
         with _ ->
+            // Failed between the fallback's two renames: the old directory goes back in place.
+            if Directory.Exists old && not (Directory.Exists full) then Directory.Move(old, full)
             if Directory.Exists temp then Directory.Delete(temp, true)
             reraise ()

@@ -3,9 +3,10 @@ namespace Thermo.Analysis
 open System.IO
 open System.Text.Json
 
-/// The run's manifest as the analysis sees it: the analysis needs only snapshots, so a run without
-/// run.json is analysed as it is, but an empty or corrupt run.json means the directory is damaged
-/// (an interrupted copy, a truncated download) and is said so rather than passed over.
+/// The run's manifest as the analysis sees it: run.json declares the snapshots a run must have
+/// (`SnapshotSeries`), and an empty or corrupt run.json means the directory is damaged (an interrupted
+/// copy, a truncated download) and is said so rather than passed over. Only an analysis asked to do
+/// without it (`SnapshotSpacing.InferredFromFiles`) reads the snapshots alone.
 module ManifestFile =
     /// Raises `ArtifactException` naming RUN/run.json when it exists but is empty, not JSON, or not a
     /// JSON object with a "config"; does nothing when it is absent or sound.

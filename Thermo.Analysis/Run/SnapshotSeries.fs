@@ -86,18 +86,22 @@ module SnapshotSeries =
         | None ->
             fail "%s: no %s, so the snapshots the run must have are unknown; analyse it without its manifest to infer the spacing from the files" run RunLayout.ManifestFile
 
-    /// The per-epoch snapshot files to read, as (epoch, path) sorted by epoch. From the manifest: those
-    /// of complete epochs, after checking that none the manifest declares is missing (an
-    /// `ArtifactException` naming the missing epochs otherwise). Inferred: every file there.
+    /// The per-epoch snapshot files to read, as (epoch, path) sorted by epoch. From the manifest: the
+    /// ones it declares, after checking that none is missing (an `ArtifactException` naming the missing
+    /// epochs otherwise); files it does not declare — beyond the last complete epoch (a training still
+    /// writing), or the old last epoch of a run later extended off its snapshot grid — are not read.
+    /// Inferred: every file there.
     [<CompiledName("EpochFiles")>]
     let epochFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
         let files = SnapshotReader.listEpochFiles run
         if spacing = SnapshotSpacing.InferredFromFiles then files
         else
             let plan = declared run
-            let complete = files |> Array.filter (fun (e, _) -> e <= plan.LastCompleteEpoch)
+            let expected = expectedEpochs plan
+            let declared = Set.ofArray expected
+            let complete = files |> Array.filter (fun (e, _) -> declared.Contains e)
             let present = complete |> Array.map fst |> Set.ofArray
-            let missing = expectedEpochs plan |> Array.filter (fun e -> not (present.Contains e))
+            let missing = expected |> Array.filter (fun e -> not (present.Contains e))
             if missing.Length > 0 then
                 fail "%s: %s lacks the snapshots of epochs %s (%s declares one every %d epoch%s through epoch %d)"
                     run (RunLayout.snapshots run) (missingText missing) RunLayout.ManifestFile plan.SnapshotEvery

@@ -27,7 +27,7 @@ public static class PruneVerb
         var k = new Option<int>("--k") { Description = "Filters removed in the 'without' rows", DefaultValueFactory = _ => defaults.K };
         var m = new Option<int>("--m") { Description = "Filters kept in the 'only' rows", DefaultValueFactory = _ => defaults.M };
         var draws = new Option<int>("--draws") { Description = "Random orders averaged per run (at least 5 recommended)", DefaultValueFactory = _ => defaults.RandomDraws };
-        var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer (the --layer) or all (every conv layer)", DefaultValueFactory = _ => defaults.Curves };
+        var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer (the --layer) or all (every conv layer)", DefaultValueFactory = _ => defaults.Curves.ToString().ToLowerInvariant() };
         var structural = new Option<bool>("--structural") { Description = "Also remove the k hottest filters physically: export the smaller model, report parameters and MACs, check its logits" };
         var finetune = new Option<int>("--finetune") { Description = "With --structural: retrain the smaller model this many epochs and report its accuracy", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Also write the runs' results and the table (results.parquet, table.md) into this directory" };
@@ -43,7 +43,7 @@ public static class PruneVerb
                 Layer = parse.GetValue(layer)!,
                 Criteria = ParseCriteria(parse.GetValue(criteria)!),
                 K = parse.GetValue(k), M = parse.GetValue(m), RandomDraws = Positive("--draws", parse.GetValue(draws)),
-                Curves = parse.GetValue(curves) is "none" or "layer" or "all" ? parse.GetValue(curves)! : throw new ThermoException($"--curves: '{parse.GetValue(curves)}' is not none, layer or all"),
+                Curves = CurveScopes.Parse(parse.GetValue(curves)!),
                 AnalyzeWindow = window.Value(parse),
                 Structural = parse.GetValue(structural),
                 FinetuneEpochs = parse.GetValue(finetune) >= 0 ? parse.GetValue(finetune) : throw new ThermoException("--finetune: must be non-negative"),
@@ -71,6 +71,8 @@ public static class PruneVerb
         {
             comparison = c.Name, runs = c.Accuracy.Runs, mean_difference_points = c.Accuracy.MeanDifference, sd_points = c.Accuracy.StandardDeviation,
             low95_points = c.Accuracy.Low95, high95_points = c.Accuracy.High95, t_p_value = c.Accuracy.TPValue, wilcoxon_p_value = c.Accuracy.WilcoxonPValue,
+            holm_t_p_value = c.HolmTPValue, holm_wilcoxon_p_value = c.HolmWilcoxonPValue, equivalence_margin_points = c.Equivalence?.Margin,
+            tost_p_value = c.Equivalence?.P, smallest_showable_margin_points = c.Equivalence?.SmallestShowableMargin,
         });
 
     /// <summary>A table's rows as plain objects for --json.</summary>

@@ -76,7 +76,7 @@ public static class ReproduceVerb
                 isFull && !Given(parse, l2) && !Given(parse, lrDecay) ? [1e-3, 0] : [Given(parse, lrDecay) && !Given(parse, l2) ? 0 : parse.GetValue(l2)],
                 parse.GetValue(weightDecay),
                 parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
-                new PruneSettings { Curves = parse.GetValue(curves)!, RandomDraws = parse.GetValue(draws) },
+                new PruneSettings { Curves = CurveScopes.Parse(parse.GetValue(curves)!), RandomDraws = parse.GetValue(draws) },
                 parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(lrDecay), parse.GetValue(adamEps), parse.GetValue(init)!);
             new TrainConfig { LrDecay = protocol.LrDecay, AdamEps = protocol.AdamEps, Init = protocol.Init }.Validate();
             if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
@@ -86,7 +86,6 @@ public static class ReproduceVerb
                 throw new ThermoException($"--window: last:N must have N in 1..{protocol.Epochs} (--epochs), got last:{protocol.Equilibrium}");
             if (protocol.L2s.Any(v => !(v >= 0) || double.IsInfinity(v))) throw new ThermoException($"--l2: must be non-negative, got {parse.GetValue(l2)}");
             if (!(protocol.WeightDecay >= 0) || double.IsInfinity(protocol.WeightDecay)) throw new ThermoException($"--weight-decay: must be non-negative, got {protocol.WeightDecay}");
-            if (protocol.Prune.Curves is not ("none" or "layer" or "all")) throw new ThermoException($"--curves: '{protocol.Prune.Curves}' is not none, layer or all");
             if (protocol.Prune.RandomDraws < 1) throw new ThermoException("--draws: must be positive");
             if (!protocol.TrainMissing && protocol.Ledger is null) throw new ThermoException("--no-train: needs --ledger (the runs to tabulate)");
             var artifacts = Program.ArtifactsDirectory();

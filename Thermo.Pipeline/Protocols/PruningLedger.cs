@@ -109,8 +109,8 @@ public static partial class PruningLedger
     /// <summary>
     /// The record of an entry's files beside it, <c>seed-S.sha256</c>: a line "DIGEST  PATH" per file, paths
     /// relative to the entry, as <c>sha256sum</c> writes them (so <c>cd seed-S &amp;&amp; sha256sum -c ../seed-S.sha256</c>
-    /// checks an entry by hand). Kept beside the entry, not in it, so entries made before records existed
-    /// gain one without being rewritten.
+    /// checks an entry by hand). Kept beside the entry, not in it: the entries made before records existed
+    /// were given theirs, with <c>sha256sum</c>, when records were introduced, without being rewritten.
     /// </summary>
     public static string DigestFile(string entry) => entry.TrimEnd(Path.DirectorySeparatorChar) + ".sha256";
 
@@ -172,7 +172,7 @@ public static partial class PruningLedger
     {
         var text = $"# {title}\n\nThe tables, figures and summary built from the runs here are in [{TablesDirectory}/README.md]({TablesDirectory}/README.md); "
             + $"each tabulation replaces `{TablesDirectory}/` whole. In a results ledger, each `CONDITION/seed-S/` is one run's compact record "
-            + "(manifest, metrics, gradient noise, final snapshot, analysis and pruning tables), checked against `seed-S.sha256` beside it before anything is built from it.\n";
+            + "(its manifest and metrics, and what the experiment's tables need of it), checked against `seed-S.sha256` beside it before anything is built from it.\n";
         var path = Path.Combine(home, "README.md");
         if (!File.Exists(path) || File.ReadAllText(path) != text) AtomicFiles.WriteAllText(path, text);
     }
@@ -190,7 +190,12 @@ public static partial class PruningLedger
         var file = Path.Combine(ledger, ExperimentFile);
         if (File.Exists(file))
         {
-            var held = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))?["experiment"]?.GetValue<string>();
+            string? held;
+            try { held = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))?["experiment"]?.GetValue<string>(); }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+            {
+                throw new ArtifactException($"{file}: not a ledger's experiment record ({e.Message})");
+            }
             if (held != experiment)
                 throw new SettingException("Ledger", ledger, $"holds the {held} experiment ({ExperimentFile}); give {experiment} a ledger of its own");
             return;

@@ -100,21 +100,23 @@ public static class Aggregation
     /// The prune-fraction curves of <paramref name="layer"/> tested at each number of filters removed:
     /// temperature's hottest-first order against its coldest-first order and against random orders (each
     /// run's mean over its draws), paired by run, in accuracy points (A − B). Each comparison's p-values are
-    /// Holm-adjusted over its numbers of filters (one family per comparison). Points where no run has both
-    /// orders are left out.
+    /// Holm-adjusted over its numbers of filters, 1 to n − 1 (one family per comparison; none and all removed
+    /// are the same model in every order). Points where no run has both orders are left out.
     /// </summary>
     public static IReadOnlyList<CurveComparison> CurveComparisons(IEnumerable<CurvePoint> points, string layer)
     {
         var accuracy = points.Where(p => p.Layer == layer).GroupBy(p => (p.Criterion, p.Order, p.Removed, p.Run))
             .ToDictionary(g => g.Key, g => 100 * g.Average(p => p.Accuracy));
         var runs = accuracy.Keys.Select(k => k.Run).Distinct().Order(StringComparer.Ordinal).ToList();
-        var removedCounts = accuracy.Keys.Select(k => k.Removed).Distinct().Order().ToList();
+        // 0 and all filters removed compare identical models in every order: not tests.
+        var counts = accuracy.Keys.Select(k => k.Removed).Distinct().Order().ToList();
+        var removedCounts = counts.Where(r => r > counts[0] && r < counts[^1]).ToList();
         var families = new (string Name, (Criterion, string) A, (Criterion, string) B)[]
         {
             ("hottest first − coldest first", (Criterion.Temperature, "hottest first"), (Criterion.Temperature, "coldest first")),
             ("hottest first − random", (Criterion.Temperature, "hottest first"), (Criterion.Random, "random")),
         };
-        var all = new List<CurveComparison>();
+        var comparisons = new List<CurveComparison>();
         foreach (var (name, (ca, oa), (cb, ob)) in families)
         {
             var family = new List<CurveComparison>();
@@ -127,9 +129,9 @@ public static class Aggregation
             }
             var holmT = MultipleTests.Holm(family.Select(c => c.Accuracy.TPValue).ToArray());
             var holmW = MultipleTests.Holm(family.Select(c => c.Accuracy.WilcoxonPValue).ToArray());
-            all.AddRange(family.Select((c, i) => c with { HolmTPValue = holmT[i], HolmWilcoxonPValue = holmW[i] }));
+            comparisons.AddRange(family.Select((c, i) => c with { HolmTPValue = holmT[i], HolmWilcoxonPValue = holmW[i] }));
         }
-        return all;
+        return comparisons;
     }
 
     /// <summary>The curve comparisons as a Markdown table, one row per comparison and number of filters removed.</summary>

@@ -8,6 +8,30 @@ using Thermo.Trainer.Training;
 
 namespace Thermo.Pipeline.Pruning;
 
+/// <summary>Which layers get prune-fraction curves.</summary>
+public enum CurveScope
+{
+    /// <summary>No curves.</summary>
+    None,
+    /// <summary>The pruned layer's.</summary>
+    Layer,
+    /// <summary>Every convolution layer's.</summary>
+    All,
+}
+
+/// <summary>Parsing a <see cref="CurveScope"/>: the one place its words are read.</summary>
+public static class CurveScopes
+{
+    /// <summary>none, layer or all; anything else raises <see cref="SettingException"/> on <see cref="PruneSettings.Curves"/>.</summary>
+    public static CurveScope Parse(string text) => text switch
+    {
+        "none" => CurveScope.None,
+        "layer" => CurveScope.Layer,
+        "all" => CurveScope.All,
+        _ => throw new SettingException(nameof(PruneSettings.Curves), "", $"'{text}' is not none, layer or all"),
+    };
+}
+
 /// <summary>What <c>thermo prune</c> does, independent of how it was asked (the reproduction reuses it).</summary>
 public sealed record PruneSettings
 {
@@ -16,8 +40,8 @@ public sealed record PruneSettings
     public int K { get; init; } = 2;
     public int M { get; init; } = 3;
     public int RandomDraws { get; init; } = 5;
-    /// <summary>none, layer (the pruned layer) or all (every conv layer).</summary>
-    public string Curves { get; init; } = "layer";
+    /// <summary>Which layers get prune-fraction curves.</summary>
+    public CurveScope Curves { get; init; } = CurveScope.Layer;
     /// <summary>Analyse runs that have no analysis with this window first (null: refuse them).</summary>
     public string? AnalyzeWindow { get; init; }
     /// <summary>Also remove the k hottest filters physically, export the smaller model and compare it.</summary>
@@ -36,6 +60,9 @@ public static class PruneStage
     /// <summary>The setting of a k or m that does not fit the layer: both together (the front end names both).</summary>
     public const string KOrM = "KOrM";
 
+    /// <summary>RUN/pruning/structural: the physically smaller model, its report and its fine-tuned run.</summary>
+    public const string StructuralDirectory = "structural";
+
     public static string TableCaption(int runs, PruneSettings s) =>
         $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";
 
@@ -53,6 +80,9 @@ public static class PruneStage
                 throw new ThermoException($"runs of different models mixed: {run} is {Describe(manifest)}, {first.Run} is {Describe(first.Manifest)}");
         foreach (var (run, manifest) in manifests)
         {
+            // A ledger entry's files are fixed by its digest record: pruning it again would rewrite them.
+            if (Protocols.PruningLedger.IsEntry(run))
+                throw new ArtifactException($"{run}: a results-ledger entry is read-only (it keeps the pruning it was made with); prune the run it was copied from");
             LayerCheck.Exists(run, settings.Layer, manifest.Layers.Keys);
             var shapes = manifest.Layers[settings.Layer];
             // run.json describes each layer as "weight [12×1×5×5]; bias [12]"
@@ -89,7 +119,7 @@ public static class PruneStage
             log($"pruning {run} ({i + 1}/{runs.Count}), layer {settings.Layer}: {filters} filters, window {scores.Window}");
             var results = runner.Table(scores.Scores, new PruningOptions(settings.Layer, settings.Criteria, settings.K, settings.M, settings.RandomDraws));
             CheckUnmasked(run, model, results.First(r => r.Experiment == Experiment.Original));
-            var curveLayers = settings.Curves switch { "none" => [], "all" => model.ConvLayers, _ => [settings.Layer] };
+            var curveLayers = settings.Curves switch { CurveScope.None => [], CurveScope.All => model.ConvLayers, _ => [settings.Layer] };
             var points = new List<CurvePoint>();
             foreach (var curveLayer in curveLayers)
                 points.AddRange(runner.Curves(curveLayer == settings.Layer ? scores.Scores : Scores(run, model, curveLayer).Scores, settings.Criteria, settings.RandomDraws));
@@ -99,12 +129,22 @@ public static class PruneStage
                 PruningFiles.WriteResults(Path.Combine(pruning, RunLayout.ResultsFile), results, settings.K, settings.M);
                 if (points.Count > 0) PruningFiles.WriteCurves(Path.Combine(pruning, RunLayout.CurvesFile), points);
                 if (settings.Structural) Structural(pruning, model, scores.Scores, settings, artifacts, log);
+                else if (Directory.Exists(Path.Combine(RunLayout.Pruning(run), StructuralDirectory)))
+                    // An earlier structural pruning (perhaps hours of fine-tuning) is kept, not dropped with the old tables.
+                    CopyAll(Path.Combine(RunLayout.Pruning(run), StructuralDirectory), Path.Combine(pruning, StructuralDirectory));
             });
             all.AddRange(results);
             var perRun = clock.Elapsed / (i + 1);
             log($"  {model.Evaluations} test-set evaluations ({runner.Evaluations} distinct masks) after {clock.Elapsed:mm\\:ss}; ETA {perRun * (runs.Count - i - 1):mm\\:ss}");
         }
         return all;
+    }
+
+    static void CopyAll(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var dir in Directory.GetDirectories(from)) CopyAll(dir, Path.Combine(to, Path.GetFileName(dir)));
     }
 
     static string Describe(RunManifest m) => $"{m.Config.Model} ({string.Join(", ", m.Layers.Select(p => $"{p.Key}: {p.Value}"))})";
@@ -145,7 +185,7 @@ public static class PruneStage
         var manifest = model.Manifest;
         var removed = PruningPlan.Zeroed(Experiment.WithoutHottest, PruningPlan.HotFirst(scores, Criterion.Temperature), settings.K, settings.M);
         var result = StructuralPruning.Evaluate(model, settings.Layer, removed);
-        var dir = Path.Combine(pruning, "structural");
+        var dir = Path.Combine(pruning, StructuralDirectory);
         Directory.CreateDirectory(dir);
         var modelPath = Path.Combine(dir, "model.parquet");
         SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, result.Pruned);

@@ -29,7 +29,7 @@ public static class PruningFiles
     public static void WriteTableSet(string directory, IReadOnlyList<PruningResult> results, IReadOnlyList<RowComparison> comparisons, string markdown, int k, int m)
     {
         if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName)
-                .FirstOrDefault(n => !TableSetFiles.Contains(n) && !n!.StartsWith('.')) is { } other)
+                .FirstOrDefault(n => !TableSetFiles.Contains(n) && !System.Text.RegularExpressions.Regex.IsMatch(n!, @"^\..+\.\d+\.([0-9a-f]{32}\.)?(tmp|old)$")) is { } other)
             throw new ArtifactException($"{directory}: holds {other}, which is not a pruning table's; give a directory of its own for the table");
         AtomicFiles.ReplaceDirectory(directory, temp =>
         {

@@ -79,6 +79,9 @@ public static class RunReport
     /// <summary>Writes <c>RUN/report/index.html</c> and its PNG figures from the run's files.</summary>
     public static ReportResult WriteRun(string run, ReportOptions options, Action<string>? progress = null)
     {
+        // A ledger entry's files are fixed by its digest record: a report written into it would make it untrusted.
+        if (Protocols.PruningLedger.IsEntry(run))
+            throw new ArtifactException($"{run}: a results-ledger entry is read-only (its files are recorded in {Path.GetFileName(Protocols.PruningLedger.DigestFile(Path.GetFullPath(run)))}); report it into a directory of its own");
         var r = RunTables.Load(run);
         var layers = r.UnitLayers;
         var layer = options.Layer ?? layers.FirstOrDefault();

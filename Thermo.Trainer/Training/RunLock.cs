@@ -58,7 +58,12 @@ public sealed class RunLock : IDisposable
             }
             // .NET reads a file under a shared flock, which the holder's exclusive one blocks: who holds the
             // lock is written to a file of its own.
-            AtomicFiles.WriteAllText(path + ".holder", $"pid {Environment.ProcessId} on {Environment.MachineName} since {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss} UTC\n");
+            try { AtomicFiles.WriteAllText(path + ".holder", $"pid {Environment.ProcessId} on {Environment.MachineName} since {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss} UTC\n"); }
+            catch
+            {
+                stream.Dispose();
+                throw;
+            }
             Held[path] = (stream, 1);
             return new RunLock(path);
         }

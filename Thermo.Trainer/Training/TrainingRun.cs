@@ -63,10 +63,9 @@ public sealed class TrainingRun : IDisposable
     public Module<Tensor, Tensor> Model => model;
     public RunManifest Manifest => manifest;
 
-    TrainingRun(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom)
+    TrainingRun(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom, RunLock runLock)
     {
-        config.Validate();
-        runLock = RunLock.Acquire(runDirectory);
+        this.runLock = runLock;
         // The run records the graph its model sees, so a resumed run or a copy of its configuration sees the same one.
         config = config with { Graph = config.ResolvedGraph };
         this.config = config;
@@ -160,14 +159,31 @@ public sealed class TrainingRun : IDisposable
 
     /// <summary>Starts a fresh run in <paramref name="runDirectory"/> (which must hold no run).</summary>
     public static TrainingRun Start(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress) =>
-        new(config, runDirectory, artifacts, progress, null);
+        Open(config, runDirectory, artifacts, progress, null);
 
     /// <summary>Reopens the run in <paramref name="runDirectory"/> at its last complete epoch.</summary>
-    public static TrainingRun Resume(RunManifest manifest, TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress)
+    public static TrainingRun Resume(RunManifest manifest, TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress) =>
+        Open(config, runDirectory, artifacts, progress, manifest);
+
+    /// <summary>Takes the run's lock, then builds the training (restoring the checkpoint of a resumed one); a
+    /// training that cannot start releases the lock and whatever it had built.</summary>
+    static TrainingRun Open(TrainConfig config, string runDirectory, string artifacts, ITrainingProgress progress, RunManifest? resumeFrom)
     {
-        var trainer = new TrainingRun(config, runDirectory, artifacts, progress, manifest);
-        trainer.RestoreCheckpoint();
-        return trainer;
+        config.Validate();
+        var runLock = RunLock.Acquire(runDirectory);
+        TrainingRun? trainer = null;
+        try
+        {
+            trainer = new TrainingRun(config, runDirectory, artifacts, progress, resumeFrom, runLock);
+            if (resumeFrom is not null) trainer.RestoreCheckpoint();
+            return trainer;
+        }
+        catch
+        {
+            if (trainer is not null) trainer.Dispose();
+            else runLock.Dispose();
+            throw;
+        }
     }
 
     (Tensor, Tensor) ToTensors(ImageSplit split, SuperpixelGraph[]? graphs) =>

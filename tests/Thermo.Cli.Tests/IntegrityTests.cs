@@ -187,7 +187,11 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
         Assert.Empty(Leftovers(run));
 
         // Pruning: results and curves appear together.
-        KillAtEveryWritePoint(dir.Path, _ => WholePruning(run), "prune", run, "--curves", "layer", "--draws", "1", "--criteria", "temperature,l1");
+        KillAtEveryWritePoint(dir.Path, _ =>
+        {
+            WholePruning(run);
+            if (Directory.Exists(RunLayout.Pruning(run))) Assert.True(File.Exists(RunLayout.PruningCurves(run)), "results without the curves asked for");
+        }, "prune", run, "--curves", "layer", "--draws", "1", "--criteria", "temperature,l1");
         Assert.Empty(Leftovers(run));
     }
 
@@ -199,12 +203,17 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
         Assert.EndsWith("</html>", File.ReadAllText(Path.Combine(report, "index.html")).TrimEnd());
     }
 
-    /// <summary>A pruning directory, when there is one, holds results and curves together.</summary>
+    /// <summary>A pruning directory, when there is one, holds readable results and, where curves were asked
+    /// for, readable curves of the same run: never curves alone or a file cut short.</summary>
     static void WholePruning(string run)
     {
         var pruning = RunLayout.Pruning(run);
         if (!Directory.Exists(pruning)) return;
-        Assert.True(File.Exists(Path.Combine(pruning, RunLayout.ResultsFile)) && File.Exists(Path.Combine(pruning, RunLayout.CurvesFile)), "results without curves");
+        var results = PruningFiles.ReadResults(Path.Combine(pruning, RunLayout.ResultsFile));
+        Assert.NotEmpty(results);
+        var curves = Path.Combine(pruning, RunLayout.CurvesFile);
+        if (File.Exists(curves))
+            Assert.Equal(results.Select(r => r.Run).Distinct(), PruningFiles.ReadCurves(curves).Select(p => p.Run).Distinct());
     }
 
     /// <summary>A reproduction's tables directory agrees with itself: README embeds table.md, whose run count is the results'. Returns that count.</summary>
@@ -372,6 +381,15 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
         Assert.Contains("extra.txt was added", added.Err);
         File.Delete(dir["ledger/l2=0.001/seed-1/extra.txt"]);
         Assert.Equal(0, ThermoProcess.Run(dir.Path, Args("3", "--no-train")).Code);
+
+        // A ledger entry is read-only: pruning or reporting it in place would change its recorded files.
+        foreach (var stage in new[] { new[] { "prune", dir["ledger/l2=0.001/seed-1"] }, ["report", dir["ledger/l2=0.001/seed-1"]] })
+        {
+            var refused = ThermoProcess.Run(dir.Path, stage);
+            Assert.Equal(ExitCodes.BadInput, refused.Code);
+            Assert.Contains("read-only", refused.Err);
+        }
+        PruningLedger.Verify(dir["ledger/l2=0.001/seed-1"]);
 
         // Another experiment in the same ledger would overwrite this one's tables: refused.
         var other = ThermoProcess.Run(dir.Path, "reproduce", "partial-entropy", "--data-dir", data, "--runs", "1", "--epochs", "1", "--losses", "pla",
