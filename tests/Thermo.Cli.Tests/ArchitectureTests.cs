@@ -5,16 +5,9 @@ namespace Thermo.Cli.Tests;
 /// <summary>The dependency rule of docs/ARCHITECTURE.md, read from the project files themselves.</summary>
 public class ArchitectureTests
 {
-    static string Root()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Thermo.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("no Thermo.sln above the test assembly");
-    }
-
     static (string[] Projects, string[] Packages) References(string project)
     {
-        var root = Root();
+        var root = Repository.Root;
         var file = Directory.GetFiles(Path.Combine(root, project), project + ".*proj").Single();
         var xml = XDocument.Load(file);
         string[] Of(string element) => xml.Descendants(element).Select(e => e.Attribute("Include")!.Value).ToArray();

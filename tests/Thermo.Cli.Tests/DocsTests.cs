@@ -6,13 +6,6 @@ namespace Thermo.Cli.Tests;
 /// <summary>The docs a user reads agree with the executable they run.</summary>
 public class DocsTests
 {
-    static string Root()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Thermo.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("no Thermo.sln above the test assembly");
-    }
-
     /// <summary>Each verb and the guide pages that document it.</summary>
     public static TheoryData<string, string[]> Verbs => new()
     {
@@ -37,7 +30,7 @@ public class DocsTests
         var options = Regex.Matches(help.Out, @"(?<=^\s+(-\w, )?)--[a-z][a-z0-9-]*", RegexOptions.Multiline).Select(m => m.Value)
             .Where(o => o is not "--help" and not "--version").Distinct().ToList();
         Assert.NotEmpty(options);
-        var text = string.Concat(pages.Select(p => File.ReadAllText(Path.Combine(Root(), "docs", "guide", p))));
+        var text = string.Concat(pages.Select(p => File.ReadAllText(Path.Combine(Repository.Root, "docs", "guide", p))));
         var missing = options.Where(o => !Regex.IsMatch(text, Regex.Escape(o) + @"(?![a-z0-9-])")).ToList();
         Assert.True(missing.Count == 0, $"thermo {verb}: {string.Join(", ", missing)} not in docs/guide/{string.Join(" or ", pages)}");
     }
@@ -45,7 +38,7 @@ public class DocsTests
     [Fact]
     public void Docs_point_at_nothing_outside_the_repository_and_link_to_pages_that_exist()
     {
-        var root = Root();
+        var root = Repository.Root;
         var docs = Directory.GetFiles(Path.Combine(root, "docs"), "*.md", SearchOption.AllDirectories).Append(Path.Combine(root, "README.md"));
         foreach (var doc in docs)
         {
