@@ -68,6 +68,20 @@ module SnapshotSchema =
     let fileName (format: SnapshotFileFormat) (epoch: int) = sprintf "epoch=%05d%s" epoch (extension format)
 
     /// File name of a per-step snapshot inside epoch `e`, e.g. `epoch=00007-step=000001234.parquet`.
+    let private epochName = System.Text.RegularExpressions.Regex(@"^epoch=(\d+)\.(parquet|arrow)$")
+    let private stepName = System.Text.RegularExpressions.Regex(@"^epoch=(\d+)-step=(\d+)\.(parquet|arrow)$")
+
+    /// The epoch of a per-epoch snapshot file name written by `fileName` (either format); None for any
+    /// other name (a temporary file of an interrupted write, a per-step file, a foreign file).
+    let tryEpochOfFileName (name: string) : int option =
+        let m = epochName.Match name
+        if m.Success then Some(int m.Groups[1].Value) else None
+
+    /// The (epoch, global step) of a per-step snapshot file name written by `stepFileName`; None otherwise.
+    let tryStepOfFileName (name: string) : (int * int64) option =
+        let m = stepName.Match name
+        if m.Success then Some(int m.Groups[1].Value, int64 m.Groups[2].Value) else None
+
     let stepFileName (format: SnapshotFileFormat) (epoch: int) (step: int64) =
         sprintf "epoch=%05d-step=%09d%s" epoch step (extension format)
 

@@ -216,10 +216,7 @@ module SnapshotReader =
         let dir = RunLayout.snapshots runDirectory
         if not (Directory.Exists dir) then fail "%s: no snapshots directory" runDirectory
         Directory.EnumerateFiles dir
-        |> Seq.choose (fun path ->
-            let name = Path.GetFileName path
-            let m = Text.RegularExpressions.Regex.Match(name, @"^epoch=(\d+)\.(parquet|arrow)$")
-            if m.Success then Some(int m.Groups[1].Value, path) else None)
+        |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> epoch, path))
         |> Seq.sortBy fst
         |> Seq.toArray
 
@@ -231,9 +228,7 @@ module SnapshotReader =
         if not (Directory.Exists dir) then
             fail "%s: no per-step snapshots (%s); train with --step-snapshots K to write them" runDirectory dir
         Directory.EnumerateFiles dir
-        |> Seq.choose (fun path ->
-            let m = Text.RegularExpressions.Regex.Match(Path.GetFileName path, @"^epoch=(\d+)-step=(\d+)\.(parquet|arrow)$")
-            if m.Success then Some(int m.Groups[2].Value, path) else None)
+        |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> int step, path))
         |> Seq.sortBy fst
         |> Seq.toArray
 

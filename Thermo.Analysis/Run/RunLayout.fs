@@ -86,6 +86,14 @@ module RunLayout =
     [<Literal>]
     let TableFile = "table.md"
 
+    /// Directory, inside `PruningDirectory`, of the structurally pruned model (`prune --structural`).
+    [<Literal>]
+    let StructuralDirectory = "structural"
+
+    /// Directory, inside `StructuralDirectory`, of the fine-tuned smaller model's run (`--finetune`).
+    [<Literal>]
+    let FinetuneDirectory = "finetune"
+
     /// Directory of the HTML report.
     [<Literal>]
     let ReportDirectory = "report"

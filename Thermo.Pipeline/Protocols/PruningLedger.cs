@@ -85,7 +85,7 @@ public static partial class PruningLedger
         Directory.CreateDirectory(to);
         foreach (var file in Directory.EnumerateFiles(from).Where(f => !Path.GetFileName(f).StartsWith('.')))
             File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-        foreach (var dir in Directory.EnumerateDirectories(from).Where(d => !Path.GetFileName(d).StartsWith('.') && Path.GetFileName(d) != "finetune"))
+        foreach (var dir in Directory.EnumerateDirectories(from).Where(d => !Path.GetFileName(d).StartsWith('.') && Path.GetFileName(d) != RunLayout.FinetuneDirectory))
             CopyTree(dir, Path.Combine(to, Path.GetFileName(dir)));
     }
 

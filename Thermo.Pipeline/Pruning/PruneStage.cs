@@ -60,9 +60,6 @@ public static class PruneStage
     /// <summary>The setting of a k or m that does not fit the layer: both together (the front end names both).</summary>
     public const string KOrM = "KOrM";
 
-    /// <summary>RUN/pruning/structural: the physically smaller model, its report and its fine-tuned run.</summary>
-    public const string StructuralDirectory = "structural";
-
     public static string TableCaption(int runs, PruneSettings s) =>
         $"Test accuracy and loss after zeroing filters of {s.Layer} (weights and bias), mean ± sample standard deviation over {runs} runs; k = {s.K}, m = {s.M}.";
 
@@ -129,9 +126,9 @@ public static class PruneStage
                 PruningFiles.WriteResults(Path.Combine(pruning, RunLayout.ResultsFile), results, settings.K, settings.M);
                 if (points.Count > 0) PruningFiles.WriteCurves(Path.Combine(pruning, RunLayout.CurvesFile), points);
                 if (settings.Structural) Structural(pruning, model, scores.Scores, settings, artifacts, log);
-                else if (Directory.Exists(Path.Combine(RunLayout.Pruning(run), StructuralDirectory)))
+                else if (Directory.Exists(Path.Combine(RunLayout.Pruning(run), RunLayout.StructuralDirectory)))
                     // An earlier structural pruning (perhaps hours of fine-tuning) is kept, not dropped with the old tables.
-                    CopyAll(Path.Combine(RunLayout.Pruning(run), StructuralDirectory), Path.Combine(pruning, StructuralDirectory));
+                    CopyAll(Path.Combine(RunLayout.Pruning(run), RunLayout.StructuralDirectory), Path.Combine(pruning, RunLayout.StructuralDirectory));
             });
             all.AddRange(results);
             var perRun = clock.Elapsed / (i + 1);
@@ -185,7 +182,7 @@ public static class PruneStage
         var manifest = model.Manifest;
         var removed = PruningPlan.Zeroed(Experiment.WithoutHottest, PruningPlan.HotFirst(scores, Criterion.Temperature), settings.K, settings.M);
         var result = StructuralPruning.Evaluate(model, settings.Layer, removed);
-        var dir = Path.Combine(pruning, StructuralDirectory);
+        var dir = Path.Combine(pruning, RunLayout.StructuralDirectory);
         Directory.CreateDirectory(dir);
         var modelPath = Path.Combine(dir, "model.parquet");
         SnapshotWriter.write(SnapshotFileFormat.Parquet, modelPath, result.Pruned);
@@ -202,7 +199,7 @@ public static class PruneStage
         log($"  structural: {settings.Layer} {result.WidthsBefore[index]} → {result.WidthsAfter[index]} filters; parameters {result.Before.Parameters:N0} → {result.After.Parameters:N0}, MACs {result.Before.MultiplyAccumulates:N0} → {result.After.MultiplyAccumulates:N0}; test accuracy {result.Accuracy:P2}; max |logit difference| vs the masked model {result.MaxLogitDifference:G3}");
         if (settings.FinetuneEpochs > 0)
         {
-            var finetuneDir = Path.Combine(dir, "finetune");
+            var finetuneDir = Path.Combine(dir, RunLayout.FinetuneDirectory);
             if (Directory.Exists(finetuneDir)) Directory.Delete(finetuneDir, true);
             var config = manifest.Config with { Widths = result.WidthsAfter, Epochs = settings.FinetuneEpochs, InitFrom = Path.GetFullPath(modelPath) };
             using var trainer = TrainingRun.Start(config, finetuneDir, artifacts, new SilentProgress());
