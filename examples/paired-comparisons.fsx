@@ -47,9 +47,10 @@ let wilcoxon (differences: float[]) =
         |> List.filter (fun m -> abs ((ranks |> Array.mapi (fun i r -> if (m >>> i) &&& 1 = 1 then r else 0.0) |> Array.sum) - half) >= observed - 1e-9)
     float extreme.Length / float patterns
 
-// Every condition of a reproduction directory or a ledger: weight-decay=W (older), l2=W (now).
-for condition in Directory.GetDirectories(args[0]) |> Array.filter (fun d -> File.Exists(Path.Combine(d, "pruning", "results.parquet"))) |> Array.sort do
-    let cols = Tables.read (Path.Combine(condition, "pruning", "results.parquet")) "pruning"
+// Every condition tabulated in a reproduction directory or a ledger (DIR/tables/CONDITION/results.parquet):
+// weight-decay=W (older), l2=W, lr-decay=D.
+for condition in Directory.GetDirectories(Path.Combine(args[0], "tables")) |> Array.filter (fun d -> File.Exists(Path.Combine(d, "results.parquet"))) |> Array.sort do
+    let cols = Tables.read (Path.Combine(condition, "results.parquet")) "pruning"
     let strings name = cols |> List.pick (function StringColumn (n, v) when n = name -> Some v | _ -> None)
     let numbers name = cols |> List.pick (function Float64Column (n, v) when n = name -> Some v | _ -> None)
     let run, criterion, experiment, accuracy = strings "run", strings "criterion", strings "experiment", numbers "test_accuracy"
