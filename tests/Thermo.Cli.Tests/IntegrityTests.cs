@@ -308,7 +308,7 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
         using var dir = new TempDir();
         var data = TinyData.WriteMnistLike(dir["data"], 1024, 64);
         var run = dir["run"];
-        string[] train = ["train", "--data-dir", data, "--epochs", "40", "--batch-size", "64", "--widths", "4,4,8,8", "--threads", "1", "--out", run, "--resumable"];
+        string[] train = ["train", "--data-dir", data, "--epochs", "400", "--batch-size", "64", "--widths", "4,4,8,8", "--threads", "1", "--out", run, "--resumable"];
         using var first = Process.Start(ThermoProcess.StartInfo(dir.Path, train))!;
         _ = first.StandardOutput.ReadToEndAsync();
         _ = first.StandardError.ReadToEndAsync();
@@ -324,7 +324,7 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
             var second = ThermoProcess.Run(dir.Path, train);
             Assert.Equal(ExitCodes.BadInput, second.Code);
             Assert.Contains($"pid {first.Id} on {Environment.MachineName}", second.Err);
-            var resume = ThermoProcess.Run(dir.Path, "train", "--resume", run, "--epochs", "50");
+            var resume = ThermoProcess.Run(dir.Path, "train", "--resume", run, "--epochs", "500");
             Assert.Equal(ExitCodes.BadInput, resume.Code);
             Assert.Contains($"pid {first.Id}", resume.Err);
 
@@ -341,7 +341,7 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
             first.WaitForExit();
         }
         // The holder gone (killed: the system released its lock), the run resumes.
-        var after = ThermoProcess.Run(dir.Path, "train", "--resume", run, "--epochs", "41");
+        var after = ThermoProcess.Run(dir.Path, "train", "--resume", run, "--epochs", (RunManifest.TryLoadQuietly(run)!.LastCompleteEpoch + 1).ToString());
         Assert.True(after.Code == 0, after.Err);
     }
 
