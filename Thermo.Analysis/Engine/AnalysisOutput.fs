@@ -40,16 +40,20 @@ module AnalysisOutput =
           Int32Column("rank", rows |> Array.map (fun g -> g.Rank))
           Int32Column("oscillation_rank", rows |> Array.map (fun g -> g.OscillationRank))
           Float64Column("l1_norm", rows |> Array.map (fun g -> g.L1Norm))
+          Float64Column("diffusive_rate", rows |> Array.map (fun g -> g.DiffusiveRate))
           Int32Column("window_from", Array.create n r.Window.From)
           Int32Column("window_to", Array.create n r.Window.To)
           StringColumn("window_rule", Array.create n r.Window.Rule)
           StringColumn("convention", Array.create n r.Physics.Describe)
-          StringColumn("time_unit", Array.create n (timeUnitName r)) ]
+          StringColumn("time_unit", Array.create n (timeUnitName r))
+          StringColumn("spacing", Array.create n r.Window.Spacing) ]
 
     /// instantaneous.parquet in batches built from the per-group series as they are written: this is
     /// the one table with a row per group and epoch, so it is never materialised whole.
     let private instantaneousBatches (r: AnalysisResult) =
         let series = r.Instantaneous
+        let diffusive = r.DiffusiveRates
+        let intervals = r.Window.Intervals
         let total = series |> Array.sumBy (fun (_, values) -> values.Length)
         seq {
             // (group, position in its series) of the next row
@@ -62,6 +66,9 @@ module AnalysisOutput =
                 let units = Array.zeroCreate count
                 let epochs = Array.zeroCreate count
                 let temperatures = Array.zeroCreate count
+                let dts = Array.zeroCreate count
+                let rates = Array.zeroCreate count
+                let perLr2 = Array.zeroCreate count
                 for row in 0 .. count - 1 do
                     while position >= (snd series[group]).Length do
                         group <- group + 1
@@ -69,14 +76,21 @@ module AnalysisOutput =
                     let key, values = series[group]
                     layers[row] <- key.Layer
                     units[row] <- key.Unit
-                    epochs[row] <- r.Window.From + (1 + position) * r.Window.Interval
+                    epochs[row] <- r.Window.Times[1 + position]
                     temperatures[row] <- values[position]
+                    dts[row] <- intervals[position]
+                    rates[row] <- (snd diffusive[group])[position]
+                    // T/η²: the learning rate scales a step's velocity (T ∝ η²); NaN where η is unknown.
+                    perLr2[row] <- values[position] / (r.LearningRates[position] * r.LearningRates[position])
                     position <- position + 1
                 yield
                     [ StringColumn("layer", layers)
                       Int32Column("unit", units)
                       Int32Column("epoch", epochs)
                       Float64Column("temperature", temperatures)
+                      Int32Column("dt", dts)
+                      Float64Column("diffusive_rate", rates)
+                      Float64Column("temperature_over_lr2", perLr2)
                       StringColumn("convention", Array.create count r.Physics.Describe)
                       StringColumn("time_unit", Array.create count (timeUnitName r)) ]
                 written <- written + max 1 count }
@@ -117,12 +131,14 @@ module AnalysisOutput =
           Float64Column("p_value", rows |> Array.map (fun (_, _, _, _, _, _, _, _, pv) -> pv))
           StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
-    /// Writes temperature, instantaneous, msd and fits tables into RUN/analysis/ (RUN/analysis-steps/
-    /// for the per-step analysis), replacing it whole.
-    let write (result: AnalysisResult) =
-        let directory = if result.TimeUnit = TimeUnit.Step then RunLayout.stepAnalysis result.Run else RunLayout.analysis result.Run
+    /// Writes the four tables (temperature, instantaneous, msd, fits) into `directory`, replacing it whole.
+    let writeTo (directory: string) (result: AnalysisResult) =
         AtomicFile.replaceDirectory directory (fun temp ->
             Tables.write (Path.Combine(temp, RunLayout.TemperatureFile)) TemperatureTable (temperatureColumns result)
             Tables.writeBatches (Path.Combine(temp, RunLayout.InstantaneousFile)) InstantaneousTable (instantaneousBatches result)
             Tables.write (Path.Combine(temp, RunLayout.MsdFile)) MsdTable (msdColumns result)
             Tables.write (Path.Combine(temp, RunLayout.FitsFile)) FitsTable (fitsColumns result))
+
+    /// Writes the tables into RUN/analysis/ (RUN/analysis-steps/ for the per-step analysis).
+    let write (result: AnalysisResult) =
+        writeTo (if result.TimeUnit = TimeUnit.Step then RunLayout.stepAnalysis result.Run else RunLayout.analysis result.Run) result

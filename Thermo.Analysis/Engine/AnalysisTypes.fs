@@ -64,7 +64,11 @@ type GroupResult =
       /// 1 = hottest group of its layer.
       Rank: int
       /// 1 = highest oscillation temperature of its layer.
-      OscillationRank: int }
+      OscillationRank: int
+      /// Diffusive rate over the window: (1/|G|) Σ_k Σ_i (Δw_k)² / (2 Σ_i Δt_i), the Δt-weighted mean
+      /// of D_G(i) (docs/THEORY.md, "Unevenly spaced snapshots"); no mass or k_B. NaN per weight on an
+      /// unevenly spaced window.
+      DiffusiveRate: float }
 
 /// One group's diffusion curves and fits.
 type GroupDiffusionResult =
@@ -87,8 +91,16 @@ type AnalysisResult =
       Groups: GroupResult[]
       /// Per layer: T of the whole layer.
       Layers: GroupResult[]
-      /// T_G(e) for e = From+1..To, for every layer and (with unit grouping) every unit.
+      /// T_G(i) for the window's snapshots i = 1..n after its first, for every layer and (with unit
+      /// grouping) every unit.
       Instantaneous: (GroupKey * float[])[]
+      /// D_G(i) = (1/|G|) Σ_k (Δw_k)² / (2 Δt_i) for the same groups and intervals as `Instantaneous`.
+      DiffusiveRates: (GroupKey * float[])[]
+      /// η at the end of each interval of the window where the source gives the learning rate per
+      /// step (NaN elsewhere), for T/η².
+      LearningRates: float[]
+      /// Where the series came from, for outputs: "thermo run", "torch-zip checkpoints (huggingface layout)", ….
+      Source: string
       Diffusion: GroupDiffusionResult[]
       /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings, and the units compared.
       TemperatureL1Spearman: (string * float * int)[]
@@ -97,6 +109,35 @@ type AnalysisResult =
       /// Common decay rate of all layers' gradient noise and the pooled fit's R².
       CommonNoiseDecay: (float * float) option }
 
+
+/// One snapshot of a series to analyse, whatever stores it: a Thermo snapshot file or a foreign
+/// checkpoint. The engine sees only this.
+type SeriesSnapshot =
+    { /// Time coordinate: epoch, or optimiser step.
+      Time: int
+      /// The file (or checkpoint) messages name.
+      Source: string
+      /// Its tensor directory, from its header alone.
+      Directory: unit -> SnapshotReader.TensorDirectory
+      /// Streams the snapshot's values in directory order: `header directory` before any value, then
+      /// `nextChunk ()` gives an array to fill and `filled chunk count` hands it back (as
+      /// `SnapshotReader.streamValues`).
+      Stream: (SnapshotReader.TensorDirectory -> unit) -> (unit -> float32[]) -> (float32[] -> int -> unit) -> unit }
+
+/// A series of snapshots ready for the engine: the window's snapshots, in time order, and what the
+/// tables need besides the values.
+type AnalysisSeries =
+    { /// The run directory, or the checkpoint series as given; named in messages and tables.
+      Name: string
+      TimeUnit: TimeUnit
+      /// The window's snapshots, sorted by time, one per time of the window.
+      Snapshots: SeriesSnapshot[]
+      /// (time, η) where the source gives the learning rate per step.
+      LearningRate: (int * float)[]
+      /// (epoch, layer, mean s_I) rows of the gradient noise (Thermo runs trained with it).
+      GradientNoise: (int * string * float)[]
+      /// Where the series came from, for outputs.
+      Source: string }
 
 /// Parsing the analysis settings given as text; each error is a `SettingException` whose detail reads
 /// as the text after a flag.

@@ -84,15 +84,10 @@ module Engine =
     [<Struct>]
     type private Segment = { Start: int; Length: int; Unit: int; MsdRow: int }
 
-    /// Analyses the run's series of `unit` — per-epoch snapshots, or per-step ones (`analyzeSteps`) —
-    /// calling `progress done total` as each snapshot file is reached (the window's files and the first
-    /// one read again for the drift), for a progress display.
-    ///
-    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
-    /// per-unit sums of v² per epoch, the MSD groups' trajectories as stored (float32, weights × epochs)
-    /// and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the drift per weight.
-    /// The first snapshot is not kept: the drift needs it once more at the end, so it is read again.
-    let analyzeSeriesWithProgress (unit: TimeUnit) (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+    /// The run directory's series of `unit` (per-epoch or per-step snapshot files) over the window
+    /// `options` asks for: the window resolved against the files (and metrics, for `auto`), and the
+    /// window's files as snapshots to stream.
+    let runSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
         let files = if unit = TimeUnit.Step then SnapshotSeries.stepFiles run options.Spacing else SnapshotSeries.epochFiles run options.Spacing
         let epochs = files |> Array.map fst |> Array.distinct
         let inferred (w: EquilibriumWindow) =
@@ -107,11 +102,42 @@ module Engine =
             | TimeUnit.Step, spec -> Window.resolve run epochs None spec
             | _, spec -> Window.resolve run epochs (if spec = Auto then readMetrics run else None) spec
         let paths = windowFiles run files window
+        let snapshots =
+            Array.map2 (fun time path ->
+                { Time = time; Source = path
+                  Directory = fun () -> (let _, _, directory = SnapshotReader.readHeader path in directory)
+                  Stream = fun header nextChunk filled -> SnapshotReader.streamValues path (fun _ _ directory -> header directory) nextChunk filled })
+                window.Times paths
+        // The gradient noise is summarised per epoch: its decay belongs to the epoch analysis.
+        { Name = run; TimeUnit = unit; Snapshots = snapshots; LearningRate = [||]
+          GradientNoise = (if unit = TimeUnit.Step then [||] else readGradientNoise run); Source = "thermo run" },
+        window
+
+    /// Analyses a series over its window, calling `progress done total` as each snapshot is reached
+    /// (the window's snapshots and the first one read again for the drift), for a progress display.
+    /// The window may be unevenly spaced (a checkpoint series): each velocity then has its own Δt, and
+    /// window averages weight each interval by its length (docs/THEORY.md); an evenly spaced window
+    /// is computed with the plain means, bit for bit as before unevenly spaced series existed.
+    ///
+    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
+    /// per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32, weights ×
+    /// snapshots) and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the
+    /// drift per weight. The first snapshot is not kept: the drift needs it once more at the end, so
+    /// it is read again.
+    let analyzeSeries (series: AnalysisSeries) (window: EquilibriumWindow) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+        let run = series.Name
+        let snapshots = series.Snapshots
+        if snapshots.Length <> window.Times.Length || Array.exists2 (fun (s: SeriesSnapshot) t -> s.Time <> t) snapshots window.Times then
+            invalidArg "series" "the series' snapshots must be the window's, in time order"
         let physics = options.Physics
-        // Δt is one snapshot interval (docs/THEORY.md): Physics.Dt per epoch times the window's interval.
+        let even = window.IsEven
+        // Δt is one snapshot interval (docs/THEORY.md): Physics.Dt per time unit times the interval.
         let dt = physics.Dt * float window.Interval
+        let dts = if even then Array.create window.Velocities dt else window.Intervals |> Array.map (fun g -> physics.Dt * float g)
+        let span = Array.sum dts
         let n = window.Velocities
-        let _, _, directory = SnapshotReader.readHeader paths[0]
+        let timeName = if series.TimeUnit = TimeUnit.Step then "step" else "epoch"
+        let directory = snapshots[0].Directory ()
         let slots, layers = SnapshotStream.slotsOf run directory options
         let total = (SnapshotStream.fileOffsets directory)[directory.Length]
         let groups, layerGroups, unitGroups = buildGroups slots layers options.Grouping
@@ -132,26 +158,30 @@ module Engine =
             |> Array.concat
             |> Array.sortBy (fun s -> s.Start)
         let perWeight = options.Grouping = Grouping.Weight
-        // Σ_k v_k(e)² of each unit per velocity e (the units partition the selected weights).
+        // Σ_k v_k(i)² of each unit per velocity i (the units partition the selected weights).
         let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
         let unitDrift = Array.zeroCreate<float> unitGroups.Length
+        // Per weight: Σ_i v_k(i)² (even), or Σ_i Δt_i v_k(i)² (uneven: the time integral the weighted mean needs).
         let weightSumSquares = if perWeight then Array.zeroCreate<float> total else [||]
         let weightDrift = if perWeight then Array.zeroCreate<float> total else [||]
         // The selected values of the latest snapshot streamed so far; the last one when done.
         let latest = Array.zeroCreate<float32> total
-        // Files 0..m are the window; file m+1 is the window's first snapshot again, for the drift.
-        let m = paths.Length - 1
+        // Snapshots 0..m are the window; m+1 is the window's first snapshot again, for the drift.
+        let m = snapshots.Length - 1
         let driftPass = m + 1
-        let mutable epoch = 0
+        // v̄_k = (w_k(b) − w_k(a)) / (t_b − t_a): n Δt on an even window, the window's span otherwise.
+        let driftScale = if even then 1.0 / (float n * dt) ** 2.0 else 1.0 / span ** 2.0
+        let mutable time = 0
         let mutable cursor = 0
-        let onFile (file: int) (fileEpoch: int) (fileDirectory: SnapshotReader.TensorDirectory) =
-            if fileDirectory <> directory then
-                fail "%s: its tensors differ from those of %s, the window's first snapshot" paths[file % (m + 1)] paths[0]
-            epoch <- fileEpoch
+        let onSnapshot (index: int) (snapshotTime: int) (snapshotDirectory: SnapshotReader.TensorDirectory) =
+            if snapshotDirectory <> directory then
+                fail "%s: its tensors differ from those of %s, the window's first snapshot%s" snapshots[index % (m + 1)].Source snapshots[0].Source
+                    (SnapshotStream.describeDifference directory snapshotDirectory)
+            time <- snapshotTime
             cursor <- 0
-            progress file (m + 2)
-        let consume (file: int) (offset: int) (chunk: float32[]) (count: int) =
-            if file <> driftPass then SnapshotStream.checkFinite paths[file] epoch directory offset (ReadOnlySpan<float32>(chunk, 0, count))
+            progress index (m + 2)
+        let consume (index: int) (offset: int) (chunk: float32[]) (count: int) =
+            if index <> driftPass then SnapshotStream.checkFinite snapshots[index].Source timeName time directory offset (ReadOnlySpan<float32>(chunk, 0, count))
             let stop = offset + count
             while cursor < segments.Length && segments[cursor].Start + segments[cursor].Length <= offset do
                 cursor <- cursor + 1
@@ -161,97 +191,147 @@ module Engine =
                 let from = max segment.Start offset
                 let until = min (segment.Start + segment.Length) stop
                 let current = ReadOnlySpan<float32>(chunk, from - offset, until - from)
-                if file = 0 then
+                if index = 0 then
                     current.CopyTo(Span<float32>(latest, from, until - from))
-                elif file = driftPass then
-                    // v̄_k = (w_k(b) − w_k(a)) / (n Δt), with w(b) in `latest` and w(a) read again.
-                    let scale = 1.0 / (float n * dt) ** 2.0
+                elif index = driftPass then
                     let sum =
-                        if perWeight then VelocityKernels.squaredDifferencesInto (current, ReadOnlySpan<float32>(latest, from, until - from), Span<float>(weightDrift, from, until - from), scale)
+                        if perWeight then VelocityKernels.squaredDifferencesInto (current, ReadOnlySpan<float32>(latest, from, until - from), Span<float>(weightDrift, from, until - from), driftScale)
                         else VelocityKernels.squaredDifferences (current, ReadOnlySpan<float32>(latest, from, until - from))
-                    unitDrift[segment.Unit] <- unitDrift[segment.Unit] + sum * scale
+                    unitDrift[segment.Unit] <- unitDrift[segment.Unit] + sum * driftScale
                 else
+                    let interval = dts[index - 1]
                     let target = Span<float32>(latest, from, until - from)
                     let sum =
-                        if perWeight then VelocityKernels.stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), 1.0 / (dt * dt))
+                        if perWeight then
+                            VelocityKernels.stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), (if even then 1.0 / (dt * dt) else 1.0 / interval))
                         else VelocityKernels.stepSquares (current, target)
-                    unitSums[segment.Unit].[file - 1] <- unitSums[segment.Unit].[file - 1] + sum / (dt * dt)
-                if segment.MsdRow >= 0 && file <> driftPass then
+                    unitSums[segment.Unit].[index - 1] <- unitSums[segment.Unit].[index - 1] + sum / (interval * interval)
+                if segment.MsdRow >= 0 && index <> driftPass then
                     for k in from .. until - 1 do
-                        trajectories[segment.MsdRow + k - segment.Start].[file] <- chunk[k - offset]
+                        trajectories[segment.MsdRow + k - segment.Start].[index] <- chunk[k - offset]
                 s <- s + 1
-        SnapshotStream.streamFiles (Array.append paths [| paths[0] |]) onFile consume
+        SnapshotStream.streamSnapshots (Array.append snapshots [| snapshots[0] |]) onSnapshot consume
         let temperature = Kinematics.temperature physics
+        // Σ_i v(i)² over the window and the count of velocities it averages over (per weight): n on an
+        // even window; on an uneven one Σ_i Δt_i v(i)² and Σ_i Δt_i, the interval-weighted mean.
+        let windowSum (sums: float[]) =
+            if even then Array.sum sums, float n
+            else Array.fold2 (fun acc s d -> acc + s * d) 0.0 sums dts, span
+        // D over the window: Σ_i (Δw)² / (2 Σ_i Δt_i), with (Δw)² = v² Δt_i².
+        let windowDiffusive (sums: float[]) (count: int) =
+            (Array.fold2 (fun acc s d -> acc + s * d * d) 0.0 sums dts) / (2.0 * span * float count)
         let unitTemperature u =
             let count = size unitGroups[u]
-            Kinematics.groupTemperatureOf
-                (temperature (Array.sum unitSums[u]) (float n * float count)) (temperature unitDrift[u] (float count)) count
+            let sum, velocities = windowSum unitSums[u]
+            Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count
         // Σ|w| over the group's ranges as one sequence, at the window's last snapshot.
         let l1 (g: Group) =
             g.Ranges |> Array.fold (fun sum struct (start, length) -> Kinematics.l1NormFrom sum (ReadOnlySpan(latest, start, length))) 0.0
         let unitTemperatures = Array.init unitGroups.Length unitTemperature
+        let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums[u] (size unitGroups[u]))
         let unitL1 = unitGroups |> Array.map l1
         let unitsOf layer = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = layer) |> Array.map fst
         // A layer's sums are its units' sums: the same arithmetic, weighted by the units' sizes.
+        let layerSums (layer: string) =
+            let units = unitsOf layer
+            Array.init n (fun i -> units |> Array.sumBy (fun u -> unitSums[u].[i]))
         let layerTemperature (layer: string) =
             let units = unitsOf layer
             let count = units |> Array.sumBy (fun u -> size unitGroups[u])
+            let sum, velocities =
+                if even then units |> Array.sumBy (fun u -> Array.sum unitSums[u]), float n
+                else windowSum (layerSums layer)
             Kinematics.groupTemperatureOf
-                (temperature (units |> Array.sumBy (fun u -> Array.sum unitSums[u])) (float n * float count))
+                (temperature sum (velocities * float count))
                 (temperature (units |> Array.sumBy (fun u -> unitDrift[u])) (float count))
                 count
         let layerResults =
-            layerGroups |> Array.map (fun g -> { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = l1 g; Rank = 1; OscillationRank = 1 })
-        let temperatures, groupL1 =
+            layerGroups |> Array.map (fun g ->
+                { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = l1 g; Rank = 1; OscillationRank = 1
+                  DiffusiveRate = windowDiffusive (layerSums g.Key.Layer) (size g) })
+        let temperatures, groupL1, groupDiffusive =
             match options.Grouping with
-            | Grouping.Unit -> unitTemperatures, unitL1
-            | Grouping.Layer -> layerResults |> Array.map (fun r -> r.Temperature), layerResults |> Array.map (fun r -> r.L1Norm)
+            | Grouping.Unit -> unitTemperatures, unitL1, unitDiffusive
+            | Grouping.Layer -> layerResults |> Array.map (fun r -> r.Temperature), layerResults |> Array.map (fun r -> r.L1Norm), layerResults |> Array.map (fun r -> r.DiffusiveRate)
             | _ ->
                 groups |> Array.map (fun g ->
                     let struct (k, _) = g.Ranges[0]
                     // weightDrift already holds v̄_k²: one weight, no mean to take (÷ 1 is exact).
-                    Kinematics.groupTemperatureOf (temperature weightSumSquares[k] (float n)) (temperature weightDrift[k] 1.0) 1),
-                groups |> Array.map l1
+                    Kinematics.groupTemperatureOf (temperature weightSumSquares[k] (if even then float n else span)) (temperature weightDrift[k] 1.0) 1),
+                groups |> Array.map l1,
+                // Even: Σ (Δw)² = Σ v² dt², so D = Σ v² dt / (2 n). Uneven: the per-weight sum holds
+                // Σ Δt_i v², which does not give Σ (Δw)² back.
+                groups |> Array.map (fun g -> let struct (k, _) = g.Ranges[0] in if even then weightSumSquares[k] * dt / (2.0 * float n) else nan)
         let keys = groups |> Array.map (fun g -> g.Key)
         let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
         let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
         let results =
             Array.init groups.Length (fun i ->
-                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i] })
+                { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i]
+                  DiffusiveRate = groupDiffusive[i] })
+        // D(i) = Σ (Δw)² / (2 Δt_i |G|) = Σ v² Δt_i / (2 |G|).
+        let diffusiveOf (sums: float[]) (count: int) = Array.map2 (fun s d -> s * d / (2.0 * float count)) sums dts
         let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, unitSums[u] |> Array.map (fun s -> temperature s (float (size g))))
+        let unitDiffusiveSeries = unitGroups |> Array.mapi (fun u g -> g.Key, diffusiveOf unitSums[u] (size g))
         let layerInstantaneous =
             layerGroups |> Array.map (fun lg ->
                 let units = unitsOf lg.Key.Layer
                 let count = float (size lg)
                 lg.Key, Array.init n (fun e -> temperature (units |> Array.sumBy (fun u -> unitSums[u].[e])) count))
-        let instantaneousSeries = if options.Grouping = Grouping.Unit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
+        let layerDiffusiveSeries = layerGroups |> Array.map (fun lg -> lg.Key, diffusiveOf (layerSums lg.Key.Layer) (size lg))
+        let byUnit = options.Grouping = Grouping.Unit
+        let instantaneousSeries = if byUnit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
+        let diffusiveSeries = if byUnit then Array.append layerDiffusiveSeries unitDiffusiveSeries else layerDiffusiveSeries
         let spearman =
             layers |> Array.map (fun layer ->
                 let units = unitsOf layer
                 layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])), units.Length)
-        let fitFrom, alphaTo, diffusionTo =
-            match options.FitLags with
-            | Some(a, b) ->
-                if a < 1 || b > n || b - a < 1 then Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d with at least two lags" a b n
-                a, b, b
-            | None -> 1, max 2 (n / 2), max 2 (n / 4)
         let diffusion =
-            unitGroups
-            |> Array.mapi (fun u g -> u, g)
-            |> Array.filter (fun (_, g) -> isMsdUnit g)
-            |> Array.map (fun (u, g) ->
-                let rows = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
-                let curves = GroupDiffusion.compute rows
-                { Key = g.Key; Curves = curves
-                  Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
-                  Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
-        // The gradient noise is summarised per epoch: its decay belongs to the epoch analysis.
-        let noise = if unit = TimeUnit.Step then [||] else readGradientNoise run
-        { Run = run; TimeUnit = unit; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
-          Instantaneous = instantaneousSeries
+            let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> isMsdUnit g)
+            let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
+            if even then
+                let fitFrom, alphaTo, diffusionTo =
+                    match options.FitLags with
+                    | Some(a, b) ->
+                        if a < 1 || b > n || b - a < 1 then Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d with at least two lags" a b n
+                        a, b, b
+                    | None -> 1, max 2 (n / 2), max 2 (n / 4)
+                msdUnits |> Array.map (fun (u, g) ->
+                    let curves = GroupDiffusion.compute (rowsOf u g)
+                    { Key = g.Key; Curves = curves
+                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
+                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
+            else
+                // Lags in time units over all pairs of snapshots, binned (docs/THEORY.md); the fits take
+                // lags up to half (α) and a quarter (D) of the window's span unless told otherwise.
+                let windowSpan = window.To - window.From
+                let fitFrom, alphaTo, diffusionTo =
+                    match options.FitLags with
+                    | Some(a, b) ->
+                        if a < 1 || b > windowSpan || b - a < 1 then
+                            Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d (%ss) with at least two lags" a b windowSpan timeName
+                        a, b, b
+                    | None -> 1, max 2 (windowSpan / 2), max 2 (windowSpan / 4)
+                msdUnits |> Array.map (fun (u, g) ->
+                    let curves = GroupDiffusion.computeUneven window.Times (rowsOf u g)
+                    { Key = g.Key; Curves = curves
+                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom alphaTo)
+                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant physics.Dt curves.Lags curves.DriftCorrectedMsd fitFrom diffusionTo) })
+        let learningRates =
+            let known = dict series.LearningRate
+            window.Times[1..] |> Array.map (fun t -> match known.TryGetValue t with | true, eta -> eta | _ -> nan)
+        let noise = series.GradientNoise
+        { Run = run; TimeUnit = series.TimeUnit; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
+          Instantaneous = instantaneousSeries; DiffusiveRates = diffusiveSeries; LearningRates = learningRates; Source = series.Source
           Diffusion = diffusion; TemperatureL1Spearman = spearman
           NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
           CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }
+
+    /// Analyses the run's series of `unit` — per-epoch snapshots, or per-step ones (`analyzeSteps`) —
+    /// with progress as `analyzeSeries`.
+    let analyzeSeriesWithProgress (unit: TimeUnit) (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+        let series, window = runSeries unit run options
+        analyzeSeries series window options progress
 
     /// Analyses one run directory: resolves the window, streams its snapshots once, and returns every
     /// table of `analyze`. Raises `ArtifactException` (one message naming run, file, layer or epoch)

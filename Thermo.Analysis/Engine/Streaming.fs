@@ -7,7 +7,7 @@ open System.Threading.Tasks
 type internal Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int; Start: int }
 
 /// The engine's input side: which tensors of a snapshot are analysed (slots), and the values of a
-/// window's snapshot files streamed in 64 KB chunks, read on another core while the caller
+/// window's snapshots (Thermo files or foreign checkpoints) streamed in 64 KB chunks, read on another core while the caller
 /// accumulates the previous chunk. Nothing here knows about temperatures.
 module internal SnapshotStream =
     let private fail fmt = Errors.artifact fmt
@@ -40,6 +40,23 @@ module internal SnapshotStream =
                        yield { Layer = layer; Tensor = tensorName; Units = units; UnitSize = tensorSize directory[i] / max 1 units; Start = offsets[i] }
                    | None -> () |], layers
 
+    /// How a snapshot's tensor directory differs from the first one's, for the message that refuses
+    /// it: the first tensor whose shape changed, or the layers that appeared or disappeared.
+    let describeDifference (first: SnapshotReader.TensorDirectory) (other: SnapshotReader.TensorDirectory) =
+        let name (l: string, t: string, _) = l + "." + t
+        let shapes (d: SnapshotReader.TensorDirectory) = d |> Array.map (fun ((_, _, shape) as t) -> name t, shape) |> dict
+        let a, b = shapes first, shapes other
+        let shapeText (shape: int[]) = "[" + String.Join(", ", shape) + "]"
+        let gone = first |> Array.map name |> Array.filter (fun k -> not (b.ContainsKey k))
+        let added = other |> Array.map name |> Array.filter (fun k -> not (a.ContainsKey k))
+        let changed = first |> Array.map name |> Array.filter (fun k -> b.ContainsKey k && a[k] <> b[k])
+        if changed.Length > 0 then sprintf ": tensor %s has shape %s there but %s here" changed[0] (shapeText a[changed[0]]) (shapeText b[changed[0]])
+        elif gone.Length > 0 || added.Length > 0 then
+            let list (names: string[]) = String.Join(", ", names |> Array.truncate 5) + (if names.Length > 5 then ", …" else "")
+            (if gone.Length > 0 then sprintf ": %s disappeared" (list gone) else "")
+            + (if added.Length > 0 then sprintf "%s %s appeared" (if gone.Length > 0 then ";" else ":") (list added) else "")
+        else ": the tensors come in another order"
+
     /// Index of the first NaN or ±∞ in `values`, or −1; a SIMD pass (|x| ≤ MaxValue fails for both).
     let private firstNonFinite (values: ReadOnlySpan<float32>) =
         let width = Numerics.Vector<float32>.Count
@@ -51,16 +68,16 @@ module internal SnapshotStream =
             i <- i + 1
         if i < values.Length then i else -1
 
-    /// Fails naming layer, tensor and epoch when a chunk of a snapshot (values offset.. of the flat
+    /// Fails naming layer, tensor and time when a chunk of a snapshot (values offset.. of the flat
     /// order) holds NaN or ±∞.
-    let checkFinite (path: string) (epoch: int) (directory: SnapshotReader.TensorDirectory) (offset: int) (values: ReadOnlySpan<float32>) =
+    let checkFinite (path: string) (timeName: string) (epoch: int) (directory: SnapshotReader.TensorDirectory) (offset: int) (values: ReadOnlySpan<float32>) =
         let bad = firstNonFinite values
         if bad >= 0 then
             let flat = offset + bad
             let starts = fileOffsets directory
             let i = min (starts |> Array.findIndexBack (fun start -> start <= flat)) (directory.Length - 1)
             let layer, tensor, _ = directory[i]
-            fail "%s: %s.%s holds %g at flat index %d (epoch %d); the run diverged or the file is corrupt" path layer tensor values[bad] (flat - starts[i]) epoch
+            fail "%s: %s.%s holds %g at flat index %d (%s %d); the run diverged or the file is corrupt" path layer tensor values[bad] (flat - starts[i]) timeName epoch
 
     /// What the reader thread hands the accumulating thread.
     type private Feed =
@@ -73,11 +90,12 @@ module internal SnapshotStream =
     /// the hand-over between threads.
     let private chunkLength = 1 <<< 14
 
-    /// Streams the values of `paths`, in file and row order, through `consume file offset chunk count`
-    /// on the caller's thread while a reader thread decodes up to a few chunks ahead (the work of the
-    /// two cores overlaps, and memory is a handful of chunks whatever the files' size). `onFile file
-    /// epoch directory` comes before a file's first chunk. An exception on either side stops both.
-    let streamFiles (paths: string[]) (onFile: int -> int -> SnapshotReader.TensorDirectory -> unit) (consume: int -> int -> float32[] -> int -> unit) =
+    /// Streams the values of `snapshots`, in snapshot and row order, through `consume snapshot offset
+    /// chunk count` on the caller's thread while a reader thread decodes up to a few chunks ahead (the
+    /// work of the two cores overlaps, and memory is a handful of chunks whatever the snapshots' size).
+    /// `onSnapshot snapshot time directory` comes before a snapshot's first chunk. An exception on
+    /// either side stops both.
+    let streamSnapshots (snapshots: SeriesSnapshot[]) (onSnapshot: int -> int -> SnapshotReader.TensorDirectory -> unit) (consume: int -> int -> float32[] -> int -> unit) =
         use pool = new Collections.Concurrent.BlockingCollection<float32[]>()
         for _ in 1..4 do pool.Add(Array.zeroCreate chunkLength)
         use feed = new Collections.Concurrent.BlockingCollection<Feed>(4)
@@ -86,10 +104,10 @@ module internal SnapshotStream =
         let reader =
             Task.Run(fun () ->
                 try
-                    for i in 0 .. paths.Length - 1 do
+                    for i in 0 .. snapshots.Length - 1 do
                         let offset = ref 0
-                        SnapshotReader.streamValues paths[i]
-                            (fun epoch _ directory -> feed.Add(FileStart(i, epoch, directory), token))
+                        snapshots[i].Stream
+                            (fun directory -> feed.Add(FileStart(i, snapshots[i].Time, directory), token))
                             (fun () -> pool.Take token)
                             (fun chunk count ->
                                 feed.Add(Values(i, offset.Value, chunk, count), token)
@@ -109,7 +127,7 @@ module internal SnapshotStream =
                     // any model under ~10M parameters. A gen-0 collection with nothing young alive costs
                     // microseconds.
                     if i % 16 = 15 then GC.Collect(0, GCCollectionMode.Forced, false)
-                    onFile i epoch directory
+                    onSnapshot i epoch directory
                 | Values(i, offset, chunk, count) ->
                     consume i offset chunk count
                     pool.Add chunk

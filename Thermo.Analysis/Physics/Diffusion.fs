@@ -268,3 +268,49 @@ module GroupDiffusion =
           Msd = msd
           AbsMeanDisplacement = md |> Array.map (fun v -> v / count)
           DriftCorrectedMsd = msd |> Array.mapi (fun i m -> m - meanSquareDrift * float ((i + 1) * (i + 1))) }
+
+    /// Most distinct lags an unevenly spaced series keeps as they are; beyond it, pairs are binned.
+    [<Literal>]
+    let DistinctLagLimit = 64
+
+    /// Number of logarithmic lag bins when an uneven series has more distinct lags than `DistinctLagLimit`.
+    [<Literal>]
+    let LagBins = 32
+
+    /// Curves of a group on an unevenly spaced series (docs/THEORY.md, "Unevenly spaced snapshots"):
+    /// lags in time over all pairs of snapshots (i < j), lag t_j − t_i. Each distinct lag is its own
+    /// point when there are at most `DistinctLagLimit` of them; otherwise pairs fall into `LagBins`
+    /// logarithmic bins between the smallest and the largest lag. A point's lag is the mean lag of its
+    /// pairs, rounded; MSD and |MD| are means over its pairs, then over weights; the drift correction
+    /// subtracts mean_k v̄_k² · mean (lag²) of its pairs, v̄_k = (x_last − x_first) / (t_last − t_first).
+    /// Direct sums: O(pairs × weights), cheap for the tens of checkpoints such series hold.
+    let computeUneven (times: int[]) (trajectories: float[][]) : GroupDiffusion =
+        if trajectories.Length = 0 then invalidArg "trajectories" "a group needs at least one weight"
+        let n = times.Length
+        if n < 2 then invalidArg "times" "MSD needs at least two snapshots"
+        if trajectories |> Array.exists (fun x -> x.Length <> n) then invalidArg "trajectories" "one value per snapshot time"
+        let pairs = [| for i in 0 .. n - 2 do for j in i + 1 .. n - 1 -> struct (i, j, times[j] - times[i]) |]
+        let distinct = pairs |> Array.map (fun struct (_, _, lag) -> lag) |> Array.distinct |> Array.sort
+        let binOf =
+            if distinct.Length <= DistinctLagLimit then
+                let index = distinct |> Array.mapi (fun b lag -> lag, b) |> dict
+                fun (lag: int) -> index[lag]
+            else
+                let lo, hi = log (float distinct[0]), log (float distinct[distinct.Length - 1])
+                fun lag -> min (LagBins - 1) (int (float LagBins * (log (float lag) - lo) / (hi - lo)))
+        let bins = if distinct.Length <= DistinctLagLimit then distinct.Length else LagBins
+        let members = Array.init bins (fun _ -> ResizeArray<struct (int * int * int)>())
+        for struct (_, _, lag) as pair in pairs do members[binOf lag].Add pair
+        let used = members |> Array.filter (fun m -> m.Count > 0)
+        let count = float trajectories.Length
+        let span = float (times[n - 1] - times[0])
+        let meanSquareDrift = trajectories |> Array.sumBy (fun x -> ((x[n - 1] - x[0]) / span) ** 2.0) |> fun s -> s / count
+        let msd = used |> Array.map (fun m ->
+            trajectories |> Array.sumBy (fun x -> (m |> Seq.sumBy (fun struct (i, j, _) -> (x[j] - x[i]) ** 2.0)) / float m.Count) |> fun s -> s / count)
+        let md = used |> Array.map (fun m ->
+            trajectories |> Array.sumBy (fun x -> abs ((m |> Seq.sumBy (fun struct (i, j, _) -> x[j] - x[i])) / float m.Count)) |> fun s -> s / count)
+        let meanLagSquared = used |> Array.map (fun m -> (m |> Seq.sumBy (fun struct (_, _, lag) -> float lag * float lag)) / float m.Count)
+        { Lags = used |> Array.map (fun m -> int (System.Math.Round((m |> Seq.sumBy (fun struct (_, _, lag) -> float lag)) / float m.Count)))
+          Msd = msd
+          AbsMeanDisplacement = md
+          DriftCorrectedMsd = Array.map2 (fun m l2 -> m - meanSquareDrift * l2) msd meanLagSquared }

@@ -17,20 +17,39 @@ type WindowSpec =
     /// Snapshots [a, b].
     | Between of int * int
 
-/// A resolved equilibrium window [a, b] of snapshot epochs, taken every `Interval` epochs (the run's
-/// snapshot interval: Δt), so n = (b − a) / Interval velocities.
+/// A resolved equilibrium window [a, b] of snapshot times (epochs or steps). Evenly spaced, every
+/// `Interval` time units (the run's snapshot interval: Δt), so n = (b − a) / Interval velocities; or
+/// unevenly spaced (a checkpoint series), `Interval` 0 and each velocity its own Δt.
 type EquilibriumWindow =
     { From: int
       To: int
-      /// Epochs between consecutive snapshots of the window (1 for a run snapshotted every epoch).
+      /// Time units between consecutive snapshots of an evenly spaced window (1 for a run
+      /// snapshotted every epoch); 0 when the window's snapshots are unevenly spaced.
       Interval: int
       /// How it was chosen, stated in every output.
-      Rule: string }
+      Rule: string
+      /// The window's snapshot times, From … To.
+      Times: int[] }
 
-    member w.Velocities = (w.To - w.From) / w.Interval
-    /// The window's snapshot epochs, From, From + Interval, …, To.
-    member w.Epochs = [| w.From .. w.Interval .. w.To |]
+    /// n: the velocities inside the window, one per interval between consecutive snapshots.
+    member w.Velocities = w.Times.Length - 1
+    /// The window's snapshot times (epochs of a per-epoch series).
+    member w.Epochs = w.Times
+    /// True when every interval of the window has the same length.
+    member w.IsEven = w.Interval > 0
+    /// Δt_i = t_i − t_{i−1} of each velocity, in time units.
+    member w.Intervals = w.Times |> Array.pairwise |> Array.map (fun (a, b) -> b - a)
+    /// "every K epochs" or "uneven (Δt from A to B steps)": how the window is spaced, for outputs.
+    member w.Spacing =
+        if w.IsEven then sprintf "even, dt %d" w.Interval
+        else
+            let gaps = w.Intervals
+            sprintf "uneven, dt %d..%d" (Array.min gaps) (Array.max gaps)
     override w.ToString() = sprintf "[%d, %d] (%s)" w.From w.To w.Rule
+
+    /// An evenly spaced window [from, to] every `interval`.
+    static member Even(from: int, until: int, interval: int, rule: string) =
+        { From = from; To = until; Interval = interval; Rule = rule; Times = [| from .. interval .. until |] }
 
 /// The equilibrium window: parsing, resolution against a run, and the `auto` rule.
 module Window =
@@ -132,12 +151,16 @@ module Window =
 
     /// The window [a, b] on the run's snapshots: both ends must be snapshots and the snapshots between
     /// them evenly spaced (their spacing is Δt); otherwise a `SettingException` naming the nearest valid ends.
-    let private onSnapshots (run: string) (available: int[]) (a: int) (b: int) (rule: string) =
+    let private checkEnds (run: string) (available: int[]) (a: int) (b: int) (rule: string) =
         let present = Set.ofArray available
         if not (present.Contains a) || not (present.Contains b) then
             let ends = [ if not (present.Contains a) then sprintf "start %d (nearest snapshots: %s)" a (nearest available a)
                          if not (present.Contains b) then sprintf "end %d (nearest snapshots: %s)" b (nearest available b) ]
             badWindow run "%s: the window's %s has no snapshot; a window's ends must fall on snapshots" rule (String.concat " and its " ends)
+
+    let private onSnapshots (run: string) (available: int[]) (a: int) (b: int) (rule: string) =
+        checkEnds run available a b rule
+        let present = Set.ofArray available
         let inside = available |> Array.filter (fun e -> e >= a && e <= b)
         let allGaps = inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x)
         let gaps = allGaps |> Array.distinct
@@ -157,7 +180,7 @@ module Window =
                 let shown = missing |> Array.truncate 20 |> Array.map string
                 fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run a b (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
             badWindow run "%s: the snapshots of %d..%d are not evenly spaced (gaps of %s epochs); choose ends within an evenly spaced stretch" rule a b (gaps |> Array.map string |> String.concat ", ")
-        { From = a; To = b; Interval = gaps[0]; Rule = rule }
+        EquilibriumWindow.Even(a, b, gaps[0], rule)
 
     /// Resolves a spec against the snapshot epochs a run has (sorted) and, for `Auto`, its metrics
     /// (epoch, test loss, test accuracy). `last:N` is the last N epochs. A window's ends must be
@@ -198,6 +221,38 @@ module Window =
                 | Some(a, b) ->
                     onSnapshots run available a b "auto: 4 fitted relaxation times of test loss and accuracy, then no other trend beyond twice their noise"
                 | None -> badWindow run "auto found no equilibrium (test loss or accuracy still trends over every tail of ≥ %d epochs, or too few evenly spaced snapshots after it); pass last:N or a:b" MinimumAutoEpochs
+
+    /// Resolves a spec against the snapshot times of a series whose spacing may be uneven by design
+    /// (a checkpoint series saved every 500 steps then every 1000, or log-spaced): both ends must be
+    /// snapshots, and every snapshot between them is in the window whatever its gap, each velocity
+    /// with its own Δt. A window whose snapshots happen to be evenly spaced comes back as `resolve`
+    /// gives it. `last:N` is the last N time units; `auto` needs metrics (time, test or eval loss,
+    /// accuracy) and starts at the first snapshot at or after the rule's start.
+    let resolveUneven (series: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
+        if available.Length < 2 then fail "%s: needs at least two snapshots, has %d" series available.Length
+        let first, last = available[0], available[available.Length - 1]
+        let window (a: int) (b: int) (rule: string) =
+            checkEnds series available a b rule
+            let inside = available |> Array.filter (fun t -> t >= a && t <= b)
+            match inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct with
+            | [| gap |] -> EquilibriumWindow.Even(a, b, gap, rule)
+            | _ -> { From = a; To = b; Interval = 0; Rule = rule; Times = inside }
+        match spec with
+        | Last n ->
+            if n > last - first then badWindow series "last:%d is longer than the series (snapshots %d..%d)" n first last
+            window (last - n) last (sprintf "last:%d" n)
+        | Between(a, b) ->
+            if a < first || b > last then badWindow series "%d:%d lies outside the series (snapshots %d..%d)" a b first last
+            window a b (sprintf "%d:%d" a b)
+        | Auto ->
+            match metrics with
+            | None -> badWindow series "auto needs metrics (a metrics file or the trainer's log history), and this series has none; pass last:N or a:b"
+            | Some(times, loss, accuracy) ->
+                let start = findEquilibrium times loss accuracy |> Option.bind (fun s -> available |> Array.tryFind (fun t -> t >= s))
+                match start with
+                | Some a when a < last && (available |> Array.filter (fun t -> t >= a)).Length >= 3 ->
+                    window a last "auto: 4 fitted relaxation times of eval loss and accuracy, then no other trend beyond twice their noise"
+                | _ -> badWindow series "auto found no equilibrium (loss or accuracy still trends, or fewer than three snapshots after it); pass last:N or a:b"
 
 type WindowSpec with
     /// Parses `auto`, `last:N` or `a:b`, raising `SettingException` (`Window`) otherwise.

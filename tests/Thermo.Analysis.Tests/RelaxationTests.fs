@@ -96,7 +96,7 @@ let tests =
                 seq { 0 .. epochs.Length - Window.MinimumAutoEpochs } |> Seq.find (fun s -> flat s loss && flat s accuracy) |> fun s -> epochs[s]
             let run = synthetic 1 20.0 0.05 200
             Expect.isLessThan (float (flatOnly run)) (3.0 * 20.0) "on a noisy relaxation the flatness test alone starts before 3 τ"
-            let paper = { From = 50; To = 200; Interval = 1; Rule = "last:150" }
+            let paper = EquilibriumWindow.Even(50, 200, 1, "last:150")
             Expect.isLessThan (abs (bias (synthetic 1 10.0 0.002 200) paper)) 0.05 "τ = 10: epoch 50 is 5 τ, unbiased"
             Expect.isGreaterThan (bias (synthetic 1 40.0 0.002 200) paper) 0.05 "τ = 40: epoch 50 is 1.25 τ, biased hot"
             for tau in [ 5.0; 10.0; 20.0; 40.0 ] do
