@@ -1,0 +1,128 @@
+namespace Thermo.Analysis
+
+open System
+open System.IO
+open System.Text.Json
+open Thermo.Analysis.Checkpoints
+
+/// A run directory made by `import` from a checkpoint series: Thermo snapshot files, the source's
+/// metrics, and a run.json that lists every snapshot with its time coordinate and the digest of the
+/// file it came from. Its analysis reads the listed files with the checkpoint series' window rules
+/// (unevenly spaced by design), so it gives the tables the in-place analysis gives, to the last bit.
+module ImportedRun =
+    let private fail fmt = Errors.artifact fmt
+
+    /// run.json's "kind" for an imported series.
+    [<Literal>]
+    let Kind = "imported-checkpoints"
+
+    /// The source's metrics, one row per logged time: RUN/source-metrics.parquet.
+    [<Literal>]
+    let MetricsFile = "source-metrics.parquet"
+
+    /// Table name of source-metrics.parquet.
+    [<Literal>]
+    let MetricsTable = "source_metrics"
+
+    /// One snapshot as run.json lists it.
+    type ListedSnapshot =
+        { Time: int
+          /// Path inside the run directory.
+          File: string
+          /// The checkpoint it came from, as given to `import`.
+          Source: string
+          /// SHA-256 of the checkpoint's weight files (hex), as read when imported.
+          SourceSha256: string }
+
+    /// What run.json of an imported run says.
+    type Manifest =
+        { Layout: string
+          TimeUnit: TimeUnit
+          DeclaredInterval: int option
+          AcceptGaps: bool
+          Snapshots: ListedSnapshot[] }
+
+    let private path run = RunLayout.manifest run
+
+    /// True when RUN/run.json says the run was imported from checkpoints.
+    [<CompiledName("IsImported")>]
+    let isImported (run: string) : bool =
+        let file = path run
+        File.Exists file
+        && (try
+                use document = JsonDocument.Parse(File.ReadAllText file)
+                match document.RootElement.TryGetProperty "kind" with
+                | true, kind when kind.ValueKind = JsonValueKind.String -> kind.GetString() = Kind
+                | _ -> false
+            with :? JsonException -> false)
+
+    /// Reads the manifest of an imported run; `ArtifactException` naming run.json for anything missing.
+    [<CompiledName("ReadManifest")>]
+    let readManifest (run: string) : Manifest =
+        let file = path run
+        try
+            use document = JsonDocument.Parse(File.ReadAllText file)
+            let root = document.RootElement
+            let config = root.GetProperty "config"
+            let text (e: JsonElement) (name: string) = e.GetProperty(name).GetString()
+            let snapshots =
+                root.GetProperty("snapshots").EnumerateArray()
+                |> Seq.map (fun s -> { Time = s.GetProperty("time").GetInt32(); File = text s "file"; Source = text s "source"; SourceSha256 = text s "sourceSha256" })
+                |> Seq.toArray
+            { Layout = text config "layout"
+              TimeUnit = (if text config "timeUnit" = "step" then TimeUnit.Step else TimeUnit.Epoch)
+              DeclaredInterval =
+                (match config.TryGetProperty "declaredInterval" with
+                 | true, v when v.ValueKind = JsonValueKind.Number -> Some(v.GetInt32())
+                 | _ -> None)
+              AcceptGaps = config.GetProperty("acceptGaps").GetBoolean()
+              Snapshots = snapshots }
+        with
+        | ArtifactException _ -> reraise ()
+        | :? JsonException | :? InvalidOperationException | :? Collections.Generic.KeyNotFoundException | :? FormatException as e ->
+            fail "%s: not the run.json of an imported checkpoint series (%s)" file e.Message
+
+    /// Writes the source's metrics (NaN where a row lacks a quantity).
+    [<CompiledName("WriteMetrics")>]
+    let writeMetrics (file: string) (timeUnit: TimeUnit) (m: SeriesMetrics) =
+        Tables.write file MetricsTable
+            [ Int32Column("time", m.Time)
+              Float64Column("loss", m.Loss)
+              Float64Column("eval_loss", m.EvalLoss)
+              Float64Column("eval_accuracy", m.EvalAccuracy)
+              Float64Column("learning_rate", m.LearningRate)
+              StringColumn("time_unit", Array.create m.Time.Length (if timeUnit = TimeUnit.Step then "step" else "epoch")) ]
+
+    /// The source's metrics, if the run has them.
+    [<CompiledName("ReadMetrics")>]
+    let readMetrics (run: string) : SeriesMetrics option =
+        let file = Path.Combine(run, MetricsFile)
+        if not (File.Exists file) then None
+        else
+            let columns = Tables.readByName file MetricsTable
+            Some
+                { Time = Tables.int32s file columns "time"
+                  Loss = Tables.float64s file columns "loss"
+                  EvalLoss = Tables.float64s file columns "eval_loss"
+                  EvalAccuracy = Tables.float64s file columns "eval_accuracy"
+                  LearningRate = Tables.float64s file columns "learning_rate" }
+
+    /// The imported run as a series over the window `spec` asks for: the listed snapshot files (a
+    /// missing one is an error naming it), the source's metrics and learning rates.
+    [<CompiledName("Series")>]
+    let series (run: string) (spec: WindowSpec) : AnalysisSeries * EquilibriumWindow =
+        let manifest = readManifest run
+        let metrics = readMetrics run
+        let times = manifest.Snapshots |> Array.map (fun s -> s.Time)
+        let window = SeriesWindow.resolve run manifest.TimeUnit times manifest.DeclaredInterval manifest.AcceptGaps metrics spec
+        let byTime = manifest.Snapshots |> Array.map (fun s -> s.Time, s) |> dict
+        let snapshots =
+            window.Times |> Array.map (fun t ->
+                let file = Path.Combine(run, byTime[t].File)
+                if not (File.Exists file) then fail "%s: lists the snapshot %s (time %d), which does not exist" (path run) file t
+                { Time = t; Source = file
+                  Directory = fun () -> (let _, _, directory = SnapshotReader.readHeader file in directory)
+                  Stream = fun header nextChunk filled -> SnapshotReader.streamValues file (fun _ _ directory -> header directory) nextChunk filled })
+        { Name = run; TimeUnit = manifest.TimeUnit; Snapshots = snapshots; LearningRate = SeriesWindow.learningRates metrics
+          GradientNoise = [||]; Source = sprintf "imported %s checkpoints" manifest.Layout },
+        window
