@@ -4,6 +4,7 @@ open System
 open System.Buffers.Binary
 open System.IO
 open System.Runtime.InteropServices
+open System.Text
 open System.Text.Json
 open Thermo.Analysis
 
@@ -180,6 +181,9 @@ module SafeTensors =
             | :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" path e.Message
         let dataStart = 8L + int64 headerBytes.Length
         let dataLength = fileLength - dataStart
+        // the JSON reader checks the UTF-8 of a string only when it is read: check it all up front
+        try UTF8Encoding(false, true).GetCharCount headerBytes |> ignore
+        with :? DecoderFallbackException -> fail "%s: header is not JSON (invalid UTF-8)" path
         let document =
             try JsonDocument.Parse(ReadOnlyMemory headerBytes, JsonDocumentOptions(MaxDepth = 16))
             with :? JsonException as e -> fail "%s: header is not JSON (%s)" path e.Message
@@ -188,10 +192,12 @@ module SafeTensors =
             fail "%s: header is not a JSON object" path
         let seen = Collections.Generic.HashSet<string>()
         let entries =
-            [| for property in document.RootElement.EnumerateObject() do
-                   if not (seen.Add property.Name) then fail "%s: header names '%s' twice" path property.Name
-                   if property.Name <> "__metadata__" then
-                       parseEntry path dataLength property.Name property.Value |]
+            try
+                [| for property in document.RootElement.EnumerateObject() do
+                       if not (seen.Add property.Name) then fail "%s: header names '%s' twice" path property.Name
+                       if property.Name <> "__metadata__" then
+                           parseEntry path dataLength property.Name property.Value |]
+            with :? InvalidOperationException as e -> fail "%s: header is not valid JSON text (%s)" path e.Message
         // tensors must not share bytes: a corrupt header could otherwise alias one tensor as another
         let byStart = entries |> Array.filter (fun e -> e.End > e.Begin) |> Array.sortBy (fun e -> e.Begin, e.End)
         for i in 1 .. byStart.Length - 1 do
