@@ -353,7 +353,7 @@ module CheckpointSeries =
                 TimeUnit.Epoch, (fun n -> match n.Epoch with Some e -> e | None -> n.Bare.Value),
                 (if anyBare then "names carry an epoch or a bare number, read as the epoch (name files step_N to count steps)"
                  else "the names carry the epoch, not every one the step")
-            elif all (fun n -> n.Step.IsSome || n.Bare.IsSome) then
+            elif all (fun n -> n.Step.IsSome || (n.Epoch.IsNone && n.Bare.IsSome)) then
                 TimeUnit.Step, (fun n -> match n.Step with Some s -> s | None -> n.Bare.Value), "names carry a step or a bare number, read as the step"
             else
                 let stepOnly = parsed |> Array.find (fun (_, n) -> n.Step.IsSome && n.Epoch.IsNone) |> fst
