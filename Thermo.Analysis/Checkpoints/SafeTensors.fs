@@ -414,16 +414,24 @@ module ShardedCheckpoint =
                     fail "%s: shard %s (holding '%s') does not exist" path name key
                 name, readShard shardPath)
             |> dict
+        // keys looked up by name: a large model's index lists thousands
+        let found =
+            shardNames
+            |> Array.map (fun name ->
+                let shard = shards[name]
+                name, (shard.Tensors |> Array.map (fun t -> t.StoredKey, t) |> Array.distinctBy fst |> dict,
+                       shard.Dropped |> Array.map (fun d -> d.StoredKey, d) |> Array.distinctBy fst |> dict))
+            |> dict
         let tensors = ResizeArray()
         let dropped = ResizeArray()
         for key, shardName in keys do
-            let shard = shards[shardName]
-            match shard.Tensors |> Array.tryFind (fun t -> t.StoredKey = key) with
-            | Some t -> tensors.Add t
-            | None ->
-                match shard.Dropped |> Array.tryFind (fun d -> d.StoredKey = key) with
-                | Some d -> dropped.Add d
-                | None -> fail "%s: '%s' is listed in the index but absent from shard %s" path key shardName
+            let shardTensors, shardDropped = found[shardName]
+            match shardTensors.TryGetValue key with
+            | true, t -> tensors.Add t
+            | _ ->
+                match shardDropped.TryGetValue key with
+                | true, d -> dropped.Add d
+                | _ -> fail "%s: '%s' is listed in the index but absent from shard %s" path key shardName
         let listed = keys |> Array.map fst |> Collections.Generic.HashSet
         for name in shardNames do
             let shard = shards[name]
