@@ -1,0 +1,447 @@
+namespace Thermo.Analysis.Checkpoints
+
+open System
+open System.Buffers.Binary
+open System.IO
+open System.Runtime.InteropServices
+open System.Text
+open System.Text.Json
+open Thermo.Analysis
+
+// TODO merge: CheckpointNames — a minimal private stand-in for the shared module (stripWrappers,
+// layerAndTensor, isKnownBuffer, globMatches, classify); the merge replaces it with the real one.
+module internal SafeTensorNames =
+    /// Removes the prefixes that wrappers add to every key (DataParallel's `module.`, torch.compile's
+    /// `_orig_mod.`), however nested.
+    let stripWrappers (key: string) =
+        let prefixes = [| "module."; "_orig_mod." |]
+        let mutable k = key
+        let mutable changed = true
+        while changed do
+            changed <- false
+            for p in prefixes do
+                if k.StartsWith(p, StringComparison.Ordinal) && k.Length > p.Length then
+                    k <- k.Substring p.Length
+                    changed <- true
+        k
+
+    /// Thermo's layer and tensor of a key: `a.b.weight` → (`a.b`, `weight`); a key with neither
+    /// suffix is a layer of its own.
+    let layerAndTensor (key: string) =
+        if key.EndsWith(".weight", StringComparison.Ordinal) then key.Substring(0, key.Length - 7), "weight"
+        elif key.EndsWith(".bias", StringComparison.Ordinal) then key.Substring(0, key.Length - 5), "bias"
+        else key, "weight"
+
+    /// Floating buffers of normalisation layers: state, not weights.
+    let isKnownBuffer (key: string) =
+        key.EndsWith("running_mean", StringComparison.Ordinal)
+        || key.EndsWith("running_var", StringComparison.Ordinal)
+        || key.EndsWith("num_batches_tracked", StringComparison.Ordinal)
+
+    /// Whole-string glob match, `*` any run of characters, `?` one character (iterative, no regex:
+    /// a user's pattern is never compiled).
+    let globMatches (pattern: string) (text: string) =
+        let mutable p = 0
+        let mutable t = 0
+        let mutable star = -1
+        let mutable mark = 0
+        let mutable result = None
+        while result.IsNone do
+            if t < text.Length && p < pattern.Length && (pattern[p] = '?' || pattern[p] = text[t]) then
+                p <- p + 1
+                t <- t + 1
+            elif p < pattern.Length && pattern[p] = '*' then
+                star <- p
+                mark <- t
+                p <- p + 1
+            elif star >= 0 && t < text.Length then
+                p <- star + 1
+                mark <- mark + 1
+                t <- mark
+            elif t = text.Length then
+                while p < pattern.Length && pattern[p] = '*' do
+                    p <- p + 1
+                result <- Some(p = pattern.Length)
+            else
+                result <- Some false
+        result.Value
+
+/// One tensor entry of a safetensors header, validated.
+type internal SafeTensorEntry =
+    { StoredKey: string
+      DTypeName: string
+      Shape: int[]
+      Numel: int64
+      /// Offsets relative to the start of the data buffer.
+      Begin: int64
+      End: int64 }
+
+/// Reading `.safetensors` files: the header alone locates every tensor; values are streamed later in
+/// bounded memory.
+module SafeTensors =
+    let private fail fmt = Errors.artifact fmt
+
+    let private shapeText (shape: int[]) = "[" + String.Join(", ", shape) + "]"
+
+    /// A header larger than this is corrupt rather than a model: the format's own reader refuses
+    /// headers above 100 MB, and reading it whole must stay cheap.
+    let private maxHeaderLength = 100L * 1024L * 1024L
+
+    /// Bytes per element of every dtype the format names, and whether Thermo converts it. Known
+    /// integer and unsupported floating types are dropped with a reason; an unknown name is an error.
+    let private dtypeInfo (name: string) : (int * StoredDType option) option =
+        match name with
+        | "F32" -> Some(4, Some StoredDType.Float32)
+        | "F16" -> Some(2, Some StoredDType.Float16)
+        | "BF16" -> Some(2, Some StoredDType.BFloat16)
+        | "F64" -> Some(8, Some StoredDType.Float64)
+        | "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" -> Some(1, None)
+        | "I16" | "U16" -> Some(2, None)
+        | "I32" | "U32" -> Some(4, None)
+        | "I64" | "U64" | "C64" -> Some(8, None)
+        | _ -> None
+
+    /// Element size of a converted dtype.
+    let internal elementSize (dtype: StoredDType) =
+        match dtype with
+        | StoredDType.Float32 -> 4
+        | StoredDType.Float16 | StoredDType.BFloat16 -> 2
+        | StoredDType.Float64 -> 8
+        | other -> invalidArg "dtype" (sprintf "unknown dtype %O" other)
+
+    let private isFloatingName (name: string) = name.StartsWith("F", StringComparison.Ordinal) || name = "BF16"
+
+    /// Parses and validates one tensor entry of the header (shape, dtype, offsets inside the buffer,
+    /// byte length matching the shape). Overlaps are checked over all entries afterwards.
+    let private parseEntry (path: string) (dataLength: int64) (key: string) (value: JsonElement) =
+        if value.ValueKind <> JsonValueKind.Object then fail "%s: header entry '%s' is not an object" path key
+        let field (name: string) =
+            match value.TryGetProperty name with
+            | true, v -> v
+            | _ -> fail "%s: header entry '%s' has no '%s'" path key name
+        let dtype = field "dtype"
+        if dtype.ValueKind <> JsonValueKind.String then fail "%s: '%s' has a dtype that is not a string" path key
+        let dtypeName = dtype.GetString()
+        let size =
+            match dtypeInfo dtypeName with
+            | Some(size, _) -> size
+            | None -> fail "%s: '%s' has unknown dtype '%s'" path key dtypeName
+        let shapeJson = field "shape"
+        if shapeJson.ValueKind <> JsonValueKind.Array then fail "%s: '%s' has a shape that is not an array" path key
+        if shapeJson.GetArrayLength() > 64 then fail "%s: '%s' has %d dimensions" path key (shapeJson.GetArrayLength())
+        let shape =
+            [| for d in shapeJson.EnumerateArray() ->
+                   match d.ValueKind, (if d.ValueKind = JsonValueKind.Number then d.TryGetInt32() else (false, 0)) with
+                   | JsonValueKind.Number, (true, n) when n >= 0 -> n
+                   | _ -> fail "%s: '%s' has shape dimension %s (expected a non-negative 32-bit integer)" path key (d.GetRawText()) |]
+        // numel × size must fit in an int64 whatever the shape: stop as soon as it exceeds the buffer
+        let mutable numel = 1L
+        for d in shape do
+            if numel > 0L && int64 d > Int64.MaxValue / numel then
+                fail "%s: '%s' has shape %s whose element count overflows" path key (shapeText shape)
+            numel <- numel * int64 d
+        if numel > Int64.MaxValue / int64 size then fail "%s: '%s' has shape %s whose byte length overflows" path key (shapeText shape)
+        let offsets = field "data_offsets"
+        if offsets.ValueKind <> JsonValueKind.Array || offsets.GetArrayLength() <> 2 then
+            fail "%s: '%s' has data_offsets that are not [begin, end]" path key
+        let offset (i: int) =
+            let o = offsets[i]
+            match o.ValueKind, (if o.ValueKind = JsonValueKind.Number then o.TryGetInt64() else (false, 0L)) with
+            | JsonValueKind.Number, (true, n) when n >= 0L -> n
+            | _ -> fail "%s: '%s' has data offset %s (expected a non-negative integer)" path key (o.GetRawText())
+        let b, e = offset 0, offset 1
+        if b > e || e > dataLength then
+            fail "%s: '%s' has data_offsets [%d, %d] outside the data buffer of %d bytes" path key b e dataLength
+        if e - b <> numel * int64 size then
+            fail "%s: '%s' spans %d bytes but shape %s of %s needs %d" path key (e - b) (shapeText shape) dtypeName (numel * int64 size)
+        { StoredKey = key; DTypeName = dtypeName; Shape = shape; Numel = numel; Begin = b; End = e }
+
+    /// Reads the header of a safetensors file: the validated entries (in header order), the byte
+    /// offset of the data buffer in the file.
+    let internal readHeader (path: string) : SafeTensorEntry[] * int64 =
+        if not (File.Exists path) then fail "%s does not exist" path
+        let headerBytes, fileLength =
+            try
+                use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None)
+                let fileLength = stream.Length
+                if fileLength < 8L then fail "%s: %d bytes, too short for a safetensors header (truncated)" path fileLength
+                let lengthBytes = Array.zeroCreate<byte> 8
+                stream.ReadExactly(lengthBytes, 0, 8)
+                let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan lengthBytes)
+                if n > uint64 maxHeaderLength then
+                    fail "%s: header length %d is absurd (over %d bytes): not a safetensors file, or corrupt" path n maxHeaderLength
+                if int64 n > fileLength - 8L then
+                    fail "%s: header length %d is larger than the file (%d bytes): truncated or not a safetensors file" path n fileLength
+                let header = Array.zeroCreate<byte> (int n)
+                stream.ReadExactly(header, 0, header.Length)
+                header, fileLength
+            with
+            | ArtifactException _ -> reraise ()
+            | :? EndOfStreamException -> fail "%s: truncated while reading the header" path
+            | :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" path e.Message
+        let dataStart = 8L + int64 headerBytes.Length
+        let dataLength = fileLength - dataStart
+        // the JSON reader checks the UTF-8 of a string only when it is read: check it all up front
+        try UTF8Encoding(false, true).GetCharCount headerBytes |> ignore
+        with :? DecoderFallbackException -> fail "%s: header is not JSON (invalid UTF-8)" path
+        let document =
+            try JsonDocument.Parse(ReadOnlyMemory headerBytes, JsonDocumentOptions(MaxDepth = 16))
+            with :? JsonException as e -> fail "%s: header is not JSON (%s)" path e.Message
+        use document = document
+        if document.RootElement.ValueKind <> JsonValueKind.Object then
+            fail "%s: header is not a JSON object" path
+        let seen = Collections.Generic.HashSet<string>()
+        let entries =
+            try
+                [| for property in document.RootElement.EnumerateObject() do
+                       if not (seen.Add property.Name) then fail "%s: header names '%s' twice" path property.Name
+                       if property.Name <> "__metadata__" then
+                           parseEntry path dataLength property.Name property.Value |]
+            with :? InvalidOperationException as e -> fail "%s: header is not valid JSON text (%s)" path e.Message
+        // tensors must not share bytes: a corrupt header could otherwise alias one tensor as another
+        let byStart = entries |> Array.filter (fun e -> e.End > e.Begin) |> Array.sortBy (fun e -> e.Begin, e.End)
+        for i in 1 .. byStart.Length - 1 do
+            let a, b = byStart[i - 1], byStart[i]
+            if b.Begin < a.End then
+                fail "%s: tensors '%s' [%d, %d] and '%s' [%d, %d] overlap" path a.StoredKey a.Begin a.End b.StoredKey b.Begin b.End
+        entries, dataStart
+
+    /// Row-major contiguous strides of `shape`, in elements.
+    let private contiguousStrides (shape: int[]) =
+        let strides = Array.zeroCreate<int64> shape.Length
+        let mutable s = 1L
+        for i in shape.Length - 1 .. -1 .. 0 do
+            strides[i] <- s
+            s <- s * int64 shape[i]
+        strides
+
+    /// Locates every tensor of a safetensors file from its header alone, without reading a value:
+    /// floating tensors (F32, F16, BF16, F64) become `CheckpointTensor`s in header order; integer,
+    /// boolean and 8-bit floating tensors, normalisation buffers and keys matching
+    /// `options.Exclude` are dropped with their reason; a 2-D tensor of a layer matching
+    /// `options.UnitsAlongDim1` is marked transposed. Raises `ArtifactException` naming the file (and
+    /// the key) for anything that is not a well-formed safetensors file.
+    [<CompiledName("Read")>]
+    let read (options: CheckpointReadOptions) (path: string) : CheckpointContents =
+        let entries, dataStart = readHeader path
+        let tensors = ResizeArray()
+        let dropped = ResizeArray()
+        let drop key reason = dropped.Add { DroppedTensor.StoredKey = key; Reason = reason }
+        for e in entries do
+            let key = SafeTensorNames.stripWrappers e.StoredKey
+            match dtypeInfo e.DTypeName with
+            | Some(_, None) when isFloatingName e.DTypeName -> drop e.StoredKey (sprintf "unsupported floating type (%s)" e.DTypeName)
+            | Some(_, None) -> drop e.StoredKey (sprintf "not floating (%s)" e.DTypeName)
+            | None -> () // unreachable: parseEntry rejects unknown dtypes
+            | Some(_, Some dtype) ->
+                match options.Exclude |> Array.tryFind (fun p -> SafeTensorNames.globMatches p key) with
+                | Some pattern -> drop e.StoredKey (sprintf "excluded by pattern '%s'" pattern)
+                | None when SafeTensorNames.isKnownBuffer key -> drop e.StoredKey "buffer, not a weight"
+                | None ->
+                    let layer, tensor = SafeTensorNames.layerAndTensor key
+                    let transposed =
+                        e.Shape.Length = 2 && options.UnitsAlongDim1 |> Array.exists (fun p -> SafeTensorNames.globMatches p layer)
+                    tensors.Add
+                        { Layer = layer
+                          Tensor = tensor
+                          Key = key
+                          StoredKey = e.StoredKey
+                          Shape = (if transposed then [| e.Shape[1]; e.Shape[0] |] else Array.copy e.Shape)
+                          DType = dtype
+                          Transposed = transposed
+                          Bytes = { File = path; Entry = null; Offset = dataStart + e.Begin; Strides = contiguousStrides e.Shape } }
+        { Path = path
+          Format = "safetensors"
+          Tensors = tensors.ToArray()
+          Dropped = dropped.ToArray()
+          Epoch = None
+          GlobalStep = None }
+
+    // TODO merge: the shared element conversion helper — private copies of the conversions.
+    /// Converts `count` little-endian elements of `dtype` from `source` into `target`. F32 is a
+    /// reinterpreting copy; F16 through System.Half (exact); BF16 is the upper half of a float32
+    /// (exact); F64 rounds to nearest.
+    let internal convert (dtype: StoredDType) (source: ReadOnlySpan<byte>) (target: Span<float32>) =
+        match dtype with
+        | StoredDType.Float32 -> MemoryMarshal.Cast<byte, float32>(source).CopyTo target
+        | StoredDType.Float16 ->
+            let halves = MemoryMarshal.Cast<byte, Half> source
+            for i in 0 .. halves.Length - 1 do
+                target[i] <- float32 halves[i]
+        | StoredDType.BFloat16 ->
+            let words = MemoryMarshal.Cast<byte, uint16> source
+            for i in 0 .. words.Length - 1 do
+                target[i] <- BitConverter.Int32BitsToSingle(int words[i] <<< 16)
+        | StoredDType.Float64 ->
+            let doubles = MemoryMarshal.Cast<byte, float> source
+            for i in 0 .. doubles.Length - 1 do
+                target[i] <- float32 doubles[i]
+        | other -> invalidArg "dtype" (sprintf "unknown dtype %O" other)
+
+    /// Fills `target` from the stream's position, or fails naming the file and key.
+    let private readExactly (stream: FileStream) (t: CheckpointTensor) (target: Span<byte>) =
+        try stream.ReadExactly target
+        with :? EndOfStreamException -> fail "%s: truncated inside '%s'" t.Bytes.File t.StoredKey
+
+    /// Bytes read from the file at a time: bounded memory whatever the tensor's size.
+    let private bufferBytes = 1 <<< 18
+
+    /// Streams the values of `tensors` (as `read` located them, in array order, each in its analysis
+    /// shape: a transposed tensor is emitted transposed) into chunks the caller supplies:
+    /// `nextChunk ()` gives an array to fill, `filled chunk count` hands it back with `count` values
+    /// (a chunk may hold the end of one tensor and the start of the next; only the last one is
+    /// partly filled). Memory is one 256 KB read buffer, plus a whole tensor for a transposed one.
+    /// Raises `ArtifactException` naming the file and the key when the file no longer holds the bytes.
+    [<CompiledName("StreamValues")>]
+    let streamValues (tensors: CheckpointTensor[]) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) : unit =
+        let buffer = Array.zeroCreate<byte> bufferBytes
+        let mutable stream: FileStream = null
+        let mutable streamFile: string = null
+        let mutable chunk: float32[] = null
+        let mutable at = 0
+        let ensureChunk () =
+            if isNull chunk then
+                chunk <- nextChunk ()
+                if isNull chunk || chunk.Length = 0 then invalidArg "nextChunk" "gave an empty chunk"
+                at <- 0
+        let handBack () =
+            filled chunk at
+            chunk <- null
+        // copies converted values into chunks, handing each back when full
+        let emit (values: float32[]) =
+            let mutable from = 0
+            while from < values.Length do
+                ensureChunk ()
+                let take = min (values.Length - from) (chunk.Length - at)
+                Array.blit values from chunk at take
+                at <- at + take
+                from <- from + take
+                if at = chunk.Length then handBack ()
+        try
+            for t in tensors do
+                if isNull stream || streamFile <> t.Bytes.File then
+                    if not (isNull stream) then stream.Dispose()
+                    stream <- null
+                    streamFile <- t.Bytes.File
+                    if not (File.Exists t.Bytes.File) then fail "%s does not exist (reading '%s')" t.Bytes.File t.StoredKey
+                    stream <- new FileStream(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)
+                let size = elementSize t.DType
+                let numel = t.Shape |> Array.fold (fun n d -> n * int64 d) 1L
+                let byteLength = numel * int64 size
+                if t.Bytes.Offset < 0L || t.Bytes.Offset + byteLength > stream.Length then
+                    fail "%s: '%s' needs bytes [%d, %d) but the file has %d (truncated?)" t.Bytes.File t.StoredKey t.Bytes.Offset (t.Bytes.Offset + byteLength) stream.Length
+                stream.Position <- t.Bytes.Offset
+                if not t.Transposed then
+                    let mutable left = numel
+                    while left > 0L do
+                        ensureChunk ()
+                        let take = int (min left (int64 (min (chunk.Length - at) (bufferBytes / size))))
+                        if t.DType = StoredDType.Float32 then
+                            // straight into the chunk: a read, no conversion
+                            readExactly stream t (MemoryMarshal.AsBytes(chunk.AsSpan(at, take)))
+                        else
+                            readExactly stream t (buffer.AsSpan(0, take * size))
+                            convert t.DType (ReadOnlySpan(buffer, 0, take * size)) (chunk.AsSpan(at, take))
+                        at <- at + take
+                        left <- left - int64 take
+                        if at = chunk.Length then handBack ()
+                else
+                    // stored (rows, cols); the analysis sees (cols, rows): the whole tensor in memory,
+                    // then its columns emitted one after another
+                    let rows, cols = t.Shape[1], t.Shape[0]
+                    if numel > int64 Array.MaxLength then
+                        fail "%s: '%s' has %d elements, too many to transpose in memory" t.Bytes.File t.StoredKey numel
+                    let whole = Array.zeroCreate<float32> (int numel)
+                    let mutable done' = 0
+                    while done' < whole.Length do
+                        let take = min (whole.Length - done') (bufferBytes / size)
+                        readExactly stream t (buffer.AsSpan(0, take * size))
+                        convert t.DType (ReadOnlySpan(buffer, 0, take * size)) (whole.AsSpan(done', take))
+                        done' <- done' + take
+                    let column = Array.zeroCreate<float32> rows
+                    for c in 0 .. cols - 1 do
+                        for r in 0 .. rows - 1 do
+                            column[r] <- whole[r * cols + c]
+                        emit column
+            if not (isNull chunk) && at > 0 then handBack ()
+        finally
+            if not (isNull stream) then stream.Dispose()
+
+/// A checkpoint split into shards by an index (`model.safetensors.index.json`,
+/// `pytorch_model.bin.index.json`), read as one.
+module ShardedCheckpoint =
+    let private fail fmt = Errors.artifact fmt
+
+    /// Reads the index json at `path` and each shard it names (with `readShard`, once per shard file,
+    /// resolved beside the index) into one `CheckpointContents` whose tensors and dropped tensors
+    /// follow the index's order (Format `safetensors-sharded` when every shard is a `.safetensors`
+    /// file, else `torch-sharded`). A tensor of a shard that the index does not list is dropped
+    /// with that reason. Raises `ArtifactException` for an index that is not JSON or has no
+    /// `weight_map`, a shard that does not exist (naming it and a key it should hold), and a key
+    /// absent from its shard.
+    [<CompiledName("Read")>]
+    let read (readShard: string -> CheckpointContents) (path: string) : CheckpointContents =
+        if not (File.Exists path) then fail "%s does not exist" path
+        let text =
+            try File.ReadAllText path
+            with :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" path e.Message
+        let document =
+            try JsonDocument.Parse text
+            with :? JsonException as e -> fail "%s: not JSON (%s)" path e.Message
+        use document = document
+        let map =
+            match document.RootElement.ValueKind with
+            | JsonValueKind.Object ->
+                match document.RootElement.TryGetProperty "weight_map" with
+                | true, m when m.ValueKind = JsonValueKind.Object -> m
+                | _ -> fail "%s: a sharded index needs a 'weight_map' object" path
+            | _ -> fail "%s: not a JSON object" path
+        let keys =
+            [| for p in map.EnumerateObject() ->
+                   if p.Value.ValueKind <> JsonValueKind.String || String.IsNullOrWhiteSpace(p.Value.GetString()) then
+                       fail "%s: weight_map maps '%s' to %s, not a shard file name" path p.Name (p.Value.GetRawText())
+                   p.Name, p.Value.GetString() |]
+        if keys.Length = 0 then fail "%s: the weight_map is empty" path
+        if (keys |> Array.map fst |> Array.distinct).Length <> keys.Length then fail "%s: weight_map names a key twice" path
+        let directory = Path.GetDirectoryName(Path.GetFullPath path)
+        let shardNames = keys |> Array.map snd |> Array.distinct
+        let shards =
+            shardNames
+            |> Array.map (fun name ->
+                let shardPath = Path.Combine(directory, name)
+                if not (File.Exists shardPath) then
+                    let key = keys |> Array.find (fun (_, s) -> s = name) |> fst
+                    fail "%s: shard %s (holding '%s') does not exist" path name key
+                name, readShard shardPath)
+            |> dict
+        // keys looked up by name: a large model's index lists thousands
+        let found =
+            shardNames
+            |> Array.map (fun name ->
+                let shard = shards[name]
+                name, (shard.Tensors |> Array.map (fun t -> t.StoredKey, t) |> Array.distinctBy fst |> dict,
+                       shard.Dropped |> Array.map (fun d -> d.StoredKey, d) |> Array.distinctBy fst |> dict))
+            |> dict
+        let tensors = ResizeArray()
+        let dropped = ResizeArray()
+        for key, shardName in keys do
+            let shardTensors, shardDropped = found[shardName]
+            match shardTensors.TryGetValue key with
+            | true, t -> tensors.Add t
+            | _ ->
+                match shardDropped.TryGetValue key with
+                | true, d -> dropped.Add d
+                | _ -> fail "%s: '%s' is listed in the index but absent from shard %s" path key shardName
+        let listed = keys |> Array.map fst |> Collections.Generic.HashSet
+        for name in shardNames do
+            let shard = shards[name]
+            for t in shard.Tensors do
+                if not (listed.Contains t.StoredKey) then
+                    dropped.Add { StoredKey = t.StoredKey; Reason = sprintf "in shard %s but not in the index" name }
+        let allSafetensors = shardNames |> Array.forall (fun n -> n.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        { Path = path
+          Format = (if allSafetensors then "safetensors-sharded" else "torch-sharded")
+          Tensors = tensors.ToArray()
+          Dropped = dropped.ToArray()
+          Epoch = shardNames |> Array.tryPick (fun n -> shards[n].Epoch)
+          GlobalStep = shardNames |> Array.tryPick (fun n -> shards[n].GlobalStep) }
