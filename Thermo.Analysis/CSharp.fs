@@ -112,3 +112,42 @@ type Snapshots =
         (path: string, header: Action<int, int64, (string * string * int[])[]>, nextChunk: Func<float32[]>,
          filled: Action<float32[], int>) : unit =
         SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))
+
+/// Checkpoint series of other trainers (`Checkpoints.CheckpointAnalysis`, `PruneMask`), for C#.
+[<AbstractClass; Sealed>]
+type CheckpointRuns =
+    /// Reading settings: keys excluded by glob pattern, layers whose 2-D tensors hold their units
+    /// along dim 1 (null: none).
+    static member ReadOptions(exclude: string[], unitsAlongDim1: string[]) : Checkpoints.CheckpointReadOptions =
+        { Exclude = (if isNull exclude then [||] else exclude); UnitsAlongDim1 = (if isNull unitsAlongDim1 then [||] else unitsAlongDim1) }
+
+    /// True when `path` is a checkpoint file (.pt, .pth, .bin, .ckpt, .safetensors, a sharded
+    /// `*.index.json`) or a directory that is not a Thermo run (no run.json, no snapshots/).
+    static member IsCheckpointInput(path: string) : bool =
+        if IO.File.Exists path then
+            let name = IO.Path.GetFileName(path).ToLowerInvariant()
+            [ ".pt"; ".pth"; ".bin"; ".ckpt"; ".safetensors"; ".index.json" ] |> List.exists name.EndsWith
+        else IO.Directory.Exists path && not (IO.File.Exists(RunLayout.manifest path)) && not (IO.Directory.Exists(RunLayout.snapshots path))
+
+    /// Analyses a checkpoint series in place (see `CheckpointAnalysis.analyze`), with progress (null: none).
+    static member Analyze(inputs: string[], read: Checkpoints.CheckpointReadOptions, acceptGaps: bool, options: AnalysisOptions, progress: Action<int, int>)
+        : struct (AnalysisResult * Checkpoints.CheckpointContents) =
+        let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
+        let result, contents = Checkpoints.CheckpointAnalysis.analyze inputs read acceptGaps options report
+        struct (result, contents)
+
+    /// Writes the tables and tensors.json of a checkpoint series' analysis into `directory`.
+    static member WriteAnalysis(inputs: string[], directory: string, result: AnalysisResult, contents: Checkpoints.CheckpointContents) : unit =
+        Checkpoints.CheckpointAnalysis.writeAnalysis inputs directory result contents
+
+    /// Turns a checkpoint series into a Thermo run directory (see `CheckpointAnalysis.import`).
+    static member Import(inputs: string[], read: Checkpoints.CheckpointReadOptions, acceptGaps: bool, out: string, progress: Action<int, int>)
+        : Checkpoints.CheckpointAnalysis.ImportSummary =
+        let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
+        Checkpoints.CheckpointAnalysis.import inputs read acceptGaps out report
+
+    /// The prune mask of the `count` hottest or coldest units of each layer (null: every layer with
+    /// unit rows) of a temperature table, as the JSON text of a thermo-prune-mask/1 file.
+    static member PruneMask(temperatureFile: string, criterion: string, count: int, layers: string[], includeBias: bool) : string =
+        let selected = Checkpoints.PruneMask.select temperatureFile criterion count (Option.ofObj layers)
+        Checkpoints.PruneMask.toJson criterion (Checkpoints.PruneMask.entries temperatureFile selected includeBias)

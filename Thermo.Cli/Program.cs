@@ -24,6 +24,8 @@ public static partial class Program
             TrainVerb.Build(),
             DataVerb.Build(),
             AnalyzeVerb.Build(),
+            ImportVerb.Build(),
+            MaskVerb.Build(),
             PruneVerb.Build(),
             ReproduceVerb.Build(),
             ReportVerb.Build(),

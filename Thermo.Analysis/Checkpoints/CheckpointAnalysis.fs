@@ -51,6 +51,20 @@ module CheckpointAnalysis =
     let private describe (plan: CheckpointSeriesPlan) (inputs: string[]) =
         if inputs.Length = 1 then inputs[0] else sprintf "%s … (%d inputs)" inputs[0] inputs.Length
 
+    /// The directory `out` of a checkpoint series' output, checked: not inside an input (nothing is
+    /// written into the user's checkpoint directories), and either absent, empty, or an output of
+    /// the same kind (`isOwn`) that may be replaced.
+    let private checkOutput (inputs: string[]) (out: string) (isOwn: string -> bool) (what: string) =
+        let full = Path.GetFullPath(out).TrimEnd(Path.DirectorySeparatorChar)
+        for input in inputs do
+            let inputFull = Path.GetFullPath(input).TrimEnd(Path.DirectorySeparatorChar)
+            if Directory.Exists inputFull && (full = inputFull || full.StartsWith(inputFull + string Path.DirectorySeparatorChar)) then
+                fail "%s: lies inside the checkpoint directory %s; nothing is written beside the checkpoints" out input
+        if File.Exists full then fail "%s: is a file; give a directory" out
+        if Directory.Exists full && not (Directory.EnumerateFileSystemEntries full |> Seq.isEmpty) && not (isOwn full) then
+            fail "%s: exists and is not %s; only one of those is replaced" out what
+        full
+
     /// One checkpoint as a snapshot: its header is read once, when first needed.
     let private snapshotOf (read: CheckpointReadOptions) (entry: SeriesEntry) : SeriesSnapshot =
         let contents = lazy (readContents read entry.Checkpoint)
@@ -76,11 +90,13 @@ module CheckpointAnalysis =
 
     /// Analyses a checkpoint series in place: no conversion and nothing written; memory about one
     /// checkpoint's selected values plus the accumulators, whatever the number of checkpoints.
+    /// Returns the result and the window's first checkpoint's contents (what was analysed, what not).
     [<CompiledName("Analyze")>]
-    let analyze (inputs: string[]) (read: CheckpointReadOptions) (acceptGaps: bool) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+    let analyze (inputs: string[]) (read: CheckpointReadOptions) (acceptGaps: bool) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult * CheckpointContents =
         let plan = CheckpointSeries.discover inputs
         let series, window = series inputs plan read acceptGaps options.Window
-        Engine.analyzeSeries series window options progress
+        let first = plan.Entries |> Array.find (fun e -> e.Time = window.From)
+        Engine.analyzeSeries series window options progress, readContents read first.Checkpoint
 
     /// SHA-256 (hex) of the files a checkpoint's tensors come from, in order of first use, chained:
     /// one file's own digest, or for a sharded checkpoint the digest of its shards' digests.
@@ -111,13 +127,7 @@ module CheckpointAnalysis =
     [<CompiledName("Import")>]
     let import (inputs: string[]) (read: CheckpointReadOptions) (acceptGaps: bool) (out: string) (progress: int -> int -> unit) : ImportSummary =
         let plan = CheckpointSeries.discover inputs
-        let full = Path.GetFullPath(out).TrimEnd(Path.DirectorySeparatorChar)
-        for input in inputs do
-            let inputFull = Path.GetFullPath(input).TrimEnd(Path.DirectorySeparatorChar)
-            if Directory.Exists inputFull && (full = inputFull || full.StartsWith(inputFull + string Path.DirectorySeparatorChar)) then
-                fail "%s: lies inside the checkpoint directory %s; import writes its run elsewhere, never into the checkpoints" out input
-        if Directory.Exists full && Directory.EnumerateFileSystemEntries full |> Seq.isEmpty |> not && not (ImportedRun.isImported full) then
-            fail "%s: exists and is not an imported run; import replaces only a run it made" out
+        let full = checkOutput inputs out ImportedRun.isImported "a run imported from checkpoints"
         let times = plan.Entries |> Array.map (fun e -> e.Time)
         let name = describe plan inputs
         let accepted = SeriesWindow.checkGaps name (timeName plan) times plan.DeclaredInterval acceptGaps
@@ -209,3 +219,49 @@ module CheckpointAnalysis =
             json.WriteEndObject())
         progress plan.Entries.Length plan.Entries.Length
         { Run = full; Snapshots = plan.Entries.Length; Kept = first.Tensors |> Array.map (fun t -> t.Key); Dropped = first.Dropped; Notes = plan.Notes }
+
+    /// The file beside the analysis tables of a checkpoint series that says which tensors were
+    /// analysed (key, layer, shape, dtype, the dimension of its units) and which were not, and why.
+    [<Literal>]
+    let TensorsFile = "tensors.json"
+
+    /// Writes the description of a checkpoint's tensors (see `TensorsFile`).
+    let private writeTensors (file: string) (contents: CheckpointContents) (result: AnalysisResult) =
+        use stream = File.Create file
+        use json = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
+        json.WriteStartObject()
+        json.WriteString("source", result.Source)
+        json.WriteString("timeUnit", (if result.TimeUnit = TimeUnit.Step then "step" else "epoch"))
+        json.WriteString("spacing", result.Window.Spacing)
+        json.WriteStartArray "analysed"
+        for t in contents.Tensors do
+            json.WriteStartObject()
+            json.WriteString("key", t.Key)
+            json.WriteString("storedKey", t.StoredKey)
+            json.WriteString("layer", t.Layer)
+            json.WriteString("tensor", t.Tensor)
+            json.WriteStartArray "shape"
+            for d in t.Shape do json.WriteNumberValue d
+            json.WriteEndArray()
+            json.WriteString("dtype", (string t.DType).ToLowerInvariant())
+            json.WriteNumber("unitDim", (if t.Transposed then 1 else 0))
+            json.WriteEndObject()
+        json.WriteEndArray()
+        json.WriteStartArray "dropped"
+        for d in contents.Dropped do
+            json.WriteStartObject()
+            json.WriteString("key", d.StoredKey)
+            json.WriteString("reason", d.Reason)
+            json.WriteEndObject()
+        json.WriteEndArray()
+        json.WriteEndObject()
+
+    /// Writes the analysis of a checkpoint series into `directory`, replacing it whole: the four
+    /// tables and `tensors.json` (from `contents`, the window's first checkpoint). `directory` may
+    /// not lie inside an input, nor be an existing directory other than such an analysis.
+    [<CompiledName("WriteAnalysis")>]
+    let writeAnalysis (inputs: string[]) (directory: string) (result: AnalysisResult) (contents: CheckpointContents) : unit =
+        let full = checkOutput inputs directory (fun d -> File.Exists(Path.Combine(d, TensorsFile))) "an analysis of checkpoints"
+        AtomicFile.replaceDirectory full (fun temp ->
+            AnalysisOutput.fill temp result
+            writeTensors (Path.Combine(temp, TensorsFile)) contents result)

@@ -131,13 +131,17 @@ module AnalysisOutput =
           Float64Column("p_value", rows |> Array.map (fun (_, _, _, _, _, _, _, _, pv) -> pv))
           StringColumn("time_unit", Array.create rows.Length (timeUnitName r)) ]
 
-    /// Writes the four tables (temperature, instantaneous, msd, fits) into `directory`, replacing it whole.
+    /// Writes the four tables (temperature, instantaneous, msd, fits) into an existing directory
+    /// that readers do not see yet (the caller swaps it in).
+    let fill (directory: string) (result: AnalysisResult) =
+        Tables.write (Path.Combine(directory, RunLayout.TemperatureFile)) TemperatureTable (temperatureColumns result)
+        Tables.writeBatches (Path.Combine(directory, RunLayout.InstantaneousFile)) InstantaneousTable (instantaneousBatches result)
+        Tables.write (Path.Combine(directory, RunLayout.MsdFile)) MsdTable (msdColumns result)
+        Tables.write (Path.Combine(directory, RunLayout.FitsFile)) FitsTable (fitsColumns result)
+
+    /// Writes the four tables into `directory`, replacing it whole.
     let writeTo (directory: string) (result: AnalysisResult) =
-        AtomicFile.replaceDirectory directory (fun temp ->
-            Tables.write (Path.Combine(temp, RunLayout.TemperatureFile)) TemperatureTable (temperatureColumns result)
-            Tables.writeBatches (Path.Combine(temp, RunLayout.InstantaneousFile)) InstantaneousTable (instantaneousBatches result)
-            Tables.write (Path.Combine(temp, RunLayout.MsdFile)) MsdTable (msdColumns result)
-            Tables.write (Path.Combine(temp, RunLayout.FitsFile)) FitsTable (fitsColumns result))
+        AtomicFile.replaceDirectory directory (fun temp -> fill temp result)
 
     /// Writes the tables into RUN/analysis/ (RUN/analysis-steps/ for the per-step analysis).
     let write (result: AnalysisResult) =

@@ -87,7 +87,7 @@ module Engine =
     /// The run directory's series of `unit` (per-epoch or per-step snapshot files) over the window
     /// `options` asks for: the window resolved against the files (and metrics, for `auto`), and the
     /// window's files as snapshots to stream.
-    let runSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
+    let private trainedRunSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
         let files = if unit = TimeUnit.Step then SnapshotSeries.stepFiles run options.Spacing else SnapshotSeries.epochFiles run options.Spacing
         let epochs = files |> Array.map fst |> Array.distinct
         let inferred (w: EquilibriumWindow) =
@@ -112,6 +112,12 @@ module Engine =
         { Name = run; TimeUnit = unit; Snapshots = snapshots; LearningRate = [||]
           GradientNoise = (if unit = TimeUnit.Step then [||] else readGradientNoise run); Source = "thermo run" },
         window
+
+    /// The run directory's series over the window `options` asks for: a run Thermo trained (its
+    /// per-epoch, or with `TimeUnit.Step` per-step, snapshot files, checked against run.json), or a
+    /// run imported from a checkpoint series (the snapshots its run.json lists, unevenly spaced by design).
+    let runSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
+        if ImportedRun.isImported run then ImportedRun.series run options.Window else trainedRunSeries unit run options
 
     /// Analyses a series over its window, calling `progress done total` as each snapshot is reached
     /// (the window's snapshots and the first one read again for the drift), for a progress display.

@@ -14,7 +14,7 @@ public static class AnalyzeVerb
 {
     public static Command Build()
     {
-        var runs = new Argument<string[]>("run") { Description = "Run directories", Arity = ArgumentArity.OneOrMore };
+        var runs = new Argument<string[]>("run") { Description = "Run directories; or, with --out, one checkpoint series: a directory of checkpoints (PyTorch, Lightning, Hugging Face) or the checkpoint files", Arity = ArgumentArity.OneOrMore };
         var groups = new Option<string>("--groups") { Description = "Temperature groups: layer, filter (= unit = row) or weight", DefaultValueFactory = _ => "filter" };
         var layers = new Option<string>("--layers") { Description = "Layers to analyse, comma-separated (default: every layer with weights)" };
         var bias = new Option<bool>("--bias") { Description = "Include each unit's bias in its group" };
@@ -25,9 +25,11 @@ public static class AnalyzeVerb
         var fitLags = new Option<string>("--fit-lags") { Description = "Lag range a:b of the α and D fits (default: α over 1..n/2, D over 1..n/4)" };
         var noManifest = new Option<bool>("--no-manifest") { Description = "Analyse the snapshots without run.json (absent, empty or corrupt): every snapshot file there, its spacing inferred from the epochs in the file names, so a missing snapshot is noticed only where it makes the window's spacing uneven; the window rule in the output and tables says so" };
         var steps = new Option<bool>("--steps") { Description = "Analyse the per-step snapshots (train --step-snapshots K) with Δt = one optimiser step; windows in global steps, auto = every step snapshot; writes RUN/analysis-steps/" };
-        var command = new Command("analyze", "Temperatures, drift and oscillation, MSD and diffusion of runs; writes RUN/analysis/*.parquet")
+        var checkpoints = new CheckpointFlags();
+        var command = new Command("analyze", "Temperatures, drift and oscillation, MSD and diffusion of runs (writes RUN/analysis/*.parquet) or, with --out, of a checkpoint series in place")
         {
-            runs, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags, steps, noManifest,
+            runs, groups, layers, bias, convention, mass, boltzmann, msdLayers, fitLags, steps, noManifest, checkpoints.Out,
+            checkpoints.Exclude, checkpoints.UnitsAlongDim1, checkpoints.AcceptGaps,
         };
         var window = new WindowFlag(command, "Equilibrium window: auto, last:N (the last N epochs, or steps with --steps) or a:b (snapshots)", "auto");
         command.SetAction(parse =>
@@ -51,9 +53,20 @@ public static class AnalyzeVerb
                 lags is null ? null : Analyzer.ParseFitLags(lags))
                 .WithSpacing(parse.GetValue(noManifest) ? SnapshotSpacing.InferredFromFiles : SnapshotSpacing.FromManifest);
 
-            var results = new List<AnalysisResult>();
             var progress = new ConsoleProgress();
             var dirs = parse.GetValue(runs)!;
+            if (parse.GetValue(checkpoints.Out) is { } outDirectory)
+            {
+                if (parse.GetValue(steps)) throw new ThermoException("--steps: applies to Thermo runs; a checkpoint series' time unit comes from its layout");
+                if (parse.GetValue(noManifest)) throw new ThermoException("--no-manifest: applies to Thermo runs; a checkpoint series has no run.json");
+                return AnalyzeCheckpoints(dirs, outDirectory, checkpoints, parse, options, progress);
+            }
+            if (checkpoints.GivenWithoutOut(parse) is { } flag)
+                throw new ThermoException($"{flag}: applies to a checkpoint series, analysed with --out DIR");
+            foreach (var run in dirs)
+                if (CheckpointRuns.IsCheckpointInput(run))
+                    throw new ThermoException($"{run}: holds checkpoints, not a Thermo run; analyse them in place with --out DIR (nothing is written beside them), or turn them into a run with thermo import");
+            var results = new List<AnalysisResult>();
             foreach (var run in dirs)
             {
                 if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
@@ -82,10 +95,32 @@ public static class AnalyzeVerb
                 }));
             }
             foreach (var result in results) Analyzer.Write(result);
-            CliOutput.Result(results.Select(Json).ToList(), () => { foreach (var result in results) PrintSummary(result); });
+            CliOutput.Result(results.Select(r => Json(r, Tables(r))).ToList(), () => { foreach (var result in results) PrintSummary(result, Tables(result)); });
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>One checkpoint series analysed in place, its tables and tensors.json written to <paramref name="outDirectory"/>.</summary>
+    static int AnalyzeCheckpoints(string[] inputs, string outDirectory, CheckpointFlags checkpoints, ParseResult parse, AnalysisOptions options, ConsoleProgress progress)
+    {
+        progress.Message($"analysing the checkpoint series {inputs[0]}{(inputs.Length > 1 ? $" … ({inputs.Length} inputs)" : "")} in place …");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        int shown = 0;
+        var (result, contents) = CheckpointRuns.Analyze(inputs, checkpoints.ReadOptions(parse), parse.GetValue(checkpoints.AcceptGaps), options, (done, total) =>
+        {
+            // about ten lines, each with the ETA
+            if (done == 0 || done * 10 / total <= shown) return;
+            shown = done * 10 / total;
+            progress.Message($"  {done}/{total} checkpoints read; ETA {started.Elapsed / done * (total - done):mm\\:ss}");
+        });
+        CheckpointRuns.WriteAnalysis(inputs, outDirectory, result, contents);
+        CliOutput.Result(new { analysis = Json(result, outDirectory), analysed = contents.Tensors.Select(t => t.Key), dropped = contents.Dropped.Select(d => new { key = d.StoredKey, reason = d.Reason }) }, () =>
+        {
+            PrintSummary(result, outDirectory);
+            Console.WriteLine($"  analysed {contents.Tensors.Length} tensors; not analysed: {(contents.Dropped.Length == 0 ? "none" : string.Join(", ", contents.Dropped.Select(d => $"{d.StoredKey} ({d.Reason})")))}");
+        });
+        return ExitCodes.Ok;
     }
 
     /// Where the result's tables go: RUN/analysis, or RUN/analysis-steps for the per-step analysis.
@@ -95,15 +130,15 @@ public static class AnalyzeVerb
         value > 0 && double.IsFinite(value) ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
 
     /// <summary>A run's analysis for --json: window, layers, and each group with its ranks and fits.</summary>
-    static object Json(AnalysisResult r)
+    static object Json(AnalysisResult r, string tables)
     {
         var diffusion = r.Diffusion.ToDictionary(d => (d.Key.Layer, d.Key.Unit));
         return new
         {
             run = r.Run,
-            window = new { from = r.Window.From, to = r.Window.To, velocities = r.Window.Velocities, rule = r.Window.Rule },
+            window = new { from = r.Window.From, to = r.Window.To, velocities = r.Window.Velocities, rule = r.Window.Rule, spacing = r.Window.Spacing },
             convention = r.Physics.Describe,
-            layers = r.Layers.Select(l => new { layer = l.Key.Layer, weights = l.Temperature.Weights, temperature = l.Temperature.Temperature, drift_temperature = l.Temperature.Drift, oscillation_temperature = l.Temperature.Oscillation }),
+            layers = r.Layers.Select(l => new { layer = l.Key.Layer, weights = l.Temperature.Weights, temperature = l.Temperature.Temperature, drift_temperature = l.Temperature.Drift, oscillation_temperature = l.Temperature.Oscillation, diffusive_rate = l.DiffusiveRate }),
             groups = r.Groups.Select(g => new
             {
                 layer = g.Key.Layer, unit = g.Key.Unit, weight = g.Key.Weight, temperature = g.Temperature.Temperature,
@@ -114,19 +149,25 @@ public static class AnalyzeVerb
             }),
             spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2, units = s.Item3, p_value = PairedTests.SpearmanPValue(s.Item2, s.Item3) }),
             time_unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch",
-            tables = Tables(r),
+            spacing = r.Window.Spacing,
+            source = r.Source,
+            tables,
         };
     }
 
     static string G(double v) => v.ToString("0.000e+00", CultureInfo.InvariantCulture);
 
-    static void PrintSummary(AnalysisResult r)
+    static void PrintSummary(AnalysisResult r, string tables)
     {
         var unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch";
-        Console.WriteLine($"{r.Run}: window {r.Window.From}..{r.Window.To} ({r.Window.Velocities} velocities, Δt = {r.Window.Interval} {unit}{(r.Window.Interval == 1 ? "" : "s")}; {r.Window.Rule}); T = {r.Physics.Describe}");
-        Console.WriteLine($"  {"layer",-10} {"weights",8} {"T",11} {"T_drift",11} {"T_osc",11}");
+        var spacing = r.Window.IsEven
+            ? $"Δt = {r.Window.Interval} {unit}{(r.Window.Interval == 1 ? "" : "s")}"
+            : $"uneven Δt of {r.Window.Intervals.Min()}..{r.Window.Intervals.Max()} {unit}s, each velocity its own";
+        Console.WriteLine($"{r.Run}: window {r.Window.From}..{r.Window.To} ({r.Window.Velocities} velocities, {spacing}; {r.Window.Rule}); T = {r.Physics.Describe}");
+        var width = Math.Max(10, r.Layers.Max(l => l.Key.Layer.Length));
+        Console.WriteLine($"  {"layer".PadRight(width)} {"weights",8} {"T",11} {"T_drift",11} {"T_osc",11} {"D",11}");
         foreach (var l in r.Layers)
-            Console.WriteLine($"  {l.Key.Layer,-10} {l.Temperature.Weights,8} {G(l.Temperature.Temperature),11} {G(l.Temperature.Drift),11} {G(l.Temperature.Oscillation),11}");
+            Console.WriteLine($"  {l.Key.Layer.PadRight(width)} {l.Temperature.Weights,8} {G(l.Temperature.Temperature),11} {G(l.Temperature.Drift),11} {G(l.Temperature.Oscillation),11} {G(l.DiffusiveRate),11}");
         var diffusion = r.Diffusion.ToDictionary(d => (d.Key.Layer, d.Key.Unit));
         var listed = r.Diffusion.Select(d => d.Key.Layer).Distinct().ToArray();
         if (listed.Length == 0 && r.Grouping == Grouping.Unit) listed = r.Layers.Take(1).Select(l => l.Key.Layer).ToArray();
@@ -142,6 +183,6 @@ public static class AnalyzeVerb
                 Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
             }
         }
-        Console.WriteLine($"  tables: {Tables(r)}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
+        Console.WriteLine($"  tables: {tables}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
     }
 }
