@@ -76,8 +76,9 @@ module CheckpointNames =
     /// (storedKey, stored shape, dtype (Error: the name of a dtype that is not read), bytes):
     /// wrapper prefixes stripped; Lightning's "model." stripped when `stripModelPrefix`; known
     /// buffers, unread dtypes and keys matching `options.Exclude` dropped with their reason; a
-    /// layer matching `options.UnitsAlongDim1` read transposed (its shape reversed), which only a
-    /// 2-D tensor can be (`ArtifactException` naming `path` and the key otherwise).
+    /// 2-D tensor of a layer matching `options.UnitsAlongDim1` read transposed (its shape
+    /// reversed); a 1-D tensor of such a layer (its bias) is read as it is, and any other rank is
+    /// refused (`ArtifactException` naming `path` and the key).
     let classify (path: string) (options: CheckpointReadOptions) (stripModelPrefix: bool)
                  (entries: (string * int[] * Result<StoredDType, string> * TensorBytes)[]) =
         let kept = ResizeArray<CheckpointTensor>()
@@ -95,10 +96,12 @@ module CheckpointNames =
                 drop (sprintf "excluded (%s)" (options.Exclude |> Array.find (fun p -> globMatches p key)))
             | Ok dtype ->
                 let layer, tensor = layerAndTensor key
-                let transposed = options.UnitsAlongDim1 |> Array.exists (fun p -> globMatches p layer)
-                if transposed && shape.Length <> 2 then
+                let unitsAlongDim1 = options.UnitsAlongDim1 |> Array.exists (fun p -> globMatches p layer)
+                // A 1-D tensor (the layer's bias) has its units along its only dimension either way.
+                if unitsAlongDim1 && shape.Length <> 2 && shape.Length <> 1 then
                     Errors.artifact "%s: %s has shape [%s] but its layer %s is read with units along dim 1, which needs a 2-D tensor"
                         path storedKey (String.Join(", ", shape)) layer
+                let transposed = unitsAlongDim1 && shape.Length = 2
                 kept.Add
                     { Layer = layer
                       Tensor = tensor

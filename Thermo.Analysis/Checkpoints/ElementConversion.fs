@@ -130,7 +130,8 @@ module ElementStream =
 
     /// The number of elements of `tensor`.
     let elementCount (tensor: CheckpointTensor) =
-        tensor.Shape |> Array.fold (fun n d -> Checked.(*) n (int64 d)) 1L
+        try tensor.Shape |> Array.fold (fun n d -> Checked.(*) n (int64 (max d 0))) 1L
+        with :? OverflowException -> Errors.artifact "%s: tensor %s has a shape beyond any file" tensor.Bytes.File tensor.StoredKey
 
     /// How many bytes from `tensor.Bytes.Offset` the tensor's elements reach (0 for an empty
     /// tensor); `ArtifactException` naming the file and key for strides that do not fit its shape.
@@ -148,6 +149,19 @@ module ElementStream =
                 let last = Array.fold2 (fun acc (d: int) s -> Checked.(+) acc (Checked.(*) (int64 (d - 1)) s)) 0L tensor.Shape strides
                 Checked.(*) (Checked.(+) last 1L) (int64 (ElementConversion.elementSize tensor.DType))
             with :? OverflowException -> fault "sizes and strides beyond any file"
+
+    /// `ArtifactException` naming the file and key unless `tensor` lies inside a region of
+    /// `regionLength` bytes and has no more elements than the region holds: a tensor of a
+    /// checkpoint owns its elements, and the bound keeps a damaged shape from streaming for ever.
+    let checkInside (regionName: string) (regionLength: int64) (tensor: CheckpointTensor) =
+        let span = extent tensor
+        let count = elementCount tensor
+        if span > 0L && tensor.Bytes.Offset > regionLength - span then
+            Errors.artifact "%s: tensor %s needs bytes %d..%d of %s, which holds %d bytes"
+                tensor.Bytes.File tensor.StoredKey tensor.Bytes.Offset (tensor.Bytes.Offset + span) regionName regionLength
+        if count > regionLength / int64 (ElementConversion.elementSize tensor.DType) then
+            Errors.artifact "%s: tensor %s has %d elements but %s holds %d bytes (an expanded view? save a contiguous copy)"
+                tensor.Bytes.File tensor.StoredKey count regionName regionLength
 
     let private isContiguous (shape: int[]) (strides: int64[]) =
         let mutable expected = 1L
@@ -220,12 +234,9 @@ module ElementStream =
     /// zip entry; a whole file for offsets relative to the file). `ArtifactException` naming the
     /// file and key when the tensor reaches outside the region or the file ends early.
     let streamTensor (stream: Stream) (regionStart: int64) (regionLength: int64) (tensor: CheckpointTensor) (sink: ChunkSink) =
+        checkInside (if isNull tensor.Bytes.Entry then "the file" else "storage entry " + tensor.Bytes.Entry) regionLength tensor
         let span = extent tensor
         if span > 0L then
-            if tensor.Bytes.Offset > regionLength - span then
-                Errors.artifact "%s: tensor %s needs bytes %d..%d of %s, which holds %d bytes"
-                    tensor.Bytes.File tensor.StoredKey tensor.Bytes.Offset (tensor.Bytes.Offset + span)
-                    (if isNull tensor.Bytes.Entry then "the file" else "storage entry " + tensor.Bytes.Entry) regionLength
             stream.Seek(regionStart + tensor.Bytes.Offset, SeekOrigin.Begin) |> ignore
             let count = elementCount tensor
             if isContiguous tensor.Shape (analysedStrides tensor) then streamContiguous stream tensor count sink

@@ -360,7 +360,7 @@ module internal SafePickle =
 
         /// Calls `callable` on `args` — only the allow-listed functions do anything; any other
         /// class or function becomes an inert instance of it.
-        let rec call (callable: obj) (args: obj[]) : obj =
+        let rec call (depth: int) (callable: obj) (args: obj[]) : obj =
             match callable with
             | :? PyGlobal as g ->
                 match g.FullName with
@@ -381,10 +381,11 @@ module internal SafePickle =
                     // A Parameter is its tensor; requires_grad and hooks do not matter here.
                     if args.Length = 0 then corrupt "_rebuild_parameter without arguments"
                     args[0]
-                | "torch._tensor._rebuild_from_type_v2" when args.Length >= 3 ->
-                    // A tensor subclass: the tensor comes from calling its rebuild function.
+                | "torch._tensor._rebuild_from_type_v2" when args.Length >= 3 && depth < 4 ->
+                    // A tensor subclass: the tensor comes from calling its rebuild function (once;
+                    // the depth bound keeps a hostile nesting from exhausting the stack).
                     match args[2] with
-                    | :? (obj[]) as inner -> call args[0] inner
+                    | :? (obj[]) as inner -> call (depth + 1) args[0] inner
                     | _ -> box (PyInstance(g, args))
                 | _ -> box (PyInstance(g, args))
             | other -> corrupt (sprintf "a call of a %s" (describe other))
@@ -436,11 +437,11 @@ module internal SafePickle =
                 | 'Q' -> push (persistentLoad (pop ()))
                 | 'R' | '\x81' ->
                     let args = match pop () with :? (obj[]) as a -> a | other -> corrupt (sprintf "call arguments that are a %s" (describe other))
-                    push (call (pop ()) args)
+                    push (call 0 (pop ()) args)
                 | '\x92' ->
                     pop () |> ignore // keyword arguments: nothing allow-listed takes any
                     let args = match pop () with :? (obj[]) as a -> a | other -> corrupt (sprintf "call arguments that are a %s" (describe other))
-                    push (call (pop ()) args)
+                    push (call 0 (pop ()) args)
                 | 'S' -> push (line ()) // protocol 0 string: kept quoted and escaped, nothing reads it
                 | 'V' -> push (line ())
                 | 'T' -> push (Encoding.Latin1.GetString(bytes (int64 (i32 ()))))
@@ -475,11 +476,11 @@ module internal SafePickle =
                     let moduleName = line ()
                     let name = line ()
                     let callable = global' moduleName name
-                    push (call callable (popMark ()))
+                    push (call 0 callable (popMark ()))
                 | 'o' ->
                     let items = popMark ()
                     if items.Length = 0 then corrupt "OBJ without a class"
-                    push (call items[0] items[1..])
+                    push (call 0 items[0] items[1..])
                 | 'd' ->
                     let items = popMark ()
                     let d = PyDict(false)
@@ -672,10 +673,7 @@ module TorchZip =
                 match archive.Entries.TryGetValue tensor.Bytes.Entry with
                 | true, entry ->
                     ZipDirectory.dataOffset archive.Stream path entry |> ignore
-                    let extent = ElementStream.extent tensor
-                    if extent > 0L && tensor.Bytes.Offset > entry.Size - extent then
-                        Errors.artifact "%s: tensor %s needs bytes %d..%d of storage entry %s, which holds %d bytes"
-                            path tensor.StoredKey tensor.Bytes.Offset (tensor.Bytes.Offset + extent) entry.Name entry.Size
+                    ElementStream.checkInside ("storage entry " + entry.Name) entry.Size tensor
                 | _ -> Errors.artifact "%s: the storage of tensor %s is missing (no zip entry %s)" path tensor.StoredKey tensor.Bytes.Entry
             { Path = path
               Format = Format
