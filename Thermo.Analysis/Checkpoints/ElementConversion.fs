@@ -194,6 +194,24 @@ module ElementStream =
         finally
             if not (isNull buffer) then ArrayPool<byte>.Shared.Return buffer
 
+    /// Converts `destination.Length` elements of `bytes`, the first at element `first`, each
+    /// `stride` elements after the one before.
+    let private gatherRun (dtype: StoredDType) (bytes: byte[]) (first: int64) (stride: int64) (destination: Span<float32>) =
+        let first, stride = int first, int stride
+        match dtype with
+        | StoredDType.Float32 when BitConverter.IsLittleEndian ->
+            let source = MemoryMarshal.Cast<byte, float32>(ReadOnlySpan bytes)
+            for k in 0 .. destination.Length - 1 do
+                destination[k] <- source[first + k * stride]
+        | StoredDType.BFloat16 when BitConverter.IsLittleEndian ->
+            let source = MemoryMarshal.Cast<byte, uint16>(ReadOnlySpan bytes)
+            for k in 0 .. destination.Length - 1 do
+                destination[k] <- BitConverter.UInt32BitsToSingle(uint32 source[first + k * stride] <<< 16)
+        | _ ->
+            let size = ElementConversion.elementSize dtype
+            for k in 0 .. destination.Length - 1 do
+                destination[k] <- ElementConversion.convertOne dtype (ReadOnlySpan<byte>(bytes, (first + k * stride) * size, size))
+
     let private streamGathered (stream: Stream) (tensor: CheckpointTensor) (span: int64) (count: int64) (sink: ChunkSink) =
         // A strided view is read as the run of storage it spans, then gathered: bounded by the
         // storage, which a view cannot exceed.
@@ -204,27 +222,30 @@ module ElementStream =
         readExactly stream tensor (Span<byte> bytes)
         let shape = tensor.Shape
         let strides = analysedStrides tensor
-        let size = ElementConversion.elementSize tensor.DType
         let rank = shape.Length
+        let last = rank - 1
         let index = Array.zeroCreate<int> rank
         let mutable offset = 0L
         let mutable remaining = count
         while remaining > 0L do
             let free = sink.Free
             let n = int (min remaining (int64 free.Length))
-            for j in 0 .. n - 1 do
-                free[j] <- ElementConversion.convertOne tensor.DType (ReadOnlySpan<byte>(bytes, int offset * size, size))
-                // Odometer over the analysed shape: the last dimension moves fastest.
-                let mutable d = rank - 1
-                let mutable carry = true
-                while carry && d >= 0 do
-                    index[d] <- index[d] + 1
-                    offset <- offset + strides[d]
-                    if index[d] = shape[d] then
-                        offset <- offset - int64 shape[d] * strides[d]
-                        index[d] <- 0
-                        d <- d - 1
-                    else carry <- false
+            let mutable j = 0
+            while j < n do
+                // A run along the last dimension at a fixed stride, then the odometer of the others.
+                let run = min (n - j) (shape[last] - index[last])
+                gatherRun tensor.DType bytes offset strides[last] (free.Slice(j, run))
+                j <- j + run
+                offset <- offset + int64 run * strides[last]
+                index[last] <- index[last] + run
+                let mutable d = last
+                while d >= 0 && index[d] = shape[d] do
+                    offset <- offset - int64 shape[d] * strides[d]
+                    index[d] <- 0
+                    d <- d - 1
+                    if d >= 0 then
+                        index[d] <- index[d] + 1
+                        offset <- offset + strides[d]
             sink.Advance n
             remaining <- remaining - int64 n
 

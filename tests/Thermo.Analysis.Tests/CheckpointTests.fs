@@ -257,7 +257,7 @@ let tests =
             expectArtifactError (fixture "ddp.pt") (fun () -> TorchZip.read options (fixture "ddp.pt"))
 
         testList "refused files name the file and the fault" [
-            for name in [ "legacy.pt"; "wholemodel.pt"; "malicious_entry.pt"; "malicious_elsewhere.ckpt"; "missing_storage.pt"; "short_storage.pt" ] ->
+            for name in [ "legacy.pt"; "wholemodel.pt"; "malicious_entry.pt"; "malicious_elsewhere.ckpt"; "missing_storage.pt"; "short_storage.pt"; "expanded.pt" ] ->
                 testCase name <| fun () -> expectRefused name
         ]
 
