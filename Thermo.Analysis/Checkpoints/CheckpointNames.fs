@@ -68,7 +68,9 @@ module CheckpointNames =
     /// Why a tensor of a dtype Thermo does not read is dropped: integers and booleans are not
     /// floating; complex and 8-bit floating types are, but are not read.
     let private unreadDTypeReason (name: string) =
-        if name.StartsWith("complex", StringComparison.Ordinal) || name.StartsWith("float8", StringComparison.Ordinal) then
+        // torch's names (complex64, float8_e4m3fn) and safetensors' (C64, F8_E4M3)
+        if name.StartsWith("complex", StringComparison.Ordinal) || name.StartsWith("float8", StringComparison.Ordinal)
+           || name.StartsWith("C", StringComparison.Ordinal) || name.StartsWith("F8", StringComparison.Ordinal) then
             sprintf "unsupported floating type (%s)" name
         else sprintf "not floating (%s)" name
 
@@ -90,10 +92,10 @@ module CheckpointNames =
                 else unwrapped
             let drop reason = dropped.Add { StoredKey = storedKey; Reason = reason }
             match dtype with
-            | _ when isKnownBuffer key -> drop "buffer"
+            | _ when isKnownBuffer key -> drop "buffer, not a weight"
             | Error name -> drop (unreadDTypeReason name)
             | Ok _ when options.Exclude |> Array.exists (fun p -> globMatches p key) ->
-                drop (sprintf "excluded (%s)" (options.Exclude |> Array.find (fun p -> globMatches p key)))
+                drop (sprintf "excluded by pattern '%s'" (options.Exclude |> Array.find (fun p -> globMatches p key)))
             | Ok dtype ->
                 let layer, tensor = layerAndTensor key
                 let unitsAlongDim1 = options.UnitsAlongDim1 |> Array.exists (fun p -> globMatches p layer)

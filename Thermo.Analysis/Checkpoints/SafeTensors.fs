@@ -8,64 +8,6 @@ open System.Text
 open System.Text.Json
 open Thermo.Analysis
 
-// TODO merge: CheckpointNames — a minimal private stand-in for the shared module (stripWrappers,
-// layerAndTensor, isKnownBuffer, globMatches, classify); the merge replaces it with the real one.
-module internal SafeTensorNames =
-    /// Removes the prefixes that wrappers add to every key (DataParallel's `module.`, torch.compile's
-    /// `_orig_mod.`), however nested.
-    let stripWrappers (key: string) =
-        let prefixes = [| "module."; "_orig_mod." |]
-        let mutable k = key
-        let mutable changed = true
-        while changed do
-            changed <- false
-            for p in prefixes do
-                if k.StartsWith(p, StringComparison.Ordinal) && k.Length > p.Length then
-                    k <- k.Substring p.Length
-                    changed <- true
-        k
-
-    /// Thermo's layer and tensor of a key: `a.b.weight` → (`a.b`, `weight`); a key with neither
-    /// suffix is a layer of its own.
-    let layerAndTensor (key: string) =
-        if key.EndsWith(".weight", StringComparison.Ordinal) then key.Substring(0, key.Length - 7), "weight"
-        elif key.EndsWith(".bias", StringComparison.Ordinal) then key.Substring(0, key.Length - 5), "bias"
-        else key, "weight"
-
-    /// Floating buffers of normalisation layers: state, not weights.
-    let isKnownBuffer (key: string) =
-        key.EndsWith("running_mean", StringComparison.Ordinal)
-        || key.EndsWith("running_var", StringComparison.Ordinal)
-        || key.EndsWith("num_batches_tracked", StringComparison.Ordinal)
-
-    /// Whole-string glob match, `*` any run of characters, `?` one character (iterative, no regex:
-    /// a user's pattern is never compiled).
-    let globMatches (pattern: string) (text: string) =
-        let mutable p = 0
-        let mutable t = 0
-        let mutable star = -1
-        let mutable mark = 0
-        let mutable result = None
-        while result.IsNone do
-            if t < text.Length && p < pattern.Length && (pattern[p] = '?' || pattern[p] = text[t]) then
-                p <- p + 1
-                t <- t + 1
-            elif p < pattern.Length && pattern[p] = '*' then
-                star <- p
-                mark <- t
-                p <- p + 1
-            elif star >= 0 && t < text.Length then
-                p <- star + 1
-                mark <- mark + 1
-                t <- mark
-            elif t = text.Length then
-                while p < pattern.Length && pattern[p] = '*' do
-                    p <- p + 1
-                result <- Some(p = pattern.Length)
-            else
-                result <- Some false
-        result.Value
-
 /// One tensor entry of a safetensors header, validated.
 type internal SafeTensorEntry =
     { StoredKey: string
@@ -100,16 +42,6 @@ module SafeTensors =
         | "I32" | "U32" -> Some(4, None)
         | "I64" | "U64" | "C64" -> Some(8, None)
         | _ -> None
-
-    /// Element size of a converted dtype.
-    let internal elementSize (dtype: StoredDType) =
-        match dtype with
-        | StoredDType.Float32 -> 4
-        | StoredDType.Float16 | StoredDType.BFloat16 -> 2
-        | StoredDType.Float64 -> 8
-        | other -> invalidArg "dtype" (sprintf "unknown dtype %O" other)
-
-    let private isFloatingName (name: string) = name.StartsWith("F", StringComparison.Ordinal) || name = "BF16"
 
     /// Parses and validates one tensor entry of the header (shape, dtype, offsets inside the buffer,
     /// byte length matching the shape). Overlaps are checked over all entries afterwards.
@@ -224,146 +156,37 @@ module SafeTensors =
     [<CompiledName("Read")>]
     let read (options: CheckpointReadOptions) (path: string) : CheckpointContents =
         let entries, dataStart = readHeader path
-        let tensors = ResizeArray()
-        let dropped = ResizeArray()
-        let drop key reason = dropped.Add { DroppedTensor.StoredKey = key; Reason = reason }
-        for e in entries do
-            let key = SafeTensorNames.stripWrappers e.StoredKey
-            match dtypeInfo e.DTypeName with
-            | Some(_, None) when isFloatingName e.DTypeName -> drop e.StoredKey (sprintf "unsupported floating type (%s)" e.DTypeName)
-            | Some(_, None) -> drop e.StoredKey (sprintf "not floating (%s)" e.DTypeName)
-            | None -> () // unreachable: parseEntry rejects unknown dtypes
-            | Some(_, Some dtype) ->
-                match options.Exclude |> Array.tryFind (fun p -> SafeTensorNames.globMatches p key) with
-                | Some pattern -> drop e.StoredKey (sprintf "excluded by pattern '%s'" pattern)
-                | None when SafeTensorNames.isKnownBuffer key -> drop e.StoredKey "buffer, not a weight"
-                | None ->
-                    let layer, tensor = SafeTensorNames.layerAndTensor key
-                    let transposed =
-                        e.Shape.Length = 2 && options.UnitsAlongDim1 |> Array.exists (fun p -> SafeTensorNames.globMatches p layer)
-                    tensors.Add
-                        { Layer = layer
-                          Tensor = tensor
-                          Key = key
-                          StoredKey = e.StoredKey
-                          Shape = (if transposed then [| e.Shape[1]; e.Shape[0] |] else Array.copy e.Shape)
-                          DType = dtype
-                          Transposed = transposed
-                          Bytes = { File = path; Entry = null; Offset = dataStart + e.Begin; Strides = contiguousStrides e.Shape } }
+        let located =
+            entries |> Array.map (fun e ->
+                let dtype = match dtypeInfo e.DTypeName with | Some(_, Some d) -> Ok d | _ -> Error e.DTypeName
+                e.StoredKey, e.Shape, dtype, { File = path; Entry = null; Offset = dataStart + e.Begin; Strides = contiguousStrides e.Shape })
+        let tensors, dropped = CheckpointNames.classify path options false located
         { Path = path
           Format = "safetensors"
-          Tensors = tensors.ToArray()
-          Dropped = dropped.ToArray()
+          Tensors = tensors
+          Dropped = dropped
           Epoch = None
           GlobalStep = None }
-
-    // TODO merge: the shared element conversion helper — private copies of the conversions.
-    /// Converts `count` little-endian elements of `dtype` from `source` into `target`. F32 is a
-    /// reinterpreting copy; F16 through System.Half (exact); BF16 is the upper half of a float32
-    /// (exact); F64 rounds to nearest.
-    let internal convert (dtype: StoredDType) (source: ReadOnlySpan<byte>) (target: Span<float32>) =
-        match dtype with
-        | StoredDType.Float32 -> MemoryMarshal.Cast<byte, float32>(source).CopyTo target
-        | StoredDType.Float16 ->
-            let halves = MemoryMarshal.Cast<byte, Half> source
-            for i in 0 .. halves.Length - 1 do
-                target[i] <- float32 halves[i]
-        | StoredDType.BFloat16 ->
-            let words = MemoryMarshal.Cast<byte, uint16> source
-            for i in 0 .. words.Length - 1 do
-                target[i] <- BitConverter.Int32BitsToSingle(int words[i] <<< 16)
-        | StoredDType.Float64 ->
-            let doubles = MemoryMarshal.Cast<byte, float> source
-            for i in 0 .. doubles.Length - 1 do
-                target[i] <- float32 doubles[i]
-        | other -> invalidArg "dtype" (sprintf "unknown dtype %O" other)
-
-    /// Fills `target` from the stream's position, or fails naming the file and key.
-    let private readExactly (stream: FileStream) (t: CheckpointTensor) (target: Span<byte>) =
-        try stream.ReadExactly target
-        with :? EndOfStreamException -> fail "%s: truncated inside '%s'" t.Bytes.File t.StoredKey
-
-    /// Bytes read from the file at a time: bounded memory whatever the tensor's size.
-    let private bufferBytes = 1 <<< 18
 
     /// Streams the values of `tensors` (as `read` located them, in array order, each in its analysis
     /// shape: a transposed tensor is emitted transposed) into chunks the caller supplies:
     /// `nextChunk ()` gives an array to fill, `filled chunk count` hands it back with `count` values
     /// (a chunk may hold the end of one tensor and the start of the next; only the last one is
-    /// partly filled). Memory is one 256 KB read buffer, plus a whole tensor for a transposed one.
-    /// Raises `ArtifactException` naming the file and the key when the file no longer holds the bytes.
+    /// partly filled). Memory is one read buffer, plus a whole tensor for a transposed one. Raises
+    /// `ArtifactException` naming the file and the key when the file no longer holds the bytes.
     [<CompiledName("StreamValues")>]
     let streamValues (tensors: CheckpointTensor[]) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) : unit =
-        let buffer = Array.zeroCreate<byte> bufferBytes
+        let sink = ChunkSink(nextChunk, filled)
         let mutable stream: FileStream = null
-        let mutable streamFile: string = null
-        let mutable chunk: float32[] = null
-        let mutable at = 0
-        let ensureChunk () =
-            if isNull chunk then
-                chunk <- nextChunk ()
-                if isNull chunk || chunk.Length = 0 then invalidArg "nextChunk" "gave an empty chunk"
-                at <- 0
-        let handBack () =
-            filled chunk at
-            chunk <- null
-        // copies converted values into chunks, handing each back when full
-        let emit (values: float32[]) =
-            let mutable from = 0
-            while from < values.Length do
-                ensureChunk ()
-                let take = min (values.Length - from) (chunk.Length - at)
-                Array.blit values from chunk at take
-                at <- at + take
-                from <- from + take
-                if at = chunk.Length then handBack ()
         try
             for t in tensors do
-                if isNull stream || streamFile <> t.Bytes.File then
+                if isNull stream || stream.Name <> Path.GetFullPath t.Bytes.File then
                     if not (isNull stream) then stream.Dispose()
                     stream <- null
-                    streamFile <- t.Bytes.File
                     if not (File.Exists t.Bytes.File) then fail "%s does not exist (reading '%s')" t.Bytes.File t.StoredKey
                     stream <- new FileStream(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)
-                let size = elementSize t.DType
-                let numel = t.Shape |> Array.fold (fun n d -> n * int64 d) 1L
-                let byteLength = numel * int64 size
-                if t.Bytes.Offset < 0L || t.Bytes.Offset + byteLength > stream.Length then
-                    fail "%s: '%s' needs bytes [%d, %d) but the file has %d (truncated?)" t.Bytes.File t.StoredKey t.Bytes.Offset (t.Bytes.Offset + byteLength) stream.Length
-                stream.Position <- t.Bytes.Offset
-                if not t.Transposed then
-                    let mutable left = numel
-                    while left > 0L do
-                        ensureChunk ()
-                        let take = int (min left (int64 (min (chunk.Length - at) (bufferBytes / size))))
-                        if t.DType = StoredDType.Float32 then
-                            // straight into the chunk: a read, no conversion
-                            readExactly stream t (MemoryMarshal.AsBytes(chunk.AsSpan(at, take)))
-                        else
-                            readExactly stream t (buffer.AsSpan(0, take * size))
-                            convert t.DType (ReadOnlySpan(buffer, 0, take * size)) (chunk.AsSpan(at, take))
-                        at <- at + take
-                        left <- left - int64 take
-                        if at = chunk.Length then handBack ()
-                else
-                    // stored (rows, cols); the analysis sees (cols, rows): the whole tensor in memory,
-                    // then its columns emitted one after another
-                    let rows, cols = t.Shape[1], t.Shape[0]
-                    if numel > int64 Array.MaxLength then
-                        fail "%s: '%s' has %d elements, too many to transpose in memory" t.Bytes.File t.StoredKey numel
-                    let whole = Array.zeroCreate<float32> (int numel)
-                    let mutable done' = 0
-                    while done' < whole.Length do
-                        let take = min (whole.Length - done') (bufferBytes / size)
-                        readExactly stream t (buffer.AsSpan(0, take * size))
-                        convert t.DType (ReadOnlySpan(buffer, 0, take * size)) (whole.AsSpan(done', take))
-                        done' <- done' + take
-                    let column = Array.zeroCreate<float32> rows
-                    for c in 0 .. cols - 1 do
-                        for r in 0 .. rows - 1 do
-                            column[r] <- whole[r * cols + c]
-                        emit column
-            if not (isNull chunk) && at > 0 then handBack ()
+                ElementStream.streamTensor stream 0L stream.Length t sink
+            sink.Flush()
         finally
             if not (isNull stream) then stream.Dispose()
 

@@ -11,12 +11,7 @@ open Thermo.Analysis.Checkpoints
 open Thermo.Analysis.Tests.Generators
 
 /// The torch.save fixtures written by tests/fixtures/pytorch/torchzip_cases.py, each with its JSON.
-let private fixtures =
-    let mutable dir = DirectoryInfo(AppContext.BaseDirectory)
-    while not (isNull dir) && not (File.Exists(Path.Combine(dir.FullName, "Thermo.sln"))) do
-        dir <- dir.Parent
-    if isNull dir then failwith "no Thermo.sln above the test assembly"
-    Path.Combine(dir.FullName, "tests", "fixtures", "pytorch", "torchzip")
+let private fixtures = Path.Combine(repositoryRoot, "tests", "fixtures", "pytorch", "torchzip")
 
 let private fixture name = Path.Combine(fixtures, name)
 
@@ -223,13 +218,13 @@ let tests =
         testCase "buffers and integer tensors are dropped with their reason" <| fun () ->
             let contents = readsLikePyTorch "batchnorm.pt"
             Expect.equal (dropped contents)
-                [ "1.running_mean", "buffer"; "1.running_var", "buffer"; "1.num_batches_tracked", "buffer"
+                [ "1.running_mean", "buffer, not a weight"; "1.running_var", "buffer, not a weight"; "1.num_batches_tracked", "buffer, not a weight"
                   "vocab.index", "not floating (int64)"; "mask", "not floating (bool)" ] "dropped"
             Expect.sequenceEqual (contents.Tensors |> Array.map (fun t -> t.Key)) [| "0.weight"; "0.bias"; "1.weight"; "1.bias" |] "analysed"
 
         testCase "excluded keys are dropped, matched after stripping" <| fun () ->
             let contents = TorchZip.read { CheckpointReadOptions.Default with Exclude = [| "conv.*" |] } (fixture "ddp.pt")
-            Expect.equal (dropped contents) [ "module.conv.weight", "excluded (conv.*)"; "module.conv.bias", "excluded (conv.*)" ] "dropped"
+            Expect.equal (dropped contents) [ "module.conv.weight", "excluded by pattern 'conv.*'"; "module.conv.bias", "excluded by pattern 'conv.*'" ] "dropped"
             Expect.sequenceEqual (contents.Tensors |> Array.map (fun t -> t.Key)) [| "fc.weight" |] "kept"
 
         testCase "units along dim 1: 2-D tensors stream transposed, biases as they are" <| fun () ->

@@ -2,6 +2,7 @@ module Thermo.Analysis.Tests.Generators
 
 open System
 open System.IO
+open System.Text
 open Expecto
 open FsCheck
 open FsCheck.FSharp
@@ -14,6 +15,35 @@ type TempDirectory() =
     member _.File(name: string) = System.IO.Path.Combine(path, name)
     interface IDisposable with
         member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
+
+/// The repository's root: the folder above the test assembly that holds Thermo.sln.
+let repositoryRoot =
+    let mutable dir = DirectoryInfo(AppContext.BaseDirectory)
+    while not (isNull dir) && not (File.Exists(Path.Combine(dir.FullName, "Thermo.sln"))) do
+        dir <- dir.Parent
+    if isNull dir then failwith "no Thermo.sln above the test assembly"
+    dir.FullName
+
+/// A safetensors file as the format's writer lays it out: u64 header length, the JSON header padded
+/// with spaces to 8 bytes, then the data buffer.
+let writeRawSafetensors (path: string) (header: string) (data: byte[]) =
+    let mutable json = Encoding.UTF8.GetBytes header
+    if json.Length % 8 <> 0 then json <- Array.append json (Array.create (8 - json.Length % 8) (byte ' '))
+    use stream = File.Create path
+    stream.Write(BitConverter.GetBytes(uint64 json.Length), 0, 8)
+    stream.Write(json, 0, json.Length)
+    stream.Write(data, 0, data.Length)
+
+/// Writes tensors (key, dtype, shape, little-endian bytes) back to back, in the given order.
+let writeSafetensors (path: string) (tensors: (string * string * int[] * byte[]) list) =
+    let mutable offset = 0
+    let entries =
+        [ for key, dtype, shape, bytes in tensors do
+              let entry = sprintf "\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%d,%d]}" key dtype (String.Join(",", shape)) offset (offset + bytes.Length)
+              offset <- offset + bytes.Length
+              yield entry ]
+    let header = "{\"__metadata__\":{\"format\":\"pt\"}," + String.Join(",", entries) + "}"
+    writeRawSafetensors path header (tensors |> List.map (fun (_, _, _, b) -> b) |> Array.concat)
 
 /// Writes the run.json a complete Thermo training of `epochs` epochs would have written, declaring a
 /// snapshot every `every` epochs and, in the last `stepEpochs` epochs, one after each of its
