@@ -64,6 +64,9 @@ type Analyzer =
     /// Writes the analysis tables under RUN/analysis/ (RUN/analysis-steps/ for steps), replacing the directory whole.
     static member Write(result: AnalysisResult) : unit = AnalysisOutput.write result
 
+    /// The directory `Write` writes the result's tables into.
+    static member TablesDirectory(result: AnalysisResult) : string = AnalysisOutput.tablesDirectory result
+
     /// `auto`, `last:N` or `a:b`; `SettingException` (`Window`) otherwise.
     static member ParseWindow(text: string) : WindowSpec = WindowSpec.Parse text
 

@@ -65,27 +65,35 @@ module CheckpointAnalysis =
             fail "%s: exists and is not %s; only one of those is replaced" out what
         full
 
-    /// One checkpoint as a snapshot: its header is read once, when first needed.
-    let private snapshotOf (read: CheckpointReadOptions) (entry: SeriesEntry) : SeriesSnapshot =
-        let contents = lazy (readContents read entry.Checkpoint)
+    /// One checkpoint as a snapshot, its header already read.
+    let private snapshotOf (entry: SeriesEntry) (contents: CheckpointContents) : SeriesSnapshot =
         { Time = entry.Time
           Source = entry.Source
-          Directory = fun () -> directoryOf contents.Value
+          Directory = fun () -> directoryOf contents
           Stream = fun header nextChunk filled ->
-              header (directoryOf contents.Value)
-              streamValues contents.Value.Tensors nextChunk filled }
+              header (directoryOf contents)
+              streamValues contents.Tensors nextChunk filled }
 
     /// A checkpoint series in place over the window `spec` asks for: its layout's times, declared
-    /// spacing (a gap is an error unless `acceptGaps`), metrics and learning rates.
+    /// spacing (a gap is an error unless `acceptGaps`), metrics and learning rates. Every
+    /// checkpoint's header is read first (cheap beside its values), so a damaged file, a changed
+    /// shape or a layer that comes or goes is refused before any value is streamed.
     [<CompiledName("Series")>]
     let series (inputs: string[]) (plan: CheckpointSeriesPlan) (read: CheckpointReadOptions) (acceptGaps: bool) (spec: WindowSpec) : AnalysisSeries * EquilibriumWindow =
         let name = describe plan inputs
+        let contents = plan.Entries |> Array.map (fun e -> readContents read e.Checkpoint)
+        let first = directoryOf contents[0]
+        Array.iter2 (fun (entry: SeriesEntry) c ->
+            let directory = directoryOf c
+            if directory <> first then
+                fail "%s: its tensors differ from those of %s, the series' first checkpoint%s" entry.Source plan.Entries[0].Source
+                    (SnapshotStream.describeDifference first directory)) plan.Entries contents
         let times = plan.Entries |> Array.map (fun e -> e.Time)
         let window = SeriesWindow.resolve name plan.TimeUnit times plan.DeclaredInterval acceptGaps plan.Metrics spec
-        let inWindow = plan.Entries |> Array.filter (fun e -> e.Time >= window.From && e.Time <= window.To)
-        { Name = name; TimeUnit = plan.TimeUnit; Snapshots = inWindow |> Array.map (snapshotOf read)
+        let inWindow = Array.zip plan.Entries contents |> Array.filter (fun (e, _) -> e.Time >= window.From && e.Time <= window.To)
+        { Name = name; TimeUnit = plan.TimeUnit; Snapshots = inWindow |> Array.map (fun (e, c) -> snapshotOf e c)
           LearningRate = SeriesWindow.learningRates plan.Metrics; GradientNoise = [||]
-          Source = sprintf "%s checkpoints (%O layout)" (if inWindow.Length > 0 then (readContents read inWindow[0].Checkpoint).Format else "") plan.Layout },
+          Source = sprintf "%s checkpoints (%O layout)" contents[0].Format plan.Layout },
         window
 
     /// Analyses a checkpoint series in place: no conversion and nothing written; memory about one
@@ -95,8 +103,8 @@ module CheckpointAnalysis =
     let analyze (inputs: string[]) (read: CheckpointReadOptions) (acceptGaps: bool) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult * CheckpointContents =
         let plan = CheckpointSeries.discover inputs
         let series, window = series inputs plan read acceptGaps options.Window
-        let first = plan.Entries |> Array.find (fun e -> e.Time = window.From)
-        Engine.analyzeSeries series window options progress, readContents read first.Checkpoint
+        let first = series.Snapshots[0]
+        Engine.analyzeSeries series window options progress, readContents read (plan.Entries |> Array.find (fun e -> e.Time = first.Time)).Checkpoint
 
     /// SHA-256 (hex) of the files a checkpoint's tensors come from, in order of first use, chained:
     /// one file's own digest, or for a sharded checkpoint the digest of its shards' digests.

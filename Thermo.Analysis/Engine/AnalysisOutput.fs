@@ -143,6 +143,11 @@ module AnalysisOutput =
     let writeTo (directory: string) (result: AnalysisResult) =
         AtomicFile.replaceDirectory directory (fun temp -> fill temp result)
 
-    /// Writes the tables into RUN/analysis/ (RUN/analysis-steps/ for the per-step analysis).
-    let write (result: AnalysisResult) =
-        writeTo (if result.TimeUnit = TimeUnit.Step then RunLayout.stepAnalysis result.Run else RunLayout.analysis result.Run) result
+    /// Where a run's analysis goes: RUN/analysis/, or RUN/analysis-steps/ for a Thermo run's
+    /// per-step analysis (a run imported from checkpoints may count steps, and has only the one).
+    let tablesDirectory (result: AnalysisResult) =
+        let perStep = result.TimeUnit = TimeUnit.Step && not (ImportedRun.isImported result.Run)
+        if perStep then RunLayout.stepAnalysis result.Run else RunLayout.analysis result.Run
+
+    /// Writes the tables into `tablesDirectory result`, replacing it whole.
+    let write (result: AnalysisResult) = writeTo (tablesDirectory result) result

@@ -124,7 +124,7 @@ public static class AnalyzeVerb
     }
 
     /// Where the result's tables go: RUN/analysis, or RUN/analysis-steps for the per-step analysis.
-    static string Tables(AnalysisResult r) => r.TimeUnit == TimeUnit.Step ? RunLayout.StepAnalysis(r.Run) : RunLayout.Analysis(r.Run);
+    static string Tables(AnalysisResult r) => Analyzer.TablesDirectory(r);
 
     static double Positive(string flag, double value) =>
         value > 0 && double.IsFinite(value) ? value : throw new ThermoException($"{flag}: must be positive, got {value}");
