@@ -32,6 +32,7 @@ open Soak
 let test () =
     build ()
     ensureBrowser ()
+    ensurePyTorch ()
     let results =
         [ expectoSuite "Thermo.Analysis.Tests"
           xunitSuite "Thermo.Pipeline.Tests"
@@ -57,22 +58,10 @@ let reproduce (extra: string list) =
     setupData [ "mnist" ]
     thermo ([ "reproduce"; "pruning-paper" ] @ extra)
 
-/// Debian's PyTorch, the training-speed peer of the bench (docs/NATIVE.md): installed when missing and root.
-let ensurePeer () =
-    let hasTorch () =
-        File.Exists "/usr/bin/python3"
-        && (let code, _ = runCapture "/usr/bin/python3" [ "-c"; "import torch" ] in code = 0)
-    if not (hasTorch ()) then
-        if Environment.UserName = "root" then
-            log "installing the Debian package python3-torch, the bench's training-speed peer"
-            run "apt-get" [ "update"; "-qq" ]
-            run "apt-get" [ "install"; "-y"; "-qq"; "--no-install-recommends"; "python3-torch" ]
-        else log "python3-torch is missing (apt-get install python3-torch); the bench skips the peer comparison"
-
 let bench (extra: string list) =
     build ()
     setupData [ "mnist" ]
-    ensurePeer ()
+    ensurePyTorch ()
     dotnet ([ Path.Combine(root, "Thermo.Bench", "bin", configuration, "net10.0", "Thermo.Bench.dll") ] @ extra)
 
 /// SHA-256 of a file, hex.

@@ -60,6 +60,19 @@ let sha256 (path: string) =
     use stream = File.OpenRead path
     Convert.ToHexString(Security.Cryptography.SHA256.HashData stream).ToLowerInvariant()
 
+/// Debian's PyTorch (python3-torch, at /usr/bin/python3): the bench's training-speed peer and the
+/// reference the checkpoint tests run real PyTorch against. Installed when missing and root.
+let ensurePyTorch () =
+    let hasTorch () =
+        File.Exists "/usr/bin/python3"
+        && (let code, _ = runCapture "/usr/bin/python3" [ "-c"; "import torch" ] in code = 0)
+    if not (hasTorch ()) then
+        if Environment.UserName = "root" then
+            log "installing the Debian package python3-torch (the PyTorch that checkpoint tests and the bench compare against)"
+            run "apt-get" [ "update"; "-qq" ]
+            run "apt-get" [ "install"; "-y"; "-qq"; "--no-install-recommends"; "python3-torch" ]
+        else log "python3-torch is missing (apt-get install python3-torch); the PyTorch end-to-end test and the bench's peer are skipped"
+
 /// The report test loads a page in headless Chromium through playwright-core: installs the Debian
 /// package `chromium` when it is missing (as root, the way CI runs) and the pinned npm package.
 let ensureBrowser () =
