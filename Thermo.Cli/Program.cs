@@ -76,6 +76,13 @@ public static partial class Program
             CliOutput.Error(message, ExitCodes.BadInput);
             return ExitCodes.BadInput;
         }
+        catch (Exception e) when (Unwrap(e) is Thermo.Trainer.Training.RunDirectoryException directory)
+        {
+            var message = RunDirectoryFlags.Message(directory);
+            Console.Error.WriteLine($"thermo: error: {message}");
+            CliOutput.Error(message, ExitCodes.BadInput);
+            return ExitCodes.BadInput;
+        }
         catch (Exception e) when (Unwrap(e) is ThermoException or Thermo.Analysis.ArtifactException)
         {
             Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");

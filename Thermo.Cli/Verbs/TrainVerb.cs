@@ -88,54 +88,27 @@ public static class TrainVerb
             var artifacts = Program.ArtifactsDirectory();
             using var progress = new ConsoleProgress();
             var resumeDir = parse.GetValue(resume);
+            if (parse.GetValue(resumable) && (resumeDir is not null || parse.GetValue(force)))
+                throw new ThermoException("--resumable: cannot be given with --resume or --force");
+            var mode = resumeDir is not null ? RunDirectoryMode.Resume
+                : parse.GetValue(resumable) ? RunDirectoryMode.Resumable
+                : parse.GetValue(force) ? RunDirectoryMode.Replace : RunDirectoryMode.Fresh;
+            if (mode == RunDirectoryMode.Resumable && parse.GetValue(output) is null)
+                throw new ThermoException("--resumable: needs --out (the run directory a repeated task finds again)");
+            var runDir = resumeDir ?? parse.GetValue(output) ?? Path.Combine(artifacts, "runs",
+                $"{config.Model}-{config.Dataset}-s{config.Seed}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
             // One training per run directory, held from the first look at the directory to the end.
-            using var runLock = (resumeDir ?? parse.GetValue(output)) is { } locked ? RunLock.Acquire(locked) : null;
-            bool resumableExtends = false;
-            if (parse.GetValue(resumable))
-            {
-                if (resumeDir is not null || parse.GetValue(force)) throw new ThermoException("--resumable: cannot be given with --resume or --force");
-                var target = parse.GetValue(output) ?? throw new ThermoException("--resumable: needs --out (the run directory a repeated task finds again)");
-                switch (ResumableState(target, config))
-                {
-                    case { Status: RunStatus.Complete } done when done.Config.Epochs == config.Epochs:
-                        progress.Message($"complete already: {done.LastCompleteEpoch} epochs in {target}");
-                        WriteResult(target, done);
-                        return ExitCodes.Ok;
-                    case { LastCompleteEpoch: >= 0 } found:
-                        resumeDir = target;
-                        // A run of fewer epochs is extended to the configuration's, as --resume --epochs does.
-                        resumableExtends = found.Config.Epochs < config.Epochs;
-                        break;
-                    case not null:
-                        // Started but no epoch complete: nothing worth keeping.
-                        Directory.Delete(target, recursive: true);
-                        break;
-                }
-            }
-            TrainingRun trainer;
-            string runDir;
-            if (resumeDir is not null)
-            {
-                runDir = resumeDir;
-                var manifest = RunManifest.TryLoad(runDir) ?? throw new ThermoException($"--resume: {runDir} holds no run (no {RunLayout.ManifestFile})");
-                bool epochsGiven = parse.GetResult(epochs) is { Implicit: false } || resumableExtends;
-                if (manifest.Status == RunStatus.Complete && (!epochsGiven || config.Epochs <= manifest.Config.Epochs))
-                    throw new ThermoException($"--resume: {runDir} is already complete ({manifest.Config.Epochs} epochs); pass a larger --epochs to continue it");
-                var resumed = manifest.Config with { Epochs = epochsGiven ? config.Epochs : manifest.Config.Epochs };
-                foreach (var (flag, differs) in ExplicitDifferences(parse, command, config, manifest.Config))
+            using var runLock = RunLock.Acquire(runDir);
+            var plan = RunDirectory.Prepare(config, runDir, mode, parse.GetResult(epochs) is { Implicit: false } ? config.Epochs : null);
+            if (mode == RunDirectoryMode.Resume)
+                foreach (var (flag, differs) in ExplicitDifferences(parse, command, config, plan.Existing!.Config))
                     if (differs) throw new ThermoException($"--resume: {flag} differs from the run's configuration in {RunManifest.PathIn(runDir)}");
-                if (resumed.Epochs < manifest.LastCompleteEpoch)
-                    throw new ThermoException($"--epochs: {resumed.Epochs} is below the run's last complete epoch {manifest.LastCompleteEpoch}");
-                trainer = TrainingRun.Resume(manifest, resumed, runDir, artifacts, progress);
-            }
-            else
+            var trainer = RunDirectory.Open(plan, runDir, artifacts, progress);
+            if (trainer is null)
             {
-                runDir = parse.GetValue(output) ?? Path.Combine(artifacts, "runs",
-                    $"{config.Model}-{config.Dataset}-s{config.Seed}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-                bool replace = CheckFreshDirectory(runDir, parse.GetValue(force));
-                // Everything is validated (flags, data, model) before an old run is replaced.
-                trainer = TrainingRun.Start(config, runDir, artifacts, progress);
-                if (replace) Directory.Delete(runDir, recursive: true);
+                progress.Message($"complete already: {plan.Existing!.LastCompleteEpoch} epochs in {runDir}");
+                WriteResult(runDir, plan.Existing);
+                return ExitCodes.Ok;
             }
             using (trainer)
             {
@@ -157,30 +130,6 @@ public static class TrainVerb
             run = runDir, epochs = final.LastCompleteEpoch, parameters = final.ParameterCount,
             test_accuracy = last.TestAccuracy, test_loss = last.TestLoss, train_accuracy = last.TrainAccuracy, train_loss = last.TrainLoss,
         }, () => Console.WriteLine(runDir));
-    }
-
-    /// <summary>
-    /// What a <c>--resumable</c> task finds in its run directory: null for nothing (or an empty
-    /// directory), else the run's manifest — which must be of <paramref name="config"/>, so a task
-    /// never continues or counts as done a run that another configuration left there.
-    /// </summary>
-    static RunManifest? ResumableState(string runDir, TrainConfig config)
-    {
-        var existing = RunManifest.TryLoad(runDir);
-        if (existing is null)
-        {
-            if (Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
-                throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory");
-            return null;
-        }
-        // The graph as the run recorded it (a gcn/gat config without one means slic); the epoch count apart,
-        // since a run of fewer epochs is extended and one of more is refused.
-        string Key(TrainConfig c) => System.Text.Json.JsonSerializer.Serialize(c with { Graph = c.ResolvedGraph, Epochs = 0 }, RunManifest.Json);
-        if (Key(existing.Config) != Key(config))
-            throw new ThermoException($"--resumable: {runDir} holds a run of another configuration ({RunManifest.PathIn(runDir)}); choose another directory or remove it");
-        if (existing.Config.Epochs > config.Epochs)
-            throw new ThermoException($"--resumable: {runDir} holds a run of {existing.Config.Epochs} epochs, more than the configuration's {config.Epochs}; choose another directory");
-        return existing;
     }
 
     /// <summary>A configuration from a JSON file: a run.json (its "config") or a bare configuration.</summary>
@@ -220,24 +169,5 @@ public static class TrainVerb
         foreach (var option in command.Options)
             if (compared.TryGetValue(option.Name, out var get) && parse.GetResult(option) is { Implicit: false })
                 yield return (option.Name, !Equals(get(given), get(run)));
-    }
-
-    /// <summary>
-    /// Refuses a directory that holds a run or other files unless <paramref name="force"/>; returns
-    /// whether an existing directory must be removed before training starts.
-    /// </summary>
-    static bool CheckFreshDirectory(string runDir, bool force)
-    {
-        var existing = RunManifest.TryLoad(runDir);
-        if (existing is not null && !force)
-        {
-            throw existing.Status == RunStatus.Complete
-                ? new ThermoException($"--out: {runDir} already holds a complete run ({existing.LastCompleteEpoch} epochs); pass --force to replace it")
-                : new ThermoException($"--out: {runDir} holds an unfinished run (last complete epoch {existing.LastCompleteEpoch}); continue it with --resume {runDir}, or pass --force to replace it");
-        }
-        bool nonEmpty = Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any();
-        if (nonEmpty && existing is null && !force)
-            throw new ThermoException($"--out: {runDir} is not empty and holds no run; choose another directory or pass --force");
-        return nonEmpty && force;
     }
 }

@@ -85,7 +85,8 @@ public static class SlurmJobs
             "set -uo pipefail",
             "task=${SLURM_ARRAY_TASK_ID:?submit this script with sbatch --array}",
             $"IFS=$'\\t' read -r config run < <(sed -n \"$((task + 1))p\" {Quote(Path.Combine(slurmDirectory, TasksFile))})",
-            $"{string.Join(' ', thermo.Select(Quote))} train --config \"$config\" --out \"$run\" --resumable --quiet",
+            // The shell's own variables, quoted for it, in the one child command line.
+            $"{string.Join(' ', thermo.Select(Quote))} {string.Join(' ', RunDirectory.ChildArguments("\"$config\"", "\"$run\""))}",
             "status=$?",
             $"mkdir -p {Quote(Path.Combine(slurmDirectory, ExitDirectory))}",
             $"echo \"$status\" > {Quote(Path.Combine(slurmDirectory, ExitDirectory))}/train-\"$task\"",

@@ -102,7 +102,7 @@ public static class PartialEntropyReproduction
                 else if (p.Ledger is null && RunManifest.TryLoadQuietly(runDir) is { Status: RunStatus.Complete } complete)
                 {
                     // Only what this grid would have trained: the same configuration, the same epochs.
-                    if (ProtocolRuns.ConfigKey(complete.Config) != ProtocolRuns.ConfigKey(config) || complete.Config.Epochs != config.Epochs)
+                    if (!RunDirectory.SameExperiment(complete.Config, config) || complete.Config.Epochs != config.Epochs)
                         throw new SettingException(ProtocolRuns.Out, runDir, "holds a run of another configuration; choose another output directory");
                     runs.Add((point, seed, runDir));
                 }

@@ -13,14 +13,12 @@ public static class ProtocolRuns
     /// <summary>The setting of a reproduction's directory, as errors name it (the CLI's --out).</summary>
     public const string Out = "Out";
 
-    public static string ConfigKey(TrainConfig c) => JsonSerializer.Serialize(c with { Epochs = 0 }, RunManifest.Json);
-
     /// <summary>
     /// What makes a ledger entry this protocol's run: the configuration, less what does not change the
     /// experiment — the thread count and where the data were read from (the data themselves are checked
     /// by name and digest in the manifest) — so a ledger made at --threads 1 is tabulated at any.
     /// </summary>
-    public static string LedgerKey(TrainConfig c) => ConfigKey(c with { Threads = 0, DataDir = null });
+    public static string LedgerKey(TrainConfig c) => RunDirectory.ExperimentKey(c with { Threads = 0, DataDir = null });
 
     /// <summary>Refuses a ledger entry that is not <paramref name="config"/>'s run (or not a run at all), or whose files differ from its digest record.</summary>
     public static void CheckLedgerEntry(string entry, TrainConfig config)
@@ -31,31 +29,13 @@ public static class ProtocolRuns
             throw new SettingException("Ledger", entry, "holds a run of another configuration; choose another ledger");
     }
 
-    /// <summary>Reuses a complete run of the same configuration, resumes an unfinished one, trains a missing one.</summary>
+    /// <summary>Reuses a complete run of the same experiment, resumes an unfinished one, trains a missing one
+    /// (<see cref="RunDirectoryMode.Resumable"/>), holding the run's lock throughout.</summary>
     public static void TrainOrReuse(TrainConfig config, string runDir, string artifacts, ITrainingProgress progress)
     {
-        var existing = RunManifest.TryLoad(runDir);
-        if (existing is not null && existing.Native is null)
-        {
-            // Trained before Thermo checked its native kernels: on AVX-512 machines its weights may be
-            // wrong (docs/NATIVE.md), so it is trained again rather than reused.
-            progress.Message($"  retraining: {runDir} was trained before Thermo verified its native kernels (no \"native\" in {RunLayout.ManifestFile})");
-            Directory.Delete(runDir, recursive: true);
-            existing = null;
-        }
-        if (existing is not null && ConfigKey(existing.Config) != ConfigKey(config))
-            throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
-        if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs)
-        {
-            progress.Message($"  reusing the complete run ({existing.LastCompleteEpoch} epochs)");
-            return;
-        }
-        if (existing is not null && existing.Config.Epochs > config.Epochs)
-            throw new SettingException("Epochs", runDir, $"holds a run of {existing.Config.Epochs} epochs, more than {config.Epochs}; choose another output directory");
-        using var trainer = existing is not null && existing.LastCompleteEpoch >= 0
-            ? TrainingRun.Resume(existing, config, runDir, artifacts, progress)
-            : TrainingRun.Start(config, runDir, artifacts, progress);
-        trainer.Run();
+        using var runLock = RunLock.Acquire(runDir);
+        using var trainer = RunDirectory.Open(RunDirectory.Prepare(config, runDir, RunDirectoryMode.Resumable), runDir, artifacts, progress);
+        trainer?.Run();
     }
 
     /// <summary>
@@ -80,7 +60,7 @@ public static class ProtocolRuns
                 var (config, dir) = runs[i];
                 var file = Path.Combine(configs, $"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(dir)))}-{Path.GetFileName(dir)}.json");
                 AtomicFiles.WriteAllText(file, JsonSerializer.Serialize(config, RunManifest.Json));
-                var process = Process.Start(thermo(["train", "--config", file, "--out", dir, "--resumable", "--quiet"]))!;
+                var process = Process.Start(thermo(RunDirectory.ChildArguments(file, dir)))!;
                 running.Add((i, process, process.StandardError.ReadToEndAsync()));
                 _ = process.StandardOutput.ReadToEndAsync();
                 progress.Message($"training {dir}");

@@ -199,10 +199,7 @@ public static class PruningPaperReproduction
                 if (p.Ledger is { } ledger && PruningLedger.Has(ledger, condition, seed)) continue;
                 var config = Config(p, l2, seed);
                 var runDir = RunDirectory(dir, condition, seed);
-                var existing = RunManifest.TryLoad(runDir);
-                if (existing is not null && ProtocolRuns.ConfigKey(existing.Config) != ProtocolRuns.ConfigKey(config))
-                    throw new SettingException(Out, runDir, "holds a run of another configuration; choose another output directory or remove it");
-                if (existing is { Status: RunStatus.Complete } && existing.Config.Epochs == config.Epochs) continue;
+                if (Thermo.Trainer.Training.RunDirectory.Prepare(config, runDir, RunDirectoryMode.Resumable).Action == RunDirectoryAction.Complete) continue;
                 var file = Path.Combine(dir, "configs", $"{condition}-seed-{seed}.json");
                 Directory.CreateDirectory(Path.GetDirectoryName(file)!);
                 AtomicFiles.WriteAllText(file, JsonSerializer.Serialize(config, RunManifest.Json));

@@ -184,7 +184,7 @@ public static class Sweep
             {
                 var p = todo.Dequeue();
                 var resume = RunManifest.TryLoadQuietly(p.Directory) is { LastCompleteEpoch: >= 0 };
-                string[] args = resume ? ["train", "--resume", p.Directory, "--quiet"] : ["train", "--config", ConfigPath(configs, p), "--out", p.Directory, "--force", "--quiet"];
+                var args = RunDirectory.ChildArguments(ConfigPath(configs, p), p.Directory, resume ? RunDirectoryMode.Resume : RunDirectoryMode.Replace);
                 var process = Process.Start(thermo(args))!;
                 running.Add((p, process, process.StandardError.ReadToEndAsync()));
                 _ = process.StandardOutput.ReadToEndAsync();
