@@ -139,6 +139,10 @@ type CheckpointRuns =
         let result, contents = Checkpoints.CheckpointAnalysis.analyze inputs read acceptGaps options report
         struct (result, contents)
 
+    /// Checks, before any work, that `directory` can take the analysis of the checkpoint series `inputs`.
+    static member CheckAnalysisOutput(inputs: string[], directory: string) : unit =
+        Checkpoints.CheckpointAnalysis.checkAnalysisOutput inputs directory
+
     /// Writes the tables and tensors.json of a checkpoint series' analysis into `directory`.
     static member WriteAnalysis(inputs: string[], directory: string, result: AnalysisResult, contents: Checkpoints.CheckpointContents) : unit =
         Checkpoints.CheckpointAnalysis.writeAnalysis inputs directory result contents

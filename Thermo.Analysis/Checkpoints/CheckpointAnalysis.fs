@@ -15,11 +15,14 @@ module CheckpointAnalysis =
     /// Reads one checkpoint's header (or pickle), choosing the reader by what the path is: a sharded
     /// index (`*.index.json`), a safetensors file, or a torch.save zip file.
     [<CompiledName("ReadContents")>]
-    let rec readContents (options: CheckpointReadOptions) (path: string) : CheckpointContents =
-        let name = Path.GetFileName(path).ToLowerInvariant()
-        if name.EndsWith ".index.json" then ShardedCheckpoint.read (readContents options) path
-        elif name.EndsWith ".safetensors" then SafeTensors.read options path
-        else TorchZip.read options path
+    let readContents (options: CheckpointReadOptions) (path: string) : CheckpointContents =
+        let single (file: string) =
+            if file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) then SafeTensors.read options file
+            else TorchZip.read options file
+        // A shard is read as a single file, never as another index: an index naming itself (or
+        // another index) cannot send the reading round in circles.
+        if path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase) then ShardedCheckpoint.read single path
+        else single path
 
     /// Streams the tensors' values, in order, as float32: each run of consecutive tensors stored the
     /// same way (torch zip entry or safetensors file) through its reader.
@@ -39,6 +42,10 @@ module CheckpointAnalysis =
     /// keys naming the same layer and tensor (`a.weight` and a bare `a`) are refused.
     [<CompiledName("DirectoryOf")>]
     let directoryOf (contents: CheckpointContents) : SnapshotReader.TensorDirectory =
+        // The engine addresses a snapshot's values with 32-bit offsets.
+        let total = contents.Tensors |> Array.sumBy (fun t -> t.Shape |> Array.fold (fun n d -> n * int64 d) 1L)
+        if total > int64 Int32.MaxValue then
+            fail "%s: its analysed tensors hold %d values, more than the %d one analysis can address; leave some out (exclude by pattern)" contents.Path total Int32.MaxValue
         let directory = contents.Tensors |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape)
         match contents.Tensors |> Array.countBy (fun t -> t.Layer, t.Tensor) |> Array.tryFind (fun (_, c) -> c > 1) with
         | Some((layer, tensor), _) ->
@@ -48,22 +55,65 @@ module CheckpointAnalysis =
 
     let private timeName (plan: CheckpointSeriesPlan) = if plan.TimeUnit = TimeUnit.Step then "step" else "epoch"
 
-    let private describe (plan: CheckpointSeriesPlan) (inputs: string[]) =
+    let private describe (inputs: string[]) =
         if inputs.Length = 1 then inputs[0] else sprintf "%s … (%d inputs)" inputs[0] inputs.Length
 
-    /// The directory `out` of a checkpoint series' output, checked: not inside an input (nothing is
-    /// written into the user's checkpoint directories), and either absent, empty, or an output of
-    /// the same kind (`isOwn`) that may be replaced.
+    /// `path` with its symbolic links resolved, one component at a time from the root, so that a
+    /// link cannot hide that one path lies inside another. Components that do not exist yet are kept.
+    let private realPath (path: string) =
+        let full = Path.GetFullPath path
+        let root = Path.GetPathRoot full
+        full.Substring(root.Length).Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries)
+        |> Array.fold (fun (current: string) part ->
+            let next = Path.Combine(current, part)
+            let info = FileInfo next
+            if isNull info.LinkTarget then next
+            else
+                match (try info.ResolveLinkTarget true with :? IOException -> null) with
+                | null -> next
+                | target -> target.FullName) root
+
+    let private inside (directory: string) (path: string) =
+        path = directory || path.StartsWith(directory.TrimEnd(Path.DirectorySeparatorChar) + string Path.DirectorySeparatorChar, StringComparison.Ordinal)
+
+    /// The directories that hold the user's checkpoints: each input directory, the directory of each
+    /// input file, and the output directory holding an input `checkpoint-N/` of the Hugging Face Trainer.
+    let private checkpointDirectories (inputs: string[]) =
+        inputs |> Array.collect (fun input ->
+            let real = realPath input
+            if Directory.Exists real then
+                if Text.RegularExpressions.Regex.IsMatch(Path.GetFileName real, @"^checkpoint-\d+$") then [| real; Path.GetDirectoryName real |] else [| real |]
+            else [| Path.GetDirectoryName real |])
+
+    /// The directory `out` of a checkpoint series' output, checked: not inside a directory that holds
+    /// the user's checkpoints (nothing is written beside them, links resolved), holding no input
+    /// itself (it is replaced whole), and either absent, empty, or an output of the same kind
+    /// (`isOwn`) that may be replaced.
     let private checkOutput (inputs: string[]) (out: string) (isOwn: string -> bool) (what: string) =
         let full = Path.GetFullPath(out).TrimEnd(Path.DirectorySeparatorChar)
+        let real = realPath out
+        for directory in checkpointDirectories inputs do
+            if inside directory real then
+                fail "%s: lies inside %s, which holds the checkpoints; nothing is written beside them" out directory
         for input in inputs do
-            let inputFull = Path.GetFullPath(input).TrimEnd(Path.DirectorySeparatorChar)
-            if Directory.Exists inputFull && (full = inputFull || full.StartsWith(inputFull + string Path.DirectorySeparatorChar)) then
-                fail "%s: lies inside the checkpoint directory %s; nothing is written beside the checkpoints" out input
+            if inside real (realPath input) then fail "%s: holds the input %s, and would be replaced whole" out input
         if File.Exists full then fail "%s: is a file; give a directory" out
         if Directory.Exists full && not (Directory.EnumerateFileSystemEntries full |> Seq.isEmpty) && not (isOwn full) then
             fail "%s: exists and is not %s; only one of those is replaced" out what
         full
+
+    /// Every checkpoint's header, read before any value (cheap beside the values), checked to hold
+    /// the tensors of the first: a damaged file, a changed shape or a layer that comes or goes is
+    /// refused before any work.
+    let private readHeaders (plan: CheckpointSeriesPlan) (read: CheckpointReadOptions) =
+        let contents = plan.Entries |> Array.map (fun e -> readContents read e.Checkpoint)
+        let first = directoryOf contents[0]
+        Array.iter2 (fun (entry: SeriesEntry) c ->
+            let directory = directoryOf c
+            if directory <> first then
+                fail "%s: its tensors differ from those of %s, the series' first checkpoint%s" entry.Source plan.Entries[0].Source
+                    (SnapshotStream.describeDifference first directory)) plan.Entries contents
+        contents
 
     /// One checkpoint as a snapshot, its header already read.
     let private snapshotOf (entry: SeriesEntry) (contents: CheckpointContents) : SeriesSnapshot =
@@ -75,19 +125,12 @@ module CheckpointAnalysis =
               streamValues contents.Tensors nextChunk filled }
 
     /// A checkpoint series in place over the window `spec` asks for: its layout's times, declared
-    /// spacing (a gap is an error unless `acceptGaps`), metrics and learning rates. Every
-    /// checkpoint's header is read first (cheap beside its values), so a damaged file, a changed
-    /// shape or a layer that comes or goes is refused before any value is streamed.
+    /// spacing (a gap is an error unless `acceptGaps`), metrics and learning rates; every header read
+    /// first (`readHeaders`).
     [<CompiledName("Series")>]
     let series (inputs: string[]) (plan: CheckpointSeriesPlan) (read: CheckpointReadOptions) (acceptGaps: bool) (spec: WindowSpec) : AnalysisSeries * EquilibriumWindow =
-        let name = describe plan inputs
-        let contents = plan.Entries |> Array.map (fun e -> readContents read e.Checkpoint)
-        let first = directoryOf contents[0]
-        Array.iter2 (fun (entry: SeriesEntry) c ->
-            let directory = directoryOf c
-            if directory <> first then
-                fail "%s: its tensors differ from those of %s, the series' first checkpoint%s" entry.Source plan.Entries[0].Source
-                    (SnapshotStream.describeDifference first directory)) plan.Entries contents
+        let name = describe inputs
+        let contents = readHeaders plan read
         let times = plan.Entries |> Array.map (fun e -> e.Time)
         let window = SeriesWindow.resolve name plan.TimeUnit times plan.DeclaredInterval acceptGaps plan.Metrics spec
         let inWindow = Array.zip plan.Entries contents |> Array.filter (fun (e, _) -> e.Time >= window.From && e.Time <= window.To)
@@ -137,19 +180,16 @@ module CheckpointAnalysis =
         let plan = CheckpointSeries.discover inputs
         let full = checkOutput inputs out ImportedRun.isImported "a run imported from checkpoints"
         let times = plan.Entries |> Array.map (fun e -> e.Time)
-        let name = describe plan inputs
+        let name = describe inputs
         let accepted = SeriesWindow.checkGaps name (timeName plan) times plan.DeclaredInterval acceptGaps
-        let first = readContents read plan.Entries[0].Checkpoint
-        let firstDirectory = directoryOf first
+        let headers = readHeaders plan read
+        let first = headers[0]
         AtomicFile.replaceDirectory full (fun temp ->
             let listed =
                 plan.Entries |> Array.mapi (fun i entry ->
                     progress i plan.Entries.Length
-                    let contents = if i = 0 then first else readContents read entry.Checkpoint
+                    let contents = headers[i]
                     let directory = directoryOf contents
-                    if directory <> firstDirectory then
-                        fail "%s: its tensors differ from those of %s, the series' first checkpoint%s" entry.Source plan.Entries[0].Source
-                            (SnapshotStream.describeDifference firstDirectory directory)
                     let arrays = contents.Tensors |> Array.map (fun t -> Array.zeroCreate<float32> (t.Shape |> Array.fold (*) 1))
                     let mutable tensor = 0
                     let mutable position = 0
@@ -233,11 +273,36 @@ module CheckpointAnalysis =
     [<Literal>]
     let TensorsFile = "tensors.json"
 
+    /// tensors.json's "kind": what marks a directory as an analysis of checkpoints that may be replaced.
+    [<Literal>]
+    let TensorsKind = "thermo-checkpoint-analysis"
+
+    /// True when `directory` is an analysis of checkpoints that `writeAnalysis` wrote: its
+    /// tensors.json says so, and it holds nothing but the tables and that file.
+    let private isAnalysis (directory: string) =
+        let file = Path.Combine(directory, TensorsFile)
+        let expected = Set.ofArray (Array.append RunLayout.analysisFiles [| TensorsFile |])
+        File.Exists file
+        && Directory.EnumerateFileSystemEntries directory |> Seq.forall (fun e -> expected.Contains(Path.GetFileName e))
+        && (try
+                use document = JsonDocument.Parse(File.ReadAllText file)
+                match document.RootElement.TryGetProperty "kind" with
+                | true, kind when kind.ValueKind = JsonValueKind.String -> kind.GetString() = TensorsKind
+                | _ -> false
+            with :? JsonException -> false)
+
+    /// Checks `directory` can take the analysis of a checkpoint series of `inputs` (see
+    /// `writeAnalysis`), before any work: `ArtifactException` naming it otherwise.
+    [<CompiledName("CheckAnalysisOutput")>]
+    let checkAnalysisOutput (inputs: string[]) (directory: string) : unit =
+        checkOutput inputs directory isAnalysis "an analysis of checkpoints" |> ignore
+
     /// Writes the description of a checkpoint's tensors (see `TensorsFile`).
     let private writeTensors (file: string) (contents: CheckpointContents) (result: AnalysisResult) =
         use stream = File.Create file
         use json = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
         json.WriteStartObject()
+        json.WriteString("kind", TensorsKind)
         json.WriteString("source", result.Source)
         json.WriteString("timeUnit", (if result.TimeUnit = TimeUnit.Step then "step" else "epoch"))
         json.WriteString("spacing", result.Window.Spacing)
@@ -269,7 +334,7 @@ module CheckpointAnalysis =
     /// not lie inside an input, nor be an existing directory other than such an analysis.
     [<CompiledName("WriteAnalysis")>]
     let writeAnalysis (inputs: string[]) (directory: string) (result: AnalysisResult) (contents: CheckpointContents) : unit =
-        let full = checkOutput inputs directory (fun d -> File.Exists(Path.Combine(d, TensorsFile))) "an analysis of checkpoints"
+        let full = checkOutput inputs directory isAnalysis "an analysis of checkpoints"
         AtomicFile.replaceDirectory full (fun temp ->
             AnalysisOutput.fill temp result
             writeTensors (Path.Combine(temp, TensorsFile)) contents result)

@@ -1,6 +1,7 @@
 namespace Thermo.Analysis.Checkpoints
 
 open System
+open System.IO
 open Thermo.Analysis
 
 /// From a checkpoint's state-dict keys to Thermo's layers and tensors, shared by every checkpoint
@@ -73,6 +74,19 @@ module CheckpointNames =
            || name.StartsWith("C", StringComparison.Ordinal) || name.StartsWith("F8", StringComparison.Ordinal) then
             sprintf "unsupported floating type (%s)" name
         else sprintf "not floating (%s)" name
+
+    /// Refuses, naming it, what is not a regular file with content: a link to nowhere, a device or a
+    /// pipe (which report no length, and whose opening may wait for ever), an empty file.
+    let checkRegularFile (path: string) =
+        let info = FileInfo path
+        let target =
+            if isNull info.LinkTarget then info :> FileSystemInfo
+            else try info.ResolveLinkTarget true with :? IOException -> null
+        match target with
+        | :? FileInfo as file when file.Exists && file.Length > 0L
+                                   && not (file.FullName.StartsWith("/dev/", StringComparison.Ordinal) || file.FullName.StartsWith("/proc/", StringComparison.Ordinal)) -> ()
+        | _ when not info.Exists && isNull info.LinkTarget -> Errors.artifact "%s: does not exist" path
+        | _ -> Errors.artifact "%s: not a regular file with content (an empty file, a link to nowhere, a device or a pipe)" path
 
     /// Builds the analysed tensors and the dropped ones, in the given order, from each entry's
     /// (storedKey, stored shape, dtype (Error: the name of a dtype that is not read), bytes):

@@ -70,8 +70,9 @@ module CheckpointSeries =
     let private trailingNumber = Regex(@"(\d+)$", options)
     let private anyNumber = Regex(@"\d+", options)
     let private hfDirectory = Regex(@"^checkpoint-(\d+)$", options)
-    /// Lightning's `save_last` copy (`last.ckpt`, `last-v1.ckpt`): a duplicate of a checkpoint of the series.
-    let private lastCopy = Regex(@"^last(-v\d+)?$", options)
+    /// Lightning's `save_last` copy (`last.ckpt`, `last-v1.ckpt`) and a best-model copy (`best.pt`):
+    /// duplicates of checkpoints of the series.
+    let private lastCopy = Regex(@"^(last|best)(-v\d+)?$", options)
     /// What the Hugging Face Trainer writes beside its checkpoint-N directories: the final model,
     /// its shards, its arguments — none of them a point of the series.
     let private trainerOutputFile = Regex(@"^(model|pytorch_model|adapter_model|training_args|optimizer|scheduler|rng_state)([-.].*)?$", options)
@@ -99,16 +100,19 @@ module CheckpointSeries =
         if value > int64 Int32.MaxValue then fail "%s: time %d is beyond the range Thermo counts" source value
         int value
 
-    /// The constant spacing of `times` when one shows: the smallest gap, when every gap is a multiple
-    /// of it and most gaps are it (so a missing checkpoint reads as a gap, and log-spaced
-    /// checkpoints read as uneven).
+    /// The constant spacing the names show, when they show one: the smallest gap, when every gap is
+    /// a multiple of it, most gaps are it, and the series comes back to it after every larger gap —
+    /// so a missing checkpoint reads as a gap, while log-spaced checkpoints, or saves every 500 steps
+    /// and then every 1000, read as uneven by design.
     let private inferInterval (times: int[]) =
         if times.Length < 2 then None
         else
             let gaps = Array.pairwise times |> Array.map (fun (a, b) -> b - a)
             let smallest = Array.min gaps
             let atSmallest = gaps |> Array.filter ((=) smallest) |> Array.length
-            if smallest > 0 && gaps |> Array.forall (fun g -> g % smallest = 0) && 2 * atSmallest > gaps.Length then Some smallest
+            let lastAtSmallest = gaps |> Array.findIndexBack ((=) smallest)
+            let regimeChange = gaps |> Array.indexed |> Array.exists (fun (i, g) -> g > smallest && i > lastAtSmallest)
+            if smallest > 0 && gaps |> Array.forall (fun g -> g % smallest = 0) && 2 * atSmallest > gaps.Length && not regimeChange then Some smallest
             else None
 
     // ---- metrics -------------------------------------------------------------------------------
@@ -234,7 +238,7 @@ module CheckpointSeries =
         if root.ValueKind <> JsonValueKind.Object then fail "%s: not a JSON object" path
         let number (element: JsonElement) (name: string) =
             match element.TryGetProperty name with
-            | true, v when v.ValueKind = JsonValueKind.Number -> Some(v.GetDouble())
+            | true, v when v.ValueKind = JsonValueKind.Number -> (match v.TryGetDouble() with | true, d when Double.IsFinite d -> Some d | _ -> None)
             | _ -> None
         let integer (name: string) =
             number root name |> Option.filter (fun v -> v >= 0.0 && v < 9e15 && v = floor v) |> Option.map int64
@@ -333,7 +337,7 @@ module CheckpointSeries =
             files
             |> Array.filter (fun f ->
                 if lastCopy.IsMatch(Path.GetFileNameWithoutExtension f) then
-                    notes.Add(sprintf "Ignored %s: Lightning's copy of the latest checkpoint, which duplicates one of the series." f)
+                    notes.Add(sprintf "Ignored %s: a copy of the latest (or best) checkpoint, which duplicates one of the series." f)
                     false
                 else true)
         if kept.Length = 0 then fail "%s holds only a last-checkpoint copy (%s); no series to order" metricsDirectory (String.Join(", ", files))

@@ -91,7 +91,7 @@ module SafeTensors =
     /// Reads the header of a safetensors file: the validated entries (in header order), the byte
     /// offset of the data buffer in the file.
     let internal readHeader (path: string) : SafeTensorEntry[] * int64 =
-        if not (File.Exists path) then fail "%s does not exist" path
+        CheckpointNames.checkRegularFile path
         let headerBytes, fileLength =
             try
                 use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None)
@@ -184,7 +184,9 @@ module SafeTensors =
                     if not (isNull stream) then stream.Dispose()
                     stream <- null
                     if not (File.Exists t.Bytes.File) then fail "%s does not exist (reading '%s')" t.Bytes.File t.StoredKey
-                    stream <- new FileStream(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)
+                    stream <-
+                        try new FileStream(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)
+                        with :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" t.Bytes.File e.Message
                 ElementStream.streamTensor stream 0L stream.Length t sink
             sink.Flush()
         finally
@@ -231,6 +233,12 @@ module ShardedCheckpoint =
         let shards =
             shardNames
             |> Array.map (fun name ->
+                // A shard is a file beside its index, named by name alone: no path that leaves the
+                // directory, and no other index (which would be read as an index in turn).
+                if name <> Path.GetFileName name || name = ".." || name = "." || Path.IsPathRooted name || name.Contains '\\' then
+                    fail "%s: weight_map names the shard '%s', which is not a file name beside the index" path name
+                if name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) then
+                    fail "%s: weight_map names the shard '%s', another index; shards are weight files" path name
                 let shardPath = Path.Combine(directory, name)
                 if not (File.Exists shardPath) then
                     let key = keys |> Array.find (fun (_, s) -> s = name) |> fst

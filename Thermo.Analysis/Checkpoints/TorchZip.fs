@@ -58,7 +58,7 @@ module internal ZipDirectory =
             let locator = readAt stream path (endAt - 20L) 20
             if u32 locator 0 <> 0x07064b50L then Errors.artifact "%s: a corrupt zip file (ZIP64 locator missing)" path
             let recordAt = u64 locator 8
-            if recordAt > uint64 (endAt - 20L - 56L) then Errors.artifact "%s: a corrupt zip file (ZIP64 record outside the file)" path
+            if endAt < 76L || recordAt > uint64 (endAt - 20L - 56L) then Errors.artifact "%s: a corrupt zip file (ZIP64 record outside the file)" path
             let record64 = readAt stream path (int64 recordAt) 56
             if u32 record64 0 <> 0x06064b50L then Errors.artifact "%s: a corrupt zip file (bad ZIP64 record)" path
             let count, size, offset = u64 record64 32, u64 record64 40, u64 record64 48
@@ -246,6 +246,9 @@ module internal SafePickle =
         | Error "complex128" -> 16
         | Error _ -> 1
 
+    /// The most values one pickle may make (see `push`).
+    let private maxValues = 4_000_000
+
     [<Sealed>]
     type private Machine(path: string, data: byte[]) =
         let stack = ResizeArray<obj>()
@@ -274,7 +277,13 @@ module internal SafePickle =
             pos <- eol + 1
             text
 
-        let push (value: obj) = stack.Add value
+        // Every value the pickle makes passes here: a bound on their number bounds the memory a
+        // crafted pickle can take (a state dict of thousands of tensors pushes some 10^5).
+        let mutable pushed = 0
+        let push (value: obj) =
+            pushed <- pushed + 1
+            if pushed > maxValues then corrupt (sprintf "more than %d values; not a state dict" maxValues)
+            stack.Add value
         let pop () =
             let floor = if marks.Count > 0 then marks.Peek() else 0
             if stack.Count <= floor then corrupt "an opcode pops an empty stack"
@@ -298,6 +307,8 @@ module internal SafePickle =
 
         /// Python's little-endian two's-complement long encoding.
         let long (raw: ReadOnlySpan<byte>) : obj =
+            // torch.save writes no integer wider than 8 bytes; a long one is a crafted pickle.
+            if raw.Length > 64 then corrupt (sprintf "an integer of %d bytes" raw.Length)
             if raw.Length = 0 then box 0L
             elif raw.Length <= 8 then
                 let mutable value = 0L
@@ -309,6 +320,8 @@ module internal SafePickle =
 
         let integer (text: string) : obj =
             let text = text.TrimEnd('L')
+            // Parsing a long decimal string costs time quadratic in its length.
+            if text.Length > 40 then corrupt (sprintf "an integer of %d digits" text.Length)
             match Int64.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) with
             | true, v -> box v
             | _ ->
@@ -553,12 +566,13 @@ module TorchZip =
     let Format = "torch-zip"
 
     /// data.pkl holds only the dict structure; a state dict of thousands of tensors is a few MB.
-    let private maxPickleBytes = 512L <<< 20
+    let private maxPickleBytes = 64L <<< 20
 
     /// The magic number pre-1.6 torch.save pickles first (protocol 2, a LONG1 of 10 bytes).
     let private legacyMagic = [| 0x80uy; 0x02uy; 0x8Auy; 0x0Auy; 0x6Cuy; 0xFCuy; 0x9Cuy; 0x46uy; 0xF9uy; 0x20uy; 0x6Auy; 0xA8uy; 0x50uy; 0x19uy |]
 
     let private openFile (path: string) =
+        CheckpointNames.checkRegularFile path
         try new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess)
         with
         | :? FileNotFoundException | :? DirectoryNotFoundException -> Errors.artifact "%s: does not exist" path
@@ -622,12 +636,15 @@ module TorchZip =
         let int64Of (value: obj option) = match value with Some(:? int64 as v) -> Some v | _ -> None
         match root with
         | :? PyDict as top ->
-            match top.TryFind "state_dict" with
-            | Some(:? PyDict as state) ->
-                let epoch = int64Of (top.TryFind "epoch") |> Option.filter (fun e -> e >= 0L && e <= int64 Int32.MaxValue) |> Option.map int
-                state, true, epoch, int64Of (top.TryFind "global_step")
-            | Some other -> Errors.artifact "%s: its \"state_dict\" is a %s, not a dict of tensors" path (describe other)
-            | None -> top, false, None, None
+            let epoch = int64Of (top.TryFind "epoch") |> Option.filter (fun e -> e >= 0L && e <= int64 Int32.MaxValue) |> Option.map int
+            // Lightning keeps the weights under "state_dict"; PyTorch's own "saving a general
+            // checkpoint" recipe under "model_state_dict".
+            match top.TryFind "state_dict", top.TryFind "model_state_dict" with
+            | Some(:? PyDict as state), _ -> state, true, epoch, int64Of (top.TryFind "global_step")
+            | Some other, _ -> Errors.artifact "%s: its \"state_dict\" is a %s, not a dict of tensors" path (describe other)
+            | None, Some(:? PyDict as state) -> state, false, epoch, int64Of (top.TryFind "global_step")
+            | None, Some other -> Errors.artifact "%s: its \"model_state_dict\" is a %s, not a dict of tensors" path (describe other)
+            | None, None -> top, false, None, None
         | :? PyInstance as i ->
             Errors.artifact "%s: holds a pickled %s object, not a state dict; save model.state_dict() instead" path i.Class.FullName
         | :? PyTensor -> Errors.artifact "%s: holds a single tensor, not a state dict; save a dict of tensors (model.state_dict())" path

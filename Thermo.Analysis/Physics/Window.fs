@@ -226,8 +226,9 @@ module Window =
     /// (a checkpoint series saved every 500 steps then every 1000, or log-spaced): both ends must be
     /// snapshots, and every snapshot between them is in the window whatever its gap, each velocity
     /// with its own Δt. A window whose snapshots happen to be evenly spaced comes back as `resolve`
-    /// gives it. `last:N` is the last N time units; `auto` needs metrics (time, test or eval loss,
-    /// accuracy) and starts at the first snapshot at or after the rule's start.
+    /// gives it. `last:N` is the last N time units, from the first snapshot inside them; `a:b` needs
+    /// snapshots at both ends; `auto` needs metrics (time, test or eval loss, accuracy) and starts at
+    /// the first snapshot at or after the rule's start.
     let resolveUneven (series: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
         if available.Length < 2 then fail "%s: needs at least two snapshots, has %d" series available.Length
         let first, last = available[0], available[available.Length - 1]
@@ -240,7 +241,10 @@ module Window =
         match spec with
         | Last n ->
             if n > last - first then badWindow series "last:%d is longer than the series (snapshots %d..%d)" n first last
-            window (last - n) last (sprintf "last:%d" n)
+            // Checkpoints rarely fall on last − N exactly: the window starts at the first one inside it.
+            let start = available |> Array.find (fun t -> t >= last - n)
+            if start = last then badWindow series "last:%d holds no snapshot before the last (%d); take a longer window" n last
+            window start last (if start = last - n then sprintf "last:%d" n else sprintf "last:%d (from %d, the first snapshot inside it)" n start)
         | Between(a, b) ->
             if a < first || b > last then badWindow series "%d:%d lies outside the series (snapshots %d..%d)" a b first last
             window a b (sprintf "%d:%d" a b)

@@ -69,6 +69,12 @@ module ImportedRun =
                 root.GetProperty("snapshots").EnumerateArray()
                 |> Seq.map (fun s -> { Time = s.GetProperty("time").GetInt32(); File = text s "file"; Source = text s "source"; SourceSha256 = text s "sourceSha256" })
                 |> Seq.toArray
+            // An edited run.json must not send the reader outside the run, nor out of time order.
+            for s in snapshots do
+                if String.IsNullOrEmpty s.File || Path.IsPathRooted s.File || s.File.Split('/', '\\') |> Array.contains ".." then
+                    fail "%s: lists the snapshot file '%s', which is not a path inside the run" file s.File
+            if snapshots.Length < 1 || snapshots |> Array.pairwise |> Array.exists (fun (a, b) -> b.Time <= a.Time) then
+                fail "%s: its snapshots are not listed in strictly increasing time" file
             { Layout = text config "layout"
               TimeUnit = (if text config "timeUnit" = "step" then TimeUnit.Step else TimeUnit.Epoch)
               DeclaredInterval =
@@ -79,7 +85,7 @@ module ImportedRun =
               Snapshots = snapshots }
         with
         | ArtifactException _ -> reraise ()
-        | :? JsonException | :? InvalidOperationException | :? Collections.Generic.KeyNotFoundException | :? FormatException as e ->
+        | :? JsonException | :? InvalidOperationException | :? Collections.Generic.KeyNotFoundException | :? FormatException | :? ArgumentException as e ->
             fail "%s: not the run.json of an imported checkpoint series (%s)" file e.Message
 
     /// Writes the source's metrics (NaN where a row lacks a quantity).

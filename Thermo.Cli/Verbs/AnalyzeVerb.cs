@@ -104,6 +104,7 @@ public static class AnalyzeVerb
     /// <summary>One checkpoint series analysed in place, its tables and tensors.json written to <paramref name="outDirectory"/>.</summary>
     static int AnalyzeCheckpoints(string[] inputs, string outDirectory, CheckpointFlags checkpoints, ParseResult parse, AnalysisOptions options, ConsoleProgress progress)
     {
+        CheckpointRuns.CheckAnalysisOutput(inputs, outDirectory);
         progress.Message($"analysing the checkpoint series {inputs[0]}{(inputs.Length > 1 ? $" … ({inputs.Length} inputs)" : "")} in place …");
         var started = System.Diagnostics.Stopwatch.StartNew();
         int shown = 0;

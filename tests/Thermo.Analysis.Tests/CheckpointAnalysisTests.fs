@@ -166,13 +166,44 @@ let tests =
             use dir = new TempDirectory()
             let input = Path.Combine(seriesRoot, "plain")
             let result, contents = CheckpointAnalysis.analyze [| input |] CheckpointReadOptions.Default false (options "plain") (fun _ _ -> ())
-            expectArtifactError "lies inside the checkpoint directory" (fun () -> CheckpointAnalysis.writeAnalysis [| input |] (Path.Combine(input, "analysis")) result contents)
+            expectArtifactError "which holds the checkpoints" (fun () -> CheckpointAnalysis.writeAnalysis [| input |] (Path.Combine(input, "analysis")) result contents)
+            // Files given one by one (a shell glob): their directory is the checkpoints' all the same.
+            let files = [| for e in 0 .. 5 -> Path.Combine(input, sprintf "epoch_%d.pt" e) |]
+            expectArtifactError "which holds the checkpoints" (fun () -> CheckpointAnalysis.checkAnalysisOutput files (Path.Combine(input, "analysis")))
+            // Through a link to the checkpoint directory.
+            let link = dir.File "link"
+            Directory.CreateSymbolicLink(link, input) |> ignore
+            expectArtifactError "which holds the checkpoints" (fun () -> CheckpointAnalysis.checkAnalysisOutput [| input |] (Path.Combine(link, "analysis")))
+            // An output that holds an input would be replaced whole, input included.
+            let holder = dir.File "holder"
+            Directory.CreateDirectory(Path.Combine(holder, "ckpts")) |> ignore
+            File.Copy(files[0], Path.Combine(holder, "ckpts", "epoch_0.pt"))
+            File.Copy(files[1], Path.Combine(holder, "ckpts", "epoch_1.pt"))
+            expectArtifactError "holds the input" (fun () -> CheckpointAnalysis.checkAnalysisOutput [| Path.Combine(holder, "ckpts") |] holder)
             let foreign = dir.File "foreign"
             Directory.CreateDirectory foreign |> ignore
             File.WriteAllText(Path.Combine(foreign, "notes.txt"), "mine")
             expectArtifactError "exists and is not" (fun () -> CheckpointAnalysis.writeAnalysis [| input |] foreign result contents)
             Expect.equal (File.ReadAllText(Path.Combine(foreign, "notes.txt"))) "mine" "untouched"
             expectArtifactError "exists and is not" (fun () -> CheckpointAnalysis.import [| input |] CheckpointReadOptions.Default false foreign (fun _ _ -> ()))
+        }
+
+        test "a sharded index cannot name itself, another index, or a file outside its directory; a pipe is refused unopened" {
+            use dir = new TempDirectory()
+            let shard = dir.File "model-00001-of-00001.safetensors"
+            writeSafetensors shard [ "a.weight", "F32", [| 2 |], Array.collect (fun (v: float32) -> BitConverter.GetBytes v) [| 1.0f; 2.0f |] ]
+            let index (name: string) (target: string) =
+                let path = dir.File name
+                File.WriteAllText(path, sprintf """{"weight_map": {"a.weight": "%s"}}""" target)
+                path
+            expectArtifactError "another index" (fun () -> CheckpointAnalysis.readContents CheckpointReadOptions.Default (index "model.safetensors.index.json" "model.safetensors.index.json"))
+            expectArtifactError "not a file name beside the index" (fun () -> CheckpointAnalysis.readContents CheckpointReadOptions.Default (index "up.safetensors.index.json" "../model-00001-of-00001.safetensors"))
+            expectArtifactError "not a file name beside the index" (fun () -> CheckpointAnalysis.readContents CheckpointReadOptions.Default (index "abs.safetensors.index.json" "/etc/hostname"))
+            let fine = CheckpointAnalysis.readContents CheckpointReadOptions.Default (index "ok.safetensors.index.json" "model-00001-of-00001.safetensors")
+            Expect.equal (fine.Tensors |> Array.map (fun t -> t.Key)) [| "a.weight" |] "a shard beside its index reads"
+            let fifo = dir.File "step_3.pt"
+            if Diagnostics.Process.Start("mkfifo", fifo).WaitForExit(10_000) && File.Exists fifo then
+                expectArtifactError "not a regular file" (fun () -> CheckpointAnalysis.readContents CheckpointReadOptions.Default fifo)
         }
 
         test "a prune mask names the hottest units' tensors and dimensions, from the analysis" {

@@ -143,6 +143,9 @@ let tests =
             Expect.equal (window.IsEven, window.Interval, window.Times) (true, 5, [| 5; 10; 15; 20 |]) "last:15 on a 5-step grid"
             let uneven = Window.resolveUneven "s" [| 0; 1; 3; 7 |] None (Between(1, 7))
             Expect.equal (uneven.IsEven, uneven.Times, uneven.Intervals, uneven.Spacing) (false, [| 1; 3; 7 |], [| 2; 4 |], "uneven, dt 2..4") "uneven window"
-            Expect.throwsT<SettingException> (fun () -> Window.resolveUneven "s" [| 0; 1; 3; 7 |] None (Last 5) |> ignore) "last:5 starts at 2, no snapshot"
+            let snapped = Window.resolveUneven "s" [| 0; 1; 3; 7 |] None (Last 5)
+            Expect.equal (snapped.Times, snapped.Rule) ([| 3; 7 |], "last:5 (from 3, the first snapshot inside it)") "last:5 starts at the first snapshot after 2"
+            Expect.throwsT<SettingException> (fun () -> Window.resolveUneven "s" [| 0; 1; 3; 7 |] None (Last 3) |> ignore) "last:3 holds only the last snapshot"
+            Expect.throwsT<SettingException> (fun () -> Window.resolveUneven "s" [| 0; 1; 3; 7 |] None (Between(2, 7)) |> ignore) "a:b needs snapshots at both ends"
         }
     ]

@@ -93,7 +93,7 @@ public class PyTorchTests
         Assert.False(Directory.Exists(dir["a"]));
         var inside = ThermoProcess.Run(dir.Path, "analyze", series, "--out", Path.Combine(series, "analysis"), "--window", "0:5");
         Assert.Equal(2, inside.Code);
-        Assert.Contains("lies inside the checkpoint directory", inside.Err);
+        Assert.Contains("which holds the checkpoints", inside.Err);
         var flagOnRun = ThermoProcess.Run(dir.Path, "analyze", dir.Path, "--exclude", "x*");
         Assert.Equal(2, flagOnRun.Code);
         var imported = ThermoProcess.Run(dir.Path, "import", Path.Combine(Fixtures, "series", "huggingface"), "--out", dir["run"]);
