@@ -196,7 +196,7 @@
   function drawTemperature() {
     const runs = shownRuns();
     const layers = state.layer ? [state.layer] : allLayers();
-    const byLayer = runs.length === 1;   // one run: a colour per layer; several: a colour per run, a dash per layer
+    const byLayer = okRuns().length === 1;   // one run: a colour per layer; several: a colour per run, a dash per layer
     const series = [];
     for (const r of runs) {
       layers.forEach((layer, li) => {
