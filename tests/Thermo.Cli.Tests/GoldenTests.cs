@@ -124,8 +124,8 @@ public class GoldenTests
         // The report's text (its tables and captions), with the temporary run path and the figures'
         // pixels (font rendering is the machine's) taken out.
         var html = System.Text.RegularExpressions.Regex.Replace(
-            File.ReadAllText(Path.Combine(run, "report", "index.html")).Replace(run, "RUN"), "base64,[A-Za-z0-9+/=]+", "base64,");
-        var htmlFile = Path.Combine(expectedDir, "report-index.html");
+            File.ReadAllText(Path.Combine(run, "report", "figures.html")).Replace(run, "RUN"), "base64,[A-Za-z0-9+/=]+", "base64,");
+        var htmlFile = Path.Combine(expectedDir, "report-figures.html");
         if (write) File.WriteAllText(htmlFile, html, new UTF8Encoding(false));
         else Assert.Equal(File.ReadAllText(htmlFile), html);
     }

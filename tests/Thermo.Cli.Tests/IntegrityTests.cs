@@ -195,12 +195,13 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
         Assert.Empty(Leftovers(run));
     }
 
-    /// <summary>A report directory, when there is one, holds a whole page.</summary>
+    /// <summary>A report directory, when there is one, holds whole pages (the interactive page and the figures).</summary>
     static void WholeReport(string run)
     {
         var report = Path.Combine(run, RunLayout.ReportDirectory);
         if (!Directory.Exists(report)) return;
-        Assert.EndsWith("</html>", File.ReadAllText(Path.Combine(report, "index.html")).TrimEnd());
+        foreach (var page in new[] { "index.html", "figures.html" })
+            Assert.EndsWith("</html>", File.ReadAllText(Path.Combine(report, page)).TrimEnd());
     }
 
     /// <summary>A pruning directory, when there is one, holds readable results and, where curves were asked

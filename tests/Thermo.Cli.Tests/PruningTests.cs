@@ -39,7 +39,7 @@ public class PruningTests
         // The report over both, each pruned as above, also sees two runs.
         var report = ThermoProcess.Run(dir.Path, "report", a, b, "--out", dir["report"]);
         Assert.True(report.Code == 0, report.Err);
-        var html = File.ReadAllText(Path.Combine(dir["report"], "index.html"));
+        var html = File.ReadAllText(Path.Combine(dir["report"], "figures.html"));
         Assert.Contains("sample standard deviation over 2 runs", html);
         Assert.Contains("pruning-comparisons", html);
     }

@@ -18,7 +18,7 @@ public class ReportTests
         "gradient-noise.png", "prune-curves-conv1.png",
     ];
 
-    static string PrunedRun(TempDir dir, string name, long seed = 1)
+    internal static string PrunedRun(TempDir dir, string name, long seed = 1)
     {
         var data = Directory.Exists(dir["data"]) ? dir["data"] : TinyData.WriteMnistLike(dir["data"], 256, 64);
         using (var run = TrainingRun.Start(TinyData.QuickConfig(data, 4) with { Seed = seed }, dir[name], dir.Path, new SilentProgress())) run.Run();
@@ -27,7 +27,7 @@ public class ReportTests
         return dir[name];
     }
 
-    static string Root()
+    internal static string Root()
     {
         var d = new DirectoryInfo(AppContext.BaseDirectory);
         while (!File.Exists(Path.Combine(d!.FullName, "Thermo.sln"))) d = d.Parent;
@@ -35,7 +35,7 @@ public class ReportTests
     }
 
     /// <summary>Runs a program to completion (3 minutes at most); exit code, stdout, stderr.</summary>
-    static (int Code, string Out, string Err) Exec(string file, params string[] args)
+    internal static (int Code, string Out, string Err) Exec(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -64,8 +64,11 @@ public class ReportTests
         var json = JsonDocument.Parse(result.Out).RootElement.GetProperty("pages")[0];
         Assert.Equal(RunFigures, json.GetProperty("figures").EnumerateArray().Select(f => f.GetString()));
         Assert.Equal(["filters-conv1", "pruning"], json.GetProperty("tables").EnumerateArray().Select(f => f.GetString()));
-        var page = Path.Combine(run, "report", "index.html");
+        Assert.Equal(Path.Combine(run, "report", "index.html"), json.GetProperty("page").GetString());   // the interactive page (PageTests)
+        var page = Path.Combine(run, "report", "figures.html");
+        Assert.Equal(page, json.GetProperty("figures_page").GetString());
         var html = File.ReadAllText(page);
+        Assert.Contains("<a href=\"index.html\">", html);
         foreach (var figure in RunFigures)
         {
             Assert.True(new FileInfo(Path.Combine(run, "report", figure)).Length > 5_000, figure);
@@ -99,7 +102,8 @@ public class ReportTests
         Assert.Equal("", result.Err);   // --quiet
         foreach (var figure in new[] { "accuracy-across-runs.png", "temperature-spread-conv1.png", "prune-curves-conv1.png" })
             Assert.True(File.Exists(Path.Combine(dir["both"], figure)), figure);
-        Assert.Contains("mean ± sample standard deviation over 2 runs", System.Net.WebUtility.HtmlDecode(File.ReadAllText(Path.Combine(dir["both"], "index.html"))));
+        Assert.Contains("mean ± sample standard deviation over 2 runs", System.Net.WebUtility.HtmlDecode(File.ReadAllText(Path.Combine(dir["both"], "figures.html"))));
+        Assert.True(File.Exists(Path.Combine(dir["both"], "index.html")), "the interactive page over both runs");
     }
 
     [Fact]

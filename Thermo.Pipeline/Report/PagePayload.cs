@@ -1,0 +1,255 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Thermo.Analysis;
+
+namespace Thermo.Pipeline.Report;
+
+/// <summary>
+/// The interactive page (Report/Page/: index.html, thermo-page.js, thermo-page.css and the charting
+/// library, embedded in this assembly) and the JSON it draws, in the shapes of docs/guide/watch.md:
+/// a run payload (metrics, every layer's T(e), each unit's T(e)) and a window payload (each layer's T,
+/// drift and oscillation over a window; one layer's units with their rank; its MSD against lag with α).
+/// <c>thermo report</c> builds them from a run's tables and inlines them into a static page;
+/// <c>thermo watch</c> serves the same page and the same shapes from its API. Non-finite numbers are null.
+/// </summary>
+public static class PagePayload
+{
+    /// <summary>The embedded page files, by the name the page refers to them (and <c>thermo watch</c> serves them at /NAME).</summary>
+    public static readonly IReadOnlyList<string> Assets = ["index.html", "thermo-page.js", "thermo-page.css", "echarts.min.js"];
+
+    /// <summary>An embedded page file (<see cref="Assets"/>) as a stream; <c>ArtifactException</c> for another name.</summary>
+    public static Stream Asset(string name)
+    {
+        if (!Assets.Contains(name)) throw new ArtifactException($"{name}: not a file of the interactive page (its files: {string.Join(", ", Assets)})");
+        return typeof(PagePayload).Assembly.GetManifestResourceStream("Thermo.Page." + name)
+            ?? throw new ArtifactException($"{name}: not embedded in {typeof(PagePayload).Assembly.GetName().Name} (was the page's charting library installed when it was built?)");
+    }
+
+    /// <summary>An embedded page file as text.</summary>
+    public static string AssetText(string name)
+    {
+        using var reader = new StreamReader(Asset(name));
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>The content type of an embedded page file.</summary>
+    public static string ContentType(string name) => Path.GetExtension(name) switch
+    {
+        ".html" => "text/html; charset=utf-8",
+        ".js" => "text/javascript; charset=utf-8",
+        ".css" => "text/css; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+
+    static JsonNode? Number(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+    static JsonArray Numbers(IEnumerable<double> values) => new(values.Select(Number).ToArray());
+    static JsonArray Ints(IEnumerable<int> values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+    static JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+
+    /// <summary>
+    /// A run's payload (<c>GET /api/runs/{id}</c>) from its tables: metrics.parquet and
+    /// analysis/instantaneous.parquet (T(e) of each layer and unit over the analysed window).
+    /// With <paramref name="since"/> the arrays hold only the epochs after it.
+    /// </summary>
+    public static JsonObject Run(string id, RunTables r, int? since = null)
+    {
+        bool Kept(int epoch) => since is not { } s || epoch > s;
+        const string metricsFile = RunLayout.MetricsFile;
+        var m = r.Metrics!;
+        var epochs = Table.GetInts(m, "epoch", metricsFile);
+        var rows = Enumerable.Range(0, epochs.Length).Where(i => Kept(epochs[i])).OrderBy(i => epochs[i]).ToArray();
+        var metrics = new JsonObject { ["epoch"] = Ints(rows.Select(i => epochs[i])) };
+        foreach (var column in new[] { "train_loss", "test_loss", "train_accuracy", "test_accuracy" })
+        {
+            var values = Table.GetDoubles(m, column, metricsFile);
+            metrics[column] = Numbers(rows.Select(i => values[i]));
+        }
+
+        var layers = new List<string>();
+        var units = new JsonObject();
+        var layerSeries = new JsonObject();
+        var unitSeries = new JsonObject();
+        var timeUnit = "epoch";
+        if (r.Instantaneous is { } t)
+        {
+            const string what = RunLayout.InstantaneousFile;
+            var layer = Table.GetStrings(t, "layer", what);
+            var unit = Table.GetInts(t, "unit", what);
+            var epoch = Table.GetInts(t, "epoch", what);
+            var value = Table.GetDoubles(t, "temperature", what);
+            if (t.ContainsKey("time_unit") && Table.GetStrings(t, "time_unit", what) is { Length: > 0 } tu) timeUnit = tu[0];
+            foreach (var group in Enumerable.Range(0, layer.Length).Where(i => Kept(epoch[i])).GroupBy(i => layer[i]))
+            {
+                var whole = group.Where(i => unit[i] < 0).OrderBy(i => epoch[i]).ToArray();
+                if (!layers.Contains(group.Key)) layers.Add(group.Key);
+                layerSeries[group.Key] = new JsonObject { ["epoch"] = Ints(whole.Select(i => epoch[i])), ["t"] = Numbers(whole.Select(i => value[i])) };
+                var perUnit = group.Where(i => unit[i] >= 0).ToArray();
+                if (perUnit.Length == 0) continue;
+                int count = perUnit.Max(i => unit[i]) + 1;
+                var byEpoch = perUnit.GroupBy(i => epoch[i]).OrderBy(g => g.Key).ToArray();
+                var matrix = new JsonArray();
+                foreach (var at in byEpoch)
+                {
+                    var row = Enumerable.Repeat(double.NaN, count).ToArray();
+                    foreach (var i in at) row[unit[i]] = value[i];
+                    matrix.Add(Numbers(row));
+                }
+                units[group.Key] = count;
+                unitSeries[group.Key] = new JsonObject { ["epoch"] = Ints(byEpoch.Select(g => g.Key)), ["t"] = matrix };
+            }
+        }
+        // Layers the analysis names but whose T(e) holds no epoch after `since`, or an analysis without T(e).
+        foreach (var l in AnalysedLayers(r)) if (!layers.Contains(l)) layers.Add(l);
+        foreach (var l in r.UnitLayers)
+            if (!units.ContainsKey(l)) units[l] = r.UnitTemperatures(l).Units.Length;
+
+        return new JsonObject
+        {
+            ["id"] = id,
+            ["name"] = r.Name,
+            ["time_unit"] = timeUnit,
+            ["last_epoch"] = epochs.Length > 0 ? epochs.Max() : 0,
+            ["layers"] = Strings(layers),
+            ["units"] = units,
+            ["metrics"] = metrics,
+            ["layer_temperature"] = layerSeries,
+            ["unit_temperature"] = unitSeries,
+        };
+    }
+
+    static string[] AnalysedLayers(RunTables r)
+    {
+        if (r.Temperature is not { } t) return [];
+        const string what = RunLayout.TemperatureFile;
+        var grouping = Table.GetStrings(t, "grouping", what);
+        var layer = Table.GetStrings(t, "layer", what);
+        return Enumerable.Range(0, layer.Length).Where(i => grouping[i] == "layer").Select(i => layer[i]).Distinct().ToArray();
+    }
+
+    /// <summary>
+    /// The window payload (<c>GET /api/runs/{id}/window</c>) of the window the run was analysed over,
+    /// from analysis/temperature.parquet, msd.parquet and fits.parquet: every layer's T, drift and
+    /// oscillation; <paramref name="layer"/>'s units (T, drift, oscillation, rank: 1 = hottest);
+    /// its MSD against lag, the mean over its units, with α and R² the mean of its units' fitted exponents.
+    /// Null when the run has not been analysed.
+    /// </summary>
+    public static JsonObject? Window(RunTables r, string layer)
+    {
+        if (r.Temperature is not { } t || r.Window is not { } window) return null;
+        const string what = RunLayout.TemperatureFile;
+        var layerName = Table.GetStrings(t, "layer", what);
+        var grouping = Table.GetStrings(t, "grouping", what);
+        var unit = Table.GetInts(t, "unit", what);
+        var temperature = Table.GetDoubles(t, "temperature", what);
+        var drift = Table.GetDoubles(t, "drift_temperature", what);
+        var osc = Table.GetDoubles(t, "oscillation_temperature", what);
+        var rank = Table.GetInts(t, "rank", what);
+
+        var layers = new JsonObject();
+        foreach (var i in Enumerable.Range(0, layerName.Length).Where(i => grouping[i] == "layer"))
+            layers[layerName[i]] = new JsonObject { ["t"] = Number(temperature[i]), ["drift"] = Number(drift[i]), ["osc"] = Number(osc[i]) };
+
+        var units = new JsonObject();
+        var rows = Enumerable.Range(0, layerName.Length).Where(i => layerName[i] == layer && grouping[i] == "unit").OrderBy(i => unit[i]).ToArray();
+        if (rows.Length > 0)
+            units[layer] = new JsonObject
+            {
+                ["t"] = Numbers(rows.Select(i => temperature[i])),
+                ["drift"] = Numbers(rows.Select(i => drift[i])),
+                ["osc"] = Numbers(rows.Select(i => osc[i])),
+                ["rank"] = Ints(rows.Select(i => rank[i])),
+            };
+
+        return new JsonObject
+        {
+            ["from"] = window.From,
+            ["to"] = window.To,
+            ["layers"] = layers,
+            ["units"] = units,
+            ["msd"] = Msd(r, layer),
+        };
+    }
+
+    static JsonObject? Msd(RunTables r, string layer)
+    {
+        if (r.Msd is not { } m) return null;
+        const string what = RunLayout.MsdFile;
+        var layers = Table.GetStrings(m, "layer", what);
+        var lags = Table.GetInts(m, "lag", what);
+        var msd = Table.GetDoubles(m, "msd", what);
+        var curve = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && double.IsFinite(msd[i]))
+            .GroupBy(i => lags[i]).OrderBy(g => g.Key).ToArray();
+        if (curve.Length == 0) return null;
+        double alpha = double.NaN, r2 = double.NaN;
+        if (r.Fits is { } f)
+        {
+            const string fits = RunLayout.FitsFile;
+            var fl = Table.GetStrings(f, "layer", fits);
+            var quantity = Table.GetStrings(f, "quantity", fits);
+            var value = Table.GetDoubles(f, "value", fits);
+            var rSquared = Table.GetDoubles(f, "r_squared", fits);
+            var picked = Enumerable.Range(0, fl.Length).Where(i => fl[i] == layer && quantity[i] == "alpha" && double.IsFinite(value[i])).ToArray();
+            if (picked.Length > 0) (alpha, r2) = (picked.Average(i => value[i]), picked.Average(i => rSquared[i]));
+        }
+        return new JsonObject
+        {
+            ["layer"] = layer,
+            ["lag"] = Ints(curve.Select(g => g.Key)),
+            ["msd"] = Numbers(curve.Select(g => g.Average(i => msd[i]))),
+            ["alpha"] = Number(alpha),
+            ["r2"] = Number(r2),
+        };
+    }
+
+    /// <summary>
+    /// The static page's data: <c>{"title", "runs": [run payloads, status ok], "windows": {id: {"from", "to",
+    /// "layers": {layer: window payload}}}}</c>, one window payload per layer with per-unit rows (or every
+    /// analysed layer when none has), for the analysed window.
+    /// </summary>
+    public static JsonObject StaticData(string title, IReadOnlyList<RunTables> runs)
+    {
+        var payloads = new JsonArray();
+        var windows = new JsonObject();
+        for (int k = 0; k < runs.Count; k++)
+        {
+            var r = runs[k];
+            var id = k.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var payload = Run(id, r);
+            payload["status"] = "ok";
+            payload["message"] = null;
+            payloads.Add(payload);
+            if (r.Window is not { } w) continue;
+            var perLayer = new JsonObject();
+            var chosen = r.UnitLayers.Length > 0 ? r.UnitLayers : AnalysedLayers(r);
+            foreach (var layer in chosen) perLayer[layer] = Window(r, layer);
+            windows[id] = new JsonObject { ["from"] = w.From, ["to"] = w.To, ["layers"] = perLayer };
+        }
+        return new JsonObject { ["title"] = title, ["runs"] = payloads, ["windows"] = windows };
+    }
+
+    /// <summary>
+    /// The page as one self-contained file: its stylesheet, the charting library, its script and
+    /// <paramref name="data"/> inlined (<c>&lt;script id="thermo-data" type="application/json"&gt;</c>), so it
+    /// opens offline from file://.
+    /// </summary>
+    public static string StaticPage(JsonObject data)
+    {
+        // The serializer's default encoder writes < > & as \u003C…, so no "</script" can end the data early.
+        var json = data.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
+        static string Script(string code) => code.Replace("</script", "<\\/script", StringComparison.OrdinalIgnoreCase);
+        var html = AssetText("index.html");
+        html = Replace(html, "<link rel=\"stylesheet\" href=\"thermo-page.css\">", "<style>\n" + AssetText("thermo-page.css").Replace("</style", "<\\/style", StringComparison.OrdinalIgnoreCase) + "\n</style>");
+        html = Replace(html, "<script src=\"echarts.min.js\"></script>",
+            $"<script id=\"thermo-data\" type=\"application/json\">{json}</script>\n<script>{Script(AssetText("echarts.min.js"))}</script>");
+        html = Replace(html, "<script src=\"thermo-page.js\"></script>", $"<script>{Script(AssetText("thermo-page.js"))}</script>");
+        return html;
+    }
+
+    static string Replace(string html, string tag, string with)
+    {
+        int at = html.IndexOf(tag, StringComparison.Ordinal);
+        if (at < 0) throw new InvalidOperationException($"the embedded index.html lacks {tag}");
+        return string.Concat(html.AsSpan(0, at), with, html.AsSpan(at + tag.Length));
+    }
+}
