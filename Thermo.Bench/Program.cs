@@ -163,7 +163,8 @@ md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|--
 foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
 var notes = Path.Combine(Path.GetDirectoryName(output)!, "BENCHMARKS.notes.md");
 if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
-// The soak section (written by `build.fsx soak`) and the ledger section (by `--only ledger`, below)
+// The soak section (written by `build.fsx soak`), the ledger section (by `--only ledger`, below) and
+// the checkpoint-series section (from `--only checkpoints`, edited by hand)
 // are carried over as they stand.
 var documented = Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
 string? Block(string text, string name) =>
@@ -183,7 +184,7 @@ if (Section("ledger"))
     previous = old is null ? previous.TrimEnd() + "\n\n" + block + "\n" : previous.Replace(old, block.ToString());
     if (File.Exists(documented)) AtomicFile.writeAllText(documented, previous);
 }
-foreach (var name in new[] { "ledger", "soak" })
+foreach (var name in new[] { "ledger", "soak", "checkpoints" })
     if (Block(previous, name) is { } kept) md.AppendLine().AppendLine(kept);
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 AtomicFile.writeAllText(output, md.ToString());
