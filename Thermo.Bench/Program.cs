@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
-// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer,ledger] [--out docs/BENCHMARKS.md]
+// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer,ledger,checkpoints] [--out docs/BENCHMARKS.md]
 // Thermo.Bench native-probe …: the bisection harness of docs/NATIVE.md (NativeProbe.cs).
 // (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
 // leaving the documented figures alone. THERMO_PROBE_DEBUG=1 keeps the synthetic runs under
@@ -149,6 +149,10 @@ if (Section("peer")) PeerBench.Run(repoRoot, artifacts, scratch, quick, Report, 
 // 9. Issue 14: the full pruning protocol's ledger, from its run manifests (no training here).
 if (Section("ledger")) LedgerBench.Run(repoRoot, Report, Median);
 
+// 10. Checkpoint series of other trainers (GPT-2 small shape): in-place analysis against a plain read
+// and a PyTorch script, peak memory, import throughput.
+if (Section("checkpoints")) CheckpointBench.Run(repoRoot, scratch, quick, Report, Median);
+
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();
 md.AppendLine("# Benchmarks").AppendLine();
@@ -159,7 +163,8 @@ md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|--
 foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
 var notes = Path.Combine(Path.GetDirectoryName(output)!, "BENCHMARKS.notes.md");
 if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
-// The soak section (written by `build.fsx soak`) and the ledger section (by `--only ledger`, below)
+// The soak section (written by `build.fsx soak`), the ledger section (by `--only ledger`, below) and
+// the checkpoint-series section (from `--only checkpoints`, edited by hand)
 // are carried over as they stand.
 var documented = Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
 string? Block(string text, string name) =>
@@ -179,7 +184,7 @@ if (Section("ledger"))
     previous = old is null ? previous.TrimEnd() + "\n\n" + block + "\n" : previous.Replace(old, block.ToString());
     if (File.Exists(documented)) AtomicFile.writeAllText(documented, previous);
 }
-foreach (var name in new[] { "ledger", "soak" })
+foreach (var name in new[] { "ledger", "soak", "checkpoints" })
     if (Block(previous, name) is { } kept) md.AppendLine().AppendLine(kept);
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 AtomicFile.writeAllText(output, md.ToString());

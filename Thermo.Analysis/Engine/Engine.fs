@@ -236,7 +236,10 @@ module Engine =
         let unitTemperatures = Array.init unitGroups.Length unitTemperature
         let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums[u] (size unitGroups[u]))
         let unitL1 = unitGroups |> Array.map l1
-        let unitsOf layer = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> g.Key.Layer = layer) |> Array.map fst
+        // Each layer's units, in unit order, found once: a scan of every unit per call made the
+        // per-layer results cost layers × units (seconds and gigabytes of garbage for a 124M model).
+        let unitsByLayer = unitGroups |> Array.mapi (fun u g -> g.Key.Layer, u) |> Array.groupBy fst |> Array.map (fun (l, us) -> l, Array.map snd us) |> dict
+        let unitsOf layer = match unitsByLayer.TryGetValue layer with | true, units -> units | _ -> [||]
         // A layer's sums are its units' sums: the same arithmetic, weighted by the units' sizes.
         let layerSums (layer: string) =
             let units = unitsOf layer
