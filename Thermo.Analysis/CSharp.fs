@@ -67,6 +67,14 @@ type Analyzer =
     /// The directory `Write` writes the result's tables into.
     static member TablesDirectory(result: AnalysisResult) : string = AnalysisOutput.tablesDirectory result
 
+    /// The anomalous-diffusion exponent α of MSD ∝ τ^α fitted over lags fromLag..toLag (see
+    /// `Fits.anomalousExponent`), and the fit's R²; NaN for both where no fit can be made.
+    static member FitAlpha(lags: int[], msd: float[], fromLag: int, toLag: int) : struct (float * float) =
+        try
+            let fit = Fits.anomalousExponent lags msd fromLag toLag
+            struct (fit.Slope, fit.RSquared)
+        with :? ArgumentException -> struct (nan, nan)
+
     /// `auto`, `last:N` or `a:b`; `SettingException` (`Window`) otherwise.
     static member ParseWindow(text: string) : WindowSpec = WindowSpec.Parse text
 
@@ -115,6 +123,23 @@ type Snapshots =
         (path: string, header: Action<int, int64, (string * string * int[])[]>, nextChunk: Func<float32[]>,
          filled: Action<float32[], int>) : unit =
         SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))
+
+    /// The analysis engine's velocity kernel: Σ (current_i − latest_i)² in float64, then latest ← current
+    /// (`VelocityKernels.stepSquares`), so a live view sums a snapshot's squared steps as `analyze` does.
+    static member StepSquares(current: ReadOnlySpan<float32>, latest: Span<float32>) : float =
+        VelocityKernels.stepSquares (current, latest)
+
+    /// The per-epoch snapshot files run.json declares complete, as (epoch, path) sorted by epoch (see
+    /// `SnapshotSeries.epochFiles`): a newer file (a training still writing) is not listed; a declared
+    /// one that is missing, or a run without run.json, raises `ArtifactException`.
+    static member DeclaredEpochFiles(run: string) : struct (int * string)[] =
+        SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest |> Array.map (fun (e, p) -> struct (e, p))
+
+    /// Writes `snapshot` to `path` as Parquet, atomically (see `SnapshotWriter.write`).
+    static member Write(path: string, snapshot: Snapshot) : unit = SnapshotWriter.write SnapshotFileFormat.Parquet path snapshot
+
+    /// The file name of epoch `epoch`'s Parquet snapshot (epoch=NNNNN.parquet).
+    static member FileName(epoch: int) : string = SnapshotSchema.fileName SnapshotFileFormat.Parquet epoch
 
 /// Checkpoint series of other trainers (`Checkpoints.CheckpointAnalysis`, `PruneMask`), for C#.
 [<AbstractClass; Sealed>]

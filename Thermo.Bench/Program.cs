@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 // Thermo's benchmarks. Each figure is a median over repeats and, where a target is a ratio, the
 // baseline is measured in the same run. Results go to docs/BENCHMARKS.md (date and machine included).
-// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer,ledger,checkpoints] [--out docs/BENCHMARKS.md]
+// Usage: Thermo.Bench [--quick] [--only memory,write,training,analysis,pruning,models,peer,ledger,checkpoints,watch] [--out docs/BENCHMARKS.md]
 // Thermo.Bench native-probe …: the bisection harness of docs/NATIVE.md (NativeProbe.cs).
 // (`--only` runs some sections and, unless --out is given, writes artifacts/BENCHMARKS.partial.md,
 // leaving the documented figures alone. THERMO_PROBE_DEBUG=1 keeps the synthetic runs under
@@ -152,6 +152,8 @@ if (Section("ledger")) LedgerBench.Run(repoRoot, Report, Median);
 // 10. Checkpoint series of other trainers (GPT-2 small shape): in-place analysis against a plain read
 // and a PyTorch script, peak memory, import throughput.
 if (Section("checkpoints")) CheckpointBench.Run(repoRoot, scratch, quick, Report, Median);
+// 11. thermo watch: event latency and the server's memory with 20 runs of 200 epochs open.
+if (Section("watch")) WatchBench.Run(repoRoot, scratch, quick, Report, Median);
 
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 var md = new StringBuilder();

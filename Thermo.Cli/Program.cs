@@ -31,6 +31,7 @@ public static partial class Program
             ReportVerb.Build(),
             SweepVerb.Build(),
             CollectVerb.Build(),
+            WatchVerb.Build(),
             DoctorVerb.Build(),
         };
         root.Options.Add(CliOutput.JsonOption);

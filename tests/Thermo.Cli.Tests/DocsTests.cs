@@ -20,6 +20,7 @@ public class DocsTests
         { "report", ["report.md"] },
         { "sweep", ["sweep.md", "cluster.md"] },
         { "collect", ["cluster.md"] },
+        { "watch", ["watch.md"] },
     };
 
     [Theory]
