@@ -112,7 +112,11 @@ public sealed class WatchServer : IAsyncDisposable
                 await Plain(context, StatusCodes.Status403Forbidden, "forbidden: unknown Host");
                 return;
             }
-            if (!TokenMatches(context.Request))
+            // The page's own script, style sheet and charting library are public files (no run data):
+            // the browser fetches them for <script src> and <link href>, which cannot carry the token.
+            var path = context.Request.Path.Value ?? "";
+            bool publicAsset = path.Length > 1 && path.IndexOf('/', 1) < 0 && WatchPage.Asset(path[1..]) is not null;
+            if (!publicAsset && !TokenMatches(context.Request))
             {
                 await Plain(context, StatusCodes.Status403Forbidden, "forbidden: missing or wrong token");
                 return;
@@ -143,7 +147,8 @@ public sealed class WatchServer : IAsyncDisposable
         });
         string[] get = [HttpMethods.Get, HttpMethods.Head];
         app.MapMethods("/", get, Index);
-        app.MapMethods("/assets/{name}", get, (HttpContext context, string name) => WatchPage.Asset(name) is { } asset
+        // Beside the page, as its relative <script> and <link> name them.
+        app.MapMethods("/{name}", get, (HttpContext context, string name) => WatchPage.Asset(name) is { } asset
             ? Results.Bytes(asset.Bytes, asset.ContentType)
             : Results.Text("not found", "text/plain", statusCode: StatusCodes.Status404NotFound));
         app.MapMethods("/api/runs", get, (HttpContext context) => Json(context, StatusCodes.Status200OK, hub.WriteRuns));

@@ -7,7 +7,7 @@ namespace Thermo.Pipeline.Watch;
 /// <summary>
 /// The live page's files, embedded in this assembly (Report/Page/, logical names <c>Thermo.Page.*</c>):
 /// <c>/</c> is <c>Thermo.Page.index.html</c> when it is there, else a small placeholder listing the runs;
-/// <c>/assets/NAME</c> serves only the fixed names below — a dictionary lookup, never a file path.
+/// <c>/NAME</c> serves only the fixed names below — a dictionary lookup, never a file path.
 /// </summary>
 public static class WatchPage
 {

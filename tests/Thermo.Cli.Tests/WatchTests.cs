@@ -265,10 +265,16 @@ public sealed class WatchTests : IDisposable
         foreach (var target in new[] { "/api/runs/5", "/api/runs/-1", "/api/runs/01", "/api/runs/0x0", "/nope", "/assets/run.json", "/assets/..%2f..%2frun.json",
                      "/%2e%2e/etc/passwd", "/assets/%2Fetc%2Fpasswd", "/assets/../../run.json", "/../run.json", "/assets/..\\run.json", "//etc/passwd" })
             Assert.True(watch.Raw("GET", target) == 404, $"{target} was not refused");
+        // The page's public files load without the token (a <script src> cannot send it); nothing else does.
+        Assert.Equal(200, watch.Raw("GET", "/echarts.min.js", sendToken: false));
+        Assert.Equal(200, watch.Raw("GET", "/thermo-page.js", sendToken: false));
+        Assert.Equal(403, watch.Raw("GET", "/run.json", sendToken: false));
+        Assert.Equal(404, watch.Raw("GET", "/run.json"));
+        Assert.Equal(403, watch.Raw("GET", "/", sendToken: false));
         using var cookies = await watch.Http.GetAsync(watch.Url);
         Assert.Equal(HttpStatusCode.OK, cookies.StatusCode);
         Assert.False(cookies.Headers.Contains("Set-Cookie"));
-        Assert.Contains("seed-1", await cookies.Content.ReadAsStringAsync());
+        Assert.Contains("id=\"epoch-count\"", await cookies.Content.ReadAsStringAsync());   // the interactive page, embedded
 
         cancel.Cancel();
     }
