@@ -129,11 +129,33 @@ type Snapshots =
     static member StepSquares(current: ReadOnlySpan<float32>, latest: Span<float32>) : float =
         VelocityKernels.stepSquares (current, latest)
 
-    /// The per-epoch snapshot files run.json declares complete, as (epoch, path) sorted by epoch (see
-    /// `SnapshotSeries.epochFiles`): a newer file (a training still writing) is not listed; a declared
-    /// one that is missing, or a run without run.json, raises `ArtifactException`.
-    static member DeclaredEpochFiles(run: string) : struct (int * string)[] =
-        SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest |> Array.map (fun (e, p) -> struct (e, p))
+    /// The snapshot files of a run directory to follow, as (time, path) in time order, and the time's
+    /// unit: a Thermo run's per-epoch files as its run.json declares them, or the snapshots an
+    /// imported checkpoint series' run.json lists (a missing one is an `ArtifactException`).
+    static member SeriesFiles(run: string) : struct (TimeUnit * struct (int * string)[]) =
+        if ImportedRun.isImported run then
+            let manifest = ImportedRun.readManifest run
+            struct (manifest.TimeUnit,
+                    manifest.Snapshots |> Array.map (fun s ->
+                        let file = IO.Path.Combine(run, s.File)
+                        if not (IO.File.Exists file) then Errors.artifact "%s: lists the snapshot %s (time %d), which does not exist" (RunLayout.manifest run) file s.Time
+                        struct (s.Time, file)))
+        else struct (TimeUnit.Epoch, SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest |> Array.map (fun (e, p) -> struct (e, p)))
+
+    /// True when run.json says the run was imported from a checkpoint series (complete by construction).
+    static member IsImported(run: string) : bool = ImportedRun.isImported run
+
+    /// An imported run's source metrics as metrics rows (time as the epoch; loss, eval loss and eval
+    /// accuracy as train loss, test loss and test accuracy; NaN where the source logged none); empty
+    /// without them.
+    static member ImportedMetrics(run: string) : MetricsRow[] =
+        match ImportedRun.readMetrics run with
+        | None -> [||]
+        | Some m ->
+            Array.init m.Time.Length (fun i ->
+                { MetricsRow.Epoch = m.Time[i]; Step = int64 m.Time[i]; TrainLoss = m.Loss[i]; TrainAccuracy = nan
+                  TestLoss = m.EvalLoss[i]; TestAccuracy = m.EvalAccuracy[i]; Lr = m.LearningRate[i]; BatchSize = 0
+                  TrainSeconds = nan; EvalSeconds = nan; SnapshotSeconds = nan; ImagesPerSecond = nan })
 
     /// Writes `snapshot` to `path` as Parquet, atomically (see `SnapshotWriter.write`).
     static member Write(path: string, snapshot: Snapshot) : unit = SnapshotWriter.write SnapshotFileFormat.Parquet path snapshot

@@ -45,6 +45,9 @@ public sealed class RunWatch
     readonly List<double[]> layerT = [];   // per epoch: T of each layer
     readonly List<double[][]> unitT = [];  // per epoch: per layer, T of each unit
     MetricsRow[] metrics = [];
+    /// <summary>Whether the run was imported from a checkpoint series, and the unit of its time (epoch or optimiser step).</summary>
+    bool imported;
+    TimeUnit timeUnit = TimeUnit.Epoch;
 
     /// <summary>A weight tensor's place in a snapshot's flat values: the layer's index, its start, units and values per unit.</summary>
     readonly record struct Slot(int Layer, int Start, int Units, int UnitSize);
@@ -96,9 +99,13 @@ public sealed class RunWatch
                 if (stamp != manifestStamp || error is not null)
                 {
                     RefuseOutsideLink(SnapshotsDirectory);
-                    foreach (var (epoch, path) in Snapshots.DeclaredEpochFiles(Directory))
-                        if (epoch > lastEpoch) Read(epoch, path);
-                    complete = ReadComplete(manifest);
+                    imported = Snapshots.IsImported(Directory);
+                    var (unit, files) = Snapshots.SeriesFiles(Directory);
+                    timeUnit = unit;
+                    foreach (var (time, path) in files)
+                        if (time > lastEpoch) Read(time, path);
+                    // An imported checkpoint series is written whole: complete by construction.
+                    complete = imported || ReadComplete(manifest);
                     manifestStamp = stamp;
                 }
                 RefreshMetrics();
@@ -142,6 +149,11 @@ public sealed class RunWatch
 
     void RefreshMetrics()
     {
+        if (imported)
+        {
+            metrics = Snapshots.ImportedMetrics(Directory);
+            return;
+        }
         var path = RunLayout.Metrics(Directory);
         RefuseOutsideLink(path);
         var info = new FileInfo(path);
@@ -270,7 +282,7 @@ public sealed class RunWatch
             json.WriteString("name", Name);
             json.WriteString("status", error is null ? "ok" : "error");
             json.WriteString("message", error);
-            json.WriteString("time_unit", "epoch");
+            json.WriteString("time_unit", timeUnit == TimeUnit.Step ? "step" : "epoch");
             json.WriteNumber("last_epoch", lastEpoch);
             json.WriteBoolean("complete", complete && error is null);
             json.WriteStartArray("layers");

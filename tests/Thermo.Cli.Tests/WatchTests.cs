@@ -280,6 +280,37 @@ public sealed class WatchTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_imported_from_checkpoints_is_served_in_its_own_time_unit_with_analyzes_temperatures()
+    {
+        var run = dir["imported"];
+        var imported = ThermoProcess.Run(dir.Path, "import", Path.Combine(Repository.Root, "tests", "fixtures", "pytorch", "series", "huggingface"), "--out", run, "--quiet");
+        Assert.True(imported.Code == 0, imported.Err);
+        var analysed = ThermoProcess.Run(dir.Path, "analyze", run, "--window", "5:80", "--quiet");
+        Assert.True(analysed.Code == 0, analysed.Err);
+        var watch = await StartWatch(run);
+        var series = await watch.Get("/api/runs/0");
+        Assert.Equal("ok", series.GetProperty("status").GetString());
+        Assert.Equal("step", series.GetProperty("time_unit").GetString());
+        Assert.Equal(80, series.GetProperty("last_epoch").GetInt32());
+        Assert.True(series.GetProperty("complete").GetBoolean());
+        // Unevenly spaced: each interval's T(i) with its own Δt, as analyze computes it.
+        var table = Table.Read(Path.Combine(RunLayout.Analysis(run), RunLayout.InstantaneousFile), "instantaneous");
+        var layers = Table.GetStrings(table, "layer", "instantaneous.parquet");
+        var units = Table.GetInts(table, "unit", "instantaneous.parquet");
+        var times = Table.GetInts(table, "epoch", "instantaneous.parquet");
+        var values = Table.GetDoubles(table, "temperature", "instantaneous.parquet");
+        var conv1 = series.GetProperty("layer_temperature").GetProperty("conv1");
+        var served = conv1.GetProperty("epoch").EnumerateArray().Select(e => e.GetInt32()).Zip(conv1.GetProperty("t").EnumerateArray().Select(t => t.GetDouble())).ToArray();
+        Assert.Equal([10, 20, 40, 80], served.Select(p => p.First));
+        foreach (var (time, t) in served)
+        {
+            int row = Enumerable.Range(0, layers.Length).Single(i => layers[i] == "conv1" && units[i] == -1 && times[i] == time);
+            Close(values[row], t, $"conv1 T at step {time}");
+        }
+        Assert.True(series.GetProperty("metrics").GetProperty("epoch").GetArrayLength() > 0, "the source's metrics");
+    }
+
+    [Fact]
     public async Task A_host_other_than_loopback_is_warned_about_and_a_bad_option_is_one_line()
     {
         SyntheticRun(dir["run"], 1);
