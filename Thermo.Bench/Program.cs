@@ -152,7 +152,7 @@ if (Section("ledger")) LedgerBench.Run(repoRoot, Report, Median);
 // 10. Checkpoint series of other trainers (GPT-2 small shape): in-place analysis against a plain read
 // and a PyTorch script, peak memory, import throughput.
 if (Section("checkpoints")) CheckpointBench.Run(repoRoot, scratch, quick, Report, Median);
-// 11. thermo watch: event latency and the server's memory with 20 runs of 200 epochs open.
+// 11. thermo watch: event latency, the server's memory with 20 runs of 200 epochs open, the page's load time in a browser.
 if (Section("watch")) WatchBench.Run(repoRoot, scratch, quick, Report, Median);
 
 var machine = $"{Environment.ProcessorCount} cores, {CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
@@ -165,9 +165,9 @@ md.AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|--
 foreach (var r in rows) md.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");
 var notes = Path.Combine(Path.GetDirectoryName(output)!, "BENCHMARKS.notes.md");
 if (File.Exists(notes)) md.AppendLine().Append(File.ReadAllText(notes));
-// The soak section (written by `build.fsx soak`), the ledger section (by `--only ledger`, below) and
-// the checkpoint-series section (from `--only checkpoints`, edited by hand)
-// are carried over as they stand.
+// The soak section (written by `build.fsx soak`), the ledger section (by `--only ledger`, below), the
+// checkpoint-series section (from `--only checkpoints`, edited by hand) and the watch section (from
+// `--only watch`, edited by hand) are carried over as they stand.
 var documented = Path.Combine(repoRoot, "docs", "BENCHMARKS.md");
 string? Block(string text, string name) =>
     text.IndexOf($"<!-- {name} -->", StringComparison.Ordinal) is >= 0 and var start
@@ -186,7 +186,7 @@ if (Section("ledger"))
     previous = old is null ? previous.TrimEnd() + "\n\n" + block + "\n" : previous.Replace(old, block.ToString());
     if (File.Exists(documented)) AtomicFile.writeAllText(documented, previous);
 }
-foreach (var name in new[] { "ledger", "soak", "checkpoints" })
+foreach (var name in new[] { "ledger", "soak", "checkpoints", "watch" })
     if (Block(previous, name) is { } kept) md.AppendLine().AppendLine(kept);
 Directory.CreateDirectory(Path.GetDirectoryName(output)!);
 AtomicFile.writeAllText(output, md.ToString());
