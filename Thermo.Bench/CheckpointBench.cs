@@ -204,7 +204,7 @@ static class CheckpointBench
     }
 
     /// Runs a peer script with Debian's python3 and returns its last stdout line as JSON.
-    static JsonElement Peer(string script, string[] arguments)
+    internal static JsonElement Peer(string script, string[] arguments)
     {
         var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(script);

@@ -76,14 +76,7 @@ static class PeerBench
 
     static (double ImagesPerSecond, string Version) PeerImagesPerSecond(string script, string idx, int threads, int epochs)
     {
-        var psi = new ProcessStartInfo(Python, [script, idx, "--threads", threads.ToString(), "--batch-size", "128", "--epochs", epochs.ToString()])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{script} failed ({p.ExitCode}): {stderr.Result}");
-        using var json = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
-        return (json.RootElement.GetProperty("images_per_second").GetDouble(), json.RootElement.GetProperty("torch").GetString() ?? "?");
+        var json = CheckpointBench.Peer(script, [idx, "--threads", threads.ToString(), "--batch-size", "128", "--epochs", epochs.ToString()]);
+        return (json.GetProperty("images_per_second").GetDouble(), json.GetProperty("torch").GetString() ?? "?");
     }
 }

@@ -160,6 +160,16 @@ module CheckpointAnalysis =
         | [| one |] -> fileDigest one
         | many -> Convert.ToHexString(SHA256.HashData(Text.Encoding.UTF8.GetBytes(String.Join("\n", many |> Array.map fileDigest)))).ToLowerInvariant()
 
+    /// The tensors left out, each with its reason, as the "dropped" array of run.json and tensors.json.
+    let private writeDropped (json: Utf8JsonWriter) (dropped: DroppedTensor[]) =
+        json.WriteStartArray "dropped"
+        for d in dropped do
+            json.WriteStartObject()
+            json.WriteString("key", d.StoredKey)
+            json.WriteString("reason", d.Reason)
+            json.WriteEndObject()
+        json.WriteEndArray()
+
     /// What `import` wrote.
     type ImportSummary =
         { Run: string
@@ -253,13 +263,7 @@ module CheckpointAnalysis =
                 json.WriteString("sourceSha256", digest)
                 json.WriteEndObject()
             json.WriteEndArray()
-            json.WriteStartArray "dropped"
-            for d in first.Dropped do
-                json.WriteStartObject()
-                json.WriteString("key", d.StoredKey)
-                json.WriteString("reason", d.Reason)
-                json.WriteEndObject()
-            json.WriteEndArray()
+            writeDropped json first.Dropped
             json.WriteStartArray "notes"
             for note in plan.Notes do json.WriteStringValue note
             if accepted then json.WriteStringValue(sprintf "gaps in the declared spacing accepted: %s" (String.Join(", ", SeriesWindow.missingTimes times plan.DeclaredInterval.Value)))
@@ -286,9 +290,11 @@ module CheckpointAnalysis =
         && Directory.EnumerateFileSystemEntries directory |> Seq.forall (fun e -> expected.Contains(Path.GetFileName e))
         && (try
                 use document = JsonDocument.Parse(File.ReadAllText file)
-                match document.RootElement.TryGetProperty "kind" with
-                | true, kind when kind.ValueKind = JsonValueKind.String -> kind.GetString() = TensorsKind
-                | _ -> false
+                let root = document.RootElement
+                root.ValueKind = JsonValueKind.Object
+                && (match root.TryGetProperty "kind" with
+                    | true, kind when kind.ValueKind = JsonValueKind.String -> kind.GetString() = TensorsKind
+                    | _ -> false)
             with :? JsonException -> false)
 
     /// Checks `directory` can take the analysis of a checkpoint series of `inputs` (see
@@ -320,13 +326,7 @@ module CheckpointAnalysis =
             json.WriteNumber("unitDim", (if t.Transposed then 1 else 0))
             json.WriteEndObject()
         json.WriteEndArray()
-        json.WriteStartArray "dropped"
-        for d in contents.Dropped do
-            json.WriteStartObject()
-            json.WriteString("key", d.StoredKey)
-            json.WriteString("reason", d.Reason)
-            json.WriteEndObject()
-        json.WriteEndArray()
+        writeDropped json contents.Dropped
         json.WriteEndObject()
 
     /// Writes the analysis of a checkpoint series into `directory`, replacing it whole: the four

@@ -51,9 +51,12 @@ module ImportedRun =
         File.Exists file
         && (try
                 use document = JsonDocument.Parse(File.ReadAllText file)
-                match document.RootElement.TryGetProperty "kind" with
-                | true, kind when kind.ValueKind = JsonValueKind.String -> kind.GetString() = Kind
-                | _ -> false
+                let root = document.RootElement
+                // Anything else (not JSON, not an object) is for the manifest check to name.
+                root.ValueKind = JsonValueKind.Object
+                && (match root.TryGetProperty "kind" with
+                    | true, kind when kind.ValueKind = JsonValueKind.String -> kind.GetString() = Kind
+                    | _ -> false)
             with :? JsonException -> false)
 
     /// Reads the manifest of an imported run; `ArtifactException` naming run.json for anything missing.
