@@ -32,8 +32,7 @@ public static class WatchVerb
             var hostValue = parse.GetValue(host)!;
             var address = WatchServer.Address(hostValue);
             void Log(string line) => Console.Error.WriteLine($"thermo watch: {line}");
-            var found = WatchHub.Discover(parse.GetValue(runs)!);
-            using var hub = new WatchHub(found.Select(r => new RunWatch(r.Directory, r.Name, Log)).ToArray(), TimeSpan.FromMilliseconds(poll));
+            using var hub = new WatchHub(parse.GetValue(runs)!, TimeSpan.FromMilliseconds(poll), Log);
             hub.Start();
             var server = WatchServer.StartAsync(hub, hostValue, portValue, Log).GetAwaiter().GetResult();
             try
@@ -44,7 +43,7 @@ public static class WatchVerb
                 else
                 {
                     Console.Out.WriteLine(server.Url);
-                    if (!CliOutput.Quiet) Log($"{found.Count} run{(found.Count == 1 ? "" : "s")}; Ctrl+C stops");
+                    if (!CliOutput.Quiet) Log($"{hub.Runs.Count} run{(hub.Runs.Count == 1 ? "" : "s")}; Ctrl+C stops");
                 }
                 Console.Out.Flush();
                 server.WaitForShutdownAsync().GetAwaiter().GetResult();

@@ -10,7 +10,8 @@ namespace Thermo.Pipeline.Watch;
 /// directory (run.json) and snapshots/ wake one updater thread at once, and it also polls every
 /// interval (notifications are lost on some file systems: NFS, a full inotify table). Each run that
 /// gains an epoch is published to every subscriber (the server-sent events). Run ids are indexes into
-/// <see cref="Runs"/>, fixed for the hub's life.
+/// <see cref="Runs"/>, fixed for the hub's life; runs that appear later below a given directory are
+/// added at the end.
 /// </summary>
 public sealed class WatchHub : IDisposable
 {
@@ -24,15 +25,27 @@ public sealed class WatchHub : IDisposable
     readonly ConcurrentDictionary<Channel<(int Id, int LastEpoch)>, byte> subscribers = new();
     Thread? updater;
 
-    /// <summary>A hub over <paramref name="runs"/>, polling every <paramref name="poll"/> besides the notifications.</summary>
-    public WatchHub(IReadOnlyList<RunWatch> runs, TimeSpan poll)
+    /// <summary>The paths given, searched again at every poll for runs that appeared below them.</summary>
+    readonly IReadOnlyList<string> given;
+    readonly Action<string> log;
+    RunWatch[] runs;
+
+    /// <summary>
+    /// A hub over the runs of <paramref name="paths"/> (<see cref="Discover"/>), polling every
+    /// <paramref name="poll"/> besides the notifications; <paramref name="log"/> takes one line per
+    /// run that appears or fails.
+    /// </summary>
+    public WatchHub(IReadOnlyList<string> paths, TimeSpan poll, Action<string> log)
     {
-        Runs = runs;
+        given = paths;
         this.poll = poll;
+        this.log = log;
+        runs = Discover(paths).Select(r => new RunWatch(r.Directory, r.Name, log)).ToArray();
     }
 
-    /// <summary>The runs, by id.</summary>
-    public IReadOnlyList<RunWatch> Runs { get; }
+    /// <summary>The runs, by id: those found at the start, then those that appeared below a given
+    /// directory later (a reproduction starting its next seed), each at the end.</summary>
+    public IReadOnlyList<RunWatch> Runs => Volatile.Read(ref runs);
 
     /// <summary>
     /// The run directories of <paramref name="paths"/>: a path that is a run (run.json or snapshots/
@@ -74,26 +87,46 @@ public sealed class WatchHub : IDisposable
     /// <summary>Starts the updater (a first update of every run at once) and the notifications.</summary>
     public void Start()
     {
-        foreach (var run in Runs)
-            foreach (var dir in new[] { run.Directory, run.SnapshotsDirectory })
-            {
-                if (!Directory.Exists(dir)) continue;
-                try
-                {
-                    var watcher = new FileSystemWatcher(dir) { IncludeSubdirectories = false, NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size };
-                    watcher.Created += (_, _) => wake.Set();
-                    watcher.Changed += (_, _) => wake.Set();
-                    watcher.Renamed += (_, _) => wake.Set();
-                    watcher.EnableRaisingEvents = true;
-                    watchers.Add(watcher);
-                }
-                catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
-                {
-                    // Polling alone then (an inotify limit reached, a directory that vanished).
-                }
-            }
+        foreach (var run in Runs) Notify(run);
         updater = new Thread(Loop) { IsBackground = true, Name = "thermo-watch-updater" };
         updater.Start();
+    }
+
+    /// <summary>Wakes the updater when a file of <paramref name="run"/> (run.json, a snapshot) changes.</summary>
+    void Notify(RunWatch run)
+    {
+        foreach (var dir in new[] { run.Directory, run.SnapshotsDirectory })
+        {
+            if (!Directory.Exists(dir)) continue;
+            try
+            {
+                var watcher = new FileSystemWatcher(dir) { IncludeSubdirectories = false, NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size };
+                watcher.Created += (_, _) => wake.Set();
+                watcher.Changed += (_, _) => wake.Set();
+                watcher.Renamed += (_, _) => wake.Set();
+                watcher.EnableRaisingEvents = true;
+                lock (watchers) watchers.Add(watcher);
+            }
+            catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+            {
+                // Polling alone then (an inotify limit reached, a directory that vanished).
+            }
+        }
+    }
+
+    /// <summary>Adds the runs that have appeared below the given directories since the last look.</summary>
+    void AddNewRuns()
+    {
+        var current = Runs;
+        var known = current.Select(r => Path.GetFullPath(r.Directory)).ToHashSet(StringComparer.Ordinal);
+        var added = Discover(given).Where(r => !known.Contains(r.Directory)).Select(r => new RunWatch(r.Directory, r.Name, log)).ToArray();
+        if (added.Length == 0) return;
+        foreach (var run in added)
+        {
+            log($"{run.Name}: found, now watched");
+            Notify(run);
+        }
+        Volatile.Write(ref runs, [.. current, .. added]);
     }
 
     void Loop()
@@ -101,9 +134,11 @@ public sealed class WatchHub : IDisposable
         var token = stop.Token;
         while (!token.IsCancellationRequested)
         {
-            for (int id = 0; id < Runs.Count && !token.IsCancellationRequested; id++)
+            AddNewRuns();
+            var current = Runs;
+            for (int id = 0; id < current.Count && !token.IsCancellationRequested; id++)
             {
-                var run = Runs[id];
+                var run = current[id];
                 if (run.Update()) Publish(id, run.LastEpoch);
             }
             WaitHandle.WaitAny([wake, token.WaitHandle], poll);
@@ -135,7 +170,8 @@ public sealed class WatchHub : IDisposable
     {
         json.WriteStartObject();
         json.WriteStartArray("runs");
-        for (int id = 0; id < Runs.Count; id++) Runs[id].WriteSummary(json, id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var current = Runs;
+        for (int id = 0; id < current.Count; id++) current[id].WriteSummary(json, id.ToString(System.Globalization.CultureInfo.InvariantCulture));
         json.WriteEndArray();
         json.WriteEndObject();
     }
@@ -145,7 +181,7 @@ public sealed class WatchHub : IDisposable
     {
         stop.Cancel();
         updater?.Join(TimeSpan.FromSeconds(5));
-        foreach (var w in watchers) w.Dispose();
+        lock (watchers) foreach (var w in watchers) w.Dispose();
         foreach (var channel in subscribers.Keys) channel.Writer.TryComplete();
     }
 }

@@ -311,6 +311,30 @@ public sealed class WatchTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_that_appears_below_a_watched_directory_later_is_served_too()
+    {
+        Directory.CreateDirectory(dir["repro/runs"]);
+        SyntheticRun(dir["repro/runs/seed-1"], 2);
+        var watch = await StartWatch(dir["repro"]);
+        Assert.Single((await watch.Get("/api/runs")).GetProperty("runs").EnumerateArray());
+        // The reproduction starts its next seed while the page is open.
+        SyntheticRun(dir["repro/runs/seed-2"], 3);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        JsonElement runs;
+        do
+        {
+            await Task.Delay(200);
+            runs = await watch.Get("/api/runs");
+        }
+        while (runs.GetProperty("runs").GetArrayLength() < 2 && DateTime.UtcNow < deadline);
+        var second = RunNamed(runs, Path.Combine("runs", "seed-2"));
+        Assert.Equal("1", second.GetProperty("id").GetString());
+        while (RunNamed(await watch.Get("/api/runs"), Path.Combine("runs", "seed-2")).GetProperty("last_epoch").GetInt32() < 3 && DateTime.UtcNow < deadline)
+            await Task.Delay(200);
+        Assert.Equal(3, RunNamed(await watch.Get("/api/runs"), Path.Combine("runs", "seed-2")).GetProperty("last_epoch").GetInt32());
+    }
+
+    [Fact]
     public async Task A_host_other_than_loopback_is_warned_about_and_a_bad_option_is_one_line()
     {
         SyntheticRun(dir["run"], 1);
