@@ -135,11 +135,7 @@ type Snapshots =
     static member SeriesFiles(run: string) : struct (TimeUnit * struct (int * string)[]) =
         if ImportedRun.isImported run then
             let manifest = ImportedRun.readManifest run
-            struct (manifest.TimeUnit,
-                    manifest.Snapshots |> Array.map (fun s ->
-                        let file = IO.Path.Combine(run, s.File)
-                        if not (IO.File.Exists file) then Errors.artifact "%s: lists the snapshot %s (time %d), which does not exist" (RunLayout.manifest run) file s.Time
-                        struct (s.Time, file)))
+            struct (manifest.TimeUnit, ImportedRun.listedFiles run manifest |> Array.map (fun (t, p) -> struct (t, p)))
         else struct (TimeUnit.Epoch, SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest |> Array.map (fun (e, p) -> struct (e, p)))
 
     /// True when run.json says the run was imported from a checkpoint series (complete by construction).
@@ -174,9 +170,7 @@ type CheckpointRuns =
     /// True when `path` is a checkpoint file (.pt, .pth, .bin, .ckpt, .safetensors, a sharded
     /// `*.index.json`) or a directory that is not a Thermo run (no run.json, no snapshots/).
     static member IsCheckpointInput(path: string) : bool =
-        if IO.File.Exists path then
-            let name = IO.Path.GetFileName(path).ToLowerInvariant()
-            [ ".pt"; ".pth"; ".bin"; ".ckpt"; ".safetensors"; ".index.json" ] |> List.exists name.EndsWith
+        if IO.File.Exists path then Checkpoints.CheckpointSeries.isCheckpointFile path
         else IO.Directory.Exists path && not (IO.File.Exists(RunLayout.manifest path)) && not (IO.Directory.Exists(RunLayout.snapshots path))
 
     /// Analyses a checkpoint series in place (see `CheckpointAnalysis.analyze`), with progress (null: none).

@@ -127,8 +127,7 @@ module CheckpointAnalysis =
     /// A checkpoint series in place over the window `spec` asks for: its layout's times, declared
     /// spacing (a gap is an error unless `acceptGaps`), metrics and learning rates; every header read
     /// first (`readHeaders`).
-    [<CompiledName("Series")>]
-    let series (inputs: string[]) (plan: CheckpointSeriesPlan) (read: CheckpointReadOptions) (acceptGaps: bool) (spec: WindowSpec) : AnalysisSeries * EquilibriumWindow =
+    let private seriesAndFirst (inputs: string[]) (plan: CheckpointSeriesPlan) (read: CheckpointReadOptions) (acceptGaps: bool) (spec: WindowSpec) =
         let name = describe inputs
         let contents = readHeaders plan read
         let times = plan.Entries |> Array.map (fun e -> e.Time)
@@ -137,7 +136,13 @@ module CheckpointAnalysis =
         { Name = name; TimeUnit = plan.TimeUnit; Snapshots = inWindow |> Array.map (fun (e, c) -> snapshotOf e c)
           LearningRate = SeriesWindow.learningRates plan.Metrics; GradientNoise = [||]
           Source = sprintf "%s checkpoints (%O layout)" contents[0].Format plan.Layout },
-        window
+        window,
+        snd inWindow[0]
+
+    [<CompiledName("Series")>]
+    let series (inputs: string[]) (plan: CheckpointSeriesPlan) (read: CheckpointReadOptions) (acceptGaps: bool) (spec: WindowSpec) : AnalysisSeries * EquilibriumWindow =
+        let series, window, _ = seriesAndFirst inputs plan read acceptGaps spec
+        series, window
 
     /// Analyses a checkpoint series in place: no conversion and nothing written; memory about one
     /// checkpoint's selected values plus the accumulators, whatever the number of checkpoints.
@@ -145,9 +150,8 @@ module CheckpointAnalysis =
     [<CompiledName("Analyze")>]
     let analyze (inputs: string[]) (read: CheckpointReadOptions) (acceptGaps: bool) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult * CheckpointContents =
         let plan = CheckpointSeries.discover inputs
-        let series, window = series inputs plan read acceptGaps options.Window
-        let first = series.Snapshots[0]
-        Engine.analyzeSeries series window options progress, readContents read (plan.Entries |> Array.find (fun e -> e.Time = first.Time)).Checkpoint
+        let series, window, first = seriesAndFirst inputs plan read acceptGaps options.Window
+        Engine.analyzeSeries series window options progress, first
 
     /// SHA-256 (hex) of the files a checkpoint's tensors come from, in order of first use, chained:
     /// one file's own digest, or for a sharded checkpoint the digest of its shards' digests.

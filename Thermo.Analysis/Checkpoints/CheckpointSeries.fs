@@ -61,8 +61,11 @@ module CheckpointSeries =
     /// Extensions of a checkpoint file.
     let private extensions = [| ".pt"; ".pth"; ".bin"; ".ckpt"; ".safetensors" |]
 
-    let private isCheckpointFile (path: string) =
+    /// True when `path` names a checkpoint file by its extension (a sharded index by `.index.json`).
+    [<CompiledName("IsCheckpointFile")>]
+    let isCheckpointFile (path: string) =
         extensions |> Array.contains (Path.GetExtension(path).ToLowerInvariant())
+        || path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)
 
     let private options = RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant
     let private epochPattern = Regex(@"(?:^|[^a-z])epoch[=_-]?(\d+)", options)

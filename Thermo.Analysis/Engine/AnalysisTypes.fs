@@ -124,6 +124,14 @@ type SeriesSnapshot =
       /// `SnapshotReader.streamValues`).
       Stream: (SnapshotReader.TensorDirectory -> unit) -> (unit -> float32[]) -> (float32[] -> int -> unit) -> unit }
 
+/// Snapshots of Thermo's own files.
+module SeriesSnapshots =
+    /// The Thermo snapshot file `path` (Parquet or Arrow IPC) at time `time`.
+    let ofFile (time: int) (path: string) : SeriesSnapshot =
+        { Time = time; Source = path
+          Directory = fun () -> (let _, _, directory = SnapshotReader.readHeader path in directory)
+          Stream = fun header nextChunk filled -> SnapshotReader.streamValues path (fun _ _ directory -> header directory) nextChunk filled }
+
 /// A series of snapshots ready for the engine: the window's snapshots, in time order, and what the
 /// tables need besides the values.
 type AnalysisSeries =

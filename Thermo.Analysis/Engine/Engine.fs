@@ -102,12 +102,7 @@ module Engine =
             | TimeUnit.Step, spec -> Window.resolve run epochs None spec
             | _, spec -> Window.resolve run epochs (if spec = Auto then readMetrics run else None) spec
         let paths = windowFiles run files window
-        let snapshots =
-            Array.map2 (fun time path ->
-                { Time = time; Source = path
-                  Directory = fun () -> (let _, _, directory = SnapshotReader.readHeader path in directory)
-                  Stream = fun header nextChunk filled -> SnapshotReader.streamValues path (fun _ _ directory -> header directory) nextChunk filled })
-                window.Times paths
+        let snapshots = Array.map2 SeriesSnapshots.ofFile window.Times paths
         // The gradient noise is summarised per epoch: its decay belongs to the epoch analysis.
         { Name = run; TimeUnit = unit; Snapshots = snapshots; LearningRate = [||]
           GradientNoise = (if unit = TimeUnit.Step then [||] else readGradientNoise run); Source = "thermo run" },

@@ -116,6 +116,15 @@ module ImportedRun =
                   EvalAccuracy = Tables.float64s file columns "eval_accuracy"
                   LearningRate = Tables.float64s file columns "learning_rate" }
 
+    /// The snapshot files run.json lists, as (time, path) in time order; a listed file that is
+    /// missing is an `ArtifactException` naming it.
+    [<CompiledName("ListedFiles")>]
+    let listedFiles (run: string) (manifest: Manifest) : (int * string)[] =
+        manifest.Snapshots |> Array.map (fun s ->
+            let file = Path.Combine(run, s.File)
+            if not (File.Exists file) then fail "%s: lists the snapshot %s (time %d), which does not exist" (path run) file s.Time
+            s.Time, file)
+
     /// The imported run as a series over the window `spec` asks for: the listed snapshot files (a
     /// missing one is an error naming it), the source's metrics and learning rates.
     [<CompiledName("Series")>]
@@ -124,14 +133,9 @@ module ImportedRun =
         let metrics = readMetrics run
         let times = manifest.Snapshots |> Array.map (fun s -> s.Time)
         let window = SeriesWindow.resolve run manifest.TimeUnit times manifest.DeclaredInterval manifest.AcceptGaps metrics spec
-        let byTime = manifest.Snapshots |> Array.map (fun s -> s.Time, s) |> dict
+        let inWindow = Set.ofArray window.Times
         let snapshots =
-            window.Times |> Array.map (fun t ->
-                let file = Path.Combine(run, byTime[t].File)
-                if not (File.Exists file) then fail "%s: lists the snapshot %s (time %d), which does not exist" (path run) file t
-                { Time = t; Source = file
-                  Directory = fun () -> (let _, _, directory = SnapshotReader.readHeader file in directory)
-                  Stream = fun header nextChunk filled -> SnapshotReader.streamValues file (fun _ _ directory -> header directory) nextChunk filled })
+            listedFiles run manifest |> Array.filter (fun (t, _) -> inWindow.Contains t) |> Array.map (fun (t, file) -> SeriesSnapshots.ofFile t file)
         { Name = run; TimeUnit = manifest.TimeUnit; Snapshots = snapshots; LearningRate = SeriesWindow.learningRates metrics
           GradientNoise = [||]; Source = sprintf "imported %s checkpoints" manifest.Layout },
         window

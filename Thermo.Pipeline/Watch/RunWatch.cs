@@ -253,18 +253,24 @@ public sealed class RunWatch
         directory!.Length == tensors.Length
         && directory.Zip(tensors).All(p => p.First.Layer == p.Second.Layer && p.First.Tensor == p.Second.Tensor && p.First.Shape.SequenceEqual(p.Second.Shape));
 
+    /// <summary>What <c>/api/runs</c> and <c>/api/runs/{id}</c> both say of the run: id, name, status, last epoch, completeness.</summary>
+    void WriteState(Utf8JsonWriter json, string id)
+    {
+        json.WriteString("id", id);
+        json.WriteString("name", Name);
+        json.WriteString("status", error is null ? "ok" : "error");
+        json.WriteString("message", error);
+        json.WriteNumber("last_epoch", lastEpoch);
+        json.WriteBoolean("complete", complete && error is null);
+    }
+
     /// <summary>The run's entry of <c>/api/runs</c>.</summary>
     public void WriteSummary(Utf8JsonWriter json, string id)
     {
         lock (gate)
         {
             json.WriteStartObject();
-            json.WriteString("id", id);
-            json.WriteString("name", Name);
-            json.WriteString("status", error is null ? "ok" : "error");
-            json.WriteString("message", error);
-            json.WriteNumber("last_epoch", lastEpoch);
-            json.WriteBoolean("complete", complete && error is null);
+            WriteState(json, id);
             json.WriteEndObject();
         }
     }
@@ -278,13 +284,8 @@ public sealed class RunWatch
         lock (gate)
         {
             json.WriteStartObject();
-            json.WriteString("id", id);
-            json.WriteString("name", Name);
-            json.WriteString("status", error is null ? "ok" : "error");
-            json.WriteString("message", error);
+            WriteState(json, id);
             json.WriteString("time_unit", timeUnit == TimeUnit.Step ? "step" : "epoch");
-            json.WriteNumber("last_epoch", lastEpoch);
-            json.WriteBoolean("complete", complete && error is null);
             json.WriteStartArray("layers");
             foreach (var l in layers) json.WriteStringValue(l);
             json.WriteEndArray();

@@ -202,8 +202,9 @@ let tests =
             let fine = CheckpointAnalysis.readContents CheckpointReadOptions.Default (index "ok.safetensors.index.json" "model-00001-of-00001.safetensors")
             Expect.equal (fine.Tensors |> Array.map (fun t -> t.Key)) [| "a.weight" |] "a shard beside its index reads"
             let fifo = dir.File "step_3.pt"
-            if Diagnostics.Process.Start("mkfifo", fifo).WaitForExit(10_000) && File.Exists fifo then
-                expectArtifactError "not a regular file" (fun () -> CheckpointAnalysis.readContents CheckpointReadOptions.Default fifo)
+            use mkfifo = Diagnostics.Process.Start("mkfifo", fifo)
+            Expect.isTrue (mkfifo.WaitForExit(10_000) && mkfifo.ExitCode = 0 && File.Exists fifo) "mkfifo made the pipe"
+            expectArtifactError "not a regular file" (fun () -> CheckpointAnalysis.readContents CheckpointReadOptions.Default fifo)
         }
 
         test "a prune mask names the hottest units' tensors and dimensions, from the analysis" {
