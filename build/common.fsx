@@ -106,7 +106,7 @@ let expectoSuite (suite: string) =
 /// Runs an xunit suite under `dotnet test` (built already); returns (passed, failed), a crash counting as a failure.
 let xunitSuite (suite: string) =
     let project = Path.Combine(root, "tests", suite, suite + ".csproj")
-    let code, output = runCapture "dotnet" [ "test"; project; "-c"; configuration; "--no-build"; "-nologo"; "-v"; "quiet" ]
+    let code, output = runCapture "dotnet" [ "test"; project; "-c"; configuration; "--no-build"; "-nologo"; "-v"; "quiet"; "--logger"; "console;verbosity=minimal" ]
     let m = Regex.Match(stripAnsi output, @"Failed:\s+(\d+), Passed:\s+(\d+)")
     let passed, failed = if m.Success then int m.Groups[2].Value, int m.Groups[1].Value else 0, 0
     passed, (if code <> 0 && failed = 0 then 1 else failed)

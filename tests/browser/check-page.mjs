@@ -1,6 +1,7 @@
 // Usage: node check-page.mjs URL-OR-FILE SCREENSHOT.png [options]
 //   --wait-epoch N      wait (up to --timeout seconds) until #epoch-count shows N, recording each value seen
 //   --timeout S         seconds for --wait-epoch (default 60)
+//   --ready FILE        write FILE once the first draw is done (a test then changes the run the page shows)
 //   --window FROM:TO    set the window selector and apply it; records the window chart's data before and after
 //   --toggle NAME       uncheck the run NAME's toggle; records the T(e) chart's series names before and after
 // Drives Thermo's interactive page (report/index.html or thermo watch's /) in headless Debian Chromium
@@ -8,6 +9,7 @@
 // read after hovering the T(e) chart, and what the options asked for.
 import { chromium } from 'playwright-core';
 import { pathToFileURL } from 'node:url';
+import { writeFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const [target, screenshot] = args;
@@ -33,6 +35,8 @@ try {
   await tab.waitForFunction(() => window.thermoPage && Number(document.getElementById('epoch-count').textContent) > 0
     && window.echarts && echarts.getInstanceByDom(document.getElementById('chart-temperature')), null, { timeout: 30000 });
 
+  const ready = option('--ready');
+  if (ready) writeFileSync(ready, await epochCount());
   const wait = option('--wait-epoch');
   if (wait !== undefined) {
     const deadline = Date.now() + 1000 * Number(option('--timeout') ?? 60);
