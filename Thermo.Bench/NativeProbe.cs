@@ -62,7 +62,7 @@ static class NativeProbe
         if (skia) { using var surface = SkiaSharp.SKSurface.Create(new SkiaSharp.SKImageInfo(64, 64)); surface.Canvas.Clear(SkiaSharp.SKColors.White); }
 
         if (Flag("--layer-timing")) { LayerTiming(); return 0; }
-        var data = DataSources.Load("mnist", null, artifacts, _ => { });
+        var data = DataSources.Load("mnist-10k", null, artifacts, _ => { });
         var train = data.Train.Take(limit);
         var x = tensor(train.Pixels, [train.Count, train.Channels, train.Height, train.Width]);
         var y = tensor(train.Labels);

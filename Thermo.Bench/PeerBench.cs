@@ -22,7 +22,7 @@ static class PeerBench
             return;
         }
         int threads = Environment.ProcessorCount, repeats = quick ? 1 : 3, epochs = quick ? 2 : 3;
-        var idx = Thermo.Trainer.Data.DataSources.EnsureDefault("mnist", artifacts, _ => { });
+        var idx = Thermo.Trainer.Data.DataSources.EnsureDefault("mnist-10k", artifacts, _ => { });
         var script = Path.Combine(repoRoot, "Thermo.Bench", "peer", "pytorch_fourconv.py");
         var speeds = new Dictionary<string, List<double>> { ["peer"] = [], ["onednn-aligned"] = [], ["aten"] = [] };
         string version = "?";
@@ -63,7 +63,7 @@ static class PeerBench
     static double ThermoImagesPerSecond(ConvolutionKernels kernels, string artifacts, string runDir, int epochs, int threads, Func<IEnumerable<double>, double> median)
     {
         NativeSetup.Configure(kernels);
-        var config = new TrainConfig { Epochs = epochs, Seed = 1, Threads = threads };
+        var config = new TrainConfig { Epochs = epochs, Seed = 1, Threads = threads, Dataset = "mnist-10k" };
         using (var run = TrainingRun.Start(config, runDir, artifacts, new SilentProgress())) run.Run();
         // The trainer starts from the configured kernels and may fall back: what ran is in run.json.
         var ran = RunManifest.TryLoad(runDir)?.Native?.Convolutions;

@@ -53,7 +53,7 @@ static double Median(IEnumerable<double> values)
 if (Section("memory"))
 {
     int epochs = quick ? 30 : 100;
-    var config = new TrainConfig { Epochs = epochs, TrainLimit = 256, TestLimit = 256, BatchSize = 64, Seed = 1 };
+    var config = new TrainConfig { Dataset = "mnist-10k", Epochs = epochs, TrainLimit = 256, TestLimit = 256, BatchSize = 64, Seed = 1 };
     var progress = new EpochClock { SampleMemory = true };
     using (var run = TrainingRun.Start(config, Path.Combine(scratch, "long"), artifacts, progress)) run.Run();
     double at10 = progress.ResidentBytes[10], atMiddle = progress.ResidentBytes[epochs / 2], atEnd = progress.ResidentBytes[epochs];
@@ -109,7 +109,7 @@ if (Section("write"))
 if (Section("training"))
 {
     int epochs = quick ? 2 : 6;
-    var config = new TrainConfig { Epochs = epochs, Seed = 1 };
+    var config = new TrainConfig { Epochs = epochs, Seed = 1, Dataset = "mnist-10k" };
     var progress = new EpochClock();
     // The bare loop runs before and after the full run, so drift in the machine's speed hits both alike.
     var bareSpeeds = BareLoopImagesPerSecond(config, artifacts, quick ? 2 : 3);

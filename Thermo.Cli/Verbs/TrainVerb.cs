@@ -18,7 +18,7 @@ public static class TrainVerb
     {
         var defaults = new TrainConfig();
         var model = Opt("--model", "Model: fourconv (pruning paper), lenet (batch norm), mlp2, mlp3 (784-wide), cifarnet, stlnet (5 conv + 3 linear), gcn, gat (superpixel graphs)", defaults.Model);
-        var dataset = Opt("--dataset", "Data set: mnist (default data), fashion-mnist, cifar10", defaults.Dataset);
+        var dataset = Opt("--dataset", "Data set: mnist (MNIST's 60,000 / 10,000 split), mnist-10k (10,000 MNIST digits: 8,004 / 1,996), fashion-mnist, cifar10", defaults.Dataset);
         var dataDir = Opt<string>("--data-dir", "Directory with the data set's own files (IDX, raw or .gz; CIFAR-10 binary batches)");
         var epochs = Opt("--epochs", "Number of training epochs", defaults.Epochs);
         var seed = Opt("--seed", "Seed of initialisation, shuffling and dropout", defaults.Seed);

