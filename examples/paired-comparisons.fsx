@@ -4,7 +4,7 @@
 // p-value and the exact Wilcoxon signed-rank p-value (zero differences dropped). Build once first
 // (`dotnet fsi build.fsx build`), then:
 //
-//   dotnet fsi examples/paired-comparisons.fsx artifacts/reproductions/pruning-paper-mnist-e20-n10-r5
+//   dotnet fsi examples/paired-comparisons.fsx artifacts/reproductions/pruning-paper-mnist-10k-e20-n10-r5
 //   dotnet fsi examples/paired-comparisons.fsx results/pruning-paper-full        (the ledger)
 //
 // A stop-gap until the pruning stage reports these itself (issue 12).

