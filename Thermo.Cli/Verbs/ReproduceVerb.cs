@@ -156,6 +156,8 @@ public static class ReproduceVerb
                 {
                     point = s.Point.Name, loss = s.Point.Loss, layers = s.Point.LayersText, radius = s.Point.Radius, runs = s.Runs,
                     best_test_accuracy = s.BestMean, final_test_accuracy = s.FinalMean,
+                    final_minus_ce_points = s.FinalAgainstPlain?.MeanDifference, final_minus_ce_t_p_value = s.FinalAgainstPlain?.TPValue,
+                    final_minus_ce_holm_t_p_value = double.IsNaN(s.FinalHolmTPValue) ? (double?)null : s.FinalHolmTPValue,
                     best_minus_ce_points = s.BestAgainstPlain?.MeanDifference, best_minus_ce_t_p_value = s.BestAgainstPlain?.TPValue,
                 }),
             }, () => { });

@@ -43,16 +43,31 @@ public static class PartialEntropyReproduction
     public sealed record Outcome(Point Point, int Seed, double BestTestAccuracy, int BestEpoch, double FinalTestAccuracy,
         double FinalTestLoss, double FinalTrainLoss, double TrainSeconds, SignalPeak[] SignalPeaks);
 
-    /// <summary>A grid point over the seeds: mean ± sample std, and the paired difference from plain cross-entropy.</summary>
+    /// <summary>
+    /// A grid point over the seeds: mean ± sample std, and the paired difference from plain
+    /// cross-entropy. The final accuracy is the outcome; the best epoch's is picked on the test set, so
+    /// it is reported but biased upwards. <see cref="FinalHolmTPValue"/> is the final difference's t
+    /// p-value Holm-adjusted over every point of the table (the family of comparisons with plain
+    /// cross-entropy).
+    /// </summary>
     public sealed record Summary(Point Point, int Runs, double BestMean, double BestStd, double FinalMean, double FinalStd,
-        PairedComparison? BestAgainstPlain, PairedComparison? FinalAgainstPlain);
+        PairedComparison? BestAgainstPlain, PairedComparison? FinalAgainstPlain, double FinalHolmTPValue = double.NaN);
+
+    /// <summary>
+    /// Two points of one loss paired by seed on final test accuracy (points, A − B), with the t
+    /// p-value Holm-adjusted over its family (every comparison of the same kind in the table), and each
+    /// point's dose: the expected squared displacement of the smoothed weights, R²/3 per weight.
+    /// </summary>
+    public sealed record PointComparison(string Loss, Point A, Point B, PairedComparison Comparison, double HolmTPValue, double DoseA, double DoseB);
 
     public const string TableFile = "partial-entropy.parquet";
     public const string SummaryFile = "partial-entropy-summary.parquet";
     public const string PeaksFile = "signal-peaks.parquet";
+    public const string ComparisonsFile = "comparisons.parquet";
     const string TableName = "partial_entropy";
     const string SummaryName = "partial_entropy_summary";
     const string PeaksName = "signal_peaks";
+    const string ComparisonsName = "partial_entropy_comparisons";
 
     /// <summary>Shortest text that reads back as the same number (0.03, 1E-06), so distinct radii name distinct points.</summary>
     static string Number(double v) => v.ToString("R", CultureInfo.InvariantCulture);
@@ -140,6 +155,9 @@ public static class PartialEntropyReproduction
         var noise = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => TrainingRun.ReadGradNoise(RunLayout.GradNoise(r.Dir)));
         var outcomes = runs.Select(r => Measure(r.Point, r.Seed, metrics[(r.Point.Name, r.Seed)], noise[(r.Point.Name, r.Seed)])).ToList();
         var summaries = Summarise(outcomes);
+        var weights = WeightsPerLayer(RunManifest.TryLoad(runs[0].Dir) ?? throw new ArtifactException($"{runs[0].Dir}: holds no {RunLayout.ManifestFile}"));
+        var between = BetweenSmoothings(outcomes, weights);
+        var equalDose = AtEqualDose(outcomes, weights);
         // Tables, figures and README as one directory that appears whole or not at all.
         var tables = PruningLedger.Tables(home);
         AtomicFiles.ReplaceDirectory(tables, staged =>
@@ -149,7 +167,8 @@ public static class PartialEntropyReproduction
             WriteSummaries(Path.Combine(staged, SummaryFile), summaries);
             var figures = PartialEntropyFigures.Write(staged, outcomes, summaries,
                 runs.Where(r => r.Point.IsPlain).Select(r => (r.Seed, noise[(r.Point.Name, r.Seed)])).ToList(), metrics);
-            AtomicFiles.WriteAllText(Path.Combine(staged, "README.md"), Markdown(p, outcomes, summaries, figures));
+            WriteComparisons(Path.Combine(staged, ComparisonsFile), between, equalDose);
+            AtomicFiles.WriteAllText(Path.Combine(staged, "README.md"), Markdown(p, outcomes, summaries, between, equalDose, figures));
         });
         PruningLedger.WriteIndex(home, "The partial-entropy paper's grid");
         progress.Message($"partial-entropy grid tabulated in {clock.Elapsed:hh\\:mm\\:ss}: {Path.Combine(tables, "README.md")}");
@@ -157,6 +176,15 @@ public static class PartialEntropyReproduction
     }
 
     static string Entry(string ledger, Point point, int seed) => PruningLedger.Entry(ledger, point.Name, seed);
+
+    /// <summary>Weights per layer of the model a run trained (its run.json's model, widths and data shape), as the smoothing perturbs them.</summary>
+    static IReadOnlyDictionary<string, long> WeightsPerLayer(RunManifest manifest)
+    {
+        var d = manifest.Dataset;
+        using var model = Thermo.Trainer.Models.ModelFactory.Create(manifest.Config.Model, d.Channels, d.Height, d.Width, d.Classes, manifest.Config.Widths, manifest.Config.Dropout);
+        return model.named_parameters().Where(p => p.name.EndsWith(".weight", StringComparison.Ordinal))
+            .ToDictionary(p => p.name[..^".weight".Length], p => p.parameter.numel());
+    }
 
     /// <summary>The layers with weights of the fully-connected models the grid trains (fc1…fcN, out).</summary>
     public static string[] SmoothableLayers(string model) => model switch
@@ -202,7 +230,7 @@ public static class PartialEntropyReproduction
     public static IReadOnlyList<Summary> Summarise(IReadOnlyList<Outcome> outcomes)
     {
         var plain = outcomes.Where(o => o.Point.IsPlain).ToDictionary(o => o.Seed);
-        return outcomes.GroupBy(o => o.Point.Name).Select(g =>
+        var summaries = outcomes.GroupBy(o => o.Point.Name).Select(g =>
         {
             var runs = g.OrderBy(o => o.Seed).ToList();
             var (bestMean, bestStd) = Aggregation.MeanAndSampleStd(runs.Select(o => o.BestTestAccuracy).ToList());
@@ -216,31 +244,76 @@ public static class PartialEntropyReproduction
             }
             return new Summary(runs[0].Point, runs.Count, bestMean, bestStd, finalMean, finalStd, Against(o => o.BestTestAccuracy), Against(o => o.FinalTestAccuracy));
         }).ToList();
+        var holm = MultipleTests.Holm(summaries.Select(x => x.FinalAgainstPlain?.TPValue ?? double.NaN).ToArray());
+        return summaries.Select((x, i) => x with { FinalHolmTPValue = holm[i] }).ToList();
     }
 
     /// <summary>
-    /// Every two choices of layers at the same loss and radius, paired by seed on best test accuracy
-    /// (percentage points, A − B, A the earlier choice of the grid): the paper's comparison of which
-    /// layers to smooth (pure).
+    /// A point's dose: the expected squared length of its displacement, E‖δ‖² = R²/3 per smoothed
+    /// weight (each coordinate uniform on [−R, R]), summed over its layers' weights
+    /// (<paramref name="weights"/>: weights per layer). Smoothing two layers of the same size at R has
+    /// twice the dose of one; at R/√2 the same.
     /// </summary>
-    public static IReadOnlyList<(string Loss, double Radius, string A, string B, PairedComparison Comparison)> BetweenSmoothings(IReadOnlyList<Outcome> outcomes)
+    public static double Dose(Point point, IReadOnlyDictionary<string, long> weights) =>
+        point.IsPlain ? 0 : point.Radius * point.Radius / 3 * point.Layers.Sum(l => weights.TryGetValue(l, out var n) ? n
+            : throw new ArtifactException($"{point.Name}: no weight count for layer '{l}'"));
+
+    /// <summary>Pairs two points' runs by seed on final test accuracy, in points, A − B (null when no seed is shared).</summary>
+    static PairedComparison? PairFinal(IReadOnlyList<Outcome> a, IReadOnlyList<Outcome> b)
     {
-        var rows = new List<(string, double, string, string, PairedComparison)>();
+        var bySeed = b.ToDictionary(o => o.Seed);
+        var pairs = a.Where(o => bySeed.ContainsKey(o.Seed)).OrderBy(o => o.Seed).ToList();
+        return pairs.Count == 0 ? null
+            : PairedTests.Compare(pairs.Select(o => 100 * o.FinalTestAccuracy).ToArray(), pairs.Select(o => 100 * bySeed[o.Seed].FinalTestAccuracy).ToArray());
+    }
+
+    /// <summary>Adjusts a family's t p-values together (Holm) and attaches the doses.</summary>
+    static IReadOnlyList<PointComparison> Family(List<(Point A, Point B, PairedComparison C)> rows, IReadOnlyDictionary<string, long> weights)
+    {
+        var holm = MultipleTests.Holm(rows.Select(r => r.C.TPValue).ToArray());
+        return rows.Select((r, i) => new PointComparison(r.A.Loss, r.A, r.B, r.C, holm[i], Dose(r.A, weights), Dose(r.B, weights))).ToList();
+    }
+
+    /// <summary>
+    /// Points of one loss whose doses are equal (within 0.1 %) but whose layers differ, paired by seed on
+    /// final test accuracy, Holm-adjusted together: which layers to smooth, with the amount of
+    /// perturbation held fixed (pure). Smoothing fc1+fc2 at R/√2 against fc1 or fc2 alone at R is such a pair.
+    /// </summary>
+    public static IReadOnlyList<PointComparison> AtEqualDose(IReadOnlyList<Outcome> outcomes, IReadOnlyDictionary<string, long> weights)
+    {
+        var points = outcomes.Where(o => !o.Point.IsPlain).GroupBy(o => o.Point.Name).Select(g => (g.First().Point, Runs: g.ToList())).ToList();
+        var rows = new List<(Point, Point, PairedComparison)>();
+        for (int i = 0; i < points.Count; i++)
+            for (int j = i + 1; j < points.Count; j++)
+            {
+                var (a, b) = (points[i], points[j]);
+                if (a.Point.Loss != b.Point.Loss || a.Point.LayersText == b.Point.LayersText) continue;
+                double da = Dose(a.Point, weights), db = Dose(b.Point, weights);
+                if (Math.Abs(da - db) > 1e-3 * Math.Max(da, db)) continue;
+                // The single layer first: "fc1 − fc1+fc2" reads as what smoothing one layer gains.
+                var (first, second) = a.Point.Layers.Length <= b.Point.Layers.Length ? (a, b) : (b, a);
+                if (PairFinal(first.Runs, second.Runs) is { } c) rows.Add((first.Point, second.Point, c));
+            }
+        return Family(rows, weights);
+    }
+
+    /// <summary>
+    /// Every two choices of layers at the same loss and radius, paired by seed on final test accuracy
+    /// (percentage points, A − B, A the earlier choice of the grid), Holm-adjusted over all of them: the
+    /// paper's comparison of which layers to smooth, at the same radius — so at different doses when
+    /// the choices hold different numbers of weights (pure; <see cref="AtEqualDose"/> holds the dose fixed).
+    /// </summary>
+    public static IReadOnlyList<PointComparison> BetweenSmoothings(IReadOnlyList<Outcome> outcomes, IReadOnlyDictionary<string, long> weights)
+    {
+        var rows = new List<(Point, Point, PairedComparison)>();
         foreach (var cell in outcomes.Where(o => !o.Point.IsPlain).GroupBy(o => (o.Point.Loss, o.Point.Radius)))
         {
-            var choices = cell.Select(o => o.Point.LayersText).Distinct().ToList();
+            var choices = cell.GroupBy(o => o.Point.LayersText).Select(g => (g.First().Point, Runs: g.ToList())).ToList();
             for (int i = 0; i < choices.Count; i++)
                 for (int j = i + 1; j < choices.Count; j++)
-                {
-                    var a = cell.Where(o => o.Point.LayersText == choices[i]).ToDictionary(o => o.Seed);
-                    var b = cell.Where(o => o.Point.LayersText == choices[j]).ToDictionary(o => o.Seed);
-                    var seeds = a.Keys.Intersect(b.Keys).Order().ToArray();
-                    if (seeds.Length == 0) continue;
-                    rows.Add((cell.Key.Loss, cell.Key.Radius, choices[i], choices[j],
-                        PairedTests.Compare(seeds.Select(k => 100 * a[k].BestTestAccuracy).ToArray(), seeds.Select(k => 100 * b[k].BestTestAccuracy).ToArray())));
-                }
+                    if (PairFinal(choices[i].Runs, choices[j].Runs) is { } c) rows.Add((choices[i].Point, choices[j].Point, c));
         }
-        return rows;
+        return Family(rows, weights);
     }
 
     static void WriteOutcomes(string path, IReadOnlyList<Outcome> o) =>
@@ -268,6 +341,26 @@ public static class PartialEntropyReproduction
             Column.NewFloat64Column("peak_signal", rows.Select(r => r.peak.Signal).ToArray()));
     }
 
+    static void WriteComparisons(string path, IReadOnlyList<PointComparison> between, IReadOnlyList<PointComparison> equalDose)
+    {
+        var rows = between.Select(c => ("same radius", c)).Concat(equalDose.Select(c => ("equal dose", c))).ToList();
+        Table.Write(path, ComparisonsName,
+            Column.NewStringColumn("family", rows.Select(r => r.Item1).ToArray()),
+            Column.NewStringColumn("loss", rows.Select(r => r.c.Loss).ToArray()),
+            Column.NewStringColumn("point_a", rows.Select(r => r.c.A.Name).ToArray()),
+            Column.NewStringColumn("point_b", rows.Select(r => r.c.B.Name).ToArray()),
+            Column.NewFloat64Column("dose_a", rows.Select(r => r.c.DoseA).ToArray()),
+            Column.NewFloat64Column("dose_b", rows.Select(r => r.c.DoseB).ToArray()),
+            Column.NewInt32Column("pairs", rows.Select(r => r.c.Comparison.Runs).ToArray()),
+            Column.NewFloat64Column("final_a_minus_b_points", rows.Select(r => r.c.Comparison.MeanDifference).ToArray()),
+            Column.NewFloat64Column("sd_points", rows.Select(r => r.c.Comparison.StandardDeviation).ToArray()),
+            Column.NewFloat64Column("low95", rows.Select(r => r.c.Comparison.Low95).ToArray()),
+            Column.NewFloat64Column("high95", rows.Select(r => r.c.Comparison.High95).ToArray()),
+            Column.NewFloat64Column("t_p_value", rows.Select(r => r.c.Comparison.TPValue).ToArray()),
+            Column.NewFloat64Column("holm_t_p_value", rows.Select(r => r.c.HolmTPValue).ToArray()),
+            Column.NewFloat64Column("wilcoxon_p_value", rows.Select(r => r.c.Comparison.WilcoxonPValue).ToArray()));
+    }
+
     static void WriteSummaries(string path, IReadOnlyList<Summary> s)
     {
         static double Of(PairedComparison? c, Func<PairedComparison, double> f) => c is null ? double.NaN : f(c);
@@ -287,10 +380,14 @@ public static class PartialEntropyReproduction
             Column.NewFloat64Column("best_minus_ce_t_p_value", s.Select(x => Of(x.BestAgainstPlain, c => c.TPValue)).ToArray()),
             Column.NewFloat64Column("best_minus_ce_wilcoxon_p_value", s.Select(x => Of(x.BestAgainstPlain, c => c.WilcoxonPValue)).ToArray()),
             Column.NewFloat64Column("final_minus_ce_points", s.Select(x => Of(x.FinalAgainstPlain, c => c.MeanDifference)).ToArray()),
-            Column.NewFloat64Column("final_minus_ce_t_p_value", s.Select(x => Of(x.FinalAgainstPlain, c => c.TPValue)).ToArray()));
+            Column.NewFloat64Column("final_minus_ce_low95", s.Select(x => Of(x.FinalAgainstPlain, c => c.Low95)).ToArray()),
+            Column.NewFloat64Column("final_minus_ce_high95", s.Select(x => Of(x.FinalAgainstPlain, c => c.High95)).ToArray()),
+            Column.NewFloat64Column("final_minus_ce_t_p_value", s.Select(x => Of(x.FinalAgainstPlain, c => c.TPValue)).ToArray()),
+            Column.NewFloat64Column("final_minus_ce_holm_t_p_value", s.Select(x => x.FinalHolmTPValue).ToArray()));
     }
 
-    static string Markdown(Protocol p, IReadOnlyList<Outcome> outcomes, IReadOnlyList<Summary> summaries, IReadOnlyList<string> figures)
+    static string Markdown(Protocol p, IReadOnlyList<Outcome> outcomes, IReadOnlyList<Summary> summaries,
+        IReadOnlyList<PointComparison> between, IReadOnlyList<PointComparison> equalDose, IReadOnlyList<string> figures)
     {
         static string Pct(double v) => double.IsNaN(v) ? "—" : (100 * v).ToString("F2", CultureInfo.InvariantCulture);
         static string Pts(double v) => double.IsNaN(v) ? "—" : v.ToString("+0.00;−0.00;0.00", CultureInfo.InvariantCulture);
@@ -298,18 +395,24 @@ public static class PartialEntropyReproduction
         var md = new StringBuilder("# The partial-entropy paper's fully-connected grid (Figs 3–5)\n\n");
         md.Append(CultureInfo.InvariantCulture, $"{p.Model} on {p.Dataset}{(p.TrainLimit is { } t ? $" (the first {t} training images)" : "")}, {p.Epochs} epochs, SGD lr {Number(p.Lr)} momentum {Number(p.Momentum)}, batch {p.BatchSize}, no weight decay or dropout, Kaiming initialisation; ")
           .Append(CultureInfo.InvariantCulture, $"smoothed losses with y = {p.Samples} displaced copies in the hyper-cube of half-side R on the named layers' weights. Seeds per point: up to {seeds} ({outcomes.Count} runs in all).\n\n")
-          .Append("Accuracy in %, mean ± sample sd over a point's seeds; \"− ce\" is the paired difference from plain cross-entropy over the seeds both have (\"pairs\"), in points, with the two-sided paired t p-value.\n\n")
-          .Append("| point | runs | best test accuracy | pairs | best − ce | p | final test accuracy | final − ce | p |\n|---|---|---|---|---|---|---|---|---|\n");
+          .Append("Accuracy in %, mean ± sample sd over a point's seeds. The outcome is the **final** test accuracy (the last epoch's); the best epoch's is picked on the test set itself, so it is shown last and is biased upwards. \"final − ce\" is the paired difference from plain cross-entropy over the seeds both have (\"pairs\"), in points, with its 95 % interval, the two-sided paired t p-value and that p-value Holm-adjusted over every row of the table.\n\n")
+          .Append("| point | runs | final test accuracy | pairs | final − ce | 95 % interval | p | Holm p | best epoch's accuracy | best − ce |\n|---|---|---|---|---|---|---|---|---|---|\n");
         foreach (var s in summaries)
-            md.Append(CultureInfo.InvariantCulture, $"| {s.Point.Name} | {s.Runs} | {Pct(s.BestMean)} ± {Pct(s.BestStd)} | {s.BestAgainstPlain?.Runs.ToString(CultureInfo.InvariantCulture) ?? "—"} | {Pts(s.BestAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.BestAgainstPlain?.TPValue ?? double.NaN)} | {Pct(s.FinalMean)} ± {Pct(s.FinalStd)} | {Pts(s.FinalAgainstPlain?.MeanDifference ?? double.NaN)} | {Aggregation.P(s.FinalAgainstPlain?.TPValue ?? double.NaN)} |\n");
-        var between = BetweenSmoothings(outcomes);
-        if (between.Count > 0)
         {
-            md.Append("\nBetween choices of layers at the same loss and radius (best test accuracy, A − B in points over the seeds both have; the paper finds the second layer alone best and both layers worst):\n\n")
-              .Append("| loss | R | A − B | pairs | mean ± sd | 95 % interval | t p | Wilcoxon p |\n|---|---|---|---|---|---|---|---|\n");
-            foreach (var (loss, radius, a, b, c) in between)
-                md.Append(CultureInfo.InvariantCulture, $"| {loss} | {Number(radius)} | {a} − {b} | {c.Runs} | {Pts(c.MeanDifference)} ± {c.StandardDeviation:F2} | [{c.Low95:F2}, {c.High95:F2}] | {Aggregation.P(c.TPValue)} | {Aggregation.P(c.WilcoxonPValue)} |\n");
+            var f = s.FinalAgainstPlain;
+            md.Append(CultureInfo.InvariantCulture, $"| {s.Point.Name} | {s.Runs} | {Pct(s.FinalMean)} ± {Pct(s.FinalStd)} | {f?.Runs.ToString(CultureInfo.InvariantCulture) ?? "—"} | {Pts(f?.MeanDifference ?? double.NaN)} | {(f is null ? "—" : $"[{f.Low95:F2}, {f.High95:F2}]")} | {Aggregation.P(f?.TPValue ?? double.NaN)} | {Aggregation.P(s.FinalHolmTPValue)} | {Pct(s.BestMean)} ± {Pct(s.BestStd)} | {Pts(s.BestAgainstPlain?.MeanDifference ?? double.NaN)} |\n");
         }
+        void Comparisons(string heading, IReadOnlyList<PointComparison> rows)
+        {
+            if (rows.Count == 0) return;
+            md.Append(heading).Append("\n\n| A − B | dose A | dose B | pairs | mean ± sd | 95 % interval | t p | Holm p | Wilcoxon p |\n|---|---|---|---|---|---|---|---|---|\n");
+            foreach (var c in rows)
+                md.Append(CultureInfo.InvariantCulture, $"| {c.A.Name} − {c.B.Name} | {c.DoseA:G3} | {c.DoseB:G3} | {c.Comparison.Runs} | {Pts(c.Comparison.MeanDifference)} ± {c.Comparison.StandardDeviation:F2} | [{c.Comparison.Low95:F2}, {c.Comparison.High95:F2}] | {Aggregation.P(c.Comparison.TPValue)} | {Aggregation.P(c.HolmTPValue)} | {Aggregation.P(c.Comparison.WilcoxonPValue)} |\n");
+            md.Append('\n');
+        }
+        md.Append('\n');
+        Comparisons("Between choices of layers at the same loss and radius (final test accuracy, A − B in points over the seeds both have; the paper finds the second layer alone best and both layers worst). At one radius, a choice of more weights is also a larger perturbation: the dose, E‖δ‖² = R²/3 per smoothed weight, is given for each side; Holm p is adjusted over the rows of this table.", between);
+        Comparisons("At equal dose: choices of layers whose smoothing perturbs the weights by the same E‖δ‖² (e.g. both layers at R/√2 against one layer of the same size at R), final test accuracy, A − B in points; Holm p is adjusted over the rows of this table.", equalDose);
         var plainPeaks = outcomes.Where(o => o.Point.IsPlain).SelectMany(o => o.SignalPeaks).GroupBy(k => k.Layer)
             .Select(g => $"{g.Key} at epoch {string.Join(", ", g.Select(k => k.Epoch))}").ToList();
         if (plainPeaks.Count > 0)

@@ -107,14 +107,14 @@ public static class PartialEntropyFigures
         if (ticks.Length > 0) plot.Axes.SetLimitsX(Math.Log10(ticks[0]) - 0.15, Math.Log10(ticks[^1]) + 0.15);
     }
 
-    /// <summary>Best test accuracy minus plain cross-entropy's on the same seed, in points, against log10 R:
+    /// <summary>Final test accuracy minus plain cross-entropy's on the same seed, in points, against log10 R:
     /// the mean per smoothing with its 95 % t interval (where there are two or more pairs) and zero marked.</summary>
     static Plot DifferenceAgainstRadius(string loss, IReadOnlyList<Summary> summaries)
     {
         var plot = new Plot();
-        var mine = summaries.Where(s => s.Point.Loss == loss && s.BestAgainstPlain is not null).ToList();
-        int pairs = mine.Count == 0 ? 0 : mine.Max(s => s.BestAgainstPlain!.Runs);
-        plot.Title($"{loss.ToUpperInvariant()}: best accuracy − plain cross-entropy's, same seed ({pairs} pairs; mean, 95 % interval)");
+        var mine = summaries.Where(s => s.Point.Loss == loss && s.FinalAgainstPlain is not null).ToList();
+        int pairs = mine.Count == 0 ? 0 : mine.Max(s => s.FinalAgainstPlain!.Runs);
+        plot.Title($"{loss.ToUpperInvariant()}: final accuracy − plain cross-entropy's, same seed ({pairs} pairs; mean, 95 % interval)");
         plot.XLabel("R, log scale");
         plot.YLabel("difference, percentage points");
         plot.Add.HorizontalLine(0, 1, Colors.Black, LinePattern.Dashed);
@@ -124,13 +124,13 @@ public static class PartialEntropyFigures
             var color = Palette[index++ % Palette.Length];
             var points = group.OrderBy(s => s.Point.Radius).ToList();
             var x = points.Select(s => Math.Log10(s.Point.Radius)).ToArray();
-            var mean = points.Select(s => s.BestAgainstPlain!.MeanDifference).ToArray();
+            var mean = points.Select(s => s.FinalAgainstPlain!.MeanDifference).ToArray();
             // Nudged apart sideways so that the intervals of the choices do not hide each other.
             var shifted = x.Select(v => v + 0.02 * (index - 2)).ToArray();
             var line = plot.Add.Scatter(shifted, mean, color);
             line.LegendText = $"smoothing {group.Key}";
             line.MarkerSize = 7;
-            var half = points.Select(s => double.IsNaN(s.BestAgainstPlain!.High95) ? 0 : s.BestAgainstPlain!.High95 - s.BestAgainstPlain!.MeanDifference).ToArray();
+            var half = points.Select(s => double.IsNaN(s.FinalAgainstPlain!.High95) ? 0 : s.FinalAgainstPlain!.High95 - s.FinalAgainstPlain!.MeanDifference).ToArray();
             plot.Add.ErrorBar(shifted, mean, half).Color = color;
         }
         RadiusAxis(plot, mine.Select(s => s.Point.Radius));
