@@ -110,24 +110,29 @@ public sealed class GcnLayer : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>A graph attention convolution (Veličković et al.) with <c>heads</c> heads concatenated:
-/// e_ij = LeakyReLU(a_srcᵀ W h_i + a_dstᵀ W h_j) over j ∈ N(i) ∪ {i}, α = softmax_j e, h_i' = Σ_j α_ij W h_j.
+/// e_ij = LeakyReLU(a_dstᵀ W h_i + a_srcᵀ W h_j) over j ∈ N(i) ∪ {i}, α = softmax_j e, h_i' = Σ_j α_ij W h_j.
+/// Named as PyTorch Geometric's GATConv names them: messages flow from the source (neighbour) j to the
+/// destination (centre) i, so <c>att_src</c> multiplies the neighbour and <c>att_dst</c> the centre, and a
+/// layer's <c>att_src</c> temperature reads as PyG's. (Runs made before this naming have the two swapped;
+/// what the network learns is the same.) <c>att_dst</c> is created and initialised first, as the
+/// centre's vector always was, so that a seed draws the same initial values.
 /// The neighbourhoods come per call as a boolean mask of allowed (i, j), self-loops included, that
 /// broadcasts against [B, heads, N, N]: [N, N] for one graph shared by the batch, [B, 1, N, N] per graph.</summary>
 public sealed class GatLayer : Module<Tensor, Tensor, Tensor>
 {
-    private readonly Parameter weight, att_src, att_dst, bias;
+    private readonly Parameter weight, att_dst, att_src, bias;
     private readonly int heads, outputs;
 
     public GatLayer(string name, int inputs, int outputs, int heads) : base(name)
     {
         (this.heads, this.outputs) = (heads, outputs);
         weight = Parameter(empty(heads * outputs, inputs));
-        att_src = Parameter(empty(heads, outputs));
         att_dst = Parameter(empty(heads, outputs));
+        att_src = Parameter(empty(heads, outputs));
         bias = Parameter(zeros(heads * outputs));
         init.xavier_uniform_(weight);
-        init.xavier_uniform_(att_src);
         init.xavier_uniform_(att_dst);
+        init.xavier_uniform_(att_src);
         RegisterComponents();
     }
 
@@ -146,9 +151,9 @@ public sealed class GatLayer : Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var projected = matmul(h, weight.t()).view(h.shape[0], h.shape[1], heads, outputs);   // [B, N, H, O]
-        var source = (projected * att_src).sum(-1).transpose(1, 2);                             // [B, H, N]
-        var target = (projected * att_dst).sum(-1).transpose(1, 2);
-        var scores = functional.leaky_relu(source.unsqueeze(-1) + target.unsqueeze(-2), 0.2);   // [B, H, N, N]
+        var centre = (projected * att_dst).sum(-1).transpose(1, 2);                             // [B, H, N]
+        var neighbour = (projected * att_src).sum(-1).transpose(1, 2);
+        var scores = functional.leaky_relu(centre.unsqueeze(-1) + neighbour.unsqueeze(-2), 0.2);  // [B, H, N (i), N (j)]
         scores = scores.masked_fill(allowed.logical_not(), double.NegativeInfinity);
         return functional.softmax(scores, -1).MoveToOuterDisposeScope();
     }

@@ -58,6 +58,32 @@ public class GraphTests
         Assert.Equal([2L, 4, 10], output.shape);
     }
 
+    /// <summary>
+    /// PyTorch Geometric's naming: <c>att_src</c> scores the neighbour j, <c>att_dst</c> the centre i.
+    /// With att_src zeroed every score of row i is LeakyReLU(a_dstᵀ W h_i), the same for each j, so
+    /// attention is uniform over the neighbourhood; with att_dst zeroed it is not.
+    /// </summary>
+    [Fact]
+    public void Gat_att_src_scores_the_neighbour_and_att_dst_the_centre_as_in_pyg()
+    {
+        Tensor AttentionWithout(string zeroed)
+        {
+            manual_seed(5);
+            using var layer = new GatLayer("gat1", 3, 5, 2);
+            using (no_grad()) layer.named_parameters().Single(p => p.name == zeroed).parameter.zero_();
+            using var h = randn(1, 4, 3);
+            using var path = tensor(Path4);
+            using var allowed = GatLayer.Neighbourhoods(path);
+            return layer.Attention(h, allowed);
+        }
+        Assert.Equal(["weight", "att_dst", "att_src", "bias"], new GatLayer("gat1", 3, 5, 2).named_parameters().Select(p => p.name));
+        using var noNeighbourTerm = AttentionWithout("att_src");
+        // Node 1 of the path 0–1–2–3 attends to 0, 1 and 2: a third each.
+        Assert.True((noNeighbourTerm[.., .., 1, TensorIndex.Slice(0, 3)] - 1f / 3).abs().max().item<float>() < 1e-6f);
+        using var noCentreTerm = AttentionWithout("att_dst");
+        Assert.True((noCentreTerm[.., .., 1, TensorIndex.Slice(0, 3)] - 1f / 3).abs().max().item<float>() > 1e-3f);
+    }
+
     [Fact]
     public void Mnist_images_become_49_node_graphs_with_symmetric_k_nearest_edges()
     {
@@ -223,7 +249,7 @@ public class GraphTests
     [InlineData("gat")]
     public void The_native_self_check_of_a_graph_model_on_slic_passes(string name)
     {
-        // Guards the check's own input: with intensities of one sign, gat1's source-attention gradient is
+        // Guards the check's own input: with intensities of one sign, gat1's centre-attention (att_dst) gradient is
         // zero in float64 and rounding noise in float32, which the check would take for a faulty kernel.
         var report = Thermo.Trainer.Native.NumericsSelfCheck.Run(Thermo.Trainer.Native.NumericsSelfCheck.ModelCases(name, 1, 28, 28, 10, null, 16).Take(1), repeats: 1);
         Assert.True(report.Passed, string.Join("; ", report.Failures));
