@@ -114,18 +114,65 @@ module Engine =
     let runSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
         if ImportedRun.isImported run then ImportedRun.series run options.Window else trainedRunSeries unit run options
 
-    /// Analyses a series over its window, calling `progress done total` as each snapshot is reached
-    /// (the window's snapshots and the first one read again for the drift), for a progress display.
-    /// The window may be unevenly spaced (a checkpoint series): each velocity then has its own Δt, and
-    /// window averages weight each interval by its length (docs/THEORY.md); an evenly spaced window
-    /// is computed with the plain means, bit for bit as before unevenly spaced series existed.
-    ///
-    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
-    /// per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32, weights ×
-    /// snapshots) and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the
-    /// drift per weight. The first snapshot is not kept: the drift needs it once more at the end, so
-    /// it is read again.
-    let analyzeSeries (series: AnalysisSeries) (window: EquilibriumWindow) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+    /// What one analysis computes, fixed before any value is read (see `plan`).
+    [<NoComparison; NoEquality>]
+    type private Plan =
+        { Series: AnalysisSeries
+          Window: EquilibriumWindow
+          Options: AnalysisOptions
+          /// Whether the window is evenly spaced.
+          Even: bool
+          /// One snapshot interval Δt: Physics.Dt per time unit times the window's interval.
+          Dt: float
+          /// Δt of each velocity (every one `Dt` on an even window).
+          Dts: float[]
+          /// Σ_i Δt_i, the window's span in time.
+          Span: float
+          /// The window's velocities (snapshots − 1).
+          Velocities: int
+          /// "epoch" or "step", for messages.
+          TimeName: string
+          /// The tensors every snapshot must hold: the window's first snapshot's.
+          Directory: SnapshotReader.TensorDirectory
+          Layers: string[]
+          /// Selected values in the flat order.
+          Total: int
+          /// The requested groups, the layer groups and the unit groups (see `buildGroups`).
+          Groups: Group[]
+          LayerGroups: Group[]
+          UnitGroups: Group[]
+          /// Whether each unit group's trajectories are kept for the MSD.
+          IsMsdUnit: bool[]
+          /// Trajectory rows of the MSD units, in unit order: unit u owns rows MsdRowStart[u] ..
+          MsdRowStart: int[]
+          /// The unit groups' ranges in the flat order, the layout the pass walks.
+          Segments: Segment[]
+          /// `Grouping.Weight`: per-weight sums are kept as well.
+          PerWeight: bool }
+
+    /// What the one pass leaves behind (see `accumulate`).
+    [<NoComparison; NoEquality>]
+    type private Accumulators =
+        { /// Σ_k v_k(i)² of each unit per velocity i (the units partition the selected weights).
+          UnitSums: float[][]
+          /// Each unit's Σ_k v̄_k², the drift over the window.
+          UnitDrift: float[]
+          /// Per weight: Σ_i v_k(i)² (even), or Σ_i Δt_i v_k(i)² (uneven); empty unless `PerWeight`.
+          WeightSumSquares: float[]
+          /// Per weight: v̄_k²; empty unless `PerWeight`.
+          WeightDrift: float[]
+          /// The selected values of the window's last snapshot.
+          Latest: float32[]
+          /// The MSD units' trajectories, one row per weight, one value per snapshot.
+          Trajectories: float32[][] }
+
+    /// Stage 1 of `analyzeSeries`: resolves what is computed (the time steps of the window, the tensor
+    /// directory every snapshot must match, the groups, which units keep MSD trajectories and the
+    /// flat layout the pass walks) before a single value is read. A stage of its own so that the
+    /// settings a series cannot satisfy (layers, MSD layers) fail before any snapshot is streamed,
+    /// and so that the pass works on a fixed layout only. The fit lags are checked in `derive`,
+    /// after the pass, beside the fits that use them.
+    let private plan (series: AnalysisSeries) (window: EquilibriumWindow) (options: AnalysisOptions) : Plan =
         let run = series.Name
         let snapshots = series.Snapshots
         if snapshots.Length <> window.Times.Length || Array.exists2 (fun (s: SeriesSnapshot) t -> s.Time <> t) snapshots window.Times then
@@ -147,9 +194,7 @@ module Engine =
             if not (Array.contains l layers) then
                 Errors.setting AnalysisSetting.MsdLayers run "names '%s', which is not analysed (analysed: %s)" l (String.Join(", ", layers))
         let isMsdUnit (g: Group) = n >= 2 && Array.contains g.Key.Layer msdLayers
-        // Trajectory rows of the MSD units, in unit order: unit u owns rows msdRowStart[u] ..
         let msdRowStart = unitGroups |> Array.scan (fun row g -> if isMsdUnit g then row + size g else row) 0
-        let trajectories = Array.init msdRowStart[unitGroups.Length] (fun _ -> Array.zeroCreate<float32> (n + 1))
         let segments =
             unitGroups
             |> Array.mapi (fun u g ->
@@ -158,10 +203,26 @@ module Engine =
                     { Start = start; Length = length; Unit = u; MsdRow = (if isMsdUnit g then msdRowStart[u] + before else -1) }))
             |> Array.concat
             |> Array.sortBy (fun s -> s.Start)
-        let perWeight = options.Grouping = Grouping.Weight
+        { Series = series; Window = window; Options = options
+          Even = even; Dt = dt; Dts = dts; Span = span; Velocities = n; TimeName = timeName
+          Directory = directory; Layers = layers; Total = total
+          Groups = groups; LayerGroups = layerGroups; UnitGroups = unitGroups
+          IsMsdUnit = unitGroups |> Array.map isMsdUnit; MsdRowStart = msdRowStart; Segments = segments
+          PerWeight = options.Grouping = Grouping.Weight }
+
+    /// Stage 2 of `analyzeSeries`: the one pass over the snapshots — the window's, then its first
+    /// again for the drift — adding each value into running sums as it is read (and checking it is
+    /// finite and that every snapshot holds the same tensors). A stage of its own because it is the
+    /// only part that reads files and the only one whose cost grows with snapshots × parameters; what
+    /// it keeps is O(parameters) plus the MSD trajectories.
+    let private accumulate (p: Plan) (progress: int -> int -> unit) : Accumulators =
+        let snapshots = p.Series.Snapshots
+        let even, dt, dts, n, timeName = p.Even, p.Dt, p.Dts, p.Velocities, p.TimeName
+        let directory, segments, perWeight, total = p.Directory, p.Segments, p.PerWeight, p.Total
+        let trajectories = Array.init p.MsdRowStart[p.UnitGroups.Length] (fun _ -> Array.zeroCreate<float32> (n + 1))
         // Σ_k v_k(i)² of each unit per velocity i (the units partition the selected weights).
-        let unitSums = Array.init unitGroups.Length (fun _ -> Array.zeroCreate<float> n)
-        let unitDrift = Array.zeroCreate<float> unitGroups.Length
+        let unitSums = Array.init p.UnitGroups.Length (fun _ -> Array.zeroCreate<float> n)
+        let unitDrift = Array.zeroCreate<float> p.UnitGroups.Length
         // Per weight: Σ_i v_k(i)² (even), or Σ_i Δt_i v_k(i)² (uneven: the time integral the weighted mean needs).
         let weightSumSquares = if perWeight then Array.zeroCreate<float> total else [||]
         let weightDrift = if perWeight then Array.zeroCreate<float> total else [||]
@@ -171,7 +232,7 @@ module Engine =
         let m = snapshots.Length - 1
         let driftPass = m + 1
         // v̄_k = (w_k(b) − w_k(a)) / (t_b − t_a): n Δt on an even window, the window's span otherwise.
-        let driftScale = if even then 1.0 / (float n * dt) ** 2.0 else 1.0 / span ** 2.0
+        let driftScale = if even then 1.0 / (float n * dt) ** 2.0 else 1.0 / p.Span ** 2.0
         let mutable time = 0
         let mutable cursor = 0
         let onSnapshot (index: int) (snapshotTime: int) (snapshotDirectory: SnapshotReader.TensorDirectory) =
@@ -212,6 +273,21 @@ module Engine =
                         trajectories[segment.MsdRow + k - segment.Start].[index] <- chunk[k - offset]
                 s <- s + 1
         SnapshotStream.streamSnapshots (Array.append snapshots [| snapshots[0] |]) onSnapshot consume
+        { UnitSums = unitSums; UnitDrift = unitDrift; WeightSumSquares = weightSumSquares; WeightDrift = weightDrift
+          Latest = latest; Trajectories = trajectories }
+
+    /// Stage 3 of `analyzeSeries`: turns the sums into the result records — temperatures, L1 norms,
+    /// ranks, the instantaneous and diffusive series, the Spearman correlations, the MSD curves and
+    /// their fits, the gradient noise's decay. A stage of its own because it reads no file: it is
+    /// arithmetic on the accumulators alone, where the per-result costs (layers × units) show.
+    let private derive (p: Plan) (a: Accumulators) : AnalysisResult =
+        let series, window, options = p.Series, p.Window, p.Options
+        let run = series.Name
+        let physics = options.Physics
+        let even, dt, dts, span, n, timeName = p.Even, p.Dt, p.Dts, p.Span, p.Velocities, p.TimeName
+        let layers, groups, layerGroups, unitGroups = p.Layers, p.Groups, p.LayerGroups, p.UnitGroups
+        let unitSums, unitDrift, weightSumSquares, weightDrift = a.UnitSums, a.UnitDrift, a.WeightSumSquares, a.WeightDrift
+        let latest, trajectories, msdRowStart = a.Latest, a.Trajectories, p.MsdRowStart
         let temperature = Kinematics.temperature physics
         // Σ_i v(i)² over the window and the count of velocities it averages over (per weight): n on an
         // even window; on an uneven one Σ_i Δt_i v(i)² and Σ_i Δt_i, the interval-weighted mean.
@@ -291,7 +367,7 @@ module Engine =
                 let units = unitsOf layer
                 layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])), units.Length)
         let diffusion =
-            let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (_, g) -> isMsdUnit g)
+            let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (u, _) -> p.IsMsdUnit[u])
             let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
             if even then
                 let fitFrom, alphaTo, diffusionTo =
@@ -331,6 +407,24 @@ module Engine =
           NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
           CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }
 
+    /// Analyses a series over its window, calling `progress done total` as each snapshot is reached
+    /// (the window's snapshots and the first one read again for the drift), for a progress display.
+    /// The window may be unevenly spaced (a checkpoint series): each velocity then has its own Δt, and
+    /// window averages weight each interval by its length (docs/THEORY.md); an evenly spaced window
+    /// is computed with the plain means, bit for bit as before unevenly spaced series existed.
+    ///
+    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
+    /// per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32, weights ×
+    /// snapshots) and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the
+    /// drift per weight. The first snapshot is not kept: the drift needs it once more at the end, so
+    /// it is read again.
+    ///
+    /// In three stages: `plan` (what is computed), `accumulate` (the one pass over the snapshots),
+    /// `derive` (the result records).
+    let analyzeSeries (series: AnalysisSeries) (window: EquilibriumWindow) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
+        let p = plan series window options
+        derive p (accumulate p progress)
+
     /// Analyses the run's series of `unit` — per-epoch snapshots, or per-step ones (`analyzeSteps`) —
     /// with progress as `analyzeSeries`.
     let analyzeSeriesWithProgress (unit: TimeUnit) (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
@@ -343,7 +437,7 @@ module Engine =
     /// layers, MSD layers, fit lags).
     let analyze (run: string) (options: AnalysisOptions) : AnalysisResult = analyzeSeriesWithProgress TimeUnit.Epoch run options (fun _ _ -> ())
 
-    /// As `analyzeWithProgress`, over the per-epoch snapshots.
+    /// As `analyzeSeriesWithProgress`, over the per-epoch snapshots.
     let analyzeWithProgress (run: string) (options: AnalysisOptions) (progress: int -> int -> unit) : AnalysisResult =
         analyzeSeriesWithProgress TimeUnit.Epoch run options progress
 

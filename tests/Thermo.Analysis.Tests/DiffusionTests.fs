@@ -86,11 +86,11 @@ let fftTests =
                 let reference = Array.init size (fun i -> Numerics.Complex(re[i], im[i]))
                 MathNet.Numerics.IntegralTransforms.Fourier.Forward(reference, MathNet.Numerics.IntegralTransforms.FourierOptions.NoScaling)
                 let r, i = Array.copy re, Array.copy im
-                Diffusion.fftInPlace r i -1.0
+                Fft.transformInPlace r i -1.0
                 for k in 0 .. size - 1 do
                     Expect.floatClose Accuracy.high r[k] reference[k].Real (sprintf "re %d of %d" k size)
                     Expect.floatClose Accuracy.high i[k] reference[k].Imaginary (sprintf "im %d of %d" k size)
-                Diffusion.fftInPlace r i 1.0
+                Fft.transformInPlace r i 1.0
                 for k in 0 .. size - 1 do
                     Expect.floatClose Accuracy.high (r[k] / float size) re[k] "round trip"
     ]
