@@ -109,10 +109,7 @@ module CheckpointAnalysis =
         let contents = plan.Entries |> Array.map (fun e -> readContents read e.Checkpoint)
         let first = directoryOf contents[0]
         Array.iter2 (fun (entry: SeriesEntry) c ->
-            let directory = directoryOf c
-            if directory <> first then
-                fail "%s: its tensors differ from those of %s, the series' first checkpoint%s" entry.Source plan.Entries[0].Source
-                    (SnapshotStream.describeDifference first directory)) plan.Entries contents
+            SnapshotStream.requireSameTensors first plan.Entries[0].Source "the series' first checkpoint" entry.Source (directoryOf c)) plan.Entries contents
         contents
 
     /// One checkpoint as a snapshot, its header already read.
