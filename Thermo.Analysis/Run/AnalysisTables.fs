@@ -109,53 +109,41 @@ type LayerCheck =
 module AnalysisTables =
     let private fail fmt = Errors.artifact fmt
 
+    /// Table `table` at `path` and its column getters by name (strings, int32s, float64s), each an
+    /// `ArtifactException` naming `path` for a missing or mistyped column.
+    let private columns (path: string) (table: string) =
+        let c = Tables.readByName path table
+        c, Tables.strings path c, Tables.int32s path c, Tables.float64s path c
+
     /// RUN/analysis/temperature.parquet at `path`; `ArtifactException` for a missing or mistyped column.
     [<CompiledName("ReadTemperature")>]
     let readTemperature (path: string) : TemperatureColumns =
-        let c = Tables.readByName path AnalysisOutput.TemperatureTable
-        { TemperatureColumns.Layer = Tables.strings path c "layer"
-          Unit = Tables.int32s path c "unit"
-          Grouping = Tables.strings path c "grouping"
-          Temperature = Tables.float64s path c "temperature"
-          Drift = Tables.float64s path c "drift_temperature"
-          Oscillation = Tables.float64s path c "oscillation_temperature"
-          Rank = Tables.int32s path c "rank"
-          L1Norm = Tables.float64s path c "l1_norm"
-          WindowFrom = Tables.int32s path c "window_from"
-          WindowTo = Tables.int32s path c "window_to"
-          Convention = Tables.strings path c "convention" }
+        let _, text, ints, floats = columns path AnalysisOutput.TemperatureTable
+        { TemperatureColumns.Layer = text "layer"; Unit = ints "unit"; Grouping = text "grouping"
+          Temperature = floats "temperature"; Drift = floats "drift_temperature"; Oscillation = floats "oscillation_temperature"
+          Rank = ints "rank"; L1Norm = floats "l1_norm"
+          WindowFrom = ints "window_from"; WindowTo = ints "window_to"; Convention = text "convention" }
 
     /// RUN/analysis/instantaneous.parquet at `path`; `ArtifactException` for a missing or mistyped column.
     [<CompiledName("ReadInstantaneous")>]
     let readInstantaneous (path: string) : InstantaneousColumns =
-        let c = Tables.readByName path AnalysisOutput.InstantaneousTable
-        let unitName = if c.ContainsKey "time_unit" then Tables.strings path c "time_unit" |> Array.tryHead else None
-        { InstantaneousColumns.Layer = Tables.strings path c "layer"
-          Unit = Tables.int32s path c "unit"
-          Time = Tables.int32s path c "epoch"
-          Temperature = Tables.float64s path c "temperature"
+        let c, text, ints, floats = columns path AnalysisOutput.InstantaneousTable
+        let unitName = if c.ContainsKey "time_unit" then text "time_unit" |> Array.tryHead else None
+        { InstantaneousColumns.Layer = text "layer"; Unit = ints "unit"; Time = ints "epoch"; Temperature = floats "temperature"
           TimeUnit = unitName |> Option.map TimeUnits.parse |> Option.defaultValue TimeUnit.Epoch }
 
     /// RUN/analysis/msd.parquet at `path`; `ArtifactException` for a missing or mistyped column.
     [<CompiledName("ReadMsd")>]
     let readMsd (path: string) : MsdColumns =
-        let c = Tables.readByName path AnalysisOutput.MsdTable
-        { MsdColumns.Layer = Tables.strings path c "layer"
-          Unit = Tables.int32s path c "unit"
-          Lag = Tables.int32s path c "lag"
-          Msd = Tables.float64s path c "msd"
-          AbsMeanDisplacement = Tables.float64s path c "abs_mean_displacement"
-          MsdDriftCorrected = Tables.float64s path c "msd_drift_corrected" }
+        let _, text, ints, floats = columns path AnalysisOutput.MsdTable
+        { MsdColumns.Layer = text "layer"; Unit = ints "unit"; Lag = ints "lag"; Msd = floats "msd"
+          AbsMeanDisplacement = floats "abs_mean_displacement"; MsdDriftCorrected = floats "msd_drift_corrected" }
 
     /// RUN/analysis/fits.parquet at `path`; `ArtifactException` for a missing or mistyped column.
     [<CompiledName("ReadFits")>]
     let readFits (path: string) : FitsColumns =
-        let c = Tables.readByName path AnalysisOutput.FitsTable
-        { FitsColumns.Layer = Tables.strings path c "layer"
-          Unit = Tables.int32s path c "unit"
-          Quantity = Tables.strings path c "quantity"
-          Value = Tables.float64s path c "value"
-          RSquared = Tables.float64s path c "r_squared" }
+        let _, text, ints, floats = columns path AnalysisOutput.FitsTable
+        { FitsColumns.Layer = text "layer"; Unit = ints "unit"; Quantity = text "quantity"; Value = floats "value"; RSquared = floats "r_squared" }
 
     let private temperatureOf (run: string) =
         let path = RunLayout.temperature run
