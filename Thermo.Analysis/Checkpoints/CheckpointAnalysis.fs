@@ -53,7 +53,6 @@ module CheckpointAnalysis =
             fail "%s: keys %s both name layer %s's %s; exclude one of them" contents.Path (String.Join(" and ", keys)) layer tensor
         | None -> directory
 
-    let private timeName (plan: CheckpointSeriesPlan) = if plan.TimeUnit = TimeUnit.Step then "step" else "epoch"
 
     let private describe (inputs: string[]) =
         if inputs.Length = 1 then inputs[0] else sprintf "%s … (%d inputs)" inputs[0] inputs.Length
@@ -109,10 +108,7 @@ module CheckpointAnalysis =
         let contents = plan.Entries |> Array.map (fun e -> readContents read e.Checkpoint)
         let first = directoryOf contents[0]
         Array.iter2 (fun (entry: SeriesEntry) c ->
-            let directory = directoryOf c
-            if directory <> first then
-                fail "%s: its tensors differ from those of %s, the series' first checkpoint%s" entry.Source plan.Entries[0].Source
-                    (SnapshotStream.describeDifference first directory)) plan.Entries contents
+            SnapshotStream.requireSameTensors first plan.Entries[0].Source "the series' first checkpoint" entry.Source (directoryOf c)) plan.Entries contents
         contents
 
     /// One checkpoint as a snapshot, its header already read.
@@ -195,7 +191,7 @@ module CheckpointAnalysis =
         let full = checkOutput inputs out ImportedRun.isImported "a run imported from checkpoints"
         let times = plan.Entries |> Array.map (fun e -> e.Time)
         let name = describe inputs
-        let accepted = SeriesWindow.checkGaps name (timeName plan) times plan.DeclaredInterval acceptGaps
+        let accepted = SeriesWindow.checkGaps name plan.TimeUnit times plan.DeclaredInterval acceptGaps
         let headers = readHeaders plan read
         let first = headers[0]
         AtomicFile.replaceDirectory full (fun temp ->
@@ -220,7 +216,7 @@ module CheckpointAnalysis =
                             at <- at + take)
                     let offset = ref 0
                     for t in 0 .. arrays.Length - 1 do
-                        SnapshotStream.checkFinite entry.Source (timeName plan) entry.Time directory offset.Value (ReadOnlySpan arrays[t])
+                        SnapshotStream.checkFinite entry.Source (TimeUnits.name plan.TimeUnit) entry.Time directory offset.Value (ReadOnlySpan arrays[t])
                         offset.Value <- offset.Value + arrays[t].Length
                     let epoch = entry.Epoch |> Option.map int |> Option.defaultValue (if plan.TimeUnit = TimeUnit.Epoch then entry.Time else 0)
                     let step = entry.Step |> Option.defaultValue (if plan.TimeUnit = TimeUnit.Step then int64 entry.Time else 0L)
@@ -240,7 +236,7 @@ module CheckpointAnalysis =
             json.WriteString("kind", ImportedRun.Kind)
             json.WriteStartObject "config"
             json.WriteString("layout", string plan.Layout)
-            json.WriteString("timeUnit", timeName plan)
+            json.WriteString("timeUnit", TimeUnits.name plan.TimeUnit)
             match plan.DeclaredInterval with
             | Some k -> json.WriteNumber("declaredInterval", k)
             | None -> json.WriteNull "declaredInterval"
@@ -314,7 +310,7 @@ module CheckpointAnalysis =
         json.WriteStartObject()
         json.WriteString("kind", TensorsKind)
         json.WriteString("source", result.Source)
-        json.WriteString("timeUnit", (if result.TimeUnit = TimeUnit.Step then "step" else "epoch"))
+        json.WriteString("timeUnit", TimeUnits.name result.TimeUnit)
         json.WriteString("spacing", result.Window.Spacing)
         json.WriteStartArray "analysed"
         for t in contents.Tensors do

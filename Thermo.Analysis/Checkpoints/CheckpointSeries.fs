@@ -188,7 +188,7 @@ module CheckpointSeries =
                 let header = csvCells lines[0] |> Array.map (fun h -> h.Trim())
                 let column (names: string list) =
                     names |> List.tryPick (fun n -> header |> Array.tryFindIndex (fun h -> String.Equals(h, n, StringComparison.OrdinalIgnoreCase)))
-                let timeName = if unit = TimeUnit.Step then "step" else "epoch"
+                let timeName = TimeUnits.name unit
                 match column [ timeName ] with
                 | None -> None, sprintf "Metrics: %s has no '%s' column, the series' time unit; no metrics." path timeName
                 | Some timeColumn ->
@@ -306,7 +306,7 @@ module CheckpointSeries =
         let sorted = entries |> Array.sortBy (fun e -> e.Time)
         for a, b in Array.pairwise sorted do
             if a.Time = b.Time then
-                fail "%s and %s are both at %s %d: one series cannot hold two checkpoints of the same time" a.Source b.Source (if unit = TimeUnit.Step then "step" else "epoch") a.Time
+                fail "%s and %s are both at %s: one series cannot hold two checkpoints of the same time" a.Source b.Source (TimeUnits.format unit (int64 a.Time))
         sorted
 
     /// The metrics.csv of a file series: beside the files, in `lightning_logs/version_*/` under the

@@ -26,9 +26,8 @@ module PruneMask =
     let select (temperatureFile: string) (criterion: string) (count: int) (layers: string[] option) : (string * int[])[] =
         if criterion <> "hot" && criterion <> "cold" then
             raise (SettingException("Criterion", "", sprintf "unknown criterion '%s' (known: hot, cold)" criterion))
-        let columns = Tables.readByName temperatureFile AnalysisOutput.TemperatureTable
-        let layer, grouping = Tables.strings temperatureFile columns "layer", Tables.strings temperatureFile columns "grouping"
-        let unit, temperature = Tables.int32s temperatureFile columns "unit", Tables.float64s temperatureFile columns "temperature"
+        let table = AnalysisTables.readTemperature temperatureFile
+        let layer, grouping, unit, temperature = table.Layer, table.Grouping, table.Unit, table.Temperature
         let rows = Array.init layer.Length id |> Array.filter (fun i -> grouping[i] = "unit")
         let withUnits = rows |> Array.map (fun i -> layer[i]) |> Array.distinct
         let chosen =

@@ -23,7 +23,7 @@ module AnalysisOutput =
         | _ -> "unit"
 
     /// `epoch` or `step`: the unit of every epoch, window and lag column (the time_unit column).
-    let timeUnitName (r: AnalysisResult) = if r.TimeUnit = TimeUnit.Step then "step" else "epoch"
+    let timeUnitName (r: AnalysisResult) = TimeUnits.name r.TimeUnit
 
     /// Column set of temperature.parquet.
     let temperatureColumns (r: AnalysisResult) =

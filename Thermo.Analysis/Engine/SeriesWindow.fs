@@ -21,7 +21,8 @@ module SeriesWindow =
     /// Raises `ArtifactException` naming the missing times when a series whose spacing is declared
     /// (`declared` every K time units) lacks snapshots and the gaps were not accepted (docs/THEORY.md:
     /// a gap is an error where the spacing is declared). Returns whether gaps were accepted.
-    let checkGaps (series: string) (timeName: string) (times: int[]) (declared: int option) (acceptGaps: bool) =
+    let checkGaps (series: string) (timeUnit: TimeUnit) (times: int[]) (declared: int option) (acceptGaps: bool) =
+        let timeName = TimeUnits.name timeUnit
         match declared with
         | Some interval when interval > 0 && times.Length >= 2 ->
             let missing = missingTimes times interval
@@ -54,7 +55,6 @@ module SeriesWindow =
     /// Resolves `spec` on a checkpoint series: gaps checked against the declared spacing, then
     /// `Window.resolveUneven`; the rule says when gaps were accepted.
     let resolve (series: string) (timeUnit: TimeUnit) (times: int[]) (declared: int option) (acceptGaps: bool) (metrics: SeriesMetrics option) (spec: WindowSpec) =
-        let timeName = if timeUnit = TimeUnit.Step then "step" else "epoch"
-        let accepted = checkGaps series timeName times declared acceptGaps
+        let accepted = checkGaps series timeUnit times declared acceptGaps
         let window = Window.resolveUneven series times (if spec = Auto then autoCurves metrics else None) spec
         if accepted then { window with Rule = sprintf "%s (%s)" window.Rule AcceptedGapsNote } else window

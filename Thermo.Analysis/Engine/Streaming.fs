@@ -57,6 +57,14 @@ module internal SnapshotStream =
             + (if added.Length > 0 then sprintf "%s %s appeared" (if gone.Length > 0 then ";" else ":") (list added) else "")
         else ": the tensors come in another order"
 
+    /// The one check that every snapshot of a series holds the tensors of its first: unless `directory`
+    /// (the tensor directory of `source`) is `first` (that of `firstSource`, which `firstIs` describes,
+    /// e.g. "the window's first snapshot"), fails with "SOURCE: its tensors differ from those of FIRST,
+    /// FIRSTIS" and `describeDifference`.
+    let requireSameTensors (first: SnapshotReader.TensorDirectory) (firstSource: string) (firstIs: string) (source: string) (directory: SnapshotReader.TensorDirectory) =
+        if directory <> first then
+            fail "%s: its tensors differ from those of %s, %s%s" source firstSource firstIs (describeDifference first directory)
+
     /// Index of the first NaN or ±∞ in `values`, or −1; a SIMD pass (|x| ≤ MaxValue fails for both).
     let private firstNonFinite (values: ReadOnlySpan<float32>) =
         let width = Numerics.Vector<float32>.Count

@@ -8,6 +8,21 @@ type TimeUnit =
     | Epoch = 0
     | Step = 1
 
+/// The one wording of a series' time unit, in messages, tables and JSON alike.
+module TimeUnits =
+    /// `epoch` or `step`: how tables (the time_unit column), run.json and messages name `unit`.
+    [<CompiledName("Name")>]
+    let name (unit: TimeUnit) = if unit = TimeUnit.Step then "step" else "epoch"
+
+    /// The unit `name` names: `step` is `TimeUnit.Step`, anything else (`epoch`, a file older than
+    /// the time_unit column) `TimeUnit.Epoch`.
+    [<CompiledName("Parse")>]
+    let parse (text: string) = if text = name TimeUnit.Step then TimeUnit.Step else TimeUnit.Epoch
+
+    /// A time in its unit: "epoch 3", "step 1410".
+    [<CompiledName("Format")>]
+    let format (unit: TimeUnit) (time: int64) = sprintf "%s %d" (name unit) time
+
 /// How the user asks for the equilibrium window.
 type WindowSpec =
     /// Find the window from metrics (see `Window.findEquilibrium`).

@@ -79,7 +79,7 @@ module ImportedRun =
             if snapshots.Length < 1 || snapshots |> Array.pairwise |> Array.exists (fun (a, b) -> b.Time <= a.Time) then
                 fail "%s: its snapshots are not listed in strictly increasing time" file
             { Layout = text config "layout"
-              TimeUnit = (if text config "timeUnit" = "step" then TimeUnit.Step else TimeUnit.Epoch)
+              TimeUnit = TimeUnits.parse (text config "timeUnit")
               DeclaredInterval =
                 (match config.TryGetProperty "declaredInterval" with
                  | true, v when v.ValueKind = JsonValueKind.Number -> Some(v.GetInt32())
@@ -100,7 +100,7 @@ module ImportedRun =
               Float64Column("eval_loss", m.EvalLoss)
               Float64Column("eval_accuracy", m.EvalAccuracy)
               Float64Column("learning_rate", m.LearningRate)
-              StringColumn("time_unit", Array.create m.Time.Length (if timeUnit = TimeUnit.Step then "step" else "epoch")) ]
+              StringColumn("time_unit", Array.create m.Time.Length (TimeUnits.name timeUnit)) ]
 
     /// The source's metrics, if the run has them.
     [<CompiledName("ReadMetrics")>]

@@ -149,7 +149,7 @@ public static class AnalyzeVerb
                 diffusion_constant = d is not null && g.Key.Weight == -1 ? d.Diffusion.Slope : (double?)null,
             }),
             spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2, units = s.Item3, p_value = PairedTests.SpearmanPValue(s.Item2, s.Item3) }),
-            time_unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch",
+            time_unit = TimeUnits.Name(r.TimeUnit),
             spacing = r.Window.Spacing,
             source = r.Source,
             tables,
@@ -160,7 +160,7 @@ public static class AnalyzeVerb
 
     static void PrintSummary(AnalysisResult r, string tables)
     {
-        var unit = r.TimeUnit == TimeUnit.Step ? "step" : "epoch";
+        var unit = TimeUnits.Name(r.TimeUnit);
         var spacing = r.Window.IsEven
             ? $"Δt = {r.Window.Interval} {unit}{(r.Window.Interval == 1 ? "" : "s")}"
             : $"uneven Δt of {r.Window.Intervals.Min()}..{r.Window.Intervals.Max()} {unit}s, each velocity its own";

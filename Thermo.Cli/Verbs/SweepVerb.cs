@@ -61,7 +61,7 @@ public static class SweepVerb
                 return ExitCodes.Ok;
             }
             var (dir, last, fits) = Sweep.Run(plan, SchedulerFlags.ThermoChild, new ConsoleProgress());
-            CliOutput.Result(new { directory = dir, window = $"last:{last}", time_unit = plan.StepEpochs > 0 ? "step" : "epoch",
+            CliOutput.Result(new { directory = dir, window = $"last:{last}", time_unit = TimeUnits.Name(plan.StepEpochs > 0 ? TimeUnit.Step : TimeUnit.Epoch),
                 fits = fits.Select(f => new { parameter = f.Parameter, layer = f.Layer, points = f.Points, beta = f.Beta, c = f.C, r_squared = f.R2,
                     affine_intercept = f.AffineIntercept, affine_slope = f.AffineSlope, affine_r_squared = f.AffineR2 }) },
                 () =>

@@ -133,7 +133,7 @@ public static class Sweep
             return new Fit(g.Key.Parameter, g.Key.Layer, g.Count(), power?.Slope ?? double.NaN, power is null ? double.NaN : Math.Exp(power.Intercept), power?.RSquared ?? double.NaN,
                 affine?.Intercept ?? double.NaN, affine?.Slope ?? double.NaN, affine?.RSquared ?? double.NaN);
         }).ToList();
-        string unit = perStep ? "step" : "epoch";
+        string unit = TimeUnits.Name(perStep ? TimeUnit.Step : TimeUnit.Epoch);
         Table.Write(Path.Combine(dir, TableFile), "sweep",
             Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
             Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),

@@ -65,13 +65,17 @@ public static class Figures
     public static Plot Metrics(RunTables r, bool accuracy)
     {
         var m = r.Metrics!;
-        var epochs = Table.GetInts(m, "epoch", RunLayout.MetricsFile).Select(e => (double)e).ToArray();
+        var epochs = m.Select(row => (double)row.Epoch).ToArray();
         var kind = accuracy ? "accuracy" : "loss";
         var plot = New($"{r.Name}: {kind} per epoch", "epoch", kind);
         ShadeWindow(plot, r.Window);
-        foreach (var split in new[] { "train", "test" })
+        foreach (var (split, value) in new (string, Func<MetricsRow, double>)[]
+                 {
+                     ("train", accuracy ? row => row.TrainAccuracy : row => row.TrainLoss),
+                     ("test", accuracy ? row => row.TestAccuracy : row => row.TestLoss),
+                 })
         {
-            var (x, y) = Positive(epochs, Table.GetDoubles(m, $"{split}_{kind}", RunLayout.MetricsFile), false, false);
+            var (x, y) = Positive(epochs, m.Select(value), false, false);
             Line(plot, x, y, split);
         }
         plot.ShowLegend();
@@ -119,13 +123,11 @@ public static class Figures
     public static Plot LayerTemperatures(RunTables r, string convention)
     {
         var t = r.Temperature!;
-        const string what = RunLayout.TemperatureFile;
-        var grouping = Table.GetStrings(t, "grouping", what);
-        var rows = Enumerable.Range(0, grouping.Length).Where(i => grouping[i] == "layer").ToArray();
-        double[] Pick(string c) { var v = Table.GetDoubles(t, c, what); return rows.Select(i => v[i]).ToArray(); }
-        var layers = rows.Select(i => Table.GetStrings(t, "layer", what)[i]).ToArray();
+        var rows = Enumerable.Range(0, t.Grouping.Length).Where(i => t.Grouping[i] == "layer").ToArray();
+        double[] Pick(double[] v) => rows.Select(i => v[i]).ToArray();
+        var layers = rows.Select(i => t.Layer[i]).ToArray();
         var plot = New($"{r.Name}: temperature of every layer", "layer", $"T ({convention}), log scale");
-        GroupedBars(plot, layers, [("T", Pick("temperature")), ("T_drift", Pick("drift_temperature")), ("T_osc", Pick("oscillation_temperature"))], log: true);
+        GroupedBars(plot, layers, [("T", Pick(t.Temperature)), ("T_drift", Pick(t.Drift)), ("T_osc", Pick(t.Oscillation))], log: true);
         return plot;
     }
 
@@ -136,11 +138,7 @@ public static class Figures
     public static Plot TemperatureOverTime(RunTables r, string? layer, string convention)
     {
         var t = r.Instantaneous!;
-        const string what = RunLayout.InstantaneousFile;
-        var layers = Table.GetStrings(t, "layer", what);
-        var units = Table.GetInts(t, "unit", what);
-        var epochs = Table.GetInts(t, "epoch", what);
-        var values = Table.GetDoubles(t, "temperature", what);
+        var (layers, units, epochs, values) = (t.Layer, t.Unit, t.Time, t.Temperature);
         var plot = New(layer is null ? $"{r.Name}: temperature of every layer per epoch" : $"{r.Name}: temperature of each filter of {layer} per epoch",
             "epoch", $"T(e) ({convention}), log scale");
         var series = Enumerable.Range(0, layers.Length)
@@ -266,12 +264,9 @@ public static class Figures
     public static Plot Diffusion(RunTables r, string layer, int hottest, int coldest, bool driftCorrected)
     {
         var m = r.Msd!;
-        const string what = RunLayout.MsdFile;
-        var layers = Table.GetStrings(m, "layer", what);
-        var units = Table.GetInts(m, "unit", what);
-        var lags = Table.GetInts(m, "lag", what);
-        var msd = Table.GetDoubles(m, driftCorrected ? "msd_drift_corrected" : "msd", what);
-        var md = Table.GetDoubles(m, "abs_mean_displacement", what);
+        var (layers, units, lags) = (m.Layer, m.Unit, m.Lag);
+        var msd = driftCorrected ? m.MsdDriftCorrected : m.Msd;
+        var md = m.AbsMeanDisplacement;
         var plot = New(driftCorrected ? $"{r.Name}: drift-corrected MSD of {layer} filters" : $"{r.Name}: MSD and mean |displacement| of {layer} filters",
             "lag τ (snapshot intervals), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
         double[] Curve(int unit, double[] values) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => values[i]).ToArray();
@@ -311,11 +306,10 @@ public static class Figures
     public static Plot GradientNoise(RunTables r)
     {
         var g = r.GradientNoise!;
-        const string what = RunLayout.GradNoiseFile;
-        var epochs = Table.GetInts(g, "epoch", what);
-        var layers = Table.GetStrings(g, "layer", what);
-        var mean = Table.GetDoubles(g, "mean", what);
-        var std = Table.GetDoubles(g, "std", what);
+        var epochs = g.Select(row => row.Epoch).ToArray();
+        var layers = g.Select(row => row.Layer).ToArray();
+        var mean = g.Select(row => row.Mean).ToArray();
+        var std = g.Select(row => row.Std).ToArray();
         var plot = New($"{r.Name}: gradient-noise signal s_I = mean |∂L/∂w| per layer (band: ± std over minibatches)", "epoch", "s_I, log scale");
         int index = 0;
         foreach (var layer in layers.Distinct())
@@ -341,18 +335,8 @@ public static class Figures
     public static Plot PruneCurves(IReadOnlyList<RunTables> runs, string layer)
     {
         var plot = New($"{(runs.Count == 1 ? runs[0].Name : $"{runs.Count} runs")}: test accuracy as filters of {layer} are removed", "filters removed", "test accuracy");
-        var points = runs.Where(r => r.Curves is not null).SelectMany(r =>
-        {
-            var c = r.Curves!;
-            const string what = RunLayout.CurvesFile;
-            var l = Table.GetStrings(c, "layer", what);
-            var criterion = Table.GetStrings(c, "criterion", what);
-            var order = Table.GetStrings(c, "order", what);
-            var removed = Table.GetInts(c, "removed", what);
-            var accuracy = Table.GetDoubles(c, "test_accuracy", what);
-            return Enumerable.Range(0, l.Length).Where(i => l[i] == layer)
-                .Select(i => (Run: r.Name, Series: $"{criterion[i]}: {order[i]}", Removed: removed[i], Accuracy: accuracy[i]));
-        }).ToList();
+        var points = runs.Where(r => r.Curves is not null).SelectMany(r => r.Curves!.Where(p => p.Layer == layer)
+            .Select(p => (Run: r.Name, Series: $"{PruningPlan.Name(p.Criterion)}: {p.Order}", Removed: p.Removed, Accuracy: p.Accuracy))).ToList();
         int index = 0;
         foreach (var series in points.GroupBy(p => p.Series))
         {
@@ -379,7 +363,7 @@ public static class Figures
         foreach (var r in runs)
         {
             var m = r.Metrics!;
-            var (x, y) = Positive(Table.GetInts(m, "epoch", RunLayout.MetricsFile).Select(e => (double)e), Table.GetDoubles(m, "test_accuracy", RunLayout.MetricsFile), false, false);
+            var (x, y) = Positive(m.Select(row => (double)row.Epoch), m.Select(row => row.TestAccuracy), false, false);
             Line(plot, x, y, r.Name, width: 1);
         }
         plot.ShowLegend();

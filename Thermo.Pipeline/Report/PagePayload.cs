@@ -55,30 +55,27 @@ public static class PagePayload
     public static JsonObject Run(string id, RunTables r, int? since = null)
     {
         bool Kept(int epoch) => since is not { } s || epoch > s;
-        const string metricsFile = RunLayout.MetricsFile;
         var m = r.Metrics!;
-        var epochs = Table.GetInts(m, "epoch", metricsFile);
-        var rows = Enumerable.Range(0, epochs.Length).Where(i => Kept(epochs[i])).OrderBy(i => epochs[i]).ToArray();
-        var metrics = new JsonObject { ["epoch"] = Ints(rows.Select(i => epochs[i])) };
-        foreach (var column in new[] { "train_loss", "test_loss", "train_accuracy", "test_accuracy" })
+        var epochs = m.Select(row => row.Epoch).ToArray();
+        var rows = Enumerable.Range(0, epochs.Length).Where(i => Kept(epochs[i])).OrderBy(i => epochs[i]).Select(i => m[i]).ToArray();
+        var metrics = new JsonObject
         {
-            var values = Table.GetDoubles(m, column, metricsFile);
-            metrics[column] = Numbers(rows.Select(i => values[i]));
-        }
+            ["epoch"] = Ints(rows.Select(row => row.Epoch)),
+            ["train_loss"] = Numbers(rows.Select(row => row.TrainLoss)),
+            ["test_loss"] = Numbers(rows.Select(row => row.TestLoss)),
+            ["train_accuracy"] = Numbers(rows.Select(row => row.TrainAccuracy)),
+            ["test_accuracy"] = Numbers(rows.Select(row => row.TestAccuracy)),
+        };
 
         var layers = new List<string>();
         var units = new JsonObject();
         var layerSeries = new JsonObject();
         var unitSeries = new JsonObject();
-        var timeUnit = "epoch";
+        var timeUnit = TimeUnit.Epoch;
         if (r.Instantaneous is { } t)
         {
-            const string what = RunLayout.InstantaneousFile;
-            var layer = Table.GetStrings(t, "layer", what);
-            var unit = Table.GetInts(t, "unit", what);
-            var epoch = Table.GetInts(t, "epoch", what);
-            var value = Table.GetDoubles(t, "temperature", what);
-            if (t.ContainsKey("time_unit") && Table.GetStrings(t, "time_unit", what) is { Length: > 0 } tu) timeUnit = tu[0];
+            var (layer, unit, epoch, value) = (t.Layer, t.Unit, t.Time, t.Temperature);
+            timeUnit = t.TimeUnit;
             foreach (var group in Enumerable.Range(0, layer.Length).Where(i => Kept(epoch[i])).GroupBy(i => layer[i]))
             {
                 var whole = group.Where(i => unit[i] < 0).OrderBy(i => epoch[i]).ToArray();
@@ -108,7 +105,7 @@ public static class PagePayload
         {
             ["id"] = id,
             ["name"] = r.Name,
-            ["time_unit"] = timeUnit,
+            ["time_unit"] = TimeUnits.Name(timeUnit),
             ["last_epoch"] = epochs.Length > 0 ? epochs.Max() : 0,
             ["layers"] = Strings(layers),
             ["units"] = units,
@@ -121,9 +118,7 @@ public static class PagePayload
     static string[] AnalysedLayers(RunTables r)
     {
         if (r.Temperature is not { } t) return [];
-        const string what = RunLayout.TemperatureFile;
-        var grouping = Table.GetStrings(t, "grouping", what);
-        var layer = Table.GetStrings(t, "layer", what);
+        var (grouping, layer) = (t.Grouping, t.Layer);
         return Enumerable.Range(0, layer.Length).Where(i => grouping[i] == "layer").Select(i => layer[i]).Distinct().ToArray();
     }
 
@@ -137,14 +132,8 @@ public static class PagePayload
     public static JsonObject? Window(RunTables r, string layer)
     {
         if (r.Temperature is not { } t || r.Window is not { } window) return null;
-        const string what = RunLayout.TemperatureFile;
-        var layerName = Table.GetStrings(t, "layer", what);
-        var grouping = Table.GetStrings(t, "grouping", what);
-        var unit = Table.GetInts(t, "unit", what);
-        var temperature = Table.GetDoubles(t, "temperature", what);
-        var drift = Table.GetDoubles(t, "drift_temperature", what);
-        var osc = Table.GetDoubles(t, "oscillation_temperature", what);
-        var rank = Table.GetInts(t, "rank", what);
+        var (layerName, grouping, unit, rank) = (t.Layer, t.Grouping, t.Unit, t.Rank);
+        var (temperature, drift, osc) = (t.Temperature, t.Drift, t.Oscillation);
 
         var layers = new JsonObject();
         foreach (var i in Enumerable.Range(0, layerName.Length).Where(i => grouping[i] == "layer"))
@@ -174,21 +163,14 @@ public static class PagePayload
     static JsonObject? Msd(RunTables r, string layer)
     {
         if (r.Msd is not { } m) return null;
-        const string what = RunLayout.MsdFile;
-        var layers = Table.GetStrings(m, "layer", what);
-        var lags = Table.GetInts(m, "lag", what);
-        var msd = Table.GetDoubles(m, "msd", what);
+        var (layers, lags, msd) = (m.Layer, m.Lag, m.Msd);
         var curve = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && double.IsFinite(msd[i]))
             .GroupBy(i => lags[i]).OrderBy(g => g.Key).ToArray();
         if (curve.Length == 0) return null;
         double alpha = double.NaN, r2 = double.NaN;
         if (r.Fits is { } f)
         {
-            const string fits = RunLayout.FitsFile;
-            var fl = Table.GetStrings(f, "layer", fits);
-            var quantity = Table.GetStrings(f, "quantity", fits);
-            var value = Table.GetDoubles(f, "value", fits);
-            var rSquared = Table.GetDoubles(f, "r_squared", fits);
+            var (fl, quantity, value, rSquared) = (f.Layer, f.Quantity, f.Value, f.RSquared);
             var picked = Enumerable.Range(0, fl.Length).Where(i => fl[i] == layer && quantity[i] == "alpha" && double.IsFinite(value[i])).ToArray();
             if (picked.Length > 0) (alpha, r2) = (picked.Average(i => value[i]), picked.Average(i => rSquared[i]));
         }

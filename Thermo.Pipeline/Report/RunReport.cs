@@ -121,7 +121,7 @@ public static class RunReport
     }
 
     static string Convention(RunTables r) =>
-        r.Temperature is { } t && Table.GetStrings(t, "convention", RunLayout.TemperatureFile) is { Length: > 0 } c ? c[0] : "kinetic";
+        r.Temperature is { Convention: { Length: > 0 } c } ? c[0] : "kinetic";
 
     static Page BuildRun(RunTables r, string? layer, string dir, ReportOptions o, Action<string>? progress)
     {
@@ -166,7 +166,7 @@ public static class RunReport
                 int hottest = units[order[0]], coldest = units[order[^1]];
                 WeightFigures(r, layer, hottest, coldest, order.Select(i => units[i]).ToArray(), page, dir, o);
                 Step("trajectories and filter patterns");
-                if (r.Msd is { } msd && Table.GetStrings(msd, "layer", RunLayout.MsdFile).Contains(layer))
+                if (r.Msd is { } msd && msd.Layer.Contains(layer))
                 {
                     page.Section("Diffusion", "Time-averaged mean squared displacement and mean |displacement| against lag, log–log, with guides ∝ τ (diffusive) and ∝ τ² (ballistic); then the MSD with each weight's drift removed.");
                     page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
@@ -196,11 +196,7 @@ public static class RunReport
     {
         var result = new Dictionary<(int, string), double>();
         if (r.Fits is not { } f) return result;
-        const string what = RunLayout.FitsFile;
-        var layers = Table.GetStrings(f, "layer", what);
-        var units = Table.GetInts(f, "unit", what);
-        var quantity = Table.GetStrings(f, "quantity", what);
-        var value = Table.GetDoubles(f, "value", what);
+        var (layers, units, quantity, value) = (f.Layer, f.Unit, f.Quantity, f.Value);
         for (int i = 0; i < layers.Length; i++)
             if (layers[i] == layer && units[i] >= 0) result[(units[i], quantity[i])] = value[i];
         return result;
@@ -313,7 +309,7 @@ public static class RunReport
         }
         if (runs.Any(r => r.Curves is not null))
         {
-            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => Table.GetStrings(r.Curves!, "layer", RunLayout.CurvesFile)).Distinct().ToArray();
+            var curveLayers = runs.Where(r => r.Curves is not null).SelectMany(r => r.Curves!.Select(p => p.Layer)).Distinct().ToArray();
             foreach (var curveLayer in curveLayers)
                 page.Figure(dir, $"prune-curves-{curveLayer}.png", Figures.PruneCurves(runs, curveLayer),
                     $"Test accuracy as 0, 1, … filters of {curveLayer} are removed, hottest first, coldest first, smallest L1 first and at random.", o);

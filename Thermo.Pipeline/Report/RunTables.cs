@@ -4,7 +4,7 @@ using Thermo.Analysis;
 
 namespace Thermo.Pipeline.Report;
 
-/// <summary>A run's tables as the report reads them: columns by name, each file optional except the metrics.</summary>
+/// <summary>A run's tables as the report reads them, each through its typed reader; each file optional except the metrics.</summary>
 public sealed class RunTables
 {
     public string Run { get; }
@@ -12,14 +12,14 @@ public sealed class RunTables
     /// shortest suffix of its path that tells it apart (<see cref="RunIdentity.Names"/>).</summary>
     public string Name { get; private set; }
     public JsonElement? Manifest { get; }
-    public IReadOnlyDictionary<string, Column>? Metrics { get; }
-    public IReadOnlyDictionary<string, Column>? GradientNoise { get; }
-    public IReadOnlyDictionary<string, Column>? Temperature { get; }
-    public IReadOnlyDictionary<string, Column>? Instantaneous { get; }
-    public IReadOnlyDictionary<string, Column>? Msd { get; }
-    public IReadOnlyDictionary<string, Column>? Fits { get; }
+    public MetricsRow[]? Metrics { get; }
+    public GradientNoiseRow[]? GradientNoise { get; }
+    public TemperatureColumns? Temperature { get; }
+    public InstantaneousColumns? Instantaneous { get; }
+    public MsdColumns? Msd { get; }
+    public FitsColumns? Fits { get; }
     public IReadOnlyList<PruningResult>? Pruning { get; }
-    public IReadOnlyDictionary<string, Column>? Curves { get; }
+    public IReadOnlyList<CurvePoint>? Curves { get; }
 
     RunTables(string run)
     {
@@ -31,19 +31,18 @@ public sealed class RunTables
             try { Manifest = JsonDocument.Parse(File.ReadAllText(manifest)).RootElement.Clone(); }
             catch (JsonException e) { throw new ArtifactException($"{manifest}: not valid JSON ({e.Message})"); }
         }
-        Metrics = Read(RunLayout.Metrics(run), MetricsTable.Name);
-        GradientNoise = Read(RunLayout.GradNoise(run), GradNoiseTable.Name);
-        Temperature = Read(RunLayout.Temperature(run), AnalysisOutput.TemperatureTable);
-        Instantaneous = Read(RunLayout.AnalysisTable(run, RunLayout.InstantaneousFile), AnalysisOutput.InstantaneousTable);
-        Msd = Read(RunLayout.AnalysisTable(run, RunLayout.MsdFile), AnalysisOutput.MsdTable);
-        Fits = Read(RunLayout.AnalysisTable(run, RunLayout.FitsFile), AnalysisOutput.FitsTable);
-        var results = RunLayout.PruningResults(run);
-        Pruning = File.Exists(results) ? PruningFiles.ReadResults(results) : null;
-        Curves = Read(RunLayout.PruningCurves(run), PruningFiles.CurvesTable);
+        Metrics = Read(RunLayout.Metrics(run), MetricsTable.Read);
+        GradientNoise = Read(RunLayout.GradNoise(run), GradNoiseTable.Read);
+        Temperature = Read(RunLayout.Temperature(run), AnalysisTables.ReadTemperature);
+        Instantaneous = Read(RunLayout.AnalysisTable(run, RunLayout.InstantaneousFile), AnalysisTables.ReadInstantaneous);
+        Msd = Read(RunLayout.AnalysisTable(run, RunLayout.MsdFile), AnalysisTables.ReadMsd);
+        Fits = Read(RunLayout.AnalysisTable(run, RunLayout.FitsFile), AnalysisTables.ReadFits);
+        Pruning = Read(RunLayout.PruningResults(run), PruningFiles.ReadResults);
+        Curves = Read(RunLayout.PruningCurves(run), PruningFiles.ReadCurves);
     }
 
-    static IReadOnlyDictionary<string, Column>? Read(string path, string table) =>
-        File.Exists(path) ? Table.Read(path, table) : null;
+    static T? Read<T>(string path, Func<string, T> read) where T : class =>
+        File.Exists(path) ? read(path) : null;
 
     /// <summary>Loads several runs, each named apart from the others (a/seed-1, b/seed-1).</summary>
     public static List<RunTables> LoadAll(IReadOnlyList<string> runs)
@@ -65,8 +64,7 @@ public sealed class RunTables
 
     /// <summary>The analysis window (from, to), if the run has been analysed.</summary>
     public (int From, int To)? Window =>
-        Temperature is { } t && Table.GetInts(t, "window_from", RunLayout.TemperatureFile) is { Length: > 0 } from
-            ? (from[0], Table.GetInts(t, "window_to", RunLayout.TemperatureFile)[0]) : null;
+        Temperature is { WindowFrom.Length: > 0 } t ? (t.WindowFrom[0], t.WindowTo[0]) : null;
 
     /// <summary>Per-unit rows of a layer in the analysis (<see cref="AnalysisTables.UnitTemperatures"/>): unit,
     /// T, T_drift, T_osc, L1, sorted by unit; empty when the layer has no per-unit rows.</summary>

@@ -285,7 +285,7 @@ public sealed class RunWatch
         {
             json.WriteStartObject();
             WriteState(json, id);
-            json.WriteString("time_unit", timeUnit == TimeUnit.Step ? "step" : "epoch");
+            json.WriteString("time_unit", TimeUnits.Name(timeUnit));
             json.WriteStartArray("layers");
             foreach (var l in layers) json.WriteStringValue(l);
             json.WriteEndArray();
