@@ -184,7 +184,7 @@ module Engine =
         let dts = if even then Array.create window.Velocities dt else window.Intervals |> Array.map (fun g -> physics.Dt * float g)
         let span = Array.sum dts
         let n = window.Velocities
-        let timeName = if series.TimeUnit = TimeUnit.Step then "step" else "epoch"
+        let timeName = TimeUnits.name series.TimeUnit
         let directory = snapshots[0].Directory ()
         let slots, layers = SnapshotStream.slotsOf run directory options
         let total = (SnapshotStream.fileOffsets directory)[directory.Length]
@@ -236,9 +236,7 @@ module Engine =
         let mutable time = 0
         let mutable cursor = 0
         let onSnapshot (index: int) (snapshotTime: int) (snapshotDirectory: SnapshotReader.TensorDirectory) =
-            if snapshotDirectory <> directory then
-                fail "%s: its tensors differ from those of %s, the window's first snapshot%s" snapshots[index % (m + 1)].Source snapshots[0].Source
-                    (SnapshotStream.describeDifference directory snapshotDirectory)
+            SnapshotStream.requireSameTensors directory snapshots[0].Source "the window's first snapshot" snapshots[index % (m + 1)].Source snapshotDirectory
             time <- snapshotTime
             cursor <- 0
             progress index (m + 2)
