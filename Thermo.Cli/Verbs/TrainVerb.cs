@@ -142,7 +142,8 @@ public static class TrainVerb
             bool runJson = document.RootElement.TryGetProperty("config", out var inner);
             var config = System.Text.Json.JsonSerializer.Deserialize<TrainConfig>(runJson ? inner : document.RootElement, RunManifest.Json)
                 ?? throw new ThermoException($"--config: {file} holds no configuration");
-            return runJson ? config.AsRecordedByRun() : config;
+            var digest = runJson && document.RootElement.TryGetProperty("dataset", out var data) && data.TryGetProperty("digest", out var d) ? d.GetString() ?? "" : "";
+            return runJson ? config.AsRecordedByRun(digest) : config;
         }
         catch (System.Text.Json.JsonException e)
         {

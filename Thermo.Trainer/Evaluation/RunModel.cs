@@ -11,17 +11,16 @@ namespace Thermo.Trainer.Evaluation;
 /// <summary>Test sets loaded once per process and shared by every run that trained on the same data.</summary>
 public sealed class TestSetCache : IDisposable
 {
-    readonly Dictionary<(string, string?, int?, string?, string), (ImageDataset Data, Tensor X, Tensor Y)> sets = [];
+    readonly Dictionary<(string, string?, int?, string?), (ImageDataset Data, Tensor X, Tensor Y)> sets = [];
 
-    /// <summary>The test split of the data a run was trained on (its <paramref name="config"/> and the
-    /// digest its run.json records), as tensors its model reads (images, or superpixel graphs), with the
-    /// data set (for its digest).</summary>
-    public (ImageDataset Data, Tensor X, Tensor Y) Get(TrainConfig config, string recordedDigest, string artifacts, Action<string> log)
+    /// <summary>The test split of <paramref name="config"/>'s data, as tensors its model reads (images, or
+    /// superpixel graphs), with the data set (for its digest).</summary>
+    public (ImageDataset Data, Tensor X, Tensor Y) Get(TrainConfig config, string artifacts, Action<string> log)
     {
-        var key = (config.Dataset, config.DataDir, config.TestLimit, config.ResolvedGraph, recordedDigest);
+        var key = (config.Dataset, config.DataDir, config.TestLimit, config.ResolvedGraph);
         if (!sets.TryGetValue(key, out var set))
         {
-            var data = DataSources.LoadRecorded(config.Dataset, config.DataDir, recordedDigest, artifacts, log);
+            var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, log);
             var test = data.Test.Take(config.TestLimit);
             var graphs = ModelInputs.Graphs(config.ResolvedGraph, data, artifacts, log);
             set = (data, ModelInputs.Of(test, graphs?.Test), tensor(test.Labels));
@@ -81,7 +80,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         var final = SnapshotReader.ReadFile(finalPath);
         var config = manifest.Config;
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
-        var (data, x, y) = tests.Get(config, manifest.Dataset.Digest, artifacts, log);
+        var (data, x, y) = tests.Get(config, artifacts, log);
         if (data.Digest != manifest.Dataset.Digest)
             throw new ThermoException($"{run}: its data ({manifest.Dataset.Source}, {manifest.Dataset.Digest}) differ from what {config.Dataset} loads now ({data.Source}, {data.Digest})");
         var d = manifest.Dataset;

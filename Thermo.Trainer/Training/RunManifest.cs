@@ -74,7 +74,7 @@ public sealed record RunManifest
         {
             var manifest = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), Json)
                            ?? throw new ThermoException($"{path}: empty manifest");
-            return manifest with { Config = manifest.Config.AsRecordedByRun() };
+            return manifest with { Config = manifest.Config.AsRecordedByRun(manifest.Dataset.Digest) };
         }
         catch (JsonException e)
         {

@@ -73,12 +73,17 @@ public sealed record TrainConfig
     public string? ResolvedGraph => Thermo.Trainer.Models.ImageGraphs.Resolve(Model, Graph);
 
     /// <summary>
-    /// A configuration as read from a run.json: run.json files written before <see cref="Graph"/> existed
-    /// record none, and their gcn and gat saw the tiling (the only graph there was), so they read as tiles.
-    /// A run written since always records its graph.
+    /// A configuration as read from a run.json whose data had the digest <paramref name="dataDigest"/>:
+    /// run.json files written before <see cref="Graph"/> existed record none, and their gcn and gat saw
+    /// the tiling (the only graph there was), so they read as tiles; a run recorded as <c>mnist</c> on the
+    /// 10,000-digit set (its digest says so) was made before that name meant the standard split, and
+    /// reads as <c>mnist-10k</c>. A run written since records both as they are.
     /// </summary>
-    public TrainConfig AsRecordedByRun() =>
-        Graph is null && Thermo.Trainer.Models.ImageGraphs.TakesGraph(Model) ? this with { Graph = Thermo.Trainer.Models.ImageGraphs.Tiles } : this;
+    public TrainConfig AsRecordedByRun(string dataDigest)
+    {
+        var config = Graph is null && Thermo.Trainer.Models.ImageGraphs.TakesGraph(Model) ? this with { Graph = Thermo.Trainer.Models.ImageGraphs.Tiles } : this;
+        return config with { Dataset = Thermo.Trainer.Data.DataSources.NameOfRecorded(Dataset, DataDir, dataDigest) };
+    }
 
     /// <summary>Learning rate during 1-based epoch <paramref name="epoch"/> under the step schedule.</summary>
     public double LearningRateAt(int epoch) => LrStep <= 0 ? Lr : Lr * Math.Pow(LrGamma, (epoch - 1) / LrStep);

