@@ -64,10 +64,15 @@ module PairedTests =
         let d = Array.map2 (fun x y -> let v = x - y in if abs v < 1e-9 then 0.0 else v) a b
         let n = d.Length
         let mean = if n = 0 then nan else Array.average d
-        let sd = if n < 2 then nan else sqrt ((d |> Array.sumBy (fun x -> (x - mean) ** 2.0)) / float (n - 1))
+        let spread = if n < 2 then nan else sqrt ((d |> Array.sumBy (fun x -> (x - mean) ** 2.0)) / float (n - 1))
+        // A spread at rounding level (equal differences computed as 100·a − 100·b) is no spread: it must
+        // not make t astronomically large.
+        let sd = if spread <= 1e-9 * max 1.0 (abs mean) then 0.0 else spread
         let tP, low, high =
             if n < 2 then nan, nan, nan
-            elif sd = 0.0 then (if mean = 0.0 then 1.0 else 0.0), mean, mean
+            // Identical differences: nothing to test against when they are zero (p = 1); when they are
+            // not, the t statistic is undefined and no p-value is claimed.
+            elif sd = 0.0 then (if mean = 0.0 then 1.0 else nan), mean, mean
             else
                 let se = sd / sqrt (float n)
                 let t = mean / se

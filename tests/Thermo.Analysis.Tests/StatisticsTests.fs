@@ -30,6 +30,15 @@ let tests =
             // all three positive: W+ is the maximum; 2 of 8 patterns as extreme (all + or all −)
             Expect.floatClose Accuracy.high c.WilcoxonPValue 0.25 "Wilcoxon exact"
 
+        testCase "identical differences claim no t p-value, whatever the rounding" <| fun () ->
+            // 84.10 − 83.69 and 84.51 − 84.10 are both 0.41 in exact arithmetic, not in floating point.
+            let c = PairedTests.compare [| 100.0 * 0.8410; 100.0 * 0.8451 |] [| 100.0 * 0.8369; 100.0 * 0.8410 |]
+            Expect.floatClose Accuracy.high c.MeanDifference 0.41 "mean"
+            Expect.equal c.StandardDeviation 0.0 "rounding-level spread is no spread"
+            Expect.isTrue (Double.IsNaN c.TPValue) "no t p-value without spread"
+            let same = PairedTests.compare [| 1.0; 2.0 |] [| 1.0; 2.0 |]
+            Expect.equal same.TPValue 1.0 "no difference at all: p = 1"
+
         testCase "Wilcoxon equals the brute-force count, with ties and zeros" <| fun () ->
             for d in [ [| 1.0; -2.0; 3.0; 3.0; 0.0; -0.5 |]; [| 0.5; 0.5; 0.5; -0.5 |]; [| 0.0; 0.0 |]; [| -1.0; -2.0; -3.0; -4.0; -5.0; -6.0; -7.0; -8.0; -9.0; -10.0 |] ] do
                 Expect.floatClose Accuracy.high (PairedTests.wilcoxonSignedRank d) (bruteWilcoxon d) (sprintf "%A" d)
