@@ -1,8 +1,43 @@
 namespace Thermo.Analysis
 
-/// Raised for any file that is not a readable Thermo artifact; the message names the file and the fault.
-exception ArtifactException of string
-    with override e.Message = e.Data0
+/// Raised for any file or directory that is not a readable Thermo artifact. The message names the file
+/// and the fault ("PATH: FAULT"); `Path` is the file or directory at fault, for a caller that acts on it
+/// rather than on the words — empty where a fault has no one path (then only the message names it).
+type ArtifactException(message: string, path: string) =
+    inherit System.Exception(message)
+
+    /// A fault whose message names the file, raised where no one path is at hand; `Path` is empty.
+    new(message: string) = ArtifactException(message, "")
+
+    /// The file or directory at fault ("" when the message alone names it).
+    member _.Path = path
+
+/// Raised when a file or directory that a stage writes only when asked was never written. `Path` is
+/// where it should be, `Detail` what is missing ("no per-step snapshots (RUN/snapshots/steps)");
+/// `WrittenBy` names, in the library's words, the setting that makes its stage write it
+/// ("StepSnapshotEpochs" of training, "Curves" of pruning, "SlurmScheduler" of a sweep); `Setting` the
+/// setting that gave `Path` ("" for a plain argument). The front end words the remedy with its flags.
+/// `Message` is "PATH: DETAIL".
+type NotWrittenException(path: string, detail: string, writtenBy: string, setting: string) =
+    inherit ArtifactException(path + ": " + detail, path)
+
+    /// `path`, a plain argument, lacks what `writtenBy` writes.
+    new(path: string, detail: string, writtenBy: string) = NotWrittenException(path, detail, writtenBy, "")
+
+    /// What is missing, without the path.
+    member _.Detail = detail
+    /// The setting that makes its stage write it.
+    member _.WrittenBy = writtenBy
+    /// The setting that gave `Path` ("" for a plain argument).
+    member _.Setting = setting
+
+/// F# pattern over the library's artifact faults: `with ArtifactException message -> …` binds the message.
+[<AutoOpen>]
+module ArtifactExceptionPattern =
+    let (|ArtifactException|_|) (e: exn) =
+        match e with
+        | :? ArtifactException as a -> Some a.Message
+        | _ -> None
 
 /// The analysis setting a `SettingException` is about. The library never spells a command-line flag;
 /// a front end maps each setting to its own flag (`Window` → `--window`, …).
@@ -39,8 +74,13 @@ type SettingException(setting: string, run: string, detail: string) =
 
 /// Raising the library's errors with printf-style messages.
 module internal Errors =
-    /// Raises `ArtifactException` with a formatted message.
+    /// Raises `ArtifactException` with a formatted message (no `Path`: prefer `artifactAt`).
     let artifact fmt = Printf.kprintf (fun message -> raise (ArtifactException message)) fmt
+
+    /// Raises `ArtifactException` about `path`: its `Path` is `path`, its message "PATH: DETAIL" with
+    /// the formatted detail.
+    let artifactAt (path: string) fmt =
+        Printf.kprintf (fun detail -> raise (ArtifactException(path + ": " + detail, path))) fmt
 
     /// Raises `SettingException` for `setting` of `run` with a formatted detail.
     let setting (setting: AnalysisSetting) (run: string) fmt =

@@ -70,40 +70,36 @@ public static partial class Program
             }
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
+        // The library says what and where; here it is worded with flags (SettingFlags) and an exit code.
         catch (Exception e) when (Unwrap(e) is Thermo.Analysis.SettingException setting)
         {
-            var message = SettingFlags.Message(setting);
-            Console.Error.WriteLine($"thermo: error: {message}");
-            CliOutput.Error(message, ExitCodes.BadInput);
-            return ExitCodes.BadInput;
+            return Refuse(SettingFlags.Message(setting), ExitCodes.BadInput);
         }
         catch (Exception e) when (Unwrap(e) is Thermo.Trainer.Training.RunDirectoryException directory)
         {
-            var message = RunDirectoryFlags.Message(directory);
-            Console.Error.WriteLine($"thermo: error: {message}");
-            CliOutput.Error(message, ExitCodes.BadInput);
-            return ExitCodes.BadInput;
+            return Refuse(RunDirectoryFlags.Message(directory), ExitCodes.BadInput);
+        }
+        catch (Exception e) when (Unwrap(e) is Thermo.Analysis.NoRunException noRun)
+        {
+            return Refuse(SettingFlags.Message(noRun), ExitCodes.BadInput);
+        }
+        catch (Exception e) when (Unwrap(e) is Thermo.Analysis.NotWrittenException notWritten)
+        {
+            return Refuse(SettingFlags.Message(notWritten), ExitCodes.BadInput);
         }
         catch (Exception e) when (Unwrap(e) is ThermoException or Thermo.Analysis.ArtifactException)
         {
-            Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");
-            CliOutput.Error(Unwrap(e).Message, ExitCodes.BadInput);
-            return ExitCodes.BadInput;
+            return Refuse(Unwrap(e).Message, ExitCodes.BadInput);
         }
         catch (Exception e) when (Unwrap(e) is IOException or UnauthorizedAccessException)
         {
             // A full disk, a read-only or unwritable directory: every write is atomic, so what was there
             // before is intact; one line says what the system refused.
-            var message = Unwrap(e).Message;
-            Console.Error.WriteLine($"thermo: error: {message}");
-            CliOutput.Error(message, ExitCodes.BadInput);
-            return ExitCodes.BadInput;
+            return Refuse(Unwrap(e).Message, ExitCodes.BadInput);
         }
         catch (Exception e) when (Unwrap(e) is Thermo.Trainer.Native.NativeNumericsException)
         {
-            Console.Error.WriteLine($"thermo: error: {Unwrap(e).Message}");
-            CliOutput.Error(Unwrap(e).Message, ExitCodes.WrongNumerics);
-            return ExitCodes.WrongNumerics;
+            return Refuse(Unwrap(e).Message, ExitCodes.WrongNumerics);
         }
         catch (Exception e)
         {
@@ -111,6 +107,14 @@ public static partial class Program
             CliOutput.Error(e.Message, ExitCodes.InternalError);
             return ExitCodes.InternalError;
         }
+    }
+
+    /// <summary>An expected failure: one line on stderr (and in --json), and its exit code.</summary>
+    static int Refuse(string message, int code)
+    {
+        Console.Error.WriteLine($"thermo: error: {message}");
+        CliOutput.Error(message, code);
+        return code;
     }
 
     static Exception Unwrap(Exception e) => e is AggregateException { InnerException: { } inner } ? Unwrap(inner) : e;

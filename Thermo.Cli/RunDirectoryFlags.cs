@@ -14,7 +14,6 @@ public static class RunDirectoryFlags
         RunDirectoryConflict.HoldsCompleteRun => $"--out: {e.Message}; pass --force to replace it",
         RunDirectoryConflict.HoldsUnfinishedRun => $"--out: {e.Message}; continue it with --resume {e.Directory}, or pass --force to replace it",
         RunDirectoryConflict.NotARun => $"--out: {e.Message}; choose another directory or pass --force",
-        RunDirectoryConflict.NoRunToResume => $"--resume: {e.Message}",
         RunDirectoryConflict.AlreadyComplete => $"--resume: {e.Message}; pass a larger --epochs to continue it",
         RunDirectoryConflict.EpochsBelowProgress => $"--epochs: {e.Message}",
         RunDirectoryConflict.AnotherExperiment => $"--out: {e.Message}; choose another directory or remove it",

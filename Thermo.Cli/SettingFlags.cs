@@ -58,6 +58,30 @@ public static class SettingFlags
         return kebab.ToString();
     }
 
+    /// <summary>
+    /// A directory that holds no run, the same wherever it is found: "--flag: DIR: holds no run (…)" for a
+    /// directory a flag gave, else the library's message.
+    /// </summary>
+    public static string Message(NoRunException e) =>
+        string.IsNullOrEmpty(e.Setting) ? e.Message : $"{Flag(e.Setting)}: {e.Message}";
+
+    /// <summary>
+    /// Something a stage writes only when asked was never written: "PATH: DETAIL" (or "PATH: --flag:
+    /// DETAIL" for a path a flag gave) and how to ask for it.
+    /// </summary>
+    public static string Message(NotWrittenException e)
+    {
+        var what = string.IsNullOrEmpty(e.Setting) ? $"{e.Path}: {e.Detail}" : $"{e.Path}: {Flag(e.Setting)}: {e.Detail}";
+        var flag = Flag(e.WrittenBy);
+        return e.WrittenBy switch
+        {
+            "StepSnapshotEpochs" => $"{what}; train with {flag} K to write them",
+            "Curves" => $"{what} (prune with {flag} layer or all)",
+            "SlurmScheduler" => $"{what}; submit with {flag}",
+            _ => $"{what} (written with {flag})",
+        };
+    }
+
     /// <summary>The one-line message: "RUN: --flag: DETAIL", or "--flag: DETAIL" for a setting rejected on its own.</summary>
     public static string Message(SettingException e)
     {

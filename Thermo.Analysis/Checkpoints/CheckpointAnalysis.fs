@@ -10,7 +10,7 @@ open Thermo.Analysis
 /// (streamed from the user's files, nothing written beside them) or imported into a Thermo run
 /// directory. Both build the same series, so both give the same tables.
 module CheckpointAnalysis =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// Reads one checkpoint's header (or pickle), choosing the reader by what the path is: a sharded
     /// index (`*.index.json`), a safetensors file, or a torch.save zip file.
@@ -45,12 +45,12 @@ module CheckpointAnalysis =
         // The engine addresses a snapshot's values with 32-bit offsets.
         let total = contents.Tensors |> Array.sumBy (fun t -> t.Shape |> Array.fold (fun n d -> n * int64 d) 1L)
         if total > int64 Int32.MaxValue then
-            fail "%s: its analysed tensors hold %d values, more than the %d one analysis can address; leave some out (exclude by pattern)" contents.Path total Int32.MaxValue
+            failAt contents.Path "its analysed tensors hold %d values, more than the %d one analysis can address; leave some out (exclude by pattern)" total Int32.MaxValue
         let directory = contents.Tensors |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape)
         match contents.Tensors |> Array.countBy (fun t -> t.Layer, t.Tensor) |> Array.tryFind (fun (_, c) -> c > 1) with
         | Some((layer, tensor), _) ->
             let keys = contents.Tensors |> Array.filter (fun t -> t.Layer = layer && t.Tensor = tensor) |> Array.map (fun t -> t.Key)
-            fail "%s: keys %s both name layer %s's %s; exclude one of them" contents.Path (String.Join(" and ", keys)) layer tensor
+            failAt contents.Path "keys %s both name layer %s's %s; exclude one of them" (String.Join(" and ", keys)) layer tensor
         | None -> directory
 
 
@@ -93,12 +93,12 @@ module CheckpointAnalysis =
         let real = realPath out
         for directory in checkpointDirectories inputs do
             if inside directory real then
-                fail "%s: lies inside %s, which holds the checkpoints; nothing is written beside them" out directory
+                failAt out "lies inside %s, which holds the checkpoints; nothing is written beside them" directory
         for input in inputs do
-            if inside real (realPath input) then fail "%s: holds the input %s, and would be replaced whole" out input
-        if File.Exists full then fail "%s: is a file; give a directory" out
+            if inside real (realPath input) then failAt out "holds the input %s, and would be replaced whole" input
+        if File.Exists full then failAt out "is a file; give a directory"
         if Directory.Exists full && not (Directory.EnumerateFileSystemEntries full |> Seq.isEmpty) && not (isOwn full) then
-            fail "%s: exists and is not %s; only one of those is replaced" out what
+            failAt out "exists and is not %s; only one of those is replaced" what
         full
 
     /// Every checkpoint's header, read before any value (cheap beside the values), checked to hold

@@ -85,8 +85,8 @@ module CheckpointNames =
         match target with
         | :? FileInfo as file when file.Exists && file.Length > 0L
                                    && not (file.FullName.StartsWith("/dev/", StringComparison.Ordinal) || file.FullName.StartsWith("/proc/", StringComparison.Ordinal)) -> ()
-        | _ when not info.Exists && isNull info.LinkTarget -> Errors.artifact "%s: does not exist" path
-        | _ -> Errors.artifact "%s: not a regular file with content (an empty file, a link to nowhere, a device or a pipe)" path
+        | _ when not info.Exists && isNull info.LinkTarget -> Errors.artifactAt path "does not exist"
+        | _ -> Errors.artifactAt path "not a regular file with content (an empty file, a link to nowhere, a device or a pipe)"
 
     /// Builds the analysed tensors and the dropped ones, in the given order, from each entry's
     /// (storedKey, stored shape, dtype (Error: the name of a dtype that is not read), bytes):
@@ -115,8 +115,8 @@ module CheckpointNames =
                 let unitsAlongDim1 = options.UnitsAlongDim1 |> Array.exists (fun p -> globMatches p layer)
                 // A 1-D tensor (the layer's bias) has its units along its only dimension either way.
                 if unitsAlongDim1 && shape.Length <> 2 && shape.Length <> 1 then
-                    Errors.artifact "%s: %s has shape [%s] but its layer %s is read with units along dim 1, which needs a 2-D tensor"
-                        path storedKey (String.Join(", ", shape)) layer
+                    Errors.artifactAt path "%s has shape [%s] but its layer %s is read with units along dim 1, which needs a 2-D tensor"
+                        storedKey (String.Join(", ", shape)) layer
                 let transposed = unitsAlongDim1 && shape.Length = 2
                 kept.Add
                     { Layer = layer

@@ -57,6 +57,7 @@ type CheckpointSeriesPlan =
 /// them in time, without reading a weight.
 module CheckpointSeries =
     let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// Extensions of a checkpoint file.
     let private extensions = [| ".pt"; ".pth"; ".bin"; ".ckpt"; ".safetensors" |]
@@ -86,7 +87,7 @@ module CheckpointSeries =
     let private parseNumber (source: string) (digits: string) =
         match Int64.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture) with
         | true, n -> n
-        | _ -> fail "%s: the number %s in its name is too large" source digits
+        | _ -> failAt source "the number %s in its name is too large" digits
 
     let private nameNumbers (source: string) (stem: string) =
         let group (m: Match) = if m.Success then Some(parseNumber source m.Groups[1].Value) else None
@@ -100,7 +101,7 @@ module CheckpointSeries =
         { Epoch = group (epochPattern.Match stem); Step = group (stepPattern.Match stem); Bare = bare }
 
     let private toTime (source: string) (value: int64) =
-        if value > int64 Int32.MaxValue then fail "%s: time %d is beyond the range Thermo counts" source value
+        if value > int64 Int32.MaxValue then failAt source "time %d is beyond the range Thermo counts" value
         int value
 
     /// The constant spacing the names show, when they show one: the smallest gap, when every gap is
@@ -230,15 +231,15 @@ module CheckpointSeries =
     let private readTrainerState (path: string) =
         let text =
             try File.ReadAllText path
-            with :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" path e.Message
+            with :? IOException | :? UnauthorizedAccessException as e -> failAt path "cannot be read (%s)" e.Message
         let document =
             try JsonDocument.Parse text
             with :? JsonException ->
                 try JsonDocument.Parse(pythonNonFinite.Replace(text, "null"))
-                with :? JsonException as e -> fail "%s: not JSON (%s)" path e.Message
+                with :? JsonException as e -> failAt path "not JSON (%s)" e.Message
         use document = document
         let root = document.RootElement
-        if root.ValueKind <> JsonValueKind.Object then fail "%s: not a JSON object" path
+        if root.ValueKind <> JsonValueKind.Object then failAt path "not a JSON object"
         let number (element: JsonElement) (name: string) =
             match element.TryGetProperty name with
             | true, v when v.ValueKind = JsonValueKind.Number -> (match v.TryGetDouble() with | true, d when Double.IsFinite d -> Some d | _ -> None)
@@ -286,7 +287,7 @@ module CheckpointSeries =
                     | None, Some n ->
                         notes.Add(sprintf "%s has no global_step in a trainer_state.json: its step is read from its name." directory)
                         n
-                    | None, None -> fail "%s: neither a checkpoint-N name nor a trainer_state.json with global_step" directory
+                    | None, None -> failAt directory "neither a checkpoint-N name nor a trainer_state.json with global_step"
                 let weights =
                     match weightNames |> Array.map (fun w -> Path.Combine(directory, w)) |> Array.tryFind File.Exists with
                     | Some w -> w
@@ -349,7 +350,7 @@ module CheckpointSeries =
             |> Array.map (fun f ->
                 let numbers = nameNumbers f (Path.GetFileNameWithoutExtension f)
                 if numbers.Epoch.IsNone && numbers.Step.IsNone && numbers.Bare.IsNone then
-                    fail "%s: its name carries no number to order it by (expected e.g. epoch=3.pt, step_500.pt, ckpt-0003.pt)" f
+                    failAt f "its name carries no number to order it by (expected e.g. epoch=3.pt, step_500.pt, ckpt-0003.pt)"
                 f, numbers)
         let all predicate = parsed |> Array.forall (snd >> predicate)
         let unit, timeOf, why =

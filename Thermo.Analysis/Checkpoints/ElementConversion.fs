@@ -131,13 +131,13 @@ module ElementStream =
     /// The number of elements of `tensor`.
     let elementCount (tensor: CheckpointTensor) =
         try tensor.Shape |> Array.fold (fun n d -> Checked.(*) n (int64 (max d 0))) 1L
-        with :? OverflowException -> Errors.artifact "%s: tensor %s has a shape beyond any file" tensor.Bytes.File tensor.StoredKey
+        with :? OverflowException -> Errors.artifactAt tensor.Bytes.File "tensor %s has a shape beyond any file" tensor.StoredKey
 
     /// How many bytes from `tensor.Bytes.Offset` the tensor's elements reach (0 for an empty
     /// tensor); `ArtifactException` naming the file and key for strides that do not fit its shape.
     let extent (tensor: CheckpointTensor) =
         let strides = analysedStrides tensor
-        let fault detail = Errors.artifact "%s: tensor %s: %s" tensor.Bytes.File tensor.StoredKey detail
+        let fault detail = Errors.artifactAt tensor.Bytes.File "tensor %s: %s" tensor.StoredKey detail
         if strides.Length <> tensor.Shape.Length then
             fault (sprintf "%d strides for a shape of %d dimensions" strides.Length tensor.Shape.Length)
         if tensor.Shape |> Array.exists (fun d -> d < 0) || strides |> Array.exists (fun s -> s < 0L) then
@@ -157,11 +157,11 @@ module ElementStream =
         let span = extent tensor
         let count = elementCount tensor
         if span > 0L && tensor.Bytes.Offset > regionLength - span then
-            Errors.artifact "%s: tensor %s needs bytes %d..%d of %s, which holds %d bytes"
-                tensor.Bytes.File tensor.StoredKey tensor.Bytes.Offset (tensor.Bytes.Offset + span) regionName regionLength
+            Errors.artifactAt tensor.Bytes.File "tensor %s needs bytes %d..%d of %s, which holds %d bytes"
+                tensor.StoredKey tensor.Bytes.Offset (tensor.Bytes.Offset + span) regionName regionLength
         if count > regionLength / int64 (ElementConversion.elementSize tensor.DType) then
-            Errors.artifact "%s: tensor %s has %d elements but %s holds %d bytes (an expanded view? save a contiguous copy)"
-                tensor.Bytes.File tensor.StoredKey count regionName regionLength
+            Errors.artifactAt tensor.Bytes.File "tensor %s has %d elements but %s holds %d bytes (an expanded view? save a contiguous copy)"
+                tensor.StoredKey count regionName regionLength
 
     let private isContiguous (shape: int[]) (strides: int64[]) =
         let mutable expected = 1L
@@ -173,7 +173,7 @@ module ElementStream =
 
     let private readExactly (stream: Stream) (tensor: CheckpointTensor) (buffer: Span<byte>) =
         try stream.ReadExactly buffer
-        with :? EndOfStreamException -> Errors.artifact "%s: the file ends inside tensor %s" tensor.Bytes.File tensor.StoredKey
+        with :? EndOfStreamException -> Errors.artifactAt tensor.Bytes.File "the file ends inside tensor %s" tensor.StoredKey
 
     let private streamContiguous (stream: Stream) (tensor: CheckpointTensor) (count: int64) (sink: ChunkSink) =
         let size = ElementConversion.elementSize tensor.DType
@@ -216,8 +216,8 @@ module ElementStream =
         // A strided view is read as the run of storage it spans, then gathered: bounded by the
         // storage, which a view cannot exceed.
         if span > int64 Array.MaxLength then
-            Errors.artifact "%s: tensor %s is a strided view spanning %d bytes of its storage, more than can be gathered in memory"
-                tensor.Bytes.File tensor.StoredKey span
+            Errors.artifactAt tensor.Bytes.File "tensor %s is a strided view spanning %d bytes of its storage, more than can be gathered in memory"
+                tensor.StoredKey span
         let bytes = GC.AllocateUninitializedArray<byte>(int span)
         readExactly stream tensor (Span<byte> bytes)
         let shape = tensor.Shape

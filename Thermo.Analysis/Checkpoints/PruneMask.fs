@@ -9,7 +9,7 @@ open Thermo.Analysis
 /// `torch.nn.utils.prune.custom_from_mask` (docs/guide/pytorch.md): the hottest or coldest units of
 /// an analysis, named by their state-dict tensors and the dimension their units lie along.
 module PruneMask =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// The file format's name, stored in the file.
     [<Literal>]
@@ -59,7 +59,7 @@ module PruneMask =
                 |> Seq.map (fun t -> (t.GetProperty("layer").GetString(), t.GetProperty("tensor").GetString()), (t.GetProperty("key").GetString(), t.GetProperty("unitDim").GetInt32()))
                 |> dict |> Some
             with :? JsonException | :? Collections.Generic.KeyNotFoundException | :? InvalidOperationException as e ->
-                fail "%s: not the tensors.json of an analysis (%s)" file e.Message
+                failAt file "not the tensors.json of an analysis (%s)" e.Message
 
     /// The mask entries for the selected units: each layer's weight (and, with `includeBias`, its
     /// bias: PyTorch's pruning zeroes a filter's bias with it only when asked), keys and dimensions
@@ -73,7 +73,7 @@ module PruneMask =
                    | Some tensors ->
                        match tensors.TryGetValue((layer, tensor)) with
                        | true, (key, dim) -> yield { Layer = layer; Tensor = key; Dim = dim; Units = units }
-                       | _ -> if tensor = "weight" then fail "%s: tensors.json lists no weight of layer %s" temperatureFile layer
+                       | _ -> if tensor = "weight" then failAt temperatureFile "tensors.json lists no weight of layer %s" layer
                    | None -> yield { Layer = layer; Tensor = layer + "." + tensor; Dim = 0; Units = units } |]
 
     /// The mask file's JSON text.

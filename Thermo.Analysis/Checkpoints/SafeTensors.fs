@@ -22,6 +22,7 @@ type internal SafeTensorEntry =
 /// bounded memory.
 module SafeTensors =
     let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     let private shapeText (shape: int[]) = "[" + String.Join(", ", shape) + "]"
 
@@ -46,46 +47,46 @@ module SafeTensors =
     /// Parses and validates one tensor entry of the header (shape, dtype, offsets inside the buffer,
     /// byte length matching the shape). Overlaps are checked over all entries afterwards.
     let private parseEntry (path: string) (dataLength: int64) (key: string) (value: JsonElement) =
-        if value.ValueKind <> JsonValueKind.Object then fail "%s: header entry '%s' is not an object" path key
+        if value.ValueKind <> JsonValueKind.Object then failAt path "header entry '%s' is not an object" key
         let field (name: string) =
             match value.TryGetProperty name with
             | true, v -> v
-            | _ -> fail "%s: header entry '%s' has no '%s'" path key name
+            | _ -> failAt path "header entry '%s' has no '%s'" key name
         let dtype = field "dtype"
-        if dtype.ValueKind <> JsonValueKind.String then fail "%s: '%s' has a dtype that is not a string" path key
+        if dtype.ValueKind <> JsonValueKind.String then failAt path "'%s' has a dtype that is not a string" key
         let dtypeName = dtype.GetString()
         let size =
             match dtypeInfo dtypeName with
             | Some(size, _) -> size
-            | None -> fail "%s: '%s' has unknown dtype '%s'" path key dtypeName
+            | None -> failAt path "'%s' has unknown dtype '%s'" key dtypeName
         let shapeJson = field "shape"
-        if shapeJson.ValueKind <> JsonValueKind.Array then fail "%s: '%s' has a shape that is not an array" path key
-        if shapeJson.GetArrayLength() > 64 then fail "%s: '%s' has %d dimensions" path key (shapeJson.GetArrayLength())
+        if shapeJson.ValueKind <> JsonValueKind.Array then failAt path "'%s' has a shape that is not an array" key
+        if shapeJson.GetArrayLength() > 64 then failAt path "'%s' has %d dimensions" key (shapeJson.GetArrayLength())
         let shape =
             [| for d in shapeJson.EnumerateArray() ->
                    match d.ValueKind, (if d.ValueKind = JsonValueKind.Number then d.TryGetInt32() else (false, 0)) with
                    | JsonValueKind.Number, (true, n) when n >= 0 -> n
-                   | _ -> fail "%s: '%s' has shape dimension %s (expected a non-negative 32-bit integer)" path key (d.GetRawText()) |]
+                   | _ -> failAt path "'%s' has shape dimension %s (expected a non-negative 32-bit integer)" key (d.GetRawText()) |]
         // numel × size must fit in an int64 whatever the shape: stop as soon as it exceeds the buffer
         let mutable numel = 1L
         for d in shape do
             if numel > 0L && int64 d > Int64.MaxValue / numel then
-                fail "%s: '%s' has shape %s whose element count overflows" path key (shapeText shape)
+                failAt path "'%s' has shape %s whose element count overflows" key (shapeText shape)
             numel <- numel * int64 d
-        if numel > Int64.MaxValue / int64 size then fail "%s: '%s' has shape %s whose byte length overflows" path key (shapeText shape)
+        if numel > Int64.MaxValue / int64 size then failAt path "'%s' has shape %s whose byte length overflows" key (shapeText shape)
         let offsets = field "data_offsets"
         if offsets.ValueKind <> JsonValueKind.Array || offsets.GetArrayLength() <> 2 then
-            fail "%s: '%s' has data_offsets that are not [begin, end]" path key
+            failAt path "'%s' has data_offsets that are not [begin, end]" key
         let offset (i: int) =
             let o = offsets[i]
             match o.ValueKind, (if o.ValueKind = JsonValueKind.Number then o.TryGetInt64() else (false, 0L)) with
             | JsonValueKind.Number, (true, n) when n >= 0L -> n
-            | _ -> fail "%s: '%s' has data offset %s (expected a non-negative integer)" path key (o.GetRawText())
+            | _ -> failAt path "'%s' has data offset %s (expected a non-negative integer)" key (o.GetRawText())
         let b, e = offset 0, offset 1
         if b > e || e > dataLength then
-            fail "%s: '%s' has data_offsets [%d, %d] outside the data buffer of %d bytes" path key b e dataLength
+            failAt path "'%s' has data_offsets [%d, %d] outside the data buffer of %d bytes" key b e dataLength
         if e - b <> numel * int64 size then
-            fail "%s: '%s' spans %d bytes but shape %s of %s needs %d" path key (e - b) (shapeText shape) dtypeName (numel * int64 size)
+            failAt path "'%s' spans %d bytes but shape %s of %s needs %d" key (e - b) (shapeText shape) dtypeName (numel * int64 size)
         { StoredKey = key; DTypeName = dtypeName; Shape = shape; Numel = numel; Begin = b; End = e }
 
     /// Reads the header of a safetensors file: the validated entries (in header order), the byte
@@ -96,46 +97,46 @@ module SafeTensors =
             try
                 use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None)
                 let fileLength = stream.Length
-                if fileLength < 8L then fail "%s: %d bytes, too short for a safetensors header (truncated)" path fileLength
+                if fileLength < 8L then failAt path "%d bytes, too short for a safetensors header (truncated)" fileLength
                 let lengthBytes = Array.zeroCreate<byte> 8
                 stream.ReadExactly(lengthBytes, 0, 8)
                 let n = BinaryPrimitives.ReadUInt64LittleEndian(ReadOnlySpan lengthBytes)
                 if n > uint64 maxHeaderLength then
-                    fail "%s: header length %d is absurd (over %d bytes): not a safetensors file, or corrupt" path n maxHeaderLength
+                    failAt path "header length %d is absurd (over %d bytes): not a safetensors file, or corrupt" n maxHeaderLength
                 if int64 n > fileLength - 8L then
-                    fail "%s: header length %d is larger than the file (%d bytes): truncated or not a safetensors file" path n fileLength
+                    failAt path "header length %d is larger than the file (%d bytes): truncated or not a safetensors file" n fileLength
                 let header = Array.zeroCreate<byte> (int n)
                 stream.ReadExactly(header, 0, header.Length)
                 header, fileLength
             with
             | ArtifactException _ -> reraise ()
-            | :? EndOfStreamException -> fail "%s: truncated while reading the header" path
-            | :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" path e.Message
+            | :? EndOfStreamException -> failAt path "truncated while reading the header"
+            | :? IOException | :? UnauthorizedAccessException as e -> failAt path "cannot be read (%s)" e.Message
         let dataStart = 8L + int64 headerBytes.Length
         let dataLength = fileLength - dataStart
         // the JSON reader checks the UTF-8 of a string only when it is read: check it all up front
         try UTF8Encoding(false, true).GetCharCount headerBytes |> ignore
-        with :? DecoderFallbackException -> fail "%s: header is not JSON (invalid UTF-8)" path
+        with :? DecoderFallbackException -> failAt path "header is not JSON (invalid UTF-8)"
         let document =
             try JsonDocument.Parse(ReadOnlyMemory headerBytes, JsonDocumentOptions(MaxDepth = 16))
-            with :? JsonException as e -> fail "%s: header is not JSON (%s)" path e.Message
+            with :? JsonException as e -> failAt path "header is not JSON (%s)" e.Message
         use document = document
         if document.RootElement.ValueKind <> JsonValueKind.Object then
-            fail "%s: header is not a JSON object" path
+            failAt path "header is not a JSON object"
         let seen = Collections.Generic.HashSet<string>()
         let entries =
             try
                 [| for property in document.RootElement.EnumerateObject() do
-                       if not (seen.Add property.Name) then fail "%s: header names '%s' twice" path property.Name
+                       if not (seen.Add property.Name) then failAt path "header names '%s' twice" property.Name
                        if property.Name <> "__metadata__" then
                            parseEntry path dataLength property.Name property.Value |]
-            with :? InvalidOperationException as e -> fail "%s: header is not valid JSON text (%s)" path e.Message
+            with :? InvalidOperationException as e -> failAt path "header is not valid JSON text (%s)" e.Message
         // tensors must not share bytes: a corrupt header could otherwise alias one tensor as another
         let byStart = entries |> Array.filter (fun e -> e.End > e.Begin) |> Array.sortBy (fun e -> e.Begin, e.End)
         for i in 1 .. byStart.Length - 1 do
             let a, b = byStart[i - 1], byStart[i]
             if b.Begin < a.End then
-                fail "%s: tensors '%s' [%d, %d] and '%s' [%d, %d] overlap" path a.StoredKey a.Begin a.End b.StoredKey b.Begin b.End
+                failAt path "tensors '%s' [%d, %d] and '%s' [%d, %d] overlap" a.StoredKey a.Begin a.End b.StoredKey b.Begin b.End
         entries, dataStart
 
     /// Row-major contiguous strides of `shape`, in elements.
@@ -186,7 +187,7 @@ module SafeTensors =
                     if not (File.Exists t.Bytes.File) then fail "%s does not exist (reading '%s')" t.Bytes.File t.StoredKey
                     stream <-
                         try new FileStream(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)
-                        with :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" t.Bytes.File e.Message
+                        with :? IOException | :? UnauthorizedAccessException as e -> failAt t.Bytes.File "cannot be read (%s)" e.Message
                 ElementStream.streamTensor stream 0L stream.Length t sink
             sink.Flush()
         finally
@@ -196,6 +197,7 @@ module SafeTensors =
 /// `pytorch_model.bin.index.json`), read as one.
 module ShardedCheckpoint =
     let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// Reads the index json at `path` and each shard it names (with `readShard`, once per shard file,
     /// resolved beside the index) into one `CheckpointContents` whose tensors and dropped tensors
@@ -209,25 +211,25 @@ module ShardedCheckpoint =
         if not (File.Exists path) then fail "%s does not exist" path
         let text =
             try File.ReadAllText path
-            with :? IOException | :? UnauthorizedAccessException as e -> fail "%s: cannot be read (%s)" path e.Message
+            with :? IOException | :? UnauthorizedAccessException as e -> failAt path "cannot be read (%s)" e.Message
         let document =
             try JsonDocument.Parse text
-            with :? JsonException as e -> fail "%s: not JSON (%s)" path e.Message
+            with :? JsonException as e -> failAt path "not JSON (%s)" e.Message
         use document = document
         let map =
             match document.RootElement.ValueKind with
             | JsonValueKind.Object ->
                 match document.RootElement.TryGetProperty "weight_map" with
                 | true, m when m.ValueKind = JsonValueKind.Object -> m
-                | _ -> fail "%s: a sharded index needs a 'weight_map' object" path
-            | _ -> fail "%s: not a JSON object" path
+                | _ -> failAt path "a sharded index needs a 'weight_map' object"
+            | _ -> failAt path "not a JSON object"
         let keys =
             [| for p in map.EnumerateObject() ->
                    if p.Value.ValueKind <> JsonValueKind.String || String.IsNullOrWhiteSpace(p.Value.GetString()) then
-                       fail "%s: weight_map maps '%s' to %s, not a shard file name" path p.Name (p.Value.GetRawText())
+                       failAt path "weight_map maps '%s' to %s, not a shard file name" p.Name (p.Value.GetRawText())
                    p.Name, p.Value.GetString() |]
-        if keys.Length = 0 then fail "%s: the weight_map is empty" path
-        if (keys |> Array.map fst |> Array.distinct).Length <> keys.Length then fail "%s: weight_map names a key twice" path
+        if keys.Length = 0 then failAt path "the weight_map is empty"
+        if (keys |> Array.map fst |> Array.distinct).Length <> keys.Length then failAt path "weight_map names a key twice"
         let directory = Path.GetDirectoryName(Path.GetFullPath path)
         let shardNames = keys |> Array.map snd |> Array.distinct
         let shards =
@@ -236,13 +238,13 @@ module ShardedCheckpoint =
                 // A shard is a file beside its index, named by name alone: no path that leaves the
                 // directory, and no other index (which would be read as an index in turn).
                 if name <> Path.GetFileName name || name = ".." || name = "." || Path.IsPathRooted name || name.Contains '\\' then
-                    fail "%s: weight_map names the shard '%s', which is not a file name beside the index" path name
+                    failAt path "weight_map names the shard '%s', which is not a file name beside the index" name
                 if name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) then
-                    fail "%s: weight_map names the shard '%s', another index; shards are weight files" path name
+                    failAt path "weight_map names the shard '%s', another index; shards are weight files" name
                 let shardPath = Path.Combine(directory, name)
                 if not (File.Exists shardPath) then
                     let key = keys |> Array.find (fun (_, s) -> s = name) |> fst
-                    fail "%s: shard %s (holding '%s') does not exist" path name key
+                    failAt path "shard %s (holding '%s') does not exist" name key
                 name, readShard shardPath)
             |> dict
         // keys looked up by name: a large model's index lists thousands
@@ -262,7 +264,7 @@ module ShardedCheckpoint =
             | _ ->
                 match shardDropped.TryGetValue key with
                 | true, d -> dropped.Add d
-                | _ -> fail "%s: '%s' is listed in the index but absent from shard %s" path key shardName
+                | _ -> failAt path "'%s' is listed in the index but absent from shard %s" key shardName
         let listed = keys |> Array.map fst |> Collections.Generic.HashSet
         for name in shardNames do
             let shard = shards[name]

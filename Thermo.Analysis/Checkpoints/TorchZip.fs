@@ -33,7 +33,7 @@ module internal ZipDirectory =
         let buffer = Array.zeroCreate<byte> count
         stream.Seek(offset, SeekOrigin.Begin) |> ignore
         try stream.ReadExactly(buffer, 0, count)
-        with :? EndOfStreamException -> Errors.artifact "%s: a truncated zip file (it ends at byte %d)" path stream.Length
+        with :? EndOfStreamException -> Errors.artifactAt path "a truncated zip file (it ends at byte %d)" stream.Length
         buffer
 
     /// The end-of-central-directory record: its position and its bytes (the last one in the file).
@@ -45,7 +45,7 @@ module internal ZipDirectory =
         while at >= 0 && not (tail[at] = 0x50uy && tail[at + 1] = 0x4Buy && tail[at + 2] = 5uy && tail[at + 3] = 6uy) do
             at <- at - 1
         if at < 0 then
-            Errors.artifact "%s: a truncated or corrupt zip file (no end of central directory; was it copied whole?)" path
+            Errors.artifactAt path "a truncated or corrupt zip file (no end of central directory; was it copied whole?)"
         length - int64 tailLength + int64 at, tail.AsSpan(at, 22).ToArray()
 
     /// (central directory offset, size, entry count), from the ZIP64 record when the classic one overflows.
@@ -54,31 +54,31 @@ module internal ZipDirectory =
         let count, size, offset = int64 (u16 record 10), u32 record 12, u32 record 16
         if count <> 0xFFFFL && size <> 0xFFFFFFFFL && offset <> 0xFFFFFFFFL then offset, size, count, endAt
         else
-            if endAt < 20L then Errors.artifact "%s: a corrupt zip file (ZIP64 locator missing)" path
+            if endAt < 20L then Errors.artifactAt path "a corrupt zip file (ZIP64 locator missing)"
             let locator = readAt stream path (endAt - 20L) 20
-            if u32 locator 0 <> 0x07064b50L then Errors.artifact "%s: a corrupt zip file (ZIP64 locator missing)" path
+            if u32 locator 0 <> 0x07064b50L then Errors.artifactAt path "a corrupt zip file (ZIP64 locator missing)"
             let recordAt = u64 locator 8
-            if endAt < 76L || recordAt > uint64 (endAt - 20L - 56L) then Errors.artifact "%s: a corrupt zip file (ZIP64 record outside the file)" path
+            if endAt < 76L || recordAt > uint64 (endAt - 20L - 56L) then Errors.artifactAt path "a corrupt zip file (ZIP64 record outside the file)"
             let record64 = readAt stream path (int64 recordAt) 56
-            if u32 record64 0 <> 0x06064b50L then Errors.artifact "%s: a corrupt zip file (bad ZIP64 record)" path
+            if u32 record64 0 <> 0x06064b50L then Errors.artifactAt path "a corrupt zip file (bad ZIP64 record)"
             let count, size, offset = u64 record64 32, u64 record64 40, u64 record64 48
             if count > uint64 Int64.MaxValue || size > uint64 Int64.MaxValue || offset > uint64 Int64.MaxValue then
-                Errors.artifact "%s: a corrupt zip file (ZIP64 sizes beyond any file)" path
+                Errors.artifactAt path "a corrupt zip file (ZIP64 sizes beyond any file)"
             int64 offset, int64 size, int64 count, int64 recordAt
 
     /// Every entry of the zip file open in `stream`, in directory order.
     let read (stream: Stream) (path: string) =
         let offset, size, count, directoryEnd = directoryBounds stream path
         if offset < 0L || size < 0L || offset > directoryEnd || size > directoryEnd - offset then
-            Errors.artifact "%s: a truncated or corrupt zip file (its central directory lies outside the file)" path
-        if size > maxDirectoryBytes then Errors.artifact "%s: a zip central directory of %d bytes, more than a checkpoint has" path size
+            Errors.artifactAt path "a truncated or corrupt zip file (its central directory lies outside the file)"
+        if size > maxDirectoryBytes then Errors.artifactAt path "a zip central directory of %d bytes, more than a checkpoint has" size
         let directory = readAt stream path offset (int size)
         let entries = ResizeArray<ZipEntry>()
         let mutable at = 0
         while at + 46 <= directory.Length && u32 directory at = 0x02014b50L do
             let nameLength, extraLength, commentLength = u16 directory (at + 28), u16 directory (at + 30), u16 directory (at + 32)
             if at + 46 + nameLength + extraLength + commentLength > directory.Length then
-                Errors.artifact "%s: a corrupt zip file (a directory entry runs past the directory)" path
+                Errors.artifactAt path "a corrupt zip file (a directory entry runs past the directory)"
             let name = Encoding.UTF8.GetString(directory, at + 46, nameLength)
             let mutable compressed, uncompressed, local = u32 directory (at + 20), u32 directory (at + 24), u32 directory (at + 42)
             // ZIP64 extra field: the 64-bit values, in this order, of the fields that overflowed.
@@ -91,11 +91,11 @@ module internal ZipDirectory =
                     let next (value: int64) =
                         if value <> 0xFFFFFFFFL then value
                         elif field + 8 > min extraEnd (extra + 4 + length) then
-                            Errors.artifact "%s: a corrupt zip file (short ZIP64 field of %s)" path name
+                            Errors.artifactAt path "a corrupt zip file (short ZIP64 field of %s)" name
                         else
                             let wide = u64 directory field
                             field <- field + 8
-                            if wide > uint64 Int64.MaxValue then Errors.artifact "%s: a corrupt zip file (entry %s beyond any size)" path name
+                            if wide > uint64 Int64.MaxValue then Errors.artifactAt path "a corrupt zip file (entry %s beyond any size)" name
                             int64 wide
                     uncompressed <- next uncompressed
                     compressed <- next compressed
@@ -109,25 +109,25 @@ module internal ZipDirectory =
                   LocalHeaderOffset = local }
             at <- at + 46 + nameLength + extraLength + commentLength
         if int64 entries.Count <> count then
-            Errors.artifact "%s: a corrupt zip file (its directory lists %d entries, %d readable)" path count entries.Count
+            Errors.artifactAt path "a corrupt zip file (its directory lists %d entries, %d readable)" count entries.Count
         entries.ToArray()
 
     /// Where `entry`'s stored bytes start in the file, from its local header; `ArtifactException`
     /// when it is compressed or its bytes run past the end of the file.
     let dataOffset (stream: Stream) (path: string) (entry: ZipEntry) =
         if entry.Method <> 0 then
-            Errors.artifact "%s: zip entry %s is compressed (method %d); torch.save stores its entries uncompressed, so the file was re-zipped: unzip it and save it again with torch.save"
-                path entry.Name entry.Method
+            Errors.artifactAt path "zip entry %s is compressed (method %d); torch.save stores its entries uncompressed, so the file was re-zipped: unzip it and save it again with torch.save"
+                entry.Name entry.Method
         if entry.CompressedSize <> entry.Size then
-            Errors.artifact "%s: a corrupt zip file (stored entry %s with two sizes)" path entry.Name
+            Errors.artifactAt path "a corrupt zip file (stored entry %s with two sizes)" entry.Name
         let length = stream.Length
         if entry.LocalHeaderOffset < 0L || entry.LocalHeaderOffset > length - 30L then
-            Errors.artifact "%s: a truncated or corrupt zip file (entry %s starts outside the file)" path entry.Name
+            Errors.artifactAt path "a truncated or corrupt zip file (entry %s starts outside the file)" entry.Name
         let header = readAt stream path entry.LocalHeaderOffset 30
-        if u32 header 0 <> 0x04034b50L then Errors.artifact "%s: a corrupt zip file (no local header for entry %s)" path entry.Name
+        if u32 header 0 <> 0x04034b50L then Errors.artifactAt path "a corrupt zip file (no local header for entry %s)" entry.Name
         let start = entry.LocalHeaderOffset + 30L + int64 (u16 header 26) + int64 (u16 header 28)
         if start > length || entry.Size > length - start then
-            Errors.artifact "%s: a truncated zip file (entry %s needs %d bytes from byte %d; the file has %d)" path entry.Name entry.Size start length
+            Errors.artifactAt path "a truncated zip file (entry %s needs %d bytes from byte %d; the file has %d)" entry.Name entry.Size start length
         start
 
 /// The values a torch.save pickle builds, Python's objects reduced to what the reader needs.
@@ -256,7 +256,7 @@ module internal SafePickle =
         let memo = Dictionary<int64, obj>()
         let mutable pos = 0
 
-        let corrupt detail : 'a = Errors.artifact "%s: data.pkl is not a readable pickle (%s)" path detail
+        let corrupt detail : 'a = Errors.artifactAt path "data.pkl is not a readable pickle (%s)" detail
 
         let need (n: int64) =
             if n < 0L || n > int64 (data.Length - pos) then corrupt (sprintf "a length of %d at byte %d runs past its end" n pos)
@@ -342,8 +342,8 @@ module internal SafePickle =
 
         let global' (moduleName: string) (name: string) : obj =
             if isDangerous moduleName name then
-                Errors.artifact "%s: its pickle calls %s.%s, which runs code or reaches the system; refused without running anything (this is no checkpoint torch.save writes from a model)"
-                    path moduleName name
+                Errors.artifactAt path "its pickle calls %s.%s, which runs code or reaches the system; refused without running anything (this is no checkpoint torch.save writes from a model)"
+                    moduleName name
             box (PyGlobal(moduleName, name))
 
         /// torch's persistent id of a storage: ('storage', storage class, key, location, element count).
@@ -554,7 +554,7 @@ module internal SafePickle =
         with
         | :? InvalidCastException | :? IndexOutOfRangeException | :? ArgumentException | :? OverflowException as e ->
             // Defence in depth: every fault should already be named above.
-            Errors.artifact "%s: data.pkl is not a readable pickle (%s)" path e.Message
+            Errors.artifactAt path "data.pkl is not a readable pickle (%s)" e.Message
 
 /// PyTorch's torch.save zip checkpoints (PyTorch ≥ 1.6), read without running any Python: the
 /// pickle's tensors are located in their storage entries and streamed straight from the file.
@@ -575,20 +575,20 @@ module TorchZip =
         CheckpointNames.checkRegularFile path
         try new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess)
         with
-        | :? FileNotFoundException | :? DirectoryNotFoundException -> Errors.artifact "%s: does not exist" path
-        | :? IOException | :? UnauthorizedAccessException as e -> Errors.artifact "%s: cannot be read (%s)" path e.Message
+        | :? FileNotFoundException | :? DirectoryNotFoundException -> Errors.artifactAt path "does not exist"
+        | :? IOException | :? UnauthorizedAccessException as e -> Errors.artifactAt path "cannot be read (%s)" e.Message
 
     /// Refuses a file that is not a zip, naming what it is when that is recognisable.
     let private checkZipMagic (stream: Stream) (path: string) =
         let head = Array.zeroCreate<byte> legacyMagic.Length
         let n = stream.ReadAtLeast(head.AsSpan(), head.Length, false)
-        if n = 0 then Errors.artifact "%s: an empty file, not a torch.save checkpoint" path
+        if n = 0 then Errors.artifactAt path "an empty file, not a torch.save checkpoint"
         if n >= legacyMagic.Length && Array.forall2 (=) head legacyMagic then
-            Errors.artifact "%s: a legacy (pre-1.6, non-zip) torch.save file; re-save it with PyTorch ≥ 1.6 (torch.save(torch.load(file), file) writes the zip format)" path
+            Errors.artifactAt path "a legacy (pre-1.6, non-zip) torch.save file; re-save it with PyTorch ≥ 1.6 (torch.save(torch.load(file), file) writes the zip format)"
         if head[0] = 0x80uy then
-            Errors.artifact "%s: a bare pickle, not a torch.save zip checkpoint (Thermo reads torch.save files of PyTorch ≥ 1.6, and safetensors)" path
+            Errors.artifactAt path "a bare pickle, not a torch.save zip checkpoint (Thermo reads torch.save files of PyTorch ≥ 1.6, and safetensors)"
         if n < 4 || not (head[0] = 0x50uy && head[1] = 0x4Buy && ((head[2] = 3uy && head[3] = 4uy) || (head[2] = 5uy && head[3] = 6uy))) then
-            Errors.artifact "%s: not a zip file, so not a torch.save checkpoint (PyTorch ≥ 1.6 writes a zip)" path
+            Errors.artifactAt path "not a zip file, so not a torch.save checkpoint (PyTorch ≥ 1.6 writes a zip)"
 
     /// An open torch zip file: its stream, entries by name, and the prefix of its archive folder.
     type private Archive =
@@ -607,8 +607,8 @@ module TorchZip =
             let prefix =
                 match pickles with
                 | [| pickle |] -> pickle.Name.Substring(0, pickle.Name.Length - 8)
-                | [||] -> Errors.artifact "%s: a zip file but not a torch.save checkpoint (no <archive>/data.pkl entry)" path
-                | _ -> Errors.artifact "%s: a zip file with %d data.pkl entries, not one torch.save checkpoint" path pickles.Length
+                | [||] -> Errors.artifactAt path "a zip file but not a torch.save checkpoint (no <archive>/data.pkl entry)"
+                | _ -> Errors.artifactAt path "a zip file with %d data.pkl entries, not one torch.save checkpoint" pickles.Length
             let byName = Dictionary<string, ZipEntry>()
             for e in entries do byName[e.Name] <- e
             { Path = path; Stream = stream; Entries = byName; Prefix = prefix }
@@ -618,7 +618,7 @@ module TorchZip =
 
     let private entryBytes (archive: Archive) (entry: ZipEntry) (limit: int64) =
         let start = ZipDirectory.dataOffset archive.Stream archive.Path entry
-        if entry.Size > limit then Errors.artifact "%s: entry %s is %d bytes, more than a torch.save checkpoint holds there" archive.Path entry.Name entry.Size
+        if entry.Size > limit then Errors.artifactAt archive.Path "entry %s is %d bytes, more than a torch.save checkpoint holds there" entry.Name entry.Size
         let bytes = Array.zeroCreate<byte> (int entry.Size)
         archive.Stream.Seek(start, SeekOrigin.Begin) |> ignore
         archive.Stream.ReadExactly(bytes, 0, bytes.Length)
@@ -628,7 +628,7 @@ module TorchZip =
         match archive.Entries.TryGetValue(archive.Prefix + "byteorder") with
         | true, entry ->
             let order = Encoding.ASCII.GetString(entryBytes archive entry 64L).Trim()
-            if order <> "little" then Errors.artifact "%s: a %s-endian torch.save file; Thermo reads little-endian storages" archive.Path order
+            if order <> "little" then Errors.artifactAt archive.Path "a %s-endian torch.save file; Thermo reads little-endian storages" order
         | _ -> ()
 
     /// The state dict, and Lightning's epoch and global step beside it, of the unpickled root.
@@ -641,19 +641,19 @@ module TorchZip =
             // checkpoint" recipe under "model_state_dict".
             match top.TryFind "state_dict", top.TryFind "model_state_dict" with
             | Some(:? PyDict as state), _ -> state, true, epoch, int64Of (top.TryFind "global_step")
-            | Some other, _ -> Errors.artifact "%s: its \"state_dict\" is a %s, not a dict of tensors" path (describe other)
+            | Some other, _ -> Errors.artifactAt path "its \"state_dict\" is a %s, not a dict of tensors" (describe other)
             | None, Some(:? PyDict as state) -> state, false, epoch, int64Of (top.TryFind "global_step")
-            | None, Some other -> Errors.artifact "%s: its \"model_state_dict\" is a %s, not a dict of tensors" path (describe other)
+            | None, Some other -> Errors.artifactAt path "its \"model_state_dict\" is a %s, not a dict of tensors" (describe other)
             | None, None -> top, false, None, None
         | :? PyInstance as i ->
-            Errors.artifact "%s: holds a pickled %s object, not a state dict; save model.state_dict() instead" path i.Class.FullName
-        | :? PyTensor -> Errors.artifact "%s: holds a single tensor, not a state dict; save a dict of tensors (model.state_dict())" path
-        | other -> Errors.artifact "%s: holds a %s, not a state dict; save model.state_dict() instead" path (describe other)
+            Errors.artifactAt path "holds a pickled %s object, not a state dict; save model.state_dict() instead" i.Class.FullName
+        | :? PyTensor -> Errors.artifactAt path "holds a single tensor, not a state dict; save a dict of tensors (model.state_dict())"
+        | other -> Errors.artifactAt path "holds a %s, not a state dict; save model.state_dict() instead" (describe other)
 
     let private toInt (path: string) (key: string) (values: int64[]) =
         values
         |> Array.map (fun v ->
-            if v < 0L || v > int64 Int32.MaxValue then Errors.artifact "%s: tensor %s has a dimension of %d" path key v
+            if v < 0L || v > int64 Int32.MaxValue then Errors.artifactAt path "tensor %s has a dimension of %d" key v
             int v)
 
     /// Reads a torch.save zip file's pickle: the state dict (a dict of tensors, or a dict holding one
@@ -670,17 +670,17 @@ module TorchZip =
             let entries =
                 state.Items.ToArray()
                 |> Array.map (fun item ->
-                    let key = match item.Key with :? string as k -> k | other -> Errors.artifact "%s: a state-dict key that is a %s, not a str" path (describe other)
+                    let key = match item.Key with :? string as k -> k | other -> Errors.artifactAt path "a state-dict key that is a %s, not a str" (describe other)
                     match item.Value with
                     | :? PyTensor as t ->
                         let storage = t.Storage
                         let entry = archive.Prefix + "data/" + storage.Key
                         let bytes = { File = path; Entry = entry; Offset = t.Offset * int64 storage.ElementSize; Strides = t.Stride }
-                        if t.Offset < 0L || t.Offset > Int64.MaxValue / 16L then Errors.artifact "%s: tensor %s has a storage offset of %d" path key t.Offset
+                        if t.Offset < 0L || t.Offset > Int64.MaxValue / 16L then Errors.artifactAt path "tensor %s has a storage offset of %d" key t.Offset
                         key, toInt path key t.Size, storage.DType, bytes
                     | other ->
-                        Errors.artifact "%s: state-dict entry %s is a %s, not a tensor; Thermo reads a dict of tensors (or one under \"state_dict\", as Lightning saves it), and honours no other class"
-                            path key (describe other))
+                        Errors.artifactAt path "state-dict entry %s is a %s, not a tensor; Thermo reads a dict of tensors (or one under \"state_dict\", as Lightning saves it), and honours no other class"
+                            key (describe other))
             let stripModelPrefix =
                 lightning && entries.Length > 0 && entries |> Array.forall (fun (key, _, _, _) -> key.StartsWith("model.", StringComparison.Ordinal))
             let tensors, dropped = CheckpointNames.classify path options stripModelPrefix entries
@@ -691,7 +691,7 @@ module TorchZip =
                 | true, entry ->
                     ZipDirectory.dataOffset archive.Stream path entry |> ignore
                     ElementStream.checkInside ("storage entry " + entry.Name) entry.Size tensor
-                | _ -> Errors.artifact "%s: the storage of tensor %s is missing (no zip entry %s)" path tensor.StoredKey tensor.Bytes.Entry
+                | _ -> Errors.artifactAt path "the storage of tensor %s is missing (no zip entry %s)" tensor.StoredKey tensor.Bytes.Entry
             { Path = path
               Format = Format
               Tensors = tensors
@@ -723,7 +723,7 @@ module TorchZip =
                 | true, entry ->
                     let start = ZipDirectory.dataOffset archive.Stream archive.Path entry
                     ElementStream.streamTensor archive.Stream start entry.Size tensor sink
-                | _ -> Errors.artifact "%s: the storage of tensor %s is missing (no zip entry %s)" archive.Path tensor.StoredKey tensor.Bytes.Entry
+                | _ -> Errors.artifactAt archive.Path "the storage of tensor %s is missing (no zip entry %s)" tensor.StoredKey tensor.Bytes.Entry
             sink.Flush()
         finally
             for a in archives.Values do a.Stream.Dispose()

@@ -6,19 +6,19 @@ open System
 /// so memory is O(parameters); only the MSD groups' trajectories are held. The next snapshot file is
 /// read on another core while the current one is accumulated.
 module Engine =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// The per-epoch snapshot files of the window, checking none is missing or duplicated.
     let windowFiles (run: string) (files: (int * string)[]) (window: EquilibriumWindow) =
         let inWindow = files |> Array.filter (fun (e, _) -> e >= window.From && e <= window.To)
         let duplicated = inWindow |> Array.countBy fst |> Array.filter (fun (_, c) -> c > 1) |> Array.map fst
         if duplicated.Length > 0 then
-            fail "%s: epochs %s have more than one snapshot file (both .parquet and .arrow?)" run (String.Join(", ", duplicated))
+            failAt run "epochs %s have more than one snapshot file (both .parquet and .arrow?)" (String.Join(", ", duplicated))
         let present = inWindow |> Array.map fst |> Set.ofArray
         let missing = window.Epochs |> Array.filter (fun e -> not (present.Contains e))
         if missing.Length > 0 then
             let shown = missing |> Array.truncate 20 |> Array.map string
-            fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
+            failAt run "window %d:%d lacks the snapshots of epochs %s%s" window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
         let wanted = Set.ofArray window.Epochs
         inWindow |> Array.filter (fun (e, _) -> wanted.Contains e) |> Array.map snd
 

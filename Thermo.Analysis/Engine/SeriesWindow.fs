@@ -6,7 +6,7 @@ open Thermo.Analysis.Checkpoints
 /// The window of a checkpoint series, in place or imported: the same checks in one place, so both
 /// ways in give the same window and so the same tables.
 module SeriesWindow =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// Words the outputs add when the user accepted gaps in a series whose spacing is declared.
     [<Literal>]
@@ -28,8 +28,8 @@ module SeriesWindow =
             let missing = missingTimes times interval
             if missing.Length > 0 && not acceptGaps then
                 let shown = missing |> Array.truncate 20 |> Array.map string
-                fail "%s: lacks the checkpoints of %ss %s%s (its spacing is declared: one every %d %ss); accept the gaps to analyse it as it is"
-                    series timeName (String.Join(", ", shown)) (if missing.Length > 20 then sprintf ", … (%d in all)" missing.Length else "") interval timeName
+                failAt series "lacks the checkpoints of %ss %s%s (its spacing is declared: one every %d %ss); accept the gaps to analyse it as it is"
+                    timeName (String.Join(", ", shown)) (if missing.Length > 20 then sprintf ", … (%d in all)" missing.Length else "") interval timeName
             missing.Length > 0
         | _ -> false
 

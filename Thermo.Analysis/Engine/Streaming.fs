@@ -10,7 +10,7 @@ type internal Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int;
 /// window's snapshots (Thermo files or foreign checkpoints) streamed in 64 KB chunks, read on another core while the caller
 /// accumulates the previous chunk. Nothing here knows about temperatures.
 module internal SnapshotStream =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     let private tensorSize (_, _, shape: int[]) = Array.fold (*) 1 shape
 
@@ -63,7 +63,7 @@ module internal SnapshotStream =
     /// FIRSTIS" and `describeDifference`.
     let requireSameTensors (first: SnapshotReader.TensorDirectory) (firstSource: string) (firstIs: string) (source: string) (directory: SnapshotReader.TensorDirectory) =
         if directory <> first then
-            fail "%s: its tensors differ from those of %s, %s%s" source firstSource firstIs (describeDifference first directory)
+            failAt source "its tensors differ from those of %s, %s%s" firstSource firstIs (describeDifference first directory)
 
     /// Index of the first NaN or ±∞ in `values`, or −1; a SIMD pass (|x| ≤ MaxValue fails for both).
     let private firstNonFinite (values: ReadOnlySpan<float32>) =
@@ -85,7 +85,7 @@ module internal SnapshotStream =
             let starts = fileOffsets directory
             let i = min (starts |> Array.findIndexBack (fun start -> start <= flat)) (directory.Length - 1)
             let layer, tensor, _ = directory[i]
-            fail "%s: %s.%s holds %g at flat index %d (%s %d); the run diverged or the file is corrupt" path layer tensor values[bad] (flat - starts[i]) timeName epoch
+            failAt path "%s.%s holds %g at flat index %d (%s %d); the run diverged or the file is corrupt" layer tensor values[bad] (flat - starts[i]) timeName epoch
 
     /// What the reader thread hands the accumulating thread.
     type private Feed =

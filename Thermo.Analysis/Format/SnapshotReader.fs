@@ -15,23 +15,23 @@ module SnapshotReader =
     /// A snapshot's tensor directory: (layer, tensor, shape) in row order.
     type TensorDirectory = (string * string * int[])[]
 
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     let private checkMetadata (path: string) (metadata: IReadOnlyDictionary<string, string>) =
         let get key = match metadata.TryGetValue key with | true, v -> Some v | _ -> None
         match get SnapshotSchema.VersionKey with
-        | None -> fail "%s: no %s metadata; not a Thermo snapshot file" path SnapshotSchema.VersionKey
+        | None -> failAt path "no %s metadata; not a Thermo snapshot file" SnapshotSchema.VersionKey
         | Some v when v <> SnapshotSchema.Version ->
-            fail "%s: snapshot schema version %s, but this Thermo reads version %s" path v SnapshotSchema.Version
+            failAt path "snapshot schema version %s, but this Thermo reads version %s" v SnapshotSchema.Version
         | Some _ -> ()
         let directory =
             match get SnapshotSchema.TensorsKey |> Option.bind SnapshotSchema.decodeDirectory with
             | Some d -> d
-            | None -> fail "%s: missing or malformed %s metadata" path SnapshotSchema.TensorsKey
+            | None -> failAt path "missing or malformed %s metadata" SnapshotSchema.TensorsKey
         let parseInt key parse =
             match get key |> Option.bind (fun s -> match parse s with | true, v -> Some v | _ -> None) with
             | Some v -> v
-            | None -> fail "%s: missing or malformed %s metadata" path key
+            | None -> failAt path "missing or malformed %s metadata" key
         let epoch = parseInt SnapshotSchema.EpochKey Int32.TryParse
         let step = parseInt SnapshotSchema.StepKey Int64.TryParse
         epoch, step, directory
@@ -56,7 +56,7 @@ module SnapshotReader =
 
     let private valueColumnIndex (path: string) (schema: Schema) =
         let index = schema.GetFieldIndex "value"
-        if index < 0 then fail "%s: no 'value' column" path
+        if index < 0 then failAt path "no 'value' column"
         index
 
     /// Streams a Parquet snapshot's value column straight into caller-owned chunks: Parquet's
@@ -68,7 +68,7 @@ module SnapshotReader =
         properties.BufferSize <- 1L <<< 18
         use reader =
             try new ParquetSharp.ParquetFileReader(path, properties)
-            with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
+            with e -> failAt path "not a readable Parquet file (%s)" e.Message
         use metadata = reader.FileMetaData
         let epoch, step, directory = checkMetadata path metadata.KeyValueMetadata
         let expected = directory |> Array.sumBy (tensorSize >> int64)
@@ -76,7 +76,7 @@ module SnapshotReader =
         let column =
             match Seq.init schema.NumColumns id |> Seq.tryFind (fun i -> schema.Column(i).Name = "value") with
             | Some i -> i
-            | None -> fail "%s: no 'value' column" path
+            | None -> failAt path "no 'value' column"
         header epoch step directory
         let mutable received = 0L
         try
@@ -84,22 +84,22 @@ module SnapshotReader =
                 use group = reader.RowGroup rowGroup
                 use columnReader = group.Column column
                 if columnReader.ColumnDescriptor.PhysicalType <> ParquetSharp.PhysicalType.Float then
-                    fail "%s: the value column is %O, expected float32" path columnReader.ColumnDescriptor.PhysicalType
+                    failAt path "the value column is %O, expected float32" columnReader.ColumnDescriptor.PhysicalType
                 use values = columnReader.LogicalReader<float32>(1024)
                 while values.HasNext do
                     let chunk = nextChunk ()
                     let count = values.ReadBatch(chunk.AsSpan())
                     received <- received + int64 count
                     if received > expected then
-                        fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
+                        failAt path "holds more than the %d values its tensor directory lists (corrupt)" expected
                     filled chunk count
         with
         | ArtifactException _ -> reraise ()
         | :? OperationCanceledException -> reraise () // the caller stopped reading
-        | :? InvalidCastException -> fail "%s: the value column is not float32 without nulls" path
-        | e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
+        | :? InvalidCastException -> failAt path "the value column is not float32 without nulls"
+        | e -> failAt path "truncated or corrupt Parquet data (%s)" (e.GetBaseException().Message)
         if received <> expected then
-            fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
+            failAt path "holds %d values but its tensor directory lists %d (truncated or corrupt)" received expected
 
     /// As `streamParquet`, for an Arrow IPC snapshot (one record batch, at most 2^20 rows, at a time).
     let private streamArrow (path: string) (header: int -> int64 -> TensorDirectory -> unit) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) =
@@ -121,7 +121,7 @@ module SnapshotReader =
                     let values = floats.Values
                     received <- received + int64 values.Length
                     if received > expected then
-                        fail "%s: holds more than the %d values its tensor directory lists (corrupt)" path expected
+                        failAt path "holds more than the %d values its tensor directory lists (corrupt)" expected
                     let mutable at = 0
                     while at < values.Length do
                         let chunk = nextChunk ()
@@ -129,15 +129,15 @@ module SnapshotReader =
                         values.Slice(at, count).CopyTo(chunk.AsSpan())
                         filled chunk count
                         at <- at + count
-                | :? FloatArray -> fail "%s: the value column holds nulls" path
-                | other -> fail "%s: the value column is %s, expected float32" path (other.Data.DataType.Name)
+                | :? FloatArray -> failAt path "the value column holds nulls"
+                | other -> failAt path "the value column is %s, expected float32" (other.Data.DataType.Name)
                 batch <- reader.ReadNextRecordBatch()
         with
         | ArtifactException _ -> reraise ()
         | :? OperationCanceledException -> reraise () // the caller stopped reading
-        | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
+        | e -> failAt path "not a readable Arrow IPC file (%s)" (e.GetBaseException().Message)
         if received <> expected then
-            fail "%s: holds %d values but its tensor directory lists %d (truncated or corrupt)" path received expected
+            failAt path "holds %d values but its tensor directory lists %d (truncated or corrupt)" received expected
 
     /// Streams one snapshot file's values, in directory (row) order, into chunks the caller supplies:
     /// `header epoch step directory` is called before any value, then `nextChunk ()` gives an array
@@ -146,21 +146,21 @@ module SnapshotReader =
     /// `ArtifactException` naming the file for anything that is not a complete snapshot.
     [<CompiledName("StreamValues")>]
     let streamValues (path: string) (header: int -> int64 -> TensorDirectory -> unit) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) : unit =
-        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
+        if not (File.Exists path) then failAt path "snapshot file does not exist"
         match Path.GetExtension(path).ToLowerInvariant() with
         | ".arrow" -> streamArrow path header nextChunk filled
         | ".parquet" -> streamParquet path header nextChunk filled
-        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
+        | other -> failAt path "unknown snapshot extension '%s' (expected .parquet or .arrow)" other
 
     /// Epoch, step and tensor directory of a snapshot file, from its metadata alone.
     [<CompiledName("ReadHeader")>]
     let readHeader (path: string) : int * int64 * TensorDirectory =
-        if not (File.Exists path) then fail "%s: snapshot file does not exist" path
+        if not (File.Exists path) then failAt path "snapshot file does not exist"
         match Path.GetExtension(path).ToLowerInvariant() with
         | ".parquet" ->
             use reader =
                 try new ParquetSharp.ParquetFileReader(path)
-                with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
+                with e -> failAt path "not a readable Parquet file (%s)" e.Message
             use metadata = reader.FileMetaData
             checkMetadata path metadata.KeyValueMetadata
         | ".arrow" ->
@@ -170,8 +170,8 @@ module SnapshotReader =
                 checkMetadata path reader.Schema.Metadata
             with
             | ArtifactException _ -> reraise ()
-            | e -> fail "%s: not a readable Arrow IPC file (%s)" path (e.GetBaseException().Message)
-        | other -> fail "%s: unknown snapshot extension '%s' (expected .parquet or .arrow)" path other
+            | e -> failAt path "not a readable Arrow IPC file (%s)" (e.GetBaseException().Message)
+        | other -> failAt path "unknown snapshot extension '%s' (expected .parquet or .arrow)" other
 
     /// Reads a whole snapshot through `streamValues` into the arrays `destination` makes from its
     /// tensor directory; returns epoch, step, directory and those arrays.
@@ -205,7 +205,7 @@ module SnapshotReader =
             readWith path (fun directory ->
                 let total = Array.sumBy tensorSize directory
                 if total <> buffer.Length then
-                    fail "%s: holds %d values, but the buffer holds %d (the model's tensors changed?)" path total buffer.Length
+                    failAt path "holds %d values, but the buffer holds %d (the model's tensors changed?)" total buffer.Length
                 [| buffer |])
         epoch, step, directory
 
@@ -214,7 +214,7 @@ module SnapshotReader =
     [<CompiledName("ListEpochFiles")>]
     let listEpochFiles (runDirectory: string) : (int * string)[] =
         let dir = RunLayout.snapshots runDirectory
-        if not (Directory.Exists dir) then fail "%s: no snapshots directory" runDirectory
+        if not (Directory.Exists dir) then failAt runDirectory "no snapshots directory"
         Directory.EnumerateFiles dir
         |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> epoch, path))
         |> Seq.sortBy fst
@@ -226,7 +226,7 @@ module SnapshotReader =
     let listStepFiles (runDirectory: string) : (int * string)[] =
         let dir = RunLayout.stepSnapshots runDirectory
         if not (Directory.Exists dir) then
-            fail "%s: no per-step snapshots (%s); train with --step-snapshots K to write them" runDirectory dir
+            raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
         Directory.EnumerateFiles dir
         |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> int step, path))
         |> Seq.sortBy fst

@@ -30,7 +30,7 @@ type Column =
 /// Small tidy tables (metrics, gradient noise, analysis results) as Parquet files with the
 /// table's schema version in key-value metadata.
 module Tables =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// Metadata key naming the kind of table (e.g. `metrics`), checked on read.
     [<Literal>]
@@ -155,23 +155,23 @@ module Tables =
                 | (:? Int32Array as indices), (:? StringArray as dictionary) ->
                     let decoded = Array.init dictionary.Length (fun i -> dictionary.GetString i)
                     Array.init indices.Length (fun i -> decoded[indices.GetValue(i).Value])
-                | _ -> fail "%s: column %s is a dictionary of unsupported types" path name))
-        | _ -> fail "%s: column %s has unsupported type %s" path name field.DataType.Name
+                | _ -> failAt path "column %s is a dictionary of unsupported types" name))
+        | _ -> failAt path "column %s has unsupported type %s" name field.DataType.Name
 
     /// Reads a Thermo table of this schema version: its kind (`expected`, when given, is checked) and columns.
     let private readTable (path: string) (expected: string option) : string * Column list =
-        if not (IO.File.Exists path) then fail "%s: file does not exist" path
+        if not (IO.File.Exists path) then failAt path "file does not exist"
         use reader =
             try new ParquetSharp.Arrow.FileReader(path)
-            with e -> fail "%s: not a readable Parquet file (%s)" path e.Message
+            with e -> failAt path "not a readable Parquet file (%s)" e.Message
         let metadata = reader.ParquetReader.FileMetaData.KeyValueMetadata
         let get key = match metadata.TryGetValue key with | true, v -> Some v | _ -> None
         let kind =
             match get SnapshotSchema.VersionKey, get TableKey, expected with
             | Some v, Some t, (None | Some _) when v = SnapshotSchema.Version && (expected.IsNone || expected = Some t) -> t
-            | Some v, Some t, _ when expected.IsNone || expected = Some t -> fail "%s: %s table of schema version %s; this Thermo reads version %s" path t v SnapshotSchema.Version
-            | _, Some t, Some table -> fail "%s: a %s table, expected a %s table" path t table
-            | _ -> fail "%s: no Thermo table metadata" path
+            | Some v, Some t, _ when expected.IsNone || expected = Some t -> failAt path "%s table of schema version %s; this Thermo reads version %s" t v SnapshotSchema.Version
+            | _, Some t, Some table -> failAt path "a %s table, expected a %s table" t table
+            | _ -> failAt path "no Thermo table metadata"
         let schema = reader.Schema
         let chunks = Array.init schema.FieldsList.Count (fun _ -> ResizeArray<IArrowArray>())
         try
@@ -180,7 +180,7 @@ module Tables =
             while not (isNull batch) do
                 for i in 0 .. chunks.Length - 1 do chunks[i].Add(batch.Column i)
                 batch <- stream.ReadNextRecordBatchAsync().AsTask().Result
-        with e -> fail "%s: truncated or corrupt Parquet data (%s)" path (e.GetBaseException().Message)
+        with e -> failAt path "truncated or corrupt Parquet data (%s)" (e.GetBaseException().Message)
         kind, [ for i in 0 .. chunks.Length - 1 -> fromArrow path schema.FieldsList[i] chunks[i] ]
 
     /// Reads a table written by `write`, checking it is of kind `table` and of this schema version.
@@ -202,10 +202,10 @@ module Tables =
     let column (path: string) (columns: Collections.Generic.IReadOnlyDictionary<string, Column>) (name: string) =
         match columns.TryGetValue name with
         | true, c -> c
-        | _ -> fail "%s: no column '%s'" path name
+        | _ -> failAt path "no column '%s'" name
 
     let private typeMismatch (path: string) (name: string) (expected: string) : 'T =
-        fail "%s: column '%s' is not of type %s" path name expected
+        failAt path "column '%s' is not of type %s" name expected
 
     /// The values of int32 column `name`, or `ArtifactException` naming `path` and the column.
     let int32s path columns name = match column path columns name with Int32Column(_, v) -> v | _ -> typeMismatch path name "Int32"

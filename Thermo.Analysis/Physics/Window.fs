@@ -68,7 +68,7 @@ type EquilibriumWindow =
 
 /// The equilibrium window: parsing, resolution against a run, and the `auto` rule.
 module Window =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
     let private badWindow (run: string) fmt = Errors.setting AnalysisSetting.Window run fmt
 
     /// Parses `auto`, `last:N` or `a:b`; the error reads as the text after a flag ("soon: expected
@@ -193,7 +193,7 @@ module Window =
             if gaps |> Array.forall (fun g -> g % smallest = 0) then
                 let missing = [| a .. smallest .. b |] |> Array.filter (fun e -> not (present.Contains e))
                 let shown = missing |> Array.truncate 20 |> Array.map string
-                fail "%s: window %d:%d lacks the snapshots of epochs %s%s" run a b (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
+                failAt run "window %d:%d lacks the snapshots of epochs %s%s" a b (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
             badWindow run "%s: the snapshots of %d..%d are not evenly spaced (gaps of %s epochs); choose ends within an evenly spaced stretch" rule a b (gaps |> Array.map string |> String.concat ", ")
         EquilibriumWindow.Even(a, b, gaps[0], rule)
 
@@ -203,7 +203,7 @@ module Window =
     /// analysed with Δt = K epochs). Raises `SettingException` (`Window`) for a window the run cannot
     /// give, `ArtifactException` for a run with fewer than two snapshots.
     let resolve (run: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
-        if available.Length < 2 then fail "%s: needs at least two snapshots, has %d" run available.Length
+        if available.Length < 2 then failAt run "needs at least two snapshots, has %d" available.Length
         let last = available[available.Length - 1]
         let first = available[0]
         match spec with
@@ -245,7 +245,7 @@ module Window =
     /// snapshots at both ends; `auto` needs metrics (time, test or eval loss, accuracy) and starts at
     /// the first snapshot at or after the rule's start.
     let resolveUneven (series: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
-        if available.Length < 2 then fail "%s: needs at least two snapshots, has %d" series available.Length
+        if available.Length < 2 then failAt series "needs at least two snapshots, has %d" available.Length
         let first, last = available[0], available[available.Length - 1]
         let window (a: int) (b: int) (rule: string) =
             checkEnds series available a b rule

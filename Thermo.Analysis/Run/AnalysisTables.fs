@@ -107,7 +107,7 @@ type LayerCheck =
 /// Reading back the tables `AnalysisOutput` writes: one typed reader per table, the one place their
 /// column names are read by.
 module AnalysisTables =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// Table `table` at `path` and its column getters by name (strings, int32s, float64s), each an
     /// `ArtifactException` naming `path` for a missing or mistyped column.
@@ -148,7 +148,7 @@ module AnalysisTables =
     let private temperatureOf (run: string) =
         let path = RunLayout.temperature run
         if not (IO.File.Exists path) then
-            fail "%s: not analysed (no %s)" run (IO.Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile))
+            failAt run "not analysed (no %s)" (IO.Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile))
         path, readTemperature path
 
     let private unitLayersOf (t: TemperatureColumns) =
@@ -173,7 +173,7 @@ module AnalysisTables =
         if rows.Length = 0 then
             LayerCheck.Analysed(run, layer, unitLayersOf t)
         if rows |> Array.mapi (fun j i -> units[i] <> j) |> Array.exists id then
-            fail "%s: the filters of layer '%s' are not numbered 0..%d" path layer (rows.Length - 1)
+            failAt path "the filters of layer '%s' are not numbered 0..%d" layer (rows.Length - 1)
         let pick (v: float[]) = rows |> Array.map (fun i -> v[i])
         { UnitTemperatures.Layer = layer
           Units = rows |> Array.map (fun i -> units[i])
@@ -191,14 +191,14 @@ module AnalysisTables =
     [<CompiledName("UnitInstantaneous")>]
     let unitInstantaneous (run: string) (layer: string) : float[][] =
         let path = Path.Combine(RunLayout.analysis run, RunLayout.InstantaneousFile)
-        if not (File.Exists path) then fail "%s: not analysed (no %s)" run path
+        if not (File.Exists path) then failAt run "not analysed (no %s)" path
         let t = readInstantaneous path
         let layers, units, epochs, values = t.Layer, t.Unit, t.Time, t.Temperature
         let rows = Array.init layers.Length id |> Array.filter (fun i -> layers[i] = layer && units[i] >= 0)
-        if rows.Length = 0 then fail "%s: no per-unit instantaneous temperatures of layer '%s'" path layer
+        if rows.Length = 0 then failAt path "no per-unit instantaneous temperatures of layer '%s'" layer
         let byUnit = rows |> Array.groupBy (fun i -> units[i]) |> Array.sortBy fst
         let series = byUnit |> Array.map (fun (_, r) -> r |> Array.sortBy (fun i -> epochs[i]))
         let epochsOf (r: int[]) = r |> Array.map (fun i -> epochs[i])
         if series |> Array.exists (fun r -> epochsOf r <> epochsOf series[0]) then
-            fail "%s: the units of layer '%s' do not share their epochs" path layer
+            failAt path "the units of layer '%s' do not share their epochs" layer
         series |> Array.map (Array.map (fun i -> values[i]))

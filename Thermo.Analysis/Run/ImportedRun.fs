@@ -10,7 +10,7 @@ open Thermo.Analysis.Checkpoints
 /// file it came from. Its analysis reads the listed files with the checkpoint series' window rules
 /// (unevenly spaced by design), so it gives the tables the in-place analysis gives, to the last bit.
 module ImportedRun =
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// run.json's "kind" for an imported series.
     [<Literal>]
@@ -75,9 +75,9 @@ module ImportedRun =
             // An edited run.json must not send the reader outside the run, nor out of time order.
             for s in snapshots do
                 if String.IsNullOrEmpty s.File || Path.IsPathRooted s.File || s.File.Split('/', '\\') |> Array.contains ".." then
-                    fail "%s: lists the snapshot file '%s', which is not a path inside the run" file s.File
+                    failAt file "lists the snapshot file '%s', which is not a path inside the run" s.File
             if snapshots.Length < 1 || snapshots |> Array.pairwise |> Array.exists (fun (a, b) -> b.Time <= a.Time) then
-                fail "%s: its snapshots are not listed in strictly increasing time" file
+                failAt file "its snapshots are not listed in strictly increasing time"
             { Layout = text config "layout"
               TimeUnit = TimeUnits.parse (text config "timeUnit")
               DeclaredInterval =
@@ -89,7 +89,7 @@ module ImportedRun =
         with
         | ArtifactException _ -> reraise ()
         | :? JsonException | :? InvalidOperationException | :? Collections.Generic.KeyNotFoundException | :? FormatException | :? ArgumentException as e ->
-            fail "%s: not the run.json of an imported checkpoint series (%s)" file e.Message
+            failAt file "not the run.json of an imported checkpoint series (%s)" e.Message
 
     /// Writes the source's metrics (NaN where a row lacks a quantity).
     [<CompiledName("WriteMetrics")>]
@@ -122,7 +122,7 @@ module ImportedRun =
     let listedFiles (run: string) (manifest: Manifest) : (int * string)[] =
         manifest.Snapshots |> Array.map (fun s ->
             let file = Path.Combine(run, s.File)
-            if not (File.Exists file) then fail "%s: lists the snapshot %s (time %d), which does not exist" (path run) file s.Time
+            if not (File.Exists file) then failAt (path run) "lists the snapshot %s (time %d), which does not exist" file s.Time
             s.Time, file)
 
     /// The imported run as a series over the window `spec` asks for: the listed snapshot files (a

@@ -15,12 +15,12 @@ module ManifestFile =
         let path = RunLayout.manifest run
         if File.Exists path then
             let text = File.ReadAllText path
-            if System.String.IsNullOrWhiteSpace text then Errors.artifact "%s: is empty (the run directory is damaged)" path
+            if System.String.IsNullOrWhiteSpace text then Errors.artifactAt path "is empty (the run directory is damaged)"
             try
                 use document = JsonDocument.Parse text
                 let root = document.RootElement
-                if root.ValueKind <> JsonValueKind.Object then Errors.artifact "%s: holds JSON %s, not a run manifest object" path (root.ValueKind.ToString().ToLowerInvariant())
+                if root.ValueKind <> JsonValueKind.Object then Errors.artifactAt path "holds JSON %s, not a run manifest object" (root.ValueKind.ToString().ToLowerInvariant())
                 match root.TryGetProperty "config" with
                 | true, config when config.ValueKind = JsonValueKind.Object -> ()
-                | _ -> Errors.artifact "%s: has no \"config\" object; not a Thermo run manifest" path
-            with :? JsonException as e -> Errors.artifact "%s: is not valid JSON (%s)" path e.Message
+                | _ -> Errors.artifactAt path "has no \"config\" object; not a Thermo run manifest"
+            with :? JsonException as e -> Errors.artifactAt path "is not valid JSON (%s)" e.Message

@@ -174,3 +174,26 @@ module RunLayout =
     [<CompiledName("ReportBeside")>]
     let reportBeside (run: string) =
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(run).TrimEnd('/')), ReportDirectory)
+
+/// Raised wherever a run directory is expected and `Directory` holds no run (no run.json): one type
+/// for every stage and protocol, so a front end words it once. `Setting` names the setting that gave
+/// the directory in the library's own words ("Resume", "From"; "" for a plain argument), for the front
+/// end to name its flag. `Below`: the directory was searched below too. `Message` is
+/// "DIR: holds no run (no run.json)", or "… (no run.json in it or below it)".
+type NoRunException(directory: string, setting: string, below: bool) =
+    inherit ArtifactException(
+        directory + ": holds no run (no " + RunLayout.ManifestFile + (if below then " in it or below it)" else ")"),
+        directory)
+
+    /// `directory` (a plain argument) holds no run.
+    new(directory: string) = NoRunException(directory, "", false)
+
+    /// `directory`, given by `setting`, holds no run.
+    new(directory: string, setting: string) = NoRunException(directory, setting, false)
+
+    /// The directory that holds no run (several, joined with ", ", when each was searched).
+    member _.Directory = directory
+    /// The setting that gave the directory ("" for a plain argument).
+    member _.Setting = setting
+    /// Whether the directories below it were searched too.
+    member _.Below = below

@@ -30,7 +30,7 @@ module SnapshotSeries =
           /// The optimiser step count at the end of `LastCompleteEpoch`.
           LastStep: int64 }
 
-    let private fail fmt = Errors.artifact fmt
+    let private failAt path fmt = Errors.artifactAt path fmt
 
     /// The plan run.json declares; None when the run has no run.json. Raises `ArtifactException` for
     /// a run.json that is damaged or lacks a field the plan needs.
@@ -49,7 +49,7 @@ module SnapshotSeries =
                 | _ ->
                     match fallback with
                     | Some v -> v
-                    | None -> fail "%s: has no number \"%s\"; cannot tell which snapshots the run must have" path name
+                    | None -> failAt path "has no number \"%s\"; cannot tell which snapshots the run must have" name
             Some
                 { SnapshotEvery = int (number config "snapshotEvery" (Some 1L))
                   Epochs = int (number config "epochs" None)
@@ -84,7 +84,7 @@ module SnapshotSeries =
         match readPlan run with
         | Some plan -> plan
         | None ->
-            fail "%s: no %s, so the snapshots the run must have are unknown; analyse it without its manifest to infer the spacing from the files" run RunLayout.ManifestFile
+            failAt run "no %s, so the snapshots the run must have are unknown; analyse it without its manifest to infer the spacing from the files" RunLayout.ManifestFile
 
     /// The per-epoch snapshot files to read, as (epoch, path) sorted by epoch. From the manifest: the
     /// ones it declares, after checking that none is missing (an `ArtifactException` naming the missing
@@ -103,8 +103,8 @@ module SnapshotSeries =
             let present = complete |> Array.map fst |> Set.ofArray
             let missing = expected |> Array.filter (fun e -> not (present.Contains e))
             if missing.Length > 0 then
-                fail "%s: %s lacks the snapshots of epochs %s (%s declares one every %d epoch%s through epoch %d)"
-                    run (RunLayout.snapshots run) (missingText missing) RunLayout.ManifestFile plan.SnapshotEvery
+                failAt run "%s lacks the snapshots of epochs %s (%s declares one every %d epoch%s through epoch %d)"
+                    (RunLayout.snapshots run) (missingText missing) RunLayout.ManifestFile plan.SnapshotEvery
                     (if plan.SnapshotEvery = 1 then "" else "s") plan.LastCompleteEpoch
             complete
 
@@ -120,8 +120,8 @@ module SnapshotSeries =
             let present = complete |> Array.map (fst >> int64) |> Set.ofArray
             let missing = expectedSteps plan |> Array.filter (fun s -> not (present.Contains s))
             if missing.Length > 0 then
-                fail "%s: %s lacks the per-step snapshots of steps %s (%s declares every step of the last %d epochs)"
-                    run (RunLayout.stepSnapshots run) (missingText missing) RunLayout.ManifestFile plan.StepSnapshotEpochs
+                failAt run "%s lacks the per-step snapshots of steps %s (%s declares every step of the last %d epochs)"
+                    (RunLayout.stepSnapshots run) (missingText missing) RunLayout.ManifestFile plan.StepSnapshotEpochs
             complete
 
     /// The words outputs add when the spacing was inferred rather than declared.

@@ -48,11 +48,11 @@ public static class RunCollection
         }
         foreach (var path in paths)
         {
-            if (!Directory.Exists(path)) throw new ArtifactException($"{path}: no such directory");
+            if (!Directory.Exists(path)) throw new ArtifactException($"{path}: no such directory", path);
             Walk(path);
         }
         var distinct = runs.Distinct().ToList();
-        if (distinct.Count == 0) throw new ArtifactException($"{string.Join(", ", paths)}: holds no run (no {RunLayout.ManifestFile} in it or below it)");
+        if (distinct.Count == 0) throw new NoRunException(string.Join(", ", paths), "", below: true);
         return distinct;
     }
 
@@ -106,7 +106,7 @@ public static class RunCollection
             for (int i = 0; i < runs.Count; i++)
             {
                 var run = runs[i];
-                var manifest = RunManifest.TryLoad(run) ?? throw new ArtifactException($"{RunLayout.Manifest(run)}: not a readable run manifest");
+                var manifest = RunManifest.TryLoad(run) ?? throw new ArtifactException($"{RunLayout.Manifest(run)}: not a readable run manifest", RunLayout.Manifest(run));
                 manifests.Add((ids[i], run, manifest));
                 foreach (var (file, part) in TableFiles(run))
                 {
@@ -114,9 +114,9 @@ public static class RunCollection
                     // The partition gives the run; a table's own "run" column (its directory when it was written) is kept under another name.
                     var renamed = columns.Select(c => c.Name == "run" ? Rename(c, "run_directory") : c).ToArray();
                     if (columns.Any(c => c.Name == "run") && columns.Any(c => c.Name == "run_directory"))
-                        throw new ArtifactException($"{file}: has both a run and a run_directory column");
+                        throw new ArtifactException($"{file}: has both a run and a run_directory column", file);
                     var target = Path.Combine(temp, $"table={kind}", $"run={PartitionValue(ids[i])}", part + ".parquet");
-                    if (File.Exists(target)) throw new ArtifactException($"{file}: a second {kind} table in {run}");
+                    if (File.Exists(target)) throw new ArtifactException($"{file}: a second {kind} table in {run}", file);
                     Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                     Table.Write(target, kind, renamed);
                     rows[kind] = rows.GetValueOrDefault(kind) + (renamed.Length == 0 ? 0 : renamed[0].Length);

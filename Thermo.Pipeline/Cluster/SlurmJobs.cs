@@ -221,7 +221,7 @@ public static class SlurmJobs
 
     static string SubmitScript(Func<IReadOnlyList<string>, CommandResult?> sbatch, IReadOnlyList<string> args)
     {
-        var result = sbatch(args) ?? throw new ThermoException("--scheduler slurm: sbatch is not installed here (it must be on PATH)");
+        var result = sbatch(args) ?? throw new SettingException(Settings, "", "sbatch is not installed here (it must be on PATH)");
         if (result.ExitCode != 0) throw new ThermoException($"sbatch {string.Join(' ', args)} failed (exit {result.ExitCode}): {result.Error.Trim()}");
         // --parsable prints "id" or "id;cluster".
         var id = result.Output.Trim().Split(';')[0];
@@ -233,7 +233,7 @@ public static class SlurmJobs
     {
         var path = Path.Combine(home, JobsFile);
         try { return JsonSerializer.Deserialize<JobsRecord>(File.ReadAllText(path), Json) ?? throw new JsonException("empty"); }
-        catch (JsonException e) { throw new ArtifactException($"{path}: not a Slurm submission record ({e.Message})"); }
+        catch (JsonException e) { throw new ArtifactException($"{path}: not a Slurm submission record ({e.Message})", path); }
     }
 
     /// <summary>The job of an array task id: <c>12_3</c> → <c>12</c>.</summary>
@@ -300,7 +300,7 @@ public static class SlurmJobs
     {
         var home = Home(dir);
         if (!File.Exists(Path.Combine(home, JobsFile)))
-            throw new SettingException(StatusDirectory, dir, $"holds no Slurm submission (no {Path.Combine(DirectoryName, JobsFile)}); submit with --scheduler slurm");
+            throw new NotWrittenException(dir, $"holds no Slurm submission (no {Path.Combine(DirectoryName, JobsFile)})", Settings, StatusDirectory);
         var record = ReadJobs(home);
         var queue = Queue(squeue);
         int? ExitCode(string name)

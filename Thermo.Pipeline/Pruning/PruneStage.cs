@@ -70,7 +70,7 @@ public static class PruneStage
     public static IReadOnlyList<PruningResult> Run(IReadOnlyList<string> runs, PruneSettings settings, string artifacts, Action<string> log)
     {
         // Everything that can be checked from the manifests is checked before any evaluation.
-        var manifests = runs.Select(r => (Run: r, Manifest: RunManifest.TryLoad(r) ?? throw new ThermoException($"{r}: holds no run (no {RunLayout.ManifestFile})"))).ToList();
+        var manifests = runs.Select(r => (Run: r, Manifest: RunManifest.TryLoad(r) ?? throw new NoRunException(r))).ToList();
         var first = manifests[0];
         foreach (var (run, manifest) in manifests.Skip(1))
             if (manifest.Config.Model != first.Manifest.Config.Model || !manifest.Layers.OrderBy(p => p.Key).SequenceEqual(first.Manifest.Layers.OrderBy(p => p.Key)))
@@ -79,7 +79,7 @@ public static class PruneStage
         {
             // A ledger entry's files are fixed by its digest record: pruning it again would rewrite them.
             if (Protocols.PruningLedger.IsEntry(run))
-                throw new ArtifactException($"{run}: a results-ledger entry is read-only (it keeps the pruning it was made with); prune the run it was copied from");
+                throw new ArtifactException($"{run}: a results-ledger entry is read-only (it keeps the pruning it was made with); prune the run it was copied from", run);
             LayerCheck.Exists(run, settings.Layer, manifest.Layers.Keys);
             var shapes = manifest.Layers[settings.Layer];
             // run.json describes each layer as "weight [12×1×5×5]; bias [12]"

@@ -30,7 +30,7 @@ public static class PruningFiles
     {
         if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName)
                 .FirstOrDefault(n => !TableSetFiles.Contains(n) && !System.Text.RegularExpressions.Regex.IsMatch(n!, @"^\..+\.\d+\.([0-9a-f]{32}\.)?(tmp|old)$")) is { } other)
-            throw new ArtifactException($"{directory}: holds {other}, which is not a pruning table's; give a directory of its own for the table");
+            throw new ArtifactException($"{directory}: holds {other}, which is not a pruning table's; give a directory of its own for the table", directory);
         AtomicFiles.ReplaceDirectory(directory, temp =>
         {
             WriteResults(Path.Combine(temp, RunLayout.ResultsFile), results, k, m);
@@ -72,9 +72,9 @@ public static class PruningFiles
         var filters = columns.ContainsKey("filters") ? Table.GetInts(columns, "filters", path) : new int[run.Length];
         return Enumerable.Range(0, run.Length).Select(i => new PruningResult(
             run[i], layer[i],
-            PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'"),
+            PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'", path),
             draw[i],
-            Enum.TryParse<Experiment>(experiment[i], out var e) ? e : throw new ArtifactException($"{path}: unknown experiment '{experiment[i]}'"),
+            Enum.TryParse<Experiment>(experiment[i], out var e) ? e : throw new ArtifactException($"{path}: unknown experiment '{experiment[i]}'", path),
             zeroed[i].Length == 0 ? [] : zeroed[i].Split(',').Select(int.Parse).ToArray(),
             loss[i], accuracy[i], filters[i])).ToList();
     }
@@ -82,7 +82,7 @@ public static class PruningFiles
     /// <summary>Reads prune-fraction curves written by <see cref="WriteCurves"/>.</summary>
     public static IReadOnlyList<CurvePoint> ReadCurves(string path)
     {
-        if (!File.Exists(path)) throw new ArtifactException($"{path}: no prune-fraction curves (prune with --curves layer or all)");
+        if (!File.Exists(path)) throw new NotWrittenException(path, "no prune-fraction curves", nameof(PruneSettings.Curves));
         var t = Table.Read(path, CurvesTable);
         var run = Table.GetStrings(t, "run", path);
         var layer = Table.GetStrings(t, "layer", path);
@@ -93,7 +93,7 @@ public static class PruningFiles
         var accuracy = Table.GetDoubles(t, "test_accuracy", path);
         var loss = Table.GetDoubles(t, "test_loss", path);
         return Enumerable.Range(0, run.Length).Select(i => new CurvePoint(run[i], layer[i],
-            PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'"),
+            PruningPlan.Parse(criterion[i]) ?? throw new ArtifactException($"{path}: unknown criterion '{criterion[i]}'", path),
             order[i], draw[i], removed[i], loss[i], accuracy[i])).ToList();
     }
 

@@ -85,7 +85,7 @@ public static class RunReport
     {
         // A ledger entry's files are fixed by its digest record: a report written into it would make it untrusted.
         if (Protocols.PruningLedger.IsEntry(run))
-            throw new ArtifactException($"{run}: a results-ledger entry is read-only (its files are recorded in {Path.GetFileName(Protocols.PruningLedger.DigestFile(Path.GetFullPath(run)))}); report it into a directory of its own");
+            throw new ArtifactException($"{run}: a results-ledger entry is read-only (its files are recorded in {Path.GetFileName(Protocols.PruningLedger.DigestFile(Path.GetFullPath(run)))}); report it into a directory of its own", run);
         var r = RunTables.Load(run);
         var layers = r.UnitLayers;
         var layer = options.Layer ?? layers.FirstOrDefault();
@@ -273,7 +273,7 @@ public static class RunReport
                     if (l == layer && t == "weight") (shape, start, values) = (s, at, new float[size]);
                     at += size;
                 }
-                if (shape is null) throw new ArtifactException($"{path}: holds no {layer}.weight");
+                if (shape is null) throw new ArtifactException($"{path}: holds no {layer}.weight", path);
             },
             () => chunk,
             (filled, count) =>
@@ -292,7 +292,7 @@ public static class RunReport
         var layer = results[0].Layer;
         int filters = results[0].Filters > 0 ? results[0].Filters
             : runs[0].UnitLayers.Contains(layer) ? runs[0].UnitTemperatures(layer).Units.Length
-            : throw new ArtifactException($"{runs[0].Run}: its pruning results do not say how many filters {layer} has; prune it again");
+            : throw new ArtifactException($"{runs[0].Run}: its pruning results do not say how many filters {layer} has; prune it again", runs[0].Run);
         int m = filters - results.First(r => r.Experiment == Experiment.OnlyHottest).Zeroed.Length;
         page.Section("Pruning", $"Test accuracy and loss with filters of {layer} zeroed (weights and bias), as the pruning paper's Tables 2–3; {(runs.Count > 1 ? $"mean ± sample standard deviation over {runs.Count} runs" : "one run")}.");
         var table = Aggregation.Table(results, k, m);

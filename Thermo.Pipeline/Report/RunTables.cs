@@ -29,7 +29,7 @@ public sealed class RunTables
         if (File.Exists(manifest))
         {
             try { Manifest = JsonDocument.Parse(File.ReadAllText(manifest)).RootElement.Clone(); }
-            catch (JsonException e) { throw new ArtifactException($"{manifest}: not valid JSON ({e.Message})"); }
+            catch (JsonException e) { throw new ArtifactException($"{manifest}: not valid JSON ({e.Message})", manifest); }
         }
         Metrics = Read(RunLayout.Metrics(run), MetricsTable.Read);
         GradientNoise = Read(RunLayout.GradNoise(run), GradNoiseTable.Read);
@@ -56,9 +56,9 @@ public sealed class RunTables
     /// <summary>Reads what the run has; a run without metrics.parquet is not a run.</summary>
     public static RunTables Load(string run)
     {
-        if (!Directory.Exists(run)) throw new ArtifactException($"{run}: run directory does not exist");
+        if (!Directory.Exists(run)) throw new ArtifactException($"{run}: run directory does not exist", run);
         var tables = new RunTables(run);
-        if (tables.Metrics is null) throw new ArtifactException($"{run}: no {RunLayout.MetricsFile}; not a run directory (or the run wrote no epoch yet)");
+        if (tables.Metrics is null) throw new ArtifactException($"{run}: no {RunLayout.MetricsFile}; not a run directory (or the run wrote no epoch yet)", run);
         return tables;
     }
 
@@ -70,7 +70,7 @@ public sealed class RunTables
     /// T, T_drift, T_osc, L1, sorted by unit; empty when the layer has no per-unit rows.</summary>
     public (int[] Units, double[] T, double[] Drift, double[] Oscillation, double[] L1) UnitTemperatures(string layer)
     {
-        if (Temperature is null) throw new ArtifactException($"{Run}: not analysed");
+        if (Temperature is null) throw new ArtifactException($"{Run}: not analysed", Run);
         if (!UnitLayers.Contains(layer)) return ([], [], [], [], []);
         var t = AnalysisTables.UnitTemperatures(Run, layer);
         return (t.Units, t.Temperature, t.Drift, t.Oscillation, t.L1Norm);

@@ -90,11 +90,11 @@ public sealed class RunWatch
             int before = lastEpoch;
             try
             {
-                if (!System.IO.Directory.Exists(Directory)) throw new ArtifactException($"{Directory}: no such run directory");
+                if (!System.IO.Directory.Exists(Directory)) throw new ArtifactException($"{Directory}: no such run directory", Directory);
                 var manifest = RunLayout.Manifest(Directory);
                 RefuseOutsideLink(manifest);
                 var info = new FileInfo(manifest);
-                if (!info.Exists) throw new ArtifactException($"{Directory}: no {RunLayout.ManifestFile}; not a Thermo run directory");
+                if (!info.Exists) throw new ArtifactException($"{Directory}: no {RunLayout.ManifestFile}; not a Thermo run directory", Directory);
                 var stamp = (info.LastWriteTimeUtc, info.Length);
                 if (stamp != manifestStamp || error is not null)
                 {
@@ -137,7 +137,7 @@ public sealed class RunWatch
         var real = new DirectoryInfo(root).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? root;
         bool inside(string dir) => target.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal);
         if (!inside(root) && !inside(real))
-            throw new ArtifactException($"{path}: is a symbolic link to {target}, outside the run directory; not read");
+            throw new ArtifactException($"{path}: is a symbolic link to {target}, outside the run directory; not read", path);
     }
 
     static bool ReadComplete(string manifest)
@@ -178,7 +178,7 @@ public sealed class RunWatch
             var seen = tensors.Select(t => (t.Item1, t.Item2, t.Item3)).ToArray();
             if (first) Layout(seen);
             else if (!SameDirectory(seen))
-                throw new ArtifactException($"{path}: its tensors differ from those of the run's earlier snapshots");
+                throw new ArtifactException($"{path}: its tensors differ from those of the run's earlier snapshots", path);
             if (!first)
             {
                 Array.Copy(latest, work, latest.Length);

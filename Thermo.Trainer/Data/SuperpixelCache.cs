@@ -120,7 +120,7 @@ public static class SuperpixelCache
             var description = Path.Combine(directory, DescriptionFile);
             using var json = JsonDocument.Parse(File.ReadAllText(description));
             if (json.RootElement.GetProperty("key").GetString() != Key(data.Digest, parameters))
-                throw new ArtifactException($"{description}: describes graphs of other data or parameters");
+                throw new ArtifactException($"{description}: describes graphs of other data or parameters", description);
             return new SuperpixelGraphs(
                 ReadSplit(directory, "train", data.Train.Count),
                 ReadSplit(directory, "test", data.Test.Count));
@@ -148,10 +148,10 @@ public static class SuperpixelCache
             int first = row;
             while (row < image.Length && image[row] == i)
             {
-                if (node[row] != row - first) throw new ArtifactException($"{nodesPath}: image {i} lists node {node[row]} where node {row - first} belongs");
+                if (node[row] != row - first) throw new ArtifactException($"{nodesPath}: image {i} lists node {node[row]} where node {row - first} belongs", nodesPath);
                 row++;
             }
-            if (row == first) throw new ArtifactException($"{nodesPath}: image {i} has no nodes (images must be listed 0…{count - 1} in order)");
+            if (row == first) throw new ArtifactException($"{nodesPath}: image {i} has no nodes (images must be listed 0…{count - 1} in order)", nodesPath);
             int firstEdge = edgeRow;
             while (edgeRow < edgeImage.Length && edgeImage[edgeRow] == i) edgeRow++;
             int nodeCount = row - first;
@@ -159,11 +159,11 @@ public static class SuperpixelCache
             var t = target[firstEdge..edgeRow];
             for (int e = 0; e < s.Length; e++)
                 if (s[e] < 0 || s[e] >= t[e] || t[e] >= nodeCount)
-                    throw new ArtifactException($"{edgesPath}: image {i}'s edge {s[e]}–{t[e]} is not a pair source < target of its {nodeCount} nodes");
+                    throw new ArtifactException($"{edgesPath}: image {i}'s edge {s[e]}–{t[e]} is not a pair source < target of its {nodeCount} nodes", edgesPath);
             graphs[i] = new SuperpixelGraph(intensity[first..row], x[first..row], y[first..row], s, t);
         }
-        if (row != image.Length) throw new ArtifactException($"{nodesPath}: holds images beyond the split's {count} (or out of order)");
-        if (edgeRow != edgeImage.Length) throw new ArtifactException($"{edgesPath}: holds edges of images beyond the split's {count} (or out of order)");
+        if (row != image.Length) throw new ArtifactException($"{nodesPath}: holds images beyond the split's {count} (or out of order)", nodesPath);
+        if (edgeRow != edgeImage.Length) throw new ArtifactException($"{edgesPath}: holds edges of images beyond the split's {count} (or out of order)", edgesPath);
         return graphs;
     }
 }

@@ -71,7 +71,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
     public static RunModel Open(string run, string artifacts, TestSetCache tests, Action<string> log)
     {
         if (!Directory.Exists(run)) throw new ThermoException($"{run}: run directory does not exist");
-        var manifest = RunManifest.TryLoad(run) ?? throw new ThermoException($"{run}: holds no run (no {RunLayout.ManifestFile})");
+        var manifest = RunManifest.TryLoad(run) ?? throw new NoRunException(run);
         if (manifest.Status != RunStatus.Complete)
             throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
         var files = SnapshotReader.ListEpochFiles(run);

@@ -39,8 +39,6 @@ public enum RunDirectoryConflict
     HoldsUnfinishedRun,
     /// <summary>The directory holds files but no run.</summary>
     NotARun,
-    /// <summary>A resume asked for where there is no run.</summary>
-    NoRunToResume,
     /// <summary>A resume of a complete run without more epochs.</summary>
     AlreadyComplete,
     /// <summary>The directory holds a run of another experiment.</summary>
@@ -110,7 +108,7 @@ public static class RunDirectory
                 return new(RunDirectoryAction.Start, config, null, false, null);
             case RunDirectoryMode.Resume:
             {
-                if (existing is null) throw Conflict(RunDirectoryConflict.NoRunToResume, $"holds no run (no {RunLayout.ManifestFile})");
+                if (existing is null) throw new NoRunException(directory, nameof(RunDirectoryMode.Resume));
                 var resumed = existing.Config with { Epochs = epochs ?? existing.Config.Epochs };
                 if (existing.Status == RunStatus.Complete && resumed.Epochs <= existing.Config.Epochs)
                     throw Conflict(RunDirectoryConflict.AlreadyComplete, $"is already complete ({existing.Config.Epochs} epochs)");

@@ -54,7 +54,7 @@ public sealed class RunLock : IDisposable
             }
             catch (IOException e) when (e.HResult is SharingViolation or WouldBlockLinux or WouldBlockMac)
             {
-                throw new ArtifactException($"{runDirectory}: another training is writing this run ({Holder(path)}); wait for it to end or stop it");
+                throw new ArtifactException($"{runDirectory}: another training is writing this run ({Holder(path)}); wait for it to end or stop it", runDirectory);
             }
             // .NET reads a file under a shared flock, which the holder's exclusive one blocks: who holds the
             // lock is written to a file of its own.

@@ -115,6 +115,22 @@ let tests =
             AnalysisOutput.write gapped
             expectArtifactError "the filters of layer 'a' are not numbered 0..1" (fun () -> AnalysisTables.unitTemperatures dir.Path "a")
 
+        testCase "an artifact fault carries the path at fault, and what was never written says what writes it" <| fun () ->
+            use dir = new TempDirectory()
+            File.WriteAllText(RunLayout.manifest dir.Path, "[]")
+            Expect.throwsC (fun () -> ManifestFile.check dir.Path) (fun e ->
+                match e with
+                | :? ArtifactException as e ->
+                    Expect.equal e.Path (RunLayout.manifest dir.Path) "the manifest is the file at fault"
+                    Expect.equal e.Message (RunLayout.manifest dir.Path + ": holds JSON array, not a run manifest object") "the message is unchanged"
+                | e -> failtestf "expected an ArtifactException, got %O" e)
+            Expect.throwsC (fun () -> SnapshotReader.listStepFiles dir.Path |> ignore) (fun e ->
+                match e with
+                | :? NotWrittenException as e ->
+                    Expect.equal (e.Path, e.WrittenBy, e.Setting) (dir.Path, "StepSnapshotEpochs", "") "the run, and the setting that writes per-step snapshots"
+                    Expect.isFalse (e.Message.Contains "--") "no flag in a library message"
+                | e -> failtestf "expected a NotWrittenException, got %O" e)
+
         testCase "replaceDirectory swaps a whole directory, or leaves the old one" <| fun () ->
             use dir = new TempDirectory()
             let target = dir.File "out"

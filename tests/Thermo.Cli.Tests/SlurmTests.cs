@@ -79,7 +79,7 @@ public class SlurmTests
         Assert.Throws<SettingException>(() => SlurmJobs.Submit(dir["s"], task, ["thermo"], [], new SlurmSettings(CpusPerTask: 0), new FakeSbatch().Run, _ => null));
         var refused = Assert.Throws<Thermo.Trainer.ThermoException>(() => SlurmJobs.Submit(dir["s"], task, ["thermo"], [], new SlurmSettings(), _ => new(1, "", "sbatch: error: invalid partition specified: gpu"), _ => null));
         Assert.Contains("invalid partition", refused.Message);
-        var missing = Assert.Throws<Thermo.Trainer.ThermoException>(() => SlurmJobs.Submit(dir["s"], task, ["thermo"], [], new SlurmSettings(), _ => null, _ => null));
+        var missing = Assert.Throws<SettingException>(() => SlurmJobs.Submit(dir["s"], task, ["thermo"], [], new SlurmSettings(), _ => null, _ => null));
         Assert.Contains("sbatch is not installed", missing.Message);
         // #SBATCH lines split on spaces: such a directory is refused before anything is written.
         var spaced = Assert.Throws<SettingException>(() => SlurmJobs.Submit(dir["my sweep"], task, ["thermo"], [], new SlurmSettings(), new FakeSbatch().Run, _ => null));
