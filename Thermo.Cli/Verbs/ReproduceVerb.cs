@@ -8,7 +8,6 @@ using Thermo.Analysis;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Protocols;
-using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Verbs;
 
@@ -128,7 +127,7 @@ public static class ReproduceVerb
                 TestLimit = parse.GetValue(testLimit), Threads = parse.GetValue(threads),
                 Ledger = parse.GetValue(ledger), TrainMissing = !parse.GetValue(noTrain), Jobs = parse.GetValue(jobs),
             };
-            PartialEntropyReproduction.Validate(protocol);
+            PartialEntropyReproduction.Validate(protocol); // a bad setting is named before the command line's own check below
             if (!protocol.TrainMissing && protocol.Ledger is null && !Given(parse, output)) throw new ThermoException("--no-train: needs --ledger or --out (the runs to tabulate)");
             var dir = parse.GetValue(output) ?? Path.Combine(Program.ArtifactsDirectory(), "reproductions",
                 $"partial-entropy-{protocol.Dataset}-e{protocol.Epochs}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
