@@ -43,6 +43,8 @@ public static class SettingFlags
         ["ExtraOptions"] = "--sbatch-option",
         ["Status"] = "--status",
         ["StepEpochs"] = "--steps",
+        ["LossesSmoothingsRadii"] = "--losses/--smoothings/--radii",
+        ["SmoothingsAndRadii"] = "--smoothings and --radii",
     };
 
     /// <summary>The flag of a setting: its own entry, else the kebab-case of its name (WeightDecay → --weight-decay).</summary>

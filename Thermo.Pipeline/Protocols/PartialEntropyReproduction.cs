@@ -60,6 +60,25 @@ public static class PartialEntropyReproduction
     /// </summary>
     public sealed record PointComparison(string Loss, Point A, Point B, PairedComparison Comparison, double HolmTPValue, double DoseA, double DoseB);
 
+    /// <summary>The setting of the grid as a whole: its losses, smoothings and radii together.</summary>
+    public const string Grid = "LossesSmoothingsRadii";
+    /// <summary>The setting of a smoothed loss's layers and radii together.</summary>
+    public const string SmoothingsAndRadii = "SmoothingsAndRadii";
+
+    /// <summary>The protocol's default data: Fashion-MNIST, as the paper's fully-connected experiments.</summary>
+    public const string DefaultDataset = "fashion-mnist";
+
+    /// <summary>
+    /// The protocol's defaults: mlp2, SGD with momentum 0.9, batch 256, 3 seeds, PLA and PLEA over fc1,
+    /// fc2 and fc1+fc2 at R = 0.01, 0.03 and 0.1 with 4 samples. A short run: 20 epochs at lr 2e-3 on the
+    /// first 20,000 images (about the paper's η × steps); with <paramref name="full"/> the paper's: 120
+    /// epochs at lr 1e-4 on every image.
+    /// </summary>
+    public static Protocol Defaults(bool full) => new(DefaultDataset, null, "mlp2", Runs: 3, Epochs: full ? 120 : 20,
+        Lr: full ? 1e-4 : 2e-3, Momentum: 0.9, BatchSize: 256,
+        Losses: ["pla", "plea"], Smoothings: [["fc1"], ["fc2"], ["fc1", "fc2"]], Radii: [0.01, 0.03, 0.1], Samples: 4,
+        TrainLimit: full ? null : 20000, TestLimit: null, Threads: 0);
+
     public const string TableFile = "partial-entropy.parquet";
     public const string SummaryFile = "partial-entropy-summary.parquet";
     public const string PeaksFile = "signal-peaks.parquet";
@@ -194,10 +213,24 @@ public static class PartialEntropyReproduction
         _ => throw new SettingException(nameof(Protocol.Model), "", $"the partial-entropy grid trains mlp2 or mlp3, not '{model}'"),
     };
 
-    /// <summary>Refuses a grid that would fail, or collide, only after some of it has trained.</summary>
+    /// <summary>
+    /// Refuses settings out of range and a grid that would fail, or collide, only after some of it has
+    /// trained; throws <see cref="SettingException"/> naming the setting (a property of
+    /// <see cref="Protocol"/>, or <see cref="Grid"/> and <see cref="SmoothingsAndRadii"/> for the grid as a
+    /// whole). <see cref="Run"/> calls it first.
+    /// </summary>
     public static void Validate(Protocol p)
     {
-        if (p.Jobs < 1) throw new SettingException(nameof(Protocol.Jobs), "", $"must be positive, got {p.Jobs}");
+        if (p.Dataset is not ("mnist" or "mnist-10k" or "fashion-mnist"))
+            throw new SettingException(nameof(Protocol.Dataset), "", $"the partial-entropy grid runs on mnist, mnist-10k or fashion-mnist, not '{p.Dataset}'");
+        if (p.Runs < 1) throw new SettingException(nameof(Protocol.Runs), "", $"must be at least 1, got {p.Runs}");
+        if (p.Epochs < 1) throw new SettingException(nameof(Protocol.Epochs), "", $"must be at least 1, got {p.Epochs}");
+        if (!(p.Lr > 0) || double.IsInfinity(p.Lr)) throw new SettingException(nameof(Protocol.Lr), "", $"must be positive, got {p.Lr}");
+        if (p.Losses.FirstOrDefault(l => l is not ("pla" or "plea")) is { } badLoss)
+            throw new SettingException(nameof(Protocol.Losses), "", $"'{badLoss}' is not pla or plea");
+        foreach (var radius in p.Radii)
+            if (!(radius > 0) || double.IsInfinity(radius)) throw new SettingException(nameof(Protocol.Radii), "", $"each R must be positive, got {radius}");
+        if (p.Jobs < 1) throw new SettingException(nameof(Protocol.Jobs), "", $"must be at least 1, got {p.Jobs}");
         // The thread count is part of a run's configuration (a resumed run must match it), so it is
         // stated rather than derived from --jobs and the machine's cores.
         if (p.Jobs > 1 && p.Threads < 1) throw new SettingException(nameof(Protocol.Jobs), "", "give --threads too: each of the trainings run at once uses that many threads");
@@ -210,7 +243,10 @@ public static class PartialEntropyReproduction
                 throw new SettingException(nameof(Protocol.Smoothings), "", $"unknown layer '{unknown}' (layers of {p.Model} with weights: {string.Join(", ", layers)})");
         }
         if (Points(p).GroupBy(point => point.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
-            throw new ThermoException($"--losses/--smoothings/--radii: the grid holds {twice.Key} twice; give each loss, choice of layers and radius once");
+            throw new SettingException(Grid, "", $"the grid holds {twice.Key} twice; give each loss, choice of layers and radius once");
+        if (p.Samples < 1) throw new SettingException(nameof(Protocol.Samples), "", $"must be at least 1, got {p.Samples}");
+        if (p.Losses.Length > 0 && (p.Smoothings.Length == 0 || p.Radii.Length == 0))
+            throw new SettingException(SmoothingsAndRadii, "", "a smoothed loss needs at least one choice of layers and one radius");
     }
 
     /// <summary>One run's outcome from its metrics and gradient noise (pure).</summary>

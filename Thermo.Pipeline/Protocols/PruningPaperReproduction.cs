@@ -35,6 +35,41 @@ public static class PruningPaperReproduction
     /// <summary>The setting of the reproduction's directory (the <c>dir</c> of <see cref="Run"/>).</summary>
     public const string Out = ProtocolRuns.Out;
 
+    /// <summary>The paper's weight decay, read as Keras-style L2 on the kernels: the default condition.</summary>
+    public const double PaperL2 = 1e-3;
+
+    /// <summary>
+    /// The protocol's defaults. A short run: 5 seeds of 20 epochs, the last 10 as equilibrium; with
+    /// <paramref name="full"/> the paper's: 10 seeds of 200 epochs, the last 150, with and without L2.
+    /// <paramref name="lrDecay"/>: the decay read as a learning-rate decay, so one condition, without L2.
+    /// </summary>
+    public static Protocol Defaults(bool full, bool lrDecay = false) => new(DefaultDataset, null,
+        Runs: full ? 10 : 5, Epochs: full ? 200 : 20, Equilibrium: full ? 150 : 10,
+        L2s: lrDecay ? [0] : full ? [PaperL2, 0] : [PaperL2], WeightDecay: 0,
+        TrainLimit: null, TestLimit: null, Threads: 0, Prune: new PruneSettings());
+
+    /// <summary>
+    /// Checks the protocol's settings before anything is trained; throws <see cref="SettingException"/>
+    /// naming the setting (a property of <see cref="Protocol"/>, of <see cref="TrainConfig"/> or of
+    /// <see cref="PruneSettings"/>). <see cref="Run"/> and <see cref="Submit"/> call it first.
+    /// </summary>
+    public static void Validate(Protocol p)
+    {
+        new TrainConfig { LrDecay = p.LrDecay, AdamEps = p.AdamEps, Init = p.Init }.Validate();
+        if (p.Dataset is not ("mnist" or "mnist-10k" or "fashion-mnist"))
+            throw new SettingException(nameof(Protocol.Dataset), "", $"the pruning paper's CNN runs on mnist, mnist-10k or fashion-mnist, not '{p.Dataset}'");
+        if (p.Runs < 2) throw new SettingException(nameof(Protocol.Runs), "", $"need at least 2 runs for a standard deviation, got {p.Runs}");
+        if (p.Epochs < 2) throw new SettingException(nameof(Protocol.Epochs), "", $"must be at least 2, got {p.Epochs}");
+        if (p.Equilibrium < 1 || p.Equilibrium > p.Epochs)
+            throw new SettingException(nameof(Protocol.Equilibrium), "", $"last:N must have N in 1..{p.Epochs} (--epochs), got last:{p.Equilibrium}");
+        foreach (var l2 in p.L2s)
+            if (NotNonNegative(l2)) throw new SettingException(nameof(Protocol.L2s), "", $"must be non-negative, got {l2}");
+        if (NotNonNegative(p.WeightDecay)) throw new SettingException(nameof(Protocol.WeightDecay), "", $"must be non-negative, got {p.WeightDecay}");
+        if (p.Prune.RandomDraws < 1) throw new SettingException(nameof(PruneSettings.RandomDraws), "", "must be positive");
+        if (!p.TrainMissing && p.Ledger is null) throw new SettingException(nameof(Protocol.TrainMissing), "", "needs --ledger (the runs to tabulate)");
+        static bool NotNonNegative(double v) => !(v >= 0) || double.IsInfinity(v);
+    }
+
     /// <summary>A setting's value in a directory name: 0.001, 0.03; values too small for four decimals as 1E-07.</summary>
     static string Number(double v)
     {
@@ -75,6 +110,7 @@ public static class PruningPaperReproduction
     /// </summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<TableRow>> Run(Protocol p, string dir, string artifacts, ITrainingProgress progress)
     {
+        Validate(p);
         var tables = new Dictionary<string, IReadOnlyList<TableRow>>();
         var sets = new List<(string Condition, IReadOnlyList<PruningResult> Results, IReadOnlyList<RowComparison> Comparisons, string Markdown)>();
         var clock = Stopwatch.StartNew();
@@ -201,6 +237,8 @@ public static class PruningPaperReproduction
     public static Submission Submit(Protocol p, string dir, string artifacts, IReadOnlyList<string> thermo, IReadOnlyList<string> finish, SlurmSettings slurm,
         Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> sbatch, Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> squeue, ITrainingProgress progress)
     {
+        Validate(p);
+        if (!p.TrainMissing) throw new SettingException(nameof(Protocol.TrainMissing), "", "trains nothing, so there is nothing to submit; drop --scheduler slurm");
         SlurmJobs.EnsureNothingQueued(dir, squeue);
         if (p.DataDir is null) DataSources.EnsureDefault(p.Dataset, artifacts, progress.Message);
         var tasks = new List<TrainingTask>();

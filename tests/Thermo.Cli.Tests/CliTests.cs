@@ -40,6 +40,26 @@ public class CliTests
     }
 
     [Fact]
+    public void The_pruning_reproductions_bad_settings_are_named_by_their_flags_and_write_nothing()
+    {
+        using var dir = new TempDir();
+        string[] Args(params string[] extra) => ["reproduce", "pruning-paper", "--out", dir["work"], .. extra];
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--dataset", "cifar")), "--dataset: the pruning paper's CNN runs on mnist, mnist-10k or fashion-mnist, not 'cifar'");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--full", "--runs", "1")), "--runs: need at least 2 runs for a standard deviation, got 1");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--full", "--epochs", "100")), "--window: last:N must have N in 1..100 (--epochs), got last:150");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--l2", "-1")), "--l2: must be non-negative, got -1");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--draws", "0")), "--draws: must be positive");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--adam-eps", "0")), "--adam-eps: must be positive, got 0");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--no-train")), "--no-train: needs --ledger (the runs to tabulate)");
+        AssertBadInput(ThermoProcess.Run(dir.Path, Args("--no-train", "--ledger", dir["ledger"], "--scheduler", "slurm")),
+            "--no-train: trains nothing, so there is nothing to submit; drop --scheduler slurm");
+        AssertBadInput(ThermoProcess.Run(dir.Path, ["reproduce", "partial-entropy", "--out", dir["work"], "--smoothings", ""]),
+            "--smoothings and --radii: a smoothed loss needs at least one choice of layers and one radius");
+        Assert.False(Directory.Exists(dir["work"]), "bad input leaves no reproduction directory behind");
+        Assert.False(Directory.Exists(dir["ledger"]), "bad input leaves no ledger behind");
+    }
+
+    [Fact]
     public void A_complete_run_is_not_overwritten_and_a_resume_must_match_its_config()
     {
         using var dir = new TempDir();
