@@ -51,7 +51,13 @@ public class PartialEntropyReproductionTests
         }
         var summary = File.ReadAllText(dir["ledger/tables/README.md"]);
         Assert.Contains("| pla-fc1+fc2-R=0.05 | 2 |", summary);
-        Assert.Contains("| pla | 0.05 | fc2 − fc1+fc2 | 2 |", summary);
+        Assert.Contains("| pla-fc2-R=0.05 − pla-fc1+fc2-R=0.05 |", summary);
+        // The same comparison in comparisons.parquet: 2 pairs, and smoothing both layers doubles the dose.
+        var comparisons = Table.Read(dir["ledger/tables/comparisons.parquet"], "partial_entropy_comparisons");
+        int row = Array.IndexOf(Table.GetStrings(comparisons, "point_b", "t"), "pla-fc1+fc2-R=0.05");
+        Assert.True(row >= 0, "no comparison with pla-fc1+fc2-R=0.05");
+        Assert.Equal(("same radius", "pla-fc2-R=0.05", 2), (Table.GetStrings(comparisons, "family", "t")[row], Table.GetStrings(comparisons, "point_a", "t")[row], Table.GetInts(comparisons, "pairs", "t")[row]));
+        Assert.Equal(2.0, Table.GetDoubles(comparisons, "dose_b", "t")[row] / Table.GetDoubles(comparisons, "dose_a", "t")[row], 12);
         foreach (var figure in new[] { "accuracy-against-radius-pla.png", "difference-from-ce-pla.png", "test-accuracy-curves.png", "signal-ce.png" })
             Assert.True(new FileInfo(dir[$"ledger/tables/{figure}"]).Length > 1000, figure);
         // One peak per layer (fc1, fc2, out) per run.
