@@ -74,7 +74,7 @@ public static class Sweep
     static (string Directory, int Window, List<Point> Points, string Configs) Prepare(Plan plan)
     {
         var run = plan.From;
-        var manifest = RunManifest.TryLoad(run) ?? throw new SettingException(nameof(Plan.From), "", $"{run} holds no run (no {RunLayout.ManifestFile})");
+        var manifest = RunManifest.TryLoad(run) ?? throw new NoRunException(run, nameof(Plan.From));
         if (manifest.Status != RunStatus.Complete) throw new SettingException(nameof(Plan.From), "", $"{run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
         var snapshots = PruningLedger.IsEntry(run) ? SnapshotReader.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
         var finalSnapshot = snapshots.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
