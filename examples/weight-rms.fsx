@@ -1,0 +1,32 @@
+// Root mean square of every tensor of a run at some epochs, from its snapshots: how far training (or a
+// weight decay) has moved each layer's weights from zero. docs/RESULTS.md uses it for the graph
+// networks' collapse under weight decay. Build once first (`dotnet fsi build.fsx build`), then:
+//
+//   dotnet fsi examples/weight-rms.fsx results/graph-settings/gat-wd1e-3-seed1 0 2 20
+#r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/ParquetSharp.dll"
+#r "../Thermo.Cli/bin/Release/net10.0/Thermo.Analysis.dll"
+
+open System.IO
+open System.Runtime.InteropServices
+open Thermo.Analysis
+
+// F# interactive does not probe a build output's runtimes/ folder for native libraries.
+let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
+NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
+    let path = Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
+    if File.Exists path then NativeLibrary.Load path else nativeint 0)
+
+let args = fsi.CommandLineArgs |> Array.skip 1
+if args.Length < 2 then
+    eprintfn "usage: dotnet fsi examples/weight-rms.fsx RUN EPOCH..."
+    exit 2
+let run = args[0]
+let files = SnapshotReader.listEpochFiles run |> Map.ofSeq
+for epoch in args[1..] |> Array.map int do
+    match files.TryFind epoch with
+    | None -> eprintfn "%s: no snapshot of epoch %d" run epoch; exit 2
+    | Some file ->
+        let snapshot = SnapshotReader.readFile file
+        let rms (v: float32[]) = sqrt (v |> Array.averageBy (fun x -> float x * float x))
+        printfn "epoch %d: %s" epoch (snapshot.Tensors |> Array.map (fun t -> sprintf "%s.%s %.3g" t.Layer t.Tensor (rms t.Values)) |> String.concat ", ")
