@@ -177,7 +177,7 @@ var previous = File.Exists(documented) ? File.ReadAllText(documented) : "";
 if (Section("ledger"))
 {
     // The ledger's rows go to their own block of docs/BENCHMARKS.md, whatever else this run wrote.
-    var block = new StringBuilder("<!-- ledger -->\n## Results ledger (issue 14)\n\n")
+    var block = new StringBuilder("<!-- ledger -->\n## Results ledger\n\n")
         .AppendLine($"Written by `dotnet fsi build.fsx bench -- --only ledger` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC from results/pruning-paper-full/ (machine: {Environment.ProcessorCount} cores, {CpuModel()}).").AppendLine()
         .AppendLine("| measurement | result | target | |").AppendLine("|---|---|---|---|");
     foreach (var r in rows.Where(r => r.Name.StartsWith("ledger:", StringComparison.Ordinal))) block.AppendLine($"| {r.Name} | {r.Value} | {r.Target} | {r.Verdict} |");

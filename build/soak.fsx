@@ -88,7 +88,7 @@ let soak (extra: string list) =
     if killTest.ExitCode <> 0 then failures <- failures + 1
     rows.Add(sprintf "| analyze, prune, report, reproduce --no-train killed at random moments | %d each | %s | 1 | every output set old or new, never mixed | %.0f s |" kills (if killTest.ExitCode = 0 then "0" else "**some**") killClock.Elapsed.TotalSeconds)
     let section =
-        [ "## Soak (issue 10)"
+        [ "## Soak"
           ""
           sprintf "Written by `dotnet fsi build.fsx soak` on %s UTC (%.0f min): back-to-back `thermo train` processes, each" (started.ToString "yyyy-MM-dd HH:mm") (DateTime.UtcNow - started).TotalMinutes
           sprintf "checking its native stack first. CPU: %s; convolutions: %s. Tiny runs: 1,024 MNIST images, 2 epochs," cpu kernels

@@ -9,21 +9,12 @@
 //
 // Differences are A − B (the first condition minus the second): accuracies in points, losses as they
 // are; the statistics are the library's (paired t, exact Wilcoxon, Holm over the table's rows).
-#r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/ParquetSharp.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/MathNet.Numerics.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/Thermo.Analysis.dll"
+#load "ThermoBuild.fsx"
 
 open System
 open System.IO
-open System.Runtime.InteropServices
 open Thermo.Analysis
 
-// F# interactive does not probe a build output's runtimes/ folder for native libraries.
-let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
-NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
-    let path = Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
-    if File.Exists path then NativeLibrary.Load path else nativeint 0)
 
 let args = fsi.CommandLineArgs |> Array.skip 1
 if args.Length < 2 then

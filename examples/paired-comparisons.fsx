@@ -7,22 +7,13 @@
 //   dotnet fsi examples/paired-comparisons.fsx artifacts/reproductions/pruning-paper-mnist-10k-e20-n10-r5
 //   dotnet fsi examples/paired-comparisons.fsx results/pruning-paper-full        (the ledger)
 //
-// A stop-gap until the pruning stage reports these itself (issue 12).
-#r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/ParquetSharp.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/MathNet.Numerics.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/Thermo.Analysis.dll"
+// The pruning stage reports these comparisons itself (with Holm and TOST); this script shows the per-run differences.
+#load "ThermoBuild.fsx"
 
 open System.IO
-open System.Runtime.InteropServices
 open MathNet.Numerics.Distributions
 open Thermo.Analysis
 
-// F# interactive does not probe a build output's runtimes/ folder for native libraries.
-let bin = Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
-NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
-    let path = Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
-    if File.Exists path then NativeLibrary.Load path else nativeint 0)
 
 let args = fsi.CommandLineArgs |> Array.skip 1
 if args.Length <> 1 then

@@ -6,20 +6,9 @@
 //
 // The libraries come from the build output of the `thermo` executable, so their versions are the ones
 // pinned in Directory.Packages.props.
-#r "../Thermo.Cli/bin/Release/net10.0/Apache.Arrow.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/ParquetSharp.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/MathNet.Numerics.dll"
-#r "../Thermo.Cli/bin/Release/net10.0/Thermo.Analysis.dll"
+#load "ThermoBuild.fsx"
 
-open System.Runtime.InteropServices
 open Thermo.Analysis
-
-// F# interactive does not probe a build output's runtimes/ folder for native libraries, so point
-// ParquetSharp at its native half there.
-let bin = System.IO.Path.Combine(__SOURCE_DIRECTORY__, "..", "Thermo.Cli", "bin", "Release", "net10.0")
-NativeLibrary.SetDllImportResolver(typeof<ParquetSharp.ParquetFileReader>.Assembly, fun name _ _ ->
-    let path = System.IO.Path.Combine(bin, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name + ".so")
-    if System.IO.File.Exists path then NativeLibrary.Load path else nativeint 0)
 
 let args = fsi.CommandLineArgs |> Array.skip 1
 if args.Length < 1 then
