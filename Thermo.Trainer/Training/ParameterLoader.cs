@@ -21,7 +21,7 @@ public static class ParameterLoader
     /// </summary>
     public static void Load(nn.Module<Tensor, Tensor> model, Snapshot snapshot, string source)
     {
-        var byName = snapshot.Tensors.ToDictionary(t => (t.Layer, t.Tensor));
+        var byName = WithCurrentAttentionNames(snapshot.Tensors).ToDictionary(t => (t.Layer, t.Tensor));
         using var noGrad = no_grad();
         void Copy(string name, Tensor target)
         {
@@ -37,4 +37,25 @@ public static class ParameterLoader
         foreach (var (name, p) in model.named_parameters()) Copy(name, p);
         foreach (var (name, b) in model.named_buffers()) Copy(name, b);
     }
+
+    /// <summary>
+    /// Whether a layer's tensors, in registration order, are a gat layer's from before its attention
+    /// vectors took PyTorch Geometric's names: such runs registered the centre's vector first and called
+    /// it <c>att_src</c>; the current layer registers the centre's vector first as <c>att_dst</c>. The
+    /// order is what tells them apart, since both name sets are the same.
+    /// </summary>
+    public static bool IsPreRenameAttention(IReadOnlyList<string> tensorsInOrder)
+    {
+        int source = tensorsInOrder.ToList().IndexOf("att_src"), centre = tensorsInOrder.ToList().IndexOf("att_dst");
+        return source >= 0 && centre >= 0 && source < centre;
+    }
+
+    /// <summary>A snapshot's tensors with a pre-rename gat layer's two attention vectors named as the
+    /// current layer names them (its <c>att_src</c> scored the centre: it is now <c>att_dst</c>), so that
+    /// such a run's model is rebuilt with each vector in its role.</summary>
+    static IEnumerable<TensorSnapshot> WithCurrentAttentionNames(TensorSnapshot[] tensors) =>
+        tensors.GroupBy(t => t.Layer).SelectMany(layer =>
+            IsPreRenameAttention(layer.Select(t => t.Tensor).ToList())
+                ? layer.Select(t => t.Tensor switch { "att_src" => new TensorSnapshot(t.Layer, "att_dst", t.Shape, t.Values), "att_dst" => new TensorSnapshot(t.Layer, "att_src", t.Shape, t.Values), _ => t })
+                : layer);
 }

@@ -84,6 +84,30 @@ public class GraphTests
         Assert.True((noCentreTerm[.., .., 1, TensorIndex.Slice(0, 3)] - 1f / 3).abs().max().item<float>() > 1e-3f);
     }
 
+    /// <summary>
+    /// A snapshot of a gat run from before the renaming lists the centre's vector first, as att_src:
+    /// loading it puts that vector into att_dst, the centre's, and the neighbour's into att_src.
+    /// </summary>
+    [Fact]
+    public void A_pre_rename_gat_snapshot_loads_each_attention_vector_into_its_role()
+    {
+        manual_seed(7);
+        using var model = ModelFactory.Create("gat", 1, 28, 28, 10, null, 0, "tiles");
+        var current = model.named_parameters().Select(p => { var (layer, name) = ParameterLoader.SplitName(p.name); return new TensorSnapshot(layer, name, p.parameter.shape.Select(d => (int)d).ToArray(), p.parameter.data<float>().ToArray()); }).ToArray();
+        // The old layout: in the same places, the centre's values (registered first) named att_src and
+        // the neighbour's named att_dst.
+        var old = current.Select(t => t.Tensor switch { "att_dst" => new TensorSnapshot(t.Layer, "att_src", t.Shape, t.Values), "att_src" => new TensorSnapshot(t.Layer, "att_dst", t.Shape, t.Values), _ => t }).ToArray();
+        Assert.True(ParameterLoader.IsPreRenameAttention(old.Where(t => t.Layer == "gat1").Select(t => t.Tensor).ToList()));
+        Assert.False(ParameterLoader.IsPreRenameAttention(current.Where(t => t.Layer == "gat1").Select(t => t.Tensor).ToList()));
+        using var fresh = ModelFactory.Create("gat", 1, 28, 28, 10, null, 0, "tiles");
+        ParameterLoader.Load(fresh, new Snapshot(0, 0L, old), "old");
+        foreach (var (name, p) in fresh.named_parameters())
+        {
+            var (layer, tensor) = ParameterLoader.SplitName(name);
+            Assert.Equal(current.Single(t => t.Layer == layer && t.Tensor == tensor).Values, p.data<float>().ToArray());
+        }
+    }
+
     [Fact]
     public void Mnist_images_become_49_node_graphs_with_symmetric_k_nearest_edges()
     {
