@@ -10,12 +10,14 @@ type PairedComparison =
       /// The per-run differences, in run order.
       Differences: float[]
       MeanDifference: float
-      /// Sample standard deviation of the differences (n − 1).
+      /// Sample standard deviation of the differences (n − 1); 0 when the spread is at rounding level
+      /// (below 1e-9 of the mean's magnitude, or of 1).
       StandardDeviation: float
       /// 95 % Student-t interval of the mean difference.
       Low95: float
       High95: float
-      /// Two-sided paired t-test p-value (NaN with fewer than two runs or no spread).
+      /// Two-sided paired t-test p-value: NaN with fewer than two runs, or with no spread and a non-zero
+      /// mean (t is undefined); 1 when every difference is zero.
       TPValue: float
       /// Two-sided Wilcoxon signed-rank p-value, exact (zero differences dropped, midranks for ties);
       /// 1 when every difference is zero.

@@ -20,6 +20,9 @@ namespace Thermo.Cli.Verbs;
 /// </summary>
 public static class ReproduceVerb
 {
+    /// <summary>A number for --json: null where no value could be computed (NaN), as JSON has no NaN.</summary>
+    static double? Finite(double? value) => value is { } v && double.IsFinite(v) ? v : null;
+
     public static Command Build()
     {
         // The flags' defaults shown by --help are the protocols' own (without --full).
@@ -141,9 +144,9 @@ public static class ReproduceVerb
                 {
                     point = s.Point.Name, loss = s.Point.Loss, layers = s.Point.LayersText, radius = s.Point.Radius, runs = s.Runs,
                     best_test_accuracy = s.BestMean, final_test_accuracy = s.FinalMean,
-                    final_minus_ce_points = s.FinalAgainstPlain?.MeanDifference, final_minus_ce_t_p_value = s.FinalAgainstPlain?.TPValue,
-                    final_minus_ce_holm_t_p_value = double.IsNaN(s.FinalHolmTPValue) ? (double?)null : s.FinalHolmTPValue,
-                    best_minus_ce_points = s.BestAgainstPlain?.MeanDifference, best_minus_ce_t_p_value = s.BestAgainstPlain?.TPValue,
+                    final_minus_ce_points = Finite(s.FinalAgainstPlain?.MeanDifference), final_minus_ce_t_p_value = Finite(s.FinalAgainstPlain?.TPValue),
+                    final_minus_ce_holm_t_p_value = Finite(s.FinalHolmTPValue),
+                    best_minus_ce_points = Finite(s.BestAgainstPlain?.MeanDifference), best_minus_ce_t_p_value = Finite(s.BestAgainstPlain?.TPValue),
                 }),
             }, () => { });
             return ExitCodes.Ok;

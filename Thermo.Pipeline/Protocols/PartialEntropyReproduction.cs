@@ -196,14 +196,11 @@ public static class PartialEntropyReproduction
 
     static string Entry(string ledger, Point point, int seed) => PruningLedger.Entry(ledger, point.Name, seed);
 
-    /// <summary>Weights per layer of the model a run trained (its run.json's model, widths and data shape), as the smoothing perturbs them.</summary>
-    static IReadOnlyDictionary<string, long> WeightsPerLayer(RunManifest manifest)
-    {
-        var d = manifest.Dataset;
-        using var model = Thermo.Trainer.Models.ModelFactory.Create(manifest.Config.Model, d.Channels, d.Height, d.Width, d.Classes, manifest.Config.Widths, manifest.Config.Dropout);
-        return model.named_parameters().Where(p => p.name.EndsWith(".weight", StringComparison.Ordinal))
-            .ToDictionary(p => p.name[..^".weight".Length], p => p.parameter.numel());
-    }
+    /// <summary>Weights per layer of the model a run trained, from its run.json's layer shapes (the weight tensors the smoothing perturbs).</summary>
+    static IReadOnlyDictionary<string, long> WeightsPerLayer(RunManifest manifest) =>
+        manifest.Layers.SelectMany(l => RunManifest.TensorsOf(l.Value).Where(t => t.Tensor == "weight")
+                .Select(t => (l.Key, Count: t.Shape.Aggregate(1L, (n, d) => n * d))))
+            .ToDictionary(x => x.Key, x => x.Count);
 
     /// <summary>The layers with weights of the fully-connected models the grid trains (fc1…fcN, out).</summary>
     public static string[] SmoothableLayers(string model) => model switch

@@ -82,8 +82,10 @@ public static class PruningPaperReproduction
     /// A condition with a time-based learning-rate decay and no L2 is named by the decay, <c>lr-decay=0.03</c>;
     /// an ε or initialisation other than the defaults is added (<c>-adam-eps=1E-07-init=xavier</c>), and
     /// data other than the protocol's default, all of <see cref="DefaultDataset"/>, last
-    /// (<c>-data=mnist</c>, <c>-data=mnist-train=8004</c>): a ledger never takes a run on other data for
-    /// one of its condition.
+    /// (<c>-data=mnist</c>, <c>-data=mnist-train=8004</c>), so that runs on the named data sets go to
+    /// conditions of their own. What the name does not carry (a data directory of the user's own, a test
+    /// limit, the epochs) the ledger compares with each entry's run.json, refusing a run of another
+    /// configuration.
     /// </summary>
     public static string ConditionName(double l2, double weightDecay, double lrDecay = 0, double adamEps = 1e-8, string init = "default",
         string dataset = DefaultDataset, int? trainLimit = null) =>

@@ -82,9 +82,7 @@ public static class PruneStage
                 throw new ArtifactException($"{run}: a results-ledger entry is read-only (it keeps the pruning it was made with); prune the run it was copied from", run);
             LayerCheck.Exists(run, settings.Layer, manifest.Layers.Keys);
             var shapes = manifest.Layers[settings.Layer];
-            // run.json describes each layer as "weight [12×1×5×5]; bias [12]"
-            var weight = shapes.Split(';').Select(s => s.Trim()).FirstOrDefault(s => s.StartsWith("weight ["));
-            var dims = weight?["weight [".Length..^1].Split('×').Select(int.Parse).ToArray();
+            var dims = RunManifest.TensorsOf(shapes).Where(t => t.Tensor == "weight").Select(t => t.Shape).FirstOrDefault();
             if (dims is not { Length: 4 })
                 throw new SettingException(nameof(PruneSettings.Layer), "", $"{settings.Layer} of {run} is not a conv layer ({shapes})");
             if (settings.K >= dims[0] || settings.M >= dims[0] || settings.K < 1 || settings.M < 1)

@@ -54,6 +54,19 @@ public sealed record RunManifest
 
     public static string PathIn(string runDirectory) => Thermo.Analysis.RunLayout.Manifest(runDirectory);
 
+    /// <summary>
+    /// The tensors of one of <see cref="Layers"/>, in registration order, with their shapes, from its
+    /// description ("weight [12×1×5×5]; bias [12]").
+    /// </summary>
+    public static IReadOnlyList<(string Tensor, int[] Shape)> TensorsOf(string layerDescription) =>
+        layerDescription.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(part =>
+        {
+            int open = part.IndexOf(" [", StringComparison.Ordinal);
+            if (open < 0 || !part.EndsWith(']')) return (part, Array.Empty<int>());
+            var dims = part[(open + 2)..^1];
+            return (part[..open], dims.Length == 0 ? [] : dims.Split('×').Select(d => int.Parse(d, System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        }).ToList();
+
     /// <summary>Writes the manifest atomically.</summary>
     public void Save(string runDirectory) =>
         Thermo.Analysis.AtomicFiles.WriteAllText(PathIn(runDirectory), JsonSerializer.Serialize(this with { UpdatedUtc = DateTimeOffset.UtcNow }, Json));

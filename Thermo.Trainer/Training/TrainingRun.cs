@@ -80,7 +80,7 @@ public sealed class TrainingRun : IDisposable
 
         var data = DataSources.Load(config.Dataset, config.DataDir, artifacts, progress.Message);
         dataset = data with { Train = data.Train.Take(config.TrainLimit), Test = data.Test.Take(config.TestLimit) };
-        if (resumeFrom?.Layers.FirstOrDefault(l => ParameterLoader.IsPreRenameAttention(LayerTensorNames(l.Value))) is { Key: { } oldGat })
+        if (resumeFrom?.Layers.FirstOrDefault(l => ParameterLoader.IsPreRenameAttention(RunManifest.TensorsOf(l.Value).Select(t => t.Tensor).ToList())) is { Key: { } oldGat })
             throw new ThermoException($"{runDirectory}: its {oldGat} was made before gat's attention vectors took PyTorch Geometric's names (its att_src is the centre's vector); it cannot be resumed, as its snapshots would change names midway; it can still be pruned and evaluated, or start a new run");
         if (resumeFrom is not null && resumeFrom.Dataset.Digest != dataset.Digest)
             throw new ThermoException($"{runDirectory}: the data differ from the run's ({dataset.Source}: {dataset.Digest}, {RunLayout.ManifestFile}: {resumeFrom.Dataset.Digest}); it cannot be resumed on them");
@@ -448,10 +448,6 @@ public sealed class TrainingRun : IDisposable
             Directory.Delete(d, true);
         progress.Message($"resuming {manifest.RunId} after epoch {last} (step {step})");
     }
-
-    /// <summary>The tensor names of a layer as run.json describes it ("weight [64×1]; att_dst [2×32]; …"), in order.</summary>
-    static List<string> LayerTensorNames(string description) =>
-        description.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(part => part.Split(' ')[0]).ToList();
 
     /// <summary>Reads metrics.parquet (<see cref="MetricsTable"/>).</summary>
     public static List<MetricsRow> ReadMetrics(string path) => [.. MetricsTable.Read(path)];

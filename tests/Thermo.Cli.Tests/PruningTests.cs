@@ -217,7 +217,9 @@ public class PruningTests
         Assert.True(alone.Code == 0, alone.Err);
         Assert.False(Directory.Exists(dir["work/l2=0.001/runs/seed-4"]));
         Assert.Contains("(3 runs", File.ReadAllText(dir["ledger/tables/l2=0.001/table.md"]));
-        var other = ThermoProcess.Run(dir.Path, [.. Args("2"), "--train-limit", "128"]);
+        // (Other data would be another condition, named by its data: only settings a condition's name
+        // does not carry can collide.)
+        var other = ThermoProcess.Run(dir.Path, [.. Args("2"), "--test-limit", "32"]);
         Assert.Equal(2, other.Code);
         Assert.Contains("another configuration", other.Err);
     }

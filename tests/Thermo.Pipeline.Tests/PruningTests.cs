@@ -250,7 +250,7 @@ public class ComparisonTests
     }
 }
 
-/// <summary>A condition's directory name says everything that makes its runs differ, so a ledger never mixes them.</summary>
+/// <summary>A condition's directory name names every setting and data set that differs from the protocol's defaults.</summary>
 public class ConditionNameTests
 {
     [Theory]
