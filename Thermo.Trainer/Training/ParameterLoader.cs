@@ -46,7 +46,8 @@ public static class ParameterLoader
     /// </summary>
     public static bool IsPreRenameAttention(IReadOnlyList<string> tensorsInOrder)
     {
-        int source = tensorsInOrder.ToList().IndexOf("att_src"), centre = tensorsInOrder.ToList().IndexOf("att_dst");
+        var names = tensorsInOrder.ToList();
+        int source = names.IndexOf("att_src"), centre = names.IndexOf("att_dst");
         return source >= 0 && centre >= 0 && source < centre;
     }
 
