@@ -111,6 +111,25 @@ module CheckpointAnalysis =
             SnapshotStream.requireSameTensors first plan.Entries[0].Source "the series' first checkpoint" entry.Source (directoryOf c)) plan.Entries contents
         contents
 
+    /// Random access to a checkpoint's values when every tensor is stored in the order it is analysed
+    /// (safetensors always; torch.save unless a tensor is a strided view; not a layer read with its
+    /// units along dim 1).
+    let private storedValues (contents: CheckpointContents) : (unit -> SnapshotValues) option =
+        if contents.Tensors |> Array.forall ElementStream.isStoredInOrder then
+            Some(fun () ->
+                let tensors = contents.Tensors
+                let inZip = tensors |> Array.mapi (fun i t -> i, t) |> Array.filter (fun (_, t) -> not (isNull t.Bytes.Entry))
+                let zipRegions = Array.zip (Array.map fst inZip) (TorchZip.regions (Array.map snd inZip)) |> dict
+                let regions =
+                    tensors |> Array.mapi (fun i t ->
+                        if isNull t.Bytes.Entry then
+                            // A safetensors file: offsets count from the start of the file.
+                            if not (File.Exists t.Bytes.File) then failAt t.Bytes.File "does not exist (reading '%s')" t.StoredKey
+                            struct (0L, FileInfo(t.Bytes.File).Length, "the file")
+                        else zipRegions[i])
+                new StoredValues(tensors, regions) :> SnapshotValues)
+        else None
+
     /// One checkpoint as a snapshot, its header already read.
     let private snapshotOf (entry: SeriesEntry) (contents: CheckpointContents) : SeriesSnapshot =
         { Time = entry.Time
@@ -118,7 +137,8 @@ module CheckpointAnalysis =
           Directory = fun () -> directoryOf contents
           Stream = fun header nextChunk filled ->
               header (directoryOf contents)
-              streamValues contents.Tensors nextChunk filled }
+              streamValues contents.Tensors nextChunk filled
+          Values = storedValues contents }
 
     /// A checkpoint series in place over the window `spec` asks for: its layout's times, declared
     /// spacing (a gap is an error unless `acceptGaps`), metrics and learning rates; every header read

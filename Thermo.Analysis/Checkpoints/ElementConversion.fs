@@ -3,6 +3,7 @@ namespace Thermo.Analysis.Checkpoints
 open System
 open System.Buffers
 open System.Buffers.Binary
+open System.Collections.Generic
 open System.IO
 open System.Numerics
 open System.Runtime.InteropServices
@@ -171,6 +172,10 @@ module ElementStream =
             expected <- expected * int64 shape[d]
         contiguous
 
+    /// Whether the tensor's elements lie one after another in row-major order of its analysed shape
+    /// (not a strided view, not read transposed), so that any run of them is one read.
+    let isStoredInOrder (tensor: CheckpointTensor) = isContiguous tensor.Shape (analysedStrides tensor)
+
     let private readExactly (stream: Stream) (tensor: CheckpointTensor) (buffer: Span<byte>) =
         try stream.ReadExactly buffer
         with :? EndOfStreamException -> Errors.artifactAt tensor.Bytes.File "the file ends inside tensor %s" tensor.StoredKey
@@ -262,3 +267,72 @@ module ElementStream =
             let count = elementCount tensor
             if isContiguous tensor.Shape (analysedStrides tensor) then streamContiguous stream tensor count sink
             else streamGathered stream tensor span count sink
+
+/// Random access to a checkpoint's analysed values when every tensor is stored in order
+/// (`ElementStream.isStoredInOrder`): flat position p of the directory order is one positioned read
+/// from its tensor's file. `regions` gives, per tensor, where its offsets count from and how many
+/// bytes that region holds (a zip entry, or a whole file); each tensor is checked to lie inside its
+/// region as the streaming reader checks it. The files stay open until `Dispose`.
+[<Sealed>]
+type StoredValues(tensors: CheckpointTensor[], regions: struct (int64 * int64 * string)[]) =
+    inherit SnapshotValues()
+    let starts = tensors |> Array.scan (fun at t -> at + ElementStream.elementCount t) 0L
+    let handles = Dictionary<string, Microsoft.Win32.SafeHandles.SafeFileHandle>()
+    do
+        try
+            tensors |> Array.iteri (fun i t ->
+                let struct (_, length, name) = regions[i]
+                ElementStream.checkInside name length t
+                if not (handles.ContainsKey t.Bytes.File) then
+                    handles[t.Bytes.File] <-
+                        try File.OpenHandle(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess)
+                        with :? IOException | :? UnauthorizedAccessException as e -> Errors.artifactAt t.Bytes.File "cannot be read (%s)" e.Message)
+        with _ ->
+            for h in handles.Values do h.Dispose()
+            reraise ()
+
+    /// Fills `bytes` from `fileOffset` of tensor t's file.
+    let readAt (t: int) (fileOffset: int64) (bytes: Span<byte>) =
+        let handle = handles[tensors[t].Bytes.File]
+        let mutable filled = 0
+        while filled < bytes.Length do
+            let n = RandomAccess.Read(handle, bytes.Slice filled, fileOffset + int64 filled)
+            if n = 0 then Errors.artifactAt tensors[t].Bytes.File "the file ends inside tensor %s" tensors[t].StoredKey
+            filled <- filled + n
+
+    /// The tensor holding flat position `position`: the last whose start is at or before it.
+    let tensorAt (position: int64) =
+        let mutable lo = 0
+        let mutable hi = tensors.Length - 1
+        while lo < hi do
+            let mid = (lo + hi + 1) / 2
+            if starts[mid] <= position then lo <- mid else hi <- mid - 1
+        lo
+
+    override _.Read(offset: int, destination: float32[], start: int, count: int) =
+        let mutable position = int64 offset
+        let mutable written = 0
+        let mutable t = tensorAt position
+        while written < count do
+            if t >= tensors.Length then invalidArg "count" "reads past the checkpoint's last value"
+            let n = int (min (int64 (count - written)) (starts[t + 1] - position))
+            if n > 0 then
+                let tensor = tensors[t]
+                let size = ElementConversion.elementSize tensor.DType
+                let struct (regionStart, _, _) = regions[t]
+                let fileOffset = regionStart + tensor.Bytes.Offset + (position - starts[t]) * int64 size
+                let target = Span<float32>(destination, start + written, n)
+                if tensor.DType = StoredDType.Float32 && BitConverter.IsLittleEndian then readAt t fileOffset (MemoryMarshal.AsBytes target)
+                else
+                    let bytes = ArrayPool<byte>.Shared.Rent(n * size)
+                    try
+                        let source = Span<byte>(bytes, 0, n * size)
+                        readAt t fileOffset source
+                        ElementConversion.convert tensor.DType (Span<byte>.op_Implicit source) target
+                    finally ArrayPool<byte>.Shared.Return bytes
+                written <- written + n
+                position <- position + int64 n
+            t <- t + 1
+
+    override _.Dispose() =
+        for h in handles.Values do h.Dispose()

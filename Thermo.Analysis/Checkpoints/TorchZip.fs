@@ -727,3 +727,22 @@ module TorchZip =
             sink.Flush()
         finally
             for a in archives.Values do a.Stream.Dispose()
+
+    /// Where each of `tensors` (all from torch zip files) counts its byte offset from: the start of
+    /// its storage entry's bytes, the entry's length, and the entry's name for messages.
+    let regions (tensors: CheckpointTensor[]) : struct (int64 * int64 * string)[] =
+        let archives = Dictionary<string, Archive>()
+        try
+            tensors |> Array.map (fun tensor ->
+                let archive =
+                    match archives.TryGetValue tensor.Bytes.File with
+                    | true, a -> a
+                    | _ ->
+                        let a = openArchive tensor.Bytes.File
+                        archives[tensor.Bytes.File] <- a
+                        a
+                match archive.Entries.TryGetValue(if isNull tensor.Bytes.Entry then "" else tensor.Bytes.Entry) with
+                | true, entry -> struct (ZipDirectory.dataOffset archive.Stream archive.Path entry, entry.Size, "storage entry " + entry.Name)
+                | _ -> Errors.artifactAt archive.Path "the storage of tensor %s is missing (no zip entry %s)" tensor.StoredKey tensor.Bytes.Entry)
+        finally
+            for a in archives.Values do a.Stream.Dispose()

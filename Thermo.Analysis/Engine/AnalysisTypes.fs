@@ -110,6 +110,20 @@ type AnalysisResult =
       CommonNoiseDecay: (float * float) option }
 
 
+/// Random access to one snapshot's values by position in its flat, directory order, for a source
+/// that can seek to any value (a checkpoint's stored tensors). With it the engine reads a window's
+/// snapshots side by side, a block of positions at a time, instead of one whole snapshot after
+/// another.
+[<AbstractClass>]
+type SnapshotValues() =
+    /// Fills `destination[start .. start + count − 1]` with the values at flat positions `offset ..
+    /// offset + count − 1`, as float32. Safe to call from several threads at once.
+    abstract Read: offset: int * destination: float32[] * start: int * count: int -> unit
+    /// Closes the files it holds.
+    abstract Dispose: unit -> unit
+    interface IDisposable with
+        member this.Dispose() = this.Dispose()
+
 /// One snapshot of a series to analyse, whatever stores it: a Thermo snapshot file or a foreign
 /// checkpoint. The engine sees only this.
 type SeriesSnapshot =
@@ -122,7 +136,9 @@ type SeriesSnapshot =
       /// Streams the snapshot's values in directory order: `header directory` before any value, then
       /// `nextChunk ()` gives an array to fill and `filled chunk count` hands it back (as
       /// `SnapshotReader.streamValues`).
-      Stream: (SnapshotReader.TensorDirectory -> unit) -> (unit -> float32[]) -> (float32[] -> int -> unit) -> unit }
+      Stream: (SnapshotReader.TensorDirectory -> unit) -> (unit -> float32[]) -> (float32[] -> int -> unit) -> unit
+      /// Opens random access to the values, where the source allows it (`None`: streamed only).
+      Values: (unit -> SnapshotValues) option }
 
 /// Snapshots of Thermo's own files.
 module SeriesSnapshots =
@@ -130,7 +146,9 @@ module SeriesSnapshots =
     let ofFile (time: int) (path: string) : SeriesSnapshot =
         { Time = time; Source = path
           Directory = fun () -> (let _, _, directory = SnapshotReader.readHeader path in directory)
-          Stream = fun header nextChunk filled -> SnapshotReader.streamValues path (fun _ _ directory -> header directory) nextChunk filled }
+          Stream = fun header nextChunk filled -> SnapshotReader.streamValues path (fun _ _ directory -> header directory) nextChunk filled
+          // Parquet and Arrow files are read in row groups and batches, not at any position.
+          Values = None }
 
 /// A series of snapshots ready for the engine: the window's snapshots, in time order, and what the
 /// tables need besides the values.

@@ -73,10 +73,14 @@ module Engine =
 
     let private ranksWithinLayer (keys: GroupKey[]) (scores: float[]) =
         let ranks = Array.zeroCreate keys.Length
-        keys |> Array.mapi (fun i k -> k.Layer, i) |> Array.groupBy fst
-        |> Array.iter (fun (_, members) ->
-            let idx = members |> Array.map snd
-            Ranking.descending (idx |> Array.map (fun i -> scores[i])) |> Array.iteri (fun position local -> ranks[idx[local]] <- position + 1))
+        let members = Collections.Generic.Dictionary<string, ResizeArray<int>>()
+        keys |> Array.iteri (fun i k ->
+            match members.TryGetValue k.Layer with
+            | true, list -> list.Add i
+            | _ -> members[k.Layer] <- ResizeArray [ i ])
+        for list in members.Values do
+            let idx = list.ToArray()
+            Ranking.descending (idx |> Array.map (fun i -> scores[i])) |> Array.iteri (fun position local -> ranks[idx[local]] <- position + 1)
         ranks
 
     /// A contiguous run of selected values in the flat order: a range of one unit group, and the
@@ -147,8 +151,13 @@ module Engine =
           MsdRowStart: int[]
           /// The unit groups' ranges in the flat order, the layout the pass walks.
           Segments: Segment[]
+          /// Each unit group's layer, as an index into `Layers`.
+          UnitLayer: int[]
           /// `Grouping.Weight`: per-weight sums are kept as well.
-          PerWeight: bool }
+          PerWeight: bool
+          /// The MSD fits' lags: the first, the last for α, the last for D (in velocities on an even
+          /// window, in time units otherwise).
+          FitLags: struct (int * int * int) }
 
     /// What the one pass leaves behind (see `accumulate`).
     [<NoComparison; NoEquality>]
@@ -161,7 +170,12 @@ module Engine =
           WeightSumSquares: float[]
           /// Per weight: v̄_k²; empty unless `PerWeight`.
           WeightDrift: float[]
-          /// The selected values of the window's last snapshot.
+          /// Each unit's Σ|w| at the window's last snapshot, and each layer's (in `Layers` order): sums
+          /// of the 64 KB chunks' partial sums in flat order.
+          UnitL1: float[]
+          LayerL1: float[]
+          /// The selected values of the window's last snapshot (the streaming pass's latest values; side
+          /// by side, only with `PerWeight`, for the weights' L1).
           Latest: float32[]
           /// The MSD units' trajectories, one row per weight, one value per snapshot.
           Trajectories: float32[][] }
@@ -169,9 +183,8 @@ module Engine =
     /// Stage 1 of `analyzeSeries`: resolves what is computed (the time steps of the window, the tensor
     /// directory every snapshot must match, the groups, which units keep MSD trajectories and the
     /// flat layout the pass walks) before a single value is read. A stage of its own so that the
-    /// settings a series cannot satisfy (layers, MSD layers) fail before any snapshot is streamed,
-    /// and so that the pass works on a fixed layout only. The fit lags are checked in `derive`,
-    /// after the pass, beside the fits that use them.
+    /// settings a series cannot satisfy (layers, MSD layers, fit lags) fail before any snapshot is
+    /// read, and so that the pass works on a fixed layout only.
     let private plan (series: AnalysisSeries) (window: EquilibriumWindow) (options: AnalysisOptions) : Plan =
         let run = series.Name
         let snapshots = series.Snapshots
@@ -193,6 +206,23 @@ module Engine =
         for l in msdLayers do
             if not (Array.contains l layers) then
                 Errors.setting AnalysisSetting.MsdLayers run "names '%s', which is not analysed (analysed: %s)" l (String.Join(", ", layers))
+        // The fits take lags up to half (α) and a quarter (D) of the window unless told otherwise: in
+        // velocities on an even window, in time units on an uneven one (lags over all pairs, binned).
+        let fitLags =
+            if even then
+                match options.FitLags with
+                | Some(a, b) ->
+                    if a < 1 || b > n || b - a < 1 then Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d with at least two lags" a b n
+                    struct (a, b, b)
+                | None -> struct (1, max 2 (n / 2), max 2 (n / 4))
+            else
+                let windowSpan = window.To - window.From
+                match options.FitLags with
+                | Some(a, b) ->
+                    if a < 1 || b > windowSpan || b - a < 1 then
+                        Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d (%ss) with at least two lags" a b windowSpan timeName
+                    struct (a, b, b)
+                | None -> struct (1, max 2 (windowSpan / 2), max 2 (windowSpan / 4))
         let isMsdUnit (g: Group) = n >= 2 && Array.contains g.Key.Layer msdLayers
         let msdRowStart = unitGroups |> Array.scan (fun row g -> if isMsdUnit g then row + size g else row) 0
         let segments =
@@ -208,31 +238,53 @@ module Engine =
           Directory = directory; Layers = layers; Total = total
           Groups = groups; LayerGroups = layerGroups; UnitGroups = unitGroups
           IsMsdUnit = unitGroups |> Array.map isMsdUnit; MsdRowStart = msdRowStart; Segments = segments
-          PerWeight = options.Grouping = Grouping.Weight }
+          UnitLayer = unitGroups |> Array.map (fun g -> Array.IndexOf(layers, g.Key.Layer))
+          PerWeight = options.Grouping = Grouping.Weight; FitLags = fitLags }
 
-    /// Stage 2 of `analyzeSeries`: the one pass over the snapshots — the window's, then its first
-    /// again for the drift — adding each value into running sums as it is read (and checking it is
-    /// finite and that every snapshot holds the same tensors). A stage of its own because it is the
-    /// only part that reads files and the only one whose cost grows with snapshots × parameters; what
-    /// it keeps is O(parameters) plus the MSD trajectories.
-    let private accumulate (p: Plan) (progress: int -> int -> unit) : Accumulators =
+    /// Empty accumulators for the plan, with a float32 array of the latest values when `latest`.
+    let private newAccumulators (p: Plan) (latest: bool) : Accumulators =
+        { UnitSums = Array.init p.UnitGroups.Length (fun _ -> Array.zeroCreate<float> p.Velocities)
+          UnitDrift = Array.zeroCreate<float> p.UnitGroups.Length
+          WeightSumSquares = (if p.PerWeight then Array.zeroCreate<float> p.Total else [||])
+          WeightDrift = (if p.PerWeight then Array.zeroCreate<float> p.Total else [||])
+          UnitL1 = Array.zeroCreate<float> p.UnitGroups.Length
+          LayerL1 = Array.zeroCreate<float> p.Layers.Length
+          Latest = (if latest then Array.zeroCreate<float32> p.Total else [||])
+          Trajectories = Array.init p.MsdRowStart[p.UnitGroups.Length] (fun _ -> Array.zeroCreate<float32> (p.Velocities + 1)) }
+
+    /// The scale of the drift's squared displacement: v̄_k = (w_k(b) − w_k(a)) / (t_b − t_a), over n Δt
+    /// on an even window and the window's span otherwise.
+    let private driftScale (p: Plan) = if p.Even then 1.0 / (float p.Velocities * p.Dt) ** 2.0 else 1.0 / p.Span ** 2.0
+
+    /// The per-weight scale of a velocity's squared step: 1/Δt² on an even window, 1/Δt_i otherwise
+    /// (the time integral the interval-weighted mean needs).
+    let private weightScale (p: Plan) (velocity: int) = if p.Even then 1.0 / (p.Dt * p.Dt) else 1.0 / p.Dts[velocity]
+
+    /// The index of the first segment that ends after flat position `position` (segments are sorted
+    /// and disjoint).
+    let private firstSegmentAfter (segments: Segment[]) (position: int) =
+        let mutable lo = 0
+        let mutable hi = segments.Length
+        while lo < hi do
+            let mid = (lo + hi) / 2
+            if segments[mid].Start + segments[mid].Length <= position then lo <- mid + 1 else hi <- mid
+        lo
+
+    /// Stage 2, one snapshot after another: the window's snapshots streamed in order, then its first
+    /// again for the drift, each value added into running sums as it is read against the latest
+    /// snapshot's values. Used for sources that can only be streamed (Thermo's Parquet and Arrow
+    /// files).
+    let private accumulateStreaming (p: Plan) (progress: int -> int -> unit) : Accumulators =
+        let a = newAccumulators p true
         let snapshots = p.Series.Snapshots
-        let even, dt, dts, n, timeName = p.Even, p.Dt, p.Dts, p.Velocities, p.TimeName
-        let directory, segments, perWeight, total = p.Directory, p.Segments, p.PerWeight, p.Total
-        let trajectories = Array.init p.MsdRowStart[p.UnitGroups.Length] (fun _ -> Array.zeroCreate<float32> (n + 1))
-        // Σ_k v_k(i)² of each unit per velocity i (the units partition the selected weights).
-        let unitSums = Array.init p.UnitGroups.Length (fun _ -> Array.zeroCreate<float> n)
-        let unitDrift = Array.zeroCreate<float> p.UnitGroups.Length
-        // Per weight: Σ_i v_k(i)² (even), or Σ_i Δt_i v_k(i)² (uneven: the time integral the weighted mean needs).
-        let weightSumSquares = if perWeight then Array.zeroCreate<float> total else [||]
-        let weightDrift = if perWeight then Array.zeroCreate<float> total else [||]
-        // The selected values of the latest snapshot streamed so far; the last one when done.
-        let latest = Array.zeroCreate<float32> total
+        let dts, timeName = p.Dts, p.TimeName
+        let directory, segments, perWeight = p.Directory, p.Segments, p.PerWeight
+        let unitSums, unitDrift, weightSumSquares, weightDrift, latest, trajectories =
+            a.UnitSums, a.UnitDrift, a.WeightSumSquares, a.WeightDrift, a.Latest, a.Trajectories
         // Snapshots 0..m are the window; m+1 is the window's first snapshot again, for the drift.
         let m = snapshots.Length - 1
         let driftPass = m + 1
-        // v̄_k = (w_k(b) − w_k(a)) / (t_b − t_a): n Δt on an even window, the window's span otherwise.
-        let driftScale = if even then 1.0 / (float n * dt) ** 2.0 else 1.0 / p.Span ** 2.0
+        let driftScale = driftScale p
         let mutable time = 0
         let mutable cursor = 0
         let onSnapshot (index: int) (snapshotTime: int) (snapshotDirectory: SnapshotReader.TensorDirectory) =
@@ -262,17 +314,148 @@ module Engine =
                     let interval = dts[index - 1]
                     let target = Span<float32>(latest, from, until - from)
                     let sum =
-                        if perWeight then
-                            VelocityKernels.stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), (if even then 1.0 / (dt * dt) else 1.0 / interval))
+                        if perWeight then VelocityKernels.stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), weightScale p (index - 1))
                         else VelocityKernels.stepSquares (current, target)
                     unitSums[segment.Unit].[index - 1] <- unitSums[segment.Unit].[index - 1] + sum / (interval * interval)
+                if index = m then
+                    let l1 = VelocityKernels.absoluteSum current
+                    a.UnitL1[segment.Unit] <- a.UnitL1[segment.Unit] + l1
+                    a.LayerL1[p.UnitLayer[segment.Unit]] <- a.LayerL1[p.UnitLayer[segment.Unit]] + l1
                 if segment.MsdRow >= 0 && index <> driftPass then
                     for k in from .. until - 1 do
                         trajectories[segment.MsdRow + k - segment.Start].[index] <- chunk[k - offset]
                 s <- s + 1
         SnapshotStream.streamSnapshots (Array.append snapshots [| snapshots[0] |]) onSnapshot consume
-        { UnitSums = unitSums; UnitDrift = unitDrift; WeightSumSquares = weightSumSquares; WeightDrift = weightDrift
-          Latest = latest; Trajectories = trajectories }
+        a
+
+    /// What one worker made of one chunk in the side-by-side pass, merged in chunk order: per piece
+    /// (a unit's range within the chunk, in flat order) its unit, the velocities' squared steps
+    /// (already divided by Δt_i²) and the drift's; or the failure it met.
+    [<NoComparison; NoEquality>]
+    type private ChunkSums =
+        { Units: int[]
+          /// Piece j's velocity i at j·n + i.
+          Steps: float[]
+          Drift: float[]
+          /// Piece j's Σ|w| at the last snapshot.
+          L1: float[]
+          Failure: Runtime.ExceptionServices.ExceptionDispatchInfo }
+
+    /// Chunks a worker takes per batch: enough to amortise the batch's barrier and merge.
+    let private chunksPerBatch = 16
+
+    /// The most snapshots read side by side: each is an open source, and each worker holds one
+    /// chunk (64 KB) of every one.
+    let private sideBySideLimit = 128
+
+    /// Stage 2, the window's snapshots side by side: for sources with random access (`Values`), each
+    /// 64 KB chunk of flat positions is read from every snapshot of the window at once and its
+    /// velocities, drift, L1 norms and trajectories computed while the chunk is in cache, on every
+    /// core. Each source byte is read once, and no array of the latest values is kept (the streaming
+    /// pass reads the first snapshot twice and keeps and rewrites a float32 copy of every selected
+    /// value), and the chunks' partial sums are merged in flat order, so the results are those of
+    /// `accumulateStreaming` to the last bit.
+    let private accumulateSideBySide (p: Plan) (opens: (unit -> SnapshotValues)[]) (progress: int -> int -> unit) : Accumulators =
+        let snapshots = p.Series.Snapshots
+        let m = snapshots.Length - 1
+        let n = p.Velocities
+        for i in 1 .. m do
+            SnapshotStream.requireSameTensors p.Directory snapshots[0].Source "the window's first snapshot" snapshots[i].Source (snapshots[i].Directory ())
+        let a = newAccumulators p p.PerWeight
+        let segments, perWeight, dts, timeName, directory = p.Segments, p.PerWeight, p.Dts, p.TimeName, p.Directory
+        let driftScale = driftScale p
+        let chunk = SnapshotStream.chunkLength
+        let chunks = (p.Total + chunk - 1) / chunk
+        let sources = Array.zeroCreate<SnapshotValues> snapshots.Length
+        try
+            for i in 0 .. m do sources[i] <- opens[i] ()
+            // One chunk: read from every snapshot (checking each is finite), then each piece's sums.
+            let sumsOf (buffers: float32[][]) (c: int) : ChunkSums =
+                try
+                    let offset = c * chunk
+                    let count = min chunk (p.Total - offset)
+                    for i in 0 .. m do
+                        sources[i].Read(offset, buffers[i], 0, count)
+                        SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(buffers[i], 0, count))
+                    let stop = offset + count
+                    let first = firstSegmentAfter segments offset
+                    let mutable last = first
+                    while last < segments.Length && segments[last].Start < stop do last <- last + 1
+                    let pieces = last - first
+                    let units = Array.zeroCreate<int> pieces
+                    let steps = Array.zeroCreate<float> (pieces * n)
+                    let drift = Array.zeroCreate<float> pieces
+                    let l1 = Array.zeroCreate<float> pieces
+                    for j in 0 .. pieces - 1 do
+                        let segment = segments[first + j]
+                        let from = max segment.Start offset
+                        let until = min (segment.Start + segment.Length) stop
+                        let length = until - from
+                        let at = from - offset
+                        units[j] <- segment.Unit
+                        for i in 0 .. n - 1 do
+                            let current = ReadOnlySpan<float32>(buffers[i + 1], at, length)
+                            let previous = ReadOnlySpan<float32>(buffers[i], at, length)
+                            let sum =
+                                if perWeight then VelocityKernels.stepSquaresFromInto (current, previous, Span<float>(a.WeightSumSquares, from, length), weightScale p i)
+                                else VelocityKernels.stepSquaresFrom (current, previous)
+                            steps[j * n + i] <- sum / (dts[i] * dts[i])
+                        // As the streaming pass: the first snapshot's values against the last's.
+                        let firstValues = ReadOnlySpan<float32>(buffers[0], at, length)
+                        let lastValues = ReadOnlySpan<float32>(buffers[m], at, length)
+                        let sum =
+                            if perWeight then VelocityKernels.squaredDifferencesInto (firstValues, lastValues, Span<float>(a.WeightDrift, from, length), driftScale)
+                            else VelocityKernels.squaredDifferences (firstValues, lastValues)
+                        drift[j] <- sum * driftScale
+                        l1[j] <- VelocityKernels.absoluteSum lastValues
+                        if perWeight then lastValues.CopyTo(Span<float32>(a.Latest, from, length))
+                        if segment.MsdRow >= 0 then
+                            for k in 0 .. length - 1 do
+                                let row = a.Trajectories[segment.MsdRow + from - segment.Start + k]
+                                for i in 0 .. m do row[i] <- buffers[i].[at + k]
+                    { Units = units; Steps = steps; Drift = drift; L1 = l1; Failure = null }
+                with e -> { Units = [||]; Steps = [||]; Drift = [||]; L1 = [||]; Failure = Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e }
+            let workers = max 1 Environment.ProcessorCount
+            let batch = workers * chunksPerBatch
+            let results = Array.zeroCreate<ChunkSums> batch
+            // A chunk of every snapshot per worker at work, reused.
+            let spare = Collections.Concurrent.ConcurrentBag<float32[][]>()
+            let mutable start = 0
+            while start < chunks do
+                let size = min batch (chunks - start)
+                Threading.Tasks.Parallel.For(0, size, Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = workers), fun k ->
+                    let buffers = match spare.TryTake() with | true, b -> b | _ -> Array.init (m + 1) (fun _ -> Array.zeroCreate<float32> chunk)
+                    results[k] <- sumsOf buffers (start + k)
+                    spare.Add buffers) |> ignore
+                // In chunk order: the first failure in flat order, then the sums as the streaming pass adds them.
+                for k in 0 .. size - 1 do
+                    let r = results[k]
+                    if not (isNull r.Failure) then r.Failure.Throw()
+                    for j in 0 .. r.Units.Length - 1 do
+                        let u = r.Units[j]
+                        let sums = a.UnitSums[u]
+                        for i in 0 .. n - 1 do sums[i] <- sums[i] + r.Steps[j * n + i]
+                        a.UnitDrift[u] <- a.UnitDrift[u] + r.Drift[j]
+                        a.UnitL1[u] <- a.UnitL1[u] + r.L1[j]
+                        a.LayerL1[p.UnitLayer[u]] <- a.LayerL1[p.UnitLayer[u]] + r.L1[j]
+                    results[k] <- Unchecked.defaultof<_>
+                start <- start + size
+                progress (min (m + 1) (int (float start / float chunks * float (m + 2)))) (m + 2)
+            a
+        finally
+            for s in sources do if not (isNull (box s)) then s.Dispose()
+
+    /// Stage 2 of `analyzeSeries`: the one pass over the snapshots, adding each value into running
+    /// sums as it is read (and checking it is finite and that every snapshot holds the same tensors).
+    /// A stage of its own because it is the only part that reads files and the only one whose cost
+    /// grows with snapshots × parameters; what it keeps is O(parameters) plus the MSD trajectories.
+    /// Snapshots that can be read at any position go side by side (`accumulateSideBySide`), up to
+    /// `sideBySideLimit` of them; others are streamed one after another.
+    let private accumulate (p: Plan) (progress: int -> int -> unit) : Accumulators =
+        let snapshots = p.Series.Snapshots
+        let opens = snapshots |> Array.choose (fun s -> s.Values)
+        if opens.Length = snapshots.Length && snapshots.Length <= sideBySideLimit && p.Total > 0 then accumulateSideBySide p opens progress
+        else accumulateStreaming p progress
 
     /// Stage 3 of `analyzeSeries`: turns the sums into the result records — temperatures, L1 norms,
     /// ranks, the instantaneous and diffusive series, the Spearman correlations, the MSD curves and
@@ -299,12 +482,9 @@ module Engine =
             let count = size unitGroups[u]
             let sum, velocities = windowSum unitSums[u]
             Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count
-        // Σ|w| over the group's ranges as one sequence, at the window's last snapshot.
-        let l1 (g: Group) =
-            g.Ranges |> Array.fold (fun sum struct (start, length) -> Kinematics.l1NormFrom sum (ReadOnlySpan(latest, start, length))) 0.0
         let unitTemperatures = Array.init unitGroups.Length unitTemperature
         let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums[u] (size unitGroups[u]))
-        let unitL1 = unitGroups |> Array.map l1
+        let unitL1 = a.UnitL1
         // Each layer's units, in unit order, found once: a scan of every unit per call made the
         // per-layer results cost layers × units (seconds and gigabytes of garbage for a 124M model).
         let unitsByLayer = unitGroups |> Array.mapi (fun u g -> g.Key.Layer, u) |> Array.groupBy fst |> Array.map (fun (l, us) -> l, Array.map snd us) |> dict
@@ -324,8 +504,8 @@ module Engine =
                 (temperature (units |> Array.sumBy (fun u -> unitDrift[u])) (float count))
                 count
         let layerResults =
-            layerGroups |> Array.map (fun g ->
-                { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = l1 g; Rank = 1; OscillationRank = 1
+            layerGroups |> Array.mapi (fun l g ->
+                { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = a.LayerL1[l]; Rank = 1; OscillationRank = 1
                   DiffusiveRate = windowDiffusive (layerSums g.Key.Layer) (size g) })
         let temperatures, groupL1, groupDiffusive =
             match options.Grouping with
@@ -336,7 +516,8 @@ module Engine =
                     let struct (k, _) = g.Ranges[0]
                     // weightDrift already holds v̄_k²: one weight, no mean to take (÷ 1 is exact).
                     Kinematics.groupTemperatureOf (temperature weightSumSquares[k] (if even then float n else span)) (temperature weightDrift[k] 1.0) 1),
-                groups |> Array.map l1,
+                // One weight's L1 is |w| at the window's last snapshot.
+                groups |> Array.map (fun g -> let struct (k, _) = g.Ranges[0] in abs (float latest[k])),
                 // Even: Σ (Δw)² = Σ v² dt², so D = Σ v² dt / (2 n). Uneven: the per-weight sum holds
                 // Σ Δt_i v², which does not give Σ (Δw)² back.
                 groups |> Array.map (fun g -> let struct (k, _) = g.Ranges[0] in if even then weightSumSquares[k] * dt / (2.0 * float n) else nan)
@@ -367,29 +548,15 @@ module Engine =
         let diffusion =
             let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (u, _) -> p.IsMsdUnit[u])
             let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
+            let struct (fitFrom, alphaTo, diffusionTo) = p.FitLags
             if even then
-                let fitFrom, alphaTo, diffusionTo =
-                    match options.FitLags with
-                    | Some(a, b) ->
-                        if a < 1 || b > n || b - a < 1 then Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d with at least two lags" a b n
-                        a, b, b
-                    | None -> 1, max 2 (n / 2), max 2 (n / 4)
                 msdUnits |> Array.map (fun (u, g) ->
                     let curves = GroupDiffusion.compute (rowsOf u g)
                     { Key = g.Key; Curves = curves
                       Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
                       Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
             else
-                // Lags in time units over all pairs of snapshots, binned (docs/THEORY.md); the fits take
-                // lags up to half (α) and a quarter (D) of the window's span unless told otherwise.
-                let windowSpan = window.To - window.From
-                let fitFrom, alphaTo, diffusionTo =
-                    match options.FitLags with
-                    | Some(a, b) ->
-                        if a < 1 || b > windowSpan || b - a < 1 then
-                            Errors.setting AnalysisSetting.FitLags run "%d:%d must lie in 1..%d (%ss) with at least two lags" a b windowSpan timeName
-                        a, b, b
-                    | None -> 1, max 2 (windowSpan / 2), max 2 (windowSpan / 4)
+                // Lags in time units over all pairs of snapshots, binned (docs/THEORY.md).
                 msdUnits |> Array.map (fun (u, g) ->
                     let curves = GroupDiffusion.computeUneven window.Times (rowsOf u g)
                     { Key = g.Key; Curves = curves
@@ -411,11 +578,12 @@ module Engine =
     /// window averages weight each interval by its length (docs/THEORY.md); an evenly spaced window
     /// is computed with the plain means, bit for bit as before unevenly spaced series existed.
     ///
-    /// Memory: one float32 copy of the selected values (the latest snapshot, updated in place), the
-    /// per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32, weights ×
-    /// snapshots) and a few 64 KB chunks; with `Grouping.Weight`, also a float64 sum of v² and the
-    /// drift per weight. The first snapshot is not kept: the drift needs it once more at the end, so
-    /// it is read again.
+    /// Memory: the per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32,
+    /// weights × snapshots); streamed (Thermo's files), one float32 copy of the selected values (the
+    /// latest snapshot, updated in place) and a few 64 KB chunks, the first snapshot read again at the
+    /// end for the drift; side by side (checkpoints), one 64 KB chunk of every snapshot of the window
+    /// per core and no copy of the values. With `Grouping.Weight`, also a float64 sum of v² and the
+    /// drift per weight and the last snapshot's values.
     ///
     /// In three stages: `plan` (what is computed), `accumulate` (the one pass over the snapshots),
     /// `derive` (the result records).

@@ -95,8 +95,10 @@ module internal SnapshotStream =
         | Failed of Runtime.ExceptionServices.ExceptionDispatchInfo
 
     /// Values per chunk: 64 KB, small beside any snapshot worth streaming, large enough to amortise
-    /// the hand-over between threads.
-    let private chunkLength = 1 <<< 14
+    /// the hand-over between threads. Chunk k holds the flat positions k·chunkLength .. (k+1)·chunkLength − 1
+    /// of every snapshot, in both of the engine's passes, so that both add the same partial sums in
+    /// the same order.
+    let chunkLength = 1 <<< 14
 
     /// Streams the values of `snapshots`, in snapshot and row order, through `consume snapshot offset
     /// chunk count` on the caller's thread while a reader thread decodes up to a few chunks ahead (the
@@ -105,7 +107,7 @@ module internal SnapshotStream =
     /// either side stops both.
     let streamSnapshots (snapshots: SeriesSnapshot[]) (onSnapshot: int -> int -> SnapshotReader.TensorDirectory -> unit) (consume: int -> int -> float32[] -> int -> unit) =
         use pool = new Collections.Concurrent.BlockingCollection<float32[]>()
-        for _ in 1..4 do pool.Add(Array.zeroCreate chunkLength)
+        for _ in 1..6 do pool.Add(Array.zeroCreate chunkLength)
         use feed = new Collections.Concurrent.BlockingCollection<Feed>(4)
         use cancel = new Threading.CancellationTokenSource()
         let token = cancel.Token
@@ -113,13 +115,36 @@ module internal SnapshotStream =
             Task.Run(fun () ->
                 try
                     for i in 0 .. snapshots.Length - 1 do
-                        let offset = ref 0
+                        let mutable offset = 0
+                        // A source may hand back a chunk before it is full (a Parquet row group or an
+                        // Arrow batch ends there); such values are gathered into whole chunks, so that
+                        // chunk k always holds flat positions k·chunkLength .. and the sums do not depend
+                        // on how the source is laid out.
+                        let mutable pending: float32[] = null
+                        let mutable pendingCount = 0
+                        let send (chunk: float32[]) (count: int) =
+                            feed.Add(Values(i, offset, chunk, count), token)
+                            offset <- offset + count
                         snapshots[i].Stream
                             (fun directory -> feed.Add(FileStart(i, snapshots[i].Time, directory), token))
                             (fun () -> pool.Take token)
                             (fun chunk count ->
-                                feed.Add(Values(i, offset.Value, chunk, count), token)
-                                offset.Value <- offset.Value + count)
+                                if isNull pending && count = chunk.Length then send chunk count
+                                else
+                                    let mutable at = 0
+                                    while at < count do
+                                        if isNull pending then
+                                            pending <- pool.Take token
+                                            pendingCount <- 0
+                                        let n = min (count - at) (pending.Length - pendingCount)
+                                        Array.blit chunk at pending pendingCount n
+                                        pendingCount <- pendingCount + n
+                                        at <- at + n
+                                        if pendingCount = pending.Length then
+                                            send pending pendingCount
+                                            pending <- null
+                                    pool.Add chunk)
+                        if not (isNull pending) then send pending pendingCount
                     feed.Add(Finished, token)
                 with
                 | :? OperationCanceledException -> ()

@@ -131,10 +131,10 @@ module Kinematics =
 module internal VelocityKernels =
     open System
 
-    /// Σ (x_i − latest_i)² for the values of one range, then latest ← x. SIMD: float32 lanes widened
-    /// to float64 before the difference, so each term is exactly the scalar one (only the order of
-    /// the additions differs).
-    let stepSquares (current: ReadOnlySpan<float32>, latest: Span<float32>) =
+    /// Σ (x_i − previous_i)² for the values of one range. SIMD: float32 lanes widened to float64
+    /// before the difference, so each term is exactly the scalar one (only the order of the
+    /// additions differs).
+    let stepSquaresFrom (current: ReadOnlySpan<float32>, previous: ReadOnlySpan<float32>) =
         let width = Numerics.Vector<float32>.Count
         let mutable acc = Numerics.Vector<float>.Zero
         let mutable xl = Numerics.Vector<float>.Zero
@@ -144,43 +144,61 @@ module internal VelocityKernels =
         let mutable i = 0
         while i + width <= current.Length do
             let x = Numerics.Vector<float32>(current.Slice(i, width))
-            let y = Numerics.Vector<float32>(Span.op_Implicit (latest.Slice(i, width)) : ReadOnlySpan<float32>)
+            let y = Numerics.Vector<float32>(previous.Slice(i, width))
             Numerics.Vector.Widen(x, &xl, &xh)
             Numerics.Vector.Widen(y, &yl, &yh)
             let dl = xl - yl
             let dh = xh - yh
             acc <- acc + dl * dl + dh * dh
-            x.CopyTo(latest.Slice(i, width))
             i <- i + width
         let mutable sum = Numerics.Vector.Sum acc
         while i < current.Length do
-            let x = current[i]
-            let d = float x - float latest[i]
+            let d = float current[i] - float previous[i]
             sum <- sum + d * d
-            latest[i] <- x
             i <- i + 1
         sum
 
-    /// `stepSquares`, also adding each weight's scaled square to `squares`.
-    let stepSquaresInto (current: ReadOnlySpan<float32>, latest: Span<float32>, squares: Span<float>, scale: float) =
+    /// `stepSquaresFrom (current, latest)`, then latest ← current.
+    let stepSquares (current: ReadOnlySpan<float32>, latest: Span<float32>) =
+        let sum = stepSquaresFrom (current, Span.op_Implicit latest)
+        current.CopyTo latest
+        sum
+
+    /// `stepSquaresFrom`, also adding each weight's scaled square to `squares`.
+    let stepSquaresFromInto (current: ReadOnlySpan<float32>, previous: ReadOnlySpan<float32>, squares: Span<float>, scale: float) =
         let mutable sum = 0.0
         let mutable i = 0
         while i < current.Length do
-            let x = current[i]
-            let d = float x - float latest[i]
+            let d = float current[i] - float previous[i]
             sum <- sum + d * d
             squares[i] <- squares[i] + d * d * scale
-            latest[i] <- x
             i <- i + 1
         sum
 
-    /// Σ (b_i − a_i)².
-    let squaredDifferences (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>) =
-        let mutable sum = 0.0
+    /// `stepSquaresFromInto (current, latest, …)`, then latest ← current.
+    let stepSquaresInto (current: ReadOnlySpan<float32>, latest: Span<float32>, squares: Span<float>, scale: float) =
+        let sum = stepSquaresFromInto (current, Span.op_Implicit latest, squares, scale)
+        current.CopyTo latest
+        sum
+
+    /// Σ (b_i − a_i)², as `stepSquaresFrom (b, a)` (SIMD).
+    let squaredDifferences (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>) = stepSquaresFrom (b, a)
+
+    /// Σ |x_i| in float64. SIMD: lanes widened to float64 before the absolute value and the sum, so
+    /// each term is exact (only the order of the additions differs from `Kinematics.l1NormFrom`).
+    let absoluteSum (values: ReadOnlySpan<float32>) =
+        let width = Numerics.Vector<float32>.Count
+        let mutable acc = Numerics.Vector<float>.Zero
+        let mutable low = Numerics.Vector<float>.Zero
+        let mutable high = Numerics.Vector<float>.Zero
         let mutable i = 0
-        while i < a.Length do
-            let d = float b[i] - float a[i]
-            sum <- sum + d * d
+        while i + width <= values.Length do
+            Numerics.Vector.Widen(Numerics.Vector<float32>(values.Slice(i, width)), &low, &high)
+            acc <- acc + Numerics.Vector.Abs low + Numerics.Vector.Abs high
+            i <- i + width
+        let mutable sum = Numerics.Vector.Sum acc
+        while i < values.Length do
+            sum <- sum + abs (float values[i])
             i <- i + 1
         sum
 

@@ -21,7 +21,8 @@ let private inMemory (times: int[]) (units: int) (values: float32[][]) : Analysi
                     let count = min chunk.Length (v.Length - at)
                     Array.blit v at chunk 0 count
                     filled chunk count
-                    at <- at + count })
+                    at <- at + count
+              Values = None })
             times values }
 
 let private analyse (times: int[]) (units: int) (values: float32[][]) =

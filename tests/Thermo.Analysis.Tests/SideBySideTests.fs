@@ -1,0 +1,121 @@
+module Thermo.Analysis.Tests.SideBySideTests
+
+open System
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Microsoft.FSharp.Reflection
+open Thermo.Analysis
+
+/// Random access to values held in memory, as a checkpoint's stored tensors give it.
+type private MemoryValues(values: float32[]) =
+    inherit SnapshotValues()
+    override _.Read(offset, destination, start, count) = Array.blit values offset destination start count
+    override _.Dispose() = ()
+
+/// A series of layer "a" (weight units × width, bias units) and "b" (weight 3 × wide), each
+/// snapshot streamed in chunks of `chunk` values and, with `sideBySide`, also readable at any position.
+let private series (directory: SnapshotReader.TensorDirectory) (times: int[]) (values: float32[][]) (sideBySide: bool) (chunk: int) : AnalysisSeries =
+    { Name = "memory"; TimeUnit = TimeUnit.Step; LearningRate = [||]; GradientNoise = [||]; Source = "test"
+      Snapshots =
+        Array.map2 (fun time (v: float32[]) ->
+            { Time = time; Source = sprintf "t=%d" time; Directory = (fun () -> directory)
+              Stream = fun header nextChunk filled ->
+                header directory
+                let mutable at = 0
+                while at < v.Length do
+                    let target : float32[] = nextChunk ()
+                    let count = min (min chunk target.Length) (v.Length - at)
+                    Array.blit v at target 0 count
+                    filled target count
+                    at <- at + count
+              Values = if sideBySide then Some(fun () -> new MemoryValues(v) :> SnapshotValues) else None })
+            times values }
+
+/// Every number of a result as its bits, every other leaf as text, in field order: two results
+/// give the same list exactly when they agree to the last bit (NaN included).
+let rec private leaves (value: obj) : string list =
+    match value with
+    | null -> [ "null" ]
+    | :? float as x -> [ string (BitConverter.DoubleToInt64Bits x) ]
+    | :? float32 as x -> [ string (BitConverter.SingleToInt32Bits x) ]
+    | :? string as s -> [ s ]
+    | :? Array as a -> [ for item in a do yield! leaves item ]
+    | _ ->
+        let t = value.GetType()
+        if FSharpType.IsRecord(t, true) then FSharpValue.GetRecordFields(value, true) |> Array.toList |> List.collect leaves
+        elif FSharpType.IsTuple t then FSharpValue.GetTupleFields value |> Array.toList |> List.collect leaves
+        elif FSharpType.IsUnion(t, true) then
+            let case, fields = FSharpValue.GetUnionFields(value, t, true)
+            case.Name :: (fields |> Array.toList |> List.collect leaves)
+        else [ string value ]
+
+let private layout (units: int) (width: int) (wide: int) : SnapshotReader.TensorDirectory =
+    [| "a", "weight", [| units; width |]; "a", "bias", [| units |]; "b", "weight", [| 3; wide |] |]
+
+/// Snapshots of a random walk with drift; `size` values each.
+let private walk (seed: int) (count: int) (size: int) =
+    let rng = Random(seed)
+    let current = Array.init size (fun _ -> float32 (rng.NextDouble() - 0.5))
+    let drift = Array.init size (fun _ -> float32 ((rng.NextDouble() - 0.5) * 0.01))
+    [| for _ in 1 .. count do
+           for k in 0 .. size - 1 do current[k] <- current[k] + drift[k] + float32 ((rng.NextDouble() - 0.5) * 0.02)
+           yield Array.copy current |]
+
+let private caseGen =
+    gen {
+        let! count = Gen.choose (2, 7)
+        let! uneven = Gen.elements [ false; true ]
+        let! gaps = Gen.arrayOfLength (count - 1) (if uneven then Gen.choose (1, 9) else Gen.constant 1)
+        // Up to ~40,000 values: a unit, a tensor and the snapshot all cross 16,384-value chunks.
+        let! units = Gen.choose (1, 60)
+        let! width = Gen.choose (1, 500)
+        let! wide = Gen.choose (1, 4000)
+        let! grouping = Gen.elements [ Grouping.Layer; Grouping.Unit; Grouping.Weight ]
+        let! bias = Gen.elements [ false; true ]
+        let! msd = Gen.elements [ [| "a" |]; [| "b" |]; [||] ]
+        let! streamChunk = Gen.elements [ 7; 1000; 1 <<< 14 ]
+        let! seed = Gen.choose (0, Int32.MaxValue)
+        return Array.scan (+) 0 gaps, units, width, wide, grouping, bias, msd, streamChunk, seed
+    }
+
+type private Cases =
+    static member Case() = Arb.fromGen caseGen
+
+let private config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Cases> ]; maxTest = 40 }
+
+[<Tests>]
+let tests =
+    testList "snapshots read side by side" [
+        testPropertyWithConfig config "give the streamed analysis to the last bit, whatever the grouping, spacing, MSD and chunking" <|
+            fun ((times: int[]), units, width, wide, grouping, bias, (msd: string[]), streamChunk, seed) ->
+                let directory = layout units width wide
+                let size = units * width + units + 3 * wide
+                // Per-weight groups make a record per weight: keep those cases small.
+                let directory, size =
+                    if grouping = Grouping.Weight then layout (min units 4) (min width 20) (min wide 30), min units 4 * min width 20 + min units 4 + 3 * min wide 30
+                    else directory, size
+                let values = walk seed times.Length size
+                let window = Window.resolveUneven "memory" times None (Between(times[0], times[times.Length - 1]))
+                let options = { AnalysisOptions.Default with Grouping = grouping; IncludeBias = bias; MsdLayers = Some msd }
+                // Streamed in odd-sized pieces: the engine's own 64 KB chunks set the partial sums, not the source's.
+                let streamed = Engine.analyzeSeries (series directory times values false streamChunk) window options (fun _ _ -> ())
+                let sideBySide = Engine.analyzeSeries (series directory times values true streamChunk) window options (fun _ _ -> ())
+                Expect.sequenceEqual (leaves sideBySide) (leaves streamed) "side by side and streamed agree"
+
+        test "a NaN is named with its snapshot, layer and tensor, side by side as streamed" {
+            let directory = layout 40 500 100
+            let values = walk 3 4 (40 * 500 + 40 + 300)
+            values[2].[40 * 500 + 40 + 17] <- nanf
+            let window = Window.resolveUneven "memory" [| 0; 1; 2; 3 |] None (Between(0, 3))
+            let messageOf sideBySide =
+                try
+                    Engine.analyzeSeries (series directory [| 0; 1; 2; 3 |] values sideBySide 1000) window AnalysisOptions.Default (fun _ _ -> ()) |> ignore
+                    failtest "a NaN was analysed"
+                with :? ArtifactException as e -> e.Message
+            for message in [ messageOf true; messageOf false ] do
+                Expect.stringContains message "t=2" "names the snapshot"
+                Expect.stringContains message "b.weight" "names the tensor"
+                Expect.stringContains message "flat index 17" "names the position in the tensor"
+        }
+    ]
