@@ -55,7 +55,7 @@ static class AnalysisBench
 
         // Read throughput: the engine's read path — every snapshot's value column streamed into one
         // reused 64 KB chunk (Snapshots.StreamValues) — against DuckDB's plain scan of the column.
-        var files = SnapshotReader.ListEpochFiles(run);
+        var files = SnapshotSeries.ListEpochFiles(run);
         var chunk = new float[1 << 14];
         Action<int, long, Tuple<string, string, int[]>[]> header = (_, _, _) => { };
         Func<float[]> nextChunk = () => chunk;

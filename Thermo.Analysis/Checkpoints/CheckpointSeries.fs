@@ -30,15 +30,6 @@ type SeriesEntry =
       /// What the user's name for it was (file or checkpoint-N directory), for messages.
       Source: string }
 
-/// Training metrics that came with a series, one row per distinct time (in the series' time unit);
-/// NaN where a row has no value.
-type SeriesMetrics =
-    { Time: int[]
-      Loss: float[]
-      EvalLoss: float[]
-      LearningRate: float[]
-      EvalAccuracy: float[] }
-
 /// What `CheckpointSeries.discover` found: the checkpoints in time order and how they were placed.
 type CheckpointSeriesPlan =
     { Layout: SeriesLayout

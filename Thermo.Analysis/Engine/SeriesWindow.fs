@@ -1,7 +1,15 @@
 namespace Thermo.Analysis
 
 open System
-open Thermo.Analysis.Checkpoints
+
+/// Training metrics that came with a checkpoint series (its window's `auto` curves and learning
+/// rates), one row per distinct time (in the series' time unit); NaN where a row has no value.
+type SeriesMetrics =
+    { Time: int[]
+      Loss: float[]
+      EvalLoss: float[]
+      LearningRate: float[]
+      EvalAccuracy: float[] }
 
 /// The window of a checkpoint series, in place or imported: the same checks in one place, so both
 /// ways in give the same window and so the same tables.

@@ -14,8 +14,8 @@ type SnapshotSpacing =
     /// inferred from their epochs. Outputs say so.
     | InferredFromFiles = 1
 
-/// The snapshot series of a run directory as its manifest declares it: which per-epoch and per-step
-/// snapshot files must be there, checked against what is.
+/// The snapshot series of a run directory: the per-epoch and per-step snapshot files there are, and
+/// those its manifest declares must be there, checked against what is.
 module SnapshotSeries =
     /// What run.json declares about the snapshots.
     type Plan =
@@ -76,6 +76,36 @@ module SnapshotSeries =
             [| for e in firstEpoch .. plan.LastCompleteEpoch do
                    for s in int64 (e - 1) * perEpoch + 1L .. int64 e * perEpoch -> s |]
 
+    /// Every per-epoch snapshot file of a run directory as (epoch, path), sorted by epoch, whatever
+    /// run.json declares. Temporary files of an interrupted write are ignored; both formats may appear.
+    [<CompiledName("ListEpochFiles")>]
+    let listEpochFiles (runDirectory: string) : (int * string)[] =
+        let dir = RunLayout.snapshots runDirectory
+        if not (Directory.Exists dir) then failAt runDirectory "no snapshots directory"
+        Directory.EnumerateFiles dir
+        |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> epoch, path))
+        |> Seq.sortBy fst
+        |> Seq.toArray
+
+    /// Every per-step snapshot file of a run directory (snapshots/steps/epoch=E-step=S.*) as (global
+    /// optimiser step, path), sorted by step, whatever run.json declares.
+    [<CompiledName("ListStepFiles")>]
+    let listStepFiles (runDirectory: string) : (int * string)[] =
+        let dir = RunLayout.stepSnapshots runDirectory
+        if not (Directory.Exists dir) then
+            raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
+        Directory.EnumerateFiles dir
+        |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> int step, path))
+        |> Seq.sortBy fst
+        |> Seq.toArray
+
+    /// Streams the per-epoch snapshots of a run directory (`listEpochFiles`) in epoch order, reading
+    /// each file only when it is reached, so memory holds one snapshot at a time.
+    [<CompiledName("ReadRun")>]
+    let readRun (runDirectory: string) : seq<Snapshot> =
+        let files = listEpochFiles runDirectory
+        seq { for _, path in files -> SnapshotReader.readFile path }
+
     let private missingText (missing: 'a[]) =
         let shown = missing |> Array.truncate 20 |> Array.map string
         String.Join(", ", shown) + (if missing.Length > 20 then sprintf ", … (%d in all)" missing.Length else "")
@@ -93,7 +123,7 @@ module SnapshotSeries =
     /// Inferred: every file there.
     [<CompiledName("EpochFiles")>]
     let epochFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
-        let files = SnapshotReader.listEpochFiles run
+        let files = listEpochFiles run
         if spacing = SnapshotSpacing.InferredFromFiles then files
         else
             let plan = declared run
@@ -112,7 +142,7 @@ module SnapshotSeries =
     /// `epochFiles` checks the per-epoch ones.
     [<CompiledName("StepFiles")>]
     let stepFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
-        let files = SnapshotReader.listStepFiles run
+        let files = listStepFiles run
         if spacing = SnapshotSpacing.InferredFromFiles then files
         else
             let plan = declared run

@@ -90,7 +90,7 @@ public static class PruneStage
             if (manifest.Status != RunStatus.Complete)
                 throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
             // Every snapshot run.json declares must be there (a ledger entry keeps only its final one, by design).
-            var snapshots = Protocols.PruningLedger.IsEntry(run) ? SnapshotReader.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
+            var snapshots = Protocols.PruningLedger.IsEntry(run) ? SnapshotSeries.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
             if (!snapshots.Any(f => f.Item1 == manifest.LastCompleteEpoch))
                 throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
             if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))

@@ -111,7 +111,7 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
         Assert.Equal(5, SnapshotSeries.EpochFiles(run, SnapshotSpacing.InferredFromFiles).Length);
 
         var steps = Path.Combine(run, "snapshots", "steps");
-        File.Delete(SnapshotReader.ListStepFiles(run).Single(f => f.Item1 == 11).Item2);
+        File.Delete(SnapshotSeries.ListStepFiles(run).Single(f => f.Item1 == 11).Item2);
         var e = Assert.Throws<ArtifactException>(() => SnapshotSeries.StepFiles(run, SnapshotSpacing.FromManifest));
         Assert.Contains("steps 11 ", e.Message);
         var analyze = ThermoProcess.Run(dir.Path, "analyze", run, "--steps", "--window", "last:3");

@@ -194,8 +194,8 @@ public class SlurmTests
         var again = ThermoProcess.Run(dir.Path, Args(dir["requeued"]));
         Assert.True(again.Code == 0, again.Err);
         Assert.Contains("resuming", again.Err);
-        var expected = SnapshotReader.ReadRun(dir["straight"]).ToArray();
-        var actual = SnapshotReader.ReadRun(dir["requeued"]).ToArray();
+        var expected = SnapshotSeries.ReadRun(dir["straight"]).ToArray();
+        var actual = SnapshotSeries.ReadRun(dir["requeued"]).ToArray();
         Assert.Equal(expected.Length, actual.Length);
         for (int e = 0; e < expected.Length; e++)
             for (int t = 0; t < expected[e].Tensors.Length; t++)

@@ -3,7 +3,6 @@ namespace Thermo.Analysis
 open System
 open System.IO
 open System.Text.Json
-open Thermo.Analysis.Checkpoints
 
 /// A run directory made by `import` from a checkpoint series: Thermo snapshot files, the source's
 /// metrics, and a run.json that lists every snapshot with its time coordinate and the digest of the
