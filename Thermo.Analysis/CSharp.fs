@@ -6,6 +6,11 @@ namespace Thermo.Analysis
 
 open System
 open System.Collections.Generic
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
+open Thermo.Analysis.Checkpoints
 
 /// Small tidy Parquet tables (`Tables`), for C#.
 [<AbstractClass; Sealed>]
@@ -159,43 +164,43 @@ type Snapshots =
     /// The file name of epoch `epoch`'s Parquet snapshot (epoch=NNNNN.parquet).
     static member FileName(epoch: int) : string = SnapshotSchema.fileName SnapshotFileFormat.Parquet epoch
 
-/// Checkpoint series of other trainers (`Checkpoints.CheckpointAnalysis`, `PruneMask`), for C#.
+/// Checkpoint series of other trainers (`CheckpointAnalysis`, `PruneMask`), for C#.
 [<AbstractClass; Sealed>]
 type CheckpointRuns =
     /// Reading settings: keys excluded by glob pattern, layers whose 2-D tensors hold their units
     /// along dim 1 (null: none).
-    static member ReadOptions(exclude: string[], unitsAlongDim1: string[]) : Checkpoints.CheckpointReadOptions =
+    static member ReadOptions(exclude: string[], unitsAlongDim1: string[]) : CheckpointReadOptions =
         { Exclude = (if isNull exclude then [||] else exclude); UnitsAlongDim1 = (if isNull unitsAlongDim1 then [||] else unitsAlongDim1) }
 
     /// True when `path` is a checkpoint file (.pt, .pth, .bin, .ckpt, .safetensors, a sharded
     /// `*.index.json`) or a directory that is not a Thermo run (no run.json, no snapshots/).
     static member IsCheckpointInput(path: string) : bool =
-        if IO.File.Exists path then Checkpoints.CheckpointSeries.isCheckpointFile path
+        if IO.File.Exists path then CheckpointSeries.isCheckpointFile path
         else IO.Directory.Exists path && not (IO.File.Exists(RunLayout.manifest path)) && not (IO.Directory.Exists(RunLayout.snapshots path))
 
     /// Analyses a checkpoint series in place (see `CheckpointAnalysis.analyze`), with progress (null: none).
-    static member Analyze(inputs: string[], read: Checkpoints.CheckpointReadOptions, acceptGaps: bool, options: AnalysisOptions, progress: Action<int, int>)
-        : struct (AnalysisResult * Checkpoints.CheckpointContents) =
+    static member Analyze(inputs: string[], read: CheckpointReadOptions, acceptGaps: bool, options: AnalysisOptions, progress: Action<int, int>)
+        : struct (AnalysisResult * CheckpointContents) =
         let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
-        let result, contents = Checkpoints.CheckpointAnalysis.analyze inputs read acceptGaps options report
+        let result, contents = CheckpointAnalysis.analyze inputs read acceptGaps options report
         struct (result, contents)
 
     /// Checks, before any work, that `directory` can take the analysis of the checkpoint series `inputs`.
     static member CheckAnalysisOutput(inputs: string[], directory: string) : unit =
-        Checkpoints.CheckpointAnalysis.checkAnalysisOutput inputs directory
+        CheckpointAnalysis.checkAnalysisOutput inputs directory
 
     /// Writes the tables and tensors.json of a checkpoint series' analysis into `directory`.
-    static member WriteAnalysis(inputs: string[], directory: string, result: AnalysisResult, contents: Checkpoints.CheckpointContents) : unit =
-        Checkpoints.CheckpointAnalysis.writeAnalysis inputs directory result contents
+    static member WriteAnalysis(inputs: string[], directory: string, result: AnalysisResult, contents: CheckpointContents) : unit =
+        CheckpointAnalysis.writeAnalysis inputs directory result contents
 
     /// Turns a checkpoint series into a Thermo run directory (see `CheckpointAnalysis.import`).
-    static member Import(inputs: string[], read: Checkpoints.CheckpointReadOptions, acceptGaps: bool, out: string, progress: Action<int, int>)
-        : Checkpoints.CheckpointAnalysis.ImportSummary =
+    static member Import(inputs: string[], read: CheckpointReadOptions, acceptGaps: bool, out: string, progress: Action<int, int>)
+        : CheckpointAnalysis.ImportSummary =
         let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
-        Checkpoints.CheckpointAnalysis.import inputs read acceptGaps out report
+        CheckpointAnalysis.import inputs read acceptGaps out report
 
     /// The prune mask of the `count` hottest or coldest units of each layer (null: every layer with
     /// unit rows) of a temperature table, as the JSON text of a thermo-prune-mask/1 file.
     static member PruneMask(temperatureFile: string, criterion: string, count: int, layers: string[], includeBias: bool) : string =
-        let selected = Checkpoints.PruneMask.select temperatureFile criterion count (Option.ofObj layers)
-        Checkpoints.PruneMask.toJson criterion (Checkpoints.PruneMask.entries temperatureFile selected includeBias)
+        let selected = PruneMask.select temperatureFile criterion count (Option.ofObj layers)
+        PruneMask.toJson criterion (PruneMask.entries temperatureFile selected includeBias)

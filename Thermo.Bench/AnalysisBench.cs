@@ -1,6 +1,10 @@
 using System.Diagnostics;
 using DuckDB.NET.Data;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 
 /// <summary>
 /// Issue 3's benchmarks on a synthetic run (random walks, CNN-like layer shapes): `analyze` against

@@ -6,7 +6,8 @@
 #load "ThermoBuild.fsx"
 
 open System.IO
-open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
 
 
 let args = fsi.CommandLineArgs |> Array.skip 1

@@ -6,6 +6,8 @@ open System.IO
 open System.Text.Json
 open System.Text.RegularExpressions
 open Thermo.Analysis
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 /// How a series of foreign checkpoints is laid out on disk.
 type SeriesLayout =

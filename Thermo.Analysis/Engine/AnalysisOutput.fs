@@ -1,7 +1,11 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
 open System.IO
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Statistics
 
 /// Writes `analyze`'s tables under RUN/analysis/. All four files are written into a temporary
 /// directory which then replaces `analysis/`, so a reader never sees a mix of old and new tables.

@@ -1,6 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// What a temperature group is.
 type Grouping =

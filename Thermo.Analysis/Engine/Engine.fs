@@ -1,6 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// The streaming engine: one pass over the window's snapshots with per-weight float64 running sums,
 /// so memory is O(parameters); only the MSD groups' trajectories are held. The next snapshot file is

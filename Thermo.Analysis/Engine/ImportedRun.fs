@@ -1,8 +1,12 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
 open System.IO
 open System.Text.Json
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// A run directory made by `import` from a checkpoint series: Thermo snapshot files, the source's
 /// metrics, and a run.json that lists every snapshot with its time coordinate and the digest of the

@@ -1,6 +1,8 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
+open Thermo.Analysis
+open Thermo.Analysis.Physics
 
 /// Training metrics that came with a checkpoint series (its window's `auto` curves and learning
 /// rates), one row per distinct time (in the series' time unit); NaN where a row has no value.

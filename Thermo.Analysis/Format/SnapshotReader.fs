@@ -1,9 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Format
 
 open System
 open System.IO
 open System.Collections.Generic
 open Apache.Arrow
+open Thermo.Analysis
 
 /// Reads snapshot files written by `SnapshotWriter`, one snapshot at a time.
 ///

@@ -1,9 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Format
 
 open System
 open System.Runtime.InteropServices
 open Apache.Arrow
 open Apache.Arrow.Types
+open Thermo.Analysis
 
 /// One column of a small tidy table.
 type Column =

@@ -1,8 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Run
 
 open System
 open System.IO
 open System.Text.Json
+open Thermo.Analysis
+open Thermo.Analysis.Format
 
 /// Where the spacing of a run's snapshots comes from.
 type SnapshotSpacing =

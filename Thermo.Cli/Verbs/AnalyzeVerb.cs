@@ -3,6 +3,10 @@ using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
+using Thermo.Analysis.Statistics;
 
 namespace Thermo.Cli.Verbs;
 

@@ -1,6 +1,7 @@
 using Thermo.Pipeline.Pruning;
 using System.Text.RegularExpressions;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Protocols;
 

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer;
 using Thermo.Trainer.Evaluation;
 using Thermo.Trainer.Models;

@@ -1,4 +1,7 @@
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Pruning;
 

@@ -4,6 +4,9 @@ using System.Net;
 using System.Text;
 using ScottPlot;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Report;
 

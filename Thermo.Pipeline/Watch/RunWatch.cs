@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Watch;
 

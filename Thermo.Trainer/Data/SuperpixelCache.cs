@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
 
 namespace Thermo.Trainer.Data;
 

@@ -1,4 +1,7 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Native;

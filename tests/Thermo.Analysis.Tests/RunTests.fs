@@ -4,6 +4,10 @@ open System
 open System.IO
 open Expecto
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 open Thermo.Analysis.Tests.Generators
 
 let private metricsRows =

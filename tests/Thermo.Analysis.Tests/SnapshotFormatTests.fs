@@ -3,7 +3,8 @@ module Thermo.Analysis.Tests.SnapshotFormatTests
 open System
 open System.IO
 open Expecto
-open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
 open Thermo.Analysis.Tests.Generators
 
 let private sameSnapshot (expected: Snapshot) (actual: Snapshot) =

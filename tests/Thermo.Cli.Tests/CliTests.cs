@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Tests;
 using Thermo.Cli;
 using Thermo.Trainer.Training;

@@ -1,4 +1,5 @@
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Tests;
 using Thermo.Trainer.Training;
 using Thermo.Pipeline.Cluster;

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Cli;
 using Thermo.Pipeline.Protocols;
 using Thermo.Pipeline.Pruning;

@@ -1,6 +1,7 @@
 using Thermo.Trainer.Tests;
 using System.Diagnostics;
-using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Tests;

@@ -2,6 +2,7 @@ using Thermo.Trainer.Tests;
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Cluster;
 using Thermo.Trainer.Training;
 

@@ -1,5 +1,7 @@
 using DuckDB.NET.Data;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Trainer.Tests;
