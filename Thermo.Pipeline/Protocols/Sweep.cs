@@ -139,24 +139,24 @@ public static class Sweep
         }).ToList();
         string unit = TimeUnits.Name(perStep ? TimeUnit.Step : TimeUnit.Epoch);
         Table.Write(Path.Combine(dir, TableFile), "sweep",
-            Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
-            Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
-            Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
-            Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
-            Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
-            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()),
-            Column.NewStringColumn("time_unit", rows.Select(_ => unit).ToArray()));
+            Column.Strings("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
+            Column.Doubles("value", rows.Select(r => r.Point.Value).ToArray()),
+            Column.Doubles("x", rows.Select(r => r.Point.X).ToArray()),
+            Column.Strings("layer", rows.Select(r => r.Layer).ToArray()),
+            Column.Doubles("temperature", rows.Select(r => r.T).ToArray()),
+            Column.Strings("run", rows.Select(r => r.Point.Directory).ToArray()),
+            Column.Strings("time_unit", rows.Select(_ => unit).ToArray()));
         Table.Write(Path.Combine(dir, FitsFile), "sweep_fits",
-            Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
-            Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
-            Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),
-            Column.NewFloat64Column("beta", fits.Select(f => f.Beta).ToArray()),
-            Column.NewFloat64Column("c", fits.Select(f => f.C).ToArray()),
-            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()),
-            Column.NewFloat64Column("affine_intercept", fits.Select(f => f.AffineIntercept).ToArray()),
-            Column.NewFloat64Column("affine_slope", fits.Select(f => f.AffineSlope).ToArray()),
-            Column.NewFloat64Column("affine_r_squared", fits.Select(f => f.AffineR2).ToArray()),
-            Column.NewStringColumn("time_unit", fits.Select(_ => unit).ToArray()));
+            Column.Strings("parameter", fits.Select(f => f.Parameter).ToArray()),
+            Column.Strings("layer", fits.Select(f => f.Layer).ToArray()),
+            Column.Ints("points", fits.Select(f => f.Points).ToArray()),
+            Column.Doubles("beta", fits.Select(f => f.Beta).ToArray()),
+            Column.Doubles("c", fits.Select(f => f.C).ToArray()),
+            Column.Doubles("r_squared", fits.Select(f => f.R2).ToArray()),
+            Column.Doubles("affine_intercept", fits.Select(f => f.AffineIntercept).ToArray()),
+            Column.Doubles("affine_slope", fits.Select(f => f.AffineSlope).ToArray()),
+            Column.Doubles("affine_r_squared", fits.Select(f => f.AffineR2).ToArray()),
+            Column.Strings("time_unit", fits.Select(_ => unit).ToArray()));
         foreach (var parameter in fits.Select(f => f.Parameter).Distinct())
             SweepFigure.Write(Path.Combine(dir, $"temperature-vs-{(parameter == "lr" ? "lr" : "inverse-batch-size")}.png"), parameter,
                 rows.Where(r => r.Point.Parameter == parameter).Select(r => (r.Layer, r.Point.X, r.T)).ToList(),

@@ -22,11 +22,11 @@ let private writeRun (dir: string) (epochs: int) =
 [<Tests>]
 let tests =
     testList "C# face" [
-        testCase "Table writes from a params array and reads columns by name" <| fun () ->
+        testCase "Table writes from a params array of Column's factories and reads columns by name" <| fun () ->
             use dir = new TempDirectory()
             let path = dir.File "t.parquet"
-            Table.Write(path, "demo", StringColumn("layer", [| "a"; "b" |]), Int32Column("unit", [| 0; 1 |]),
-                        Int64Column("step", [| 5L; 6L |]), Float32Column("f", [| 1.5f; 2.5f |]), Float64Column("t", [| 0.5; 0.25 |]))
+            Table.Write(path, "demo", Column.Strings("layer", [| "a"; "b" |]), Column.Ints("unit", [| 0; 1 |]),
+                        Column.Longs("step", [| 5L; 6L |]), Column.Floats("f", [| 1.5f; 2.5f |]), Column.Doubles("t", [| 0.5; 0.25 |]))
             // the same bytes as the F# list form
             Tables.write (dir.File "f.parquet") "demo"
                 [ StringColumn("layer", [| "a"; "b" |]); Int32Column("unit", [| 0; 1 |]); Int64Column("step", [| 5L; 6L |]); Float32Column("f", [| 1.5f; 2.5f |]); Float64Column("t", [| 0.5; 0.25 |]) ]
