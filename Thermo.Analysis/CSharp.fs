@@ -119,29 +119,41 @@ type AtomicFiles =
     /// As `ReplaceDirectory(path, fill)`, returning what `fill` returns.
     static member ReplaceDirectory<'T>(path: string, fill: Func<string, 'T>) : 'T = AtomicFile.replaceDirectory path fill.Invoke
 
+/// One tensor of a snapshot's tensor directory (`SnapshotReader.TensorDirectory`), for C#.
+type TensorEntry =
+    { /// Module name (`conv1`, `fc`, …).
+      Layer: string
+      /// Tensor name inside the module (`weight`, `bias`, …).
+      Tensor: string
+      /// Full shape; its product is the tensor's number of values.
+      Shape: int[] }
+
 /// Reading snapshot files (`SnapshotReader`), for C#.
 [<AbstractClass; Sealed>]
 type Snapshots =
     /// Streams a snapshot's values in directory order into chunks from `nextChunk`: `header(epoch, step,
-    /// directory)` first, then `filled(chunk, count)` per chunk (see `SnapshotReader.streamValues`).
+    /// directory)` first, the directory's tensors in row order, then `filled(chunk, count)` per chunk
+    /// (see `SnapshotReader.streamValues`).
     static member StreamValues
-        (path: string, header: Action<int, int64, (string * string * int[])[]>, nextChunk: Func<float32[]>,
+        (path: string, header: Action<int, int64, TensorEntry[]>, nextChunk: Func<float32[]>,
          filled: Action<float32[], int>) : unit =
-        SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))
+        let entries (directory: SnapshotReader.TensorDirectory) =
+            directory |> Array.map (fun (layer, tensor, shape) -> { TensorEntry.Layer = layer; Tensor = tensor; Shape = shape })
+        SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, entries d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))
 
     /// The analysis engine's velocity kernel: Σ (current_i − latest_i)² in float64, then latest ← current
     /// (`VelocityKernels.stepSquares`), so a live view sums a snapshot's squared steps as `analyze` does.
     static member StepSquares(current: ReadOnlySpan<float32>, latest: Span<float32>) : float =
         VelocityKernels.stepSquares (current, latest)
 
-    /// The snapshot files of a run directory to follow, as (time, path) in time order, and the time's
-    /// unit: a Thermo run's per-epoch files as its run.json declares them, or the snapshots an
-    /// imported checkpoint series' run.json lists (a missing one is an `ArtifactException`).
-    static member SeriesFiles(run: string) : struct (TimeUnit * struct (int * string)[]) =
+    /// The snapshot files of a run directory to follow, in time order, and the time's unit: a Thermo
+    /// run's per-epoch files as its run.json declares them, or the snapshots an imported checkpoint
+    /// series' run.json lists (a missing one is an `ArtifactException`).
+    static member SeriesFiles(run: string) : struct (TimeUnit * SnapshotFile[]) =
         if ImportedRun.isImported run then
             let manifest = ImportedRun.readManifest run
-            struct (manifest.TimeUnit, ImportedRun.listedFiles run manifest |> Array.map (fun (t, p) -> struct (t, p)))
-        else struct (TimeUnit.Epoch, SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest |> Array.map (fun (e, p) -> struct (e, p)))
+            struct (manifest.TimeUnit, ImportedRun.listedFiles run manifest)
+        else struct (TimeUnit.Epoch, SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest)
 
     /// True when run.json says the run was imported from a checkpoint series (complete by construction).
     static member IsImported(run: string) : bool = ImportedRun.isImported run

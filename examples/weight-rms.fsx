@@ -15,7 +15,7 @@ if args.Length < 2 then
     eprintfn "usage: dotnet fsi examples/weight-rms.fsx RUN EPOCH..."
     exit 2
 let run = args[0]
-let files = SnapshotSeries.listEpochFiles run |> Map.ofSeq
+let files = SnapshotSeries.listEpochFiles run |> Array.map (fun f -> f.Time, f.Path) |> Map.ofArray
 for epoch in args[1..] |> Array.map int do
     match files.TryFind epoch with
     | None -> eprintfn "%s: no snapshot of epoch %d" run epoch; exit 2

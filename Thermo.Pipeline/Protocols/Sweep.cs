@@ -81,7 +81,7 @@ public static class Sweep
         var manifest = RunManifest.TryLoad(run) ?? throw new NoRunException(run, nameof(Plan.From));
         if (manifest.Status != RunStatus.Complete) throw new SettingException(nameof(Plan.From), "", $"{run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
         var snapshots = PruningLedger.IsEntry(run) ? SnapshotSeries.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
-        var finalSnapshot = snapshots.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
+        var finalSnapshot = snapshots.Where(f => f.Time == manifest.LastCompleteEpoch).Select(f => f.Path).FirstOrDefault()
             ?? throw new SettingException(nameof(Plan.From), "", $"{run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
         var lrValues = plan.LearningRates;
         var batchValues = plan.BatchSizes;

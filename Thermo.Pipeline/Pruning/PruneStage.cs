@@ -94,7 +94,7 @@ public static class PruneStage
                 throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
             // Every snapshot run.json declares must be there (a ledger entry keeps only its final one, by design).
             var snapshots = Protocols.PruningLedger.IsEntry(run) ? SnapshotSeries.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
-            if (!snapshots.Any(f => f.Item1 == manifest.LastCompleteEpoch))
+            if (!snapshots.Any(f => f.Time == manifest.LastCompleteEpoch))
                 throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
             if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))
                 throw new SettingException(nameof(PruneSettings.AnalyzeWindow), run, $"not given, and the run is not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); give a window to analyse it over (e.g. last:N), or analyse it first");

@@ -78,7 +78,7 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         if (manifest.Status != RunStatus.Complete)
             throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
         var files = SnapshotSeries.ListEpochFiles(run);
-        var finalPath = files.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
+        var finalPath = files.Where(f => f.Time == manifest.LastCompleteEpoch).Select(f => f.Path).FirstOrDefault()
             ?? throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
         var final = SnapshotReader.ReadFile(finalPath);
         var config = manifest.Config;

@@ -98,10 +98,10 @@ let tests =
             let values = Collections.Generic.List<float32>()
             let chunk = Array.zeroCreate<float32> 3
             Snapshots.StreamValues(path,
-                Action<int, int64, (string * string * int[])[]>(fun e s d -> header <- Some(e, s, d |> Array.map (fun (l, _, _) -> l))),
+                Action<int, int64, TensorEntry[]>(fun e s d -> header <- Some(e, s, d |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape))),
                 Func<float32[]>(fun () -> chunk),
                 Action<float32[], int>(fun c n -> values.AddRange(c[.. n - 1])))
-            Expect.equal header (Some(1, 1L, [| "a"; "b" |])) "header first"
+            Expect.equal header (Some(1, 1L, [| "a", "weight", [| 2; 3 |]; "b", "weight", [| 4; 1 |] |])) "header first"
             let snapshot = SnapshotReader.readFile path
             Expect.sequenceEqual values (snapshot.Tensors |> Array.collect (fun t -> t.Values)) "every value in order"
 

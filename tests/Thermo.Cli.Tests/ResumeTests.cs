@@ -26,8 +26,8 @@ public class ResumeTests
         Assert.Equal(RunStatus.Running, interrupted.Status);
         Assert.InRange(interrupted.LastCompleteEpoch, 2, 5);
         // Every file left behind is complete: each snapshot up to the last complete epoch reads back.
-        foreach ((int epoch, string path) in SnapshotSeries.ListEpochFiles(dir["killed"]).Where(f => f.Item1 <= interrupted.LastCompleteEpoch))
-            Assert.Equal(epoch, SnapshotReader.ReadFile(path).Epoch);
+        foreach (var file in SnapshotSeries.ListEpochFiles(dir["killed"]).Where(f => f.Time <= interrupted.LastCompleteEpoch))
+            Assert.Equal(file.Time, SnapshotReader.ReadFile(file.Path).Epoch);
 
         var resumed = ThermoProcess.Run(dir.Path, "train", "--resume", dir["killed"]);
         Assert.True(resumed.Code == 0, resumed.Err);

@@ -122,9 +122,9 @@ public class TrainingTests
         };
         Train(config, dir["run"], dir.Path);
         var files = SnapshotSeries.ListEpochFiles(dir["run"]);
-        Assert.Equal([0, 2, 4, 5], files.Select(f => f.Item1));
-        Assert.All(files, f => Assert.EndsWith(".arrow", f.Item2));
-        var last = SnapshotReader.ReadFile(files[^1].Item2);
+        Assert.Equal([0, 2, 4, 5], files.Select(f => f.Time));
+        Assert.All(files, f => Assert.EndsWith(".arrow", f.Path));
+        var last = SnapshotReader.ReadFile(files[^1].Path);
         Assert.Equal(["conv1", "fc"], last.Tensors.Select(t => t.Layer).Distinct());
         var steps = Directory.GetFiles(dir["run/snapshots/steps"]).Order().ToArray();
         Assert.Equal(2, steps.Length); // 128 images / 64 per batch in the last epoch
