@@ -6,6 +6,11 @@ namespace Thermo.Analysis
 
 open System
 open System.Collections.Generic
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
+open Thermo.Analysis.Checkpoints
 
 /// Small tidy Parquet tables (`Tables`), for C#.
 [<AbstractClass; Sealed>]
@@ -114,29 +119,41 @@ type AtomicFiles =
     /// As `ReplaceDirectory(path, fill)`, returning what `fill` returns.
     static member ReplaceDirectory<'T>(path: string, fill: Func<string, 'T>) : 'T = AtomicFile.replaceDirectory path fill.Invoke
 
+/// One tensor of a snapshot's tensor directory (`SnapshotReader.TensorDirectory`), for C#.
+type TensorEntry =
+    { /// Module name (`conv1`, `fc`, …).
+      Layer: string
+      /// Tensor name inside the module (`weight`, `bias`, …).
+      Tensor: string
+      /// Full shape; its product is the tensor's number of values.
+      Shape: int[] }
+
 /// Reading snapshot files (`SnapshotReader`), for C#.
 [<AbstractClass; Sealed>]
 type Snapshots =
     /// Streams a snapshot's values in directory order into chunks from `nextChunk`: `header(epoch, step,
-    /// directory)` first, then `filled(chunk, count)` per chunk (see `SnapshotReader.streamValues`).
+    /// directory)` first, the directory's tensors in row order, then `filled(chunk, count)` per chunk
+    /// (see `SnapshotReader.streamValues`).
     static member StreamValues
-        (path: string, header: Action<int, int64, (string * string * int[])[]>, nextChunk: Func<float32[]>,
+        (path: string, header: Action<int, int64, TensorEntry[]>, nextChunk: Func<float32[]>,
          filled: Action<float32[], int>) : unit =
-        SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))
+        let entries (directory: SnapshotReader.TensorDirectory) =
+            directory |> Array.map (fun (layer, tensor, shape) -> { TensorEntry.Layer = layer; Tensor = tensor; Shape = shape })
+        SnapshotReader.streamValues path (fun e s d -> header.Invoke(e, s, entries d)) nextChunk.Invoke (fun c n -> filled.Invoke(c, n))
 
     /// The analysis engine's velocity kernel: Σ (current_i − latest_i)² in float64, then latest ← current
     /// (`VelocityKernels.stepSquares`), so a live view sums a snapshot's squared steps as `analyze` does.
     static member StepSquares(current: ReadOnlySpan<float32>, latest: Span<float32>) : float =
         VelocityKernels.stepSquares (current, latest)
 
-    /// The snapshot files of a run directory to follow, as (time, path) in time order, and the time's
-    /// unit: a Thermo run's per-epoch files as its run.json declares them, or the snapshots an
-    /// imported checkpoint series' run.json lists (a missing one is an `ArtifactException`).
-    static member SeriesFiles(run: string) : struct (TimeUnit * struct (int * string)[]) =
+    /// The snapshot files of a run directory to follow, in time order, and the time's unit: a Thermo
+    /// run's per-epoch files as its run.json declares them, or the snapshots an imported checkpoint
+    /// series' run.json lists (a missing one is an `ArtifactException`).
+    static member SeriesFiles(run: string) : struct (TimeUnit * SnapshotFile[]) =
         if ImportedRun.isImported run then
             let manifest = ImportedRun.readManifest run
-            struct (manifest.TimeUnit, ImportedRun.listedFiles run manifest |> Array.map (fun (t, p) -> struct (t, p)))
-        else struct (TimeUnit.Epoch, SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest |> Array.map (fun (e, p) -> struct (e, p)))
+            struct (manifest.TimeUnit, ImportedRun.listedFiles run manifest)
+        else struct (TimeUnit.Epoch, SnapshotSeries.epochFiles run SnapshotSpacing.FromManifest)
 
     /// True when run.json says the run was imported from a checkpoint series (complete by construction).
     static member IsImported(run: string) : bool = ImportedRun.isImported run
@@ -159,43 +176,43 @@ type Snapshots =
     /// The file name of epoch `epoch`'s Parquet snapshot (epoch=NNNNN.parquet).
     static member FileName(epoch: int) : string = SnapshotSchema.fileName SnapshotFileFormat.Parquet epoch
 
-/// Checkpoint series of other trainers (`Checkpoints.CheckpointAnalysis`, `PruneMask`), for C#.
+/// Checkpoint series of other trainers (`CheckpointAnalysis`, `PruneMask`), for C#.
 [<AbstractClass; Sealed>]
 type CheckpointRuns =
     /// Reading settings: keys excluded by glob pattern, layers whose 2-D tensors hold their units
     /// along dim 1 (null: none).
-    static member ReadOptions(exclude: string[], unitsAlongDim1: string[]) : Checkpoints.CheckpointReadOptions =
+    static member ReadOptions(exclude: string[], unitsAlongDim1: string[]) : CheckpointReadOptions =
         { Exclude = (if isNull exclude then [||] else exclude); UnitsAlongDim1 = (if isNull unitsAlongDim1 then [||] else unitsAlongDim1) }
 
     /// True when `path` is a checkpoint file (.pt, .pth, .bin, .ckpt, .safetensors, a sharded
     /// `*.index.json`) or a directory that is not a Thermo run (no run.json, no snapshots/).
     static member IsCheckpointInput(path: string) : bool =
-        if IO.File.Exists path then Checkpoints.CheckpointSeries.isCheckpointFile path
+        if IO.File.Exists path then CheckpointSeries.isCheckpointFile path
         else IO.Directory.Exists path && not (IO.File.Exists(RunLayout.manifest path)) && not (IO.Directory.Exists(RunLayout.snapshots path))
 
     /// Analyses a checkpoint series in place (see `CheckpointAnalysis.analyze`), with progress (null: none).
-    static member Analyze(inputs: string[], read: Checkpoints.CheckpointReadOptions, acceptGaps: bool, options: AnalysisOptions, progress: Action<int, int>)
-        : struct (AnalysisResult * Checkpoints.CheckpointContents) =
+    static member Analyze(inputs: string[], read: CheckpointReadOptions, acceptGaps: bool, options: AnalysisOptions, progress: Action<int, int>)
+        : struct (AnalysisResult * CheckpointContents) =
         let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
-        let result, contents = Checkpoints.CheckpointAnalysis.analyze inputs read acceptGaps options report
+        let result, contents = CheckpointAnalysis.analyze inputs read acceptGaps options report
         struct (result, contents)
 
     /// Checks, before any work, that `directory` can take the analysis of the checkpoint series `inputs`.
     static member CheckAnalysisOutput(inputs: string[], directory: string) : unit =
-        Checkpoints.CheckpointAnalysis.checkAnalysisOutput inputs directory
+        CheckpointAnalysis.checkAnalysisOutput inputs directory
 
     /// Writes the tables and tensors.json of a checkpoint series' analysis into `directory`.
-    static member WriteAnalysis(inputs: string[], directory: string, result: AnalysisResult, contents: Checkpoints.CheckpointContents) : unit =
-        Checkpoints.CheckpointAnalysis.writeAnalysis inputs directory result contents
+    static member WriteAnalysis(inputs: string[], directory: string, result: AnalysisResult, contents: CheckpointContents) : unit =
+        CheckpointAnalysis.writeAnalysis inputs directory result contents
 
     /// Turns a checkpoint series into a Thermo run directory (see `CheckpointAnalysis.import`).
-    static member Import(inputs: string[], read: Checkpoints.CheckpointReadOptions, acceptGaps: bool, out: string, progress: Action<int, int>)
-        : Checkpoints.CheckpointAnalysis.ImportSummary =
+    static member Import(inputs: string[], read: CheckpointReadOptions, acceptGaps: bool, out: string, progress: Action<int, int>)
+        : CheckpointAnalysis.ImportSummary =
         let report = if isNull progress then (fun _ _ -> ()) else (fun d t -> progress.Invoke(d, t))
-        Checkpoints.CheckpointAnalysis.import inputs read acceptGaps out report
+        CheckpointAnalysis.import inputs read acceptGaps out report
 
     /// The prune mask of the `count` hottest or coldest units of each layer (null: every layer with
     /// unit rows) of a temperature table, as the JSON text of a thermo-prune-mask/1 file.
     static member PruneMask(temperatureFile: string, criterion: string, count: int, layers: string[], includeBias: bool) : string =
-        let selected = Checkpoints.PruneMask.select temperatureFile criterion count (Option.ofObj layers)
-        Checkpoints.PruneMask.toJson criterion (Checkpoints.PruneMask.entries temperatureFile selected includeBias)
+        let selected = PruneMask.select temperatureFile criterion count (Option.ofObj layers)
+        PruneMask.toJson criterion (PruneMask.entries temperatureFile selected includeBias)

@@ -1,6 +1,10 @@
 using System.Diagnostics;
 using DuckDB.NET.Data;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 
 /// <summary>
 /// Issue 3's benchmarks on a synthetic run (random walks, CNN-like layer shapes): `analyze` against
@@ -55,9 +59,9 @@ static class AnalysisBench
 
         // Read throughput: the engine's read path — every snapshot's value column streamed into one
         // reused 64 KB chunk (Snapshots.StreamValues) — against DuckDB's plain scan of the column.
-        var files = SnapshotReader.ListEpochFiles(run);
+        var files = SnapshotSeries.ListEpochFiles(run);
         var chunk = new float[1 << 14];
-        Action<int, long, Tuple<string, string, int[]>[]> header = (_, _, _) => { };
+        Action<int, long, TensorEntry[]> header = (_, _, _) => { };
         Func<float[]> nextChunk = () => chunk;
         double checksum = 0;
         Action<float[], int> filled = (values, count) => checksum += values[count - 1];
@@ -65,7 +69,7 @@ static class AnalysisBench
         for (int r = 0; r < 3; r++)
         {
             var sw = Stopwatch.StartNew();
-            foreach (var (_, path) in files) Snapshots.StreamValues(path, header, nextChunk, filled);
+            foreach (var file in files) Snapshots.StreamValues(file.Path, header, nextChunk, filled);
             readTimes.Add(sw.Elapsed.TotalSeconds);
         }
         var scanTimes = Enumerable.Range(0, 3).Select(_ => Sql($"SELECT sum(value * value) FROM read_parquet('{glob}')")).ToList();

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
 
 /// <summary>
 /// Checkpoint series of other trainers: a GPT-2-small-shaped state dict (124M float32 parameters)

@@ -103,10 +103,10 @@ static class NativeProbe
                 if (eval) Thermo.Trainer.Evaluation.TestEvaluation.TestMetrics(model, x.narrow(0, 0, Math.Min(500, train.Count)), y.narrow(0, 0, Math.Min(500, train.Count)));
                 if (parquet)
                 {
-                    var tensors = model.named_parameters().Select(p => new Thermo.Analysis.TensorSnapshot(p.name, "weight", p.parameter.shape.Select(d => (int)d).ToArray(),
+                    var tensors = model.named_parameters().Select(p => new Thermo.Analysis.Format.TensorSnapshot(p.name, "weight", p.parameter.shape.Select(d => (int)d).ToArray(),
                         p.parameter.detach().cpu().contiguous().data<float>().ToArray())).ToArray();
                     var path = Path.Combine(Path.GetTempPath(), $"native-probe-{Environment.ProcessId}.parquet");
-                    Thermo.Analysis.SnapshotWriter.write(Thermo.Analysis.SnapshotFileFormat.Parquet, path, new Thermo.Analysis.Snapshot(epoch, step, tensors));
+                    Thermo.Analysis.Format.SnapshotWriter.write(Thermo.Analysis.Format.SnapshotFileFormat.Parquet, path, new Thermo.Analysis.Format.Snapshot(epoch, step, tensors));
                     File.Delete(path);
                 }
             }

@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Trainer.Native;

@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Training;
 using TorchSharp;

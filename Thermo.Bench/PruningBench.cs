@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Protocols;
 using Thermo.Trainer.Evaluation;

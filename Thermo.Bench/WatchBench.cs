@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 
 /// <summary>
 /// <c>thermo watch</c>: the delay from an epoch's snapshot and run.json landing to its server-sent

@@ -1,7 +1,7 @@
 using Thermo.Trainer;
 using Spectre.Console;
 using Thermo.Trainer.Training;
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Cli;
 

@@ -79,7 +79,7 @@ public static partial class Program
         {
             return Refuse(RunDirectoryFlags.Message(directory), ExitCodes.BadInput);
         }
-        catch (Exception e) when (Unwrap(e) is Thermo.Analysis.NoRunException noRun)
+        catch (Exception e) when (Unwrap(e) is Thermo.Analysis.Run.NoRunException noRun)
         {
             return Refuse(SettingFlags.Message(noRun), ExitCodes.BadInput);
         }

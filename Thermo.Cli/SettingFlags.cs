@@ -1,5 +1,6 @@
 using System.Text;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Cli;
 

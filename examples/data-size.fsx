@@ -13,7 +13,9 @@
 
 open System
 open System.IO
-open Thermo.Analysis
+open Thermo.Analysis.Run
+open Thermo.Analysis.Statistics
+open Thermo.Analysis.Engine
 
 
 let args = fsi.CommandLineArgs |> Array.skip 1

@@ -12,7 +12,7 @@
 
 open System.IO
 open MathNet.Numerics.Distributions
-open Thermo.Analysis
+open Thermo.Analysis.Format
 
 
 let args = fsi.CommandLineArgs |> Array.skip 1

@@ -9,6 +9,8 @@
 #load "ThermoBuild.fsx"
 
 open Thermo.Analysis
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 let args = fsi.CommandLineArgs |> Array.skip 1
 if args.Length < 1 then

@@ -6,7 +6,8 @@
 #load "ThermoBuild.fsx"
 
 open System.IO
-open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
 
 
 let args = fsi.CommandLineArgs |> Array.skip 1
@@ -14,7 +15,7 @@ if args.Length < 2 then
     eprintfn "usage: dotnet fsi examples/weight-rms.fsx RUN EPOCH..."
     exit 2
 let run = args[0]
-let files = SnapshotReader.listEpochFiles run |> Map.ofSeq
+let files = SnapshotSeries.listEpochFiles run |> Array.map (fun f -> f.Time, f.Path) |> Map.ofArray
 for epoch in args[1..] |> Array.map int do
     match files.TryFind epoch with
     | None -> eprintfn "%s: no snapshot of epoch %d" run epoch; exit 2

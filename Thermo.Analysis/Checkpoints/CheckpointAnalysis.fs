@@ -5,6 +5,10 @@ open System.IO
 open System.Security.Cryptography
 open System.Text.Json
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 /// The checkpoint room's face to the engine: a checkpoint series as snapshots, analysed in place
 /// (streamed from the user's files, nothing written beside them) or imported into a Thermo run

@@ -6,6 +6,8 @@ open System.IO
 open System.Text.Json
 open System.Text.RegularExpressions
 open Thermo.Analysis
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 /// How a series of foreign checkpoints is laid out on disk.
 type SeriesLayout =
@@ -29,15 +31,6 @@ type SeriesEntry =
       Checkpoint: string
       /// What the user's name for it was (file or checkpoint-N directory), for messages.
       Source: string }
-
-/// Training metrics that came with a series, one row per distinct time (in the series' time unit);
-/// NaN where a row has no value.
-type SeriesMetrics =
-    { Time: int[]
-      Loss: float[]
-      EvalLoss: float[]
-      LearningRate: float[]
-      EvalAccuracy: float[] }
 
 /// What `CheckpointSeries.discover` found: the checkpoints in time order and how they were placed.
 type CheckpointSeriesPlan =

@@ -4,6 +4,7 @@ open System
 open System.IO
 open System.Text.Json
 open Thermo.Analysis
+open Thermo.Analysis.Engine
 
 /// Which units of each layer to prune, as a file a PyTorch user applies with
 /// `torch.nn.utils.prune.custom_from_mask` (docs/guide/pytorch.md): the hottest or coldest units of

@@ -1,7 +1,11 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
 open System.IO
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Statistics
 
 /// Writes `analyze`'s tables under RUN/analysis/. All four files are written into a temporary
 /// directory which then replaces `analysis/`, so a reader never sees a mix of old and new tables.
@@ -110,9 +114,9 @@ module AnalysisOutput =
             [| for d in r.Diffusion do
                    yield d.Key.Layer, d.Key.Unit, "alpha", d.Alpha.Slope, d.Alpha.RSquared, d.Alpha.RangeFrom, d.Alpha.RangeTo, d.Alpha.Points, nan
                    yield d.Key.Layer, d.Key.Unit, "diffusion_constant", d.Diffusion.Slope, d.Diffusion.RSquared, d.Diffusion.RangeFrom, d.Diffusion.RangeTo, d.Diffusion.Points, nan
-               for layer, rho, units in r.TemperatureL1Spearman do
+               for s in r.TemperatureL1Spearman do
                    // points: the layer's units; p_value: two-sided, t with n − 2 degrees of freedom
-                   yield layer, -1, "spearman_temperature_l1", rho, nan, nan, nan, units, PairedTests.spearmanPValue rho units
+                   yield s.Layer, -1, "spearman_temperature_l1", s.Rho, nan, nan, nan, s.Units, PairedTests.spearmanPValue s.Rho s.Units
                for d in r.NoiseDecay do
                    yield d.Layer, -1, "gradnoise_decay_rate", d.Rate, d.RSquared, float d.FromEpoch, float d.ToEpoch, d.ToEpoch - d.FromEpoch + 1, nan
                match r.CommonNoiseDecay with

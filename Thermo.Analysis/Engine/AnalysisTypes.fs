@@ -1,6 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// What a temperature group is.
 type Grouping =
@@ -51,6 +55,14 @@ type AnalysisOptions =
     /// These options fitting α and D over lags (from, to) (null: the default ranges).
     member o.WithFitLags(lags: Nullable<struct (int * int)>) =
         { o with FitLags = if lags.HasValue then (let struct (a, b) = lags.Value in Some(a, b)) else None }
+
+/// One layer's Spearman correlation of its units' temperature and L1-norm rankings.
+type LayerSpearman =
+    { Layer: string
+      /// Spearman's ρ of the two rankings.
+      Rho: float
+      /// The units compared.
+      Units: int }
 
 /// Identity of a group: unit and weight are −1 where the grouping does not resolve them.
 type GroupKey = { Layer: string; Unit: int; Weight: int }
@@ -103,7 +115,7 @@ type AnalysisResult =
       Source: string
       Diffusion: GroupDiffusionResult[]
       /// Per layer: Spearman correlation of the units' temperature and L1-norm rankings, and the units compared.
-      TemperatureL1Spearman: (string * float * int)[]
+      TemperatureL1Spearman: LayerSpearman[]
       /// Per layer: decay of the gradient-noise signal over the window (empty without gradnoise.parquet).
       NoiseDecay: NoiseDecay[]
       /// Common decay rate of all layers' gradient noise and the pooled fit's R².

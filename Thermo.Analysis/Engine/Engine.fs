@@ -1,6 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// The streaming engine: one pass over the window's snapshots with per-weight float64 running sums,
 /// so memory is O(parameters); only the MSD groups' trajectories are held. The next snapshot file is
@@ -9,18 +13,18 @@ module Engine =
     let private failAt path fmt = Errors.artifactAt path fmt
 
     /// The per-epoch snapshot files of the window, checking none is missing or duplicated.
-    let windowFiles (run: string) (files: (int * string)[]) (window: EquilibriumWindow) =
-        let inWindow = files |> Array.filter (fun (e, _) -> e >= window.From && e <= window.To)
-        let duplicated = inWindow |> Array.countBy fst |> Array.filter (fun (_, c) -> c > 1) |> Array.map fst
+    let windowFiles (run: string) (files: SnapshotFile[]) (window: EquilibriumWindow) =
+        let inWindow = files |> Array.filter (fun f -> f.Time >= window.From && f.Time <= window.To)
+        let duplicated = inWindow |> Array.countBy (fun f -> f.Time) |> Array.filter (fun (_, c) -> c > 1) |> Array.map fst
         if duplicated.Length > 0 then
             failAt run "epochs %s have more than one snapshot file (both .parquet and .arrow?)" (String.Join(", ", duplicated))
-        let present = inWindow |> Array.map fst |> Set.ofArray
+        let present = inWindow |> Array.map (fun f -> f.Time) |> Set.ofArray
         let missing = window.Epochs |> Array.filter (fun e -> not (present.Contains e))
         if missing.Length > 0 then
             let shown = missing |> Array.truncate 20 |> Array.map string
             failAt run "window %d:%d lacks the snapshots of epochs %s%s" window.From window.To (String.Join(", ", shown)) (if missing.Length > 20 then ", …" else "")
         let wanted = Set.ofArray window.Epochs
-        inWindow |> Array.filter (fun (e, _) -> wanted.Contains e) |> Array.map snd
+        inWindow |> Array.filter (fun f -> wanted.Contains f.Time) |> Array.map (fun f -> f.Path)
 
     /// The `auto` window's test curves from RUN/metrics.parquet, if the run has one.
     let private readMetrics (run: string) =
@@ -93,7 +97,7 @@ module Engine =
     /// window's files as snapshots to stream.
     let private trainedRunSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
         let files = if unit = TimeUnit.Step then SnapshotSeries.stepFiles run options.Spacing else SnapshotSeries.epochFiles run options.Spacing
-        let epochs = files |> Array.map fst |> Array.distinct
+        let epochs = files |> Array.map (fun f -> f.Time) |> Array.distinct
         let inferred (w: EquilibriumWindow) =
             if options.Spacing = SnapshotSpacing.InferredFromFiles then { w with Rule = sprintf "%s (%s)" w.Rule SnapshotSeries.InferredNote } else w
         let window =
@@ -544,7 +548,9 @@ module Engine =
         let spearman =
             layers |> Array.map (fun layer ->
                 let units = unitsOf layer
-                layer, Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u])), units.Length)
+                { LayerSpearman.Layer = layer
+                  Rho = Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u]))
+                  Units = units.Length })
         let diffusion =
             let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (u, _) -> p.IsMsdUnit[u])
             let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)

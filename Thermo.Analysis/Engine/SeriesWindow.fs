@@ -1,7 +1,17 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
-open Thermo.Analysis.Checkpoints
+open Thermo.Analysis
+open Thermo.Analysis.Physics
+
+/// Training metrics that came with a checkpoint series (its window's `auto` curves and learning
+/// rates), one row per distinct time (in the series' time unit); NaN where a row has no value.
+type SeriesMetrics =
+    { Time: int[]
+      Loss: float[]
+      EvalLoss: float[]
+      LearningRate: float[]
+      EvalAccuracy: float[] }
 
 /// The window of a checkpoint series, in place or imported: the same checks in one place, so both
 /// ways in give the same window and so the same tables.

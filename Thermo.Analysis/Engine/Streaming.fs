@@ -1,7 +1,9 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
 open System.Threading.Tasks
+open Thermo.Analysis
+open Thermo.Analysis.Format
 
 /// A selected tensor: where its values sit in a snapshot's flat, directory-ordered values.
 type internal Slot = { Layer: string; Tensor: string; Units: int; UnitSize: int; Start: int }

@@ -1,4 +1,4 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Format
 
 /// The values of one named tensor of a model at one snapshot, flattened in row-major order.
 type TensorSnapshot =

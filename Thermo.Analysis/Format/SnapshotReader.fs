@@ -1,9 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Format
 
 open System
 open System.IO
 open System.Collections.Generic
 open Apache.Arrow
+open Thermo.Analysis
 
 /// Reads snapshot files written by `SnapshotWriter`, one snapshot at a time.
 ///
@@ -208,33 +209,3 @@ module SnapshotReader =
                     failAt path "holds %d values, but the buffer holds %d (the model's tensors changed?)" total buffer.Length
                 [| buffer |])
         epoch, step, directory
-
-    /// The per-epoch snapshot files of a run directory as (epoch, path), sorted by epoch.
-    /// Temporary files of an interrupted write are ignored; both formats may appear.
-    [<CompiledName("ListEpochFiles")>]
-    let listEpochFiles (runDirectory: string) : (int * string)[] =
-        let dir = RunLayout.snapshots runDirectory
-        if not (Directory.Exists dir) then failAt runDirectory "no snapshots directory"
-        Directory.EnumerateFiles dir
-        |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> epoch, path))
-        |> Seq.sortBy fst
-        |> Seq.toArray
-
-    /// The per-step snapshot files of a run directory (snapshots/steps/epoch=E-step=S.*) as (global
-    /// optimiser step, path), sorted by step.
-    [<CompiledName("ListStepFiles")>]
-    let listStepFiles (runDirectory: string) : (int * string)[] =
-        let dir = RunLayout.stepSnapshots runDirectory
-        if not (Directory.Exists dir) then
-            raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
-        Directory.EnumerateFiles dir
-        |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> int step, path))
-        |> Seq.sortBy fst
-        |> Seq.toArray
-
-    /// Streams the per-epoch snapshots of a run directory in epoch order, reading each file only
-    /// when it is reached, so memory holds one snapshot at a time.
-    [<CompiledName("ReadRun")>]
-    let readRun (runDirectory: string) : seq<Snapshot> =
-        let files = listEpochFiles runDirectory
-        seq { for _, path in files -> readFile path }

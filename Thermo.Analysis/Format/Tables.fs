@@ -1,9 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Format
 
 open System
 open System.Runtime.InteropServices
 open Apache.Arrow
 open Apache.Arrow.Types
+open Thermo.Analysis
 
 /// One column of a small tidy table.
 type Column =
@@ -26,6 +27,24 @@ type Column =
         | Float32Column(_, v) -> v.Length
         | Float64Column(_, v) -> v.Length
         | StringColumn(_, v) -> v.Length
+
+    // The cases under C# names, so C# builds a column as `Column.Doubles(name, values)` (the names
+    // of `Table.GetDoubles` and its kin).
+
+    /// An int32 column (`Int32Column`).
+    static member Ints(name: string, values: int[]) : Column = Int32Column(name, values)
+
+    /// An int64 column (`Int64Column`).
+    static member Longs(name: string, values: int64[]) : Column = Int64Column(name, values)
+
+    /// A float32 column (`Float32Column`).
+    static member Floats(name: string, values: float32[]) : Column = Float32Column(name, values)
+
+    /// A float64 column (`Float64Column`).
+    static member Doubles(name: string, values: float[]) : Column = Float64Column(name, values)
+
+    /// A string column (`StringColumn`).
+    static member Strings(name: string, values: string[]) : Column = StringColumn(name, values)
 
 /// Small tidy tables (metrics, gradient noise, analysis results) as Parquet files with the
 /// table's schema version in key-value metadata.

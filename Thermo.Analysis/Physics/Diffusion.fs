@@ -1,4 +1,4 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 /// Mean squared displacement curves (docs/THEORY.md "Diffusion").
 module Diffusion =

@@ -1,4 +1,4 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 #nowarn "9" // NativePtr in the butterflies: pinned arrays, indices bounded by the loops
 

@@ -1,4 +1,4 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 /// A least-squares fit with the range it was made over and its goodness.
 type FitResult =

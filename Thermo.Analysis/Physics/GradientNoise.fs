@@ -1,6 +1,7 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 open System
+open Thermo.Analysis.Run
 
 /// Decay of one layer's gradient-noise signal over a window of epochs.
 type NoiseDecay =

@@ -1,4 +1,4 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 /// How a temperature is reported (docs/THEORY.md, "Kinematics"). Rankings do not depend on it.
 type TemperatureConvention =

@@ -1,4 +1,4 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 /// Rankings of the units of a layer (docs/THEORY.md "Rankings and pruning criteria").
 module Ranking =

@@ -1,6 +1,8 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Physics
 
 open System
+open Thermo.Analysis
+open Thermo.Analysis.Run
 
 /// What one step of a run's time series is: an epoch (the per-epoch snapshots) or an optimiser step
 /// (the per-step snapshots of `train --step-snapshots`, docs/THEORY.md: the thermodynamic paper's Δt).

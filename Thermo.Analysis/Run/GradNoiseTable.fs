@@ -1,4 +1,6 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Run
+
+open Thermo.Analysis.Format
 
 /// One row of gradnoise.parquet: THEORY.md's s_I(b) = mean |∂L/∂ω| over layer I's weights, summarised over
 /// an epoch's minibatches.

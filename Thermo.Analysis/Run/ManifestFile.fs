@@ -1,7 +1,8 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Run
 
 open System.IO
 open System.Text.Json
+open Thermo.Analysis
 
 /// The run's manifest as the analysis sees it: run.json declares the snapshots a run must have
 /// (`SnapshotSeries`), and an empty or corrupt run.json means the directory is damaged (an interrupted

@@ -1,4 +1,6 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Run
+
+open Thermo.Analysis.Format
 
 /// One row of metrics.parquet: what the trainer measured over one epoch. (Qualified field labels, so
 /// that `{ Epoch = …; Step = … }` elsewhere still means a `Snapshot`.)

@@ -1,6 +1,7 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Run
 
 open System.IO
+open Thermo.Analysis
 
 /// Where each file of a run directory lives: the one place the F# code spells a run-directory path
 /// or file name. The names are literals (for `match` and attributes); the functions join them onto a

@@ -1,8 +1,10 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Run
 
 open System
 open System.IO
 open System.Text.Json
+open Thermo.Analysis
+open Thermo.Analysis.Format
 
 /// Where the spacing of a run's snapshots comes from.
 type SnapshotSpacing =
@@ -14,8 +16,14 @@ type SnapshotSpacing =
     /// inferred from their epochs. Outputs say so.
     | InferredFromFiles = 1
 
-/// The snapshot series of a run directory as its manifest declares it: which per-epoch and per-step
-/// snapshot files must be there, checked against what is.
+/// One snapshot file of a run and its time: the epoch of a per-epoch file, the global optimiser step
+/// of a per-step one.
+type SnapshotFile =
+    { Time: int
+      Path: string }
+
+/// The snapshot series of a run directory: the per-epoch and per-step snapshot files there are, and
+/// those its manifest declares must be there, checked against what is.
 module SnapshotSeries =
     /// What run.json declares about the snapshots.
     type Plan =
@@ -76,6 +84,36 @@ module SnapshotSeries =
             [| for e in firstEpoch .. plan.LastCompleteEpoch do
                    for s in int64 (e - 1) * perEpoch + 1L .. int64 e * perEpoch -> s |]
 
+    /// Every per-epoch snapshot file of a run directory (its time the epoch), sorted by epoch, whatever
+    /// run.json declares. Temporary files of an interrupted write are ignored; both formats may appear.
+    [<CompiledName("ListEpochFiles")>]
+    let listEpochFiles (runDirectory: string) : SnapshotFile[] =
+        let dir = RunLayout.snapshots runDirectory
+        if not (Directory.Exists dir) then failAt runDirectory "no snapshots directory"
+        Directory.EnumerateFiles dir
+        |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> { Time = epoch; Path = path }))
+        |> Seq.sortBy (fun f -> f.Time)
+        |> Seq.toArray
+
+    /// Every per-step snapshot file of a run directory (snapshots/steps/epoch=E-step=S.*; its time the
+    /// global optimiser step), sorted by step, whatever run.json declares.
+    [<CompiledName("ListStepFiles")>]
+    let listStepFiles (runDirectory: string) : SnapshotFile[] =
+        let dir = RunLayout.stepSnapshots runDirectory
+        if not (Directory.Exists dir) then
+            raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
+        Directory.EnumerateFiles dir
+        |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> { Time = int step; Path = path }))
+        |> Seq.sortBy (fun f -> f.Time)
+        |> Seq.toArray
+
+    /// Streams the per-epoch snapshots of a run directory (`listEpochFiles`) in epoch order, reading
+    /// each file only when it is reached, so memory holds one snapshot at a time.
+    [<CompiledName("ReadRun")>]
+    let readRun (runDirectory: string) : seq<Snapshot> =
+        let files = listEpochFiles runDirectory
+        seq { for file in files -> SnapshotReader.readFile file.Path }
+
     let private missingText (missing: 'a[]) =
         let shown = missing |> Array.truncate 20 |> Array.map string
         String.Join(", ", shown) + (if missing.Length > 20 then sprintf ", … (%d in all)" missing.Length else "")
@@ -86,21 +124,21 @@ module SnapshotSeries =
         | None ->
             failAt run "no %s, so the snapshots the run must have are unknown; analyse it without its manifest to infer the spacing from the files" RunLayout.ManifestFile
 
-    /// The per-epoch snapshot files to read, as (epoch, path) sorted by epoch. From the manifest: the
+    /// The per-epoch snapshot files to read, sorted by epoch. From the manifest: the
     /// ones it declares, after checking that none is missing (an `ArtifactException` naming the missing
     /// epochs otherwise); files it does not declare — beyond the last complete epoch (a training still
     /// writing), or the old last epoch of a run later extended off its snapshot grid — are not read.
     /// Inferred: every file there.
     [<CompiledName("EpochFiles")>]
-    let epochFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
-        let files = SnapshotReader.listEpochFiles run
+    let epochFiles (run: string) (spacing: SnapshotSpacing) : SnapshotFile[] =
+        let files = listEpochFiles run
         if spacing = SnapshotSpacing.InferredFromFiles then files
         else
             let plan = declared run
             let expected = expectedEpochs plan
             let declared = Set.ofArray expected
-            let complete = files |> Array.filter (fun (e, _) -> declared.Contains e)
-            let present = complete |> Array.map fst |> Set.ofArray
+            let complete = files |> Array.filter (fun f -> declared.Contains f.Time)
+            let present = complete |> Array.map (fun f -> f.Time) |> Set.ofArray
             let missing = expected |> Array.filter (fun e -> not (present.Contains e))
             if missing.Length > 0 then
                 failAt run "%s lacks the snapshots of epochs %s (%s declares one every %d epoch%s through epoch %d)"
@@ -108,16 +146,16 @@ module SnapshotSeries =
                     (if plan.SnapshotEvery = 1 then "" else "s") plan.LastCompleteEpoch
             complete
 
-    /// The per-step snapshot files to read, as (global step, path) sorted by step; checked as
+    /// The per-step snapshot files to read, sorted by global step; checked as
     /// `epochFiles` checks the per-epoch ones.
     [<CompiledName("StepFiles")>]
-    let stepFiles (run: string) (spacing: SnapshotSpacing) : (int * string)[] =
-        let files = SnapshotReader.listStepFiles run
+    let stepFiles (run: string) (spacing: SnapshotSpacing) : SnapshotFile[] =
+        let files = listStepFiles run
         if spacing = SnapshotSpacing.InferredFromFiles then files
         else
             let plan = declared run
-            let complete = files |> Array.filter (fun (s, _) -> int64 s <= plan.LastStep)
-            let present = complete |> Array.map (fst >> int64) |> Set.ofArray
+            let complete = files |> Array.filter (fun f -> int64 f.Time <= plan.LastStep)
+            let present = complete |> Array.map (fun f -> int64 f.Time) |> Set.ofArray
             let missing = expectedSteps plan |> Array.filter (fun s -> not (present.Contains s))
             if missing.Length > 0 then
                 failAt run "%s lacks the per-step snapshots of steps %s (%s declares every step of the last %d epochs)"

@@ -1,7 +1,8 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Statistics
 
 open System
 open MathNet.Numerics.Distributions
+open Thermo.Analysis.Physics
 
 /// A paired comparison of two conditions measured on the same runs: d_r = a_r − b_r.
 type PairedComparison =

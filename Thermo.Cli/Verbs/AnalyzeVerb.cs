@@ -3,6 +3,10 @@ using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
+using Thermo.Analysis.Statistics;
 
 namespace Thermo.Cli.Verbs;
 
@@ -148,7 +152,7 @@ public static class AnalyzeVerb
                 alpha = diffusion.TryGetValue((g.Key.Layer, g.Key.Unit), out var d) && g.Key.Weight == -1 ? d.Alpha.Slope : (double?)null,
                 diffusion_constant = d is not null && g.Key.Weight == -1 ? d.Diffusion.Slope : (double?)null,
             }),
-            spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Item1, rho = s.Item2, units = s.Item3, p_value = PairedTests.SpearmanPValue(s.Item2, s.Item3) }),
+            spearman_temperature_l1 = r.TemperatureL1Spearman.Select(s => new { layer = s.Layer, rho = s.Rho, units = s.Units, p_value = PairedTests.SpearmanPValue(s.Rho, s.Units) }),
             time_unit = TimeUnits.Name(r.TimeUnit),
             spacing = r.Window.Spacing,
             source = r.Source,
@@ -174,7 +178,7 @@ public static class AnalyzeVerb
         if (listed.Length == 0 && r.Grouping == Grouping.Unit) listed = r.Layers.Take(1).Select(l => l.Key.Layer).ToArray();
         foreach (var layer in listed)
         {
-            var rho = r.TemperatureL1Spearman.FirstOrDefault(s => s.Item1 == layer)?.Item2 ?? double.NaN;
+            var rho = r.TemperatureL1Spearman.FirstOrDefault(s => s.Layer == layer)?.Rho ?? double.NaN;
             Console.WriteLine($"  {layer} filters, hottest first (Spearman of temperature vs L1 ranking: {rho:F2}):");
             Console.WriteLine($"  {"rank",5} {"unit",5} {"T",11} {"T_drift",11} {"T_osc",11} {"L1",9} {"alpha",6} {"D",11}");
             var units = r.Groups.Where(g => g.Key.Layer == layer && g.Key.Weight == -1 && g.Key.Unit >= 0).OrderBy(g => g.Rank);

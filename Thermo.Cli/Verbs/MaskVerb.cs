@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer;
 
 namespace Thermo.Cli.Verbs;

@@ -2,7 +2,7 @@ using Thermo.Trainer;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Protocols;
 using Thermo.Trainer.Models;

@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 using Thermo.Trainer;
 using System.CommandLine;

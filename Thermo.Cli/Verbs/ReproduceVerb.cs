@@ -4,7 +4,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Thermo.Analysis;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Protocols;

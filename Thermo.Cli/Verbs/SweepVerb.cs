@@ -5,7 +5,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Thermo.Analysis;
+using Thermo.Analysis.Physics;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Verbs;

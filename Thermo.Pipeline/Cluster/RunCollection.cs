@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer;
 using Thermo.Trainer.Training;
 
@@ -143,11 +145,11 @@ public static class RunCollection
 
     static Column Rename(Column c, string name) => c switch
     {
-        Column.StringColumn s => Column.NewStringColumn(name, s.values),
-        Column.Int32Column i => Column.NewInt32Column(name, i.values),
-        Column.Int64Column l => Column.NewInt64Column(name, l.values),
-        Column.Float32Column f => Column.NewFloat32Column(name, f.values),
-        Column.Float64Column d => Column.NewFloat64Column(name, d.values),
+        Column.StringColumn s => Column.Strings(name, s.values),
+        Column.Int32Column i => Column.Ints(name, i.values),
+        Column.Int64Column l => Column.Longs(name, l.values),
+        Column.Float32Column f => Column.Floats(name, f.values),
+        Column.Float64Column d => Column.Doubles(name, d.values),
         _ => throw new ArgumentException($"unknown column type of {c.Name}"),
     };
 
@@ -157,27 +159,27 @@ public static class RunCollection
         var c = m.Config;
         return
         [
-            Column.NewStringColumn("directory", [run]),
-            Column.NewStringColumn("run_id", [m.RunId]),
-            Column.NewStringColumn("status", [m.Status.ToString().ToLowerInvariant()]),
-            Column.NewInt32Column("last_complete_epoch", [m.LastCompleteEpoch]),
-            Column.NewStringColumn("model", [c.Model]),
-            Column.NewStringColumn("dataset", [c.Dataset]),
-            Column.NewStringColumn("dataset_digest", [m.Dataset.Digest]),
-            Column.NewStringColumn("graph", [c.ResolvedGraph ?? ""]),
-            Column.NewInt64Column("seed", [c.Seed]),
-            Column.NewInt32Column("epochs", [c.Epochs]),
-            Column.NewStringColumn("optimizer", [c.Optimizer]),
-            Column.NewFloat64Column("lr", [c.Lr]),
-            Column.NewFloat64Column("momentum", [c.Momentum]),
-            Column.NewInt32Column("batch_size", [c.BatchSize]),
-            Column.NewFloat64Column("weight_decay", [c.WeightDecay]),
-            Column.NewFloat64Column("l2", [c.L2]),
-            Column.NewFloat64Column("dropout", [c.Dropout]),
-            Column.NewStringColumn("init", [c.Init]),
-            Column.NewStringColumn("loss", [c.Loss]),
-            Column.NewInt32Column("threads", [c.Threads]),
-            Column.NewInt64Column("parameters", [m.ParameterCount]),
+            Column.Strings("directory", [run]),
+            Column.Strings("run_id", [m.RunId]),
+            Column.Strings("status", [m.Status.ToString().ToLowerInvariant()]),
+            Column.Ints("last_complete_epoch", [m.LastCompleteEpoch]),
+            Column.Strings("model", [c.Model]),
+            Column.Strings("dataset", [c.Dataset]),
+            Column.Strings("dataset_digest", [m.Dataset.Digest]),
+            Column.Strings("graph", [c.ResolvedGraph ?? ""]),
+            Column.Longs("seed", [c.Seed]),
+            Column.Ints("epochs", [c.Epochs]),
+            Column.Strings("optimizer", [c.Optimizer]),
+            Column.Doubles("lr", [c.Lr]),
+            Column.Doubles("momentum", [c.Momentum]),
+            Column.Ints("batch_size", [c.BatchSize]),
+            Column.Doubles("weight_decay", [c.WeightDecay]),
+            Column.Doubles("l2", [c.L2]),
+            Column.Doubles("dropout", [c.Dropout]),
+            Column.Strings("init", [c.Init]),
+            Column.Strings("loss", [c.Loss]),
+            Column.Ints("threads", [c.Threads]),
+            Column.Longs("parameters", [m.ParameterCount]),
         ];
     }
 }

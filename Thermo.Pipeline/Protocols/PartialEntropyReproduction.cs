@@ -2,6 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
+using Thermo.Analysis.Statistics;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Report;
 using Thermo.Trainer;
@@ -351,72 +355,72 @@ public static class PartialEntropyReproduction
 
     static void WriteOutcomes(string path, IReadOnlyList<Outcome> o) =>
         Table.Write(path, TableName,
-            Column.NewStringColumn("point", o.Select(x => x.Point.Name).ToArray()),
-            Column.NewStringColumn("loss", o.Select(x => x.Point.Loss).ToArray()),
-            Column.NewStringColumn("layers", o.Select(x => x.Point.LayersText).ToArray()),
-            Column.NewFloat64Column("radius", o.Select(x => x.Point.Radius).ToArray()),
-            Column.NewInt32Column("seed", o.Select(x => x.Seed).ToArray()),
-            Column.NewFloat64Column("best_test_accuracy", o.Select(x => x.BestTestAccuracy).ToArray()),
-            Column.NewInt32Column("best_epoch", o.Select(x => x.BestEpoch).ToArray()),
-            Column.NewFloat64Column("final_test_accuracy", o.Select(x => x.FinalTestAccuracy).ToArray()),
-            Column.NewFloat64Column("final_test_loss", o.Select(x => x.FinalTestLoss).ToArray()),
-            Column.NewFloat64Column("final_train_loss", o.Select(x => x.FinalTrainLoss).ToArray()),
-            Column.NewFloat64Column("train_seconds", o.Select(x => x.TrainSeconds).ToArray()));
+            Column.Strings("point", o.Select(x => x.Point.Name).ToArray()),
+            Column.Strings("loss", o.Select(x => x.Point.Loss).ToArray()),
+            Column.Strings("layers", o.Select(x => x.Point.LayersText).ToArray()),
+            Column.Doubles("radius", o.Select(x => x.Point.Radius).ToArray()),
+            Column.Ints("seed", o.Select(x => x.Seed).ToArray()),
+            Column.Doubles("best_test_accuracy", o.Select(x => x.BestTestAccuracy).ToArray()),
+            Column.Ints("best_epoch", o.Select(x => x.BestEpoch).ToArray()),
+            Column.Doubles("final_test_accuracy", o.Select(x => x.FinalTestAccuracy).ToArray()),
+            Column.Doubles("final_test_loss", o.Select(x => x.FinalTestLoss).ToArray()),
+            Column.Doubles("final_train_loss", o.Select(x => x.FinalTrainLoss).ToArray()),
+            Column.Doubles("train_seconds", o.Select(x => x.TrainSeconds).ToArray()));
 
     static void WritePeaks(string path, IReadOnlyList<Outcome> outcomes)
     {
         var rows = outcomes.SelectMany(o => o.SignalPeaks.Select(peak => (o, peak))).ToList();
         Table.Write(path, PeaksName,
-            Column.NewStringColumn("point", rows.Select(r => r.o.Point.Name).ToArray()),
-            Column.NewInt32Column("seed", rows.Select(r => r.o.Seed).ToArray()),
-            Column.NewStringColumn("layer", rows.Select(r => r.peak.Layer).ToArray()),
-            Column.NewInt32Column("peak_epoch", rows.Select(r => r.peak.Epoch).ToArray()),
-            Column.NewFloat64Column("peak_signal", rows.Select(r => r.peak.Signal).ToArray()));
+            Column.Strings("point", rows.Select(r => r.o.Point.Name).ToArray()),
+            Column.Ints("seed", rows.Select(r => r.o.Seed).ToArray()),
+            Column.Strings("layer", rows.Select(r => r.peak.Layer).ToArray()),
+            Column.Ints("peak_epoch", rows.Select(r => r.peak.Epoch).ToArray()),
+            Column.Doubles("peak_signal", rows.Select(r => r.peak.Signal).ToArray()));
     }
 
     static void WriteComparisons(string path, IReadOnlyList<PointComparison> between, IReadOnlyList<PointComparison> equalDose)
     {
         var rows = between.Select(c => ("same radius", c)).Concat(equalDose.Select(c => ("equal dose", c))).ToList();
         Table.Write(path, ComparisonsName,
-            Column.NewStringColumn("family", rows.Select(r => r.Item1).ToArray()),
-            Column.NewStringColumn("loss", rows.Select(r => r.c.Loss).ToArray()),
-            Column.NewStringColumn("point_a", rows.Select(r => r.c.A.Name).ToArray()),
-            Column.NewStringColumn("point_b", rows.Select(r => r.c.B.Name).ToArray()),
-            Column.NewFloat64Column("dose_a", rows.Select(r => r.c.DoseA).ToArray()),
-            Column.NewFloat64Column("dose_b", rows.Select(r => r.c.DoseB).ToArray()),
-            Column.NewInt32Column("pairs", rows.Select(r => r.c.Comparison.Runs).ToArray()),
-            Column.NewFloat64Column("final_a_minus_b_points", rows.Select(r => r.c.Comparison.MeanDifference).ToArray()),
-            Column.NewFloat64Column("sd_points", rows.Select(r => r.c.Comparison.StandardDeviation).ToArray()),
-            Column.NewFloat64Column("low95", rows.Select(r => r.c.Comparison.Low95).ToArray()),
-            Column.NewFloat64Column("high95", rows.Select(r => r.c.Comparison.High95).ToArray()),
-            Column.NewFloat64Column("t_p_value", rows.Select(r => r.c.Comparison.TPValue).ToArray()),
-            Column.NewFloat64Column("holm_t_p_value", rows.Select(r => r.c.HolmTPValue).ToArray()),
-            Column.NewFloat64Column("wilcoxon_p_value", rows.Select(r => r.c.Comparison.WilcoxonPValue).ToArray()));
+            Column.Strings("family", rows.Select(r => r.Item1).ToArray()),
+            Column.Strings("loss", rows.Select(r => r.c.Loss).ToArray()),
+            Column.Strings("point_a", rows.Select(r => r.c.A.Name).ToArray()),
+            Column.Strings("point_b", rows.Select(r => r.c.B.Name).ToArray()),
+            Column.Doubles("dose_a", rows.Select(r => r.c.DoseA).ToArray()),
+            Column.Doubles("dose_b", rows.Select(r => r.c.DoseB).ToArray()),
+            Column.Ints("pairs", rows.Select(r => r.c.Comparison.Runs).ToArray()),
+            Column.Doubles("final_a_minus_b_points", rows.Select(r => r.c.Comparison.MeanDifference).ToArray()),
+            Column.Doubles("sd_points", rows.Select(r => r.c.Comparison.StandardDeviation).ToArray()),
+            Column.Doubles("low95", rows.Select(r => r.c.Comparison.Low95).ToArray()),
+            Column.Doubles("high95", rows.Select(r => r.c.Comparison.High95).ToArray()),
+            Column.Doubles("t_p_value", rows.Select(r => r.c.Comparison.TPValue).ToArray()),
+            Column.Doubles("holm_t_p_value", rows.Select(r => r.c.HolmTPValue).ToArray()),
+            Column.Doubles("wilcoxon_p_value", rows.Select(r => r.c.Comparison.WilcoxonPValue).ToArray()));
     }
 
     static void WriteSummaries(string path, IReadOnlyList<Summary> s)
     {
         static double Of(PairedComparison? c, Func<PairedComparison, double> f) => c is null ? double.NaN : f(c);
         Table.Write(path, SummaryName,
-            Column.NewStringColumn("point", s.Select(x => x.Point.Name).ToArray()),
-            Column.NewStringColumn("loss", s.Select(x => x.Point.Loss).ToArray()),
-            Column.NewStringColumn("layers", s.Select(x => x.Point.LayersText).ToArray()),
-            Column.NewFloat64Column("radius", s.Select(x => x.Point.Radius).ToArray()),
-            Column.NewInt32Column("runs", s.Select(x => x.Runs).ToArray()),
-            Column.NewFloat64Column("best_test_accuracy_mean", s.Select(x => x.BestMean).ToArray()),
-            Column.NewFloat64Column("best_test_accuracy_sd", s.Select(x => x.BestStd).ToArray()),
-            Column.NewFloat64Column("final_test_accuracy_mean", s.Select(x => x.FinalMean).ToArray()),
-            Column.NewFloat64Column("final_test_accuracy_sd", s.Select(x => x.FinalStd).ToArray()),
-            Column.NewFloat64Column("best_minus_ce_points", s.Select(x => Of(x.BestAgainstPlain, c => c.MeanDifference)).ToArray()),
-            Column.NewFloat64Column("best_minus_ce_low95", s.Select(x => Of(x.BestAgainstPlain, c => c.Low95)).ToArray()),
-            Column.NewFloat64Column("best_minus_ce_high95", s.Select(x => Of(x.BestAgainstPlain, c => c.High95)).ToArray()),
-            Column.NewFloat64Column("best_minus_ce_t_p_value", s.Select(x => Of(x.BestAgainstPlain, c => c.TPValue)).ToArray()),
-            Column.NewFloat64Column("best_minus_ce_wilcoxon_p_value", s.Select(x => Of(x.BestAgainstPlain, c => c.WilcoxonPValue)).ToArray()),
-            Column.NewFloat64Column("final_minus_ce_points", s.Select(x => Of(x.FinalAgainstPlain, c => c.MeanDifference)).ToArray()),
-            Column.NewFloat64Column("final_minus_ce_low95", s.Select(x => Of(x.FinalAgainstPlain, c => c.Low95)).ToArray()),
-            Column.NewFloat64Column("final_minus_ce_high95", s.Select(x => Of(x.FinalAgainstPlain, c => c.High95)).ToArray()),
-            Column.NewFloat64Column("final_minus_ce_t_p_value", s.Select(x => Of(x.FinalAgainstPlain, c => c.TPValue)).ToArray()),
-            Column.NewFloat64Column("final_minus_ce_holm_t_p_value", s.Select(x => x.FinalHolmTPValue).ToArray()));
+            Column.Strings("point", s.Select(x => x.Point.Name).ToArray()),
+            Column.Strings("loss", s.Select(x => x.Point.Loss).ToArray()),
+            Column.Strings("layers", s.Select(x => x.Point.LayersText).ToArray()),
+            Column.Doubles("radius", s.Select(x => x.Point.Radius).ToArray()),
+            Column.Ints("runs", s.Select(x => x.Runs).ToArray()),
+            Column.Doubles("best_test_accuracy_mean", s.Select(x => x.BestMean).ToArray()),
+            Column.Doubles("best_test_accuracy_sd", s.Select(x => x.BestStd).ToArray()),
+            Column.Doubles("final_test_accuracy_mean", s.Select(x => x.FinalMean).ToArray()),
+            Column.Doubles("final_test_accuracy_sd", s.Select(x => x.FinalStd).ToArray()),
+            Column.Doubles("best_minus_ce_points", s.Select(x => Of(x.BestAgainstPlain, c => c.MeanDifference)).ToArray()),
+            Column.Doubles("best_minus_ce_low95", s.Select(x => Of(x.BestAgainstPlain, c => c.Low95)).ToArray()),
+            Column.Doubles("best_minus_ce_high95", s.Select(x => Of(x.BestAgainstPlain, c => c.High95)).ToArray()),
+            Column.Doubles("best_minus_ce_t_p_value", s.Select(x => Of(x.BestAgainstPlain, c => c.TPValue)).ToArray()),
+            Column.Doubles("best_minus_ce_wilcoxon_p_value", s.Select(x => Of(x.BestAgainstPlain, c => c.WilcoxonPValue)).ToArray()),
+            Column.Doubles("final_minus_ce_points", s.Select(x => Of(x.FinalAgainstPlain, c => c.MeanDifference)).ToArray()),
+            Column.Doubles("final_minus_ce_low95", s.Select(x => Of(x.FinalAgainstPlain, c => c.Low95)).ToArray()),
+            Column.Doubles("final_minus_ce_high95", s.Select(x => Of(x.FinalAgainstPlain, c => c.High95)).ToArray()),
+            Column.Doubles("final_minus_ce_t_p_value", s.Select(x => Of(x.FinalAgainstPlain, c => c.TPValue)).ToArray()),
+            Column.Doubles("final_minus_ce_holm_t_p_value", s.Select(x => x.FinalHolmTPValue).ToArray()));
     }
 
     static string Markdown(Protocol p, IReadOnlyList<Outcome> outcomes, IReadOnlyList<Summary> summaries,

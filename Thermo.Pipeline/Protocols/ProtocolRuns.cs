@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer;
 using Thermo.Trainer.Training;
 

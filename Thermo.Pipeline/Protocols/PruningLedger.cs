@@ -1,6 +1,7 @@
 using Thermo.Pipeline.Pruning;
 using System.Text.RegularExpressions;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Protocols;
 
@@ -43,7 +44,7 @@ public static partial class PruningLedger
     {
         if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
         // The whole series is checked against run.json before the run is kept: its tables came from it.
-        var final = SnapshotSeries.EpochFiles(runDirectory, SnapshotSpacing.FromManifest).Select(f => f.Item2).LastOrDefault()
+        var final = SnapshotSeries.EpochFiles(runDirectory, SnapshotSpacing.FromManifest).Select(f => f.Path).LastOrDefault()
             ?? throw new ArtifactException($"{runDirectory}: no snapshot to keep in the ledger");
         foreach (var f in Files.Where(f => !File.Exists(Path.Combine(runDirectory, f))))
             throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger");

@@ -2,6 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Cluster;
 using Thermo.Pipeline.Report;
 using Thermo.Trainer;
@@ -76,8 +80,8 @@ public static class Sweep
         var run = plan.From;
         var manifest = RunManifest.TryLoad(run) ?? throw new NoRunException(run, nameof(Plan.From));
         if (manifest.Status != RunStatus.Complete) throw new SettingException(nameof(Plan.From), "", $"{run} is not complete (last complete epoch {manifest.LastCompleteEpoch})");
-        var snapshots = PruningLedger.IsEntry(run) ? SnapshotReader.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
-        var finalSnapshot = snapshots.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
+        var snapshots = PruningLedger.IsEntry(run) ? SnapshotSeries.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
+        var finalSnapshot = snapshots.Where(f => f.Time == manifest.LastCompleteEpoch).Select(f => f.Path).FirstOrDefault()
             ?? throw new SettingException(nameof(Plan.From), "", $"{run} lacks its final snapshot (epoch {manifest.LastCompleteEpoch})");
         var lrValues = plan.LearningRates;
         var batchValues = plan.BatchSizes;
@@ -135,24 +139,24 @@ public static class Sweep
         }).ToList();
         string unit = TimeUnits.Name(perStep ? TimeUnit.Step : TimeUnit.Epoch);
         Table.Write(Path.Combine(dir, TableFile), "sweep",
-            Column.NewStringColumn("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
-            Column.NewFloat64Column("value", rows.Select(r => r.Point.Value).ToArray()),
-            Column.NewFloat64Column("x", rows.Select(r => r.Point.X).ToArray()),
-            Column.NewStringColumn("layer", rows.Select(r => r.Layer).ToArray()),
-            Column.NewFloat64Column("temperature", rows.Select(r => r.T).ToArray()),
-            Column.NewStringColumn("run", rows.Select(r => r.Point.Directory).ToArray()),
-            Column.NewStringColumn("time_unit", rows.Select(_ => unit).ToArray()));
+            Column.Strings("parameter", rows.Select(r => r.Point.Parameter).ToArray()),
+            Column.Doubles("value", rows.Select(r => r.Point.Value).ToArray()),
+            Column.Doubles("x", rows.Select(r => r.Point.X).ToArray()),
+            Column.Strings("layer", rows.Select(r => r.Layer).ToArray()),
+            Column.Doubles("temperature", rows.Select(r => r.T).ToArray()),
+            Column.Strings("run", rows.Select(r => r.Point.Directory).ToArray()),
+            Column.Strings("time_unit", rows.Select(_ => unit).ToArray()));
         Table.Write(Path.Combine(dir, FitsFile), "sweep_fits",
-            Column.NewStringColumn("parameter", fits.Select(f => f.Parameter).ToArray()),
-            Column.NewStringColumn("layer", fits.Select(f => f.Layer).ToArray()),
-            Column.NewInt32Column("points", fits.Select(f => f.Points).ToArray()),
-            Column.NewFloat64Column("beta", fits.Select(f => f.Beta).ToArray()),
-            Column.NewFloat64Column("c", fits.Select(f => f.C).ToArray()),
-            Column.NewFloat64Column("r_squared", fits.Select(f => f.R2).ToArray()),
-            Column.NewFloat64Column("affine_intercept", fits.Select(f => f.AffineIntercept).ToArray()),
-            Column.NewFloat64Column("affine_slope", fits.Select(f => f.AffineSlope).ToArray()),
-            Column.NewFloat64Column("affine_r_squared", fits.Select(f => f.AffineR2).ToArray()),
-            Column.NewStringColumn("time_unit", fits.Select(_ => unit).ToArray()));
+            Column.Strings("parameter", fits.Select(f => f.Parameter).ToArray()),
+            Column.Strings("layer", fits.Select(f => f.Layer).ToArray()),
+            Column.Ints("points", fits.Select(f => f.Points).ToArray()),
+            Column.Doubles("beta", fits.Select(f => f.Beta).ToArray()),
+            Column.Doubles("c", fits.Select(f => f.C).ToArray()),
+            Column.Doubles("r_squared", fits.Select(f => f.R2).ToArray()),
+            Column.Doubles("affine_intercept", fits.Select(f => f.AffineIntercept).ToArray()),
+            Column.Doubles("affine_slope", fits.Select(f => f.AffineSlope).ToArray()),
+            Column.Doubles("affine_r_squared", fits.Select(f => f.AffineR2).ToArray()),
+            Column.Strings("time_unit", fits.Select(_ => unit).ToArray()));
         foreach (var parameter in fits.Select(f => f.Parameter).Distinct())
             SweepFigure.Write(Path.Combine(dir, $"temperature-vs-{(parameter == "lr" ? "lr" : "inverse-batch-size")}.png"), parameter,
                 rows.Where(r => r.Point.Parameter == parameter).Select(r => (r.Layer, r.Point.X, r.T)).ToList(),

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Thermo.Analysis;
+using Thermo.Analysis.Statistics;
 
 namespace Thermo.Pipeline.Pruning;
 

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer;
 using Thermo.Trainer.Evaluation;
 using Thermo.Trainer.Models;
@@ -90,8 +93,8 @@ public static class PruneStage
             if (manifest.Status != RunStatus.Complete)
                 throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
             // Every snapshot run.json declares must be there (a ledger entry keeps only its final one, by design).
-            var snapshots = Protocols.PruningLedger.IsEntry(run) ? SnapshotReader.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
-            if (!snapshots.Any(f => f.Item1 == manifest.LastCompleteEpoch))
+            var snapshots = Protocols.PruningLedger.IsEntry(run) ? SnapshotSeries.ListEpochFiles(run) : SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest);
+            if (!snapshots.Any(f => f.Time == manifest.LastCompleteEpoch))
                 throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
             if (settings.AnalyzeWindow is null && !File.Exists(RunLayout.Temperature(run)))
                 throw new SettingException(nameof(PruneSettings.AnalyzeWindow), run, $"not given, and the run is not analysed (no {Path.Combine(RunLayout.AnalysisDirectory, RunLayout.TemperatureFile)}); give a window to analyse it over (e.g. last:N), or analyse it first");

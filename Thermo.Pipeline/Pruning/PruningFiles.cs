@@ -1,4 +1,7 @@
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Pruning;
 
@@ -44,16 +47,16 @@ public static class PruningFiles
     {
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         Table.Write(path, ResultsTable,
-            Column.NewStringColumn("run", results.Select(r => r.Run).ToArray()),
-            Column.NewStringColumn("layer", results.Select(r => r.Layer).ToArray()),
-            Column.NewStringColumn("criterion", results.Select(r => PruningPlan.Name(r.Criterion)).ToArray()),
-            Column.NewInt32Column("draw", results.Select(r => r.Draw).ToArray()),
-            Column.NewStringColumn("experiment", results.Select(r => r.Experiment.ToString()).ToArray()),
-            Column.NewStringColumn("label", results.Select(r => PruningPlan.Label(r.Experiment, r.Criterion, k, m)).ToArray()),
-            Column.NewStringColumn("zeroed_filters", results.Select(r => string.Join(",", r.Zeroed)).ToArray()),
-            Column.NewInt32Column("filters", results.Select(r => r.Filters).ToArray()),
-            Column.NewFloat64Column("test_accuracy", results.Select(r => r.Accuracy).ToArray()),
-            Column.NewFloat64Column("test_loss", results.Select(r => r.Loss).ToArray()));
+            Column.Strings("run", results.Select(r => r.Run).ToArray()),
+            Column.Strings("layer", results.Select(r => r.Layer).ToArray()),
+            Column.Strings("criterion", results.Select(r => PruningPlan.Name(r.Criterion)).ToArray()),
+            Column.Ints("draw", results.Select(r => r.Draw).ToArray()),
+            Column.Strings("experiment", results.Select(r => r.Experiment.ToString()).ToArray()),
+            Column.Strings("label", results.Select(r => PruningPlan.Label(r.Experiment, r.Criterion, k, m)).ToArray()),
+            Column.Strings("zeroed_filters", results.Select(r => string.Join(",", r.Zeroed)).ToArray()),
+            Column.Ints("filters", results.Select(r => r.Filters).ToArray()),
+            Column.Doubles("test_accuracy", results.Select(r => r.Accuracy).ToArray()),
+            Column.Doubles("test_loss", results.Select(r => r.Loss).ToArray()));
     }
 
     /// <summary>Reads a results table written by <see cref="WriteResults"/>.</summary>
@@ -102,14 +105,14 @@ public static class PruningFiles
     {
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         Table.Write(path, CurvesTable,
-            Column.NewStringColumn("run", points.Select(p => p.Run).ToArray()),
-            Column.NewStringColumn("layer", points.Select(p => p.Layer).ToArray()),
-            Column.NewStringColumn("criterion", points.Select(p => PruningPlan.Name(p.Criterion)).ToArray()),
-            Column.NewStringColumn("order", points.Select(p => p.Order).ToArray()),
-            Column.NewInt32Column("draw", points.Select(p => p.Draw).ToArray()),
-            Column.NewInt32Column("removed", points.Select(p => p.Removed).ToArray()),
-            Column.NewFloat64Column("test_accuracy", points.Select(p => p.Accuracy).ToArray()),
-            Column.NewFloat64Column("test_loss", points.Select(p => p.Loss).ToArray()));
+            Column.Strings("run", points.Select(p => p.Run).ToArray()),
+            Column.Strings("layer", points.Select(p => p.Layer).ToArray()),
+            Column.Strings("criterion", points.Select(p => PruningPlan.Name(p.Criterion)).ToArray()),
+            Column.Strings("order", points.Select(p => p.Order).ToArray()),
+            Column.Ints("draw", points.Select(p => p.Draw).ToArray()),
+            Column.Ints("removed", points.Select(p => p.Removed).ToArray()),
+            Column.Doubles("test_accuracy", points.Select(p => p.Accuracy).ToArray()),
+            Column.Doubles("test_loss", points.Select(p => p.Loss).ToArray()));
     }
 
     /// <summary>Table kind of comparisons.parquet.</summary>
@@ -120,23 +123,23 @@ public static class PruningFiles
     {
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         Table.Write(path, ComparisonsTable,
-            Column.NewStringColumn("comparison", comparisons.Select(c => c.Name).ToArray()),
-            Column.NewStringColumn("criterion_a", comparisons.Select(c => PruningPlan.Name(c.CriterionA)).ToArray()),
-            Column.NewStringColumn("experiment_a", comparisons.Select(c => c.ExperimentA.ToString()).ToArray()),
-            Column.NewStringColumn("criterion_b", comparisons.Select(c => PruningPlan.Name(c.CriterionB)).ToArray()),
-            Column.NewStringColumn("experiment_b", comparisons.Select(c => c.ExperimentB.ToString()).ToArray()),
-            Column.NewInt32Column("runs", comparisons.Select(c => c.Accuracy.Runs).ToArray()),
-            Column.NewFloat64Column("mean_difference_points", comparisons.Select(c => c.Accuracy.MeanDifference).ToArray()),
-            Column.NewFloat64Column("sd_points", comparisons.Select(c => c.Accuracy.StandardDeviation).ToArray()),
-            Column.NewFloat64Column("low95_points", comparisons.Select(c => c.Accuracy.Low95).ToArray()),
-            Column.NewFloat64Column("high95_points", comparisons.Select(c => c.Accuracy.High95).ToArray()),
-            Column.NewFloat64Column("t_p_value", comparisons.Select(c => c.Accuracy.TPValue).ToArray()),
-            Column.NewFloat64Column("wilcoxon_p_value", comparisons.Select(c => c.Accuracy.WilcoxonPValue).ToArray()),
-            Column.NewFloat64Column("holm_t_p_value", comparisons.Select(c => c.HolmTPValue).ToArray()),
-            Column.NewFloat64Column("holm_wilcoxon_p_value", comparisons.Select(c => c.HolmWilcoxonPValue).ToArray()),
-            Column.NewFloat64Column("equivalence_margin_points", comparisons.Select(c => c.Equivalence?.Margin ?? double.NaN).ToArray()),
-            Column.NewFloat64Column("tost_p_value", comparisons.Select(c => c.Equivalence?.P ?? double.NaN).ToArray()),
-            Column.NewFloat64Column("smallest_showable_margin_points", comparisons.Select(c => c.Equivalence?.SmallestShowableMargin ?? double.NaN).ToArray()),
-            Column.NewStringColumn("differences_points", comparisons.Select(c => string.Join(",", c.Accuracy.Differences.Select(d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))).ToArray()));
+            Column.Strings("comparison", comparisons.Select(c => c.Name).ToArray()),
+            Column.Strings("criterion_a", comparisons.Select(c => PruningPlan.Name(c.CriterionA)).ToArray()),
+            Column.Strings("experiment_a", comparisons.Select(c => c.ExperimentA.ToString()).ToArray()),
+            Column.Strings("criterion_b", comparisons.Select(c => PruningPlan.Name(c.CriterionB)).ToArray()),
+            Column.Strings("experiment_b", comparisons.Select(c => c.ExperimentB.ToString()).ToArray()),
+            Column.Ints("runs", comparisons.Select(c => c.Accuracy.Runs).ToArray()),
+            Column.Doubles("mean_difference_points", comparisons.Select(c => c.Accuracy.MeanDifference).ToArray()),
+            Column.Doubles("sd_points", comparisons.Select(c => c.Accuracy.StandardDeviation).ToArray()),
+            Column.Doubles("low95_points", comparisons.Select(c => c.Accuracy.Low95).ToArray()),
+            Column.Doubles("high95_points", comparisons.Select(c => c.Accuracy.High95).ToArray()),
+            Column.Doubles("t_p_value", comparisons.Select(c => c.Accuracy.TPValue).ToArray()),
+            Column.Doubles("wilcoxon_p_value", comparisons.Select(c => c.Accuracy.WilcoxonPValue).ToArray()),
+            Column.Doubles("holm_t_p_value", comparisons.Select(c => c.HolmTPValue).ToArray()),
+            Column.Doubles("holm_wilcoxon_p_value", comparisons.Select(c => c.HolmWilcoxonPValue).ToArray()),
+            Column.Doubles("equivalence_margin_points", comparisons.Select(c => c.Equivalence?.Margin ?? double.NaN).ToArray()),
+            Column.Doubles("tost_p_value", comparisons.Select(c => c.Equivalence?.P ?? double.NaN).ToArray()),
+            Column.Doubles("smallest_showable_margin_points", comparisons.Select(c => c.Equivalence?.SmallestShowableMargin ?? double.NaN).ToArray()),
+            Column.Strings("differences_points", comparisons.Select(c => string.Join(",", c.Accuracy.Differences.Select(d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))).ToArray()));
     }
 }

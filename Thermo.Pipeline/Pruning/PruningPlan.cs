@@ -1,5 +1,5 @@
 using Thermo.Trainer.Evaluation;
-using Thermo.Analysis;
+using Thermo.Analysis.Physics;
 
 namespace Thermo.Pipeline.Pruning;
 

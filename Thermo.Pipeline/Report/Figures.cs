@@ -1,7 +1,10 @@
 using Thermo.Pipeline.Pruning;
 using ScottPlot;
 using ScottPlot.TickGenerators;
-using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
+using Thermo.Analysis.Statistics;
 
 namespace Thermo.Pipeline.Report;
 

@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Thermo.Analysis;
+using Thermo.Analysis.Physics;
 
 namespace Thermo.Pipeline.Report;
 

@@ -1,5 +1,7 @@
 using ScottPlot;
 using Thermo.Analysis;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Protocols;
 using Thermo.Pipeline.Pruning;
 using static Thermo.Pipeline.Protocols.PartialEntropyReproduction;

@@ -4,6 +4,9 @@ using System.Net;
 using System.Text;
 using ScottPlot;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Report;
 
@@ -213,7 +216,7 @@ public static class RunReport
         }
         var files = SnapshotSeries.EpochFiles(r.Run, SnapshotSpacing.FromManifest);
         if (files.Length == 0) return;
-        var epochs = files.Select(f => f.Item1).ToArray();
+        var epochs = files.Select(f => f.Time).ToArray();
         var hot = new float[files.Length][];
         var cold = new float[files.Length][];
         TensorSnapshot? last = null;
@@ -224,7 +227,7 @@ public static class RunReport
         var window = r.Window;
         for (int i = 0; i < files.Length; i++)
         {
-            var weight = LayerWeight(files[i].Item2, layer, chunk);
+            var weight = LayerWeight(files[i].Path, layer, chunk);
             int size = weight.Values.Length / weight.Shape[0];
             hot[i] = weight.Values.AsSpan(hottest * size, size).ToArray();
             cold[i] = weight.Values.AsSpan(coldest * size, size).ToArray();
@@ -267,10 +270,10 @@ public static class RunReport
             (_, _, directory) =>
             {
                 long at = 0;
-                foreach (var (l, t, s) in directory)
+                foreach (var t in directory)
                 {
-                    long size = s.Aggregate(1L, (a, b) => a * b);
-                    if (l == layer && t == "weight") (shape, start, values) = (s, at, new float[size]);
+                    long size = t.Shape.Aggregate(1L, (a, b) => a * b);
+                    if (t.Layer == layer && t.Tensor == "weight") (shape, start, values) = (t.Shape, at, new float[size]);
                     at += size;
                 }
                 if (shape is null) throw new ArtifactException($"{path}: holds no {layer}.weight", path);

@@ -1,6 +1,8 @@
 using Thermo.Pipeline.Pruning;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Report;
 

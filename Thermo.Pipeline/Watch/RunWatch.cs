@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Watch;
 
@@ -102,8 +105,8 @@ public sealed class RunWatch
                     imported = Snapshots.IsImported(Directory);
                     var (unit, files) = Snapshots.SeriesFiles(Directory);
                     timeUnit = unit;
-                    foreach (var (time, path) in files)
-                        if (time > lastEpoch) Read(time, path);
+                    foreach (var file in files)
+                        if (file.Time > lastEpoch) Read(file.Time, file.Path);
                     // An imported checkpoint series is written whole: complete by construction.
                     complete = imported || ReadComplete(manifest);
                     manifestStamp = stamp;
@@ -175,7 +178,7 @@ public sealed class RunWatch
         int cursor = 0;
         Snapshots.StreamValues(path, (_, _, tensors) =>
         {
-            var seen = tensors.Select(t => (t.Item1, t.Item2, t.Item3)).ToArray();
+            var seen = tensors.Select(t => (t.Layer, t.Tensor, t.Shape)).ToArray();
             if (first) Layout(seen);
             else if (!SameDirectory(seen))
                 throw new ArtifactException($"{path}: its tensors differ from those of the run's earlier snapshots", path);

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Watch;
 

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
 
 namespace Thermo.Trainer.Data;
 
@@ -98,17 +99,17 @@ public static class SuperpixelCache
 
     static void WriteNodes(string path, SuperpixelGraph[] graphs) =>
         Table.Write(path, NodesTable,
-            Column.NewInt32Column("image", graphs.SelectMany((g, i) => Enumerable.Repeat(i, g.Nodes)).ToArray()),
-            Column.NewInt32Column("node", graphs.SelectMany(g => Enumerable.Range(0, g.Nodes)).ToArray()),
-            Column.NewFloat32Column("intensity", graphs.SelectMany(g => g.Intensity).ToArray()),
-            Column.NewFloat32Column("x", graphs.SelectMany(g => g.X).ToArray()),
-            Column.NewFloat32Column("y", graphs.SelectMany(g => g.Y).ToArray()));
+            Column.Ints("image", graphs.SelectMany((g, i) => Enumerable.Repeat(i, g.Nodes)).ToArray()),
+            Column.Ints("node", graphs.SelectMany(g => Enumerable.Range(0, g.Nodes)).ToArray()),
+            Column.Floats("intensity", graphs.SelectMany(g => g.Intensity).ToArray()),
+            Column.Floats("x", graphs.SelectMany(g => g.X).ToArray()),
+            Column.Floats("y", graphs.SelectMany(g => g.Y).ToArray()));
 
     static void WriteEdges(string path, SuperpixelGraph[] graphs) =>
         Table.Write(path, EdgesTable,
-            Column.NewInt32Column("image", graphs.SelectMany((g, i) => Enumerable.Repeat(i, g.Edges)).ToArray()),
-            Column.NewInt32Column("source", graphs.SelectMany(g => g.Sources).ToArray()),
-            Column.NewInt32Column("target", graphs.SelectMany(g => g.Targets).ToArray()));
+            Column.Ints("image", graphs.SelectMany((g, i) => Enumerable.Repeat(i, g.Edges)).ToArray()),
+            Column.Ints("source", graphs.SelectMany(g => g.Sources).ToArray()),
+            Column.Ints("target", graphs.SelectMany(g => g.Targets).ToArray()));
 
     /// <summary>The cached graphs, or null (said in the log) when the directory is missing, holds another
     /// key, another number of images, or unreadable tables.</summary>

@@ -1,4 +1,7 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Native;
@@ -74,8 +77,8 @@ public sealed class RunModel : IMaskedEvaluator, IDisposable
         var manifest = RunManifest.TryLoad(run) ?? throw new NoRunException(run);
         if (manifest.Status != RunStatus.Complete)
             throw new ThermoException($"{run}: the run is {manifest.Status.ToString().ToLowerInvariant()} (last complete epoch {manifest.LastCompleteEpoch}); resume its training to the end first");
-        var files = SnapshotReader.ListEpochFiles(run);
-        var finalPath = files.Where(f => f.Item1 == manifest.LastCompleteEpoch).Select(f => f.Item2).FirstOrDefault()
+        var files = SnapshotSeries.ListEpochFiles(run);
+        var finalPath = files.Where(f => f.Time == manifest.LastCompleteEpoch).Select(f => f.Path).FirstOrDefault()
             ?? throw new ThermoException($"{run}: the final snapshot (epoch {manifest.LastCompleteEpoch}) is missing from {RunLayout.Snapshots(run)}");
         var final = SnapshotReader.ReadFile(finalPath);
         var config = manifest.Config;

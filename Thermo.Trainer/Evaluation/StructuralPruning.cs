@@ -1,4 +1,6 @@
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Training;
 

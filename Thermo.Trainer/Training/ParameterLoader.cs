@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Format;
 using TorchSharp;
 using static TorchSharp.torch;
 

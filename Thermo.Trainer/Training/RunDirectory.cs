@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Trainer.Training;
 

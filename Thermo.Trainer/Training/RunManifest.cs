@@ -20,8 +20,8 @@ public sealed record SelfCheckSummary(string[] Cases, double WorstRelativeError,
 /// </summary>
 public sealed record RunManifest
 {
-    public const string FileName = Thermo.Analysis.RunLayout.ManifestFile;
-    public string SchemaVersion { get; init; } = Thermo.Analysis.SnapshotSchema.Version;
+    public const string FileName = Thermo.Analysis.Run.RunLayout.ManifestFile;
+    public string SchemaVersion { get; init; } = Thermo.Analysis.Format.SnapshotSchema.Version;
     public required string RunId { get; init; }
     public required TrainConfig Config { get; init; }
     public required DatasetInfo Dataset { get; init; }
@@ -52,7 +52,7 @@ public sealed record RunManifest
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static string PathIn(string runDirectory) => Thermo.Analysis.RunLayout.Manifest(runDirectory);
+    public static string PathIn(string runDirectory) => Thermo.Analysis.Run.RunLayout.Manifest(runDirectory);
 
     /// <summary>
     /// The tensors of one of <see cref="Layers"/>, in registration order, with their shapes, from its

@@ -1,6 +1,8 @@
 using Thermo.Trainer.Evaluation;
 using System.Diagnostics;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Native;

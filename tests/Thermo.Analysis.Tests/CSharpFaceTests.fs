@@ -5,6 +5,10 @@ open System
 open System.IO
 open Expecto
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 open Thermo.Analysis.Tests.Generators
 
 let private writeRun (dir: string) (epochs: int) =
@@ -18,11 +22,11 @@ let private writeRun (dir: string) (epochs: int) =
 [<Tests>]
 let tests =
     testList "C# face" [
-        testCase "Table writes from a params array and reads columns by name" <| fun () ->
+        testCase "Table writes from a params array of Column's factories and reads columns by name" <| fun () ->
             use dir = new TempDirectory()
             let path = dir.File "t.parquet"
-            Table.Write(path, "demo", StringColumn("layer", [| "a"; "b" |]), Int32Column("unit", [| 0; 1 |]),
-                        Int64Column("step", [| 5L; 6L |]), Float32Column("f", [| 1.5f; 2.5f |]), Float64Column("t", [| 0.5; 0.25 |]))
+            Table.Write(path, "demo", Column.Strings("layer", [| "a"; "b" |]), Column.Ints("unit", [| 0; 1 |]),
+                        Column.Longs("step", [| 5L; 6L |]), Column.Floats("f", [| 1.5f; 2.5f |]), Column.Doubles("t", [| 0.5; 0.25 |]))
             // the same bytes as the F# list form
             Tables.write (dir.File "f.parquet") "demo"
                 [ StringColumn("layer", [| "a"; "b" |]); Int32Column("unit", [| 0; 1 |]); Int64Column("step", [| 5L; 6L |]); Float32Column("f", [| 1.5f; 2.5f |]); Float64Column("t", [| 0.5; 0.25 |]) ]
@@ -94,10 +98,10 @@ let tests =
             let values = Collections.Generic.List<float32>()
             let chunk = Array.zeroCreate<float32> 3
             Snapshots.StreamValues(path,
-                Action<int, int64, (string * string * int[])[]>(fun e s d -> header <- Some(e, s, d |> Array.map (fun (l, _, _) -> l))),
+                Action<int, int64, TensorEntry[]>(fun e s d -> header <- Some(e, s, d |> Array.map (fun t -> t.Layer, t.Tensor, t.Shape))),
                 Func<float32[]>(fun () -> chunk),
                 Action<float32[], int>(fun c n -> values.AddRange(c[.. n - 1])))
-            Expect.equal header (Some(1, 1L, [| "a"; "b" |])) "header first"
+            Expect.equal header (Some(1, 1L, [| "a", "weight", [| 2; 3 |]; "b", "weight", [| 4; 1 |] |])) "header first"
             let snapshot = SnapshotReader.readFile path
             Expect.sequenceEqual values (snapshot.Tensors |> Array.collect (fun t -> t.Values)) "every value in order"
 

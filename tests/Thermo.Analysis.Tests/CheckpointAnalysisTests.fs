@@ -5,6 +5,10 @@ open System.IO
 open System.Text.Json
 open Expecto
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 open Thermo.Analysis.Checkpoints
 open Thermo.Analysis.Tests.Generators
 

@@ -3,7 +3,7 @@ module Thermo.Analysis.Tests.CheckpointSeriesTests
 open System
 open System.IO
 open Expecto
-open Thermo.Analysis
+open Thermo.Analysis.Physics
 open Thermo.Analysis.Checkpoints
 open Thermo.Analysis.Tests.Generators
 

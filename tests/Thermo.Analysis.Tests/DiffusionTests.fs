@@ -4,7 +4,7 @@ open System
 open Expecto
 open FsCheck
 open FsCheck.FSharp
-open Thermo.Analysis
+open Thermo.Analysis.Physics
 
 let private trajectoryGen =
     gen {

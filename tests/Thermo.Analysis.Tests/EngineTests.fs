@@ -4,6 +4,11 @@ open System
 open System.IO
 open Expecto
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Statistics
+open Thermo.Analysis.Engine
 open Thermo.Analysis.Tests.Generators
 
 /// Writes a synthetic run: layer "a" (weight 3×4, bias 3) and "b" (weight 2×5), random walks over `epochs` + 1 snapshots.

@@ -2,7 +2,8 @@ module Thermo.Analysis.Tests.FitsRankingTests
 
 open Expecto
 open FsCheck
-open Thermo.Analysis
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 [<Tests>]
 let tests =

@@ -7,6 +7,8 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
 
 /// A fresh directory under the system temp folder, removed on dispose.
 type TempDirectory() =

@@ -4,7 +4,7 @@ open System
 open Expecto
 open FsCheck
 open FsCheck.FSharp
-open Thermo.Analysis
+open Thermo.Analysis.Physics
 
 /// A window of snapshots: values[e][k] for e = 0..n, k = 0..K−1 (random walks with a drift per weight).
 let private windowGen =

@@ -2,7 +2,7 @@ module Thermo.Analysis.Tests.RelaxationTests
 
 open System
 open Expecto
-open Thermo.Analysis
+open Thermo.Analysis.Physics
 
 /// A synthetic run relaxing into equilibrium with time constant τ: test loss
 /// 0.1 + 2·e^(−t/τ), test accuracy 0.98 − 0.9·e^(−t/τ), each with Gaussian noise, and 200 weights

@@ -4,6 +4,10 @@ open System
 open System.IO
 open Expecto
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 open Thermo.Analysis.Tests.Generators
 
 let private metricsRows =
@@ -124,7 +128,7 @@ let tests =
                     Expect.equal e.Path (RunLayout.manifest dir.Path) "the manifest is the file at fault"
                     Expect.equal e.Message (RunLayout.manifest dir.Path + ": holds JSON array, not a run manifest object") "the message is unchanged"
                 | e -> failtestf "expected an ArtifactException, got %O" e)
-            Expect.throwsC (fun () -> SnapshotReader.listStepFiles dir.Path |> ignore) (fun e ->
+            Expect.throwsC (fun () -> SnapshotSeries.listStepFiles dir.Path |> ignore) (fun e ->
                 match e with
                 | :? NotWrittenException as e ->
                     Expect.equal (e.Path, e.WrittenBy, e.Setting) (dir.Path, "StepSnapshotEpochs", "") "the run, and the setting that writes per-step snapshots"

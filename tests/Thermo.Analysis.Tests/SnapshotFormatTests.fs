@@ -3,7 +3,8 @@ module Thermo.Analysis.Tests.SnapshotFormatTests
 open System
 open System.IO
 open Expecto
-open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
 open Thermo.Analysis.Tests.Generators
 
 let private sameSnapshot (expected: Snapshot) (actual: Snapshot) =
@@ -93,9 +94,9 @@ let tests =
             let snapshots = Path.Combine(dir.Path, "snapshots")
             for e in [ 2; 0; 1 ] do SnapshotWriter.write SnapshotFileFormat.Parquet (Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet e)) (sample e)
             File.WriteAllText(Path.Combine(snapshots, ".epoch=00003.parquet.1.abc.tmp"), "partial")
-            let epochs = SnapshotReader.readRun dir.Path |> Seq.map (fun s -> s.Epoch) |> Seq.toList
+            let epochs = SnapshotSeries.readRun dir.Path |> Seq.map (fun s -> s.Epoch) |> Seq.toList
             Expect.equal epochs [ 0; 1; 2 ] "epoch order"
-            sameSnapshot (sample 2) (SnapshotReader.readRun dir.Path |> Seq.last)
+            sameSnapshot (sample 2) (SnapshotSeries.readRun dir.Path |> Seq.last)
 
         testCase "a failed write leaves neither the file nor a temporary" <| fun () ->
             use dir = new TempDirectory()

@@ -3,7 +3,7 @@ module Thermo.Analysis.Tests.StatisticsTests
 open System
 open Expecto
 open FsCheck
-open Thermo.Analysis
+open Thermo.Analysis.Statistics
 
 /// The exact Wilcoxon p-value by brute force over all 2^n sign patterns (the oracle).
 let private bruteWilcoxon (d: float[]) =

@@ -1,7 +1,7 @@
 module Thermo.Analysis.Tests.TablesTests
 
 open Expecto
-open Thermo.Analysis
+open Thermo.Analysis.Format
 open Thermo.Analysis.Tests.Generators
 
 [<Tests>]

@@ -5,6 +5,9 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 /// A series held in memory: one layer "w" of `units` rows, values[i] the flat values at times[i].
 let private inMemory (times: int[]) (units: int) (values: float32[][]) : AnalysisSeries =

@@ -1,7 +1,7 @@
 using Thermo.Trainer.Tests;
 using Thermo.Cli;
 using DuckDB.NET.Data;
-using Thermo.Analysis;
+using Thermo.Analysis.Format;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Tests;

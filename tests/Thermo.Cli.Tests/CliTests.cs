@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Tests;
 using Thermo.Cli;
 using Thermo.Trainer.Training;
@@ -131,8 +131,8 @@ public class CliTests
         var copy = ThermoProcess.Run(dir.Path, "train", "--config", dir["tiles/run.json"], "--out", dir["copy"]);
         Assert.True(copy.Code == 0, copy.Err);
         Assert.Equal("tiles", RunManifest.TryLoad(dir["copy"])!.Config.Graph);
-        var original = SnapshotReader.ReadRun(dir["tiles"]).Last();
-        var copied = SnapshotReader.ReadRun(dir["copy"]).Last();
+        var original = SnapshotSeries.ReadRun(dir["tiles"]).Last();
+        var copied = SnapshotSeries.ReadRun(dir["copy"]).Last();
         Assert.Equal(original.Tensors.Select(t => t.Values), copied.Tensors.Select(t => t.Values));
     }
 }

@@ -2,6 +2,7 @@ using Thermo.Trainer.Tests;
 using DuckDB.NET.Data;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Tests;

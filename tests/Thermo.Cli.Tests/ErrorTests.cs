@@ -1,4 +1,5 @@
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Tests;
 using Thermo.Trainer.Training;
 using Thermo.Pipeline.Cluster;
@@ -60,7 +61,7 @@ public class ErrorTests
     {
         using var dir = new TempDir();
         Directory.CreateDirectory(dir["run"]);
-        var steps = Assert.Throws<NotWrittenException>(() => SnapshotReader.ListStepFiles(dir["run"]));
+        var steps = Assert.Throws<NotWrittenException>(() => SnapshotSeries.ListStepFiles(dir["run"]));
         Assert.Equal(dir["run"], steps.Path);
         Assert.Equal("StepSnapshotEpochs", steps.WrittenBy);
         Assert.DoesNotContain("--", steps.Message);

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Cli;
 using Thermo.Pipeline.Protocols;
 using Thermo.Pipeline.Pruning;
@@ -107,11 +109,11 @@ public class IntegrityTests(TrainedReproduction trained) : IClassFixture<Trained
 
         // A training that has written epoch 4's snapshot but not yet committed the epoch: not read.
         File.Copy(Path.Combine(run, "snapshots", "epoch=00003.parquet"), Path.Combine(run, "snapshots", "epoch=00004.parquet"));
-        Assert.Equal([0, 1, 2, 3], SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest).Select(f => f.Item1));
+        Assert.Equal([0, 1, 2, 3], SnapshotSeries.EpochFiles(run, SnapshotSpacing.FromManifest).Select(f => f.Time));
         Assert.Equal(5, SnapshotSeries.EpochFiles(run, SnapshotSpacing.InferredFromFiles).Length);
 
         var steps = Path.Combine(run, "snapshots", "steps");
-        File.Delete(SnapshotReader.ListStepFiles(run).Single(f => f.Item1 == 11).Item2);
+        File.Delete(SnapshotSeries.ListStepFiles(run).Single(f => f.Time == 11).Path);
         var e = Assert.Throws<ArtifactException>(() => SnapshotSeries.StepFiles(run, SnapshotSpacing.FromManifest));
         Assert.Contains("steps 11 ", e.Message);
         var analyze = ThermoProcess.Run(dir.Path, "analyze", run, "--steps", "--window", "last:3");

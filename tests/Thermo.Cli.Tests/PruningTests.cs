@@ -1,5 +1,8 @@
 using Thermo.Trainer.Tests;
-using Thermo.Analysis;
+using Thermo.Analysis.Engine;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Protocols;
 using Thermo.Trainer.Data;

@@ -1,6 +1,7 @@
 using Thermo.Trainer.Tests;
 using System.Diagnostics;
-using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Tests;
@@ -25,15 +26,15 @@ public class ResumeTests
         Assert.Equal(RunStatus.Running, interrupted.Status);
         Assert.InRange(interrupted.LastCompleteEpoch, 2, 5);
         // Every file left behind is complete: each snapshot up to the last complete epoch reads back.
-        foreach ((int epoch, string path) in SnapshotReader.ListEpochFiles(dir["killed"]).Where(f => f.Item1 <= interrupted.LastCompleteEpoch))
-            Assert.Equal(epoch, SnapshotReader.ReadFile(path).Epoch);
+        foreach (var file in SnapshotSeries.ListEpochFiles(dir["killed"]).Where(f => f.Time <= interrupted.LastCompleteEpoch))
+            Assert.Equal(file.Time, SnapshotReader.ReadFile(file.Path).Epoch);
 
         var resumed = ThermoProcess.Run(dir.Path, "train", "--resume", dir["killed"]);
         Assert.True(resumed.Code == 0, resumed.Err);
         Assert.Contains("resuming", resumed.Err);
 
-        var expected = SnapshotReader.ReadRun(dir["straight"]).ToArray();
-        var actual = SnapshotReader.ReadRun(dir["killed"]).ToArray();
+        var expected = SnapshotSeries.ReadRun(dir["straight"]).ToArray();
+        var actual = SnapshotSeries.ReadRun(dir["killed"]).ToArray();
         Assert.Equal(expected.Select(s => s.Epoch), actual.Select(s => s.Epoch));
         for (int e = 0; e < expected.Length; e++)
             for (int t = 0; t < expected[e].Tensors.Length; t++)

@@ -2,6 +2,7 @@ using Thermo.Trainer.Tests;
 using System.Diagnostics;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Cluster;
 using Thermo.Trainer.Training;
 
@@ -194,8 +195,8 @@ public class SlurmTests
         var again = ThermoProcess.Run(dir.Path, Args(dir["requeued"]));
         Assert.True(again.Code == 0, again.Err);
         Assert.Contains("resuming", again.Err);
-        var expected = SnapshotReader.ReadRun(dir["straight"]).ToArray();
-        var actual = SnapshotReader.ReadRun(dir["requeued"]).ToArray();
+        var expected = SnapshotSeries.ReadRun(dir["straight"]).ToArray();
+        var actual = SnapshotSeries.ReadRun(dir["requeued"]).ToArray();
         Assert.Equal(expected.Length, actual.Length);
         for (int e = 0; e < expected.Length; e++)
             for (int t = 0; t < expected[e].Tensors.Length; t++)

@@ -1,6 +1,8 @@
 using Thermo.Trainer.Tests;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Cli.Tests;

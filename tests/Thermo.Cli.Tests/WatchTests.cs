@@ -5,6 +5,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Tests;
 
 namespace Thermo.Cli.Tests;

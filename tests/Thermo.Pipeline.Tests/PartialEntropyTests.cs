@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Pipeline.Protocols;
 using static Thermo.Pipeline.Protocols.PartialEntropyReproduction;
 

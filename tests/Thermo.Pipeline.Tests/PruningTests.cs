@@ -1,4 +1,5 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
+using Thermo.Analysis.Statistics;
 using Thermo.Trainer.Evaluation;
 using Thermo.Pipeline.Pruning;
 using Thermo.Pipeline.Protocols;

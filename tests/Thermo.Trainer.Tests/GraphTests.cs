@@ -1,4 +1,6 @@
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Data;
 using Thermo.Trainer.Evaluation;
 using Thermo.Trainer.Models;

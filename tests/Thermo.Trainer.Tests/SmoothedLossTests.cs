@@ -1,4 +1,4 @@
-using Thermo.Analysis;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Models;
 using Thermo.Trainer.Training;
 using TorchSharp;

@@ -1,5 +1,7 @@
 using DuckDB.NET.Data;
 using Thermo.Analysis;
+using Thermo.Analysis.Format;
+using Thermo.Analysis.Run;
 using Thermo.Trainer.Training;
 
 namespace Thermo.Trainer.Tests;
@@ -12,7 +14,7 @@ public class TrainingTests
         return run.Run();
     }
 
-    static Snapshot[] Snapshots(string runDir) => SnapshotReader.ReadRun(runDir).ToArray();
+    static Snapshot[] Snapshots(string runDir) => SnapshotSeries.ReadRun(runDir).ToArray();
 
     [Fact]
     public void The_same_seed_gives_identical_snapshots_and_another_seed_does_not()
@@ -119,10 +121,10 @@ public class TrainingTests
             SnapshotLayers = ["conv1", "fc"], SnapshotEvery = 2, StepSnapshotEpochs = 1, Format = "arrow",
         };
         Train(config, dir["run"], dir.Path);
-        var files = SnapshotReader.ListEpochFiles(dir["run"]);
-        Assert.Equal([0, 2, 4, 5], files.Select(f => f.Item1));
-        Assert.All(files, f => Assert.EndsWith(".arrow", f.Item2));
-        var last = SnapshotReader.ReadFile(files[^1].Item2);
+        var files = SnapshotSeries.ListEpochFiles(dir["run"]);
+        Assert.Equal([0, 2, 4, 5], files.Select(f => f.Time));
+        Assert.All(files, f => Assert.EndsWith(".arrow", f.Path));
+        var last = SnapshotReader.ReadFile(files[^1].Path);
         Assert.Equal(["conv1", "fc"], last.Tensors.Select(t => t.Layer).Distinct());
         var steps = Directory.GetFiles(dir["run/snapshots/steps"]).Order().ToArray();
         Assert.Equal(2, steps.Length); // 128 images / 64 per batch in the last epoch
@@ -169,8 +171,8 @@ public class KerasL2Tests
         var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"]), epochs: 1) with { WeightDecay = 0 };
         using (var run = TrainingRun.Start(config, dir["plain"], dir.Path, new SilentProgress())) run.Run();
         using (var run = TrainingRun.Start(config with { L2 = 0.05 }, dir["l2"], dir.Path, new SilentProgress())) run.Run();
-        var plain = SnapshotReader.ReadRun(dir["plain"]).Last();
-        var l2 = SnapshotReader.ReadRun(dir["l2"]).Last();
+        var plain = SnapshotSeries.ReadRun(dir["plain"]).Last();
+        var l2 = SnapshotSeries.ReadRun(dir["l2"]).Last();
         Assert.Equal(0.05, RunManifest.TryLoad(dir["l2"])!.Config.L2);
         var conv1 = plain.Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight");
         var conv1L2 = l2.Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight");
@@ -200,7 +202,7 @@ public class KerasL2Tests
 
         // A decay so strong that only the first step moves anything: epoch 2 leaves the weights where they were.
         using (var run = TrainingRun.Start(config with { LrDecay = 1e12, Optimizer = "sgd", Momentum = 0 }, dir["frozen"], dir.Path, new SilentProgress())) run.Run();
-        var snapshots = SnapshotReader.ReadRun(dir["frozen"]).ToArray();
+        var snapshots = SnapshotSeries.ReadRun(dir["frozen"]).ToArray();
         float[] Conv1(int e) => snapshots[e].Tensors.Single(t => t.Layer == "conv1" && t.Tensor == "weight").Values;
         double Moved(int a, int b) => Conv1(a).Zip(Conv1(b), (x, y) => Math.Abs((double)x - y)).Max();
         Assert.True(Moved(0, 1) > 0, "the first step (rate lr) moved nothing");
@@ -213,7 +215,7 @@ public class InitialisationTests
     static Snapshot Start(TrainConfig config, TempDir dir, string name)
     {
         using (var run = TrainingRun.Start(config, dir[name], dir.Path, new SilentProgress())) run.Run();
-        return SnapshotReader.ReadRun(dir[name]).First();
+        return SnapshotSeries.ReadRun(dir[name]).First();
     }
 
     [Fact]

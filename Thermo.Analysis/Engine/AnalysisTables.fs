@@ -1,7 +1,11 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
 open System.IO
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// The per-unit temperatures of one layer from RUN/analysis/temperature.parquet, sorted by unit, with
 /// the window they were measured over.

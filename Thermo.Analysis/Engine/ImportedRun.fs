@@ -1,9 +1,12 @@
-namespace Thermo.Analysis
+namespace Thermo.Analysis.Engine
 
 open System
 open System.IO
 open System.Text.Json
-open Thermo.Analysis.Checkpoints
+open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
 
 /// A run directory made by `import` from a checkpoint series: Thermo snapshot files, the source's
 /// metrics, and a run.json that lists every snapshot with its time coordinate and the digest of the
@@ -116,14 +119,14 @@ module ImportedRun =
                   EvalAccuracy = Tables.float64s file columns "eval_accuracy"
                   LearningRate = Tables.float64s file columns "learning_rate" }
 
-    /// The snapshot files run.json lists, as (time, path) in time order; a listed file that is
-    /// missing is an `ArtifactException` naming it.
+    /// The snapshot files run.json lists, in time order; a listed file that is missing is an
+    /// `ArtifactException` naming it.
     [<CompiledName("ListedFiles")>]
-    let listedFiles (run: string) (manifest: Manifest) : (int * string)[] =
+    let listedFiles (run: string) (manifest: Manifest) : SnapshotFile[] =
         manifest.Snapshots |> Array.map (fun s ->
             let file = Path.Combine(run, s.File)
             if not (File.Exists file) then failAt (path run) "lists the snapshot %s (time %d), which does not exist" file s.Time
-            s.Time, file)
+            { SnapshotFile.Time = s.Time; Path = file })
 
     /// The imported run as a series over the window `spec` asks for: the listed snapshot files (a
     /// missing one is an error naming it), the source's metrics and learning rates.
@@ -135,7 +138,7 @@ module ImportedRun =
         let window = SeriesWindow.resolve run manifest.TimeUnit times manifest.DeclaredInterval manifest.AcceptGaps metrics spec
         let inWindow = Set.ofArray window.Times
         let snapshots =
-            listedFiles run manifest |> Array.filter (fun (t, _) -> inWindow.Contains t) |> Array.map (fun (t, file) -> SeriesSnapshots.ofFile t file)
+            listedFiles run manifest |> Array.filter (fun f -> inWindow.Contains f.Time) |> Array.map (fun f -> SeriesSnapshots.ofFile f.Time f.Path)
         { Name = run; TimeUnit = manifest.TimeUnit; Snapshots = snapshots; LearningRate = SeriesWindow.learningRates metrics
           GradientNoise = [||]; Source = sprintf "imported %s checkpoints" manifest.Layout },
         window
