@@ -8,6 +8,7 @@ open System.IO
 open System.Numerics
 open System.Runtime.InteropServices
 open Thermo.Analysis
+open Thermo.Analysis.Engine
 
 /// The caller's chunks being filled with float32 values: `nextChunk` gives an array to fill, and
 /// `filled chunk count` hands it back full (or, at the end, with `count` values). A chunk outlives

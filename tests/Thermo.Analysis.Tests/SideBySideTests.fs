@@ -6,6 +6,9 @@ open FsCheck
 open FsCheck.FSharp
 open Microsoft.FSharp.Reflection
 open Thermo.Analysis
+open Thermo.Analysis.Format
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 /// Random access to values held in memory, as a checkpoint's stored tensors give it.
 type private MemoryValues(values: float32[]) =
