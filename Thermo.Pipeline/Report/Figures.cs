@@ -175,8 +175,11 @@ public static class Figures
                 var row = meanSquareVelocity[hotFirst[position]];
                 grid[position, j] = j < row.Length && row[j] > 0 ? Math.Log10(row[j]) : double.NaN;
             }
+        // The order is legible as a list for a few filters; past that it overflows the axis, and the
+        // interactive page names each row.
+        var rows = hotFirst.Length <= 16 ? $"filters top to bottom: {string.Join(", ", hotFirst)}" : $"{hotFirst.Length} filters, hottest at the top";
         var plot = New($"{runName}: log10 ⟨v²⟩ of each weight of {layer} over epochs {window.From}..{window.To}",
-            "weight within the filter", $"filters top to bottom: {string.Join(", ", hotFirst)}");
+            "weight within the filter", rows);
         var map = plot.Add.Heatmap(grid);
         map.Colormap = new ScottPlot.Colormaps.Turbo();
         map.NaNCellColor = Colors.White;

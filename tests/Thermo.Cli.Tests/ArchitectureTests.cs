@@ -35,4 +35,23 @@ public class ArchitectureTests
         Assert.DoesNotContain(packages, p => p.StartsWith("TorchSharp", StringComparison.Ordinal));
         Assert.Contains(References("Thermo.Trainer").Packages, p => p.StartsWith("TorchSharp", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("Thermo.Trainer")]
+    [InlineData("Thermo.Pipeline")]
+    [InlineData("Thermo.Cli")]
+    [InlineData("Thermo.Bench")]
+    public void CSharp_meets_the_FSharp_core_as_plain_dotnet(string project)
+    {
+        // F#'s own types and union constructors stay behind the analysis library's face: C# sees
+        // arrays, records, struct tuples and the factories CSharp.fs and Column give it.
+        var fsharpOnly = new System.Text.RegularExpressions.Regex(@"\b(FSharpOption|FSharpList|FSharpFunc|ListModule|ArrayModule|SeqModule|FuncConvert|Microsoft\.FSharp)\b|\bColumn\.New\w+Column\b");
+        var offending = Directory.EnumerateFiles(Path.Combine(Repository.Root, project), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}"))
+            .SelectMany(f => File.ReadLines(f).Select((line, i) => (f, i, line)))
+            .Where(x => fsharpOnly.IsMatch(x.line))
+            .Select(x => $"{Path.GetRelativePath(Repository.Root, x.f)}:{x.i + 1}: {x.line.Trim()}")
+            .ToList();
+        Assert.True(offending.Count == 0, string.Join("\n", offending));
+    }
 }
