@@ -4,6 +4,7 @@ open System
 open System.IO
 open System.Text.Json
 open Thermo.Analysis
+open Thermo.Analysis.Run
 open Thermo.Analysis.Engine
 
 /// Which units of each layer to prune, as a file a PyTorch user applies with
@@ -51,7 +52,7 @@ module PruneMask =
     /// checkpoints writes beside its tables; None for a Thermo run's analysis, whose tensors are
     /// `LAYER.weight` and `LAYER.bias` with units along dim 0.
     let private tensorsOf (directory: string) =
-        let file = Path.Combine(directory, CheckpointAnalysis.TensorsFile)
+        let file = RunLayout.tensors directory
         if not (File.Exists file) then None
         else
             try

@@ -17,6 +17,8 @@ open Thermo.Analysis
 /// RUN/analysis-steps/*.parquet  the same tables over the per-step snapshots (`analyze --steps`)
 /// RUN/pruning/                  pruning results, curves and table.md
 /// RUN/report/                   the run's HTML report; report/ beside several runs compares them
+/// RUN/source-metrics.parquet    a run imported from checkpoints: the source's own metrics
+/// OUT/tensors.json              beside the tables of a checkpoint series' analysis: its tensors
 /// ```
 module RunLayout =
     /// The run's manifest.
@@ -99,6 +101,15 @@ module RunLayout =
     [<Literal>]
     let ReportDirectory = "report"
 
+    /// A run imported from checkpoints: the source's metrics, one row per logged time.
+    [<Literal>]
+    let SourceMetricsFile = "source-metrics.parquet"
+
+    /// Beside the analysis tables of a checkpoint series: which tensors were analysed (key, layer,
+    /// shape, dtype, the dimension of its units) and which were not, and why.
+    [<Literal>]
+    let TensorsFile = "tensors.json"
+
     /// The files of `AnalysisDirectory`, in the order `AnalysisOutput` writes them.
     [<CompiledName("AnalysisFiles")>]
     let analysisFiles = [| TemperatureFile; InstantaneousFile; MsdFile; FitsFile |]
@@ -110,6 +121,14 @@ module RunLayout =
     /// RUN/metrics.parquet.
     [<CompiledName("Metrics")>]
     let metrics (run: string) = Path.Combine(run, MetricsFile)
+
+    /// RUN/source-metrics.parquet of a run imported from checkpoints.
+    [<CompiledName("SourceMetrics")>]
+    let sourceMetrics (run: string) = Path.Combine(run, SourceMetricsFile)
+
+    /// DIR/tensors.json beside the tables of a checkpoint series' analysis in DIR.
+    [<CompiledName("Tensors")>]
+    let tensors (dir: string) = Path.Combine(dir, TensorsFile)
 
     /// RUN/gradnoise.parquet.
     [<CompiledName("GradNoise")>]
