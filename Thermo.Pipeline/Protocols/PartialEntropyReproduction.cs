@@ -233,8 +233,8 @@ public static class PartialEntropyReproduction
             if (!(radius > 0) || double.IsInfinity(radius)) throw new SettingException(nameof(Protocol.Radii), "", $"each R must be positive, got {radius}");
         if (p.Jobs < 1) throw new SettingException(nameof(Protocol.Jobs), "", $"must be at least 1, got {p.Jobs}");
         // The thread count is part of a run's configuration (a resumed run must match it), so it is
-        // stated rather than derived from --jobs and the machine's cores.
-        if (p.Jobs > 1 && p.Threads < 1) throw new SettingException(nameof(Protocol.Jobs), "", "give --threads too: each of the trainings run at once uses that many threads");
+        // stated rather than derived from Jobs and the machine's cores.
+        if (p.Jobs > 1 && p.Threads < 1) throw new SettingException(nameof(Protocol.Jobs), "", "give {0} too: each of the trainings run at once uses that many threads", nameof(Protocol.Threads));
         var layers = SmoothableLayers(p.Model);
         foreach (var choice in p.Smoothings)
         {

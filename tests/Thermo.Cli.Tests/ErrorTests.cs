@@ -57,6 +57,24 @@ public class ErrorTests
     }
 
     [Fact]
+    public void Another_setting_a_detail_names_is_worded_as_its_flag_by_the_cli_only()
+    {
+        var window = new SettingException("Equilibrium", "", "last:N must have N in 1..5 ({0}), got last:6", "Epochs");
+        Assert.Equal("last:N must have N in 1..5 (Epochs), got last:6", window.Message);
+        Assert.Equal("--window: last:N must have N in 1..5 (--epochs), got last:6", SettingFlags.Message(window));
+        var submit = new SettingException("TrainMissing", "", "trains nothing, so there is nothing to submit; drop {0}", "SlurmScheduler");
+        Assert.Equal("--no-train: trains nothing, so there is nothing to submit; drop --scheduler slurm", SettingFlags.Message(submit));
+        // A flag of another verb is named with its command; two related settings each in their place.
+        var queued = new SettingException("SlurmScheduler", "d", "queued (see {0} d); or give {1}", "Status", "Threads");
+        Assert.Equal("d: queued (see Status d); or give Threads", queued.Message);
+        Assert.Equal("d: --scheduler slurm: queued (see thermo sweep --status d); or give --threads", SettingFlags.Message(queued));
+        // Without related settings a detail is taken as it is, braces and all.
+        var plain = new SettingException("Layers", "", "unknown layer '{0}'");
+        Assert.Equal(("unknown layer '{0}'", "--layers: unknown layer '{0}'"), (plain.Detail, SettingFlags.Message(plain)));
+        Assert.Empty(plain.Related);
+    }
+
+    [Fact]
     public void What_a_stage_writes_only_when_asked_is_named_without_flags()
     {
         using var dir = new TempDir();
