@@ -79,6 +79,21 @@ module CheckpointAnalysis =
     let private inside (directory: string) (path: string) =
         path = directory || path.StartsWith(directory.TrimEnd(Path.DirectorySeparatorChar) + string Path.DirectorySeparatorChar, StringComparison.Ordinal)
 
+    /// The directory a series lies in, the `Path` of a fault of the series as a whole (a gap in its
+    /// declared spacing, too few checkpoints): the one directory given, else the innermost directory
+    /// that holds every checkpoint given.
+    let private seriesDirectory (inputs: string[]) (plan: CheckpointSeriesPlan) =
+        match inputs with
+        | [| one |] when Directory.Exists one -> one
+        | _ ->
+            plan.Entries
+            |> Array.map (fun e -> Path.GetDirectoryName(Path.GetFullPath(Path.TrimEndingDirectorySeparator e.Source)))
+            |> Array.reduce (fun common next ->
+                let mutable common = common
+                while not (inside common next) do
+                    common <- Path.GetDirectoryName common
+                common)
+
     /// The directories that hold the user's checkpoints: each input directory, the directory of each
     /// input file, and the output directory holding an input `checkpoint-N/` of the Hugging Face Trainer.
     let private checkpointDirectories (inputs: string[]) =
@@ -151,7 +166,7 @@ module CheckpointAnalysis =
         let name = describe inputs
         let contents = readHeaders plan read
         let times = plan.Entries |> Array.map (fun e -> e.Time)
-        let window = SeriesWindow.resolve name plan.TimeUnit times plan.DeclaredInterval acceptGaps plan.Metrics spec
+        let window = SeriesWindow.resolve (seriesDirectory inputs plan) plan.TimeUnit times plan.DeclaredInterval acceptGaps plan.Metrics spec
         let inWindow = Array.zip plan.Entries contents |> Array.filter (fun (e, _) -> e.Time >= window.From && e.Time <= window.To)
         { Name = name; TimeUnit = plan.TimeUnit; Snapshots = inWindow |> Array.map (fun (e, c) -> snapshotOf e c)
           LearningRate = SeriesWindow.learningRates plan.Metrics; GradientNoise = [||]
@@ -214,8 +229,7 @@ module CheckpointAnalysis =
         let plan = CheckpointSeries.discover inputs
         let full = checkOutput inputs out ImportedRun.isImported "a run imported from checkpoints"
         let times = plan.Entries |> Array.map (fun e -> e.Time)
-        let name = describe inputs
-        let accepted = SeriesWindow.checkGaps name plan.TimeUnit times plan.DeclaredInterval acceptGaps
+        let accepted = SeriesWindow.checkGaps (seriesDirectory inputs plan) plan.TimeUnit times plan.DeclaredInterval acceptGaps
         let headers = readHeaders plan read
         let first = headers[0]
         AtomicFile.replaceDirectory full (fun temp ->
