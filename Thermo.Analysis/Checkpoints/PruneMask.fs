@@ -68,14 +68,15 @@ module PruneMask =
     /// from `tensors.json` where the analysis has one.
     [<CompiledName("Entries")>]
     let entries (temperatureFile: string) (selected: (string * int[])[]) (includeBias: bool) : MaskEntry[] =
-        let known = tensorsOf (Path.GetDirectoryName(Path.GetFullPath temperatureFile))
+        let directory = Path.GetDirectoryName(Path.GetFullPath temperatureFile)
+        let known = tensorsOf directory
         [| for layer, units in selected do
                for tensor in (if includeBias then [ "weight"; "bias" ] else [ "weight" ]) do
                    match known with
                    | Some tensors ->
                        match tensors.TryGetValue((layer, tensor)) with
                        | true, (key, dim) -> yield { Layer = layer; Tensor = key; Dim = dim; Units = units }
-                       | _ -> if tensor = "weight" then failAt temperatureFile "tensors.json lists no weight of layer %s" layer
+                       | _ -> if tensor = "weight" then failAt (RunLayout.tensors directory) "lists no weight of layer %s (of %s)" layer temperatureFile
                    | None -> yield { Layer = layer; Tensor = layer + "." + tensor; Dim = 0; Units = units } |]
 
     /// The mask file's JSON text.

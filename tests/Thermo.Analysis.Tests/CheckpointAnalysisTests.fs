@@ -242,6 +242,9 @@ let tests =
             Expect.equal selected [| "conv1", hottest |] "the two hottest units, hottest first"
             let entries = PruneMask.entries table selected true
             Expect.equal (entries |> Array.map (fun e -> e.Tensor, e.Dim)) [| "conv1.weight", 0; "conv1.bias", 0 |] "tensors and dims from tensors.json"
+            let unlisted = artifactFault (fun () -> PruneMask.entries table [| "fc9", [| 0 |] |] false)
+            Expect.equal unlisted.Path (RunLayout.tensors (Path.GetFullPath out)) "Path: the tensors.json that lists no such weight"
+            Expect.stringContains unlisted.Message "lists no weight of layer fc9" "the message names the layer"
             use json = JsonDocument.Parse(PruneMask.toJson "hot" entries)
             Expect.equal (json.RootElement.GetProperty("format").GetString()) PruneMask.Format "format"
             Expect.throwsT<SettingException> (fun () -> PruneMask.select table "hot" 4 None |> ignore) "count must leave a unit"
