@@ -44,7 +44,14 @@ public class ErrorTests
         Assert.Equal($"{dir["empty"]}: holds no run (no {RunLayout.ManifestFile})", prune.Message);
         var collect = Assert.Throws<NoRunException>(() => RunCollection.FindRuns([dir["empty"]]));
         Assert.True(collect.Below);
+        Assert.Equal(dir["empty"], collect.Path);
         Assert.EndsWith($"holds no run (no {RunLayout.ManifestFile} in it or below it)", collect.Message);
+        // Several directories searched together, none with a run: no one of them is the path at fault.
+        Directory.CreateDirectory(dir["other"]);
+        var both = Assert.Throws<NoRunException>(() => RunCollection.FindRuns([dir["empty"], dir["other"]]));
+        Assert.Equal("", both.Path);
+        Assert.Equal([dir["empty"], dir["other"]], both.Directories);
+        Assert.Equal($"{dir["empty"]}, {dir["other"]}: holds no run (no {RunLayout.ManifestFile} in it or below it)", both.Message);
 
         // The CLI words it the same way from every verb, with the flag that gave the directory.
         var noRun = $"{dir["empty"]}: holds no run (no {RunLayout.ManifestFile})";
