@@ -53,6 +53,14 @@ type AnalysisSetting =
     /// The lag range of the α and D fits.
     | FitLags = 4
 
+/// Filling in the other settings a `SettingException`'s detail names.
+module internal SettingDetail =
+    /// `template` with each `{i}` replaced by `names[i]`; verbatim when there are no names, so a
+    /// detail that names no other setting may hold any text.
+    let fill (template: string) (names: string[]) =
+        if isNull names then template
+        else names |> Array.fold (fun (text: string, i) name -> text.Replace("{" + string i + "}", name), i + 1) (template, 0) |> fst
+
 /// Raised when a setting cannot be used (malformed, or impossible for this run); file and data
 /// problems raise `ArtifactException` instead. `Setting` names the setting in the library's own
 /// vocabulary — an `AnalysisSetting` name, or the property of a C# settings record such as
@@ -60,17 +68,33 @@ type AnalysisSetting =
 /// `Detail` reads as the text after a flag ("last:12 is longer than the run (snapshots 0..10)");
 /// `Run` is the run (or file) it was checked against, or empty when the setting was rejected on its
 /// own. `Message` is "RUN: DETAIL" (or DETAIL).
-type SettingException(setting: string, run: string, detail: string) =
-    inherit System.Exception(if System.String.IsNullOrEmpty run then detail else run + ": " + detail)
+///
+/// A detail that needs another setting ("N must be at most Epochs", "needs Ledger too") names it
+/// the same way: `related` lists those settings and the detail holds `{0}`, `{1}`, … where each is
+/// named. `Detail` and `Message` write each by its name; a front end writes each as its own word
+/// for it (`DetailNaming`), so that no flag enters the library's words.
+type SettingException(setting: string, run: string, detail: string, [<System.ParamArray>] related: string[]) =
+    inherit System.Exception(
+        let words = SettingDetail.fill detail related
+        if System.String.IsNullOrEmpty run then words else run + ": " + words)
 
-    new(setting: AnalysisSetting, run: string, detail: string) = SettingException(string setting, run, detail)
+    let related = if isNull related then [||] else related
+
+    new(setting: string, run: string, detail: string) = SettingException(setting, run, detail, [||])
+
+    new(setting: AnalysisSetting, run: string, detail: string) = SettingException(string setting, run, detail, [||])
 
     /// Which setting is at fault (e.g. "Window", "Epochs").
     member _.Setting = setting
     /// The run directory it was checked against ("" when rejected while parsing).
     member _.Run = run
-    /// What is wrong with it, without the run and without any flag name.
-    member _.Detail = detail
+    /// What is wrong with it, without the run and without any flag name; the other settings it
+    /// names (`Related`) by their names.
+    member _.Detail = SettingDetail.fill detail related
+    /// The other settings the detail names, in the library's vocabulary (empty for most).
+    member _.Related = Array.copy related
+    /// The detail with each of `Related` written as `name` gives it (a front end's flag).
+    member _.DetailNaming(name: System.Func<string, string>) = SettingDetail.fill detail (related |> Array.map name.Invoke)
 
 /// Raising the library's errors with printf-style messages.
 module internal Errors =

@@ -48,6 +48,15 @@ public static class SettingFlags
         ["SmoothingsAndRadii"] = "--smoothings and --radii",
     };
 
+    /// <summary>
+    /// Settings that a message names as something to use, when that is more than their flag: a flag of
+    /// another verb is named with its command.
+    /// </summary>
+    static readonly Dictionary<string, string> Mentions = new()
+    {
+        ["Status"] = "thermo sweep --status",
+    };
+
     /// <summary>The flag of a setting: its own entry, else the kebab-case of its name (WeightDecay → --weight-decay).</summary>
     public static string Flag(string setting)
     {
@@ -60,6 +69,12 @@ public static class SettingFlags
         }
         return kebab.ToString();
     }
+
+    /// <summary>
+    /// Another setting as a message names it (<see cref="SettingException.Related"/>): its flag, or with
+    /// its command where it is a flag of another verb (Status → thermo sweep --status).
+    /// </summary>
+    public static string Mention(string setting) => Mentions.TryGetValue(setting, out var words) ? words : Flag(setting);
 
     /// <summary>
     /// A directory that holds no run, the same wherever it is found: "--flag: DIR: holds no run (…)" for a
@@ -85,10 +100,13 @@ public static class SettingFlags
         };
     }
 
-    /// <summary>The one-line message: "RUN: --flag: DETAIL", or "--flag: DETAIL" for a setting rejected on its own.</summary>
+    /// <summary>
+    /// The one-line message: "RUN: --flag: DETAIL", or "--flag: DETAIL" for a setting rejected on its own;
+    /// the other settings the detail names are named by their flags too (<see cref="Mention"/>).
+    /// </summary>
     public static string Message(SettingException e)
     {
-        var flagged = $"{Flag(e.Setting)}: {e.Detail}";
+        var flagged = $"{Flag(e.Setting)}: {e.DetailNaming(Mention)}";
         return string.IsNullOrEmpty(e.Run) ? flagged : $"{e.Run}: {flagged}";
     }
 }

@@ -79,6 +79,21 @@ module CheckpointAnalysis =
     let private inside (directory: string) (path: string) =
         path = directory || path.StartsWith(directory.TrimEnd(Path.DirectorySeparatorChar) + string Path.DirectorySeparatorChar, StringComparison.Ordinal)
 
+    /// The directory a series lies in, the `Path` of a fault of the series as a whole (a gap in its
+    /// declared spacing, too few checkpoints): the one directory given, else the innermost directory
+    /// that holds every checkpoint given.
+    let private seriesDirectory (inputs: string[]) (plan: CheckpointSeriesPlan) =
+        match inputs with
+        | [| one |] when Directory.Exists one -> one
+        | _ ->
+            plan.Entries
+            |> Array.map (fun e -> Path.GetDirectoryName(Path.GetFullPath(Path.TrimEndingDirectorySeparator e.Source)))
+            |> Array.reduce (fun common next ->
+                let mutable common = common
+                while not (inside common next) do
+                    common <- Path.GetDirectoryName common
+                common)
+
     /// The directories that hold the user's checkpoints: each input directory, the directory of each
     /// input file, and the output directory holding an input `checkpoint-N/` of the Hugging Face Trainer.
     let private checkpointDirectories (inputs: string[]) =
@@ -151,7 +166,7 @@ module CheckpointAnalysis =
         let name = describe inputs
         let contents = readHeaders plan read
         let times = plan.Entries |> Array.map (fun e -> e.Time)
-        let window = SeriesWindow.resolve name plan.TimeUnit times plan.DeclaredInterval acceptGaps plan.Metrics spec
+        let window = SeriesWindow.resolve (seriesDirectory inputs plan) plan.TimeUnit times plan.DeclaredInterval acceptGaps plan.Metrics spec
         let inWindow = Array.zip plan.Entries contents |> Array.filter (fun (e, _) -> e.Time >= window.From && e.Time <= window.To)
         { Name = name; TimeUnit = plan.TimeUnit; Snapshots = inWindow |> Array.map (fun (e, c) -> snapshotOf e c)
           LearningRate = SeriesWindow.learningRates plan.Metrics; GradientNoise = [||]
@@ -214,8 +229,7 @@ module CheckpointAnalysis =
         let plan = CheckpointSeries.discover inputs
         let full = checkOutput inputs out ImportedRun.isImported "a run imported from checkpoints"
         let times = plan.Entries |> Array.map (fun e -> e.Time)
-        let name = describe inputs
-        let accepted = SeriesWindow.checkGaps name plan.TimeUnit times plan.DeclaredInterval acceptGaps
+        let accepted = SeriesWindow.checkGaps (seriesDirectory inputs plan) plan.TimeUnit times plan.DeclaredInterval acceptGaps
         let headers = readHeaders plan read
         let first = headers[0]
         AtomicFile.replaceDirectory full (fun temp ->
@@ -245,15 +259,15 @@ module CheckpointAnalysis =
                     let epoch = entry.Epoch |> Option.map int |> Option.defaultValue (if plan.TimeUnit = TimeUnit.Epoch then entry.Time else 0)
                     let step = entry.Step |> Option.defaultValue (if plan.TimeUnit = TimeUnit.Step then int64 entry.Time else 0L)
                     let relative =
-                        if plan.TimeUnit = TimeUnit.Step then Path.Combine("snapshots", "steps", SnapshotSchema.stepFileName SnapshotFileFormat.Parquet epoch (int64 entry.Time))
-                        else Path.Combine("snapshots", SnapshotSchema.fileName SnapshotFileFormat.Parquet entry.Time)
+                        if plan.TimeUnit = TimeUnit.Step then Path.Combine(RunLayout.SnapshotsDirectory, RunLayout.StepsDirectory, SnapshotSchema.stepFileName SnapshotFileFormat.Parquet epoch (int64 entry.Time))
+                        else Path.Combine(RunLayout.SnapshotsDirectory, SnapshotSchema.fileName SnapshotFileFormat.Parquet entry.Time)
                     let file = Path.Combine(temp, relative)
                     Directory.CreateDirectory(Path.GetDirectoryName file) |> ignore
                     SnapshotWriter.write SnapshotFileFormat.Parquet file
                         { Epoch = epoch; Step = step
                           Tensors = Array.map2 (fun (t: CheckpointTensor) values -> { Layer = t.Layer; Tensor = t.Tensor; Shape = t.Shape; Values = values }) contents.Tensors arrays }
                     entry, relative, contents.Format, digestOf contents)
-            plan.Metrics |> Option.iter (ImportedRun.writeMetrics (Path.Combine(temp, ImportedRun.MetricsFile)) plan.TimeUnit)
+            plan.Metrics |> Option.iter (ImportedRun.writeMetrics (RunLayout.sourceMetrics temp) plan.TimeUnit)
             use stream = File.Create(RunLayout.manifest temp)
             use json = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
             json.WriteStartObject()
@@ -296,11 +310,6 @@ module CheckpointAnalysis =
         progress plan.Entries.Length plan.Entries.Length
         { Run = full; Snapshots = plan.Entries.Length; Kept = first.Tensors |> Array.map (fun t -> t.Key); Dropped = first.Dropped; Notes = plan.Notes }
 
-    /// The file beside the analysis tables of a checkpoint series that says which tensors were
-    /// analysed (key, layer, shape, dtype, the dimension of its units) and which were not, and why.
-    [<Literal>]
-    let TensorsFile = "tensors.json"
-
     /// tensors.json's "kind": what marks a directory as an analysis of checkpoints that may be replaced.
     [<Literal>]
     let TensorsKind = "thermo-checkpoint-analysis"
@@ -308,8 +317,8 @@ module CheckpointAnalysis =
     /// True when `directory` is an analysis of checkpoints that `writeAnalysis` wrote: its
     /// tensors.json says so, and it holds nothing but the tables and that file.
     let private isAnalysis (directory: string) =
-        let file = Path.Combine(directory, TensorsFile)
-        let expected = Set.ofArray (Array.append RunLayout.analysisFiles [| TensorsFile |])
+        let file = RunLayout.tensors directory
+        let expected = Set.ofArray (Array.append RunLayout.analysisFiles [| RunLayout.TensorsFile |])
         File.Exists file
         && Directory.EnumerateFileSystemEntries directory |> Seq.forall (fun e -> expected.Contains(Path.GetFileName e))
         && (try
@@ -327,7 +336,7 @@ module CheckpointAnalysis =
     let checkAnalysisOutput (inputs: string[]) (directory: string) : unit =
         checkOutput inputs directory isAnalysis "an analysis of checkpoints" |> ignore
 
-    /// Writes the description of a checkpoint's tensors (see `TensorsFile`).
+    /// Writes the description of a checkpoint's tensors (see `RunLayout.TensorsFile`).
     let private writeTensors (file: string) (contents: CheckpointContents) (result: AnalysisResult) =
         use stream = File.Create file
         use json = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
@@ -361,4 +370,4 @@ module CheckpointAnalysis =
         let full = checkOutput inputs directory isAnalysis "an analysis of checkpoints"
         AtomicFile.replaceDirectory full (fun temp ->
             AnalysisOutput.fill temp result
-            writeTensors (Path.Combine(temp, TensorsFile)) contents result)
+            writeTensors (RunLayout.tensors temp) contents result)

@@ -4,6 +4,7 @@ open System
 open System.IO
 open System.Text.Json
 open Thermo.Analysis
+open Thermo.Analysis.Run
 open Thermo.Analysis.Engine
 
 /// Which units of each layer to prune, as a file a PyTorch user applies with
@@ -51,7 +52,7 @@ module PruneMask =
     /// checkpoints writes beside its tables; None for a Thermo run's analysis, whose tensors are
     /// `LAYER.weight` and `LAYER.bias` with units along dim 0.
     let private tensorsOf (directory: string) =
-        let file = Path.Combine(directory, CheckpointAnalysis.TensorsFile)
+        let file = RunLayout.tensors directory
         if not (File.Exists file) then None
         else
             try
@@ -67,14 +68,15 @@ module PruneMask =
     /// from `tensors.json` where the analysis has one.
     [<CompiledName("Entries")>]
     let entries (temperatureFile: string) (selected: (string * int[])[]) (includeBias: bool) : MaskEntry[] =
-        let known = tensorsOf (Path.GetDirectoryName(Path.GetFullPath temperatureFile))
+        let directory = Path.GetDirectoryName(Path.GetFullPath temperatureFile)
+        let known = tensorsOf directory
         [| for layer, units in selected do
                for tensor in (if includeBias then [ "weight"; "bias" ] else [ "weight" ]) do
                    match known with
                    | Some tensors ->
                        match tensors.TryGetValue((layer, tensor)) with
                        | true, (key, dim) -> yield { Layer = layer; Tensor = key; Dim = dim; Units = units }
-                       | _ -> if tensor = "weight" then failAt temperatureFile "tensors.json lists no weight of layer %s" layer
+                       | _ -> if tensor = "weight" then failAt (RunLayout.tensors directory) "lists no weight of layer %s (of %s)" layer temperatureFile
                    | None -> yield { Layer = layer; Tensor = layer + "." + tensor; Dim = 0; Units = units } |]
 
     /// The mask file's JSON text.

@@ -19,10 +19,6 @@ module ImportedRun =
     [<Literal>]
     let Kind = "imported-checkpoints"
 
-    /// The source's metrics, one row per logged time: RUN/source-metrics.parquet.
-    [<Literal>]
-    let MetricsFile = "source-metrics.parquet"
-
     /// Table name of source-metrics.parquet.
     [<Literal>]
     let MetricsTable = "source_metrics"
@@ -108,7 +104,7 @@ module ImportedRun =
     /// The source's metrics, if the run has them.
     [<CompiledName("ReadMetrics")>]
     let readMetrics (run: string) : SeriesMetrics option =
-        let file = Path.Combine(run, MetricsFile)
+        let file = RunLayout.sourceMetrics run
         if not (File.Exists file) then None
         else
             let columns = Tables.readByName file MetricsTable

@@ -30,15 +30,16 @@ module SeriesWindow =
 
     /// Raises `ArtifactException` naming the missing times when a series whose spacing is declared
     /// (`declared` every K time units) lacks snapshots and the gaps were not accepted (docs/THEORY.md:
-    /// a gap is an error where the spacing is declared). Returns whether gaps were accepted.
-    let checkGaps (series: string) (timeUnit: TimeUnit) (times: int[]) (declared: int option) (acceptGaps: bool) =
+    /// a gap is an error where the spacing is declared); its `Path` is `directory`, the directory the
+    /// series lies in (where the missing snapshots belong). Returns whether gaps were accepted.
+    let checkGaps (directory: string) (timeUnit: TimeUnit) (times: int[]) (declared: int option) (acceptGaps: bool) =
         let timeName = TimeUnits.name timeUnit
         match declared with
         | Some interval when interval > 0 && times.Length >= 2 ->
             let missing = missingTimes times interval
             if missing.Length > 0 && not acceptGaps then
                 let shown = missing |> Array.truncate 20 |> Array.map string
-                failAt series "lacks the checkpoints of %ss %s%s (its spacing is declared: one every %d %ss); accept the gaps to analyse it as it is"
+                failAt directory "lacks the checkpoints of %ss %s%s (its spacing is declared: one every %d %ss); accept the gaps to analyse it as it is"
                     timeName (String.Join(", ", shown)) (if missing.Length > 20 then sprintf ", … (%d in all)" missing.Length else "") interval timeName
             missing.Length > 0
         | _ -> false
@@ -62,9 +63,10 @@ module SeriesWindow =
         | None -> [||]
         | Some m -> Array.zip m.Time m.LearningRate |> Array.filter (fun (_, eta) -> not (Double.IsNaN eta)) |> Array.distinctBy fst
 
-    /// Resolves `spec` on a checkpoint series: gaps checked against the declared spacing, then
-    /// `Window.resolveUneven`; the rule says when gaps were accepted.
-    let resolve (series: string) (timeUnit: TimeUnit) (times: int[]) (declared: int option) (acceptGaps: bool) (metrics: SeriesMetrics option) (spec: WindowSpec) =
-        let accepted = checkGaps series timeUnit times declared acceptGaps
-        let window = Window.resolveUneven series times (if spec = Auto then autoCurves metrics else None) spec
+    /// Resolves `spec` on a checkpoint series lying in `directory` (the run directory of an imported
+    /// series, the directory of the checkpoints in place): gaps checked against the declared spacing,
+    /// then `Window.resolveUneven`; the rule says when gaps were accepted.
+    let resolve (directory: string) (timeUnit: TimeUnit) (times: int[]) (declared: int option) (acceptGaps: bool) (metrics: SeriesMetrics option) (spec: WindowSpec) =
+        let accepted = checkGaps directory timeUnit times declared acceptGaps
+        let window = Window.resolveUneven directory times (if spec = Auto then autoCurves metrics else None) spec
         if accepted then { window with Rule = sprintf "%s (%s)" window.Rule AcceptedGapsNote } else window

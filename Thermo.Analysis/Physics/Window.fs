@@ -245,35 +245,36 @@ module Window =
     /// with its own Δt. A window whose snapshots happen to be evenly spaced comes back as `resolve`
     /// gives it. `last:N` is the last N time units, from the first snapshot inside them; `a:b` needs
     /// snapshots at both ends; `auto` needs metrics (time, test or eval loss, accuracy) and starts at
-    /// the first snapshot at or after the rule's start.
-    let resolveUneven (series: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
-        if available.Length < 2 then failAt series "needs at least two snapshots, has %d" available.Length
+    /// the first snapshot at or after the rule's start. `directory` is where the series lies: the
+    /// `Run` of a window it refuses, the `Path` of a series with too few snapshots.
+    let resolveUneven (directory: string) (available: int[]) (metrics: (int[] * float[] * float[]) option) (spec: WindowSpec) : EquilibriumWindow =
+        if available.Length < 2 then failAt directory "needs at least two snapshots, has %d" available.Length
         let first, last = available[0], available[available.Length - 1]
         let window (a: int) (b: int) (rule: string) =
-            checkEnds series available a b rule
+            checkEnds directory available a b rule
             let inside = available |> Array.filter (fun t -> t >= a && t <= b)
             match inside |> Array.pairwise |> Array.map (fun (x, y) -> y - x) |> Array.distinct with
             | [| gap |] -> EquilibriumWindow.Even(a, b, gap, rule)
             | _ -> { From = a; To = b; Interval = 0; Rule = rule; Times = inside }
         match spec with
         | Last n ->
-            if n > last - first then badWindow series "last:%d is longer than the series (snapshots %d..%d)" n first last
+            if n > last - first then badWindow directory "last:%d is longer than the series (snapshots %d..%d)" n first last
             // Checkpoints rarely fall on last − N exactly: the window starts at the first one inside it.
             let start = available |> Array.find (fun t -> t >= last - n)
-            if start = last then badWindow series "last:%d holds no snapshot before the last (%d); take a longer window" n last
+            if start = last then badWindow directory "last:%d holds no snapshot before the last (%d); take a longer window" n last
             window start last (if start = last - n then sprintf "last:%d" n else sprintf "last:%d (from %d, the first snapshot inside it)" n start)
         | Between(a, b) ->
-            if a < first || b > last then badWindow series "%d:%d lies outside the series (snapshots %d..%d)" a b first last
+            if a < first || b > last then badWindow directory "%d:%d lies outside the series (snapshots %d..%d)" a b first last
             window a b (sprintf "%d:%d" a b)
         | Auto ->
             match metrics with
-            | None -> badWindow series "auto needs metrics (a metrics file or the trainer's log history), and this series has none; pass last:N or a:b"
+            | None -> badWindow directory "auto needs metrics (a metrics file or the trainer's log history), and this series has none; pass last:N or a:b"
             | Some(times, loss, accuracy) ->
                 let start = findEquilibrium times loss accuracy |> Option.bind (fun s -> available |> Array.tryFind (fun t -> t >= s))
                 match start with
                 | Some a when a < last && (available |> Array.filter (fun t -> t >= a)).Length >= 3 ->
                     window a last "auto: 4 fitted relaxation times of eval loss and accuracy, then no other trend beyond twice their noise"
-                | _ -> badWindow series "auto found no equilibrium (loss or accuracy still trends, or fewer than three snapshots after it); pass last:N or a:b"
+                | _ -> badWindow directory "auto found no equilibrium (loss or accuracy still trends, or fewer than three snapshots after it); pass last:N or a:b"
 
 type WindowSpec with
     /// Parses `auto`, `last:N` or `a:b`, raising `SettingException` (`Window`) otherwise.

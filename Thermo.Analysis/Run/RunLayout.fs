@@ -17,6 +17,8 @@ open Thermo.Analysis
 /// RUN/analysis-steps/*.parquet  the same tables over the per-step snapshots (`analyze --steps`)
 /// RUN/pruning/                  pruning results, curves and table.md
 /// RUN/report/                   the run's HTML report; report/ beside several runs compares them
+/// RUN/source-metrics.parquet    a run imported from checkpoints: the source's own metrics
+/// OUT/tensors.json              beside the tables of a checkpoint series' analysis: its tensors
 /// ```
 module RunLayout =
     /// The run's manifest.
@@ -99,6 +101,15 @@ module RunLayout =
     [<Literal>]
     let ReportDirectory = "report"
 
+    /// A run imported from checkpoints: the source's metrics, one row per logged time.
+    [<Literal>]
+    let SourceMetricsFile = "source-metrics.parquet"
+
+    /// Beside the analysis tables of a checkpoint series: which tensors were analysed (key, layer,
+    /// shape, dtype, the dimension of its units) and which were not, and why.
+    [<Literal>]
+    let TensorsFile = "tensors.json"
+
     /// The files of `AnalysisDirectory`, in the order `AnalysisOutput` writes them.
     [<CompiledName("AnalysisFiles")>]
     let analysisFiles = [| TemperatureFile; InstantaneousFile; MsdFile; FitsFile |]
@@ -110,6 +121,14 @@ module RunLayout =
     /// RUN/metrics.parquet.
     [<CompiledName("Metrics")>]
     let metrics (run: string) = Path.Combine(run, MetricsFile)
+
+    /// RUN/source-metrics.parquet of a run imported from checkpoints.
+    [<CompiledName("SourceMetrics")>]
+    let sourceMetrics (run: string) = Path.Combine(run, SourceMetricsFile)
+
+    /// DIR/tensors.json beside the tables of a checkpoint series' analysis in DIR.
+    [<CompiledName("Tensors")>]
+    let tensors (dir: string) = Path.Combine(dir, TensorsFile)
 
     /// RUN/gradnoise.parquet.
     [<CompiledName("GradNoise")>]
@@ -180,20 +199,27 @@ module RunLayout =
 /// for every stage and protocol, so a front end words it once. `Setting` names the setting that gave
 /// the directory in the library's own words ("Resume", "From"; "" for a plain argument), for the front
 /// end to name its flag. `Below`: the directory was searched below too. `Message` is
-/// "DIR: holds no run (no run.json)", or "… (no run.json in it or below it)".
-type NoRunException(directory: string, setting: string, below: bool) =
+/// "DIR: holds no run (no run.json)", or "… (no run.json in it or below it)". Several directories
+/// searched together, none holding a run, are one fault with no one path: `Path` is then empty and
+/// `Directories` lists them.
+type NoRunException(directories: string[], setting: string, below: bool) =
     inherit ArtifactException(
-        directory + ": holds no run (no " + RunLayout.ManifestFile + (if below then " in it or below it)" else ")"),
-        directory)
+        System.String.Join(", ", directories) + ": holds no run (no " + RunLayout.ManifestFile + (if below then " in it or below it)" else ")"),
+        (if directories.Length = 1 then directories[0] else ""))
+
+    /// `directory`, given by `setting`, holds no run (`below`: nor any directory below it).
+    new(directory: string, setting: string, below: bool) = NoRunException([| directory |], setting, below)
 
     /// `directory` (a plain argument) holds no run.
-    new(directory: string) = NoRunException(directory, "", false)
+    new(directory: string) = NoRunException([| directory |], "", false)
 
     /// `directory`, given by `setting`, holds no run.
-    new(directory: string, setting: string) = NoRunException(directory, setting, false)
+    new(directory: string, setting: string) = NoRunException([| directory |], setting, false)
 
     /// The directory that holds no run (several, joined with ", ", when each was searched).
-    member _.Directory = directory
+    member _.Directory = System.String.Join(", ", directories)
+    /// Each directory that holds no run: one, or several searched together.
+    member _.Directories = Array.copy directories
     /// The setting that gave the directory ("" for a plain argument).
     member _.Setting = setting
     /// Whether the directories below it were searched too.

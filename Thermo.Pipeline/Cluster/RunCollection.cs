@@ -54,7 +54,7 @@ public static class RunCollection
             Walk(path);
         }
         var distinct = runs.Distinct().ToList();
-        if (distinct.Count == 0) throw new NoRunException(string.Join(", ", paths), "", below: true);
+        if (distinct.Count == 0) throw new NoRunException(paths.ToArray(), "", below: true);
         return distinct;
     }
 

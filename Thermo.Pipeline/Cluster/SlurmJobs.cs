@@ -216,7 +216,7 @@ public static class SlurmJobs
         bool Active(string job) => queued.Any(kv => JobOf(kv.Key) == job && (PendingStates.Contains(kv.Value.State) || RunningStates.Contains(kv.Value.State)));
         var still = new[] { earlier.TrainingJob, earlier.FinishJob }.Where(j => j is not null && Active(j)).ToList();
         if (still.Count > 0)
-            throw new SettingException(Settings, dir, $"jobs {string.Join(", ", still)} of an earlier submission are still queued (thermo sweep --status {dir}); wait for them or scancel them");
+            throw new SettingException(Settings, dir, $"jobs {string.Join(", ", still)} of an earlier submission are still queued (see {{0}} {dir}); wait for them or scancel them", nameof(Status));
     }
 
     static string SubmitScript(Func<IReadOnlyList<string>, CommandResult?> sbatch, IReadOnlyList<string> args)

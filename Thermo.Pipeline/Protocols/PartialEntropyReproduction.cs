@@ -174,11 +174,11 @@ public static class PartialEntropyReproduction
         if (runs.Count == 0) throw new ThermoException($"{home}: no complete run of this grid to tabulate");
         var order = Points(p).Select((point, i) => (point.Name, i)).ToDictionary(x => x.Name, x => x.i);
         runs = runs.OrderBy(r => r.Seed).ThenBy(r => order[r.Point.Name]).ToList();
-        var metrics = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => TrainingRun.ReadMetrics(RunLayout.Metrics(r.Dir)));
+        var metrics = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => ReadMetrics(r.Dir));
         var noise = runs.ToDictionary(r => (r.Point.Name, r.Seed), r => TrainingRun.ReadGradNoise(RunLayout.GradNoise(r.Dir)));
         var outcomes = runs.Select(r => Measure(r.Point, r.Seed, metrics[(r.Point.Name, r.Seed)], noise[(r.Point.Name, r.Seed)])).ToList();
         var summaries = Summarise(outcomes);
-        var weights = WeightsPerLayer(RunManifest.TryLoad(runs[0].Dir) ?? throw new ArtifactException($"{runs[0].Dir}: holds no {RunLayout.ManifestFile}"));
+        var weights = WeightsPerLayer(runs[0].Dir, outcomes.Select(o => o.Point));
         var between = BetweenSmoothings(outcomes, weights);
         var equalDose = AtEqualDose(outcomes, weights);
         // Tables, figures and README as one directory that appears whole or not at all.
@@ -200,11 +200,36 @@ public static class PartialEntropyReproduction
 
     static string Entry(string ledger, Point point, int seed) => PruningLedger.Entry(ledger, point.Name, seed);
 
-    /// <summary>Weights per layer of the model a run trained, from its run.json's layer shapes (the weight tensors the smoothing perturbs).</summary>
-    static IReadOnlyDictionary<string, long> WeightsPerLayer(RunManifest manifest) =>
-        manifest.Layers.SelectMany(l => RunManifest.TensorsOf(l.Value).Where(t => t.Tensor == "weight")
+    /// <summary>
+    /// A run's metrics (RUN/metrics.parquet), for its outcome; <see cref="ArtifactException"/> naming the
+    /// file when it holds no trained epoch.
+    /// </summary>
+    public static List<MetricsRow> ReadMetrics(string run)
+    {
+        var file = RunLayout.Metrics(run);
+        var rows = TrainingRun.ReadMetrics(file);
+        if (!rows.Any(m => m.Epoch > 0)) throw new ArtifactException($"{file}: no trained epoch", file);
+        return rows;
+    }
+
+    /// <summary>
+    /// Weights per layer of the model a run trained, from its run.json's layer shapes (the weight tensors
+    /// the smoothing perturbs), for the doses of <paramref name="points"/>; <see cref="ArtifactException"/>
+    /// naming the run directory without a run.json, or the run.json that lists no weight of a layer a point smooths.
+    /// </summary>
+    public static IReadOnlyDictionary<string, long> WeightsPerLayer(string run, IEnumerable<Point> points)
+    {
+        var manifest = RunManifest.TryLoad(run) ?? throw new ArtifactException($"{run}: holds no {RunLayout.ManifestFile}", run);
+        var weights = manifest.Layers.SelectMany(l => RunManifest.TensorsOf(l.Value).Where(t => t.Tensor == "weight")
                 .Select(t => (l.Key, Count: t.Shape.Aggregate(1L, (n, d) => n * d))))
             .ToDictionary(x => x.Key, x => x.Count);
+        if (points.Where(p => !p.IsPlain).SelectMany(p => p.Layers).FirstOrDefault(l => !weights.ContainsKey(l)) is { } missing)
+        {
+            var file = RunLayout.Manifest(run);
+            throw new ArtifactException($"{file}: lists no weight of layer '{missing}'", file);
+        }
+        return weights;
+    }
 
     /// <summary>The layers with weights of the fully-connected models the grid trains (fc1…fcN, out).</summary>
     public static string[] SmoothableLayers(string model) => model switch
@@ -233,8 +258,8 @@ public static class PartialEntropyReproduction
             if (!(radius > 0) || double.IsInfinity(radius)) throw new SettingException(nameof(Protocol.Radii), "", $"each R must be positive, got {radius}");
         if (p.Jobs < 1) throw new SettingException(nameof(Protocol.Jobs), "", $"must be at least 1, got {p.Jobs}");
         // The thread count is part of a run's configuration (a resumed run must match it), so it is
-        // stated rather than derived from --jobs and the machine's cores.
-        if (p.Jobs > 1 && p.Threads < 1) throw new SettingException(nameof(Protocol.Jobs), "", "give --threads too: each of the trainings run at once uses that many threads");
+        // stated rather than derived from Jobs and the machine's cores.
+        if (p.Jobs > 1 && p.Threads < 1) throw new SettingException(nameof(Protocol.Jobs), "", "give {0} too: each of the trainings run at once uses that many threads", nameof(Protocol.Threads));
         var layers = SmoothableLayers(p.Model);
         foreach (var choice in p.Smoothings)
         {
@@ -250,11 +275,11 @@ public static class PartialEntropyReproduction
             throw new SettingException(SmoothingsAndRadii, "", "a smoothed loss needs at least one choice of layers and one radius");
     }
 
-    /// <summary>One run's outcome from its metrics and gradient noise (pure).</summary>
+    /// <summary>One run's outcome from its metrics and gradient noise (pure; <see cref="ArgumentException"/> for metrics without a trained epoch).</summary>
     public static Outcome Measure(Point point, int seed, IReadOnlyList<MetricsRow> metrics, IReadOnlyList<GradientNoiseRow> gradNoise)
     {
         var trained = metrics.Where(m => m.Epoch > 0).ToList();
-        if (trained.Count == 0) throw new ArtifactException($"{point.Name}, seed {seed}: no trained epoch in the metrics");
+        if (trained.Count == 0) throw new ArgumentException($"{point.Name}, seed {seed}: the metrics hold no trained epoch", nameof(metrics));
         // The first epoch of the best accuracy, as "best test accuracy reached during training" reads.
         var best = trained.Aggregate((a, b) => b.TestAccuracy > a.TestAccuracy ? b : a);
         var last = trained[^1];
@@ -289,11 +314,12 @@ public static class PartialEntropyReproduction
     /// A point's dose: the expected squared length of its displacement, E‖δ‖² = R²/3 per smoothed
     /// weight (each coordinate uniform on [−R, R]), summed over its layers' weights
     /// (<paramref name="weights"/>: weights per layer). Smoothing two layers of the same size at R has
-    /// twice the dose of one; at R/√2 the same.
+    /// twice the dose of one; at R/√2 the same. <see cref="ArgumentException"/> for a layer
+    /// <paramref name="weights"/> lacks (<see cref="WeightsPerLayer"/> checks a run's).
     /// </summary>
     public static double Dose(Point point, IReadOnlyDictionary<string, long> weights) =>
         point.IsPlain ? 0 : point.Radius * point.Radius / 3 * point.Layers.Sum(l => weights.TryGetValue(l, out var n) ? n
-            : throw new ArtifactException($"{point.Name}: no weight count for layer '{l}'"));
+            : throw new ArgumentException($"{point.Name}: no weight count for layer '{l}'", nameof(weights)));
 
     /// <summary>Pairs two points' runs by seed on final test accuracy, in points, A − B (null when no seed is shared).</summary>
     static PairedComparison? PairFinal(IReadOnlyList<Outcome> a, IReadOnlyList<Outcome> b)

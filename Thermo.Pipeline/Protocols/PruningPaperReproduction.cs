@@ -65,12 +65,12 @@ public static class PruningPaperReproduction
         if (p.Runs < 2) throw new SettingException(nameof(Protocol.Runs), "", $"need at least 2 runs for a standard deviation, got {p.Runs}");
         if (p.Epochs < 2) throw new SettingException(nameof(Protocol.Epochs), "", $"must be at least 2, got {p.Epochs}");
         if (p.Equilibrium < 1 || p.Equilibrium > p.Epochs)
-            throw new SettingException(nameof(Protocol.Equilibrium), "", $"last:N must have N in 1..{p.Epochs} (--epochs), got last:{p.Equilibrium}");
+            throw new SettingException(nameof(Protocol.Equilibrium), "", $"last:N must have N in 1..{p.Epochs} ({{0}}), got last:{p.Equilibrium}", nameof(Protocol.Epochs));
         foreach (var l2 in p.L2s)
             if (NotNonNegative(l2)) throw new SettingException(nameof(Protocol.L2s), "", $"must be non-negative, got {l2}");
         if (NotNonNegative(p.WeightDecay)) throw new SettingException(nameof(Protocol.WeightDecay), "", $"must be non-negative, got {p.WeightDecay}");
         if (p.Prune.RandomDraws < 1) throw new SettingException(nameof(PruneSettings.RandomDraws), "", "must be positive");
-        if (!p.TrainMissing && p.Ledger is null) throw new SettingException(nameof(Protocol.TrainMissing), "", "needs --ledger (the runs to tabulate)");
+        if (!p.TrainMissing && p.Ledger is null) throw new SettingException(nameof(Protocol.TrainMissing), "", "needs {0} (the runs to tabulate)", nameof(Protocol.Ledger));
         static bool NotNonNegative(double v) => !(v >= 0) || double.IsInfinity(v);
     }
 
@@ -244,7 +244,7 @@ public static class PruningPaperReproduction
         Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> sbatch, Func<IReadOnlyList<string>, SlurmJobs.CommandResult?> squeue, ITrainingProgress progress)
     {
         Validate(p);
-        if (!p.TrainMissing) throw new SettingException(nameof(Protocol.TrainMissing), "", "trains nothing, so there is nothing to submit; drop --scheduler slurm");
+        if (!p.TrainMissing) throw new SettingException(nameof(Protocol.TrainMissing), "", "trains nothing, so there is nothing to submit; drop {0}", SlurmJobs.Settings);
         SlurmJobs.EnsureNothingQueued(dir, squeue);
         if (p.DataDir is null) DataSources.EnsureDefault(p.Dataset, artifacts, progress.Message);
         var tasks = new List<TrainingTask>();

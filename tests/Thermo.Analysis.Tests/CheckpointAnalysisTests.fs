@@ -26,6 +26,13 @@ let private options (name: string) = { AnalysisOptions.Default with Window = who
 let private analyseInPlace (name: string) =
     fst (CheckpointAnalysis.analyze [| Path.Combine(seriesRoot, name) |] CheckpointReadOptions.Default false (options name) (fun _ _ -> ()))
 
+/// The `ArtifactException` that `f` raises.
+let private artifactFault (f: unit -> 'a) : ArtifactException =
+    try
+        f () |> ignore
+        failtest "expected an ArtifactException"
+    with :? ArtifactException as e -> e
+
 /// |a − b| within 1e-9 relative (PyTorch summed in float64 in another order), or both below 1e-20
 /// (a tensor that never moves: conv1.bias feeds a batch norm and gets no gradient).
 let private close (what: string) (expectedValue: float) (actual: float) =
@@ -136,6 +143,18 @@ let tests =
                 File.Copy(Path.Combine(seriesRoot, "plain", sprintf "epoch_%d.pt" e), Path.Combine(series, sprintf "epoch_%d.pt" e))
             let run accept = CheckpointAnalysis.analyze [| series |] CheckpointReadOptions.Default accept { AnalysisOptions.Default with Window = Between(0, 5) } (fun _ _ -> ())
             expectArtifactError "lacks the checkpoints of epochs 3" (fun () -> run false)
+            Expect.equal (artifactFault (fun () -> run false)).Path series "Path: the directory the checkpoints lie in"
+            // Given file by file (a shell glob), in place or imported: the directory that holds them.
+            let files = Directory.GetFiles series |> Array.sort
+            let inPlace = artifactFault (fun () -> CheckpointAnalysis.analyze files CheckpointReadOptions.Default false { AnalysisOptions.Default with Window = Between(0, 5) } (fun _ _ -> ()))
+            Expect.equal inPlace.Path (Path.GetFullPath series) "Path: the directory of the files"
+            Expect.stringStarts inPlace.Message (Path.GetFullPath series + ": lacks the checkpoints of epochs 3") "the message names it"
+            let imported = artifactFault (fun () -> CheckpointAnalysis.import files CheckpointReadOptions.Default false (dir.File "imported") (fun _ _ -> ()))
+            Expect.equal imported.Path (Path.GetFullPath series) "Path of the import's gap"
+            // One checkpoint is no series: the directory it lies in is named.
+            let one = artifactFault (fun () -> CheckpointAnalysis.analyze files[..0] CheckpointReadOptions.Default false AnalysisOptions.Default (fun _ _ -> ()))
+            Expect.equal one.Path (Path.GetFullPath series) "Path of a series of one"
+            Expect.stringContains one.Message "needs at least two snapshots" "too few"
             let result, _ = run true
             Expect.stringContains result.Window.Rule SeriesWindow.AcceptedGapsNote "the rule says gaps were accepted"
             Expect.equal result.Window.Intervals [| 1; 1; 2; 1 |] "each velocity its own Δt"
@@ -223,6 +242,9 @@ let tests =
             Expect.equal selected [| "conv1", hottest |] "the two hottest units, hottest first"
             let entries = PruneMask.entries table selected true
             Expect.equal (entries |> Array.map (fun e -> e.Tensor, e.Dim)) [| "conv1.weight", 0; "conv1.bias", 0 |] "tensors and dims from tensors.json"
+            let unlisted = artifactFault (fun () -> PruneMask.entries table [| "fc9", [| 0 |] |] false)
+            Expect.equal unlisted.Path (RunLayout.tensors (Path.GetFullPath out)) "Path: the tensors.json that lists no such weight"
+            Expect.stringContains unlisted.Message "lists no weight of layer fc9" "the message names the layer"
             use json = JsonDocument.Parse(PruneMask.toJson "hot" entries)
             Expect.equal (json.RootElement.GetProperty("format").GetString()) PruneMask.Format "format"
             Expect.throwsT<SettingException> (fun () -> PruneMask.select table "hot" 4 None |> ignore) "count must leave a unit"

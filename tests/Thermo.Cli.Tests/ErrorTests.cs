@@ -44,7 +44,14 @@ public class ErrorTests
         Assert.Equal($"{dir["empty"]}: holds no run (no {RunLayout.ManifestFile})", prune.Message);
         var collect = Assert.Throws<NoRunException>(() => RunCollection.FindRuns([dir["empty"]]));
         Assert.True(collect.Below);
+        Assert.Equal(dir["empty"], collect.Path);
         Assert.EndsWith($"holds no run (no {RunLayout.ManifestFile} in it or below it)", collect.Message);
+        // Several directories searched together, none with a run: no one of them is the path at fault.
+        Directory.CreateDirectory(dir["other"]);
+        var both = Assert.Throws<NoRunException>(() => RunCollection.FindRuns([dir["empty"], dir["other"]]));
+        Assert.Equal("", both.Path);
+        Assert.Equal([dir["empty"], dir["other"]], both.Directories);
+        Assert.Equal($"{dir["empty"]}, {dir["other"]}: holds no run (no {RunLayout.ManifestFile} in it or below it)", both.Message);
 
         // The CLI words it the same way from every verb, with the flag that gave the directory.
         var noRun = $"{dir["empty"]}: holds no run (no {RunLayout.ManifestFile})";
@@ -54,6 +61,24 @@ public class ErrorTests
         var pruned = ThermoProcess.Run(dir.Path, "prune", dir["empty"], "--out", dir["table"]);
         Assert.Equal(ExitCodes.BadInput, pruned.Code);
         Assert.Contains($"thermo: error: {noRun}", pruned.Err);
+    }
+
+    [Fact]
+    public void Another_setting_a_detail_names_is_worded_as_its_flag_by_the_cli_only()
+    {
+        var window = new SettingException("Equilibrium", "", "last:N must have N in 1..5 ({0}), got last:6", "Epochs");
+        Assert.Equal("last:N must have N in 1..5 (Epochs), got last:6", window.Message);
+        Assert.Equal("--window: last:N must have N in 1..5 (--epochs), got last:6", SettingFlags.Message(window));
+        var submit = new SettingException("TrainMissing", "", "trains nothing, so there is nothing to submit; drop {0}", "SlurmScheduler");
+        Assert.Equal("--no-train: trains nothing, so there is nothing to submit; drop --scheduler slurm", SettingFlags.Message(submit));
+        // A flag of another verb is named with its command; two related settings each in their place.
+        var queued = new SettingException("SlurmScheduler", "d", "queued (see {0} d); or give {1}", "Status", "Threads");
+        Assert.Equal("d: queued (see Status d); or give Threads", queued.Message);
+        Assert.Equal("d: --scheduler slurm: queued (see thermo sweep --status d); or give --threads", SettingFlags.Message(queued));
+        // Without related settings a detail is taken as it is, braces and all.
+        var plain = new SettingException("Layers", "", "unknown layer '{0}'");
+        Assert.Equal(("unknown layer '{0}'", "--layers: unknown layer '{0}'"), (plain.Detail, SettingFlags.Message(plain)));
+        Assert.Empty(plain.Related);
     }
 
     [Fact]

@@ -62,6 +62,9 @@ public class SlurmTests
         // While jobs of this submission are queued, a second one into the same directory is refused.
         var error = Assert.Throws<SettingException>(() => SlurmJobs.Submit(dir["sweep"], tasks, ["thermo"], ["sweep"], settings, sbatch.Run, _ => Ok("101_1|RUNNING|None\n")));
         Assert.Contains("101", error.Detail);
+        Assert.Equal($"jobs 101 of an earlier submission are still queued (see Status {dir["sweep"]}); wait for them or scancel them", error.Detail);
+        Assert.Equal([nameof(SlurmJobs.Status)], error.Related);
+        Assert.Contains($"still queued (see thermo sweep --status {dir["sweep"]})", SettingFlags.Message(error));
         Assert.Equal(2, sbatch.Calls.Count);
         // Once they are gone it goes ahead, and with nothing to train the finishing job runs alone.
         var alone = SlurmJobs.Submit(dir["sweep"], [], ["thermo"], ["sweep"], settings, sbatch.Run, _ => Ok("101_0|COMPLETED|None\n102|COMPLETED|None\n77|RUNNING|None\n"));

@@ -1,5 +1,7 @@
+using Thermo.Analysis;
 using Thermo.Analysis.Run;
 using Thermo.Pipeline.Protocols;
+using Thermo.Trainer.Training;
 using static Thermo.Pipeline.Protocols.PartialEntropyReproduction;
 
 namespace Thermo.Pipeline.Tests;
@@ -25,6 +27,38 @@ public class PartialEntropyTests
         Assert.Equal([("fc1", 2), ("fc2", 1)], outcome.SignalPeaks.Select(p => (p.Layer, p.Epoch)));
         Assert.Equal("pla-fc2-R=0.03", outcome.Point.Name);
         Assert.Equal("plea-fc1+fc2-R=0.1", new Point("plea", ["fc1", "fc2"], 0.1).Name);
+    }
+
+    [Fact]
+    public void A_run_without_a_trained_epoch_or_without_a_smoothed_layers_weights_is_named_by_its_file()
+    {
+        var run = Directory.CreateTempSubdirectory("thermo-pipeline-tests-").FullName;
+        try
+        {
+            var point = new Point("pla", ["fc2"], 0.03);
+            // A pure caller's tables are an argument, not a file.
+            Assert.Throws<ArgumentException>(() => Measure(point, 1, [Epoch(0, 0.1)], []));
+            Assert.Throws<ArgumentException>(() => Dose(point, new Dictionary<string, long> { ["fc1"] = 100 }));
+
+            MetricsTable.Write(RunLayout.Metrics(run), [Epoch(0, 0.1)]);
+            var untrained = Assert.Throws<ArtifactException>(() => ReadMetrics(run));
+            Assert.Equal(RunLayout.Metrics(run), untrained.Path);
+            Assert.Equal($"{RunLayout.Metrics(run)}: no trained epoch", untrained.Message);
+            MetricsTable.Write(RunLayout.Metrics(run), [Epoch(0, 0.1), Epoch(1, 0.5)]);
+            Assert.Equal(2, ReadMetrics(run).Count);
+
+            Assert.Equal(run, Assert.Throws<ArtifactException>(() => WeightsPerLayer(run, [point])).Path);
+            new RunManifest
+            {
+                RunId = "r", Config = new TrainConfig { Model = "mlp2" }, Dataset = new DatasetInfo("mnist", "", "", 1, 1, 1, 28, 28, 10),
+                Layers = new() { ["fc1"] = "weight [10×784]; bias [10]", ["out"] = "weight [10×10]; bias [10]" }, Packages = [],
+            }.Save(run);
+            var missing = Assert.Throws<ArtifactException>(() => WeightsPerLayer(run, [new Point("ce", [], 0), point]));
+            Assert.Equal(RunLayout.Manifest(run), missing.Path);
+            Assert.EndsWith("lists no weight of layer 'fc2'", missing.Message);
+            Assert.Equal(7840, WeightsPerLayer(run, [new Point("pla", ["fc1"], 0.1)])["fc1"]);
+        }
+        finally { Directory.Delete(run, true); }
     }
 
     [Fact]

@@ -30,7 +30,10 @@ public class ProtocolValidationTests
         var bad = PruningPaperReproduction.Defaults(full: false) with { Epochs = 5, Equilibrium = 6 };
         var e = Assert.Throws<SettingException>(() => PruningPaperReproduction.Validate(bad));
         Assert.Equal(nameof(PruningPaperReproduction.Protocol.Equilibrium), e.Setting);
-        Assert.Equal("last:N must have N in 1..5 (--epochs), got last:6", e.Detail);
+        // The other setting it needs is named in the library's words; only the CLI names flags.
+        Assert.Equal("last:N must have N in 1..5 (Epochs), got last:6", e.Detail);
+        Assert.Equal([nameof(PruningPaperReproduction.Protocol.Epochs)], e.Related);
+        Assert.Equal("last:N must have N in 1..5 (epochs!), got last:6", e.DetailNaming(s => s.ToLowerInvariant() + "!"));
         Assert.Equal("", e.Run);
 
         var dir = Path.Combine(Path.GetTempPath(), $"thermo-validate-{Guid.NewGuid():N}");
@@ -38,6 +41,28 @@ public class ProtocolValidationTests
         Assert.Equal(nameof(PruningPaperReproduction.Protocol.Runs), run.Setting);
         Assert.Equal("need at least 2 runs for a standard deviation, got 1", run.Detail);
         Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
+    public void A_setting_that_needs_another_names_it_in_the_librarys_words()
+    {
+        var p = PruningPaperReproduction.Defaults(full: false);
+        var noLedger = Assert.Throws<SettingException>(() => PruningPaperReproduction.Validate(p with { TrainMissing = false }));
+        Assert.Equal((nameof(PruningPaperReproduction.Protocol.TrainMissing), "needs Ledger (the runs to tabulate)"), (noLedger.Setting, noLedger.Detail));
+        Assert.Equal([nameof(PruningPaperReproduction.Protocol.Ledger)], noLedger.Related);
+
+        var dir = Path.Combine(Path.GetTempPath(), $"thermo-validate-{Guid.NewGuid():N}");
+        var submit = Assert.Throws<SettingException>(() => PruningPaperReproduction.Submit(p with { TrainMissing = false, Ledger = dir }, dir, dir, ["thermo"], [],
+            new Thermo.Pipeline.Cluster.SlurmSettings(), _ => null, _ => null, new SilentProgress()));
+        Assert.Equal((nameof(PruningPaperReproduction.Protocol.TrainMissing), "trains nothing, so there is nothing to submit; drop SlurmScheduler"), (submit.Setting, submit.Detail));
+        Assert.Equal([Thermo.Pipeline.Cluster.SlurmJobs.Settings], submit.Related);
+        Assert.False(Directory.Exists(dir));
+
+        var pe = PartialEntropyReproduction.Defaults(full: false);
+        var threads = Assert.Throws<SettingException>(() => PartialEntropyReproduction.Validate(pe with { Jobs = 2, Threads = 0 }));
+        Assert.Equal((nameof(PartialEntropyReproduction.Protocol.Jobs), "give Threads too: each of the trainings run at once uses that many threads"), (threads.Setting, threads.Detail));
+        Assert.Equal([nameof(PartialEntropyReproduction.Protocol.Threads)], threads.Related);
+        foreach (var e in new[] { noLedger, submit, threads }) Assert.DoesNotContain("--", e.Message);
     }
 
     [Fact]
