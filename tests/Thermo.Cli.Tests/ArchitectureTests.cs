@@ -54,4 +54,23 @@ public class ArchitectureTests
             .ToList();
         Assert.True(offending.Count == 0, string.Join("\n", offending));
     }
+
+    [Theory]
+    [InlineData("Thermo.Analysis")]
+    [InlineData("Thermo.Trainer")]
+    [InlineData("Thermo.Pipeline")]
+    public void Library_errors_name_settings_not_flags(string project)
+    {
+        // Only the CLI words a setting as its flag (SettingFlags); a library error names the setting
+        // (SettingException.Related for another one). sbatch's own options are not Thermo's flags.
+        var raise = new System.Text.RegularExpressions.Regex(@"(Exception\(|failAt|Errors\.(artifact|setting)|fail )[^;]*""[^""]*--[a-z]");
+        var offending = Directory.EnumerateFiles(Path.Combine(Repository.Root, project), "*.*", SearchOption.AllDirectories)
+            .Where(f => (f.EndsWith(".cs", StringComparison.Ordinal) || f.EndsWith(".fs", StringComparison.Ordinal))
+                && !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}"))
+            .SelectMany(f => File.ReadLines(f).Select((line, i) => (f, i, line)))
+            .Where(x => raise.IsMatch(x.line) && !x.line.Contains("sbatch", StringComparison.Ordinal))
+            .Select(x => $"{Path.GetRelativePath(Repository.Root, x.f)}:{x.i + 1}: {x.line.Trim()}")
+            .ToList();
+        Assert.True(offending.Count == 0, string.Join("\n", offending));
+    }
 }
