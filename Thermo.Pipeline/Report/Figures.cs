@@ -1,6 +1,8 @@
 using Thermo.Pipeline.Pruning;
 using ScottPlot;
 using ScottPlot.TickGenerators;
+using Thermo.Analysis;
+using Thermo.Analysis.Engine;
 using Thermo.Analysis.Format;
 using Thermo.Analysis.Physics;
 using Thermo.Analysis.Run;
@@ -85,6 +87,25 @@ public static class Figures
         return plot;
     }
 
+    /// <summary>
+    /// One quantity an imported run's source logged (a column of source-metrics.parquet) against the
+    /// source's time column, the equilibrium window shaded; rows without a value are skipped.
+    /// </summary>
+    public static Plot SourceMetric(RunTables r, string column)
+    {
+        var m = r.SourceMetrics ?? throw new ArtifactException($"{r.Run}: has no {ImportedRun.MetricsFile}", r.Run);
+        var values = m.Columns.Where(c => c.Name == column).Select(c => c.Values).FirstOrDefault()
+            ?? throw new ArtifactException($"{r.Run}: {ImportedRun.MetricsFile} logs no '{column}'", r.Run);
+        var unit = TimeUnits.Name(m.TimeUnit);
+        var plot = New($"{r.Name}: {column} per {unit}, as the source logged it", unit, column);
+        ShadeWindow(plot, r.Window);
+        var (x, y) = Positive(m.Time.Select(t => (double)t), values, false, false);
+        var line = Line(plot, x, y, column);
+        line.MarkerSize = x.Length < 60 ? 4 : 0;
+        plot.ShowLegend();
+        return plot;
+    }
+
     static readonly Color[] Palette = [Colors.C0, Colors.C1, Colors.C2, Colors.C3, Colors.C4, Colors.C5, Colors.C6, Colors.C7, Colors.C8, Colors.C9];
 
     static void GroupedBars(Plot plot, string[] categories, (string Label, double[] Values)[] series, bool log)
@@ -142,8 +163,9 @@ public static class Figures
     {
         var t = r.Instantaneous!;
         var (layers, units, epochs, values) = (t.Layer, t.Unit, t.Time, t.Temperature);
-        var plot = New(layer is null ? $"{r.Name}: temperature of every layer per epoch" : $"{r.Name}: temperature of each filter of {layer} per epoch",
-            "epoch", $"T(e) ({convention}), log scale");
+        var unit = TimeUnits.Name(t.TimeUnit);
+        var plot = New(layer is null ? $"{r.Name}: temperature of every layer per {unit}" : $"{r.Name}: temperature of each filter of {layer} per {unit}",
+            unit, $"T(e) ({convention}), log scale");
         var series = Enumerable.Range(0, layers.Length)
             .Where(i => layer is null ? units[i] < 0 : layers[i] == layer && units[i] >= 0)
             .GroupBy(i => (layers[i], units[i]));
@@ -205,16 +227,26 @@ public static class Figures
     }
 
     /// <summary>Weights of one filter over the epochs (Figs 5, 7), or their velocities w(e) − w(e−1) (Figs 6, 8).</summary>
-    public static Plot Trajectories(string runName, string layer, int unit, string which, int[] epochs, float[][] weights, bool velocities, (int From, int To)? window)
+    public static Plot Trajectories(string runName, string layer, int unit, string which, int[] epochs, float[][] weights, bool velocities, (int From, int To)? window) =>
+        Trajectories(runName, layer, unit, which, epochs, weights, velocities, window, "epoch", perInterval: false);
+
+    /// <summary>
+    /// Weights of one filter against time in <paramref name="timeName"/> (epoch or step), or their
+    /// velocities between consecutive snapshots: w(i) − w(i−1), or with <paramref name="perInterval"/>
+    /// (Δw/Δt) so that unevenly spaced snapshots (an imported checkpoint series) are comparable.
+    /// </summary>
+    public static Plot Trajectories(string runName, string layer, int unit, string which, int[] epochs, float[][] weights, bool velocities, (int From, int To)? window,
+        string timeName, bool perInterval)
     {
-        var plot = New($"{runName}: {(velocities ? "velocities" : "weights")} of the {which} filter ({layer} filter {unit})", "epoch", velocities ? "v = w(e) − w(e−1)" : "w");
+        var yLabel = !velocities ? "w" : perInterval ? $"v = (w(i) − w(i−1)) / Δt, per {timeName}" : "v = w(e) − w(e−1)";
+        var plot = New($"{runName}: {(velocities ? "velocities" : "weights")} of the {which} filter ({layer} filter {unit})", timeName, yLabel);
         ShadeWindow(plot, window);
         int count = weights.Length == 0 ? 0 : weights[0].Length;
         for (int k = 0; k < count; k++)
         {
             var x = (velocities ? epochs.Skip(1) : epochs).Select(e => (double)e).ToArray();
             var y = velocities
-                ? Enumerable.Range(1, epochs.Length - 1).Select(e => (double)weights[e][k] - weights[e - 1][k]).ToArray()
+                ? Enumerable.Range(1, epochs.Length - 1).Select(e => ((double)weights[e][k] - weights[e - 1][k]) / (perInterval ? epochs[e] - epochs[e - 1] : 1)).ToArray()
                 : weights.Select(w => (double)w[k]).ToArray();
             var s = plot.Add.Scatter(x, y);
             s.MarkerSize = 0;
@@ -267,14 +299,19 @@ public static class Figures
 
     /// <summary>MSD and mean |MD| against lag, log–log, for the hottest and coldest filter and the layer's
     /// mean, with τ¹ (diffusive) and τ² (ballistic) guide lines (Figs 12–13); or the drift-corrected MSD.</summary>
-    public static Plot Diffusion(RunTables r, string layer, int hottest, int coldest, bool driftCorrected)
+    public static Plot Diffusion(RunTables r, string layer, int hottest, int coldest, bool driftCorrected) =>
+        Diffusion(r, layer, hottest, coldest, driftCorrected, "lag τ (snapshot intervals), log scale");
+
+    /// <summary>As <see cref="Diffusion(RunTables, string, int, int, bool)"/>, with the lag axis labelled
+    /// <paramref name="lagLabel"/> (an imported series' lags are in its time unit).</summary>
+    public static Plot Diffusion(RunTables r, string layer, int hottest, int coldest, bool driftCorrected, string lagLabel)
     {
         var m = r.Msd!;
         var (layers, units, lags) = (m.Layer, m.Unit, m.Lag);
         var msd = driftCorrected ? m.MsdDriftCorrected : m.Msd;
         var md = m.AbsMeanDisplacement;
         var plot = New(driftCorrected ? $"{r.Name}: drift-corrected MSD of {layer} filters" : $"{r.Name}: MSD and mean |displacement| of {layer} filters",
-            "lag τ (snapshot intervals), log scale", driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
+            lagLabel, driftCorrected ? "MSD − (v̄τ)², log scale" : "log scale");
         double[] Curve(int unit, double[] values) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => values[i]).ToArray();
         double[] LagsOf(int unit) => Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer && units[i] == unit).Select(i => (double)lags[i]).ToArray();
         var allUnits = Enumerable.Range(0, layers.Length).Where(i => layers[i] == layer).Select(i => units[i]).Distinct().ToArray();
@@ -366,7 +403,8 @@ public static class Figures
     public static Plot AccuracyAcrossRuns(IReadOnlyList<RunTables> runs)
     {
         var plot = New($"test accuracy of {runs.Count} runs", "epoch", "test accuracy");
-        foreach (var r in runs)
+        // An imported run has no metrics.parquet: the report says so beside this figure.
+        foreach (var r in runs.Where(r => r.Metrics is not null))
         {
             var m = r.Metrics!;
             var (x, y) = Positive(m.Select(row => (double)row.Epoch), m.Select(row => row.TestAccuracy), false, false);

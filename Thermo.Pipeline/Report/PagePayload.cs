@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Thermo.Analysis;
+using Thermo.Analysis.Engine;
 using Thermo.Analysis.Physics;
 
 namespace Thermo.Pipeline.Report;
@@ -56,7 +57,8 @@ public static class PagePayload
     public static JsonObject Run(string id, RunTables r, int? since = null)
     {
         bool Kept(int epoch) => since is not { } s || epoch > s;
-        var m = r.Metrics!;
+        // An imported run's metrics rows are its source's, mapped as thermo watch maps them (Snapshots.ImportedMetrics).
+        var m = r.Metrics ?? (r.Imported ? Snapshots.ImportedMetrics(r.Run) : []);
         var epochs = m.Select(row => row.Epoch).ToArray();
         var rows = Enumerable.Range(0, epochs.Length).Where(i => Kept(epochs[i])).OrderBy(i => epochs[i]).Select(i => m[i]).ToArray();
         var metrics = new JsonObject
@@ -102,7 +104,7 @@ public static class PagePayload
         foreach (var l in r.UnitLayers)
             if (!units.ContainsKey(l)) units[l] = r.UnitTemperatures(l).Units.Length;
 
-        return new JsonObject
+        var payload = new JsonObject
         {
             ["id"] = id,
             ["name"] = r.Name,
@@ -114,6 +116,48 @@ public static class PagePayload
             ["layer_temperature"] = layerSeries,
             ["unit_temperature"] = unitSeries,
         };
+        if (r.Source is { } source) AddSource(payload, r, source, Kept);
+        return payload;
+    }
+
+    /// <summary>
+    /// What an imported run's payload adds: its time unit from run.json when it is not analysed, the
+    /// last snapshot's time as last_epoch, "source" (where it came from), "source_metrics" (each column
+    /// its source logged, by name, against "time"; null without source-metrics.parquet) and, without
+    /// them, "training_note" saying why there are no training curves.
+    /// </summary>
+    static void AddSource(JsonObject payload, RunTables r, ImportedSource source, Func<int, bool> kept)
+    {
+        payload["time_unit"] = r.TimeName;
+        payload["last_epoch"] = source.Last;
+        payload["source"] = new JsonObject
+        {
+            ["kind"] = "imported",
+            ["layout"] = source.Layout,
+            ["formats"] = Strings(source.Formats),
+            ["checkpoints"] = source.Checkpoints,
+            ["first"] = source.First,
+            ["last"] = source.Last,
+            ["description"] = source.Describe(),
+        };
+        if (r.SourceMetrics is { } m)
+        {
+            var rows = Enumerable.Range(0, m.Time.Length).Where(i => kept(m.Time[i])).OrderBy(i => m.Time[i]).ToArray();
+            var columns = new JsonObject();
+            foreach (var (name, values) in m.Columns) columns[name] = Numbers(rows.Select(i => values[i]));
+            payload["source_metrics"] = new JsonObject
+            {
+                ["time_unit"] = TimeUnits.Name(m.TimeUnit),
+                ["time"] = Ints(rows.Select(i => m.Time[i])),
+                ["columns"] = columns,
+            };
+            payload["training_note"] = m.Columns.Count > 0 ? null : $"no training curves: {ImportedRun.MetricsFile} holds no logged value";
+        }
+        else
+        {
+            payload["source_metrics"] = null;
+            payload["training_note"] = $"no training curves: the run has no {ImportedRun.MetricsFile} (its source logged no metrics that thermo import could read)";
+        }
     }
 
     static string[] AnalysedLayers(RunTables r)

@@ -6,6 +6,7 @@ using ScottPlot;
 using Thermo.Analysis;
 using Thermo.Analysis.Engine;
 using Thermo.Analysis.Format;
+using Thermo.Analysis.Physics;
 using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Report;
@@ -123,6 +124,10 @@ public static class RunReport
         return new ReportResult(Path.Combine(target, PageFile), Path.Combine(target, FiguresFile), page.Figures, page.Tables);
     }
 
+    /// <summary>How captions, file names and the weights' time axis name the time: an imported run's own
+    /// unit (epoch or step); "epoch" for a run Thermo trained, whose snapshots are per epoch.</summary>
+    static string TimeWord(RunTables r) => r.Imported ? r.TimeName : "epoch";
+
     static string Convention(RunTables r) =>
         r.Temperature is { Convention: { Length: > 0 } c } ? c[0] : "kinetic";
 
@@ -130,29 +135,40 @@ public static class RunReport
     {
         var page = new Page($"Thermo report: {r.Name}");
         void Step(string what) => progress?.Invoke($"  {what}");
-        var model = r.Manifest is { } m && m.TryGetProperty("config", out var config) && config.TryGetProperty("model", out var name) ? name.GetString() : "?";
-        page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: {RunLayout.MetricsFile}, {RunLayout.GradNoiseFile}, {RunLayout.AnalysisDirectory}/*.parquet, {RunLayout.PruningDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
+        var unit = TimeWord(r);
+        if (r.Source is { } source)
+        {
+            page.Paragraph($"Run {r.Run}, {source.Describe()}, by thermo import (its {RunLayout.ManifestFile} names each checkpoint and its SHA-256). Every figure below is drawn from the run's files: {(r.SourceMetrics is not null ? ImportedRun.MetricsFile + ", " : "")}{RunLayout.AnalysisDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
+            SourceTraining(page, r, dir, o);
+        }
+        else
+        {
+            var model = r.Manifest is { } m && m.TryGetProperty("config", out var config) && config.TryGetProperty("model", out var name) ? name.GetString() : "?";
+            page.Paragraph($"Run {r.Run} ({model}). Every figure below is drawn from the run's files: {RunLayout.MetricsFile}, {RunLayout.GradNoiseFile}, {RunLayout.AnalysisDirectory}/*.parquet, {RunLayout.PruningDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
 
-        page.Section("Training", "Train and test loss and accuracy per epoch; the shaded band is the equilibrium window the analysis used.");
-        page.Figure(dir, "loss.png", Figures.Metrics(r, accuracy: false), "Loss per epoch.", o);
-        page.Figure(dir, "accuracy.png", Figures.Metrics(r, accuracy: true), "Accuracy per epoch.", o);
+            page.Section("Training", "Train and test loss and accuracy per epoch; the shaded band is the equilibrium window the analysis used.");
+            page.Figure(dir, "loss.png", Figures.Metrics(r, accuracy: false), "Loss per epoch.", o);
+            page.Figure(dir, "accuracy.png", Figures.Metrics(r, accuracy: true), "Accuracy per epoch.", o);
+        }
         Step("training curves");
 
         if (r.Temperature is not null)
         {
             var convention = Convention(r);
             var window = r.Window!.Value;
-            page.Section("Temperatures", $"Equilibrium temperatures over snapshots {window.From}..{window.To}, convention: {convention}.");
+            page.Section("Temperatures", r.Imported
+                ? $"Equilibrium temperatures over {unit}s {window.From}..{window.To}, convention: {convention}."
+                : $"Equilibrium temperatures over snapshots {window.From}..{window.To}, convention: {convention}.");
             page.Figure(dir, "layer-temperatures.png", Figures.LayerTemperatures(r, convention), "Equilibrium, drift and oscillation temperature of every layer (log scale).", o);
             if (r.Instantaneous is not null)
-                page.Figure(dir, "temperature-per-epoch.png", Figures.TemperatureOverTime(r, null, convention), "Instantaneous temperature T(e) of every layer per epoch of the window (log scale).", o);
+                page.Figure(dir, $"temperature-per-{unit}.png", Figures.TemperatureOverTime(r, null, convention), $"Instantaneous temperature T(e) of every layer per {unit} of the window (log scale).", o);
             if (layer is not null)
             {
                 var (units, t, drift, osc, l1) = r.UnitTemperatures(layer);
                 page.Figure(dir, $"filter-temperatures-{layer}.png", Figures.FilterTemperatures(r, layer, convention),
                     $"Equilibrium temperature of each filter of {layer}: total and drift-corrected (oscillation) side by side, as the pruning paper's Figs 4, 9 and 14.", o);
                 if (r.Instantaneous is not null)
-                    page.Figure(dir, $"filter-temperature-per-epoch-{layer}.png", Figures.TemperatureOverTime(r, layer, convention), $"Instantaneous temperature of each filter of {layer} per epoch of the window (log scale).", o);
+                    page.Figure(dir, $"filter-temperature-per-{unit}-{layer}.png", Figures.TemperatureOverTime(r, layer, convention), $"Instantaneous temperature of each filter of {layer} per {unit} of the window (log scale).", o);
                 if (units.Length >= 3)
                     page.Figure(dir, $"temperature-vs-l1-{layer}.png", Figures.TemperatureVersusL1(r, layer, convention),
                         $"Equilibrium temperature against L1 norm of each filter of {layer}, with the Spearman correlation of their rankings and its p-value.", o);
@@ -172,8 +188,10 @@ public static class RunReport
                 if (r.Msd is { } msd && msd.Layer.Contains(layer))
                 {
                     page.Section("Diffusion", "Time-averaged mean squared displacement and mean |displacement| against lag, log–log, with guides ∝ τ (diffusive) and ∝ τ² (ballistic); then the MSD with each weight's drift removed.");
-                    page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
-                    page.Figure(dir, $"msd-drift-corrected-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: true), $"Drift-corrected MSD of the same filters.", o);
+                    // An imported series' lags are in its time unit (its snapshots may be unevenly spaced).
+                    var lagLabel = r.Imported ? $"lag τ ({unit}s), log scale" : "lag τ (snapshot intervals), log scale";
+                    page.Figure(dir, $"msd-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: false, lagLabel), $"MSD and mean |MD| of the hottest and coldest filter of {layer} and the mean over its filters (Figs 12–13).", o);
+                    page.Figure(dir, $"msd-drift-corrected-{layer}.png", Figures.Diffusion(r, layer, hottest, coldest, driftCorrected: true, lagLabel), $"Drift-corrected MSD of the same filters.", o);
                     Step("diffusion");
                 }
             }
@@ -192,8 +210,43 @@ public static class RunReport
             PruningSection(page, [r], pruning, dir, o);
             Step("pruning");
         }
+        if (r.Imported)
+        {
+            var missing = new List<string>();
+            if (r.GradientNoise is null) missing.Add("gradient noise (measured on the minibatches while Thermo trains)");
+            if (r.Pruning is null) missing.Add("pruning (thermo prune evaluates a model Thermo trained, on its data)");
+            if (missing.Count > 0)
+                page.Paragraph($"Left out: {string.Join(" and ", missing)}; an imported checkpoint series has only its weights{(r.SourceMetrics is not null ? " and what its source logged" : "")}.");
+        }
         return page;
     }
+
+    /// <summary>The training panel of an imported run: each quantity its source logged
+    /// (source-metrics.parquet) against the source's time, or one line saying why there is none.</summary>
+    static void SourceTraining(Page page, RunTables r, string dir, ReportOptions o)
+    {
+        if (r.SourceMetrics is not { } m)
+        {
+            page.Section("Training", $"No training curves: the run has no {ImportedRun.MetricsFile} (its source logged no metrics that thermo import could read: a metrics.csv beside the checkpoints, Lightning's metrics.csv or a Hugging Face trainer_state.json log_history).");
+            return;
+        }
+        var unit = TimeUnits.Name(m.TimeUnit);
+        if (m.Columns.Count == 0)
+        {
+            page.Section("Training", $"No training curves: {ImportedRun.MetricsFile} holds {m.Time.Length} rows but no logged value.");
+            return;
+        }
+        page.Section("Training", $"What the source logged ({ImportedRun.MetricsFile}: {string.Join(", ", m.Columns.Select(c => c.Name))}), each against the {unit} it was logged at; the shaded band is the equilibrium window the analysis used.");
+        foreach (var (column, values) in m.Columns)
+        {
+            int logged = values.Count(double.IsFinite);
+            page.Figure(dir, $"source-{FileSafe(column)}.png", Figures.SourceMetric(r, column), $"{column} per {unit}, as the source logged it ({logged} value{(logged == 1 ? "" : "s")}).", o);
+        }
+    }
+
+    /// <summary>A column name as part of a file name: letters, digits, '-' and '_' kept, anything else '_'.</summary>
+    static string FileSafe(string name) =>
+        new(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
 
     static Dictionary<(int Unit, string Quantity), double> FitsByUnit(RunTables r, string layer)
     {
@@ -214,7 +267,8 @@ public static class RunReport
             page.Paragraph("This run is a results-ledger entry, which keeps only the final snapshot: the trajectories and velocity figures need every epoch's snapshot and are left out.");
             return;
         }
-        var files = SnapshotSeries.EpochFiles(r.Run, SnapshotSpacing.FromManifest);
+        // An imported run's snapshots are those its run.json lists, in its own time unit.
+        var files = r.Imported ? Snapshots.SeriesFiles(r.Run).Item2 : SnapshotSeries.EpochFiles(r.Run, SnapshotSpacing.FromManifest);
         if (files.Length == 0) return;
         var epochs = files.Select(f => f.Time).ToArray();
         var hot = new float[files.Length][];
@@ -240,11 +294,16 @@ public static class RunReport
             }
             last = weight;
         }
-        page.Section("Weights of the hottest and coldest filter", "Every weight of the filter over the epochs, then its velocity between consecutive snapshots (the pruning paper's Figs 5–8).");
-        page.Figure(dir, "trajectories-hottest.png", Figures.Trajectories(r.Name, layer, hottest, "hottest", epochs, hot, false, r.Window), $"Weights of the hottest filter ({layer} filter {hottest}).", o);
-        page.Figure(dir, "trajectories-coldest.png", Figures.Trajectories(r.Name, layer, coldest, "coldest", epochs, cold, false, r.Window), $"Weights of the coldest filter ({layer} filter {coldest}).", o);
-        page.Figure(dir, "velocities-hottest.png", Figures.Trajectories(r.Name, layer, hottest, "hottest", epochs, hot, true, r.Window), "Velocities of the hottest filter's weights.", o);
-        page.Figure(dir, "velocities-coldest.png", Figures.Trajectories(r.Name, layer, coldest, "coldest", epochs, cold, true, r.Window), "Velocities of the coldest filter's weights.", o);
+        var unit = TimeWord(r);
+        page.Section("Weights of the hottest and coldest filter", r.Imported
+            ? $"Every weight of the filter over the {unit}s of the imported checkpoints, then its velocity (w(i) − w(i−1)) / Δt between consecutive snapshots, per {unit} (the pruning paper's Figs 5–8)."
+            : "Every weight of the filter over the epochs, then its velocity between consecutive snapshots (the pruning paper's Figs 5–8).");
+        Plot Trajectory(int filter, string which, float[][] weights, bool velocities) =>
+            Figures.Trajectories(r.Name, layer, filter, which, epochs, weights, velocities, r.Window, unit, perInterval: r.Imported);
+        page.Figure(dir, "trajectories-hottest.png", Trajectory(hottest, "hottest", hot, false), $"Weights of the hottest filter ({layer} filter {hottest}).", o);
+        page.Figure(dir, "trajectories-coldest.png", Trajectory(coldest, "coldest", cold, false), $"Weights of the coldest filter ({layer} filter {coldest}).", o);
+        page.Figure(dir, "velocities-hottest.png", Trajectory(hottest, "hottest", hot, true), "Velocities of the hottest filter's weights.", o);
+        page.Figure(dir, "velocities-coldest.png", Trajectory(coldest, "coldest", cold, true), "Velocities of the coldest filter's weights.", o);
         if (sumSquares is not null && last is not null && r.Window is { } shown)
         {
             int size = sumSquares.Length / last.Shape[0];
@@ -324,7 +383,11 @@ public static class RunReport
         var page = new Page($"Thermo report: {runs.Count} runs");
         page.Paragraph($"Runs: {string.Join(", ", runs.Select(r => r.Run))}. Each run's own report is in its {RunLayout.ReportDirectory}/ directory.");
         page.Section("Training across runs");
-        page.Figure(dir, "accuracy-across-runs.png", Figures.AccuracyAcrossRuns(runs), "Test accuracy per epoch of every run.", o);
+        var trained = runs.Where(r => r.Metrics is not null).ToList();
+        if (trained.Count > 0)
+            page.Figure(dir, "accuracy-across-runs.png", Figures.AccuracyAcrossRuns(runs), "Test accuracy per epoch of every run.", o);
+        if (trained.Count < runs.Count)
+            page.Paragraph($"Not in {(trained.Count > 0 ? "this figure" : "a figure")}: {string.Join(", ", runs.Where(r => r.Metrics is null).Select(r => r.Name))}, imported from checkpoints (no {RunLayout.MetricsFile}; each run's own report draws what its source logged).");
         progress?.Invoke("  training curves");
         if (layer is not null && runs.Any(r => r.UnitLayers.Contains(layer)))
         {

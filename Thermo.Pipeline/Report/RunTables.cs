@@ -2,11 +2,15 @@ using Thermo.Pipeline.Pruning;
 using System.Text.Json;
 using Thermo.Analysis;
 using Thermo.Analysis.Engine;
+using Thermo.Analysis.Physics;
 using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Report;
 
-/// <summary>A run's tables as the report reads them, each through its typed reader; each file optional except the metrics.</summary>
+/// <summary>A run's tables as the report reads them, each through its typed reader; each file optional except
+/// the metrics of a trained run. A run made by <c>thermo import</c> has no metrics.parquet, gradient noise
+/// or pruning results: its <see cref="Source"/> says where it came from and <see cref="SourceMetrics"/>
+/// holds what the source logged, if anything.</summary>
 public sealed class RunTables
 {
     public string Run { get; }
@@ -22,6 +26,17 @@ public sealed class RunTables
     public FitsColumns? Fits { get; }
     public IReadOnlyList<PruningResult>? Pruning { get; }
     public IReadOnlyList<CurvePoint>? Curves { get; }
+    /// <summary>Where an imported run came from (its run.json); null for a run Thermo trained.</summary>
+    public ImportedSource? Source { get; }
+    /// <summary>What the source of an imported run logged (source-metrics.parquet), or null.</summary>
+    public SourceMetrics? SourceMetrics { get; }
+    /// <summary>The unit of the run's times: the analysis tables' time_unit, else an imported run's
+    /// run.json; epoch for a run Thermo trained per epoch.</summary>
+    public TimeUnit TimeUnit { get; }
+    /// <summary>True when the run was made by <c>thermo import</c> from a checkpoint series.</summary>
+    public bool Imported => Source is not null;
+    /// <summary>"epoch" or "step": how axes and captions name <see cref="TimeUnit"/>.</summary>
+    public string TimeName => TimeUnits.Name(TimeUnit);
 
     RunTables(string run)
     {
@@ -41,6 +56,9 @@ public sealed class RunTables
         Fits = Read(RunLayout.AnalysisTable(run, RunLayout.FitsFile), AnalysisTables.ReadFits);
         Pruning = Read(RunLayout.PruningResults(run), PruningFiles.ReadResults);
         Curves = Read(RunLayout.PruningCurves(run), PruningFiles.ReadCurves);
+        Source = ImportedSource.Read(run, Manifest);
+        TimeUnit = Instantaneous?.TimeUnit ?? Source?.TimeUnit ?? TimeUnit.Epoch;
+        if (Source is not null) SourceMetrics = SourceMetrics.Read(run, TimeUnit);
     }
 
     static T? Read<T>(string path, Func<string, T> read) where T : class =>
@@ -55,12 +73,12 @@ public sealed class RunTables
         return tables;
     }
 
-    /// <summary>Reads what the run has; a run without metrics.parquet is not a run.</summary>
+    /// <summary>Reads what the run has; a run without metrics.parquet is not a run, unless it was imported.</summary>
     public static RunTables Load(string run)
     {
         if (!Directory.Exists(run)) throw new ArtifactException($"{run}: run directory does not exist", run);
         var tables = new RunTables(run);
-        if (tables.Metrics is null) throw new ArtifactException($"{run}: no {RunLayout.MetricsFile}; not a run directory (or the run wrote no epoch yet)", run);
+        if (tables.Metrics is null && !tables.Imported) throw new ArtifactException($"{run}: no {RunLayout.MetricsFile}; not a run directory (or the run wrote no epoch yet)", run);
         return tables;
     }
 

@@ -112,6 +112,11 @@
     old.layers = p.layers && p.layers.length ? p.layers : old.layers;
     old.units = Object.assign(old.units || {}, p.units || {});
     for (const [k, v] of Object.entries(p.metrics || {})) { old.metrics[k] = old.metrics[k] || []; append(old.metrics[k], v); }
+    if (p.source_metrics) {
+      const o = old.source_metrics || (old.source_metrics = { time_unit: p.source_metrics.time_unit, time: [], columns: {} });
+      append(o.time, p.source_metrics.time);
+      for (const [k, v] of Object.entries(p.source_metrics.columns || {})) { o.columns[k] = o.columns[k] || []; append(o.columns[k], v); }
+    }
     for (const group of ['layer_temperature', 'unit_temperature']) {
       old[group] = old[group] || {};
       for (const [layer, s] of Object.entries(p[group] || {})) {
@@ -144,6 +149,7 @@
 
   // Every chart's common parts: integer epoch axes, zoom and pan (wheel, drag, slider), hover read-outs.
   const timeUnit = () => okRuns()[0]?.payload.time_unit || 'epoch';
+  const timeUnits = () => timeUnit() + 's';
   const epochAxis = extra => Object.assign({ type: 'value', name: timeUnit(), nameLocation: 'middle', nameGap: 26, minInterval: 1, scale: true,
     axisLabel: { formatter: v => Number.isInteger(v) ? String(v) : '' } }, extra);
   const zoom = (axes = { xAxisIndex: 0 }) => [Object.assign({ type: 'inside', filterMode: 'none' }, axes), Object.assign({ type: 'slider', height: 16, bottom: 4, filterMode: 'none' }, axes)];
@@ -174,10 +180,38 @@
   }
 
   // ---------------------------------------------------------------- the charts
+  /**
+   * An imported run's training curves: each column its source logged (source_metrics) against its time,
+   * the losses in the first chart, the other quantities in the second, each of those on its own y axis
+   * (an accuracy and a learning rate differ by orders of magnitude).
+   */
+  function sourceSeries(r, losses, axisOf) {
+    const m = r.payload.source_metrics;
+    if (!m) return [];
+    const single = okRuns().length === 1;
+    return Object.entries(m.columns || {}).filter(([name]) => /loss/i.test(name) === losses).map(([name, values], k) => ({
+      name: single ? name : `${r.name} ${name}`, type: 'line', showSymbol: values.length < 60, symbolSize: 4, connectNulls: true,
+      color: single ? PALETTE[(losses ? k : k + 2) % PALETTE.length] : r.colour, yAxisIndex: losses ? 0 : axisOf(name),
+      lineStyle: { width: 1.5, type: single ? 'solid' : LAYER_DASH[k % LAYER_DASH.length] },
+      data: m.time.map((t, i) => [t, finite(values[i]) ? values[i] : null]) }));
+  }
+
   function drawTraining() {
+    const imported = okRuns().filter(r => r.payload.source);
+    const notes = imported.filter(r => r.payload.training_note).map(r => `${r.name}: ${r.payload.training_note}`);
+    const note = $('training-note');
+    note.textContent = notes.join(' · ');
+    note.hidden = notes.length === 0;
+    // every run imported and none with curves: no training panel, only the line saying why
+    $('training-charts').hidden = imported.length === okRuns().length && notes.length === okRuns().length && okRuns().length > 0;
+    const others = [...new Set(imported.flatMap(r => Object.keys(r.payload.source_metrics?.columns || {}).filter(n => !/loss/i.test(n))))];
+    const axisOf = name => Math.min(others.indexOf(name), 1);
+    const trainedShown = shownRuns().some(r => !r.payload.source);
     for (const [id, kind, label] of [['chart-loss', 'loss', 'Loss'], ['chart-accuracy', 'accuracy', 'Accuracy']]) {
       const series = [];
+      const losses = kind === 'loss';
       for (const r of shownRuns()) {
+        if (r.payload.source) { series.push(...sourceSeries(r, losses, axisOf)); continue; }
         const m = r.payload.metrics || {};
         for (const split of ['train', 'test']) {
           const values = m[`${split}_${kind}`] || [];
@@ -186,9 +220,24 @@
             data: (m.epoch || []).map((e, i) => [e, finite(values[i]) ? values[i] : null]) });
         }
       }
+      if (!imported.length) {
+        setChart(id, {
+          title: title(`${label} per epoch (train solid, test dashed)`), legend: legend(), grid: grid(), tooltip: axisTooltip(timeUnit()), dataZoom: zoom(),
+          xAxis: epochAxis(), yAxis: Object.assign({ type: 'value', scale: true }, valueName(kind)), series,
+        });
+        continue;
+      }
+      // imported runs: what each source logged, by name; beside trained runs, their train and test curves too
+      const named = losses ? 'Losses' : 'Other quantities';
+      const text = `${named} the source${imported.length > 1 ? 's' : ''} logged, per ${timeUnit()}` + (trainedShown ? ` (trained runs: ${kind}, train solid, test dashed)` : '');
+      const axes = losses || others.length < 2
+        ? [Object.assign({ type: 'value', scale: true }, valueName(losses ? 'loss' : others[0] || kind))]
+        : [Object.assign({ type: 'value', scale: true }, valueName(others[0])),
+           { type: 'value', scale: true, name: others.slice(1).join(', '), nameLocation: 'middle', nameGap: 52, nameTextStyle: { fontSize: 11 },
+             position: 'right', axisLabel: { formatter: fmtAxis }, splitLine: { show: false } }];
       setChart(id, {
-        title: title(`${label} per epoch (train solid, test dashed)`), legend: legend(), grid: grid(), tooltip: axisTooltip(timeUnit()), dataZoom: zoom(),
-        xAxis: epochAxis(), yAxis: Object.assign({ type: 'value', scale: true }, valueName(kind)), series,
+        title: title(text), legend: legend(), grid: grid(axes.length > 1 ? { right: 70 } : undefined), tooltip: axisTooltip(timeUnit()), dataZoom: zoom(),
+        xAxis: epochAxis(), yAxis: axes, series,
       });
     }
   }
@@ -212,7 +261,7 @@
       series[0].markArea = { silent: true, itemStyle: { color: 'rgba(120,120,120,0.10)' }, data: [[{ xAxis: state.window.from }, { xAxis: state.window.to }]] };
     }
     setChart('chart-temperature', {
-      title: title('Instantaneous temperature T(e) per epoch (log scale; the window shaded)'), legend: legend(), grid: grid(),
+      title: title(`Instantaneous temperature T(e) per ${timeUnit()} (log scale; the window shaded)`), legend: legend(), grid: grid(),
       tooltip: axisTooltip(timeUnit()), dataZoom: zoom(), xAxis: epochAxis(),
       yAxis: Object.assign({ type: 'log', axisLabel: { formatter: fmtAxis } }, valueName('T(e), log scale')), series,
     });
@@ -242,7 +291,7 @@
       derived ? 'T from T(e) over this window; drift and oscillation need the weights (shown for the analysed window, or live with thermo watch)' : '',
       ...missing].filter(Boolean).join(' · ');
     setChart('chart-window', {
-      title: title(w ? `T (solid), drift (mid), oscillation (pale) over epochs ${w.from}..${w.to}, log scale` : 'Window'),
+      title: title(w ? `T (solid), drift (mid), oscillation (pale) over ${timeUnits()} ${w.from}..${w.to}, log scale` : 'Window'),
       legend: legend(), grid: grid({ bottom: 40 }), dataZoom: [{ type: 'inside', yAxisIndex: 0, filterMode: 'none' }],
       tooltip: { trigger: 'axis', className: 'thermo-tooltip', confine: true, axisPointer: { type: 'shadow' },
         formatter: params => `layer ${escapeHtml(params[0]?.axisValue ?? '')}<br>` + params.map(p => `<span style="color:${p.color}">●</span> ${escapeHtml(p.seriesName)}: <b>${fmt(p.data?.real)}</b>`).join('<br>') },
@@ -257,7 +306,7 @@
     for (const r of shownRuns()) {
       const m = state.windows.get(r.id)?.payload?.msd;
       if (!m || !m.lag) continue;
-      const over = m.from != null ? ` (epochs ${m.from}..${m.to})` : '';
+      const over = m.from != null ? ` (${timeUnits()} ${m.from}..${m.to})` : '';
       const alpha = finite(m.alpha) ? ` α = ${m.alpha.toFixed(2)}` + (finite(m.r2) ? ` (R² ${m.r2.toFixed(3)})` : '') : '';
       series.push({ name: `${r.name} ${m.layer}${alpha}${over}`, type: 'line', color: r.colour, showSymbol: true, symbolSize: 4,
         data: m.lag.map((l, i) => [positive(l), positive(m.msd[i])]).filter(p => p[0] !== null) });
@@ -299,9 +348,9 @@
       title: title(s ? `${run.name}: T(e) of each unit of ${layer} (log₁₀ colour)` : 'Per-unit temperature (no per-unit series)'),
       grid: grid({ left: 50, right: 70, top: 36 }),
       tooltip: { trigger: 'item', className: 'thermo-tooltip', confine: true,
-        formatter: p => `epoch ${epochs[p.value[0]]}, unit ${p.value[1]}<br>T(e) <b>${p.value[2] === null ? '—' : fmt(Math.pow(10, p.value[2]))}</b>` },
+        formatter: p => `${escapeHtml(timeUnit())} ${epochs[p.value[0]]}, unit ${p.value[1]}<br>T(e) <b>${p.value[2] === null ? '—' : fmt(Math.pow(10, p.value[2]))}</b>` },
       dataZoom: [{ type: 'inside', xAxisIndex: 0 }, { type: 'slider', xAxisIndex: 0, height: 16, bottom: 4 }, { type: 'inside', yAxisIndex: 0 }],
-      xAxis: { type: 'category', data: epochs.map(String), name: 'epoch', nameLocation: 'middle', nameGap: 26 },
+      xAxis: { type: 'category', data: epochs.map(String), name: timeUnit(), nameLocation: 'middle', nameGap: 26 },
       yAxis: Object.assign({ type: 'category', data: Array.from({ length: count }, (_, k) => String(k)) }, valueName('unit'), { nameGap: 30 }),
       visualMap: { type: 'continuous', min: lo, max: hi, calculable: true, right: 4, top: 'middle', itemHeight: 200,
         text: ['hot', 'cold'], formatter: v => fmt(Math.pow(10, v)), inRange: { color: ['#313695', '#4575b4', '#74add1', '#abd9e9', '#fee090', '#fdae61', '#f46d43', '#d73027', '#a50026'] } },
@@ -318,12 +367,12 @@
     const w = run ? state.windows.get(run.id)?.payload : null;
     const u = w && w.units ? w.units[layer] : null;
     if (u && u.t) {
-      caption = `${run.name}, ${layer}: hottest first over epochs ${w.from}..${w.to}`;
+      caption = `${run.name}, ${layer}: hottest first over ${timeUnits()} ${w.from}..${w.to}`;
       u.t.forEach((t, k) => rows.push({ unit: k, t, drift: u.drift?.[k], osc: u.osc?.[k], rank: u.rank?.[k] }));
     } else if (run && layer && run.payload.unit_temperature?.[layer]?.t.length) {
       const s = run.payload.unit_temperature[layer];
       const i = s.t.length - 1;
-      caption = `${run.name}, ${layer}: hottest first at epoch ${s.epoch[i]}`;
+      caption = `${run.name}, ${layer}: hottest first at ${timeUnit()} ${s.epoch[i]}`;
       s.t[i].forEach((t, k) => rows.push({ unit: k, t, drift: null, osc: null }));
     }
     rows.sort((a, b) => (a.rank != null && b.rank != null) ? a.rank - b.rank : (finite(b.t) ? b.t : -Infinity) - (finite(a.t) ? a.t : -Infinity));
@@ -331,7 +380,30 @@
     body.innerHTML = rows.map((r, i) => `<tr><td>${r.rank ?? i + 1}</td><td>${r.unit}</td><td>${fmt(r.t)}</td><td>${fmt(r.drift)}</td><td>${fmt(r.osc)}</td></tr>`).join('');
   }
 
+  /** Words that name the time: "epoch" for Thermo's runs, "step" for a series imported by step. */
+  function drawTimeNames() {
+    const unit = timeUnit();
+    $('epoch-label').textContent = `last ${unit}`;
+    const [from, to] = document.querySelectorAll('.time-name');
+    if (from) from.textContent = `from ${unit}`;
+    if (to) to.textContent = `to ${unit}`;
+    $('temperature-heading').textContent = `Temperature per ${unit}`;
+    for (const e of document.querySelectorAll('[aria-label]')) {
+      const original = e.dataset.ariaLabel || (e.dataset.ariaLabel = e.getAttribute('aria-label'));
+      e.setAttribute('aria-label', original.replace(/\b(per|by) epoch\b/g, `$1 ${unit}`));
+    }
+  }
+
+  function drawSources() {
+    const imported = okRuns().filter(r => r.payload.source);
+    const list = $('sources');
+    list.hidden = imported.length === 0;
+    list.innerHTML = imported.map(r => `<li data-run="${escapeHtml(r.id)}">${escapeHtml(r.name)}: ${escapeHtml(r.payload.source.description)}</li>`).join('');
+  }
+
   function drawControls() {
+    drawTimeNames();
+    drawSources();
     $('epoch-count').textContent = String(lastEpoch());
     // run toggles: one colour and one checkbox each; a broken run shows its message instead
     const box = $('runs');
@@ -412,7 +484,7 @@
       const have = state.windows.get(r.id);
       if (have && have.key === key) continue;
       if (have && have.loading === key) continue;
-      if (w.to > (r.payload.last_epoch ?? 0) || w.from >= w.to) { state.windows.set(r.id, { key, error: `the window ${w.from}..${w.to} is not within its epochs` }); continue; }
+      if (w.to > (r.payload.last_epoch ?? 0) || w.from >= w.to) { state.windows.set(r.id, { key, error: `the window ${w.from}..${w.to} is not within its ${timeUnits()}` }); continue; }
       state.windows.set(r.id, Object.assign({}, have, { loading: key }));
       windowFetches++;
       state.source.window(r.id, w.from, w.to, state.heatLayer)
@@ -424,7 +496,7 @@
 
   function applyWindow() {
     const from = parseInt($('window-from').value, 10), to = parseInt($('window-to').value, 10);
-    if (!Number.isInteger(from) || !Number.isInteger(to) || from >= to) { $('window-note').textContent = 'a window is two whole epochs, from < to'; return; }
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from >= to) { $('window-note').textContent = `a window is two whole ${timeUnits()}, from < to`; return; }
     state.window = { from, to }; state.windowAuto = false;
     refreshWindows(); schedule();
   }
