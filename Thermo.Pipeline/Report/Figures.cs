@@ -93,9 +93,9 @@ public static class Figures
     /// </summary>
     public static Plot SourceMetric(RunTables r, string column)
     {
-        var m = r.SourceMetrics ?? throw new ArtifactException($"{r.Run}: has no {ImportedRun.MetricsFile}", r.Run);
+        var m = r.SourceMetrics ?? throw new ArtifactException($"{r.Run}: has no {RunLayout.SourceMetricsFile}", r.Run);
         var values = m.Columns.Where(c => c.Name == column).Select(c => c.Values).FirstOrDefault()
-            ?? throw new ArtifactException($"{r.Run}: {ImportedRun.MetricsFile} logs no '{column}'", r.Run);
+            ?? throw new ArtifactException($"{r.Run}: {RunLayout.SourceMetricsFile} logs no '{column}'", r.Run);
         var unit = TimeUnits.Name(m.TimeUnit);
         var plot = New($"{r.Name}: {column} per {unit}, as the source logged it", unit, column);
         ShadeWindow(plot, r.Window);

@@ -63,7 +63,7 @@ public sealed record SourceMetrics(TimeUnit TimeUnit, int[] Time, IReadOnlyList<
     /// <summary>RUN/source-metrics.parquet, or null when the run has none.</summary>
     public static SourceMetrics? Read(string run, TimeUnit fallback)
     {
-        var path = Path.Combine(run, ImportedRun.MetricsFile);
+        var path = Path.Combine(run, RunLayout.SourceMetricsFile);
         if (!File.Exists(path)) return null;
         var columns = Tables.Read(path, ImportedRun.MetricsTable).ToList();
         var time = columns.FirstOrDefault(c => c.Name == "time") switch

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Thermo.Analysis;
 using Thermo.Analysis.Engine;
 using Thermo.Analysis.Physics;
+using Thermo.Analysis.Run;
 
 namespace Thermo.Pipeline.Report;
 
@@ -151,12 +152,12 @@ public static class PagePayload
                 ["time"] = Ints(rows.Select(i => m.Time[i])),
                 ["columns"] = columns,
             };
-            payload["training_note"] = m.Columns.Count > 0 ? null : $"no training curves: {ImportedRun.MetricsFile} holds no logged value";
+            payload["training_note"] = m.Columns.Count > 0 ? null : $"no training curves: {RunLayout.SourceMetricsFile} holds no logged value";
         }
         else
         {
             payload["source_metrics"] = null;
-            payload["training_note"] = $"no training curves: the run has no {ImportedRun.MetricsFile} (its source logged no metrics that thermo import could read)";
+            payload["training_note"] = $"no training curves: the run has no {RunLayout.SourceMetricsFile} (its source logged no metrics that thermo import could read)";
         }
     }
 

@@ -138,7 +138,7 @@ public static class RunReport
         var unit = TimeWord(r);
         if (r.Source is { } source)
         {
-            page.Paragraph($"Run {r.Run}, {source.Describe()}, by thermo import (its {RunLayout.ManifestFile} names each checkpoint and its SHA-256). Every figure below is drawn from the run's files: {(r.SourceMetrics is not null ? ImportedRun.MetricsFile + ", " : "")}{RunLayout.AnalysisDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
+            page.Paragraph($"Run {r.Run}, {source.Describe()}, by thermo import (its {RunLayout.ManifestFile} names each checkpoint and its SHA-256). Every figure below is drawn from the run's files: {(r.SourceMetrics is not null ? RunLayout.SourceMetricsFile + ", " : "")}{RunLayout.AnalysisDirectory}/*.parquet and, for weights and filter patterns, the snapshots.");
             SourceTraining(page, r, dir, o);
         }
         else
@@ -227,16 +227,16 @@ public static class RunReport
     {
         if (r.SourceMetrics is not { } m)
         {
-            page.Section("Training", $"No training curves: the run has no {ImportedRun.MetricsFile} (its source logged no metrics that thermo import could read: a metrics.csv beside the checkpoints, Lightning's metrics.csv or a Hugging Face trainer_state.json log_history).");
+            page.Section("Training", $"No training curves: the run has no {RunLayout.SourceMetricsFile} (its source logged no metrics that thermo import could read: a metrics.csv beside the checkpoints, Lightning's metrics.csv or a Hugging Face trainer_state.json log_history).");
             return;
         }
         var unit = TimeUnits.Name(m.TimeUnit);
         if (m.Columns.Count == 0)
         {
-            page.Section("Training", $"No training curves: {ImportedRun.MetricsFile} holds {m.Time.Length} rows but no logged value.");
+            page.Section("Training", $"No training curves: {RunLayout.SourceMetricsFile} holds {m.Time.Length} rows but no logged value.");
             return;
         }
-        page.Section("Training", $"What the source logged ({ImportedRun.MetricsFile}: {string.Join(", ", m.Columns.Select(c => c.Name))}), each against the {unit} it was logged at; the shaded band is the equilibrium window the analysis used.");
+        page.Section("Training", $"What the source logged ({RunLayout.SourceMetricsFile}: {string.Join(", ", m.Columns.Select(c => c.Name))}), each against the {unit} it was logged at; the shaded band is the equilibrium window the analysis used.");
         foreach (var (column, values) in m.Columns)
         {
             int logged = values.Count(double.IsFinite);
