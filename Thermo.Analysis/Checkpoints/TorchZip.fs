@@ -701,36 +701,10 @@ module TorchZip =
         finally
             archive.Stream.Dispose()
 
-    /// Streams the values of `tensors` (all from torch zip files), in order, each in row-major order
-    /// of its `Shape` (transposed when `Transposed`), converted to float32, into caller chunks:
-    /// `nextChunk ()` gives an array to fill, `filled chunk count` hands it back. A chunk may span
-    /// tensors; only the last one is handed back less than full. Contiguous tensors are read in
-    /// blocks straight from the file (float32 straight into the chunk); strided views are gathered
-    /// from the part of their storage they span.
-    let streamValues (tensors: CheckpointTensor[]) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) =
-        let sink = ChunkSink(nextChunk, filled)
-        let archives = Dictionary<string, Archive>()
-        try
-            for tensor in tensors do
-                let archive =
-                    match archives.TryGetValue tensor.Bytes.File with
-                    | true, a -> a
-                    | _ ->
-                        let a = openArchive tensor.Bytes.File
-                        archives[tensor.Bytes.File] <- a
-                        a
-                match archive.Entries.TryGetValue(if isNull tensor.Bytes.Entry then "" else tensor.Bytes.Entry) with
-                | true, entry ->
-                    let start = ZipDirectory.dataOffset archive.Stream archive.Path entry
-                    ElementStream.streamTensor archive.Stream start entry.Size tensor sink
-                | _ -> Errors.artifactAt archive.Path "the storage of tensor %s is missing (no zip entry %s)" tensor.StoredKey tensor.Bytes.Entry
-            sink.Flush()
-        finally
-            for a in archives.Values do a.Stream.Dispose()
-
-    /// Where each of `tensors` (all from torch zip files) counts its byte offset from: the start of
-    /// its storage entry's bytes, the entry's length, and the entry's name for messages.
-    let regions (tensors: CheckpointTensor[]) : struct (int64 * int64 * string)[] =
+    /// Calls `each tensor archive entry` for each of `tensors` (all from torch zip files), with its
+    /// file open (each file opened once, all closed at the end) and the zip entry of its storage;
+    /// `ArtifactException` naming the file and key when the entry is missing.
+    let private withStorage (tensors: CheckpointTensor[]) (each: CheckpointTensor -> Archive -> ZipEntry -> 'T) : 'T[] =
         let archives = Dictionary<string, Archive>()
         try
             tensors |> Array.map (fun tensor ->
@@ -742,7 +716,26 @@ module TorchZip =
                         archives[tensor.Bytes.File] <- a
                         a
                 match archive.Entries.TryGetValue(if isNull tensor.Bytes.Entry then "" else tensor.Bytes.Entry) with
-                | true, entry -> struct (ZipDirectory.dataOffset archive.Stream archive.Path entry, entry.Size, "storage entry " + entry.Name)
+                | true, entry -> each tensor archive entry
                 | _ -> Errors.artifactAt archive.Path "the storage of tensor %s is missing (no zip entry %s)" tensor.StoredKey tensor.Bytes.Entry)
         finally
             for a in archives.Values do a.Stream.Dispose()
+
+    /// Streams the values of `tensors` (all from torch zip files), in order, each in row-major order
+    /// of its `Shape` (transposed when `Transposed`), converted to float32, into caller chunks:
+    /// `nextChunk ()` gives an array to fill, `filled chunk count` hands it back. A chunk may span
+    /// tensors; only the last one is handed back less than full. Contiguous tensors are read in
+    /// blocks straight from the file (float32 straight into the chunk); strided views are gathered
+    /// from the part of their storage they span.
+    let streamValues (tensors: CheckpointTensor[]) (nextChunk: unit -> float32[]) (filled: float32[] -> int -> unit) =
+        let sink = ChunkSink(nextChunk, filled)
+        withStorage tensors (fun tensor archive entry ->
+            let start = ZipDirectory.dataOffset archive.Stream archive.Path entry
+            ElementStream.streamTensor archive.Stream start entry.Size tensor sink)
+        |> ignore
+        sink.Flush()
+
+    /// Where each of `tensors` (all from torch zip files) counts its byte offset from: the start of
+    /// its storage entry's bytes, the entry's length, and the entry's name for messages.
+    let regions (tensors: CheckpointTensor[]) : struct (int64 * int64 * string)[] =
+        withStorage tensors (fun _ archive entry -> struct (ZipDirectory.dataOffset archive.Stream archive.Path entry, entry.Size, "storage entry " + entry.Name))

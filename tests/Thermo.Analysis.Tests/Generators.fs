@@ -9,6 +9,8 @@ open FsCheck.FSharp
 open Thermo.Analysis
 open Thermo.Analysis.Format
 open Thermo.Analysis.Run
+open Thermo.Analysis.Physics
+open Thermo.Analysis.Engine
 
 /// A fresh directory under the system temp folder, removed on dispose.
 type TempDirectory() =
@@ -108,3 +110,28 @@ type Arbitraries =
     static member Snapshot() = Arb.fromGen snapshotGen
 
 let config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Arbitraries> ]; maxTest = 40 }
+
+/// Random access to values held in memory, as a checkpoint's stored tensors give it.
+type MemoryValues(values: float32[]) =
+    inherit SnapshotValues()
+    override _.Read(offset, destination, start, count) = Array.blit values offset destination start count
+    override _.Dispose() = ()
+
+/// A series held in memory: `values[i]` the flat values of `directory` at `times[i]`, each snapshot
+/// streamed in pieces of at most `chunk` values and, with `sideBySide`, also readable at any position.
+let inMemorySeries (directory: SnapshotReader.TensorDirectory) (times: int[]) (values: float32[][]) (sideBySide: bool) (chunk: int) : AnalysisSeries =
+    { Name = "memory"; TimeUnit = TimeUnit.Step; LearningRate = [||]; GradientNoise = [||]; Source = "test"
+      Snapshots =
+        Array.map2 (fun time (v: float32[]) ->
+            { Time = time; Source = sprintf "t=%d" time; Directory = (fun () -> directory)
+              Stream = fun header nextChunk filled ->
+                header directory
+                let mutable at = 0
+                while at < v.Length do
+                    let target : float32[] = nextChunk ()
+                    let count = min (min chunk target.Length) (v.Length - at)
+                    Array.blit v at target 0 count
+                    filled target count
+                    at <- at + count
+              Values = if sideBySide then Some(fun () -> new MemoryValues(v) :> SnapshotValues) else None })
+            times values }

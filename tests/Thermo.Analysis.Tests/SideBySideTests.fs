@@ -9,31 +9,7 @@ open Thermo.Analysis
 open Thermo.Analysis.Format
 open Thermo.Analysis.Physics
 open Thermo.Analysis.Engine
-
-/// Random access to values held in memory, as a checkpoint's stored tensors give it.
-type private MemoryValues(values: float32[]) =
-    inherit SnapshotValues()
-    override _.Read(offset, destination, start, count) = Array.blit values offset destination start count
-    override _.Dispose() = ()
-
-/// A series of layer "a" (weight units × width, bias units) and "b" (weight 3 × wide), each
-/// snapshot streamed in chunks of `chunk` values and, with `sideBySide`, also readable at any position.
-let private series (directory: SnapshotReader.TensorDirectory) (times: int[]) (values: float32[][]) (sideBySide: bool) (chunk: int) : AnalysisSeries =
-    { Name = "memory"; TimeUnit = TimeUnit.Step; LearningRate = [||]; GradientNoise = [||]; Source = "test"
-      Snapshots =
-        Array.map2 (fun time (v: float32[]) ->
-            { Time = time; Source = sprintf "t=%d" time; Directory = (fun () -> directory)
-              Stream = fun header nextChunk filled ->
-                header directory
-                let mutable at = 0
-                while at < v.Length do
-                    let target : float32[] = nextChunk ()
-                    let count = min (min chunk target.Length) (v.Length - at)
-                    Array.blit v at target 0 count
-                    filled target count
-                    at <- at + count
-              Values = if sideBySide then Some(fun () -> new MemoryValues(v) :> SnapshotValues) else None })
-            times values }
+open Thermo.Analysis.Tests.Generators
 
 /// Every number of a result as its bits, every other leaf as text, in field order: two results
 /// give the same list exactly when they agree to the last bit (NaN included).
@@ -102,8 +78,8 @@ let tests =
                 let window = Window.resolveUneven "memory" times None (Between(times[0], times[times.Length - 1]))
                 let options = { AnalysisOptions.Default with Grouping = grouping; IncludeBias = bias; MsdLayers = Some msd }
                 // Streamed in odd-sized pieces: the engine's own 64 KB chunks set the partial sums, not the source's.
-                let streamed = Engine.analyzeSeries (series directory times values false streamChunk) window options (fun _ _ -> ())
-                let sideBySide = Engine.analyzeSeries (series directory times values true streamChunk) window options (fun _ _ -> ())
+                let streamed = Engine.analyzeSeries (inMemorySeries directory times values false streamChunk) window options (fun _ _ -> ())
+                let sideBySide = Engine.analyzeSeries (inMemorySeries directory times values true streamChunk) window options (fun _ _ -> ())
                 Expect.sequenceEqual (leaves sideBySide) (leaves streamed) "side by side and streamed agree"
 
         test "a NaN is named with its snapshot, layer and tensor, side by side as streamed" {
@@ -113,7 +89,7 @@ let tests =
             let window = Window.resolveUneven "memory" [| 0; 1; 2; 3 |] None (Between(0, 3))
             let messageOf sideBySide =
                 try
-                    Engine.analyzeSeries (series directory [| 0; 1; 2; 3 |] values sideBySide 1000) window AnalysisOptions.Default (fun _ _ -> ()) |> ignore
+                    Engine.analyzeSeries (inMemorySeries directory [| 0; 1; 2; 3 |] values sideBySide 1000) window AnalysisOptions.Default (fun _ _ -> ()) |> ignore
                     failtest "a NaN was analysed"
                 with :? ArtifactException as e -> e.Message
             for message in [ messageOf true; messageOf false ] do

@@ -8,25 +8,11 @@ open Thermo.Analysis
 open Thermo.Analysis.Format
 open Thermo.Analysis.Physics
 open Thermo.Analysis.Engine
+open Thermo.Analysis.Tests.Generators
 
 /// A series held in memory: one layer "w" of `units` rows, values[i] the flat values at times[i].
 let private inMemory (times: int[]) (units: int) (values: float32[][]) : AnalysisSeries =
-    let directory : SnapshotReader.TensorDirectory = [| "w", "weight", [| units; values[0].Length / units |] |]
-    { Name = "memory"; TimeUnit = TimeUnit.Step; LearningRate = [||]; GradientNoise = [||]; Source = "test"
-      Snapshots =
-        Array.map2 (fun time (v: float32[]) ->
-            { Time = time; Source = sprintf "t=%d" time; Directory = (fun () -> directory)
-              Stream = fun header nextChunk filled ->
-                header directory
-                let mutable at = 0
-                while at < v.Length do
-                    let chunk : float32[] = nextChunk ()
-                    let count = min chunk.Length (v.Length - at)
-                    Array.blit v at chunk 0 count
-                    filled chunk count
-                    at <- at + count
-              Values = None })
-            times values }
+    inMemorySeries [| "w", "weight", [| units; values[0].Length / units |] |] times values false Int32.MaxValue
 
 let private analyse (times: int[]) (units: int) (values: float32[][]) =
     let series = inMemory times units values
