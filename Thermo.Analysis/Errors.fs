@@ -106,6 +106,11 @@ module internal Errors =
     let artifactAt (path: string) fmt =
         Printf.kprintf (fun detail -> raise (ArtifactException(path + ": " + detail, path))) fmt
 
+    /// Raises `ArtifactException` about `path` with the formatted message as it is (it names the
+    /// file itself, in words of its own); its `Path` is `path`.
+    let artifactNaming (path: string) fmt =
+        Printf.kprintf (fun message -> raise (ArtifactException(message, path))) fmt
+
     /// Raises `SettingException` for `setting` of `run` with a formatted detail.
     let setting (setting: AnalysisSetting) (run: string) fmt =
         Printf.kprintf (fun detail -> raise (SettingException(setting, run, detail))) fmt

@@ -51,6 +51,7 @@ type CheckpointSeriesPlan =
 module CheckpointSeries =
     let private fail fmt = Errors.artifact fmt
     let private failAt path fmt = Errors.artifactAt path fmt
+    let private failNaming path fmt = Errors.artifactNaming path fmt
 
     /// Extensions of a checkpoint file.
     let private extensions = [| ".pt"; ".pth"; ".bin"; ".ckpt"; ".safetensors" |]
@@ -284,7 +285,7 @@ module CheckpointSeries =
                 let weights =
                     match weightNames |> Array.map (fun w -> Path.Combine(directory, w)) |> Array.tryFind File.Exists with
                     | Some w -> w
-                    | None -> fail "%s holds no model weights (%s)" directory (String.Join(", ", weightNames))
+                    | None -> failNaming directory "%s holds no model weights (%s)" directory (String.Join(", ", weightNames))
                 { Time = toTime directory step
                   Epoch = state |> Option.bind (fun s -> s.Epoch)
                   Step = Some step
@@ -337,7 +338,7 @@ module CheckpointSeries =
                     notes.Add(sprintf "Ignored %s: a copy of the latest (or best) checkpoint, which duplicates one of the series." f)
                     false
                 else true)
-        if kept.Length = 0 then fail "%s holds only a last-checkpoint copy (%s); no series to order" metricsDirectory (String.Join(", ", files))
+        if kept.Length = 0 then failNaming metricsDirectory "%s holds only a last-checkpoint copy (%s); no series to order" metricsDirectory (String.Join(", ", files))
         let parsed =
             kept
             |> Array.map (fun f ->
@@ -447,7 +448,7 @@ module CheckpointSeries =
     let discover (inputs: string[]) : CheckpointSeriesPlan =
         if isNull inputs || inputs.Length = 0 then fail "no checkpoints given"
         for input in inputs do
-            if not (File.Exists input || Directory.Exists input) then fail "%s does not exist" input
+            if not (File.Exists input || Directory.Exists input) then failNaming input "%s does not exist" input
         let notes = ResizeArray<string>()
         let single = if inputs.Length = 1 && Directory.Exists inputs[0] then Some inputs[0] else None
         let candidates, explicitGiven =
@@ -462,10 +463,12 @@ module CheckpointSeries =
                 if not (Array.contains c hfDirs || Array.contains c files) then
                     notes.Add(sprintf "Ignored %s: neither a checkpoint file (%s) nor a checkpoint-N directory." c (String.Join(", ", extensions)))
         let where = match single with Some d when not explicitGiven -> d | _ -> String.Join(", ", inputs)
+        // The one input that `where` names, or "" when it lists several (no one path is at fault).
+        let wherePath = if inputs.Length = 1 then inputs[0] else ""
         if hfDirs.Length > 0 then
             let stray = files |> Array.filter (fun f -> not (trainerOutputFile.IsMatch(Path.GetFileNameWithoutExtension f)))
             if stray.Length > 0 then
-                fail "%s mixes checkpoint-N directories and checkpoint files (%s); give one layout" where (String.Join(", ", stray |> Array.truncate 3))
+                failNaming wherePath "%s mixes checkpoint-N directories and checkpoint files (%s); give one layout" where (String.Join(", ", stray |> Array.truncate 3))
             for f in files do
                 notes.Add(sprintf "Ignored %s: the Trainer's final output beside its checkpoint-N directories, not a point of the series." f)
             hfSeries hfDirs notes
@@ -476,6 +479,6 @@ module CheckpointSeries =
                 | _ -> Path.GetDirectoryName(Path.GetFullPath files[0])
             fileSeries files metricsDirectory notes
         elif explicitGiven then
-            fail "none of %s is a checkpoint file (%s) or a checkpoint-N directory" where (String.Join(", ", extensions))
+            failNaming wherePath "none of %s is a checkpoint file (%s) or a checkpoint-N directory" where (String.Join(", ", extensions))
         else
-            fail "%s holds no checkpoint files (%s) or checkpoint-N directories" where (String.Join(", ", extensions))
+            failNaming wherePath "%s holds no checkpoint files (%s) or checkpoint-N directories" where (String.Join(", ", extensions))

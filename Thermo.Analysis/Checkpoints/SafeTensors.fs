@@ -21,8 +21,8 @@ type internal SafeTensorEntry =
 /// Reading `.safetensors` files: the header alone locates every tensor; values are streamed later in
 /// bounded memory.
 module SafeTensors =
-    let private fail fmt = Errors.artifact fmt
     let private failAt path fmt = Errors.artifactAt path fmt
+    let private failNaming path fmt = Errors.artifactNaming path fmt
 
     let private shapeText (shape: int[]) = "[" + String.Join(", ", shape) + "]"
 
@@ -184,7 +184,7 @@ module SafeTensors =
                 if isNull stream || stream.Name <> Path.GetFullPath t.Bytes.File then
                     if not (isNull stream) then stream.Dispose()
                     stream <- null
-                    if not (File.Exists t.Bytes.File) then fail "%s does not exist (reading '%s')" t.Bytes.File t.StoredKey
+                    if not (File.Exists t.Bytes.File) then failNaming t.Bytes.File "%s does not exist (reading '%s')" t.Bytes.File t.StoredKey
                     stream <-
                         try new FileStream(t.Bytes.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan)
                         with :? IOException | :? UnauthorizedAccessException as e -> failAt t.Bytes.File "cannot be read (%s)" e.Message
@@ -196,8 +196,8 @@ module SafeTensors =
 /// A checkpoint split into shards by an index (`model.safetensors.index.json`,
 /// `pytorch_model.bin.index.json`), read as one.
 module ShardedCheckpoint =
-    let private fail fmt = Errors.artifact fmt
     let private failAt path fmt = Errors.artifactAt path fmt
+    let private failNaming path fmt = Errors.artifactNaming path fmt
 
     /// Reads the index json at `path` and each shard it names (with `readShard`, once per shard file,
     /// resolved beside the index) into one `CheckpointContents` whose tensors and dropped tensors
@@ -208,7 +208,7 @@ module ShardedCheckpoint =
     /// absent from its shard.
     [<CompiledName("Read")>]
     let read (readShard: string -> CheckpointContents) (path: string) : CheckpointContents =
-        if not (File.Exists path) then fail "%s does not exist" path
+        if not (File.Exists path) then failNaming path "%s does not exist" path
         let text =
             try File.ReadAllText path
             with :? IOException | :? UnauthorizedAccessException as e -> failAt path "cannot be read (%s)" e.Message

@@ -121,7 +121,7 @@ module ImportedRun =
     let listedFiles (run: string) (manifest: Manifest) : SnapshotFile[] =
         manifest.Snapshots |> Array.map (fun s ->
             let file = Path.Combine(run, s.File)
-            if not (File.Exists file) then failAt (path run) "lists the snapshot %s (time %d), which does not exist" file s.Time
+            if not (File.Exists file) then Errors.artifactNaming file "%s: lists the snapshot %s (time %d), which does not exist" (path run) file s.Time
             { SnapshotFile.Time = s.Time; Path = file })
 
     /// The imported run as a series over the window `spec` asks for: the listed snapshot files (a

@@ -42,14 +42,14 @@ public static partial class PruningLedger
     /// <summary>Copies the compact part of <paramref name="runDirectory"/> into <paramref name="entry"/>, all or nothing.</summary>
     public static void Add(string runDirectory, string entry)
     {
-        if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
+        if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run", entry);
         // The whole series is checked against run.json before the run is kept: its tables came from it.
         var final = SnapshotSeries.EpochFiles(runDirectory, SnapshotSpacing.FromManifest).Select(f => f.Path).LastOrDefault()
-            ?? throw new ArtifactException($"{runDirectory}: no snapshot to keep in the ledger");
+            ?? throw new ArtifactException($"{runDirectory}: no snapshot to keep in the ledger", runDirectory);
         foreach (var f in Files.Where(f => !File.Exists(Path.Combine(runDirectory, f))))
-            throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger");
+            throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger", Path.Combine(runDirectory, f));
         foreach (var d in Directories.Where(d => !Directory.Exists(Path.Combine(runDirectory, d))))
-            throw new ArtifactException($"{runDirectory}: no {d}/ (analyse and prune the run first), so it cannot enter the ledger");
+            throw new ArtifactException($"{runDirectory}: no {d}/ (analyse and prune the run first), so it cannot enter the ledger", Path.Combine(runDirectory, d));
 
         AtomicFiles.ReplaceDirectory(entry, temp =>
         {
@@ -96,9 +96,9 @@ public static partial class PruningLedger
     /// </summary>
     public static void AddTrainingRecord(string runDirectory, string entry)
     {
-        if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run");
+        if (Directory.Exists(entry)) throw new ArtifactException($"{entry}: the ledger already holds this run", entry);
         foreach (var f in Files.Where(f => !File.Exists(Path.Combine(runDirectory, f))))
-            throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger");
+            throw new ArtifactException($"{runDirectory}: no {f}, so it cannot enter the ledger", Path.Combine(runDirectory, f));
         AtomicFiles.ReplaceDirectory(entry, temp =>
         {
             foreach (var f in Files) File.Copy(Path.Combine(runDirectory, f), Path.Combine(temp, f));
@@ -141,22 +141,22 @@ public static partial class PruningLedger
     public static void Verify(string entry)
     {
         var record = DigestFile(entry);
-        if (!File.Exists(record)) throw new ArtifactException($"{entry}: a ledger entry without its digest record {Path.GetFileName(record)}; it cannot be trusted");
+        if (!File.Exists(record)) throw new ArtifactException($"{entry}: a ledger entry without its digest record {Path.GetFileName(record)}; it cannot be trusted", record);
         var expected = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var line in File.ReadAllLines(record).Where(l => l.Length > 0))
         {
             var parts = line.Split("  ", 2);
-            if (parts.Length != 2 || parts[0].Length != 64) throw new ArtifactException($"{record}: malformed line '{line}' (expected DIGEST  PATH)");
+            if (parts.Length != 2 || parts[0].Length != 64) throw new ArtifactException($"{record}: malformed line '{line}' (expected DIGEST  PATH)", record);
             expected[parts[1]] = parts[0];
         }
         var actual = Digests(entry).ToDictionary(d => d.Path, d => d.Digest, StringComparer.Ordinal);
         foreach (var (path, digest) in expected)
         {
-            if (!actual.TryGetValue(path, out var found)) throw new ArtifactException($"{entry}: {path} is missing (recorded in {Path.GetFileName(record)})");
-            if (found != digest) throw new ArtifactException($"{entry}: {path} has changed since the entry was made (its SHA-256 differs from {Path.GetFileName(record)})");
+            if (!actual.TryGetValue(path, out var found)) throw new ArtifactException($"{entry}: {path} is missing (recorded in {Path.GetFileName(record)})", Path.Combine(entry, path));
+            if (found != digest) throw new ArtifactException($"{entry}: {path} has changed since the entry was made (its SHA-256 differs from {Path.GetFileName(record)})", Path.Combine(entry, path));
         }
         foreach (var path in actual.Keys.Where(p => !expected.ContainsKey(p)))
-            throw new ArtifactException($"{entry}: {path} was added after the entry was made (not in {Path.GetFileName(record)})");
+            throw new ArtifactException($"{entry}: {path} was added after the entry was made (not in {Path.GetFileName(record)})", Path.Combine(entry, path));
     }
 
     /// <summary>The directory of an experiment's tables, figures and summary README beside its runs.</summary>
@@ -195,7 +195,7 @@ public static partial class PruningLedger
             try { held = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))?["experiment"]?.GetValue<string>(); }
             catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
             {
-                throw new ArtifactException($"{file}: not a ledger's experiment record ({e.Message})");
+                throw new ArtifactException($"{file}: not a ledger's experiment record ({e.Message})", file);
             }
             if (held != experiment)
                 throw new SettingException("Ledger", ledger, $"holds the {held} experiment ({ExperimentFile}); give {experiment} a ledger of its own");

@@ -150,6 +150,8 @@ let tests =
             use dir = new TempDirectory()
             expectArtifactError "does not exist" (fun () -> CheckpointSeries.discover [| dir.File "nowhere" |])
             expectArtifactError (dir.File "nowhere") (fun () -> CheckpointSeries.discover [| dir.File "nowhere" |])
+            expectArtifactAt (dir.File "nowhere") "does not exist" (fun () -> CheckpointSeries.discover [| dir.File "nowhere" |])
+            expectArtifactAt dir.Path "holds no checkpoint files" (fun () -> CheckpointSeries.discover [| dir.Path |])
             expectArtifactError (dir.Path + " holds no checkpoint files (.pt, .pth, .bin, .ckpt, .safetensors) or checkpoint-N directories") (fun () -> CheckpointSeries.discover [| dir.Path |])
             touch dir [ "readme.md"; "runs/events.out" ]
             expectArtifactError "holds no checkpoint files" (fun () -> CheckpointSeries.discover [| dir.Path |])
@@ -168,8 +170,10 @@ let tests =
             expectArtifactError (Path.Combine(hf.Path, "checkpoint-10", "trainer_state.json") + ": not JSON") (fun () -> CheckpointSeries.discover [| hf.Path |])
             write hf "checkpoint-10/trainer_state.json" (trainerState 10 1.0 None "")
             expectArtifactError (hf.File "checkpoint-20" + " holds no model weights") (fun () -> CheckpointSeries.discover [| hf.Path |])
+            expectArtifactAt (hf.File "checkpoint-20") "holds no model weights" (fun () -> CheckpointSeries.discover [| hf.Path |])
             touch hf [ "checkpoint-20/pytorch_model.bin"; "step_30.pt" ]
             expectArtifactError "mixes checkpoint-N directories and checkpoint files (" (fun () -> CheckpointSeries.discover [| hf.Path |])
+            expectArtifactAt hf.Path "mixes checkpoint-N directories" (fun () -> CheckpointSeries.discover [| hf.Path |])
             File.Delete(hf.File "step_30.pt")
             write hf "checkpoint-20/trainer_state.json" (trainerState 10 2.0 None "")
             expectArtifactError "checkpoint-20" (fun () -> CheckpointSeries.discover [| hf.Path |])

@@ -69,6 +69,16 @@ let expectArtifactError (containing: string) (f: unit -> 'a) =
         failtest "expected an ArtifactException"
     with ArtifactException message -> Expect.stringContains message containing "message names the fault"
 
+/// Runs `f`, expecting an `ArtifactException` whose message contains `containing` and whose `Path` is
+/// `path`, the file or directory at fault.
+let expectArtifactAt (path: string) (containing: string) (f: unit -> 'a) =
+    try
+        f () |> ignore
+        failtest "expected an ArtifactException"
+    with :? ArtifactException as e ->
+        Expect.stringContains e.Message containing "message names the fault"
+        Expect.equal e.Path path "Path is the file or directory at fault"
+
 /// Runs `f`, expecting a `SettingException` about `setting` whose detail contains `containing` and
 /// names no command-line flag.
 let expectSettingError (setting: AnalysisSetting) (containing: string) (f: unit -> 'a) =

@@ -186,6 +186,7 @@ let tests =
             File.WriteAllText(index, """{"weight_map": """)
             expectFault index "not JSON" read
             expectFault (dir.File "none.index.json") "does not exist" (fun () -> ShardedCheckpoint.read (SafeTensors.read CheckpointReadOptions.Default) (dir.File "none.index.json"))
+            expectArtifactAt (dir.File "none.index.json") "does not exist" (fun () -> ShardedCheckpoint.read (SafeTensors.read CheckpointReadOptions.Default) (dir.File "none.index.json"))
 
         testCase "every malformed header fails naming the file and the key" <| fun () ->
             use dir = new TempDirectory()
