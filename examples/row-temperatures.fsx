@@ -18,12 +18,12 @@ if args.Length < 2 then
     exit 2
 let layer = args[0]
 
-printfn "| run | units | T largest ÷ smallest | hottest tenth's share of the kinetic energy | ρ of the two halves' rankings |"
-printfn "|---|---|---|---|---|"
+printfn "| run | units | T largest ÷ smallest | hottest tenth's share of the kinetic energy | ρ of the two halves' rankings | its p |"
+printfn "|---|---|---|---|---|---|"
 for run in args[1..] do
     let t = (AnalysisTables.unitTemperatures run layer).Temperature
     let sorted = Array.sortDescending t
     let tenth = max 1 (t.Length / 10)
     let share = (Array.sum sorted[.. tenth - 1]) / Array.sum sorted
     let rho = MultipleTests.halfWindowStability (AnalysisTables.unitInstantaneous run layer)
-    printfn "| %s | %d | %.0f | %.2f | %.2f |" run t.Length (Array.max t / Array.min t) share rho
+    printfn "| %s | %d | %.0f | %.2f | %.2f | %.1g |" run t.Length (Array.max t / Array.min t) share rho (PairedTests.spearmanPValue rho t.Length)
