@@ -10,22 +10,7 @@ namespace Thermo.Cli.Tests;
 /// <summary><c>thermo collect</c>, read back by DuckDB with Hive partitioning.</summary>
 public class CollectTests
 {
-    static List<object?[]> Query(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read())
-        {
-            var row = new object?[reader.FieldCount];
-            for (int i = 0; i < row.Length; i++) row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            rows.Add(row);
-        }
-        return rows;
-    }
+    static List<object?[]> Query(string sql) => DuckDb.Rows(sql);
 
     [Fact]
     public void Many_runs_become_one_hive_partitioned_dataset_that_DuckDB_reads_with_a_run_column()

@@ -55,18 +55,7 @@ public class ImportedReportTests
     static string FiguresPage(string run) =>
         System.Net.WebUtility.HtmlDecode(File.ReadAllText(Path.Combine(run, "report", "figures.html")));
 
-    /// <summary>Rows of a query over the run's Parquet files, each value as DuckDB returns it.</summary>
-    static List<object?[]> Query(string sql)
-    {
-        using var connection = new DuckDBConnection("DataSource=:memory:");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        using var reader = command.ExecuteReader();
-        var rows = new List<object?[]>();
-        while (reader.Read()) rows.Add(Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? null : reader.GetValue(i)).ToArray());
-        return rows;
-    }
+    static List<object?[]> Query(string sql) => DuckDb.Rows(sql);
 
     static double? Number(JsonElement e) => e.ValueKind == JsonValueKind.Null ? null : e.GetDouble();
 
