@@ -157,6 +157,8 @@ module Engine =
           Segments: Segment[]
           /// Each unit group's layer, as an index into `Layers`.
           UnitLayer: int[]
+          /// Each unit group's weights.
+          UnitSizes: int[]
           /// `Grouping.Weight`: per-weight sums are kept as well.
           PerWeight: bool
           /// The MSD fits' lags: the first, the last for α, the last for D (in velocities on an even
@@ -166,8 +168,9 @@ module Engine =
     /// What the one pass leaves behind (see `accumulate`).
     [<NoComparison; NoEquality>]
     type private Accumulators =
-        { /// Σ_k v_k(i)² of each unit per velocity i (the units partition the selected weights).
-          UnitSums: float[][]
+        { /// Σ_k v_k(i)² of each unit u per velocity i, at u·n + i (the units partition the selected
+          /// weights); one array, not one per unit, for a model of a hundred thousand units.
+          UnitSums: float[]
           /// Each unit's Σ_k v̄_k², the drift over the window.
           UnitDrift: float[]
           /// Per weight: Σ_i v_k(i)² (even), or Σ_i Δt_i v_k(i)² (uneven); empty unless `PerWeight`.
@@ -243,11 +246,12 @@ module Engine =
           Groups = groups; LayerGroups = layerGroups; UnitGroups = unitGroups
           IsMsdUnit = unitGroups |> Array.map isMsdUnit; MsdRowStart = msdRowStart; Segments = segments
           UnitLayer = unitGroups |> Array.map (fun g -> Array.IndexOf(layers, g.Key.Layer))
+          UnitSizes = unitGroups |> Array.map size
           PerWeight = options.Grouping = Grouping.Weight; FitLags = fitLags }
 
     /// Empty accumulators for the plan, with a float32 array of the latest values when `latest`.
     let private newAccumulators (p: Plan) (latest: bool) : Accumulators =
-        { UnitSums = Array.init p.UnitGroups.Length (fun _ -> Array.zeroCreate<float> p.Velocities)
+        { UnitSums = Array.zeroCreate<float> (p.UnitGroups.Length * p.Velocities)
           UnitDrift = Array.zeroCreate<float> p.UnitGroups.Length
           WeightSumSquares = (if p.PerWeight then Array.zeroCreate<float> p.Total else [||])
           WeightDrift = (if p.PerWeight then Array.zeroCreate<float> p.Total else [||])
@@ -320,7 +324,8 @@ module Engine =
                     let sum =
                         if perWeight then VelocityKernels.stepSquaresInto (current, target, Span<float>(weightSumSquares, from, until - from), weightScale p (index - 1))
                         else VelocityKernels.stepSquares (current, target)
-                    unitSums[segment.Unit].[index - 1] <- unitSums[segment.Unit].[index - 1] + sum / (interval * interval)
+                    let at = segment.Unit * p.Velocities + index - 1
+                    unitSums[at] <- unitSums[at] + sum / (interval * interval)
                 if index = m then
                     let l1 = VelocityKernels.absoluteSum current
                     a.UnitL1[segment.Unit] <- a.UnitL1[segment.Unit] + l1
@@ -345,20 +350,24 @@ module Engine =
           L1: float[]
           Failure: Runtime.ExceptionServices.ExceptionDispatchInfo }
 
-    /// Chunks a worker takes per batch: enough to amortise the batch's barrier and merge.
-    let private chunksPerBatch = 16
+    /// Chunks read from each source at once: one positioned read of 256 KB costs about half as much as
+    /// four of 64 KB, whose system calls dominate when the files are in the page cache.
+    let private chunksPerRead = 4
+
+    /// Reads a worker takes per batch: enough to amortise the batch's barrier and merge.
+    let private readsPerBatch = 32
 
     /// The most snapshots read side by side: each is an open source, and each worker holds one
-    /// chunk (64 KB) of every one.
+    /// read (256 KB) of every one.
     let private sideBySideLimit = 128
 
-    /// Stage 2, the window's snapshots side by side: for sources with random access (`Values`), each
-    /// 64 KB chunk of flat positions is read from every snapshot of the window at once and its
-    /// velocities, drift, L1 norms and trajectories computed while the chunk is in cache, on every
-    /// core. Each source byte is read once, and no array of the latest values is kept (the streaming
-    /// pass reads the first snapshot twice and keeps and rewrites a float32 copy of every selected
-    /// value), and the chunks' partial sums are merged in flat order, so the results are those of
-    /// `accumulateStreaming` to the last bit.
+    /// Stage 2, the window's snapshots side by side: for sources with random access (`Values`), a block
+    /// of flat positions (four 64 KB chunks) is read from every snapshot of the window at once, and
+    /// each chunk's velocities, drift, L1 norms and trajectories computed while it is in cache, in one
+    /// pass over its values, on every core. Each source byte is read once, and no array of the latest
+    /// values is kept (the streaming pass reads the first snapshot twice and keeps and rewrites a
+    /// float32 copy of every selected value), and the chunks' partial sums are merged in flat order,
+    /// so the results are those of `accumulateStreaming` to the last bit.
     let private accumulateSideBySide (p: Plan) (opens: (unit -> SnapshotValues)[]) (progress: int -> int -> unit) : Accumulators =
         let snapshots = p.Series.Snapshots
         let m = snapshots.Length - 1
@@ -370,81 +379,123 @@ module Engine =
         let driftScale = driftScale p
         let chunk = SnapshotStream.chunkLength
         let chunks = (p.Total + chunk - 1) / chunk
+        let block = chunk * chunksPerRead
+        let blocks = (p.Total + block - 1) / block
         let sources = Array.zeroCreate<SnapshotValues> snapshots.Length
         try
             for i in 0 .. m do sources[i] <- opens[i] ()
-            // One chunk: read from every snapshot (checking each is finite), then each piece's sums.
-            let sumsOf (buffers: float32[][]) (c: int) : ChunkSums =
-                try
-                    let offset = c * chunk
-                    let count = min chunk (p.Total - offset)
-                    for i in 0 .. m do
-                        sources[i].Read(offset, buffers[i], 0, count)
-                        SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(buffers[i], 0, count))
-                    let stop = offset + count
-                    let first = firstSegmentAfter segments offset
-                    let mutable last = first
-                    while last < segments.Length && segments[last].Start < stop do last <- last + 1
-                    let pieces = last - first
-                    let units = Array.zeroCreate<int> pieces
-                    let steps = Array.zeroCreate<float> (pieces * n)
-                    let drift = Array.zeroCreate<float> pieces
-                    let l1 = Array.zeroCreate<float> pieces
-                    for j in 0 .. pieces - 1 do
-                        let segment = segments[first + j]
-                        let from = max segment.Start offset
-                        let until = min (segment.Start + segment.Length) stop
-                        let length = until - from
-                        let at = from - offset
-                        units[j] <- segment.Unit
+            // Fails as the streaming pass does, naming the first snapshot (in time order) with a
+            // non-finite value in chunk c and the value's position; the buffers hold the block from `origin`.
+            let checkChunk (buffers: float32[][]) (origin: int) (c: int) =
+                let offset = c * chunk
+                let count = min chunk (p.Total - offset)
+                for i in 0 .. m do
+                    SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(buffers[i], offset - origin, count))
+            // One chunk's sums, from the buffers holding the block that starts at flat position `origin`.
+            let sumsOf (buffers: float32[][]) (scratch: Numerics.Vector<float>[]) (origin: int) (c: int) : ChunkSums =
+                let offset = c * chunk
+                let count = min chunk (p.Total - offset)
+                // Per weight, every value is checked first; otherwise the step sums tell (see
+                // `VelocityKernels.sideBySideSums`), and only values outside the analysed units are checked.
+                if perWeight then checkChunk buffers origin c
+                let stop = offset + count
+                let first = firstSegmentAfter segments offset
+                let mutable last = first
+                while last < segments.Length && segments[last].Start < stop do last <- last + 1
+                let pieces = last - first
+                let units = Array.zeroCreate<int> pieces
+                let steps = Array.zeroCreate<float> (pieces * n)
+                let drift = Array.zeroCreate<float> pieces
+                let l1 = Array.zeroCreate<float> pieces
+                let mutable finite = true
+                let mutable covered = offset
+                for j in 0 .. pieces - 1 do
+                    let segment = segments[first + j]
+                    let from = max segment.Start offset
+                    let until = min (segment.Start + segment.Length) stop
+                    let length = until - from
+                    let at = from - origin
+                    units[j] <- segment.Unit
+                    if not perWeight then
+                        if from > covered then
+                            for i in 0 .. m do
+                                finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(buffers[i], covered - origin, from - covered)) < 0
+                        covered <- until
+                        let pieceSteps = Span<float>(steps, j * n, n)
+                        let struct (driftSum, l1Sum) = VelocityKernels.sideBySideSums (buffers, m, at, length, scratch, pieceSteps)
+                        for i in 0 .. n - 1 do
+                            finite <- finite && Double.IsFinite pieceSteps[i]
+                            pieceSteps[i] <- pieceSteps[i] / (dts[i] * dts[i])
+                        drift[j] <- driftSum * driftScale
+                        l1[j] <- l1Sum
+                    else
                         for i in 0 .. n - 1 do
                             let current = ReadOnlySpan<float32>(buffers[i + 1], at, length)
                             let previous = ReadOnlySpan<float32>(buffers[i], at, length)
-                            let sum =
-                                if perWeight then VelocityKernels.stepSquaresFromInto (current, previous, Span<float>(a.WeightSumSquares, from, length), weightScale p i)
-                                else VelocityKernels.stepSquaresFrom (current, previous)
+                            let sum = VelocityKernels.stepSquaresFromInto (current, previous, Span<float>(a.WeightSumSquares, from, length), weightScale p i)
                             steps[j * n + i] <- sum / (dts[i] * dts[i])
                         // As the streaming pass: the first snapshot's values against the last's.
                         let firstValues = ReadOnlySpan<float32>(buffers[0], at, length)
                         let lastValues = ReadOnlySpan<float32>(buffers[m], at, length)
-                        let sum =
-                            if perWeight then VelocityKernels.squaredDifferencesInto (firstValues, lastValues, Span<float>(a.WeightDrift, from, length), driftScale)
-                            else VelocityKernels.squaredDifferences (firstValues, lastValues)
+                        let sum = VelocityKernels.squaredDifferencesInto (firstValues, lastValues, Span<float>(a.WeightDrift, from, length), driftScale)
                         drift[j] <- sum * driftScale
                         l1[j] <- VelocityKernels.absoluteSum lastValues
-                        if perWeight then lastValues.CopyTo(Span<float32>(a.Latest, from, length))
-                        if segment.MsdRow >= 0 then
-                            for k in 0 .. length - 1 do
-                                let row = a.Trajectories[segment.MsdRow + from - segment.Start + k]
-                                for i in 0 .. m do row[i] <- buffers[i].[at + k]
-                    { Units = units; Steps = steps; Drift = drift; L1 = l1; Failure = null }
-                with e -> { Units = [||]; Steps = [||]; Drift = [||]; L1 = [||]; Failure = Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e }
+                        lastValues.CopyTo(Span<float32>(a.Latest, from, length))
+                    if segment.MsdRow >= 0 then
+                        for k in 0 .. length - 1 do
+                            let row = a.Trajectories[segment.MsdRow + from - segment.Start + k]
+                            for i in 0 .. m do row[i] <- buffers[i].[at + k]
+                if not perWeight then
+                    if stop > covered then
+                        for i in 0 .. m do
+                            finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(buffers[i], covered - origin, stop - covered)) < 0
+                    if not finite then checkChunk buffers origin c
+                { Units = units; Steps = steps; Drift = drift; L1 = l1; Failure = null }
+            // One block: read from every snapshot, then each of its chunks' sums into `results`.
+            let sumsOfBlock (buffers: float32[][]) (scratch: Numerics.Vector<float>[]) (b: int) (results: ChunkSums[]) (at: int) =
+                let origin = b * block
+                let count = min block (p.Total - origin)
+                let firstChunk = origin / chunk
+                let blockChunks = (count + chunk - 1) / chunk
+                try
+                    for i in 0 .. m do sources[i].Read(origin, buffers[i], 0, count)
+                    for k in 0 .. blockChunks - 1 do
+                        results[at + k] <- sumsOf buffers scratch origin (firstChunk + k)
+                with e ->
+                    // Reported at the block's first chunk whose sums are missing: the chunks merge in order.
+                    let failed = { Units = [||]; Steps = [||]; Drift = [||]; L1 = [||]; Failure = Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e }
+                    let missing = Array.tryFindIndex (fun r -> isNull (box r)) (Array.sub results at blockChunks) |> Option.defaultValue 0
+                    results[at + missing] <- failed
             let workers = max 1 Environment.ProcessorCount
-            let batch = workers * chunksPerBatch
-            let results = Array.zeroCreate<ChunkSums> batch
-            // A chunk of every snapshot per worker at work, reused.
-            let spare = Collections.Concurrent.ConcurrentBag<float32[][]>()
+            let batch = workers * readsPerBatch
+            let results = Array.zeroCreate<ChunkSums> (batch * chunksPerRead)
+            // A block of every snapshot and the kernel's scratch per worker at work, reused.
+            let spare = Collections.Concurrent.ConcurrentBag<float32[][] * Numerics.Vector<float>[]>()
             let mutable start = 0
-            while start < chunks do
-                let size = min batch (chunks - start)
+            while start < blocks do
+                let size = min batch (blocks - start)
                 Threading.Tasks.Parallel.For(0, size, Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = workers), fun k ->
-                    let buffers = match spare.TryTake() with | true, b -> b | _ -> Array.init (m + 1) (fun _ -> Array.zeroCreate<float32> chunk)
-                    results[k] <- sumsOf buffers (start + k)
-                    spare.Add buffers) |> ignore
+                    let buffers, scratch =
+                        match spare.TryTake() with
+                        | true, b -> b
+                        | _ -> Array.init (m + 1) (fun _ -> Array.zeroCreate<float32> block), Array.zeroCreate<Numerics.Vector<float>> (m + 2)
+                    sumsOfBlock buffers scratch (start + k) results (k * chunksPerRead)
+                    spare.Add((buffers, scratch))) |> ignore
                 // In chunk order: the first failure in flat order, then the sums as the streaming pass adds them.
-                for k in 0 .. size - 1 do
+                let firstChunk = start * chunksPerRead
+                for k in 0 .. min (size * chunksPerRead) (chunks - firstChunk) - 1 do
                     let r = results[k]
                     if not (isNull r.Failure) then r.Failure.Throw()
                     for j in 0 .. r.Units.Length - 1 do
                         let u = r.Units[j]
-                        let sums = a.UnitSums[u]
-                        for i in 0 .. n - 1 do sums[i] <- sums[i] + r.Steps[j * n + i]
+                        let sums = a.UnitSums
+                        for i in 0 .. n - 1 do sums[u * n + i] <- sums[u * n + i] + r.Steps[j * n + i]
                         a.UnitDrift[u] <- a.UnitDrift[u] + r.Drift[j]
                         a.UnitL1[u] <- a.UnitL1[u] + r.L1[j]
                         a.LayerL1[p.UnitLayer[u]] <- a.LayerL1[p.UnitLayer[u]] + r.L1[j]
                     results[k] <- Unchecked.defaultof<_>
                 start <- start + size
-                progress (min (m + 1) (int (float start / float chunks * float (m + 2)))) (m + 2)
+                progress (min (m + 1) (int (float start / float blocks * float (m + 2)))) (m + 2)
             a
         finally
             for s in sources do if not (isNull (box s)) then s.Dispose()
@@ -474,43 +525,59 @@ module Engine =
         let unitSums, unitDrift, weightSumSquares, weightDrift = a.UnitSums, a.UnitDrift, a.WeightSumSquares, a.WeightDrift
         let latest, trajectories, msdRowStart = a.Latest, a.Trajectories, p.MsdRowStart
         let temperature = Kinematics.temperature physics
-        // Σ_i v(i)² over the window and the count of velocities it averages over (per weight): n on an
-        // even window; on an uneven one Σ_i Δt_i v(i)² and Σ_i Δt_i, the interval-weighted mean.
-        let windowSum (sums: float[]) =
-            if even then Array.sum sums, float n
-            else Array.fold2 (fun acc s d -> acc + s * d) 0.0 sums dts, span
+        let unitSizes, unitLayer = p.UnitSizes, p.UnitLayer
+        // Σ_i v(i)² of the sums at `at` .. `at + n − 1` over the window, and the count of velocities it
+        // averages over (per weight): n on an even window; on an uneven one Σ_i Δt_i v(i)² and Σ_i Δt_i,
+        // the interval-weighted mean. Loops, not closures: they run once per unit, 10⁵ times for a
+        // language model.
+        let windowSum (sums: float[]) (at: int) =
+            let mutable sum = 0.0
+            if even then
+                for i in 0 .. n - 1 do sum <- sum + sums[at + i]
+                struct (sum, float n)
+            else
+                for i in 0 .. n - 1 do sum <- sum + sums[at + i] * dts[i]
+                struct (sum, span)
         // D over the window: Σ_i (Δw)² / (2 Σ_i Δt_i), with (Δw)² = v² Δt_i².
-        let windowDiffusive (sums: float[]) (count: int) =
-            (Array.fold2 (fun acc s d -> acc + s * d * d) 0.0 sums dts) / (2.0 * span * float count)
-        let unitTemperature u =
-            let count = size unitGroups[u]
-            let sum, velocities = windowSum unitSums[u]
-            Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count
-        let unitTemperatures = Array.init unitGroups.Length unitTemperature
-        let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums[u] (size unitGroups[u]))
+        let windowDiffusive (sums: float[]) (at: int) (count: int) =
+            let mutable sum = 0.0
+            for i in 0 .. n - 1 do sum <- sum + sums[at + i] * dts[i] * dts[i]
+            sum / (2.0 * span * float count)
+        let unitTemperatures =
+            Array.init unitGroups.Length (fun u ->
+                let count = unitSizes[u]
+                let struct (sum, velocities) = windowSum unitSums (u * n)
+                Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count)
+        let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums (u * n) unitSizes[u])
         let unitL1 = a.UnitL1
         // Each layer's units, in unit order, found once: a scan of every unit per call made the
         // per-layer results cost layers × units (seconds and gigabytes of garbage for a 124M model).
         let unitsByLayer = unitGroups |> Array.mapi (fun u g -> g.Key.Layer, u) |> Array.groupBy fst |> Array.map (fun (l, us) -> l, Array.map snd us) |> dict
         let unitsOf layer = match unitsByLayer.TryGetValue layer with | true, units -> units | _ -> [||]
-        // A layer's sums are its units' sums: the same arithmetic, weighted by the units' sizes.
-        let layerSums (layer: string) =
-            let units = unitsOf layer
-            Array.init n (fun i -> units |> Array.sumBy (fun u -> unitSums[u].[i]))
-        let layerTemperature (layer: string) =
-            let units = unitsOf layer
-            let count = units |> Array.sumBy (fun u -> size unitGroups[u])
-            let sum, velocities =
-                if even then units |> Array.sumBy (fun u -> Array.sum unitSums[u]), float n
-                else windowSum (layerSums layer)
-            Kinematics.groupTemperatureOf
-                (temperature sum (velocities * float count))
-                (temperature (units |> Array.sumBy (fun u -> unitDrift[u])) (float count))
-                count
+        // A layer's sums are its units' sums, added in unit order: the same arithmetic, weighted by the
+        // units' sizes. Per layer (in `layers` order) its sum per velocity, its units' window sums
+        // (even windows) and drift sums, and its weights, in one pass over the units.
+        let layerSums = Array.init layers.Length (fun _ -> Array.zeroCreate<float> n)
+        let layerWindowSums = Array.zeroCreate<float> layers.Length
+        let layerDrift = Array.zeroCreate<float> layers.Length
+        let layerWeights = Array.zeroCreate<int> layers.Length
+        for u in 0 .. unitGroups.Length - 1 do
+            let l = unitLayer[u]
+            let sums = layerSums[l]
+            for i in 0 .. n - 1 do sums[i] <- sums[i] + unitSums[u * n + i]
+            if even then
+                let struct (sum, _) = windowSum unitSums (u * n)
+                layerWindowSums[l] <- layerWindowSums[l] + sum
+            layerDrift[l] <- layerDrift[l] + unitDrift[u]
+            layerWeights[l] <- layerWeights[l] + unitSizes[u]
+        let layerTemperature (l: int) =
+            let count = layerWeights[l]
+            let struct (sum, velocities) = if even then struct (layerWindowSums[l], float n) else windowSum layerSums[l] 0
+            Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature layerDrift[l] (float count)) count
         let layerResults =
             layerGroups |> Array.mapi (fun l g ->
-                { Key = g.Key; Temperature = layerTemperature g.Key.Layer; L1Norm = a.LayerL1[l]; Rank = 1; OscillationRank = 1
-                  DiffusiveRate = windowDiffusive (layerSums g.Key.Layer) (size g) })
+                { Key = g.Key; Temperature = layerTemperature l; L1Norm = a.LayerL1[l]; Rank = 1; OscillationRank = 1
+                  DiffusiveRate = windowDiffusive layerSums[l] 0 (size g) })
         let temperatures, groupL1, groupDiffusive =
             match options.Grouping with
             | Grouping.Unit -> unitTemperatures, unitL1, unitDiffusive
@@ -533,15 +600,14 @@ module Engine =
                 { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i]
                   DiffusiveRate = groupDiffusive[i] })
         // D(i) = Σ (Δw)² / (2 Δt_i |G|) = Σ v² Δt_i / (2 |G|).
-        let diffusiveOf (sums: float[]) (count: int) = Array.map2 (fun s d -> s * d / (2.0 * float count)) sums dts
-        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, unitSums[u] |> Array.map (fun s -> temperature s (float (size g))))
-        let unitDiffusiveSeries = unitGroups |> Array.mapi (fun u g -> g.Key, diffusiveOf unitSums[u] (size g))
+        let diffusiveOf (sums: float[]) (at: int) (count: int) = Array.init n (fun i -> sums[at + i] * dts[i] / (2.0 * float count))
+        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, Array.init n (fun i -> temperature unitSums[u * n + i] (float unitSizes[u])))
+        let unitDiffusiveSeries = unitGroups |> Array.mapi (fun u g -> g.Key, diffusiveOf unitSums (u * n) unitSizes[u])
         let layerInstantaneous =
-            layerGroups |> Array.map (fun lg ->
-                let units = unitsOf lg.Key.Layer
+            layerGroups |> Array.mapi (fun l lg ->
                 let count = float (size lg)
-                lg.Key, Array.init n (fun e -> temperature (units |> Array.sumBy (fun u -> unitSums[u].[e])) count))
-        let layerDiffusiveSeries = layerGroups |> Array.map (fun lg -> lg.Key, diffusiveOf (layerSums lg.Key.Layer) (size lg))
+                lg.Key, layerSums[l] |> Array.map (fun sum -> temperature sum count))
+        let layerDiffusiveSeries = layerGroups |> Array.mapi (fun l lg -> lg.Key, diffusiveOf layerSums[l] 0 (size lg))
         let byUnit = options.Grouping = Grouping.Unit
         let instantaneousSeries = if byUnit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
         let diffusiveSeries = if byUnit then Array.append layerDiffusiveSeries unitDiffusiveSeries else layerDiffusiveSeries

@@ -68,7 +68,7 @@ module internal SnapshotStream =
             failAt source "its tensors differ from those of %s, %s%s" firstSource firstIs (describeDifference first directory)
 
     /// Index of the first NaN or ±∞ in `values`, or −1; a SIMD pass (|x| ≤ MaxValue fails for both).
-    let private firstNonFinite (values: ReadOnlySpan<float32>) =
+    let firstNonFinite (values: ReadOnlySpan<float32>) =
         let width = Numerics.Vector<float32>.Count
         let limit = Numerics.Vector<float32>(Single.MaxValue)
         let mutable i = 0

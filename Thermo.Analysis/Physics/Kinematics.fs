@@ -202,6 +202,56 @@ module internal VelocityKernels =
             i <- i + 1
         sum
 
+    /// One range of positions `at .. at + length − 1` of the snapshots `values[0 .. last]`, read side by
+    /// side: `steps[i]` ← Σ (x_{i+1} − x_i)² for each velocity i < last, and returns Σ (x_last − x_0)²
+    /// (the drift's) and Σ |x_last| (the L1 norm's). One pass over the values instead of one per sum:
+    /// each value is loaded and widened once. `accumulators` is scratch of at least last + 2 vectors.
+    ///
+    /// Each sum adds the same terms in the same order as `stepSquaresFrom`, `squaredDifferences` and
+    /// `absoluteSum` over the same range, so it equals theirs bit for bit. A NaN or ±∞ among the values
+    /// makes some step sum NaN or +∞, while finite float32 values cannot overflow a float64 sum of
+    /// squares: callers check the step sums, not every value.
+    let sideBySideSums (values: float32[][], last: int, at: int, length: int, accumulators: Numerics.Vector<float>[], steps: Span<float>) =
+        let width = Numerics.Vector<float32>.Count
+        for i in 0 .. last + 1 do accumulators[i] <- Numerics.Vector<float>.Zero
+        let mutable firstLow = Numerics.Vector<float>.Zero
+        let mutable firstHigh = Numerics.Vector<float>.Zero
+        let mutable low = Numerics.Vector<float>.Zero
+        let mutable high = Numerics.Vector<float>.Zero
+        let mutable j = 0
+        while j + width <= length do
+            Numerics.Vector.Widen(Numerics.Vector<float32>(values[0], at + j), &firstLow, &firstHigh)
+            let mutable previousLow = firstLow
+            let mutable previousHigh = firstHigh
+            for i in 1 .. last do
+                Numerics.Vector.Widen(Numerics.Vector<float32>(values[i], at + j), &low, &high)
+                let dl = low - previousLow
+                let dh = high - previousHigh
+                accumulators[i - 1] <- accumulators[i - 1] + dl * dl + dh * dh
+                previousLow <- low
+                previousHigh <- high
+            let dl = previousLow - firstLow
+            let dh = previousHigh - firstHigh
+            accumulators[last] <- accumulators[last] + dl * dl + dh * dh
+            accumulators[last + 1] <- accumulators[last + 1] + Numerics.Vector.Abs previousLow + Numerics.Vector.Abs previousHigh
+            j <- j + width
+        for i in 0 .. last - 1 do
+            let current, previous = values[i + 1], values[i]
+            let mutable sum = Numerics.Vector.Sum accumulators[i]
+            for k in at + j .. at + length - 1 do
+                let d = float current[k] - float previous[k]
+                sum <- sum + d * d
+            steps[i] <- sum
+        let first, final = values[0], values[last]
+        let mutable drift = Numerics.Vector.Sum accumulators[last]
+        let mutable l1 = Numerics.Vector.Sum accumulators[last + 1]
+        for k in at + j .. at + length - 1 do
+            let d = float final[k] - float first[k]
+            drift <- drift + d * d
+        for k in at + j .. at + length - 1 do
+            l1 <- l1 + abs (float final[k])
+        struct (drift, l1)
+
     /// `squaredDifferences`, also storing each scaled square in `squares`.
     let squaredDifferencesInto (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>, squares: Span<float>, scale: float) =
         let mutable sum = 0.0

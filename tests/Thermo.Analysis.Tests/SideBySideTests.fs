@@ -82,19 +82,27 @@ let tests =
                 let sideBySide = Engine.analyzeSeries (inMemorySeries directory times values true streamChunk) window options (fun _ _ -> ())
                 Expect.sequenceEqual (leaves sideBySide) (leaves streamed) "side by side and streamed agree"
 
-        test "a NaN is named with its snapshot, layer and tensor, side by side as streamed" {
+        test "a NaN or ±∞ is named with its snapshot, layer and tensor, side by side as streamed" {
             let directory = layout 40 500 100
-            let values = walk 3 4 (40 * 500 + 40 + 300)
-            values[2].[40 * 500 + 40 + 17] <- nanf
-            let window = Window.resolveUneven "memory" [| 0; 1; 2; 3 |] None (Between(0, 3))
-            let messageOf sideBySide =
-                try
-                    Engine.analyzeSeries (inMemorySeries directory [| 0; 1; 2; 3 |] values sideBySide 1000) window AnalysisOptions.Default (fun _ _ -> ()) |> ignore
-                    failtest "a NaN was analysed"
-                with :? ArtifactException as e -> e.Message
-            for message in [ messageOf true; messageOf false ] do
-                Expect.stringContains message "t=2" "names the snapshot"
-                Expect.stringContains message "b.weight" "names the tensor"
-                Expect.stringContains message "flat index 17" "names the position in the tensor"
+            let biasAt, bAt = 40 * 500, 40 * 500 + 40
+            // In an analysed unit, in the bias (read, not analysed by default), in the first and the last snapshot.
+            for snapshot, flat, value, tensor, index in
+                [ 2, bAt + 17, nanf, "b.weight", 17
+                  0, biasAt + 5, infinityf, "a.bias", 5
+                  3, 0, -infinityf, "a.weight", 0
+                  1, bAt + 299, nanf, "b.weight", 299 ] do
+                let values = walk 3 4 (bAt + 300)
+                values[snapshot].[flat] <- value
+                let window = Window.resolveUneven "memory" [| 0; 1; 2; 3 |] None (Between(0, 3))
+                let messageOf sideBySide =
+                    try
+                        Engine.analyzeSeries (inMemorySeries directory [| 0; 1; 2; 3 |] values sideBySide 1000) window AnalysisOptions.Default (fun _ _ -> ()) |> ignore
+                        failtestf "%g in %s was analysed" value tensor
+                    with :? ArtifactException as e -> e.Message
+                let sideBySide = messageOf true
+                Expect.equal sideBySide (messageOf false) "the same message both ways"
+                Expect.stringContains sideBySide (sprintf "t=%d" snapshot) "names the snapshot"
+                Expect.stringContains sideBySide tensor "names the tensor"
+                Expect.stringContains sideBySide (sprintf "flat index %d " index) "names the position in the tensor"
         }
     ]
