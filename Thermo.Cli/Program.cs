@@ -16,6 +16,9 @@ public static partial class Program
     /// <summary>This process's arguments as given (a Slurm finishing job reruns them).</summary>
     public static IReadOnlyList<string> Arguments { get; private set; } = [];
 
+    /// <summary>Verbs that read snapshots or checkpoints and write tables, and never make a tensor.</summary>
+    static readonly HashSet<string> FileOnlyVerbs = ["analyze", "import"];
+
     public static int Run(string[] args)
     {
         Arguments = args;
@@ -38,8 +41,10 @@ public static partial class Program
         root.Options.Add(CliOutput.QuietOption);
         try
         {
-            // Before any tensor exists: which native kernels every verb runs on (docs/NATIVE.md).
-            Thermo.Trainer.Native.NativeSetup.Apply();
+            // Before any tensor exists: which native kernels every verb runs on (docs/NATIVE.md). The
+            // verbs that only read files and write tables create no tensor and do not load libtorch,
+            // which takes about half a second.
+            if (args.Length == 0 || !FileOnlyVerbs.Contains(args[0])) Thermo.Trainer.Native.NativeSetup.Apply();
             args = TrainPresets.Expand(args);
             var parsed = root.Parse(args);
             CliOutput.Json = parsed.GetValue(CliOutput.JsonOption);

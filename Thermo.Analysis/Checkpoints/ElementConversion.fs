@@ -335,5 +335,7 @@ type StoredValues(tensors: CheckpointTensor[], regions: struct (int64 * int64 * 
                 position <- position + int64 n
             t <- t + 1
 
+    override _.Files = handles.Count
+
     override _.Dispose() =
         for h in handles.Values do h.Dispose()

@@ -131,6 +131,9 @@ type SnapshotValues() =
     /// Fills `destination[start .. start + count − 1]` with the values at flat positions `offset ..
     /// offset + count − 1`, as float32. Safe to call from several threads at once.
     abstract Read: offset: int * destination: float32[] * start: int * count: int -> unit
+    /// The files it holds open until `Dispose` (a sharded checkpoint holds one per shard): the side-by-side
+    /// pass keeps every snapshot of a window open at once, so it counts them before it starts.
+    abstract Files: int
     /// Closes the files it holds.
     abstract Dispose: unit -> unit
     interface IDisposable with

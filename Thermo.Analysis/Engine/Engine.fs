@@ -357,9 +357,33 @@ module Engine =
     /// Reads a worker takes per batch: enough to amortise the batch's barrier and merge.
     let private readsPerBatch = 32
 
-    /// The most snapshots read side by side: each is an open source, and each worker holds one
-    /// read (256 KB) of every one.
+    /// The most snapshots read side by side: each worker holds one read (256 KB) of every one.
     let private sideBySideLimit = 128
+
+    /// The most files the side-by-side pass holds open: every file of every snapshot of the window
+    /// stays open for the whole pass (a checkpoint of ten shards holds ten), and a process may open
+    /// about a thousand in all.
+    let private openFileBudget = 256
+
+    /// Opens the snapshots' values one after another while the files they hold stay within
+    /// `openFileBudget`; beyond it, closes those opened and returns None.
+    let private openWithinBudget (opens: (unit -> SnapshotValues)[]) : SnapshotValues[] option =
+        let opened = ResizeArray<SnapshotValues>()
+        try
+            let mutable files = 0
+            let mutable i = 0
+            while i < opens.Length && files <= openFileBudget do
+                let source = opens[i] ()
+                opened.Add source
+                files <- files + source.Files
+                i <- i + 1
+            if files <= openFileBudget then Some(opened.ToArray())
+            else
+                for s in opened do s.Dispose()
+                None
+        with _ ->
+            for s in opened do s.Dispose()
+            reraise ()
 
     /// Stage 2, the window's snapshots side by side: for sources with random access (`Values`), a block
     /// of flat positions (four 64 KB chunks) is read from every snapshot of the window at once, and
@@ -368,12 +392,10 @@ module Engine =
     /// values is kept (the streaming pass reads the first snapshot twice and keeps and rewrites a
     /// float32 copy of every selected value), and the chunks' partial sums are merged in flat order,
     /// so the results are those of `accumulateStreaming` to the last bit.
-    let private accumulateSideBySide (p: Plan) (opens: (unit -> SnapshotValues)[]) (progress: int -> int -> unit) : Accumulators =
+    let private accumulateSideBySide (p: Plan) (sources: SnapshotValues[]) (progress: int -> int -> unit) : Accumulators =
         let snapshots = p.Series.Snapshots
         let m = snapshots.Length - 1
         let n = p.Velocities
-        for i in 1 .. m do
-            SnapshotStream.requireSameTensors p.Directory snapshots[0].Source "the window's first snapshot" snapshots[i].Source (snapshots[i].Directory ())
         let a = newAccumulators p p.PerWeight
         let segments, perWeight, dts, timeName, directory = p.Segments, p.PerWeight, p.Dts, p.TimeName, p.Directory
         let driftScale = driftScale p
@@ -381,9 +403,7 @@ module Engine =
         let chunks = (p.Total + chunk - 1) / chunk
         let block = chunk * chunksPerRead
         let blocks = (p.Total + block - 1) / block
-        let sources = Array.zeroCreate<SnapshotValues> snapshots.Length
         try
-            for i in 0 .. m do sources[i] <- opens[i] ()
             // Fails as the streaming pass does, naming the first snapshot (in time order) with a
             // non-finite value in chunk c and the value's position; the buffers hold the block from `origin`.
             let checkChunk (buffers: float32[][]) (origin: int) (c: int) =
@@ -498,19 +518,27 @@ module Engine =
                 progress (min (m + 1) (int (float start / float blocks * float (m + 2)))) (m + 2)
             a
         finally
-            for s in sources do if not (isNull (box s)) then s.Dispose()
+            for s in sources do s.Dispose()
 
     /// Stage 2 of `analyzeSeries`: the one pass over the snapshots, adding each value into running
     /// sums as it is read (and checking it is finite and that every snapshot holds the same tensors).
     /// A stage of its own because it is the only part that reads files and the only one whose cost
     /// grows with snapshots × parameters; what it keeps is O(parameters) plus the MSD trajectories.
     /// Snapshots that can be read at any position go side by side (`accumulateSideBySide`), up to
-    /// `sideBySideLimit` of them; others are streamed one after another.
+    /// `sideBySideLimit` of them holding up to `openFileBudget` files; others are streamed one after
+    /// another, with the same results.
     let private accumulate (p: Plan) (progress: int -> int -> unit) : Accumulators =
         let snapshots = p.Series.Snapshots
         let opens = snapshots |> Array.choose (fun s -> s.Values)
-        if opens.Length = snapshots.Length && snapshots.Length <= sideBySideLimit && p.Total > 0 then accumulateSideBySide p opens progress
-        else accumulateStreaming p progress
+        let sources =
+            if opens.Length = snapshots.Length && snapshots.Length <= sideBySideLimit && p.Total > 0 then
+                for i in 1 .. snapshots.Length - 1 do
+                    SnapshotStream.requireSameTensors p.Directory snapshots[0].Source "the window's first snapshot" snapshots[i].Source (snapshots[i].Directory ())
+                openWithinBudget opens
+            else None
+        match sources with
+        | Some sources -> accumulateSideBySide p sources progress
+        | None -> accumulateStreaming p progress
 
     /// Stage 3 of `analyzeSeries`: turns the sums into the result records — temperatures, L1 norms,
     /// ranks, the instantaneous and diffusive series, the Spearman correlations, the MSD curves and

@@ -1,4 +1,3 @@
-using Thermo.Trainer.Training;
 using Thermo.Trainer;
 using System.CommandLine;
 using System.Globalization;
@@ -160,6 +159,9 @@ public static class AnalyzeVerb
         };
     }
 
+    /// <summary>Units shown at each end of a layer's ranking in the text summary.</summary>
+    const int ShownUnits = 10;
+
     static string G(double v) => v.ToString("0.000e+00", CultureInfo.InvariantCulture);
 
     static void PrintSummary(AnalysisResult r, string tables)
@@ -181,9 +183,17 @@ public static class AnalyzeVerb
             var rho = r.TemperatureL1Spearman.FirstOrDefault(s => s.Layer == layer)?.Rho ?? double.NaN;
             Console.WriteLine($"  {layer} filters, hottest first (Spearman of temperature vs L1 ranking: {rho:F2}):");
             Console.WriteLine($"  {"rank",5} {"unit",5} {"T",11} {"T_drift",11} {"T_osc",11} {"L1",9} {"alpha",6} {"D",11}");
-            var units = r.Groups.Where(g => g.Key.Layer == layer && g.Key.Weight == -1 && g.Key.Unit >= 0).OrderBy(g => g.Rank);
-            foreach (var g in units)
+            var units = r.Groups.Where(g => g.Key.Layer == layer && g.Key.Weight == -1 && g.Key.Unit >= 0).OrderBy(g => g.Rank).ToArray();
+            // A terminal shows the ends of a long ranking (an embedding has tens of thousands of rows);
+            // the table holds every unit.
+            for (int i = 0; i < units.Length; i++)
             {
+                if (units.Length > 2 * ShownUnits && i == ShownUnits)
+                {
+                    Console.WriteLine($"  {"…",5} {units.Length - 2 * ShownUnits} more units, every one in {RunLayout.TemperatureFile}");
+                    i = units.Length - ShownUnits;
+                }
+                var g = units[i];
                 diffusion.TryGetValue((layer, g.Key.Unit), out var d);
                 Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
             }

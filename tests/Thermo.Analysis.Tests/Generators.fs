@@ -121,15 +121,20 @@ type Arbitraries =
 
 let config = { FsCheckConfig.defaultConfig with arbitrary = [ typeof<Arbitraries> ]; maxTest = 40 }
 
-/// Random access to values held in memory, as a checkpoint's stored tensors give it.
-type MemoryValues(values: float32[]) =
+/// Random access to values held in memory, as a checkpoint's stored tensors give it; it says it
+/// holds `files` files open and counts the reads it serves in `reads`.
+type MemoryValues(values: float32[], files: int, reads: int ref) =
     inherit SnapshotValues()
-    override _.Read(offset, destination, start, count) = Array.blit values offset destination start count
+    override _.Read(offset, destination, start, count) =
+        Threading.Interlocked.Increment &reads.contents |> ignore
+        Array.blit values offset destination start count
+    override _.Files = files
     override _.Dispose() = ()
 
 /// A series held in memory: `values[i]` the flat values of `directory` at `times[i]`, each snapshot
-/// streamed in pieces of at most `chunk` values and, with `sideBySide`, also readable at any position.
-let inMemorySeries (directory: SnapshotReader.TensorDirectory) (times: int[]) (values: float32[][]) (sideBySide: bool) (chunk: int) : AnalysisSeries =
+/// streamed in pieces of at most `chunk` values and, with `sideBySide`, also readable at any position
+/// (each snapshot then holding `files` files, and every read counted in `reads`).
+let inMemorySeriesHolding (files: int) (reads: int ref) (directory: SnapshotReader.TensorDirectory) (times: int[]) (values: float32[][]) (sideBySide: bool) (chunk: int) : AnalysisSeries =
     { Name = "memory"; TimeUnit = TimeUnit.Step; LearningRate = [||]; GradientNoise = [||]; Source = "test"
       Snapshots =
         Array.map2 (fun time (v: float32[]) ->
@@ -143,5 +148,8 @@ let inMemorySeries (directory: SnapshotReader.TensorDirectory) (times: int[]) (v
                     Array.blit v at target 0 count
                     filled target count
                     at <- at + count
-              Values = if sideBySide then Some(fun () -> new MemoryValues(v) :> SnapshotValues) else None })
+              Values = if sideBySide then Some(fun () -> new MemoryValues(v, files, reads) :> SnapshotValues) else None })
             times values }
+
+/// `inMemorySeriesHolding` one file per snapshot.
+let inMemorySeries directory times values sideBySide chunk = inMemorySeriesHolding 1 (ref 0) directory times values sideBySide chunk

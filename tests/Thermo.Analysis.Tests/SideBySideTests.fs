@@ -82,6 +82,25 @@ let tests =
                 let sideBySide = Engine.analyzeSeries (inMemorySeries directory times values true streamChunk) window options (fun _ _ -> ())
                 Expect.sequenceEqual (leaves sideBySide) (leaves streamed) "side by side and streamed agree"
 
+        test "a window whose checkpoints would hold too many files open at once is streamed, with the same results" {
+            let directory = layout 7 300 50
+            let times = [| 0; 1; 2; 3 |]
+            let values = walk 5 times.Length (7 * 300 + 7 + 150)
+            let window = Window.resolveUneven "memory" times None (Between(0, 3))
+            let analyse files =
+                let reads = ref 0
+                let result = Engine.analyzeSeries (inMemorySeriesHolding files reads directory times values true 1000) window AnalysisOptions.Default (fun _ _ -> ())
+                leaves result, reads.Value
+            let streamed = leaves (Engine.analyzeSeries (inMemorySeries directory times values false 1000) window AnalysisOptions.Default (fun _ _ -> ()))
+            // Four checkpoints of 60 shards fit the pass's 256 open files; of 100 shards they do not.
+            let fits, fitsReads = analyse 60
+            let over, overReads = analyse 100
+            Expect.isGreaterThan fitsReads 0 "240 open files: read side by side"
+            Expect.equal overReads 0 "400 open files: not read side by side"
+            Expect.sequenceEqual fits streamed "side by side gives the streamed results"
+            Expect.sequenceEqual over streamed "the fallback is the streamed analysis"
+        }
+
         test "a NaN or ±∞ is named with its snapshot, layer and tensor, side by side as streamed" {
             let directory = layout 40 500 100
             let biasAt, bAt = 40 * 500, 40 * 500 + 40
