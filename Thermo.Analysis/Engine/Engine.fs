@@ -75,15 +75,19 @@ module Engine =
         try fit ()
         with :? ArgumentException -> { Slope = nan; Intercept = nan; RSquared = nan; RangeFrom = nan; RangeTo = nan; Points = 0 }
 
-    let private ranksWithinLayer (keys: GroupKey[]) (scores: float[]) =
-        let ranks = Array.zeroCreate keys.Length
+    /// The groups of each layer (indices into `keys`, in order), found once for all the rankings.
+    let private layerMembers (keys: GroupKey[]) : int[][] =
         let members = Collections.Generic.Dictionary<string, ResizeArray<int>>()
         keys |> Array.iteri (fun i k ->
             match members.TryGetValue k.Layer with
             | true, list -> list.Add i
             | _ -> members[k.Layer] <- ResizeArray [ i ])
-        for list in members.Values do
-            let idx = list.ToArray()
+        members.Values |> Seq.map (fun list -> list.ToArray()) |> Seq.toArray
+
+    /// Each group's rank among its layer's groups (`layerMembers`) by `scores`, 1 = highest.
+    let private ranksWithinLayer (members: int[][]) (scores: float[]) =
+        let ranks = Array.zeroCreate scores.Length
+        for idx in members do
             Ranking.descending (idx |> Array.map (fun i -> scores[i])) |> Array.iteri (fun position local -> ranks[idx[local]] <- position + 1)
         ranks
 
@@ -621,8 +625,9 @@ module Engine =
                 // Σ Δt_i v², which does not give Σ (Δw)² back.
                 groups |> Array.map (fun g -> let struct (k, _) = g.Ranges[0] in if even then weightSumSquares[k] * dt / (2.0 * float n) else nan)
         let keys = groups |> Array.map (fun g -> g.Key)
-        let ranks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Temperature))
-        let oscillationRanks = ranksWithinLayer keys (temperatures |> Array.map (fun t -> t.Oscillation))
+        let members = layerMembers keys
+        let ranks = ranksWithinLayer members (temperatures |> Array.map (fun t -> t.Temperature))
+        let oscillationRanks = ranksWithinLayer members (temperatures |> Array.map (fun t -> t.Oscillation))
         let results =
             Array.init groups.Length (fun i ->
                 { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i]

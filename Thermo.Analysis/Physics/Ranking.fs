@@ -1,5 +1,7 @@
 namespace Thermo.Analysis.Physics
 
+open System
+
 /// Rankings of the units of a layer (docs/THEORY.md "Rankings and pruning criteria").
 module Ranking =
     /// Unit indices ordered from the highest score to the lowest (hottest first for temperatures);
@@ -7,9 +9,21 @@ module Ranking =
     /// NaN ranks below every number (Double.CompareTo's order).
     let descending (scores: float[]) : int[] =
         let order = Array.init scores.Length id
-        // Indices sorted with a primitive comparison: a layer of 50,000 units (an embedding's rows)
-        // is ranked in milliseconds, where sorting (index, score) tuples generically took tens.
-        System.Array.Sort(order, System.Comparison(fun i j -> let c = scores[j].CompareTo scores[i] in if c <> 0 then c else i.CompareTo j))
+        // Sorted on keys with the runtime's primitive sort of float64 (no comparison delegate: a
+        // language model's 50,257-row embedding is ranked in a few milliseconds): the key is the
+        // negated score, NaN mapped with −∞ to +∞. A run of equal keys (ties, or −∞ beside NaN) is
+        // then put in the order the definition gives: numbers before NaN, lower index first.
+        let keys = scores |> Array.map (fun s -> if Double.IsNaN s then Double.PositiveInfinity else -s)
+        Array.Sort(keys, order)
+        let mutable i = 0
+        while i < order.Length do
+            let mutable j = i
+            while j + 1 < order.Length && keys[j + 1] = keys[i] do j <- j + 1
+            if j > i then
+                Array.Sort(order, i, j - i + 1, Collections.Generic.Comparer<int>.Create(fun a b ->
+                    let c = compare (Double.IsNaN scores[a]) (Double.IsNaN scores[b])
+                    if c <> 0 then c else compare a b))
+            i <- j + 1
         order
 
     /// Fractional ranks (1 = smallest), ties sharing the average of the ranks they span.

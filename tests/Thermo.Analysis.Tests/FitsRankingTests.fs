@@ -23,6 +23,14 @@ let tests =
 
         testCase "hottest first, ties by unit index" <| fun () ->
             Expect.sequenceEqual (Ranking.descending [| 0.1; 0.5; 0.3; 0.5 |]) [| 1; 3; 2; 0 |] "order"
+            Expect.sequenceEqual (Ranking.descending [| nan; -infinity; 0.0; -0.0; infinity; nan |]) [| 4; 2; 3; 1; 0; 5 |] "±∞, signed zeros as equal, NaN last"
+
+        testProperty "the ranking is the one a comparison sort gives: score descending (Double.CompareTo, NaN lowest), then index" <|
+            fun (scores: float[]) (ties: int[]) ->
+                // Ties and special values are common among the drawn scores.
+                let scores = Array.append scores (ties |> Array.map (fun t -> [| 0.0; -0.0; 1.0; nan; infinity; -infinity |].[abs (t % 6)]))
+                let expected = Array.init scores.Length id |> Array.sortWith (fun i j -> let c = scores[j].CompareTo scores[i] in if c <> 0 then c else compare i j)
+                Ranking.descending scores = expected
 
         testCase "Spearman of reversed orders is −1, of equal orders 1, with ties averaged" <| fun () ->
             Expect.floatClose Accuracy.high (Ranking.spearman [| 1.0; 2.0; 3.0; 4.0 |] [| 40.0; 30.0; 20.0; 10.0 |]) -1.0 "reversed"
