@@ -52,9 +52,15 @@ module Engine =
             layers |> Array.collect (fun l ->
                 let own = slots |> Array.filter (fun s -> s.Layer = l)
                 let units = own |> Array.filter (fun s -> s.Tensor = "weight") |> Array.map (fun s -> s.Units) |> Array.max
+                // One array per unit, no intermediate ones: a language model has 10⁵ units.
                 Array.init units (fun u ->
-                    { Key = { Layer = l; Unit = u; Weight = -1 }
-                      Ranges = own |> Array.filter (fun s -> u < s.Units) |> Array.map (fun s -> struct (s.Start + u * s.UnitSize, s.UnitSize)) }))
+                    let ranges = Array.zeroCreate<struct (int * int)> (own |> Array.sumBy (fun s -> if u < s.Units then 1 else 0))
+                    let mutable k = 0
+                    for s in own do
+                        if u < s.Units then
+                            ranges[k] <- struct (s.Start + u * s.UnitSize, s.UnitSize)
+                            k <- k + 1
+                    { Key = { Layer = l; Unit = u; Weight = -1 }; Ranges = ranges }))
         let layerGroups =
             layers |> Array.map (fun l ->
                 { Key = { Layer = l; Unit = -1; Weight = -1 }
@@ -237,19 +243,26 @@ module Engine =
         let isMsdUnit (g: Group) = n >= 2 && Array.contains g.Key.Layer msdLayers
         let msdRowStart = unitGroups |> Array.scan (fun row g -> if isMsdUnit g then row + size g else row) 0
         let segments =
-            unitGroups
-            |> Array.mapi (fun u g ->
-                g.Ranges |> Array.mapi (fun r struct (start, length) ->
-                    let before = g.Ranges |> Array.take r |> Array.sumBy (fun struct (_, l) -> l)
-                    { Start = start; Length = length; Unit = u; MsdRow = (if isMsdUnit g then msdRowStart[u] + before else -1) }))
-            |> Array.concat
-            |> Array.sortBy (fun s -> s.Start)
+            let all = ResizeArray<Segment>(unitGroups.Length)
+            unitGroups |> Array.iteri (fun u g ->
+                let msd = isMsdUnit g
+                let mutable before = 0
+                for struct (start, length) in g.Ranges do
+                    all.Add { Start = start; Length = length; Unit = u; MsdRow = (if msd then msdRowStart[u] + before else -1) }
+                    before <- before + length)
+            let segments = all.ToArray()
+            // The starts are distinct (the ranges are disjoint), so any sort gives the one order.
+            Array.sortInPlaceBy (fun s -> s.Start) segments
+            segments
+        // Each layer's index in `layers` (its first, as Array.IndexOf gives), without a scan per unit.
+        let layerIndex = Collections.Generic.Dictionary<string, int>()
+        layers |> Array.iteri (fun i l -> layerIndex.TryAdd(l, i) |> ignore)
         { Series = series; Window = window; Options = options
           Even = even; Dt = dt; Dts = dts; Span = span; Velocities = n; TimeName = timeName
           Directory = directory; Layers = layers; Total = total
           Groups = groups; LayerGroups = layerGroups; UnitGroups = unitGroups
           IsMsdUnit = unitGroups |> Array.map isMsdUnit; MsdRowStart = msdRowStart; Segments = segments
-          UnitLayer = unitGroups |> Array.map (fun g -> Array.IndexOf(layers, g.Key.Layer))
+          UnitLayer = unitGroups |> Array.map (fun g -> layerIndex[g.Key.Layer])
           UnitSizes = unitGroups |> Array.map size
           PerWeight = options.Grouping = Grouping.Weight; FitLags = fitLags }
 
@@ -389,25 +402,25 @@ module Engine =
             for s in opened do s.Dispose()
             reraise ()
 
-    /// Stage 2, the window's snapshots side by side: for sources with random access (`Values`), a block
-    /// of flat positions (four 64 KB chunks) is read from every snapshot of the window at once, and
-    /// each chunk's velocities, drift, L1 norms and trajectories computed while it is in cache, in one
-    /// pass over its values, on every core. Each source byte is read once, and no array of the latest
+    /// Stage 2, the window's snapshots side by side, from their opened random access (`Values`; closed
+    /// here when done): a block of flat positions (four 64 KB chunks) is read from every snapshot of
+    /// the window at once, and each chunk's velocities, drift, L1 norms and trajectories computed
+    /// while it is in cache, in one pass over its values, on every core. Each source byte is read once, and no array of the latest
     /// values is kept (the streaming pass reads the first snapshot twice and keeps and rewrites a
     /// float32 copy of every selected value), and the chunks' partial sums are merged in flat order,
     /// so the results are those of `accumulateStreaming` to the last bit.
     let private accumulateSideBySide (p: Plan) (sources: SnapshotValues[]) (progress: int -> int -> unit) : Accumulators =
-        let snapshots = p.Series.Snapshots
-        let m = snapshots.Length - 1
-        let n = p.Velocities
-        let a = newAccumulators p p.PerWeight
-        let segments, perWeight, dts, timeName, directory = p.Segments, p.PerWeight, p.Dts, p.TimeName, p.Directory
-        let driftScale = driftScale p
-        let chunk = SnapshotStream.chunkLength
-        let chunks = (p.Total + chunk - 1) / chunk
-        let block = chunk * chunksPerRead
-        let blocks = (p.Total + block - 1) / block
         try
+            let snapshots = p.Series.Snapshots
+            let m = snapshots.Length - 1
+            let n = p.Velocities
+            let a = newAccumulators p p.PerWeight
+            let segments, perWeight, dts, timeName, directory = p.Segments, p.PerWeight, p.Dts, p.TimeName, p.Directory
+            let driftScale = driftScale p
+            let chunk = SnapshotStream.chunkLength
+            let chunks = (p.Total + chunk - 1) / chunk
+            let block = chunk * chunksPerRead
+            let blocks = (p.Total + block - 1) / block
             // Fails as the streaming pass does, naming the first snapshot (in time order) with a
             // non-finite value in chunk c and the value's position; the buffers hold the block from `origin`.
             let checkChunk (buffers: float32[][]) (origin: int) (c: int) =
@@ -584,8 +597,9 @@ module Engine =
         let unitL1 = a.UnitL1
         // Each layer's units, in unit order, found once: a scan of every unit per call made the
         // per-layer results cost layers × units (seconds and gigabytes of garbage for a 124M model).
-        let unitsByLayer = unitGroups |> Array.mapi (fun u g -> g.Key.Layer, u) |> Array.groupBy fst |> Array.map (fun (l, us) -> l, Array.map snd us) |> dict
-        let unitsOf layer = match unitsByLayer.TryGetValue layer with | true, units -> units | _ -> [||]
+        let unitsByLayer = Array.init layers.Length (fun _ -> ResizeArray<int>())
+        unitLayer |> Array.iteri (fun u l -> unitsByLayer[l].Add u)
+        let unitsOf (l: int) = unitsByLayer[l].ToArray()
         // A layer's sums are its units' sums, added in unit order: the same arithmetic, weighted by the
         // units' sizes. Per layer (in `layers` order) its sum per velocity, its units' window sums
         // (even windows) and drift sums, and its weights, in one pass over the units.
@@ -645,8 +659,8 @@ module Engine =
         let instantaneousSeries = if byUnit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
         let diffusiveSeries = if byUnit then Array.append layerDiffusiveSeries unitDiffusiveSeries else layerDiffusiveSeries
         let spearman =
-            layers |> Array.map (fun layer ->
-                let units = unitsOf layer
+            layers |> Array.mapi (fun l layer ->
+                let units = unitsOf l
                 { LayerSpearman.Layer = layer
                   Rho = Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u]))
                   Units = units.Length })
