@@ -405,10 +405,10 @@ module Engine =
     /// Stage 2, the window's snapshots side by side, from their opened random access (`Values`; closed
     /// here when done): a block of flat positions (four 64 KB chunks) is read from every snapshot of
     /// the window at once, and each chunk's velocities, drift, L1 norms and trajectories computed
-    /// while it is in cache, in one pass over its values, on every core. Each source byte is read once, and no array of the latest
-    /// values is kept (the streaming pass reads the first snapshot twice and keeps and rewrites a
-    /// float32 copy of every selected value), and the chunks' partial sums are merged in flat order,
-    /// so the results are those of `accumulateStreaming` to the last bit.
+    /// while it is in cache, in one pass over its values, on every core. Each source byte is read
+    /// once, and no array of the latest values is kept (the streaming pass reads the first snapshot
+    /// twice and keeps and rewrites a float32 copy of every selected value), and the chunks' partial
+    /// sums are merged in flat order, so the results are those of `accumulateStreaming` to the last bit.
     let private accumulateSideBySide (p: Plan) (sources: SnapshotValues[]) (progress: int -> int -> unit) : Accumulators =
         try
             let snapshots = p.Series.Snapshots

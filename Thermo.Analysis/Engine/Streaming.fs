@@ -31,6 +31,9 @@ module internal SnapshotStream =
                 for l in asked do
                     if not (Array.contains l weightLayers) then
                         Errors.setting AnalysisSetting.Layers run "unknown layer '%s' (layers with weights: %s)" l (String.Join(", ", weightLayers))
+                match asked |> Array.countBy id |> Array.tryFind (fun (_, c) -> c > 1) with
+                | Some(l, _) -> Errors.setting AnalysisSetting.Layers run "names layer '%s' twice" l
+                | None -> ()
                 asked
         let offsets = fileOffsets directory
         [| for layer in layers do

@@ -177,6 +177,7 @@ let tests =
             expectSettingError AnalysisSetting.Window "last:9 is longer than the run (snapshots 0..5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 9 })
             expectSettingError AnalysisSetting.Window "2:7 lies outside the run (snapshots 0..5)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(2, 7) })
             expectSettingError AnalysisSetting.Layers "unknown layer 'c' (layers with weights: a, b)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "c" |] })
+            expectSettingError AnalysisSetting.Layers "names layer 'b' twice" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; Layers = Some [| "b"; "a"; "b" |] })
             expectSettingError AnalysisSetting.Window "auto needs metrics.parquet; pass last:N or a:b" (fun () -> Engine.analyze dir.Path AnalysisOptions.Default)
             expectSettingError AnalysisSetting.MsdLayers "names 'x', which is not analysed (analysed: a, b)" (fun () ->
                 Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3; MsdLayers = Some [| "x" |] })
