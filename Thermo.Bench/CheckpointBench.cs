@@ -10,8 +10,8 @@ using Thermo.Analysis.Physics;
 /// walked by small random steps and written by Debian's PyTorch (peer/checkpoint_series.py) as
 /// torch.save files in float32 and bfloat16 and as sharded safetensors checkpoint-N directories.
 /// Thermo's in-place analysis (CheckpointRuns.Analyze, MSD off) against reading the same files (`cat`
-/// to /dev/null, and a stricter in-process read with 4 MiB reads) and against a plain PyTorch script computing the same per-layer and per-unit temperatures
-/// (peer/checkpoint_temperatures.py); Thermo's peak memory in a child `thermo analyze`; `import`
+/// to /dev/null, and a stricter in-process read with 4 MiB reads) and against a plain PyTorch script
+/// computing the same per-layer and per-unit temperatures (peer/checkpoint_temperatures.py); Thermo's peak memory in a child `thermo analyze`; `import`
 /// throughput. Every time is a median over repeats with the files already in the page cache.
 /// </summary>
 static class CheckpointBench
@@ -79,9 +79,9 @@ static class CheckpointBench
                 var peerTimes = new List<double>();
                 AnalysisResult? result = null;
                 JsonElement peer = default;
-                // Each analysis right after its plain read, the pairs one after another; the PyTorch
-                // script's runs after them (a 25-second process of gigabytes between two analyses
-                // slowed the next one by half).
+                // Each analysis right after its two baselines, one after another; the PyTorch script's
+                // runs after them all, so that no analysis follows a process of gigabytes that ran
+                // between two of them.
                 for (int r = 0; r < analysisRepeats; r++)
                 {
                     catTimes.Add(CatAll(files));
@@ -168,7 +168,6 @@ static class CheckpointBench
 
     static double Relative(double a, double b) => Math.Abs(a - b) / Math.Max(Math.Abs(b), double.Epsilon);
 
-    /// Seconds to read every byte of `files` through a FileStream in 4 MiB reads.
     /// Seconds of `cat FILES > /dev/null` (a shell does the redirection, so nothing passes through
     /// this process), the way a user would time reading the files.
     static double CatAll(string[] files)
@@ -183,6 +182,7 @@ static class CheckpointBench
         return seconds;
     }
 
+    /// Seconds to read every byte of `files` through a FileStream in 4 MiB reads.
     static double ReadAll(string[] files)
     {
         var buffer = new byte[1 << 22];
