@@ -24,7 +24,8 @@ type AnalysisOptions =
       /// Include each unit's bias in its group (docs/THEORY.md: weights only by default).
       IncludeBias: bool
       Physics: Physics
-      /// Layers whose unit groups get MSD curves and fits (None: the first analysed layer).
+      /// Layers whose unit groups get MSD curves and fits (None: the first analysed layer whose
+      /// trajectories, weights × snapshots, are at most 16M values; none if no layer is that small).
       MsdLayers: string[] option
       /// Lag range of the α and D fits (None: α over 1..n/2, D over 1..n/4, at least 2 lags).
       FitLags: (int * int) option
@@ -44,7 +45,8 @@ type AnalysisOptions =
     member o.WithGrouping(grouping: Grouping) = { o with Grouping = grouping }
     /// These options for the named layers only (null: every layer with weights).
     member o.WithLayers(layers: string[]) = { o with Layers = Option.ofObj layers }
-    /// These options with MSD for the named layers (empty: none; null: the first analysed layer).
+    /// These options with MSD for the named layers (empty: none; null: the first analysed layer small
+    /// enough, as `MsdLayers` says).
     member o.WithMsdLayers(layers: string[]) = { o with MsdLayers = Option.ofObj layers }
     /// These options with or without each unit's bias in its group.
     member o.WithIncludeBias(includeBias: bool) = { o with IncludeBias = includeBias }

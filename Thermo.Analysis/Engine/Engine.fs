@@ -132,6 +132,10 @@ module Engine =
     let runSeries (unit: TimeUnit) (run: string) (options: AnalysisOptions) : AnalysisSeries * EquilibriumWindow =
         if ImportedRun.isImported run then ImportedRun.series run options.Window else trainedRunSeries unit run options
 
+    /// The most values (weights × snapshots) of the MSD trajectories kept when no MSD layer is named:
+    /// 64 MB of float32.
+    let private defaultMsdValues = 16L <<< 20
+
     /// What one analysis computes, fixed before any value is read (see `plan`).
     [<NoComparison; NoEquality>]
     type private Plan =
@@ -219,7 +223,15 @@ module Engine =
         let slots, layers = SnapshotStream.slotsOf run directory options
         let total = (SnapshotStream.fileOffsets directory)[directory.Length]
         let groups, layerGroups, unitGroups = buildGroups slots layers options.Grouping
-        let msdLayers = options.MsdLayers |> Option.defaultValue [| layers[0] |]
+        let msdLayers =
+            match options.MsdLayers with
+            | Some asked -> asked
+            | None ->
+                // The first analysed layer whose trajectories fit `defaultMsdValues`: a language model's
+                // first layer is its embedding (38.6M weights for GPT-2 small: 1.5 GB of trajectories
+                // over 10 checkpoints, and most of the analysis's time).
+                let weightsOf (l: string) = slots |> Array.sumBy (fun s -> if s.Layer = l then int64 s.Units * int64 s.UnitSize else 0L)
+                layers |> Array.tryFind (fun l -> weightsOf l * int64 snapshots.Length <= defaultMsdValues) |> Option.toArray
         for l in msdLayers do
             if not (Array.contains l layers) then
                 Errors.setting AnalysisSetting.MsdLayers run "names '%s', which is not analysed (analysed: %s)" l (String.Join(", ", layers))

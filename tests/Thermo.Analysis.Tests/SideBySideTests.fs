@@ -101,6 +101,20 @@ let tests =
             Expect.sequenceEqual over streamed "the fallback is the streamed analysis"
         }
 
+        test "by default the MSD is that of the first layer whose trajectories fit in 16M values, not a language model's embedding" {
+            // 'big' is first: 257×512 weights × 128 snapshots = 16,842,752 values, just over; 'small' fits.
+            let directory : SnapshotReader.TensorDirectory = [| "big", "weight", [| 257; 512 |]; "small", "weight", [| 4; 8 |] |]
+            let times = [| 0 .. 127 |]
+            let rng = Random(7)
+            let values = Array.init times.Length (fun _ -> Array.init (257 * 512 + 32) (fun _ -> float32 (rng.NextDouble())))
+            let window = Window.resolveUneven "memory" times None (Between(0, 127))
+            let result = Engine.analyzeSeries (inMemorySeries directory times values true (1 <<< 14)) window AnalysisOptions.Default (fun _ _ -> ())
+            Expect.sequenceEqual (result.Diffusion |> Array.map (fun d -> d.Key.Layer) |> Array.distinct) [| "small" |] "MSD of the small layer only"
+            Expect.equal result.Diffusion.Length 4 "one MSD group per unit of 'small'"
+            let named = Engine.analyzeSeries (inMemorySeries directory times values true (1 <<< 14)) window { AnalysisOptions.Default with MsdLayers = Some [||] } (fun _ _ -> ())
+            Expect.isEmpty named.Diffusion "none when asked for none"
+        }
+
         test "a NaN or ±∞ is named with its snapshot, layer and tensor, side by side as streamed" {
             let directory = layout 40 500 100
             let biasAt, bAt = 40 * 500, 40 * 500 + 40
