@@ -600,10 +600,12 @@ module Engine =
             let mutable sum = 0.0
             for i in 0 .. n - 1 do sum <- sum + sums[at + i] * dts[i] * dts[i]
             sum / (2.0 * span * float count)
+        // Each unit's window sum, once: its temperature and its layer's (even windows) both add it.
+        let unitWindowSums = Array.init unitGroups.Length (fun u -> windowSum unitSums (u * n))
         let unitTemperatures =
             Array.init unitGroups.Length (fun u ->
                 let count = unitSizes[u]
-                let struct (sum, velocities) = windowSum unitSums (u * n)
+                let struct (sum, velocities) = unitWindowSums[u]
                 Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count)
         let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums (u * n) unitSizes[u])
         let unitL1 = a.UnitL1
@@ -624,7 +626,7 @@ module Engine =
             let sums = layerSums[l]
             for i in 0 .. n - 1 do sums[i] <- sums[i] + unitSums[u * n + i]
             if even then
-                let struct (sum, _) = windowSum unitSums (u * n)
+                let struct (sum, _) = unitWindowSums[u]
                 layerWindowSums[l] <- layerWindowSums[l] + sum
             layerDrift[l] <- layerDrift[l] + unitDrift[u]
             layerWeights[l] <- layerWeights[l] + unitSizes[u]

@@ -24,7 +24,7 @@ public static class AnalyzeVerb
         var convention = new Option<string>("--convention") { Description = "kinetic (½·m·v²/k_B) or mean-square (v²)", DefaultValueFactory = _ => "kinetic" };
         var mass = new Option<double>("--mass") { Description = "Particle mass m", DefaultValueFactory = _ => 1.0 };
         var boltzmann = new Option<double>("--kb") { Description = "Boltzmann constant k_B", DefaultValueFactory = _ => 1.0 };
-        var msdLayers = new Option<string>("--msd-layers") { Description = "Layers whose filters get MSD curves and fits, or 'none' (default: the first analysed layer whose trajectories, weights × snapshots, are at most 16M values, e.g. not a language model's embedding)" };
+        var msdLayers = new Option<string>("--msd-layers") { Description = "Layers whose filters get MSD curves and fits, or 'none' (default: the first analysed layer whose trajectories, weights × snapshots, are at most 16M values, e.g. not a language model's embedding; none if no layer is that small)" };
         var fitLags = new Option<string>("--fit-lags") { Description = "Lag range a:b of the α and D fits (default: α over 1..n/2, D over 1..n/4)" };
         var noManifest = new Option<bool>("--no-manifest") { Description = "Analyse the snapshots without run.json (absent, empty or corrupt): every snapshot file there, its spacing inferred from the epochs in the file names, so a missing snapshot is noticed only where it makes the window's spacing uneven; the window rule in the output and tables says so" };
         var steps = new Option<bool>("--steps") { Description = "Analyse the per-step snapshots (train --step-snapshots K) with Δt = one optimiser step; windows in global steps, auto = every step snapshot; writes RUN/analysis-steps/" };
