@@ -56,37 +56,29 @@ module AnalysisOutput =
     /// the one table with a row per group and epoch, so it is never materialised whole.
     let private instantaneousBatches (r: AnalysisResult) =
         let series = r.Instantaneous
-        let diffusive = r.DiffusiveRates
+        let keys, values, rates, n = series.Keys, series.Values, r.DiffusiveRates.Values, series.Intervals
         let intervals = r.Window.Intervals
-        let total = series |> Array.sumBy (fun (_, values) -> values.Length)
+        let total = values.Length
         seq {
-            // (group, position in its series) of the next row
-            let mutable group = 0
-            let mutable position = 0
             let mutable written = 0
             while written < total || (total = 0 && written = 0) do
                 let count = min Tables.RowsPerBatch (total - written)
                 let layers = Array.zeroCreate count
                 let units = Array.zeroCreate count
                 let epochs = Array.zeroCreate count
-                let temperatures = Array.zeroCreate count
+                let temperatures = Array.sub values written count
                 let dts = Array.zeroCreate count
-                let rates = Array.zeroCreate count
                 let perLr2 = Array.zeroCreate count
                 for row in 0 .. count - 1 do
-                    while position >= (snd series[group]).Length do
-                        group <- group + 1
-                        position <- 0
-                    let key, values = series[group]
-                    layers[row] <- key.Layer
-                    units[row] <- key.Unit
-                    epochs[row] <- r.Window.Times[1 + position]
-                    temperatures[row] <- values[position]
-                    dts[row] <- intervals[position]
-                    rates[row] <- (snd diffusive[group])[position]
+                    // Row `written + row` is group g's value at position i of its series.
+                    let g, i = (written + row) / n, (written + row) % n
+                    layers[row] <- keys[g].Layer
+                    units[row] <- keys[g].Unit
+                    epochs[row] <- r.Window.Times[1 + i]
+                    dts[row] <- intervals[i]
                     // T/η²: the learning rate scales a step's velocity (T ∝ η²); NaN where η is unknown.
-                    perLr2[row] <- values[position] / (r.LearningRates[position] * r.LearningRates[position])
-                    position <- position + 1
+                    perLr2[row] <- temperatures[row] / (r.LearningRates[i] * r.LearningRates[i])
+                let rates = Array.sub rates written count
                 yield
                     [ StringColumn("layer", layers)
                       Int32Column("unit", units)

@@ -93,6 +93,28 @@ type GroupDiffusionResult =
       /// D from the drift-corrected MSD ≈ 2·D·τ·Δt.
       Diffusion: FitResult }
 
+/// One value per interval of the window for each of a list of groups, held flat: group g's values
+/// are `Values[g·Intervals .. g·Intervals + Intervals − 1]`. One array instead of an array per group:
+/// a language model has 10⁵ units, and an array (and a pair) each was most of an analysis's
+/// per-unit allocations.
+[<Sealed>]
+type GroupSeries(keys: GroupKey[], intervals: int, values: float[]) =
+    do
+        if intervals < 0 || values.Length <> keys.Length * intervals then
+            invalidArg "values" (sprintf "%d groups of %d intervals need %d values, not %d" keys.Length intervals (keys.Length * intervals) values.Length)
+    /// The groups, in order.
+    member _.Keys = keys
+    /// Values per group: the window's intervals.
+    member _.Intervals = intervals
+    /// Every group's values, group after group.
+    member _.Values = values
+    /// Group g's values (a copy).
+    member _.Item(g: int) = Array.sub values (g * intervals) intervals
+    /// Each group with its values (copies), for code that wants pairs.
+    member s.Pairs = keys |> Array.mapi (fun g k -> k, s[g])
+    /// The values of the first group whose key satisfies `predicate`.
+    member s.Find(predicate: GroupKey -> bool) = s[Array.findIndex predicate keys]
+
 /// Everything `analyze` computes for one run.
 type AnalysisResult =
     { Run: string
@@ -107,9 +129,9 @@ type AnalysisResult =
       Layers: GroupResult[]
       /// T_G(i) for the window's snapshots i = 1..n after its first, for every layer and (with unit
       /// grouping) every unit.
-      Instantaneous: (GroupKey * float[])[]
+      Instantaneous: GroupSeries
       /// D_G(i) = (1/|G|) Σ_k (Δw_k)² / (2 Δt_i) for the same groups and intervals as `Instantaneous`.
-      DiffusiveRates: (GroupKey * float[])[]
+      DiffusiveRates: GroupSeries
       /// η at the end of each interval of the window where the source gives the learning rate per
       /// step (NaN elsewhere), for T/η².
       LearningRates: float[]

@@ -81,6 +81,12 @@ module Engine =
         try fit ()
         with :? ArgumentException -> { Slope = nan; Intercept = nan; RSquared = nan; RangeFrom = nan; RangeTo = nan; Points = 0 }
 
+    /// Runs independent pure computations at once, on every core, and rethrows the first one's own
+    /// exception (not an AggregateException).
+    let private runTogether (parts: (unit -> unit)[]) =
+        try Threading.Tasks.Parallel.Invoke(parts |> Array.map (fun f -> Action f))
+        with :? AggregateException as e -> Runtime.ExceptionServices.ExceptionDispatchInfo.Throw e.InnerExceptions[0]
+
     /// The groups of each layer (indices into `keys`, in order), found once for all the rankings.
     let private layerMembers (keys: GroupKey[]) : int[][] =
         let members = Collections.Generic.Dictionary<string, ResizeArray<int>>()
@@ -386,7 +392,8 @@ module Engine =
     /// Reads a worker takes per batch: enough to amortise the batch's barrier and merge.
     let private readsPerBatch = 32
 
-    /// The most snapshots read side by side: each worker holds one read (256 KB) of every one.
+    /// The most snapshots read side by side: each chunk's partial sums hold a float64 per piece and
+    /// velocity until they are merged (a few hundred chunks at a time).
     let private sideBySideLimit = 128
 
     /// The most files the side-by-side pass holds open: every file of every snapshot of the window
@@ -415,12 +422,15 @@ module Engine =
             reraise ()
 
     /// Stage 2, the window's snapshots side by side, from their opened random access (`Values`; closed
-    /// here when done): a block of flat positions (four 64 KB chunks) is read from every snapshot of
-    /// the window at once, and each chunk's velocities, drift, L1 norms and trajectories computed
-    /// while it is in cache, in one pass over its values, on every core. Each source byte is read
-    /// once, and no array of the latest values is kept (the streaming pass reads the first snapshot
-    /// twice and keeps and rewrites a float32 copy of every selected value), and the chunks' partial
-    /// sums are merged in flat order, so the results are those of `accumulateStreaming` to the last bit.
+    /// here when done), on every core. A worker takes a block of flat positions (four 64 KB chunks)
+    /// and reads it from one snapshot after another into one of two buffers, beside the previous
+    /// snapshot's block, summing each piece's step while both are in cache (a block of every snapshot
+    /// at once would not fit in a core's cache, and summing from the next level took about a fifth longer);
+    /// the first snapshot's block stays for the drift. Each source byte is read once and no array of
+    /// the latest values is kept (the streaming pass reads the first snapshot twice and keeps and
+    /// rewrites a float32 copy of every selected value). Every sum adds the same terms in the same
+    /// order as the streaming pass's, and the chunks' partial sums are merged in flat order, so the
+    /// results are those of `accumulateStreaming` to the last bit.
     let private accumulateSideBySide (p: Plan) (sources: SnapshotValues[]) (progress: int -> int -> unit) : Accumulators =
         try
             let snapshots = p.Series.Snapshots
@@ -434,102 +444,118 @@ module Engine =
             let block = chunk * chunksPerRead
             let blocks = (p.Total + block - 1) / block
             // Fails as the streaming pass does, naming the first snapshot (in time order) with a
-            // non-finite value in chunk c and the value's position; the buffers hold the block from `origin`.
-            let checkChunk (buffers: float32[][]) (origin: int) (c: int) =
+            // non-finite value in chunk c and the value's position; `all[i]` holds snapshot i's block
+            // that starts at flat position `origin`.
+            let checkChunk (all: float32[][]) (origin: int) (c: int) =
                 let offset = c * chunk
                 let count = min chunk (p.Total - offset)
                 for i in 0 .. m do
-                    SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(buffers[i], offset - origin, count))
-            // One chunk's sums, from the buffers holding the block that starts at flat position `origin`.
-            let sumsOf (buffers: float32[][]) (scratch: Numerics.Vector<float>[]) (origin: int) (c: int) : ChunkSums =
-                let offset = c * chunk
-                let count = min chunk (p.Total - offset)
-                // Per weight, every value is checked first; otherwise the step sums tell (see
-                // `VelocityKernels.sideBySideSums`), and only values outside the analysed units are checked.
-                if perWeight then checkChunk buffers origin c
-                let stop = offset + count
-                let first = firstSegmentAfter segments offset
-                let mutable last = first
-                while last < segments.Length && segments[last].Start < stop do last <- last + 1
-                let pieces = last - first
-                let units = Array.zeroCreate<int> pieces
-                let steps = Array.zeroCreate<float> (pieces * n)
-                let drift = Array.zeroCreate<float> pieces
-                let l1 = Array.zeroCreate<float> pieces
-                let mutable finite = true
-                let mutable covered = offset
-                for j in 0 .. pieces - 1 do
-                    let segment = segments[first + j]
-                    let from = max segment.Start offset
-                    let until = min (segment.Start + segment.Length) stop
-                    let length = until - from
-                    let at = from - origin
-                    units[j] <- segment.Unit
-                    if not perWeight then
-                        if from > covered then
-                            for i in 0 .. m do
-                                finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(buffers[i], covered - origin, from - covered)) < 0
-                        covered <- until
-                        let pieceSteps = Span<float>(steps, j * n, n)
-                        let struct (driftSum, l1Sum) = VelocityKernels.sideBySideSums (buffers, m, at, length, scratch, pieceSteps)
-                        for i in 0 .. n - 1 do
-                            finite <- finite && Double.IsFinite pieceSteps[i]
-                            pieceSteps[i] <- pieceSteps[i] / (dts[i] * dts[i])
-                        drift[j] <- driftSum * driftScale
-                        l1[j] <- l1Sum
-                    else
-                        for i in 0 .. n - 1 do
-                            let current = ReadOnlySpan<float32>(buffers[i + 1], at, length)
-                            let previous = ReadOnlySpan<float32>(buffers[i], at, length)
-                            let sum = VelocityKernels.stepSquaresFromInto (current, previous, Span<float>(a.WeightSumSquares, from, length), weightScale p i)
-                            steps[j * n + i] <- sum / (dts[i] * dts[i])
-                        // As the streaming pass: the first snapshot's values against the last's.
-                        let firstValues = ReadOnlySpan<float32>(buffers[0], at, length)
-                        let lastValues = ReadOnlySpan<float32>(buffers[m], at, length)
-                        let sum = VelocityKernels.squaredDifferencesInto (firstValues, lastValues, Span<float>(a.WeightDrift, from, length), driftScale)
-                        drift[j] <- sum * driftScale
-                        l1[j] <- VelocityKernels.absoluteSum lastValues
-                        lastValues.CopyTo(Span<float32>(a.Latest, from, length))
-                    if segment.MsdRow >= 0 then
-                        for k in 0 .. length - 1 do
-                            let row = a.Trajectories[segment.MsdRow + from - segment.Start + k]
-                            for i in 0 .. m do row[i] <- buffers[i].[at + k]
-                if not perWeight then
-                    if stop > covered then
-                        for i in 0 .. m do
-                            finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(buffers[i], covered - origin, stop - covered)) < 0
-                    if not finite then checkChunk buffers origin c
-                { Units = units; Steps = steps; Drift = drift; L1 = l1; Failure = null }
-            // One block: read from every snapshot, then each of its chunks' sums into `results`.
-            let sumsOfBlock (buffers: float32[][]) (scratch: Numerics.Vector<float>[]) (b: int) (results: ChunkSums[]) (at: int) =
+                    SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(all[i], offset - origin, count))
+            // One block's chunks' sums into `results` from `at`, with `buffers` (three arrays of a block).
+            let sumsOfBlock (buffers: float32[][]) (b: int) (results: ChunkSums[]) (at: int) =
                 let origin = b * block
                 let count = min block (p.Total - origin)
                 let firstChunk = origin / chunk
                 let blockChunks = (count + chunk - 1) / chunk
+                // Chunk k of the block: its flat positions and its first piece's segment.
+                let chunkStart (k: int) = (firstChunk + k) * chunk
+                let chunkStop (k: int) = chunkStart k + min chunk (p.Total - chunkStart k)
                 try
-                    for i in 0 .. m do sources[i].Read(origin, buffers[i], 0, count)
+                    let firstSegments = Array.init blockChunks (fun k -> firstSegmentAfter segments (chunkStart k))
+                    let sums =
+                        Array.init blockChunks (fun k ->
+                            let first = firstSegments[k]
+                            let mutable last = first
+                            while last < segments.Length && segments[last].Start < chunkStop k do last <- last + 1
+                            let pieces = last - first
+                            { Units = Array.init pieces (fun j -> segments[first + j].Unit)
+                              Steps = Array.zeroCreate (pieces * n); Drift = Array.zeroCreate pieces; L1 = Array.zeroCreate pieces; Failure = null })
+                    // Values between the pieces (outside the analysed units) are checked one by one; a
+                    // NaN or ±∞ inside a piece makes one of its step sums non-finite (finite float32
+                    // values cannot overflow a float64 sum of squares), which is checked at the end.
+                    let mutable finite = true
+                    // Snapshot i's block, in `current`: each piece's trajectory values and its step
+                    // from `previous` (velocity i − 1).
+                    let visit (i: int) (current: float32[]) (previous: float32[]) =
+                        for k in 0 .. blockChunks - 1 do
+                            let stop = chunkStop k
+                            let r = sums[k]
+                            let mutable covered = chunkStart k
+                            for j in 0 .. r.Units.Length - 1 do
+                                let segment = segments[firstSegments[k] + j]
+                                let from = max segment.Start (chunkStart k)
+                                let until = min (segment.Start + segment.Length) stop
+                                let length = until - from
+                                if from > covered then
+                                    finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(current, covered - origin, from - covered)) < 0
+                                covered <- until
+                                if i > 0 then
+                                    let values = ReadOnlySpan<float32>(current, from - origin, length)
+                                    let before = ReadOnlySpan<float32>(previous, from - origin, length)
+                                    let sum =
+                                        if perWeight then VelocityKernels.stepSquaresFromInto (values, before, Span<float>(a.WeightSumSquares, from, length), weightScale p (i - 1))
+                                        else VelocityKernels.stepSquaresFrom (values, before)
+                                    r.Steps[j * n + i - 1] <- sum
+                                if segment.MsdRow >= 0 then
+                                    for q in 0 .. length - 1 do
+                                        a.Trajectories[segment.MsdRow + from - segment.Start + q].[i] <- current[from - origin + q]
+                            if stop > covered then
+                                finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(current, covered - origin, stop - covered)) < 0
+                    let first = buffers[0]
+                    sources[0].Read(origin, first, 0, count)
+                    visit 0 first null
+                    let mutable previous = first
+                    for i in 1 .. m do
+                        let current = buffers[1 + (i - 1) % 2]
+                        sources[i].Read(origin, current, 0, count)
+                        visit i current previous
+                        previous <- current
+                    // The drift's squared displacement (first against last) and the last values' L1.
                     for k in 0 .. blockChunks - 1 do
-                        results[at + k] <- sumsOf buffers scratch origin (firstChunk + k)
+                        let r = sums[k]
+                        for j in 0 .. r.Units.Length - 1 do
+                            let segment = segments[firstSegments[k] + j]
+                            let from = max segment.Start (chunkStart k)
+                            let length = min (segment.Start + segment.Length) (chunkStop k) - from
+                            let firstValues = ReadOnlySpan<float32>(first, from - origin, length)
+                            let lastValues = ReadOnlySpan<float32>(previous, from - origin, length)
+                            let drift =
+                                if perWeight then VelocityKernels.squaredDifferencesInto (firstValues, lastValues, Span<float>(a.WeightDrift, from, length), driftScale)
+                                else VelocityKernels.squaredDifferences (firstValues, lastValues)
+                            r.Drift[j] <- drift * driftScale
+                            r.L1[j] <- VelocityKernels.absoluteSum lastValues
+                            if perWeight then lastValues.CopyTo(Span<float32>(a.Latest, from, length))
+                            for i in 0 .. n - 1 do
+                                let step = r.Steps[j * n + i]
+                                finite <- finite && Double.IsFinite step
+                                r.Steps[j * n + i] <- step / (dts[i] * dts[i])
+                        results[at + k] <- r
+                    if not finite then
+                        // The block again, every snapshot at once, to name the first non-finite value
+                        // as the streaming pass does: chunk by chunk, the first snapshot in time order.
+                        let all = Array.init (m + 1) (fun _ -> Array.zeroCreate<float32> block)
+                        for i in 0 .. m do sources[i].Read(origin, all[i], 0, count)
+                        for k in 0 .. blockChunks - 1 do checkChunk all origin (firstChunk + k)
                 with e ->
-                    // Reported at the block's first chunk whose sums are missing: the chunks merge in order.
-                    let failed = { Units = [||]; Steps = [||]; Drift = [||]; L1 = [||]; Failure = Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e }
-                    let missing = Array.tryFindIndex (fun r -> isNull (box r)) (Array.sub results at blockChunks) |> Option.defaultValue 0
-                    results[at + missing] <- failed
+                    // Reported at the block's first chunk: a block fails as a whole, and the chunks
+                    // merge in order.
+                    for k in 0 .. blockChunks - 1 do results[at + k] <- Unchecked.defaultof<_>
+                    results[at] <- { Units = [||]; Steps = [||]; Drift = [||]; L1 = [||]; Failure = Runtime.ExceptionServices.ExceptionDispatchInfo.Capture e }
             let workers = max 1 Environment.ProcessorCount
             let batch = workers * readsPerBatch
             let results = Array.zeroCreate<ChunkSums> (batch * chunksPerRead)
-            // A block of every snapshot and the kernel's scratch per worker at work, reused.
-            let spare = Collections.Concurrent.ConcurrentBag<float32[][] * Numerics.Vector<float>[]>()
+            // Three blocks per worker at work (the first snapshot's and two in turn), reused.
+            let spare = Collections.Concurrent.ConcurrentBag<float32[][]>()
             let mutable start = 0
             while start < blocks do
                 let size = min batch (blocks - start)
                 Threading.Tasks.Parallel.For(0, size, Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = workers), fun k ->
-                    let buffers, scratch =
+                    let buffers =
                         match spare.TryTake() with
                         | true, b -> b
-                        | _ -> Array.init (m + 1) (fun _ -> Array.zeroCreate<float32> block), Array.zeroCreate<Numerics.Vector<float>> (m + 2)
-                    sumsOfBlock buffers scratch (start + k) results (k * chunksPerRead)
-                    spare.Add((buffers, scratch))) |> ignore
+                        | _ -> Array.init 3 (fun _ -> Array.zeroCreate<float32> block)
+                    sumsOfBlock buffers (start + k) results (k * chunksPerRead)
+                    spare.Add buffers) |> ignore
                 // In chunk order: the first failure in flat order, then the sums as the streaming pass adds them.
                 let firstChunk = start * chunksPerRead
                 for k in 0 .. min (size * chunksPerRead) (chunks - firstChunk) - 1 do
@@ -600,20 +626,52 @@ module Engine =
             let mutable sum = 0.0
             for i in 0 .. n - 1 do sum <- sum + sums[at + i] * dts[i] * dts[i]
             sum / (2.0 * span * float count)
-        // Each unit's window sum, once: its temperature and its layer's (even windows) both add it.
-        let unitWindowSums = Array.init unitGroups.Length (fun u -> windowSum unitSums (u * n))
-        let unitTemperatures =
-            Array.init unitGroups.Length (fun u ->
-                let count = unitSizes[u]
-                let struct (sum, velocities) = unitWindowSums[u]
-                Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count)
-        let unitDiffusive = Array.init unitGroups.Length (fun u -> windowDiffusive unitSums (u * n) unitSizes[u])
         let unitL1 = a.UnitL1
-        // Each layer's units, in unit order, found once: a scan of every unit per call made the
-        // per-layer results cost layers × units (seconds and gigabytes of garbage for a 124M model).
-        let unitsByLayer = Array.init layers.Length (fun _ -> ResizeArray<int>())
-        unitLayer |> Array.iteri (fun u l -> unitsByLayer[l].Add u)
-        let unitsOf (l: int) = unitsByLayer[l].ToArray()
+        let keys = groups |> Array.map (fun g -> g.Key)
+        // The MSD curves and fits of the MSD groups, from their trajectories.
+        let msdOfUnits () =
+            let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (u, _) -> p.IsMsdUnit[u])
+            let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
+            let struct (fitFrom, alphaTo, diffusionTo) = p.FitLags
+            if even then
+                msdUnits |> Array.map (fun (u, g) ->
+                    let curves = GroupDiffusion.compute (rowsOf u g)
+                    { Key = g.Key; Curves = curves
+                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
+                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
+            else
+                // Lags in time units over all pairs of snapshots, binned (docs/THEORY.md).
+                msdUnits |> Array.map (fun (u, g) ->
+                    let curves = GroupDiffusion.computeUneven window.Times (rowsOf u g)
+                    { Key = g.Key; Curves = curves
+                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom alphaTo)
+                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant physics.Dt curves.Lags curves.DriftCorrectedMsd fitFrom diffusionTo) })
+        // The parts of each `runTogether` below depend only on what comes before it, not on each
+        // other; each takes milliseconds to tens of milliseconds for the 10⁵ units of a language
+        // model (and the MSD up to seconds), so they run at once.
+        let mutable unitWindowSums, unitTemperatures, unitDiffusive = [||], [||], [||]
+        let mutable unitsByLayer, members = [||], [||]
+        let mutable diffusion = [||]
+        runTogether [|
+            fun () ->
+                // Each unit's window sum, once: its temperature and its layer's (even windows) both add it.
+                unitWindowSums <- Array.init unitGroups.Length (fun u -> windowSum unitSums (u * n))
+                unitTemperatures <-
+                    Array.init unitGroups.Length (fun u ->
+                        let count = unitSizes[u]
+                        let struct (sum, velocities) = unitWindowSums[u]
+                        Kinematics.groupTemperatureOf (temperature sum (velocities * float count)) (temperature unitDrift[u] (float count)) count)
+            fun () -> unitDiffusive <- Array.init unitGroups.Length (fun u -> windowDiffusive unitSums (u * n) unitSizes[u])
+            fun () ->
+                // Each layer's units, in unit order, found once: a scan of every unit per call made
+                // the per-layer results cost layers × units (seconds and gigabytes of garbage for a
+                // 124M model).
+                let lists = Array.init layers.Length (fun _ -> ResizeArray<int>())
+                unitLayer |> Array.iteri (fun u l -> lists[l].Add u)
+                unitsByLayer <- lists |> Array.map (fun list -> list.ToArray())
+                // The groups of each layer, for the rankings: with unit groups, the units by layer.
+                members <- if options.Grouping = Grouping.Unit then unitsByLayer else layerMembers keys
+            fun () -> diffusion <- msdOfUnits () |]
         // A layer's sums are its units' sums, added in unit order: the same arithmetic, weighted by the
         // units' sizes. Per layer (in `layers` order) its sum per velocity, its units' window sums
         // (even windows) and drift sums, and its weights, in one pass over the units.
@@ -652,55 +710,42 @@ module Engine =
                 // Even: Σ (Δw)² = Σ v² dt², so D = Σ v² dt / (2 n). Uneven: the per-weight sum holds
                 // Σ Δt_i v², which does not give Σ (Δw)² back.
                 groups |> Array.map (fun g -> let struct (k, _) = g.Ranges[0] in if even then weightSumSquares[k] * dt / (2.0 * float n) else nan)
-        let keys = groups |> Array.map (fun g -> g.Key)
-        let members = layerMembers keys
-        let ranks = ranksWithinLayer members (temperatures |> Array.map (fun t -> t.Temperature))
-        let oscillationRanks = ranksWithinLayer members (temperatures |> Array.map (fun t -> t.Oscillation))
+        // The series of every layer, then (unit grouping) of every unit, flat.
+        let seriesUnits = if options.Grouping = Grouping.Unit then unitGroups.Length else 0
+        let seriesKeys = Array.append (layerGroups |> Array.map (fun g -> g.Key)) (Array.init seriesUnits (fun u -> unitGroups[u].Key))
+        let instantaneous = Array.zeroCreate<float> (seriesKeys.Length * n)
+        let diffusive = Array.zeroCreate<float> (seriesKeys.Length * n)
+        // Series s from the sums at `at` of a group of `count` weights: T_G(i) = c·Σ v(i)² / |G| and
+        // D_G(i) = Σ (Δw)² / (2 Δt_i |G|) = Σ v(i)² Δt_i / (2 |G|).
+        let fillSeries (s: int) (sums: float[]) (at: int) (count: int) =
+            for i in 0 .. n - 1 do
+                instantaneous[s * n + i] <- Kinematics.temperature physics sums[at + i] (float count)
+                diffusive[s * n + i] <- sums[at + i] * dts[i] / (2.0 * float count)
+        let mutable ranks, oscillationRanks = [||], [||]
+        let mutable spearman = [||]
+        runTogether [|
+            fun () -> ranks <- ranksWithinLayer members (temperatures |> Array.map (fun t -> t.Temperature))
+            fun () -> oscillationRanks <- ranksWithinLayer members (temperatures |> Array.map (fun t -> t.Oscillation))
+            fun () ->
+                spearman <-
+                    layers |> Array.mapi (fun l layer ->
+                        let units = unitsByLayer[l]
+                        { LayerSpearman.Layer = layer
+                          Rho = Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u]))
+                          Units = units.Length })
+            fun () ->
+                layerGroups |> Array.iteri (fun l g -> fillSeries l layerSums[l] 0 (size g))
+                for u in 0 .. seriesUnits - 1 do fillSeries (layerGroups.Length + u) unitSums (u * n) unitSizes[u] |]
         let results =
             Array.init groups.Length (fun i ->
                 { Key = keys[i]; Temperature = temperatures[i]; L1Norm = groupL1[i]; Rank = ranks[i]; OscillationRank = oscillationRanks[i]
                   DiffusiveRate = groupDiffusive[i] })
-        // D(i) = Σ (Δw)² / (2 Δt_i |G|) = Σ v² Δt_i / (2 |G|).
-        let diffusiveOf (sums: float[]) (at: int) (count: int) = Array.init n (fun i -> sums[at + i] * dts[i] / (2.0 * float count))
-        let unitInstantaneous = unitGroups |> Array.mapi (fun u g -> g.Key, Array.init n (fun i -> temperature unitSums[u * n + i] (float unitSizes[u])))
-        let unitDiffusiveSeries = unitGroups |> Array.mapi (fun u g -> g.Key, diffusiveOf unitSums (u * n) unitSizes[u])
-        let layerInstantaneous =
-            layerGroups |> Array.mapi (fun l lg ->
-                let count = float (size lg)
-                lg.Key, layerSums[l] |> Array.map (fun sum -> temperature sum count))
-        let layerDiffusiveSeries = layerGroups |> Array.mapi (fun l lg -> lg.Key, diffusiveOf layerSums[l] 0 (size lg))
-        let byUnit = options.Grouping = Grouping.Unit
-        let instantaneousSeries = if byUnit then Array.append layerInstantaneous unitInstantaneous else layerInstantaneous
-        let diffusiveSeries = if byUnit then Array.append layerDiffusiveSeries unitDiffusiveSeries else layerDiffusiveSeries
-        let spearman =
-            layers |> Array.mapi (fun l layer ->
-                let units = unitsOf l
-                { LayerSpearman.Layer = layer
-                  Rho = Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u]))
-                  Units = units.Length })
-        let diffusion =
-            let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (u, _) -> p.IsMsdUnit[u])
-            let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
-            let struct (fitFrom, alphaTo, diffusionTo) = p.FitLags
-            if even then
-                msdUnits |> Array.map (fun (u, g) ->
-                    let curves = GroupDiffusion.compute (rowsOf u g)
-                    { Key = g.Key; Curves = curves
-                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom (min n alphaTo))
-                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant dt curves.Lags curves.DriftCorrectedMsd fitFrom (min n diffusionTo)) })
-            else
-                // Lags in time units over all pairs of snapshots, binned (docs/THEORY.md).
-                msdUnits |> Array.map (fun (u, g) ->
-                    let curves = GroupDiffusion.computeUneven window.Times (rowsOf u g)
-                    { Key = g.Key; Curves = curves
-                      Alpha = fitOrNaN (fun () -> Fits.anomalousExponent curves.Lags curves.Msd fitFrom alphaTo)
-                      Diffusion = fitOrNaN (fun () -> Fits.diffusionConstant physics.Dt curves.Lags curves.DriftCorrectedMsd fitFrom diffusionTo) })
         let learningRates =
             let known = dict series.LearningRate
             window.Times[1..] |> Array.map (fun t -> match known.TryGetValue t with | true, eta -> eta | _ -> nan)
         let noise = series.GradientNoise
         { Run = run; TimeUnit = series.TimeUnit; Window = window; Physics = physics; Grouping = options.Grouping; Groups = results; Layers = layerResults
-          Instantaneous = instantaneousSeries; DiffusiveRates = diffusiveSeries; LearningRates = learningRates; Source = series.Source
+          Instantaneous = GroupSeries(seriesKeys, n, instantaneous); DiffusiveRates = GroupSeries(seriesKeys, n, diffusive); LearningRates = learningRates; Source = series.Source
           Diffusion = diffusion; TemperatureL1Spearman = spearman
           NoiseDecay = GradientNoise.layerDecay noise (max 1 window.From) window.To
           CommonNoiseDecay = GradientNoise.commonDecay noise (max 1 window.From) window.To }
@@ -714,9 +759,9 @@ module Engine =
     /// Memory: the per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32,
     /// weights × snapshots); streamed (Thermo's files), one float32 copy of the selected values (the
     /// latest snapshot, updated in place) and a few 64 KB chunks, the first snapshot read again at the
-    /// end for the drift; side by side (checkpoints), one 64 KB chunk of every snapshot of the window
-    /// per core and no copy of the values. With `Grouping.Weight`, also a float64 sum of v² and the
-    /// drift per weight and the last snapshot's values.
+    /// end for the drift; side by side (checkpoints), three 256 KB blocks of values per core and no
+    /// copy of the values. With `Grouping.Weight`, also a float64 sum of v² and the drift per weight
+    /// and the last snapshot's values.
     ///
     /// In three stages: `plan` (what is computed), `accumulate` (the one pass over the snapshots),
     /// `derive` (the result records).

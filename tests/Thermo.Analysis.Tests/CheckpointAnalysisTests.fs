@@ -66,8 +66,8 @@ let tests =
                 Expect.equal (result.TimeUnit = TimeUnit.Step) (series.GetProperty("time_unit").GetString() = "step") "time unit"
                 Expect.equal result.Window.Times [| for t in series.GetProperty("times").EnumerateArray() -> t.GetInt32() |] "times"
                 let layers = result.Layers |> Array.map (fun l -> l.Key.Layer, l) |> dict
-                let series' key = result.Instantaneous |> Array.find (fun (k, _) -> k.Layer = key && k.Unit = -1) |> snd
-                let diffusive key = result.DiffusiveRates |> Array.find (fun (k, _) -> k.Layer = key && k.Unit = -1) |> snd
+                let series' key = result.Instantaneous.Find(fun k -> k.Layer = key && k.Unit = -1)
+                let diffusive key = result.DiffusiveRates.Find(fun k -> k.Layer = key && k.Unit = -1)
                 Expect.equal (Set.ofSeq layers.Keys) (Set.ofSeq [ for l in series.GetProperty("layers").EnumerateArray() -> l.GetProperty("layer").GetString() ]) "layers"
                 for layer in series.GetProperty("layers").EnumerateArray() do
                     let name = layer.GetProperty("layer").GetString()

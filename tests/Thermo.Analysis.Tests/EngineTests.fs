@@ -56,7 +56,7 @@ let tests =
             let d = result.Diffusion |> Array.find (fun d -> d.Key.Unit = 1)
             let expectedMsd = Array.init 4 (fun i -> Diffusion.msdDirect (windowA |> Array.map (fun x -> float x[4 + i])))
             Expect.floatClose Accuracy.high d.Curves.Msd[2] (expectedMsd |> Array.averageBy (fun m -> m[2])) "lag 3"
-            Expect.equal result.Instantaneous.Length (2 + 5) "2 layers + 5 units of instantaneous series"
+            Expect.equal result.Instantaneous.Keys.Length (2 + 5) "2 layers + 5 units of instantaneous series"
 
         testCase "a run snapshotted every K epochs is analysed with Δt = K, and a window's ends must be snapshots" <| fun () ->
             use dir = new TempDirectory()
@@ -78,7 +78,7 @@ let tests =
                 let naive =
                     [ for k in 1..3 do for i in unit * 4 .. unit * 4 + 3 -> 0.5 * (float (windowA[k][i] - windowA[k - 1][i]) / 3.0) ** 2.0 ] |> List.average
                 Expect.floatClose Accuracy.high actual.Temperature.Temperature naive "naive oracle"
-            let epochs = result.Instantaneous |> Array.head |> snd
+            let epochs = result.Instantaneous[0]
             Expect.equal epochs.Length 3 "one instantaneous temperature per snapshot interval"
             expectSettingError AnalysisSetting.Window "start 2 (nearest snapshots: 0 or 3)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 10 })
             expectSettingError AnalysisSetting.Window "end 10 (nearest snapshots: 9 or 12)" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Between(3, 10) })
@@ -239,7 +239,7 @@ let tests =
             Expect.isEmpty (Directory.GetDirectories dir.Path |> Array.filter (fun d -> Path.GetFileName(d).StartsWith ".")) "no temporary directories left"
             // instantaneous.parquet is written batch by batch from the series: every value, in order
             match Tables.read (Path.Combine(analysis, "instantaneous.parquet")) "instantaneous" |> List.find (fun c -> c.Name = "temperature") with
-            | Float64Column(_, v) -> Expect.equal v (result.Instantaneous |> Array.collect snd) "every T_G(e)"
+            | Float64Column(_, v) -> Expect.equal v (result.Instantaneous.Pairs |> Array.collect snd) "every T_G(e)"
             | _ -> failtest "temperature is float64"
             let temperature = Tables.read (Path.Combine(analysis, "temperature.parquet")) "temperature"
             match temperature |> List.find (fun c -> c.Name = "window_from") with

@@ -20,6 +20,7 @@ let rec private leaves (value: obj) : string list =
     | :? float32 as x -> [ string (BitConverter.SingleToInt32Bits x) ]
     | :? string as s -> [ s ]
     | :? Array as a -> [ for item in a do yield! leaves item ]
+    | :? GroupSeries as s -> string s.Intervals :: leaves s.Keys @ leaves s.Values
     | _ ->
         let t = value.GetType()
         if FSharpType.IsRecord(t, true) then FSharpValue.GetRecordFields(value, true) |> Array.toList |> List.collect leaves

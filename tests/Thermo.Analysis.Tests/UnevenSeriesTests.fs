@@ -68,10 +68,10 @@ let tests =
             for result in [ walkLog; walkEven ] do
                 let layer = result.Layers[0]
                 within 0.05 (sigma * sigma / 2.0) layer.DiffusiveRate "window D"
-                let rates = result.DiffusiveRates |> Array.find (fun (k, _) -> k.Unit = -1) |> snd
+                let rates = result.DiffusiveRates.Find(fun k -> k.Unit = -1)
                 for rate in rates do within 0.08 (sigma * sigma / 2.0) rate "D(i)"
             // E[T(i)] = σ²/(2Δt): the 1-step interval is 256 times hotter than the 256-step one.
-            let temperatures = walkLog.Instantaneous |> Array.find (fun (k, _) -> k.Unit = -1) |> snd
+            let temperatures = walkLog.Instantaneous.Find(fun k -> k.Unit = -1)
             let intervals = walkLog.Window.Intervals
             Array.iter2 (fun t dt -> within 0.08 (sigma * sigma / (2.0 * float dt)) t (sprintf "T over Δt = %d" dt)) temperatures intervals
             // The window's T is the Δt-weighted mean: (Σ Δt σ²/(2Δt)) / Σ Δt = n σ² / (2 span).
@@ -93,9 +93,9 @@ let tests =
             Expect.floatClose Accuracy.veryHigh layer.Temperature.Temperature halfMeanSquare "T = ½u² whatever the gaps"
             Expect.floatClose Accuracy.veryHigh layer.Temperature.Drift halfMeanSquare "all of it drift"
             Expect.isLessThanOrEqual (abs layer.Temperature.Oscillation) (1e-12 * halfMeanSquare) "no oscillation"
-            let temperatures = result.Instantaneous |> Array.find (fun (k, _) -> k.Unit = -1) |> snd
+            let temperatures = result.Instantaneous.Find(fun k -> k.Unit = -1)
             for t in temperatures do Expect.floatClose Accuracy.veryHigh t halfMeanSquare "T(i) = ½u²"
-            let rates = result.DiffusiveRates |> Array.find (fun (k, _) -> k.Unit = -1) |> snd
+            let rates = result.DiffusiveRates.Find(fun k -> k.Unit = -1)
             Array.iter2 (fun d dt -> Expect.floatClose Accuracy.veryHigh d (halfMeanSquare * float dt) "D(i) = u²Δt/2") rates result.Window.Intervals
             let alpha = result.Diffusion[0].Alpha.Slope
             Expect.floatClose Accuracy.medium alpha 2.0 "α = 2 for a drift"
