@@ -51,6 +51,10 @@ type Table =
 /// The analysis of a run (`Engine`, `AnalysisOutput`, `AnalysisSettings`), for C#.
 [<AbstractClass; Sealed>]
 type Analyzer =
+    /// The most values (weights × snapshots) a layer's MSD trajectories may hold to be the default
+    /// MSD layer (the first analysed layer within it, when no MSD layer is named).
+    static member DefaultMsdValues = Engine.defaultMsdValues
+
     /// Analyses one run directory (see `Engine.analyze`).
     static member Run(run: string, options: AnalysisOptions) : AnalysisResult = Engine.analyze run options
 

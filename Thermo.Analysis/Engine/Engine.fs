@@ -140,7 +140,7 @@ module Engine =
 
     /// The most values (weights × snapshots) of the MSD trajectories kept when no MSD layer is named:
     /// 64 MB of float32.
-    let private defaultMsdValues = 16L <<< 20
+    let defaultMsdValues = 16L <<< 20
 
     /// What one analysis computes, fixed before any value is read (see `plan`).
     [<NoComparison; NoEquality>]

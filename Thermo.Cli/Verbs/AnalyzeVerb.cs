@@ -62,7 +62,7 @@ public static class AnalyzeVerb
             {
                 if (parse.GetValue(steps)) throw new ThermoException("--steps: applies to Thermo runs; a checkpoint series' time unit comes from its layout");
                 if (parse.GetValue(noManifest)) throw new ThermoException("--no-manifest: applies to Thermo runs; a checkpoint series has no run.json");
-                return AnalyzeCheckpoints(dirs, outDirectory, checkpoints, parse, options, progress);
+                return AnalyzeCheckpoints(dirs, outDirectory, checkpoints, parse, options, progress, msd is null);
             }
             if (checkpoints.GivenWithoutOut(parse) is { } flag)
                 throw new ThermoException($"{flag}: applies to a checkpoint series, analysed with --out DIR");
@@ -98,14 +98,14 @@ public static class AnalyzeVerb
                 }));
             }
             foreach (var result in results) Analyzer.Write(result);
-            CliOutput.Result(results.Select(r => Json(r, Tables(r))).ToList(), () => { foreach (var result in results) PrintSummary(result, Tables(result)); });
+            CliOutput.Result(results.Select(r => Json(r, Tables(r))).ToList(), () => { foreach (var result in results) PrintSummary(result, Tables(result), msd is null); });
             return ExitCodes.Ok;
         });
         return command;
     }
 
     /// <summary>One checkpoint series analysed in place, its tables and tensors.json written to <paramref name="outDirectory"/>.</summary>
-    static int AnalyzeCheckpoints(string[] inputs, string outDirectory, CheckpointFlags checkpoints, ParseResult parse, AnalysisOptions options, ConsoleProgress progress)
+    static int AnalyzeCheckpoints(string[] inputs, string outDirectory, CheckpointFlags checkpoints, ParseResult parse, AnalysisOptions options, ConsoleProgress progress, bool msdByDefault)
     {
         CheckpointRuns.CheckAnalysisOutput(inputs, outDirectory);
         progress.Message($"analysing the checkpoint series {inputs[0]}{(inputs.Length > 1 ? $" … ({inputs.Length} inputs)" : "")} in place …");
@@ -121,7 +121,7 @@ public static class AnalyzeVerb
         CheckpointRuns.WriteAnalysis(inputs, outDirectory, result, contents);
         CliOutput.Result(new { analysis = Json(result, outDirectory), analysed = contents.Tensors.Select(t => t.Key), dropped = contents.Dropped.Select(d => new { key = d.StoredKey, reason = d.Reason }) }, () =>
         {
-            PrintSummary(result, outDirectory);
+            PrintSummary(result, outDirectory, msdByDefault);
             Console.WriteLine($"  analysed {contents.Tensors.Length} tensors; not analysed: {(contents.Dropped.Length == 0 ? "none" : string.Join(", ", contents.Dropped.Select(d => $"{d.StoredKey} ({d.Reason})")))}");
         });
         return ExitCodes.Ok;
@@ -164,7 +164,7 @@ public static class AnalyzeVerb
 
     static string G(double v) => v.ToString("0.000e+00", CultureInfo.InvariantCulture);
 
-    static void PrintSummary(AnalysisResult r, string tables)
+    static void PrintSummary(AnalysisResult r, string tables, bool msdByDefault)
     {
         var unit = TimeUnits.Name(r.TimeUnit);
         var spacing = r.Window.IsEven
@@ -198,6 +198,8 @@ public static class AnalyzeVerb
                 Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
             }
         }
+        if (msdByDefault && r.Diffusion.Length == 0)
+            Console.WriteLine($"  no MSD: no analysed layer's trajectories (weights × snapshots) fit in {Analyzer.DefaultMsdValues >> 20}M values, the default's limit; --msd-layers LAYER computes a layer's anyway");
         Console.WriteLine($"  tables: {tables}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
     }
 }
