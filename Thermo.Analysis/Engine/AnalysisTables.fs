@@ -59,6 +59,9 @@ type InstantaneousColumns =
       /// The time (the epoch column: an epoch, or a step where `TimeUnit` says so).
       Time: int[]
       Temperature: float[]
+      /// The interval each velocity spans, ending at `Time` (the dt column); empty for a table written
+      /// before the column existed, whose series were evenly spaced.
+      Dt: int[]
       /// The unit of `Time`: the time_unit column's, epoch for a table without one.
       TimeUnit: TimeUnit }
 
@@ -134,6 +137,7 @@ module AnalysisTables =
         let c, text, ints, floats = columns path AnalysisOutput.InstantaneousTable
         let unitName = if c.ContainsKey "time_unit" then text "time_unit" |> Array.tryHead else None
         { InstantaneousColumns.Layer = text "layer"; Unit = ints "unit"; Time = ints "epoch"; Temperature = floats "temperature"
+          Dt = (if c.ContainsKey "dt" then ints "dt" else [||])
           TimeUnit = unitName |> Option.map TimeUnits.parse |> Option.defaultValue TimeUnit.Epoch }
 
     /// RUN/analysis/msd.parquet at `path`; `ArtifactException` for a missing or mistyped column.

@@ -79,12 +79,15 @@ public static class PagePayload
         if (r.Instantaneous is { } t)
         {
             var (layer, unit, epoch, value) = (t.Layer, t.Unit, t.Time, t.Temperature);
+            // Each value's interval, for the page's Δt-weighted window means (absent from old tables).
+            var dt = t.Dt.Length == epoch.Length ? t.Dt : null;
             timeUnit = t.TimeUnit;
             foreach (var group in Enumerable.Range(0, layer.Length).Where(i => Kept(epoch[i])).GroupBy(i => layer[i]))
             {
                 var whole = group.Where(i => unit[i] < 0).OrderBy(i => epoch[i]).ToArray();
                 if (!layers.Contains(group.Key)) layers.Add(group.Key);
                 layerSeries[group.Key] = new JsonObject { ["epoch"] = Ints(whole.Select(i => epoch[i])), ["t"] = Numbers(whole.Select(i => value[i])) };
+                if (dt is not null) layerSeries[group.Key]!["dt"] = Ints(whole.Select(i => dt[i]));
                 var perUnit = group.Where(i => unit[i] >= 0).ToArray();
                 if (perUnit.Length == 0) continue;
                 int count = perUnit.Max(i => unit[i]) + 1;
@@ -98,6 +101,7 @@ public static class PagePayload
                 }
                 units[group.Key] = count;
                 unitSeries[group.Key] = new JsonObject { ["epoch"] = Ints(byEpoch.Select(g => g.Key)), ["t"] = matrix };
+                if (dt is not null) unitSeries[group.Key]!["dt"] = Ints(byEpoch.Select(g => dt[g.First()]));
             }
         }
         // Layers the analysis names but whose T(e) holds no epoch after `since`, or an analysis without T(e).

@@ -190,8 +190,10 @@ public class ImportedReportTests
         Assert.Equal("step", Figures.SourceMetric(tables, "eval_accuracy").Axes.Bottom.Label.Text);
         Assert.Equal("eval_accuracy", Figures.SourceMetric(tables, "eval_accuracy").Axes.Left.Label.Text);
 
-        // The interactive page in a browser: no errors, the last step, T(e) read out by step.
-        var (code, output, error) = ReportTests.Exec("node", Path.Combine(Repository.Root, "tests", "browser", "check-page.mjs"), Path.Combine(run, "report", "index.html"), dir["page.png"]);
+        // The interactive page in a browser: no errors, the last step, T(e) read out by step; and a
+        // window chosen on the page (steps 10..80: intervals of 10, 20 and 40 steps) gives each
+        // layer the T that `thermo analyze --window 10:80` gives it, the Δt-weighted mean of T(e).
+        var (code, output, error) = ReportTests.Exec("node", Path.Combine(Repository.Root, "tests", "browser", "check-page.mjs"), Path.Combine(run, "report", "index.html"), dir["page.png"], "--window", "10:80");
         Assert.True(code == 0, $"the browser check failed (needs /usr/bin/chromium and tests/browser/node_modules; `dotnet fsi build.fsx test` installs both): {error}");
         var page = JsonDocument.Parse(output).RootElement;
         Assert.False(page.TryGetProperty("failure", out var failure), $"the page check stopped: {failure}");
@@ -199,6 +201,17 @@ public class ImportedReportTests
             Assert.True(page.GetProperty(kind).GetArrayLength() == 0, $"{kind}: {page.GetProperty(kind)}");
         Assert.Equal("80", page.GetProperty("epochCount").GetString());
         Assert.StartsWith("step ", page.GetProperty("tooltip").GetString());
+        var narrower = Imported(dir, "huggingface", "10:80", "run-10-80");
+        var analysed = Query($"SELECT layer, temperature FROM read_parquet('{Path.Combine(narrower, "analysis", "temperature.parquet")}') WHERE unit = -1")
+            .ToDictionary(r => (string)r[0]!, r => (double)r[1]!);
+        var shown = page.GetProperty("windowAfter").EnumerateArray().Single(s => s.GetProperty("name").GetString() == "run T").GetProperty("data").EnumerateArray().ToArray();
+        var layers = payload.GetProperty("layers").EnumerateArray().Select(e => e.GetString()!).ToArray();
+        Assert.Equal(layers.Length, shown.Length);
+        for (int l = 0; l < layers.Length; l++)
+        {
+            double expected = analysed[layers[l]], actual = shown[l].GetProperty("real").GetDouble();
+            Assert.True(Math.Abs(actual - expected) <= 1e-9 * expected, $"{layers[l]}: the page's T over steps 10..80 is {actual:R}, thermo analyze's {expected:R}");
+        }
     }
 
     [Fact]

@@ -73,18 +73,22 @@
    * weights themselves, so they are null, and there is no MSD.
    */
   function windowFromSeries(run, from, to, layer) {
-    const mean = (epochs, values) => {
-      let sum = 0, n = 0;
-      for (let i = 0; i < epochs.length; i++) if (epochs[i] > from && epochs[i] <= to && finite(values[i])) { sum += values[i]; n++; }
-      return n ? sum / n : null;
+    // The window's T is the mean of T(e) over its velocities weighted by each one's interval Δt, as
+    // thermo analyze takes it (on an evenly spaced series, the plain mean); without Δt (a payload
+    // from an older table), the plain mean.
+    const mean = (epochs, values, dts) => {
+      let sum = 0, weight = 0;
+      for (let i = 0; i < epochs.length; i++)
+        if (epochs[i] > from && epochs[i] <= to && finite(values[i])) { const w = dts ? dts[i] : 1; sum += w * values[i]; weight += w; }
+      return weight ? sum / weight : null;
     };
     const layers = {};
-    for (const [name, s] of Object.entries(run.layer_temperature || {})) layers[name] = { t: mean(s.epoch, s.t), drift: null, osc: null };
+    for (const [name, s] of Object.entries(run.layer_temperature || {})) layers[name] = { t: mean(s.epoch, s.t, s.dt), drift: null, osc: null };
     const units = {};
     const u = (run.unit_temperature || {})[layer];
     if (u) {
       const count = run.units[layer] || (u.t[0] || []).length;
-      const t = Array.from({ length: count }, (_, k) => mean(u.epoch, u.t.map(row => row[k])));
+      const t = Array.from({ length: count }, (_, k) => mean(u.epoch, u.t.map(row => row[k]), u.dt));
       const order = t.map((v, k) => k).sort((a, b) => (t[b] ?? -Infinity) - (t[a] ?? -Infinity));
       const rank = new Array(count); order.forEach((k, r) => { rank[k] = r + 1; });
       units[layer] = { t, drift: t.map(() => null), osc: t.map(() => null), rank };
@@ -120,8 +124,9 @@
     for (const group of ['layer_temperature', 'unit_temperature']) {
       old[group] = old[group] || {};
       for (const [layer, s] of Object.entries(p[group] || {})) {
-        const o = old[group][layer] || (old[group][layer] = { epoch: [], t: [] });
+        const o = old[group][layer] || (old[group][layer] = { epoch: [], t: [], dt: s.dt ? [] : undefined });
         append(o.epoch, s.epoch); append(o.t, s.t);
+        if (o.dt && s.dt) append(o.dt, s.dt); else o.dt = undefined;
       }
     }
   }
