@@ -67,14 +67,18 @@ module ElementConversion =
         let halves = MemoryMarshal.Cast<byte, uint16> source
         let words = MemoryMarshal.Cast<float32, uint32> destination
         let mutable i = 0
-        if BitConverter.IsLittleEndian && Vector.IsHardwareAccelerated then
+        if BitConverter.IsLittleEndian && Vector.IsHardwareAccelerated && words.Length >= halves.Length then
+            // Loads and stores without a slice and a bounds check each (the loop is checked once,
+            // above): this conversion took more than half as long as the velocity sums of its values.
             let width = Vector<uint16>.Count
+            let from = &MemoryMarshal.GetReference halves
+            let into = &MemoryMarshal.GetReference words
             let mutable low = Vector<uint32>.Zero
             let mutable high = Vector<uint32>.Zero
             while i + width <= halves.Length do
-                Vector.Widen(Vector<uint16>(halves.Slice i), &low, &high)
-                Vector.ShiftLeft(low, 16).CopyTo(words.Slice i)
-                Vector.ShiftLeft(high, 16).CopyTo(words.Slice(i + width / 2))
+                Vector.Widen(Vector.LoadUnsafe(&from, unativeint i), &low, &high)
+                Vector.StoreUnsafe(Vector.ShiftLeft(low, 16), &into, unativeint i)
+                Vector.StoreUnsafe(Vector.ShiftLeft(high, 16), &into, unativeint (i + width / 2))
                 i <- i + width
         while i < halves.Length do
             words[i] <- uint32 (BinaryPrimitives.ReadUInt16LittleEndian(source.Slice(2 * i))) <<< 16

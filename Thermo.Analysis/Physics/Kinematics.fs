@@ -209,18 +209,32 @@ module internal VelocityKernels =
     let squaredDifferences (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>) = stepSquaresFrom (b, a)
 
     /// Σ |x_i| in float64. SIMD: lanes widened to float64 before the absolute value and the sum, so
-    /// each term is exact (only the order of the additions differs from `Kinematics.l1NormFrom`).
+    /// each term is exact (only the order of the additions differs from `Kinematics.l1NormFrom`);
+    /// four accumulators, as `stepSquaresFrom`, so that the additions do not wait on one another.
     let absoluteSum (values: ReadOnlySpan<float32>) =
         let width = Numerics.Vector<float32>.Count
-        let mutable acc = Numerics.Vector<float>.Zero
+        let mutable acc0 = Numerics.Vector<float>.Zero
+        let mutable acc1 = Numerics.Vector<float>.Zero
+        let mutable acc2 = Numerics.Vector<float>.Zero
+        let mutable acc3 = Numerics.Vector<float>.Zero
         let mutable low = Numerics.Vector<float>.Zero
         let mutable high = Numerics.Vector<float>.Zero
+        let x = &MemoryMarshal.GetReference values
         let mutable i = 0
-        while i + width <= values.Length do
-            Numerics.Vector.Widen(Numerics.Vector<float32>(values.Slice(i, width)), &low, &high)
-            acc <- acc + Numerics.Vector.Abs low + Numerics.Vector.Abs high
+        while i + 2 * width <= values.Length do
+            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint i), &low, &high)
+            acc0 <- acc0 + Numerics.Vector.Abs low
+            acc1 <- acc1 + Numerics.Vector.Abs high
+            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint (i + width)), &low, &high)
+            acc2 <- acc2 + Numerics.Vector.Abs low
+            acc3 <- acc3 + Numerics.Vector.Abs high
+            i <- i + 2 * width
+        if i + width <= values.Length then
+            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint i), &low, &high)
+            acc0 <- acc0 + Numerics.Vector.Abs low
+            acc1 <- acc1 + Numerics.Vector.Abs high
             i <- i + width
-        let mutable sum = Numerics.Vector.Sum acc
+        let mutable sum = Numerics.Vector.Sum((acc0 + acc1) + (acc2 + acc3))
         while i < values.Length do
             sum <- sum + abs (float values[i])
             i <- i + 1
