@@ -114,6 +114,12 @@ type GroupSeries(keys: GroupKey[], intervals: int, values: float[]) =
     member s.Pairs = keys |> Array.mapi (fun g k -> k, s[g])
     /// The values of the first group whose key satisfies `predicate`.
     member s.Find(predicate: GroupKey -> bool) = s[Array.findIndex predicate keys]
+    /// Equal when the groups, their order and every value are (as the arrays of pairs it replaced).
+    override s.Equals(other: obj) =
+        match other with
+        | :? GroupSeries as o -> o.Intervals = intervals && o.Keys = keys && o.Values = values
+        | _ -> false
+    override _.GetHashCode() = HashCode.Combine(keys.Length, intervals, values.Length)
 
 /// Everything `analyze` computes for one run.
 type AnalysisResult =

@@ -385,6 +385,10 @@ module Engine =
           L1: float[]
           Failure: Runtime.ExceptionServices.ExceptionDispatchInfo }
 
+    /// A block's sums say a value is NaN or ±∞ (the side-by-side pass then finds and names it).
+    type private NonFiniteValues() =
+        inherit Exception("a value of the block is NaN or infinite")
+
     /// Chunks read from each source at once: one positioned read of 256 KB costs about half as much as
     /// four of 64 KB, whose system calls dominate when the files are in the page cache.
     let private chunksPerRead = 4
@@ -393,7 +397,7 @@ module Engine =
     let private readsPerBatch = 32
 
     /// The most snapshots read side by side: each chunk's partial sums hold a float64 per piece and
-    /// velocity until they are merged (a few hundred chunks at a time).
+    /// velocity until they are merged (`readsPerBatch` × `chunksPerRead` chunks per core at a time).
     let private sideBySideLimit = 128
 
     /// The most files the side-by-side pass holds open: every file of every snapshot of the window
@@ -426,8 +430,8 @@ module Engine =
     /// and reads it from one snapshot after another into one of two buffers, beside the previous
     /// snapshot's block, summing each piece's step while both are in cache (a block of every snapshot
     /// at once would not fit in a core's cache, and summing from the next level took about a fifth longer);
-    /// the first snapshot's block stays for the drift. Each source byte is read once and no array of
-    /// the latest values is kept (the streaming pass reads the first snapshot twice and keeps and
+    /// the first snapshot's block stays for the drift. Each source byte is read once (unless a value is
+    /// not finite and the analysis fails) and no array of the latest values is kept (the streaming pass reads the first snapshot twice and keeps and
     /// rewrites a float32 copy of every selected value). Every sum adds the same terms in the same
     /// order as the streaming pass's, and the chunks' partial sums are merged in flat order, so the
     /// results are those of `accumulateStreaming` to the last bit.
@@ -443,23 +447,29 @@ module Engine =
             let chunks = (p.Total + chunk - 1) / chunk
             let block = chunk * chunksPerRead
             let blocks = (p.Total + block - 1) / block
-            // Fails as the streaming pass does, naming the first snapshot (in time order) with a
-            // non-finite value in chunk c and the value's position; `all[i]` holds snapshot i's block
-            // that starts at flat position `origin`.
-            let checkChunk (all: float32[][]) (origin: int) (c: int) =
-                let offset = c * chunk
-                let count = min chunk (p.Total - offset)
+            // A value somewhere is NaN or ±∞: fails as the streaming pass does, naming the first one
+            // in its order (snapshot after snapshot, each in flat order), from the files again one
+            // chunk at a time. Only when an analysis is about to fail, so its cost does not matter.
+            let failAtFirstNonFinite (scratch: float32[]) =
                 for i in 0 .. m do
-                    SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(all[i], offset - origin, count))
+                    for c in 0 .. chunks - 1 do
+                        let offset = c * chunk
+                        let count = min chunk (p.Total - offset)
+                        sources[i].Read(offset, scratch, 0, count)
+                        SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(scratch, 0, count))
             // One block's chunks' sums into `results` from `at`, with `buffers` (three arrays of a block).
             let sumsOfBlock (buffers: float32[][]) (b: int) (results: ChunkSums[]) (at: int) =
                 let origin = b * block
                 let count = min block (p.Total - origin)
                 let firstChunk = origin / chunk
                 let blockChunks = (count + chunk - 1) / chunk
-                // Chunk k of the block: its flat positions and its first piece's segment.
+                // Chunk k of the block: its flat positions.
                 let chunkStart (k: int) = (firstChunk + k) * chunk
                 let chunkStop (k: int) = chunkStart k + min chunk (p.Total - chunkStart k)
+                // Piece j of chunk k: its segment's flat positions clipped to the chunk.
+                let clip (k: int) (segment: Segment) =
+                    let from = max segment.Start (chunkStart k)
+                    struct (from, min (segment.Start + segment.Length) (chunkStop k) - from)
                 try
                     let firstSegments = Array.init blockChunks (fun k -> firstSegmentAfter segments (chunkStart k))
                     let sums =
@@ -483,12 +493,10 @@ module Engine =
                             let mutable covered = chunkStart k
                             for j in 0 .. r.Units.Length - 1 do
                                 let segment = segments[firstSegments[k] + j]
-                                let from = max segment.Start (chunkStart k)
-                                let until = min (segment.Start + segment.Length) stop
-                                let length = until - from
+                                let struct (from, length) = clip k segment
                                 if from > covered then
                                     finite <- finite && SnapshotStream.firstNonFinite (ReadOnlySpan<float32>(current, covered - origin, from - covered)) < 0
-                                covered <- until
+                                covered <- from + length
                                 if i > 0 then
                                     let values = ReadOnlySpan<float32>(current, from - origin, length)
                                     let before = ReadOnlySpan<float32>(previous, from - origin, length)
@@ -514,9 +522,7 @@ module Engine =
                     for k in 0 .. blockChunks - 1 do
                         let r = sums[k]
                         for j in 0 .. r.Units.Length - 1 do
-                            let segment = segments[firstSegments[k] + j]
-                            let from = max segment.Start (chunkStart k)
-                            let length = min (segment.Start + segment.Length) (chunkStop k) - from
+                            let struct (from, length) = clip k segments[firstSegments[k] + j]
                             let firstValues = ReadOnlySpan<float32>(first, from - origin, length)
                             let lastValues = ReadOnlySpan<float32>(previous, from - origin, length)
                             let drift =
@@ -530,12 +536,7 @@ module Engine =
                                 finite <- finite && Double.IsFinite step
                                 r.Steps[j * n + i] <- step / (dts[i] * dts[i])
                         results[at + k] <- r
-                    if not finite then
-                        // The block again, every snapshot at once, to name the first non-finite value
-                        // as the streaming pass does: chunk by chunk, the first snapshot in time order.
-                        let all = Array.init (m + 1) (fun _ -> Array.zeroCreate<float32> block)
-                        for i in 0 .. m do sources[i].Read(origin, all[i], 0, count)
-                        for k in 0 .. blockChunks - 1 do checkChunk all origin (firstChunk + k)
+                    if not finite then raise (NonFiniteValues())
                 with e ->
                     // Reported at the block's first chunk: a block fails as a whole, and the chunks
                     // merge in order.
@@ -560,7 +561,9 @@ module Engine =
                 let firstChunk = start * chunksPerRead
                 for k in 0 .. min (size * chunksPerRead) (chunks - firstChunk) - 1 do
                     let r = results[k]
-                    if not (isNull r.Failure) then r.Failure.Throw()
+                    if not (isNull r.Failure) then
+                        if r.Failure.SourceException :? NonFiniteValues then failAtFirstNonFinite (Array.zeroCreate chunk)
+                        r.Failure.Throw()
                     for j in 0 .. r.Units.Length - 1 do
                         let u = r.Units[j]
                         let sums = a.UnitSums
@@ -754,7 +757,7 @@ module Engine =
     /// (the window's snapshots and the first one read again for the drift), for a progress display.
     /// The window may be unevenly spaced (a checkpoint series): each velocity then has its own Δt, and
     /// window averages weight each interval by its length (docs/THEORY.md); an evenly spaced window
-    /// is computed with the plain means, bit for bit as before unevenly spaced series existed.
+    /// is computed with the plain means, the formulas of before unevenly spaced series existed.
     ///
     /// Memory: the per-unit sums of v² per interval, the MSD groups' trajectories as stored (float32,
     /// weights × snapshots); streamed (Thermo's files), one float32 copy of the selected values (the

@@ -198,7 +198,8 @@ public static class AnalyzeVerb
                 Console.WriteLine($"  {g.Rank,5} {g.Key.Unit,5} {G(g.Temperature.Temperature),11} {G(g.Temperature.Drift),11} {G(g.Temperature.Oscillation),11} {g.L1Norm,9:F3} {d?.Alpha.Slope ?? double.NaN,6:F2} {G(d?.Diffusion.Slope ?? double.NaN),11}");
             }
         }
-        if (msdByDefault && r.Diffusion.Length == 0)
+        // An MSD needs two lags; with one velocity there is none whatever the layers.
+        if (msdByDefault && r.Diffusion.Length == 0 && r.Window.Velocities >= 2)
             Console.WriteLine($"  no MSD: no analysed layer's trajectories (weights × snapshots) fit in {Analyzer.DefaultMsdValues >> 20}M values, the default's limit; --msd-layers LAYER computes a layer's anyway");
         Console.WriteLine($"  tables: {tables}/{{{string.Join(",", RunLayout.AnalysisFiles.Select(Path.GetFileNameWithoutExtension))}}}.parquet");
     }

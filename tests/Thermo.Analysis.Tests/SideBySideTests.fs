@@ -116,27 +116,46 @@ let tests =
             Expect.isEmpty named.Diffusion "none when asked for none"
         }
 
+        test "several blocks of positions and several checkpoints give the streamed results to the last bit" {
+            // Over three 65,536-value blocks and a clipped fourth: each worker's buffers serve several
+            // blocks, and the sums merge across them.
+            let times = [| 0; 2; 3; 7; 8 |]
+            let window = Window.resolveUneven "memory" times None (Between(0, 8))
+            for grouping, units, width, wide in [ Grouping.Unit, 300, 700, 100; Grouping.Layer, 300, 700, 100; Grouping.Weight, 100, 700, 10 ] do
+                let directory = layout units width wide
+                let values = walk 11 times.Length (units * width + units + 3 * wide)
+                let options = { AnalysisOptions.Default with Grouping = grouping; IncludeBias = true; MsdLayers = Some [| "b" |] }
+                let streamed = Engine.analyzeSeries (inMemorySeries directory times values false 1000) window options (fun _ _ -> ())
+                let sideBySide = Engine.analyzeSeries (inMemorySeries directory times values true 1000) window options (fun _ _ -> ())
+                Expect.sequenceEqual (leaves sideBySide) (leaves streamed) (sprintf "grouped by %A" grouping)
+        }
+
         test "a NaN or ±∞ is named with its snapshot, layer and tensor, side by side as streamed" {
             let directory = layout 40 500 100
             let biasAt, bAt = 40 * 500, 40 * 500 + 40
-            // In an analysed unit, in the bias (read, not analysed by default), in the first and the last snapshot.
-            for snapshot, flat, value, tensor, index in
-                [ 2, bAt + 17, nanf, "b.weight", 17
-                  0, biasAt + 5, infinityf, "a.bias", 5
-                  3, 0, -infinityf, "a.weight", 0
-                  1, bAt + 299, nanf, "b.weight", 299 ] do
-                let values = walk 3 4 (bAt + 300)
-                values[snapshot].[flat] <- value
-                let window = Window.resolveUneven "memory" [| 0; 1; 2; 3 |] None (Between(0, 3))
-                let messageOf sideBySide =
-                    try
-                        Engine.analyzeSeries (inMemorySeries directory [| 0; 1; 2; 3 |] values sideBySide 1000) window AnalysisOptions.Default (fun _ _ -> ()) |> ignore
-                        failtestf "%g in %s was analysed" value tensor
-                    with :? ArtifactException as e -> e.Message
-                let sideBySide = messageOf true
-                Expect.equal sideBySide (messageOf false) "the same message both ways"
-                Expect.stringContains sideBySide (sprintf "t=%d" snapshot) "names the snapshot"
-                Expect.stringContains sideBySide tensor "names the tensor"
-                Expect.stringContains sideBySide (sprintf "flat index %d " index) "names the position in the tensor"
+            // In an analysed unit, in the bias (read, not analysed by default), in the first and the last
+            // snapshot; and two at once, the earlier snapshot's in a later chunk (positions 16,384 on),
+            // where the streaming pass, snapshot after snapshot, meets the earlier snapshot's first.
+            for faults, snapshot, tensor, index in
+                [ [ 2, bAt + 17, nanf ], 2, "b.weight", 17
+                  [ 0, biasAt + 5, infinityf ], 0, "a.bias", 5
+                  [ 3, 0, -infinityf ], 3, "a.weight", 0
+                  [ 1, bAt + 299, nanf ], 1, "b.weight", 299
+                  [ 2, 100, nanf; 1, 18_000, infinityf ], 1, "a.weight", 18_000 ] do
+                for grouping in [ Grouping.Unit; Grouping.Weight ] do
+                    let values = walk 3 4 (bAt + 300)
+                    for s, flat, value in faults do values[s].[flat] <- value
+                    let window = Window.resolveUneven "memory" [| 0; 1; 2; 3 |] None (Between(0, 3))
+                    let options = { AnalysisOptions.Default with Grouping = grouping }
+                    let messageOf sideBySide =
+                        try
+                            Engine.analyzeSeries (inMemorySeries directory [| 0; 1; 2; 3 |] values sideBySide 1000) window options (fun _ _ -> ()) |> ignore
+                            failtestf "%A in %s was analysed" faults tensor
+                        with :? ArtifactException as e -> e.Message
+                    let sideBySide = messageOf true
+                    Expect.equal sideBySide (messageOf false) "the same message both ways"
+                    Expect.stringContains sideBySide (sprintf "t=%d" snapshot) "names the snapshot"
+                    Expect.stringContains sideBySide tensor "names the tensor"
+                    Expect.stringContains sideBySide (sprintf "flat index %d " index) "names the position in the tensor"
         }
     ]
