@@ -215,6 +215,8 @@ static class CheckpointBench
         foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "thermo.dll"), "analyze", input, "--out", output, "--window", $"0:{checkpoints - 1}", .. extra])
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
+        // Read while the process lives: on Linux its start time comes from /proc.
+        var started = p.StartTime;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         long peak = 0;
@@ -232,8 +234,8 @@ static class CheckpointBench
             Thread.Sleep(20);
         }
         p.WaitForExit();
-        // From the process's own start and exit times, not the polling loop's.
-        double seconds = (p.ExitTime - p.StartTime).TotalSeconds;
+        // From the process's start and the moment its exit was seen, not the polling loop's.
+        double seconds = (p.ExitTime - started).TotalSeconds;
         if (p.ExitCode != 0) throw new InvalidOperationException($"thermo analyze failed ({p.ExitCode}): {stderr.Result}{stdout.Result}");
         if (Directory.Exists(output)) Directory.Delete(output, true);
         return (peak, seconds);
