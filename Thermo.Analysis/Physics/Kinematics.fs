@@ -130,7 +130,20 @@ module Kinematics =
 /// 1/Δt² (or 1/(nΔt)²) once per range, not per value. Internal: the engine's, and the tests'.
 module internal VelocityKernels =
     open System
+    open System.Runtime.CompilerServices
     open System.Runtime.InteropServices
+
+    /// The float64 differences of one vector of values at `i` (its lower and upper halves), loaded
+    /// without a bounds check: callers keep `i` + the vector width within both spans.
+    [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
+    let private differencesAt (current: ReadOnlySpan<float32>, previous: ReadOnlySpan<float32>, i: int) =
+        let mutable xl = Numerics.Vector<float>.Zero
+        let mutable xh = Numerics.Vector<float>.Zero
+        let mutable yl = Numerics.Vector<float>.Zero
+        let mutable yh = Numerics.Vector<float>.Zero
+        Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&MemoryMarshal.GetReference current, unativeint i), &xl, &xh)
+        Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&MemoryMarshal.GetReference previous, unativeint i), &yl, &yh)
+        struct (xl - yl, xh - yh)
 
     /// Σ (x_i − previous_i)² for the values of one range. SIMD: float32 lanes widened to float64
     /// before the difference, so each difference is exactly the scalar one; the squares are added
@@ -146,32 +159,17 @@ module internal VelocityKernels =
         let mutable acc1 = Numerics.Vector<float>.Zero
         let mutable acc2 = Numerics.Vector<float>.Zero
         let mutable acc3 = Numerics.Vector<float>.Zero
-        let mutable xl = Numerics.Vector<float>.Zero
-        let mutable xh = Numerics.Vector<float>.Zero
-        let mutable yl = Numerics.Vector<float>.Zero
-        let mutable yh = Numerics.Vector<float>.Zero
-        let x = &MemoryMarshal.GetReference current
-        let y = &MemoryMarshal.GetReference previous
         let mutable i = 0
         while i + 2 * width <= current.Length do
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint i), &xl, &xh)
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&y, unativeint i), &yl, &yh)
-            let dl = xl - yl
-            let dh = xh - yh
+            let struct (dl, dh) = differencesAt (current, previous, i)
             acc0 <- Numerics.Vector.FusedMultiplyAdd(dl, dl, acc0)
             acc1 <- Numerics.Vector.FusedMultiplyAdd(dh, dh, acc1)
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint (i + width)), &xl, &xh)
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&y, unativeint (i + width)), &yl, &yh)
-            let dl = xl - yl
-            let dh = xh - yh
+            let struct (dl, dh) = differencesAt (current, previous, i + width)
             acc2 <- Numerics.Vector.FusedMultiplyAdd(dl, dl, acc2)
             acc3 <- Numerics.Vector.FusedMultiplyAdd(dh, dh, acc3)
             i <- i + 2 * width
         if i + width <= current.Length then
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint i), &xl, &xh)
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&y, unativeint i), &yl, &yh)
-            let dl = xl - yl
-            let dh = xh - yh
+            let struct (dl, dh) = differencesAt (current, previous, i)
             acc0 <- Numerics.Vector.FusedMultiplyAdd(dl, dl, acc0)
             acc1 <- Numerics.Vector.FusedMultiplyAdd(dh, dh, acc1)
             i <- i + width
