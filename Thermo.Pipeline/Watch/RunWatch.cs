@@ -4,6 +4,7 @@ using Thermo.Analysis;
 using Thermo.Analysis.Engine;
 using Thermo.Analysis.Physics;
 using Thermo.Analysis.Run;
+using Thermo.Pipeline.Report;
 
 namespace Thermo.Pipeline.Watch;
 
@@ -48,6 +49,9 @@ public sealed class RunWatch
     readonly List<double[]> layerT = [];   // per epoch: T of each layer
     readonly List<double[][]> unitT = [];  // per epoch: per layer, T of each unit
     MetricsRow[] metrics = [];
+    /// <summary>An imported run's source-metrics.parquet (what its source logged, by column), null without one.</summary>
+    SourceMetrics? sourceMetrics;
+    (DateTime, long) sourceMetricsStamp;
     /// <summary>Whether the run was imported from a checkpoint series, and the unit of its time (epoch or optimiser step).</summary>
     bool imported;
     TimeUnit timeUnit = TimeUnit.Epoch;
@@ -155,6 +159,14 @@ public sealed class RunWatch
         if (imported)
         {
             metrics = Snapshots.ImportedMetrics(Directory);
+            var source = new FileInfo(Path.Combine(Directory, RunLayout.SourceMetricsFile));
+            RefuseOutsideLink(source.FullName);
+            var sourceStamp = source.Exists ? (source.LastWriteTimeUtc, source.Length) : default;
+            if (sourceStamp != sourceMetricsStamp || (source.Exists && sourceMetrics is null))
+            {
+                sourceMetrics = source.Exists ? SourceMetrics.Read(Directory, timeUnit) : null;
+                sourceMetricsStamp = sourceStamp;
+            }
             return;
         }
         var path = RunLayout.Metrics(Directory);
@@ -306,6 +318,7 @@ public sealed class RunWatch
             WriteNumbers(json, "train_accuracy", rows.Select(r => r.TrainAccuracy));
             WriteNumbers(json, "test_accuracy", rows.Select(r => r.TestAccuracy));
             json.WriteEndObject();
+            if (imported) WriteSourceMetrics(json, since);
 
             var picked = Enumerable.Range(0, epochs.Count).Where(i => epochs[i] > since).ToArray();
             json.WriteStartObject("layer_temperature");
@@ -335,6 +348,34 @@ public sealed class RunWatch
             json.WriteEndObject();
             json.WriteEndObject();
         }
+    }
+
+    /// <summary>
+    /// An imported run's "source_metrics" (each column its source logged, against "time") and
+    /// "training_note", as the report's page has them. An imported run does not grow: the rows after
+    /// <paramref name="since"/> go with the request that brings its snapshots, none with later polls.
+    /// </summary>
+    void WriteSourceMetrics(Utf8JsonWriter json, int since)
+    {
+        if (sourceMetrics is not { } m)
+        {
+            json.WriteNull("source_metrics");
+            json.WriteString("training_note", $"no training curves: the run has no {RunLayout.SourceMetricsFile} (its source logged no metrics that thermo import could read)");
+            return;
+        }
+        int upTo = since < lastEpoch ? int.MaxValue : since;
+        var rows = Enumerable.Range(0, m.Time.Length).Where(i => m.Time[i] > since && m.Time[i] <= upTo).OrderBy(i => m.Time[i]).ToArray();
+        json.WriteStartObject("source_metrics");
+        json.WriteString("time_unit", TimeUnits.Name(m.TimeUnit));
+        json.WriteStartArray("time");
+        foreach (var i in rows) json.WriteNumberValue(m.Time[i]);
+        json.WriteEndArray();
+        json.WriteStartObject("columns");
+        foreach (var (name, values) in m.Columns) WriteNumbers(json, name, rows.Select(i => values[i]));
+        json.WriteEndObject();
+        json.WriteEndObject();
+        if (m.Columns.Count > 0) json.WriteNull("training_note");
+        else json.WriteString("training_note", $"no training curves: {RunLayout.SourceMetricsFile} holds no logged value");
     }
 
     void WriteEpochs(Utf8JsonWriter json, int[] picked)

@@ -310,6 +310,18 @@ public sealed class WatchTests : IDisposable
             Close(values[row], t, $"conv1 T at step {time}");
         }
         Assert.True(series.GetProperty("metrics").GetProperty("epoch").GetArrayLength() > 0, "the source's metrics");
+        // What the source logged, column by column, as source-metrics.parquet holds it; not again on the next poll.
+        var logged = Table.Read(Path.Combine(run, RunLayout.SourceMetricsFile), Thermo.Analysis.Engine.ImportedRun.MetricsTable);
+        var loggedTimes = Table.GetInts(logged, "time", RunLayout.SourceMetricsFile);
+        var source = series.GetProperty("source_metrics");
+        Assert.Equal("step", source.GetProperty("time_unit").GetString());
+        var order = Enumerable.Range(0, loggedTimes.Length).OrderBy(i => loggedTimes[i]).ToArray();
+        Assert.Equal(order.Select(i => loggedTimes[i]), source.GetProperty("time").EnumerateArray().Select(e => e.GetInt32()));
+        var loss = Table.GetDoubles(logged, "loss", RunLayout.SourceMetricsFile);
+        Assert.Equal(order.Select(i => double.IsFinite(loss[i]) ? loss[i] : (double?)null),
+            source.GetProperty("columns").GetProperty("loss").EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Null ? (double?)null : e.GetDouble()));
+        var later = await watch.Get("/api/runs/0?since=80");
+        Assert.Equal(0, later.GetProperty("source_metrics").GetProperty("time").GetArrayLength());
     }
 
     [Fact]
