@@ -428,13 +428,14 @@ module Engine =
     /// Stage 2, the window's snapshots side by side, from their opened random access (`Values`; closed
     /// here when done), on every core. A worker takes a block of flat positions (four 64 KB chunks)
     /// and reads it from one snapshot after another into one of two buffers, beside the previous
-    /// snapshot's block, summing each piece's step while both are in cache (a block of every snapshot
-    /// at once would not fit in a core's cache, and summing from the next level took about a fifth longer);
-    /// the first snapshot's block stays for the drift. Each source byte is read once (unless a value is
-    /// not finite and the analysis fails) and no array of the latest values is kept (the streaming pass reads the first snapshot twice and keeps and
-    /// rewrites a float32 copy of every selected value). Every sum adds the same terms in the same
-    /// order as the streaming pass's, and the chunks' partial sums are merged in flat order, so the
-    /// results are those of `accumulateStreaming` to the last bit.
+    /// snapshot's block, summing each piece's step while both are in cache (a block of every
+    /// snapshot at once does not stay in a core's cache, and summing it from the next level took
+    /// about a fifth longer); the first snapshot's block stays for the drift. Each source byte is
+    /// read once (unless a value is not finite and the analysis fails) and no array of the latest
+    /// values is kept (the streaming pass reads the first snapshot twice and keeps and rewrites a
+    /// float32 copy of every selected value). Every sum adds the same terms in the same order as the
+    /// streaming pass's, and the chunks' partial sums are merged in flat order, so the results are
+    /// those of `accumulateStreaming` to the last bit.
     let private accumulateSideBySide (p: Plan) (sources: SnapshotValues[]) (progress: int -> int -> unit) : Accumulators =
         try
             let snapshots = p.Series.Snapshots
