@@ -385,7 +385,7 @@ module Engine =
           L1: float[]
           Failure: Runtime.ExceptionServices.ExceptionDispatchInfo }
 
-    /// A block's sums say a value is NaN or ±∞ (the side-by-side pass then finds and names it).
+    /// A block's sums say a value is NaN or ±∞ (the streaming pass, run then, names it).
     type private NonFiniteValues() =
         inherit Exception("a value of the block is NaN or infinite")
 
@@ -442,22 +442,12 @@ module Engine =
             let m = snapshots.Length - 1
             let n = p.Velocities
             let a = newAccumulators p p.PerWeight
-            let segments, perWeight, dts, timeName, directory = p.Segments, p.PerWeight, p.Dts, p.TimeName, p.Directory
+            let segments, perWeight, dts = p.Segments, p.PerWeight, p.Dts
             let driftScale = driftScale p
             let chunk = SnapshotStream.chunkLength
             let chunks = (p.Total + chunk - 1) / chunk
             let block = chunk * chunksPerRead
             let blocks = (p.Total + block - 1) / block
-            // A value somewhere is NaN or ±∞: fails as the streaming pass does, naming the first one
-            // in its order (snapshot after snapshot, each in flat order), from the files again one
-            // chunk at a time. Only when an analysis is about to fail, so its cost does not matter.
-            let failAtFirstNonFinite (scratch: float32[]) =
-                for i in 0 .. m do
-                    for c in 0 .. chunks - 1 do
-                        let offset = c * chunk
-                        let count = min chunk (p.Total - offset)
-                        sources[i].Read(offset, scratch, 0, count)
-                        SnapshotStream.checkFinite snapshots[i].Source timeName snapshots[i].Time directory offset (ReadOnlySpan<float32>(scratch, 0, count))
             // One block's chunks' sums into `results` from `at`, with `buffers` (three arrays of a block).
             let sumsOfBlock (buffers: float32[][]) (b: int) (results: ChunkSums[]) (at: int) =
                 let origin = b * block
@@ -563,7 +553,11 @@ module Engine =
                 for k in 0 .. min (size * chunksPerRead) (chunks - firstChunk) - 1 do
                     let r = results[k]
                     if not (isNull r.Failure) then
-                        if r.Failure.SourceException :? NonFiniteValues then failAtFirstNonFinite (Array.zeroCreate chunk)
+                        // A value somewhere is NaN or ±∞: the streaming pass over the same snapshots
+                        // meets it first in its own order and fails naming it, so both passes give
+                        // one message. Only when the analysis is about to fail, so its second read
+                        // of the files and its copy of the values do not matter.
+                        if r.Failure.SourceException :? NonFiniteValues then accumulateStreaming p (fun _ _ -> ()) |> ignore
                         r.Failure.Throw()
                     for j in 0 .. r.Units.Length - 1 do
                         let u = r.Units[j]
