@@ -145,24 +145,31 @@ public static class PagePayload
             ["last"] = source.Last,
             ["description"] = source.Describe(),
         };
-        if (r.SourceMetrics is { } m)
+        var (metrics, note) = SourceMetricsPayload(r.SourceMetrics, kept);
+        payload["source_metrics"] = metrics;
+        payload["training_note"] = note;
+    }
+
+    /// <summary>
+    /// An imported run's "source_metrics" (each column its source logged, by name, against "time", the
+    /// rows at the times <paramref name="kept"/> keeps; null without source-metrics.parquet) and its
+    /// "training_note" (why there are no training curves; null when there are): the report's page and
+    /// thermo watch send the same.
+    /// </summary>
+    public static (JsonObject? Metrics, string? Note) SourceMetricsPayload(SourceMetrics? m, Func<int, bool> kept)
+    {
+        if (m is null)
+            return (null, $"no training curves: the run has no {RunLayout.SourceMetricsFile} (its source logged no metrics that thermo import could read)");
+        var rows = Enumerable.Range(0, m.Time.Length).Where(i => kept(m.Time[i])).OrderBy(i => m.Time[i]).ToArray();
+        var columns = new JsonObject();
+        foreach (var (name, values) in m.Columns) columns[name] = Numbers(rows.Select(i => values[i]));
+        var metrics = new JsonObject
         {
-            var rows = Enumerable.Range(0, m.Time.Length).Where(i => kept(m.Time[i])).OrderBy(i => m.Time[i]).ToArray();
-            var columns = new JsonObject();
-            foreach (var (name, values) in m.Columns) columns[name] = Numbers(rows.Select(i => values[i]));
-            payload["source_metrics"] = new JsonObject
-            {
-                ["time_unit"] = TimeUnits.Name(m.TimeUnit),
-                ["time"] = Ints(rows.Select(i => m.Time[i])),
-                ["columns"] = columns,
-            };
-            payload["training_note"] = m.Columns.Count > 0 ? null : $"no training curves: {RunLayout.SourceMetricsFile} holds no logged value";
-        }
-        else
-        {
-            payload["source_metrics"] = null;
-            payload["training_note"] = $"no training curves: the run has no {RunLayout.SourceMetricsFile} (its source logged no metrics that thermo import could read)";
-        }
+            ["time_unit"] = TimeUnits.Name(m.TimeUnit),
+            ["time"] = Ints(rows.Select(i => m.Time[i])),
+            ["columns"] = columns,
+        };
+        return (metrics, m.Columns.Count > 0 ? null : $"no training curves: {RunLayout.SourceMetricsFile} holds no logged value");
     }
 
     static string[] AnalysedLayers(RunTables r)

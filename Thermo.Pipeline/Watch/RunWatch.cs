@@ -162,7 +162,7 @@ public sealed class RunWatch
             var source = new FileInfo(Path.Combine(Directory, RunLayout.SourceMetricsFile));
             RefuseOutsideLink(source.FullName);
             var sourceStamp = source.Exists ? (source.LastWriteTimeUtc, source.Length) : default;
-            if (sourceStamp != sourceMetricsStamp || (source.Exists && sourceMetrics is null))
+            if (sourceStamp != sourceMetricsStamp)
             {
                 sourceMetrics = source.Exists ? SourceMetrics.Read(Directory, timeUnit) : null;
                 sourceMetricsStamp = sourceStamp;
@@ -357,25 +357,12 @@ public sealed class RunWatch
     /// </summary>
     void WriteSourceMetrics(Utf8JsonWriter json, int since)
     {
-        if (sourceMetrics is not { } m)
-        {
-            json.WriteNull("source_metrics");
-            json.WriteString("training_note", $"no training curves: the run has no {RunLayout.SourceMetricsFile} (its source logged no metrics that thermo import could read)");
-            return;
-        }
         int upTo = since < lastEpoch ? int.MaxValue : since;
-        var rows = Enumerable.Range(0, m.Time.Length).Where(i => m.Time[i] > since && m.Time[i] <= upTo).OrderBy(i => m.Time[i]).ToArray();
-        json.WriteStartObject("source_metrics");
-        json.WriteString("time_unit", TimeUnits.Name(m.TimeUnit));
-        json.WriteStartArray("time");
-        foreach (var i in rows) json.WriteNumberValue(m.Time[i]);
-        json.WriteEndArray();
-        json.WriteStartObject("columns");
-        foreach (var (name, values) in m.Columns) WriteNumbers(json, name, rows.Select(i => values[i]));
-        json.WriteEndObject();
-        json.WriteEndObject();
-        if (m.Columns.Count > 0) json.WriteNull("training_note");
-        else json.WriteString("training_note", $"no training curves: {RunLayout.SourceMetricsFile} holds no logged value");
+        var (metrics, note) = PagePayload.SourceMetricsPayload(sourceMetrics, time => time > since && time <= upTo);
+        json.WritePropertyName("source_metrics");
+        if (metrics is null) json.WriteNullValue();
+        else metrics.WriteTo(json);
+        json.WriteString("training_note", note);
     }
 
     void WriteEpochs(Utf8JsonWriter json, int[] picked)
