@@ -136,8 +136,13 @@ module AnalysisTables =
     let readInstantaneous (path: string) : InstantaneousColumns =
         let c, text, ints, floats = columns path AnalysisOutput.InstantaneousTable
         let unitName = if c.ContainsKey "time_unit" then text "time_unit" |> Array.tryHead else None
+        let dt = if c.ContainsKey "dt" then ints "dt" else [||]
+        // Readers weight T(e) by its interval (the report's windows): a non-positive one is no interval.
+        match dt |> Array.tryFindIndex (fun d -> d < 1) with
+        | Some row -> failAt path "column dt holds %d at row %d; an interval is at least 1" dt[row] row
+        | None -> ()
         { InstantaneousColumns.Layer = text "layer"; Unit = ints "unit"; Time = ints "epoch"; Temperature = floats "temperature"
-          Dt = (if c.ContainsKey "dt" then ints "dt" else [||])
+          Dt = dt
           TimeUnit = unitName |> Option.map TimeUnits.parse |> Option.defaultValue TimeUnit.Epoch }
 
     /// RUN/analysis/msd.parquet at `path`; `ArtifactException` for a missing or mistyped column.

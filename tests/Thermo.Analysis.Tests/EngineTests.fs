@@ -228,6 +228,16 @@ let tests =
             SnapshotWriter.write SnapshotFileFormat.Arrow (Path.Combine(dir.Path, "snapshots", "epoch=00002.arrow")) s
             expectArtifactError "epochs 2 have more than one snapshot file" (fun () -> Engine.analyze dir.Path { AnalysisOptions.Default with Window = Last 3 })
 
+        testCase "a group series holds each group's values flat, finds them by key and compares by value" <| fun () ->
+            let keys = [| { Layer = "a"; Unit = -1; Weight = -1 }; { Layer = "a"; Unit = 0; Weight = -1 }; { Layer = "a"; Unit = 1; Weight = -1 } |]
+            let series = GroupSeries(keys, 2, [| 1.0; 2.0; 3.0; 4.0; 5.0; 6.0 |])
+            Expect.equal series[1] [| 3.0; 4.0 |] "group 1's values"
+            Expect.equal (series.Find(fun k -> k.Unit = 1)) [| 5.0; 6.0 |] "unit 1's values"
+            Expect.equal (series.Pairs |> Array.map fst) keys "the keys in order"
+            Expect.isTrue (series.Equals(GroupSeries(Array.copy keys, 2, [| 1.0; 2.0; 3.0; 4.0; 5.0; 6.0 |]))) "equal values, equal series"
+            Expect.isFalse (series.Equals(GroupSeries(keys, 2, [| 1.0; 2.0; 3.0; 4.0; 5.0; 7.0 |]))) "one value differs"
+            Expect.throwsT<ArgumentException> (fun () -> GroupSeries(keys, 2, [| 1.0 |]) |> ignore) "values must fill every group"
+
         testCase "outputs are written as one directory of tables" <| fun () ->
             use dir = new TempDirectory()
             let _ = syntheticRun dir.Path 6
@@ -237,10 +247,21 @@ let tests =
             let analysis = Path.Combine(dir.Path, "analysis")
             Expect.sequenceEqual (Directory.GetFiles analysis |> Array.map Path.GetFileName |> Array.sort) [| "fits.parquet"; "instantaneous.parquet"; "msd.parquet"; "temperature.parquet" |] "four tables"
             Expect.isEmpty (Directory.GetDirectories dir.Path |> Array.filter (fun d -> Path.GetFileName(d).StartsWith ".")) "no temporary directories left"
-            // instantaneous.parquet is written batch by batch from the series: every value, in order
-            match Tables.read (Path.Combine(analysis, "instantaneous.parquet")) "instantaneous" |> List.find (fun c -> c.Name = "temperature") with
-            | Float64Column(_, v) -> Expect.equal v (result.Instantaneous.Pairs |> Array.collect snd) "every T_G(e)"
-            | _ -> failtest "temperature is float64"
+            // instantaneous.parquet is written batch by batch from the flat series: every group's value
+            // at every time of the window, in order, with its layer, unit and interval
+            let path = Path.Combine(analysis, "instantaneous.parquet")
+            let table = AnalysisTables.readInstantaneous path
+            let series = result.Instantaneous
+            let n = series.Intervals
+            Expect.equal table.Temperature (series.Pairs |> Array.collect snd) "every T_G(e)"
+            Expect.equal table.Layer (series.Keys |> Array.collect (fun k -> Array.create n k.Layer)) "each row's layer"
+            Expect.equal table.Unit (series.Keys |> Array.collect (fun k -> Array.create n k.Unit)) "each row's unit"
+            Expect.equal table.Time (Array.concat (Array.create series.Keys.Length result.Window.Times[1..])) "each row's epoch"
+            Expect.equal table.Dt (Array.concat (Array.create series.Keys.Length result.Window.Intervals)) "each row's interval"
+            // A table whose dt is not an interval is refused, naming it: readers weight T(e) by it.
+            let columns = Tables.read path "instantaneous" |> List.map (function Int32Column("dt", v) -> (v[2] <- 0; Int32Column("dt", v)) | c -> c)
+            Tables.write path "instantaneous" columns
+            expectArtifactError "column dt holds 0 at row 2" (fun () -> AnalysisTables.readInstantaneous path)
             let temperature = Tables.read (Path.Combine(analysis, "temperature.parquet")) "temperature"
             match temperature |> List.find (fun c -> c.Name = "window_from") with
             | Int32Column(_, v) -> Expect.isTrue (v |> Array.forall ((=) 0)) "the window is stated in every row"
