@@ -131,10 +131,13 @@ module SnapshotSeries =
     /// Inferred: every file there.
     [<CompiledName("EpochFiles")>]
     let epochFiles (run: string) (spacing: SnapshotSpacing) : SnapshotFile[] =
-        let files = listEpochFiles run
-        if spacing = SnapshotSpacing.InferredFromFiles then files
+        if spacing = SnapshotSpacing.InferredFromFiles then listEpochFiles run
         else
+            // The manifest before the listing: a training writes an epoch's snapshot before the
+            // manifest that declares it, so every file the manifest declares is then listed. Listed
+            // first, a file finished between the two reads would be declared but not listed.
             let plan = declared run
+            let files = listEpochFiles run
             let expected = expectedEpochs plan
             let declared = Set.ofArray expected
             let complete = files |> Array.filter (fun f -> declared.Contains f.Time)
@@ -150,10 +153,11 @@ module SnapshotSeries =
     /// `epochFiles` checks the per-epoch ones.
     [<CompiledName("StepFiles")>]
     let stepFiles (run: string) (spacing: SnapshotSpacing) : SnapshotFile[] =
-        let files = listStepFiles run
-        if spacing = SnapshotSpacing.InferredFromFiles then files
+        if spacing = SnapshotSpacing.InferredFromFiles then listStepFiles run
         else
+            // The manifest first, as in `epochFiles`.
             let plan = declared run
+            let files = listStepFiles run
             let complete = files |> Array.filter (fun f -> int64 f.Time <= plan.LastStep)
             let present = complete |> Array.map (fun f -> int64 f.Time) |> Set.ofArray
             let missing = expectedSteps plan |> Array.filter (fun s -> not (present.Contains s))

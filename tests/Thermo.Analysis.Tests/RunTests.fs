@@ -154,6 +154,34 @@ let tests =
             Expect.sequenceEqual (Directory.GetFileSystemEntries dir.Path |> Array.map Path.GetFileName) [| "out" |] "no temporary left"
             AtomicFile.replaceDirectory (dir.File "fresh") (fun temp -> File.WriteAllText(Path.Combine(temp, "x"), "x"))
             Expect.isTrue (File.Exists(Path.Combine(dir.File "fresh", "x"))) "a directory that did not exist"
+
+        testCase "a reader beside a training lists every snapshot the manifest declares" <| fun () ->
+            // A writer in the training's order: each epoch's snapshot file, then the manifest that
+            // declares it (renamed into place whole). A reader listing the files before reading the
+            // manifest would find an epoch declared but not yet listed.
+            use dir = new TempDirectory()
+            let snapshots = RunLayout.snapshots dir.Path
+            Directory.CreateDirectory snapshots |> ignore
+            let declareThrough epoch =
+                let temp = RunLayout.manifest dir.Path + ".tmp"
+                File.WriteAllText(temp, sprintf """{ "config": { "epochs": 100000, "snapshotEvery": 1 }, "status": "Running", "lastCompleteEpoch": %d, "lastStep": %d }""" epoch epoch)
+                File.Move(temp, RunLayout.manifest dir.Path, true)
+            File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet 0), [||])
+            declareThrough 0
+            let epochs = 400
+            let writer =
+                Threading.Tasks.Task.Run(fun () ->
+                    for e in 1..epochs do
+                        File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet e), [||])
+                        declareThrough e)
+            let mutable reads = 0
+            while not writer.IsCompleted do
+                let files = SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest
+                Expect.sequenceEqual (files |> Array.map (fun f -> f.Time)) [| 0 .. files.Length - 1 |] "epochs 0.. in order, none skipped"
+                reads <- reads + 1
+            writer.Wait()
+            Expect.isGreaterThan reads 10 "the reader read while the writer wrote"
+            Expect.equal (SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest).Length (epochs + 1) "every epoch at the end"
     ]
 
 [<Tests>]
