@@ -107,12 +107,15 @@ public sealed class RunWatch
                 {
                     RefuseOutsideLink(SnapshotsDirectory);
                     imported = Snapshots.IsImported(Directory);
+                    // The status before the listing: a training writes its last snapshot before the
+                    // manifest that calls the run complete, so a run read as complete has all its
+                    // files listed. An imported checkpoint series is written whole: complete by construction.
+                    var nowComplete = imported || ReadComplete(manifest);
                     var (unit, files) = Snapshots.SeriesFiles(Directory);
                     timeUnit = unit;
                     foreach (var file in files)
                         if (file.Time > lastEpoch) Read(file.Time, file.Path);
-                    // An imported checkpoint series is written whole: complete by construction.
-                    complete = imported || ReadComplete(manifest);
+                    complete = nowComplete;
                     manifestStamp = stamp;
                 }
                 RefreshMetrics();
