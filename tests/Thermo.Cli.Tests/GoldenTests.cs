@@ -76,6 +76,11 @@ public class GoldenTests
             using (var training = Thermo.Trainer.Training.TrainingRun.Start(TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 256, 64), 4), made, dir.Path, new Thermo.Trainer.Training.SilentProgress()))
                 training.Run();
             Directory.Delete(Path.Combine(made, "checkpoint"), recursive: true);
+            // The data's temporary directory is no part of the fixture: a placeholder, replaced below.
+            var fixture = JsonNode.Parse(File.ReadAllText(Path.Combine(made, "run.json")))!;
+            fixture["config"]!["dataDir"] = "data";
+            fixture["dataset"]!["source"] = "data";
+            File.WriteAllText(Path.Combine(made, "run.json"), fixture.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         }
         foreach (var file in Directory.EnumerateFiles(Path.Combine(golden, "run"), "*", SearchOption.AllDirectories))
         {
@@ -85,7 +90,9 @@ public class GoldenTests
         }
         // The run's data are the synthetic bars, regenerated (deterministically) where run.json says.
         var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "run.json")))!;
-        manifest["config"]!["dataDir"] = Directory.Exists(dir["data"]) ? dir["data"] : TinyData.WriteMnistLike(dir["data"], 256, 64);
+        var data = Directory.Exists(dir["data"]) ? dir["data"] : TinyData.WriteMnistLike(dir["data"], 256, 64);
+        manifest["config"]!["dataDir"] = data;
+        manifest["dataset"]!["source"] = data;
         File.WriteAllText(Path.Combine(run, "run.json"), manifest.ToJsonString());
 
         foreach (var args in new[]
