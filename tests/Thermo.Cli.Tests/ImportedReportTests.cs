@@ -215,6 +215,29 @@ public class ImportedReportTests
     }
 
     [Fact]
+    public void A_page_of_a_run_by_epoch_beside_a_run_by_step_names_both_units()
+    {
+        using var dir = new TempDir();
+        var trained = ReportTests.PrunedRun(dir, "trained");
+        var imported = Imported(dir, "huggingface", "5:80", "imported");
+        var report = ThermoProcess.Run(dir.Path, "report", trained, imported, "--out", dir["both"], "--quiet");
+        Assert.True(report.Code == 0, report.Err);
+        var (code, output, error) = ReportTests.Exec("node", Path.Combine(Repository.Root, "tests", "browser", "check-page.mjs"), Path.Combine(dir["both"], "index.html"), dir["both.png"]);
+        Assert.True(code == 0, $"the browser check failed (needs /usr/bin/chromium and tests/browser/node_modules; `dotnet fsi build.fsx test` installs both): {error}");
+        var page = JsonDocument.Parse(output).RootElement;
+        Assert.False(page.TryGetProperty("failure", out var failure), $"the page check stopped: {failure}");
+        foreach (var kind in new[] { "consoleErrors", "pageErrors", "failedRequests" })
+            Assert.True(page.GetProperty(kind).GetArrayLength() == 0, $"{kind}: {page.GetProperty(kind)}");
+        // One shared time axis: it names both units, and each run's series its own.
+        Assert.Equal("epoch or step", page.GetProperty("temperatureAxis").GetString());
+        var series = page.GetProperty("temperatureSeries").EnumerateArray().Select(s => s.GetString()!).ToArray();
+        Assert.Contains(series, n => n.StartsWith("trained (epochs) ", StringComparison.Ordinal));
+        Assert.Contains(series, n => n.StartsWith("imported (steps) ", StringComparison.Ordinal));
+        Assert.All(series, n => Assert.Matches(@"^(trained \(epochs\)|imported \(steps\)) ", n));
+        Assert.StartsWith("epoch or step ", page.GetProperty("tooltip").GetString());
+    }
+
+    [Fact]
     public void An_imported_run_without_source_metrics_is_reported_without_the_training_panel()
     {
         using var dir = new TempDir();

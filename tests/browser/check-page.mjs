@@ -6,7 +6,8 @@
 //   --toggle NAME       uncheck the run NAME's toggle; records the T(e) chart's series names before and after
 // Drives Thermo's interactive page (report/index.html or thermo watch's /) in headless Debian Chromium
 // and prints one JSON document: console errors, page errors, failed requests, #epoch-count, the tooltip
-// read after hovering the T(e) chart, and what the options asked for.
+// read after hovering the T(e) chart, that chart's time axis name and series names, and what the options
+// asked for.
 import { chromium } from 'playwright-core';
 import { pathToFileURL } from 'node:url';
 import { writeFileSync } from 'node:fs';
@@ -58,6 +59,9 @@ try {
   await tab.waitForFunction(() => [...document.querySelectorAll('#chart-temperature .thermo-tooltip')].some(t => t.offsetParent !== null && /\d/.test(t.textContent)), null, { timeout: 5000 }).catch(() => { });
   result.tooltip = await tab.$$eval('#chart-temperature .thermo-tooltip', ts => ts.filter(t => t.offsetParent !== null).map(t => t.textContent).join('\n'));
   await tab.mouse.move(2, 2);
+
+  result.temperatureAxis = await tab.evaluate(() => echarts.getInstanceByDom(document.getElementById('chart-temperature')).getOption().xAxis[0].name);
+  result.temperatureSeries = await tab.evaluate(() => (echarts.getInstanceByDom(document.getElementById('chart-temperature')).getOption().series || []).map(s => s.name));
 
   const seriesOf = id => tab.evaluate(id => (echarts.getInstanceByDom(document.getElementById(id)).getOption().series || []).map(s => ({ name: s.name, data: s.data })), id);
   const window = option('--window');

@@ -153,8 +153,14 @@
   }
 
   // Every chart's common parts: integer epoch axes, zoom and pan (wheel, drag, slider), hover read-outs.
-  const timeUnit = () => okRuns()[0]?.payload.time_unit || 'epoch';
-  const timeUnits = () => timeUnit() + 's';
+  // The runs' time unit. Runs of both units on one page share the axis: it then names both, and each
+  // run's series carry its unit, so that a step is never read as an epoch.
+  const unitOf = r => r.payload.time_unit || 'epoch';
+  const runUnits = () => [...new Set(okRuns().map(unitOf))];
+  const mixedUnits = () => runUnits().length > 1;
+  const timeUnit = () => mixedUnits() ? 'epoch or step' : runUnits()[0] || 'epoch';
+  const timeUnits = () => mixedUnits() ? 'epochs or steps' : timeUnit() + 's';
+  const runLabel = r => mixedUnits() ? `${r.name} (${unitOf(r)}s)` : r.name;
   const epochAxis = extra => Object.assign({ type: 'value', name: timeUnit(), nameLocation: 'middle', nameGap: 26, minInterval: 1, scale: true,
     axisLabel: { formatter: v => Number.isInteger(v) ? String(v) : '' } }, extra);
   const zoom = (axes = { xAxisIndex: 0 }) => [Object.assign({ type: 'inside', filterMode: 'none' }, axes), Object.assign({ type: 'slider', height: 16, bottom: 4, filterMode: 'none' }, axes)];
@@ -195,7 +201,7 @@
     if (!m) return [];
     const single = okRuns().length === 1;
     return Object.entries(m.columns || {}).filter(([name]) => /loss/i.test(name) === losses).map(([name, values], k) => ({
-      name: single ? name : `${r.name} ${name}`, type: 'line', showSymbol: values.length < 60, symbolSize: 4, connectNulls: true,
+      name: single ? name : `${runLabel(r)} ${name}`, type: 'line', showSymbol: values.length < 60, symbolSize: 4, connectNulls: true,
       color: single ? PALETTE[(losses ? k : k + 2) % PALETTE.length] : r.colour, yAxisIndex: losses ? 0 : axisOf(name),
       lineStyle: { width: 1.5, type: single ? 'solid' : LAYER_DASH[k % LAYER_DASH.length] },
       data: m.time.map((t, i) => [t, finite(values[i]) ? values[i] : null]) }));
@@ -220,7 +226,7 @@
         const m = r.payload.metrics || {};
         for (const split of ['train', 'test']) {
           const values = m[`${split}_${kind}`] || [];
-          series.push({ name: `${r.name} ${split}`, type: 'line', showSymbol: false, symbolSize: 4, color: r.colour,
+          series.push({ name: `${runLabel(r)} ${split}`, type: 'line', showSymbol: false, symbolSize: 4, color: r.colour,
             lineStyle: { width: 1.5, type: split === 'test' ? 'dashed' : 'solid' },
             data: (m.epoch || []).map((e, i) => [e, finite(values[i]) ? values[i] : null]) });
         }
@@ -257,7 +263,7 @@
         const s = (r.payload.layer_temperature || {})[layer];
         if (!s) return;
         const colour = byLayer ? PALETTE[li % PALETTE.length] : r.colour;
-        series.push({ name: byLayer ? layer : `${r.name} ${layer}`, type: 'line', showSymbol: s.epoch.length < 60, symbolSize: 4, color: colour,
+        series.push({ name: byLayer ? layer : `${runLabel(r)} ${layer}`, type: 'line', showSymbol: s.epoch.length < 60, symbolSize: 4, color: colour,
           lineStyle: { width: 1.5, type: byLayer ? 'solid' : LAYER_DASH[li % LAYER_DASH.length] },
           data: s.epoch.map((e, i) => [e, positive(s.t[i])]) });
       });
@@ -282,7 +288,7 @@
       if (!w || !w.payload) { if (w && w.error) missing.push(`${r.name}: ${w.error}`); continue; }
       derived = derived || !!w.payload.derived;
       for (const [part, opacity] of [['t', 1], ['drift', 0.6], ['osc', 0.3]])
-        parts.push({ name: `${r.name} ${part === 't' ? 'T' : part === 'drift' ? 'T_drift' : 'T_osc'}`, colour: r.colour, opacity,
+        parts.push({ name: `${runLabel(r)} ${part === 't' ? 'T' : part === 'drift' ? 'T_drift' : 'T_osc'}`, colour: r.colour, opacity,
           values: layers.map(l => positive(((w.payload.layers || {})[l] || {})[part])) });
     }
     const logs = parts.flatMap(p => p.values.filter(v => v !== null).map(Math.log10));
@@ -311,9 +317,9 @@
     for (const r of shownRuns()) {
       const m = state.windows.get(r.id)?.payload?.msd;
       if (!m || !m.lag) continue;
-      const over = m.from != null ? ` (${timeUnits()} ${m.from}..${m.to})` : '';
+      const over = m.from != null ? ` (${unitOf(r)}s ${m.from}..${m.to})` : '';
       const alpha = finite(m.alpha) ? ` α = ${m.alpha.toFixed(2)}` + (finite(m.r2) ? ` (R² ${m.r2.toFixed(3)})` : '') : '';
-      series.push({ name: `${r.name} ${m.layer}${alpha}${over}`, type: 'line', color: r.colour, showSymbol: true, symbolSize: 4,
+      series.push({ name: `${runLabel(r)} ${m.layer}${alpha}${over}`, type: 'line', color: r.colour, showSymbol: true, symbolSize: 4,
         data: m.lag.map((l, i) => [positive(l), positive(m.msd[i])]).filter(p => p[0] !== null) });
     }
     if (series.length) {
@@ -353,9 +359,9 @@
       title: title(s ? `${run.name}: T(e) of each unit of ${layer} (log₁₀ colour)` : 'Per-unit temperature (no per-unit series)'),
       grid: grid({ left: 50, right: 70, top: 36 }),
       tooltip: { trigger: 'item', className: 'thermo-tooltip', confine: true,
-        formatter: p => `${escapeHtml(timeUnit())} ${epochs[p.value[0]]}, unit ${p.value[1]}<br>T(e) <b>${p.value[2] === null ? '—' : fmt(Math.pow(10, p.value[2]))}</b>` },
+        formatter: p => `${escapeHtml(unitOf(run))} ${epochs[p.value[0]]}, unit ${p.value[1]}<br>T(e) <b>${p.value[2] === null ? '—' : fmt(Math.pow(10, p.value[2]))}</b>` },
       dataZoom: [{ type: 'inside', xAxisIndex: 0 }, { type: 'slider', xAxisIndex: 0, height: 16, bottom: 4 }, { type: 'inside', yAxisIndex: 0 }],
-      xAxis: { type: 'category', data: epochs.map(String), name: timeUnit(), nameLocation: 'middle', nameGap: 26 },
+      xAxis: { type: 'category', data: epochs.map(String), name: run ? unitOf(run) : timeUnit(), nameLocation: 'middle', nameGap: 26 },
       yAxis: Object.assign({ type: 'category', data: Array.from({ length: count }, (_, k) => String(k)) }, valueName('unit'), { nameGap: 30 }),
       visualMap: { type: 'continuous', min: lo, max: hi, calculable: true, right: 4, top: 'middle', itemHeight: 200,
         text: ['hot', 'cold'], formatter: v => fmt(Math.pow(10, v)), inRange: { color: ['#313695', '#4575b4', '#74add1', '#abd9e9', '#fee090', '#fdae61', '#f46d43', '#d73027', '#a50026'] } },
@@ -372,12 +378,12 @@
     const w = run ? state.windows.get(run.id)?.payload : null;
     const u = w && w.units ? w.units[layer] : null;
     if (u && u.t) {
-      caption = `${run.name}, ${layer}: hottest first over ${timeUnits()} ${w.from}..${w.to}`;
+      caption = `${run.name}, ${layer}: hottest first over ${unitOf(run)}s ${w.from}..${w.to}`;
       u.t.forEach((t, k) => rows.push({ unit: k, t, drift: u.drift?.[k], osc: u.osc?.[k], rank: u.rank?.[k] }));
     } else if (run && layer && run.payload.unit_temperature?.[layer]?.t.length) {
       const s = run.payload.unit_temperature[layer];
       const i = s.t.length - 1;
-      caption = `${run.name}, ${layer}: hottest first at ${timeUnit()} ${s.epoch[i]}`;
+      caption = `${run.name}, ${layer}: hottest first at ${unitOf(run)} ${s.epoch[i]}`;
       s.t[i].forEach((t, k) => rows.push({ unit: k, t, drift: null, osc: null }));
     }
     rows.sort((a, b) => (a.rank != null && b.rank != null) ? a.rank - b.rank : (finite(b.t) ? b.t : -Infinity) - (finite(a.t) ? a.t : -Infinity));
