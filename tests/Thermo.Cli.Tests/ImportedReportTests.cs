@@ -193,12 +193,8 @@ public class ImportedReportTests
         // The interactive page in a browser: no errors, the last step, T(e) read out by step; and a
         // window chosen on the page (steps 10..80: intervals of 10, 20 and 40 steps) gives each
         // layer the T that `thermo analyze --window 10:80` gives it, the Δt-weighted mean of T(e).
-        var (code, output, error) = ReportTests.Exec("node", Path.Combine(Repository.Root, "tests", "browser", "check-page.mjs"), Path.Combine(run, "report", "index.html"), dir["page.png"], "--window", "10:80");
-        Assert.True(code == 0, $"the browser check failed (needs /usr/bin/chromium and tests/browser/node_modules; `dotnet fsi build.fsx test` installs both): {error}");
-        var page = JsonDocument.Parse(output).RootElement;
-        Assert.False(page.TryGetProperty("failure", out var failure), $"the page check stopped: {failure}");
-        foreach (var kind in new[] { "consoleErrors", "pageErrors", "failedRequests" })
-            Assert.True(page.GetProperty(kind).GetArrayLength() == 0, $"{kind}: {page.GetProperty(kind)}");
+        var page = PageTests.Drive(Path.Combine(run, "report", "index.html"), dir["page.png"], "--window", "10:80");
+        PageTests.NoErrors(page);
         Assert.Equal("80", page.GetProperty("epochCount").GetString());
         Assert.StartsWith("step ", page.GetProperty("tooltip").GetString());
         var narrower = Imported(dir, "huggingface", "10:80", "run-10-80");
@@ -222,12 +218,8 @@ public class ImportedReportTests
         var imported = Imported(dir, "huggingface", "5:80", "imported");
         var report = ThermoProcess.Run(dir.Path, "report", trained, imported, "--out", dir["both"], "--quiet");
         Assert.True(report.Code == 0, report.Err);
-        var (code, output, error) = ReportTests.Exec("node", Path.Combine(Repository.Root, "tests", "browser", "check-page.mjs"), Path.Combine(dir["both"], "index.html"), dir["both.png"]);
-        Assert.True(code == 0, $"the browser check failed (needs /usr/bin/chromium and tests/browser/node_modules; `dotnet fsi build.fsx test` installs both): {error}");
-        var page = JsonDocument.Parse(output).RootElement;
-        Assert.False(page.TryGetProperty("failure", out var failure), $"the page check stopped: {failure}");
-        foreach (var kind in new[] { "consoleErrors", "pageErrors", "failedRequests" })
-            Assert.True(page.GetProperty(kind).GetArrayLength() == 0, $"{kind}: {page.GetProperty(kind)}");
+        var page = PageTests.Drive(Path.Combine(dir["both"], "index.html"), dir["both.png"]);
+        PageTests.NoErrors(page);
         // One shared time axis: it names both units, and each run's series its own.
         Assert.Equal("epoch or step", page.GetProperty("temperatureAxis").GetString());
         var series = page.GetProperty("temperatureSeries").EnumerateArray().Select(s => s.GetString()!).ToArray();

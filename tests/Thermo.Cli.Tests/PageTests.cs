@@ -36,7 +36,7 @@ public sealed class WatchFactAttribute : FactAttribute
 public class PageTests
 {
     /// <summary>Drives the page (a file or a URL) and returns check-page.mjs's findings.</summary>
-    static JsonElement Drive(string target, string screenshot, params string[] options)
+    internal static JsonElement Drive(string target, string screenshot, params string[] options)
     {
         var (code, output, error) = ReportTests.Exec("node", [Path.Combine(ReportTests.Root(), "tests", "browser", "check-page.mjs"), target, screenshot, .. options]);
         Assert.True(code == 0, $"the browser check failed (needs /usr/bin/chromium and tests/browser/node_modules; `dotnet fsi build.fsx test` installs both): {error}");
@@ -45,7 +45,7 @@ public class PageTests
         return result;
     }
 
-    static void NoErrors(JsonElement page)
+    internal static void NoErrors(JsonElement page)
     {
         foreach (var kind in new[] { "consoleErrors", "pageErrors", "failedRequests" })
             Assert.True(page.GetProperty(kind).GetArrayLength() == 0, $"{kind}: {page.GetProperty(kind)}");
