@@ -84,12 +84,24 @@ module SnapshotSeries =
             [| for e in firstEpoch .. plan.LastCompleteEpoch do
                    for s in int64 (e - 1) * perEpoch + 1L .. int64 e * perEpoch -> s |]
 
+    // The snapshot directories, or the fault of a run without them: named before anything else is
+    // read, so a run that never had snapshots of a kind is told so whether or not it has a run.json.
+    let private requireEpochDirectory (runDirectory: string) =
+        let dir = RunLayout.snapshots runDirectory
+        if not (Directory.Exists dir) then failAt runDirectory "no snapshots directory"
+        dir
+
+    let private requireStepDirectory (runDirectory: string) =
+        let dir = RunLayout.stepSnapshots runDirectory
+        if not (Directory.Exists dir) then
+            raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
+        dir
+
     /// Every per-epoch snapshot file of a run directory (its time the epoch), sorted by epoch, whatever
     /// run.json declares. Temporary files of an interrupted write are ignored; both formats may appear.
     [<CompiledName("ListEpochFiles")>]
     let listEpochFiles (runDirectory: string) : SnapshotFile[] =
-        let dir = RunLayout.snapshots runDirectory
-        if not (Directory.Exists dir) then failAt runDirectory "no snapshots directory"
+        let dir = requireEpochDirectory runDirectory
         Directory.EnumerateFiles dir
         |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> { Time = epoch; Path = path }))
         |> Seq.sortBy (fun f -> f.Time)
@@ -99,9 +111,7 @@ module SnapshotSeries =
     /// global optimiser step), sorted by step, whatever run.json declares.
     [<CompiledName("ListStepFiles")>]
     let listStepFiles (runDirectory: string) : SnapshotFile[] =
-        let dir = RunLayout.stepSnapshots runDirectory
-        if not (Directory.Exists dir) then
-            raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
+        let dir = requireStepDirectory runDirectory
         Directory.EnumerateFiles dir
         |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> { Time = int step; Path = path }))
         |> Seq.sortBy (fun f -> f.Time)
@@ -136,6 +146,7 @@ module SnapshotSeries =
             // The manifest before the listing: a training writes an epoch's snapshot before the
             // manifest that declares it, so every file the manifest declares is then listed. Listed
             // first, a file finished between the two reads would be declared but not listed.
+            requireEpochDirectory run |> ignore
             let plan = declared run
             let files = listEpochFiles run
             let expected = expectedEpochs plan
@@ -156,6 +167,7 @@ module SnapshotSeries =
         if spacing = SnapshotSpacing.InferredFromFiles then listStepFiles run
         else
             // The manifest first, as in `epochFiles`.
+            requireStepDirectory run |> ignore
             let plan = declared run
             let files = listStepFiles run
             let complete = files |> Array.filter (fun f -> int64 f.Time <= plan.LastStep)
