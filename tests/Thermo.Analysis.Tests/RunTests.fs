@@ -169,18 +169,22 @@ let tests =
             File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet 0), [||])
             declareThrough 0
             let epochs = 400
+            // The writer starts once the reader is reading, so the two overlap however the threads start.
+            use reading = new Threading.ManualResetEventSlim(false)
             let writer =
                 Threading.Tasks.Task.Run(fun () ->
+                    reading.Wait()
                     for e in 1..epochs do
                         File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet e), [||])
                         declareThrough e)
             let mutable reads = 0
             while not writer.IsCompleted do
+                reading.Set()
                 let files = SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest
                 Expect.sequenceEqual (files |> Array.map (fun f -> f.Time)) [| 0 .. files.Length - 1 |] "epochs 0.. in order, none skipped"
                 reads <- reads + 1
             writer.Wait()
-            Expect.isGreaterThan reads 10 "the reader read while the writer wrote"
+            Expect.isGreaterThan reads 1 "the reader read while the writer wrote"
             Expect.equal (SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest).Length (epochs + 1) "every epoch at the end"
     ]
 
