@@ -169,22 +169,34 @@ let tests =
             File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet 0), [||])
             declareThrough 0
             let epochs = 400
-            // The writer starts once the reader is reading, so the two overlap however the threads start.
-            use reading = new Threading.ManualResetEventSlim(false)
+            // The writer pauses halfway until the reader has read there, so at least one read falls
+            // between a file and its manifest's successors however the threads are scheduled.
+            use halfway = new Threading.ManualResetEventSlim(false)
+            use readHalfway = new Threading.ManualResetEventSlim(false)
+            use stop = new Threading.CancellationTokenSource()
             let writer =
                 Threading.Tasks.Task.Run(fun () ->
-                    reading.Wait()
                     for e in 1..epochs do
-                        File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet e), [||])
-                        declareThrough e)
-            let mutable reads = 0
-            while not writer.IsCompleted do
-                reading.Set()
-                let files = SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest
-                Expect.sequenceEqual (files |> Array.map (fun f -> f.Time)) [| 0 .. files.Length - 1 |] "epochs 0.. in order, none skipped"
-                reads <- reads + 1
-            writer.Wait()
-            Expect.isGreaterThan reads 1 "the reader read while the writer wrote"
+                        if not stop.IsCancellationRequested then
+                            File.WriteAllBytes(Path.Combine(snapshots, SnapshotSchema.fileName SnapshotFileFormat.Parquet e), [||])
+                            declareThrough e
+                            if e = epochs / 2 then
+                                halfway.Set()
+                                readHalfway.Wait(TimeSpan.FromMinutes 1.0) |> ignore)
+            let mutable partial = 0
+            try
+                while not writer.IsCompleted do
+                    let afterHalfway = halfway.IsSet
+                    let files = SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest
+                    Expect.sequenceEqual (files |> Array.map (fun f -> f.Time)) [| 0 .. files.Length - 1 |] "epochs 0.. in order, none skipped"
+                    if files.Length > 1 && files.Length <= epochs then partial <- partial + 1
+                    if afterHalfway then readHalfway.Set()
+            finally
+                // A failed read must not leave the writer in the directory being deleted.
+                stop.Cancel()
+                readHalfway.Set()
+                writer.Wait()
+            Expect.isGreaterThan partial 0 "a read while the writer wrote"
             Expect.equal (SnapshotSeries.epochFiles dir.Path SnapshotSpacing.FromManifest).Length (epochs + 1) "every epoch at the end"
     ]
 

@@ -80,7 +80,7 @@ public class GoldenTests
             var fixture = JsonNode.Parse(File.ReadAllText(Path.Combine(made, "run.json")))!;
             fixture["config"]!["dataDir"] = "data";
             fixture["dataset"]!["source"] = "data";
-            File.WriteAllText(Path.Combine(made, "run.json"), fixture.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            File.WriteAllText(Path.Combine(made, "run.json"), fixture.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
         }
         foreach (var file in Directory.EnumerateFiles(Path.Combine(golden, "run"), "*", SearchOption.AllDirectories))
         {

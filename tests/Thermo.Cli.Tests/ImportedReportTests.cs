@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using DuckDB.NET.Data;
 using Thermo.Pipeline.Report;
+using Thermo.Trainer.Training;
 using Thermo.Trainer.Tests;
 
 namespace Thermo.Cli.Tests;
@@ -214,11 +215,15 @@ public class ImportedReportTests
     public void A_page_of_a_run_by_epoch_beside_a_run_by_step_names_both_units()
     {
         using var dir = new TempDir();
-        var trained = ReportTests.PrunedRun(dir, "trained");
+        var trained = dir["trained"];
+        using (var training = TrainingRun.Start(TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 256, 64), 4), trained, dir.Path, new SilentProgress()))
+            training.Run();
+        var analysed = ThermoProcess.Run(dir.Path, "analyze", trained, "--window", "last:3", "--quiet");
+        Assert.True(analysed.Code == 0, analysed.Err);
         var imported = Imported(dir, "huggingface", "5:80", "imported");
         var report = ThermoProcess.Run(dir.Path, "report", trained, imported, "--out", dir["both"], "--quiet");
         Assert.True(report.Code == 0, report.Err);
-        var page = PageTests.Drive(Path.Combine(dir["both"], "index.html"), dir["both.png"]);
+        var page = PageTests.Drive(Path.Combine(dir["both"], "index.html"), dir["both.png"], "--window", "2:4");
         PageTests.NoErrors(page);
         // One shared time axis: it names both units, and each run's series its own.
         Assert.Equal("epoch or step", page.GetProperty("temperatureAxis").GetString());
@@ -226,7 +231,11 @@ public class ImportedReportTests
         Assert.Contains(series, n => n.StartsWith("trained (epochs) ", StringComparison.Ordinal));
         Assert.Contains(series, n => n.StartsWith("imported (steps) ", StringComparison.Ordinal));
         Assert.All(series, n => Assert.Matches(@"^(trained \(epochs\)|imported \(steps\)) ", n));
-        Assert.StartsWith("epoch or step ", page.GetProperty("tooltip").GetString());
+        // A window is in the first run's unit, epochs: epochs 2..4 are the trained run's, never steps 2..4 of the imported one.
+        var windowed = page.GetProperty("windowAfter").EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToArray();
+        Assert.Contains("trained (epochs) T", windowed);
+        Assert.DoesNotContain(windowed, n => n.StartsWith("imported", StringComparison.Ordinal));
+        Assert.Contains("imported: by steps, the window in epochs", page.GetProperty("windowNote").GetString());
     }
 
     [Fact]

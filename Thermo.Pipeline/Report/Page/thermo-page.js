@@ -161,6 +161,9 @@
   const timeUnit = () => mixedUnits() ? 'epoch or step' : runUnits()[0] || 'epoch';
   const timeUnits = () => mixedUnits() ? 'epochs or steps' : timeUnit() + 's';
   const runLabel = r => mixedUnits() ? `${r.name} (${unitOf(r)}s)` : r.name;
+  // A window is a span of one unit: the unit of the first run shown. Runs of the other unit have no
+  // window until only they are shown.
+  const windowUnit = () => { const r = shownRuns()[0] || okRuns()[0]; return r ? unitOf(r) : 'epoch'; };
   const epochAxis = extra => Object.assign({ type: 'value', name: timeUnit(), nameLocation: 'middle', nameGap: 26, minInterval: 1, scale: true,
     axisLabel: { formatter: v => Number.isInteger(v) ? String(v) : '' } }, extra);
   const zoom = (axes = { xAxisIndex: 0 }) => [Object.assign({ type: 'inside', filterMode: 'none' }, axes), Object.assign({ type: 'slider', height: 16, bottom: 4, filterMode: 'none' }, axes)];
@@ -171,6 +174,11 @@
 
   /** Axis tooltip: the series under the pointer, largest value first, capped so that 20 runs stay readable. */
   function axisTooltip(unit) {
+    // Runs by epoch and by step share no time: read out the point under the pointer, not every
+    // series at one x (each series' nearest point would be another time in another unit).
+    if (mixedUnits())
+      return { trigger: 'item', className: 'thermo-tooltip', confine: true,
+        formatter: p => `${escapeHtml(p.seriesName)}<br>at ${escapeHtml(String(p.value[0]))}: <b>${fmt(p.value[1])}</b>` };
     return {
       trigger: 'axis', className: 'thermo-tooltip', confine: true, axisPointer: { type: 'line' },
       formatter: params => {
@@ -302,7 +310,7 @@
       derived ? 'T from T(e) over this window; drift and oscillation need the weights (shown for the analysed window, or live with thermo watch)' : '',
       ...missing].filter(Boolean).join(' · ');
     setChart('chart-window', {
-      title: title(w ? `T (solid), drift (mid), oscillation (pale) over ${timeUnits()} ${w.from}..${w.to}, log scale` : 'Window'),
+      title: title(w ? `T (solid), drift (mid), oscillation (pale) over ${w.unit}s ${w.from}..${w.to}, log scale` : 'Window'),
       legend: legend(), grid: grid({ bottom: 40 }), dataZoom: [{ type: 'inside', yAxisIndex: 0, filterMode: 'none' }],
       tooltip: { trigger: 'axis', className: 'thermo-tooltip', confine: true, axisPointer: { type: 'shadow' },
         formatter: params => `layer ${escapeHtml(params[0]?.axisValue ?? '')}<br>` + params.map(p => `<span style="color:${p.color}">●</span> ${escapeHtml(p.seriesName)}: <b>${fmt(p.data?.real)}</b>`).join('<br>') },
@@ -317,7 +325,8 @@
     for (const r of shownRuns()) {
       const m = state.windows.get(r.id)?.payload?.msd;
       if (!m || !m.lag) continue;
-      const over = m.from != null ? ` (${unitOf(r)}s ${m.from}..${m.to})` : '';
+      // mixed units: runLabel already names the unit
+      const over = m.from == null ? '' : mixedUnits() ? ` (${m.from}..${m.to})` : ` (${unitOf(r)}s ${m.from}..${m.to})`;
       const alpha = finite(m.alpha) ? ` α = ${m.alpha.toFixed(2)}` + (finite(m.r2) ? ` (R² ${m.r2.toFixed(3)})` : '') : '';
       series.push({ name: `${runLabel(r)} ${m.layer}${alpha}${over}`, type: 'line', color: r.colour, showSymbol: true, symbolSize: 4,
         data: m.lag.map((l, i) => [positive(l), positive(m.msd[i])]).filter(p => p[0] !== null) });
@@ -396,8 +405,9 @@
     const unit = timeUnit();
     $('epoch-label').textContent = `last ${unit}`;
     const [from, to] = document.querySelectorAll('.time-name');
-    if (from) from.textContent = `from ${unit}`;
-    if (to) to.textContent = `to ${unit}`;
+    // the window's fields in the unit a window is taken in (the first run shown)
+    if (from) from.textContent = `from ${windowUnit()}`;
+    if (to) to.textContent = `to ${windowUnit()}`;
     $('temperature-heading').textContent = `Temperature per ${unit}`;
     for (const e of document.querySelectorAll('[aria-label]')) {
       const original = e.dataset.ariaLabel || (e.dataset.ariaLabel = e.getAttribute('aria-label'));
@@ -473,16 +483,19 @@
     if (state.layer && !allLayers().includes(state.layer)) state.layer = '';
     if (state.windowAuto) {
       const w = defaultWindow();
-      if (w && (!state.window || w.from !== state.window.from || w.to !== state.window.to)) { state.window = w; refreshWindows(); }
+      if (w && (!state.window || w.from !== state.window.from || w.to !== state.window.to || w.unit !== state.window.unit)) { state.window = w; refreshWindows(); }
     }
   }
 
-  /** The default window: the analysed one in a static report, else the last half of the epochs. */
+  /** The default window, in `windowUnit`: the analysed one in a static report, else the last half of the epochs (or steps). */
   function defaultWindow() {
-    for (const r of okRuns()) { const a = state.source.analysedWindow(r.id); if (a) return a; }
-    const last = lastEpoch();
+    const unit = windowUnit();
+    const runs = okRuns().filter(r => unitOf(r) === unit);
+    for (const r of runs) { const a = state.source.analysedWindow(r.id); if (a) return Object.assign(a, { unit }); }
+    const shown = shownRuns().filter(r => unitOf(r) === unit);
+    const last = (shown.length ? shown : runs).reduce((m, r) => Math.max(m, r.payload.last_epoch ?? r.last_epoch ?? 0), 0);
     if (last < 2) return null;
-    return { from: Math.floor(last / 2), to: last };
+    return { from: Math.floor(last / 2), to: last, unit };
   }
 
   // ---------------------------------------------------------------- windows
@@ -491,11 +504,12 @@
     const w = state.window;
     if (!w || !state.heatLayer) return;
     for (const r of shownRuns()) {
-      const key = `${w.from}:${w.to}:${state.heatLayer}`;
+      const key = `${w.from}:${w.to}:${w.unit}:${state.heatLayer}`;
       const have = state.windows.get(r.id);
       if (have && have.key === key) continue;
       if (have && have.loading === key) continue;
-      if (w.to > (r.payload.last_epoch ?? 0) || w.from >= w.to) { state.windows.set(r.id, { key, error: `the window ${w.from}..${w.to} is not within its ${timeUnits()}` }); continue; }
+      if (unitOf(r) !== w.unit) { state.windows.set(r.id, { key, error: `by ${unitOf(r)}s, the window in ${w.unit}s (show only runs by ${unitOf(r)} to choose its window)` }); continue; }
+      if (w.to > (r.payload.last_epoch ?? 0) || w.from >= w.to) { state.windows.set(r.id, { key, error: `the window ${w.from}..${w.to} is not within its ${unitOf(r)}s` }); continue; }
       state.windows.set(r.id, Object.assign({}, have, { loading: key }));
       windowFetches++;
       state.source.window(r.id, w.from, w.to, state.heatLayer)
@@ -507,8 +521,8 @@
 
   function applyWindow() {
     const from = parseInt($('window-from').value, 10), to = parseInt($('window-to').value, 10);
-    if (!Number.isInteger(from) || !Number.isInteger(to) || from >= to) { $('window-note').textContent = `a window is two whole ${timeUnits()}, from < to`; return; }
-    state.window = { from, to }; state.windowAuto = false;
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from >= to) { $('window-note').textContent = `a window is two whole ${windowUnit()}s, from < to`; return; }
+    state.window = { from, to, unit: windowUnit() }; state.windowAuto = false;
     refreshWindows(); schedule();
   }
 
