@@ -628,7 +628,7 @@ module Engine =
         let keys = groups |> Array.map (fun g -> g.Key)
         // The MSD curves and fits of the MSD groups, from their trajectories.
         let msdOfUnits () =
-            let msdUnits = unitGroups |> Array.mapi (fun u g -> u, g) |> Array.filter (fun (u, _) -> p.IsMsdUnit[u])
+            let msdUnits = [| for u in 0 .. unitGroups.Length - 1 do if p.IsMsdUnit[u] then yield u, unitGroups[u] |]
             let rowsOf u g = Array.init (size g) (fun r -> trajectories[msdRowStart[u] + r] |> Array.map float)
             let struct (fitFrom, alphaTo, diffusionTo) = p.FitLags
             if even then

@@ -206,6 +206,15 @@ module internal VelocityKernels =
     /// Σ (b_i − a_i)², as `stepSquaresFrom (b, a)` (SIMD).
     let squaredDifferences (a: ReadOnlySpan<float32>, b: ReadOnlySpan<float32>) = stepSquaresFrom (b, a)
 
+    /// The float64 absolute values of one vector of values at `i` (its lower and upper halves),
+    /// loaded without a bounds check: callers keep `i` + the vector width within the span.
+    [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
+    let private absolutesAt (values: ReadOnlySpan<float32>, i: int) =
+        let mutable low = Numerics.Vector<float>.Zero
+        let mutable high = Numerics.Vector<float>.Zero
+        Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&MemoryMarshal.GetReference values, unativeint i), &low, &high)
+        struct (Numerics.Vector.Abs low, Numerics.Vector.Abs high)
+
     /// Σ |x_i| in float64. SIMD: lanes widened to float64 before the absolute value and the sum, so
     /// each term is exact (only the order of the additions differs from `Kinematics.l1NormFrom`);
     /// four accumulators, as `stepSquaresFrom`, so that the additions do not wait on one another.
@@ -215,22 +224,19 @@ module internal VelocityKernels =
         let mutable acc1 = Numerics.Vector<float>.Zero
         let mutable acc2 = Numerics.Vector<float>.Zero
         let mutable acc3 = Numerics.Vector<float>.Zero
-        let mutable low = Numerics.Vector<float>.Zero
-        let mutable high = Numerics.Vector<float>.Zero
-        let x = &MemoryMarshal.GetReference values
         let mutable i = 0
         while i + 2 * width <= values.Length do
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint i), &low, &high)
-            acc0 <- acc0 + Numerics.Vector.Abs low
-            acc1 <- acc1 + Numerics.Vector.Abs high
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint (i + width)), &low, &high)
-            acc2 <- acc2 + Numerics.Vector.Abs low
-            acc3 <- acc3 + Numerics.Vector.Abs high
+            let struct (low, high) = absolutesAt (values, i)
+            acc0 <- acc0 + low
+            acc1 <- acc1 + high
+            let struct (low, high) = absolutesAt (values, i + width)
+            acc2 <- acc2 + low
+            acc3 <- acc3 + high
             i <- i + 2 * width
         if i + width <= values.Length then
-            Numerics.Vector.Widen(Numerics.Vector.LoadUnsafe(&x, unativeint i), &low, &high)
-            acc0 <- acc0 + Numerics.Vector.Abs low
-            acc1 <- acc1 + Numerics.Vector.Abs high
+            let struct (low, high) = absolutesAt (values, i)
+            acc0 <- acc0 + low
+            acc1 <- acc1 + high
             i <- i + width
         let mutable sum = Numerics.Vector.Sum((acc0 + acc1) + (acc2 + acc3))
         while i < values.Length do
