@@ -385,7 +385,7 @@ module Engine =
           L1: float[]
           Failure: Runtime.ExceptionServices.ExceptionDispatchInfo }
 
-    /// A block's sums say a value is NaN or ±∞ (the streaming pass, run then, names it).
+    /// A block's sums say a value is NaN or ±∞ (`failAtFirstNonFinite` then names it).
     type private NonFiniteValues() =
         inherit Exception("a value of the block is NaN or infinite")
 
@@ -424,6 +424,22 @@ module Engine =
         with _ ->
             for s in opened do s.Dispose()
             reraise ()
+
+    /// Fails naming the first NaN or ±∞ of the window's snapshots in the streaming pass's order
+    /// (snapshot after snapshot in time order, each in flat order) with its check, so that both passes
+    /// give one message; a second read of the files in one block's memory, made only by an analysis
+    /// about to fail.
+    let private failAtFirstNonFinite (p: Plan) (sources: SnapshotValues[]) =
+        let snapshots = p.Series.Snapshots
+        let block = SnapshotStream.chunkLength * chunksPerRead
+        let buffer = Array.zeroCreate<float32> (min block p.Total)
+        for i in 0 .. snapshots.Length - 1 do
+            let mutable origin = 0
+            while origin < p.Total do
+                let count = min block (p.Total - origin)
+                sources[i].Read(origin, buffer, 0, count)
+                SnapshotStream.checkFinite snapshots[i].Source p.TimeName snapshots[i].Time p.Directory origin (ReadOnlySpan<float32>(buffer, 0, count))
+                origin <- origin + count
 
     /// Stage 2, the window's snapshots side by side, from their opened random access (`Values`; closed
     /// here when done), on every core. A worker takes a block of flat positions (four 64 KB chunks)
@@ -553,11 +569,8 @@ module Engine =
                 for k in 0 .. min (size * chunksPerRead) (chunks - firstChunk) - 1 do
                     let r = results[k]
                     if not (isNull r.Failure) then
-                        // A value somewhere is NaN or ±∞: the streaming pass over the same snapshots
-                        // meets it first in its own order and fails naming it, so both passes give
-                        // one message. Only when the analysis is about to fail, so its second read
-                        // of the files and its copy of the values do not matter.
-                        if r.Failure.SourceException :? NonFiniteValues then accumulateStreaming p (fun _ _ -> ()) |> ignore
+                        // A value somewhere is NaN or ±∞: named as the streaming pass names it.
+                        if r.Failure.SourceException :? NonFiniteValues then failAtFirstNonFinite p sources
                         r.Failure.Throw()
                     for j in 0 .. r.Units.Length - 1 do
                         let u = r.Units[j]
