@@ -135,20 +135,24 @@ public static class PagePayload
     {
         payload["time_unit"] = r.TimeName;
         payload["last_epoch"] = source.Last;
-        payload["source"] = new JsonObject
-        {
-            ["kind"] = "imported",
-            ["layout"] = source.Layout,
-            ["formats"] = Strings(source.Formats),
-            ["checkpoints"] = source.Checkpoints,
-            ["first"] = source.First,
-            ["last"] = source.Last,
-            ["description"] = source.Describe(),
-        };
+        payload["source"] = SourcePayload(source);
         var (metrics, note) = SourceMetricsPayload(r.SourceMetrics, kept);
         payload["source_metrics"] = metrics;
         payload["training_note"] = note;
     }
+
+    /// <summary>An imported run's "source": its layout, formats, checkpoints, first and last time and a
+    /// description; the report's page and thermo watch send the same.</summary>
+    public static JsonObject SourcePayload(ImportedSource source) => new()
+    {
+        ["kind"] = "imported",
+        ["layout"] = source.Layout,
+        ["formats"] = Strings(source.Formats),
+        ["checkpoints"] = source.Checkpoints,
+        ["first"] = source.First,
+        ["last"] = source.Last,
+        ["description"] = source.Describe(),
+    };
 
     /// <summary>
     /// An imported run's "source_metrics" (each column its source logged, by name, against "time", the

@@ -54,6 +54,8 @@ public sealed class RunWatch
     (DateTime, long) sourceMetricsStamp;
     /// <summary>Whether the run was imported from a checkpoint series, and the unit of its time (epoch or optimiser step).</summary>
     bool imported;
+    /// <summary>Where an imported run came from, as run.json says (null for a trained run).</summary>
+    ImportedSource? source;
     TimeUnit timeUnit = TimeUnit.Epoch;
 
     /// <summary>A weight tensor's place in a snapshot's flat values: the layer's index, its start, units and values per unit.</summary>
@@ -110,7 +112,9 @@ public sealed class RunWatch
                     // The status before the listing: a training writes its last snapshot before the
                     // manifest that calls the run complete, so a run read as complete has all its
                     // files listed. An imported checkpoint series is written whole: complete by construction.
-                    var nowComplete = imported || ReadComplete(manifest);
+                    using var document = JsonDocument.Parse(File.ReadAllText(manifest));
+                    var nowComplete = imported || IsComplete(document.RootElement);
+                    source = ImportedSource.Read(Directory, document.RootElement);
                     var (unit, files) = Snapshots.SeriesFiles(Directory);
                     timeUnit = unit;
                     foreach (var file in files)
@@ -150,24 +154,21 @@ public sealed class RunWatch
             throw new ArtifactException($"{path}: is a symbolic link to {target}, outside the run directory; not read", path);
     }
 
-    static bool ReadComplete(string manifest)
-    {
-        using var document = JsonDocument.Parse(File.ReadAllText(manifest));
-        var root = document.RootElement;
-        return root.TryGetProperty("status", out var status) && status.ValueKind == JsonValueKind.String && status.GetString() == "Complete";
-    }
+    static bool IsComplete(JsonElement manifest) =>
+        manifest.TryGetProperty("status", out var status) && status.ValueKind == JsonValueKind.String && status.GetString() == "Complete";
 
     void RefreshMetrics()
     {
         if (imported)
         {
-            metrics = Snapshots.ImportedMetrics(Directory);
+            // Refused before it is read, and read again only when it changes.
             var source = new FileInfo(Path.Combine(Directory, RunLayout.SourceMetricsFile));
             RefuseOutsideLink(source.FullName);
             var sourceStamp = source.Exists ? (source.LastWriteTimeUtc, source.Length) : default;
             if (sourceStamp != sourceMetricsStamp)
             {
                 sourceMetrics = source.Exists ? SourceMetrics.Read(Directory, timeUnit) : null;
+                metrics = Snapshots.ImportedMetrics(Directory);
                 sourceMetricsStamp = sourceStamp;
             }
             return;
@@ -362,6 +363,11 @@ public sealed class RunWatch
     {
         int upTo = since < lastEpoch ? int.MaxValue : since;
         var (metrics, note) = PagePayload.SourceMetricsPayload(sourceMetrics, time => time > since && time <= upTo);
+        if (source is not null)
+        {
+            json.WritePropertyName("source");
+            PagePayload.SourcePayload(source).WriteTo(json);
+        }
         json.WritePropertyName("source_metrics");
         if (metrics is null) json.WriteNullValue();
         else metrics.WriteTo(json);

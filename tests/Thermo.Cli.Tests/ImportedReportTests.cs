@@ -236,6 +236,8 @@ public class ImportedReportTests
         Assert.Contains("trained (epochs) T", windowed);
         Assert.DoesNotContain(windowed, n => n.StartsWith("imported", StringComparison.Ordinal));
         Assert.Contains("imported: by steps, the window in epochs", page.GetProperty("windowNote").GetString());
+        // The count at the top is of the window's unit: the trained run's last epoch, not the imported run's last step.
+        Assert.Equal("4", page.GetProperty("epochCount").GetString());
     }
 
     [Fact]

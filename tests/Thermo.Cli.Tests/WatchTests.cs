@@ -320,6 +320,14 @@ public sealed class WatchTests : IDisposable
         var loss = Table.GetDoubles(logged, "loss", RunLayout.SourceMetricsFile);
         Assert.Equal(order.Select(i => double.IsFinite(loss[i]) ? loss[i] : (double?)null),
             source.GetProperty("columns").GetProperty("loss").EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Null ? (double?)null : e.GetDouble()));
+        // Where it came from, as the report's page has it, so the page draws what the source logged.
+        var from = series.GetProperty("source");
+        Assert.Equal(("HuggingFace", 5), (from.GetProperty("layout").GetString(), from.GetProperty("checkpoints").GetInt32()));
+        Assert.StartsWith("imported from 5 checkpoints", from.GetProperty("description").GetString());
+        // A request after step 40 brings the source's rows after 40; after the last snapshot, none.
+        var after40 = await watch.Get("/api/runs/0?since=40");
+        Assert.Equal(order.Select(i => loggedTimes[i]).Where(t => t > 40), after40.GetProperty("source_metrics").GetProperty("time").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.NotEmpty(after40.GetProperty("source_metrics").GetProperty("time").EnumerateArray());
         var later = await watch.Get("/api/runs/0?since=80");
         Assert.Equal(0, later.GetProperty("source_metrics").GetProperty("time").GetArrayLength());
     }

@@ -69,7 +69,7 @@
 
   /**
    * A window's payload from the per-epoch series alone (static mode, a window other than the analysed one):
-   * T is the mean of T(e) over the window's velocities (epochs from+1..to); drift and oscillation need the
+   * T is the Δt-weighted mean of T(e) over the window's velocities (those ending at from+1..to); drift and oscillation need the
    * weights themselves, so they are null, and there is no MSD.
    */
   function windowFromSeries(run, from, to, layer) {
@@ -124,17 +124,18 @@
     for (const group of ['layer_temperature', 'unit_temperature']) {
       old[group] = old[group] || {};
       for (const [layer, s] of Object.entries(p[group] || {})) {
-        const o = old[group][layer] || (old[group][layer] = { epoch: [], t: [], dt: s.dt ? [] : undefined });
+        const o = old[group][layer] || (old[group][layer] = { epoch: [], t: [] });
         append(o.epoch, s.epoch); append(o.t, s.t);
-        if (o.dt && s.dt) append(o.dt, s.dt); else o.dt = undefined;
       }
     }
   }
 
   const okRuns = () => state.runs.filter(r => r.status === 'ok' && r.payload);
   const shownRuns = () => okRuns().filter(r => r.visible);
-  const lastEpoch = () => {
-    const shown = shownRuns().length ? shownRuns() : okRuns();
+  /** The last time of the runs shown (or of every run when none is) of one unit: epochs and steps are not compared. */
+  const lastTime = unit => {
+    const of = runs => runs.filter(r => unitOf(r) === unit);
+    const shown = of(shownRuns()).length ? of(shownRuns()) : of(okRuns());
     return shown.reduce((m, r) => Math.max(m, r.payload.last_epoch ?? r.last_epoch ?? 0), 0);
   };
   const allLayers = () => { const s = new Set(); for (const r of okRuns()) for (const l of r.payload.layers || []) s.add(l); return [...s]; };
@@ -159,7 +160,6 @@
   const runUnits = () => [...new Set(okRuns().map(unitOf))];
   const mixedUnits = () => runUnits().length > 1;
   const timeUnit = () => mixedUnits() ? 'epoch or step' : runUnits()[0] || 'epoch';
-  const timeUnits = () => mixedUnits() ? 'epochs or steps' : timeUnit() + 's';
   const runLabel = r => mixedUnits() ? `${r.name} (${unitOf(r)}s)` : r.name;
   // A window is a span of one unit: the unit of the first run shown. Runs of the other unit have no
   // window until only they are shown.
@@ -403,7 +403,7 @@
   /** Words that name the time: "epoch" for Thermo's runs, "step" for a series imported by step. */
   function drawTimeNames() {
     const unit = timeUnit();
-    $('epoch-label').textContent = `last ${unit}`;
+    $('epoch-label').textContent = `last ${windowUnit()}`;   // the count is of the window's unit
     const [from, to] = document.querySelectorAll('.time-name');
     // the window's fields in the unit a window is taken in (the first run shown)
     if (from) from.textContent = `from ${windowUnit()}`;
@@ -425,7 +425,7 @@
   function drawControls() {
     drawTimeNames();
     drawSources();
-    $('epoch-count').textContent = String(lastEpoch());
+    $('epoch-count').textContent = String(lastTime(windowUnit()));
     // run toggles: one colour and one checkbox each; a broken run shows its message instead
     const box = $('runs');
     for (const r of state.runs) {
@@ -492,8 +492,7 @@
     const unit = windowUnit();
     const runs = okRuns().filter(r => unitOf(r) === unit);
     for (const r of runs) { const a = state.source.analysedWindow(r.id); if (a) return Object.assign(a, { unit }); }
-    const shown = shownRuns().filter(r => unitOf(r) === unit);
-    const last = (shown.length ? shown : runs).reduce((m, r) => Math.max(m, r.payload.last_epoch ?? r.last_epoch ?? 0), 0);
+    const last = lastTime(unit);
     if (last < 2) return null;
     return { from: Math.floor(last / 2), to: last, unit };
   }
