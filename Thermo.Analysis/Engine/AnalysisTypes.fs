@@ -114,10 +114,11 @@ type GroupSeries(keys: GroupKey[], intervals: int, values: float[]) =
     member s.Pairs = keys |> Array.mapi (fun g k -> k, s[g])
     /// The values of the first group whose key satisfies `predicate`.
     member s.Find(predicate: GroupKey -> bool) = s[Array.findIndex predicate keys]
-    /// Equal when the groups, their order and every value are (as the arrays of pairs it replaced).
+    /// Equal when the groups, their order and every value are, NaN equal to NaN (as the arrays of
+    /// pairs it replaced compared).
     override s.Equals(other: obj) =
         match other with
-        | :? GroupSeries as o -> o.Intervals = intervals && o.Keys = keys && o.Values = values
+        | :? GroupSeries as o -> o.Intervals = intervals && o.Keys = keys && LanguagePrimitives.GenericEqualityER o.Values values
         | _ -> false
     override _.GetHashCode() = HashCode.Combine(keys.Length, intervals, values.Length)
 

@@ -706,7 +706,7 @@ module Engine =
         let layerResults =
             layerGroups |> Array.mapi (fun l g ->
                 { Key = g.Key; Temperature = layerTemperature l; L1Norm = a.LayerL1[l]; Rank = 1; OscillationRank = 1
-                  DiffusiveRate = windowDiffusive layerSums[l] 0 (size g) })
+                  DiffusiveRate = windowDiffusive layerSums[l] 0 layerWeights[l] })
         let temperatures, groupL1, groupDiffusive =
             match options.Grouping with
             | Grouping.Unit -> unitTemperatures, unitL1, unitDiffusive
@@ -730,7 +730,7 @@ module Engine =
         // D_G(i) = Σ (Δw)² / (2 Δt_i |G|) = Σ v(i)² Δt_i / (2 |G|).
         let fillSeries (s: int) (sums: float[]) (at: int) (count: int) =
             for i in 0 .. n - 1 do
-                instantaneous[s * n + i] <- Kinematics.temperature physics sums[at + i] (float count)
+                instantaneous[s * n + i] <- temperature sums[at + i] (float count)
                 diffusive[s * n + i] <- sums[at + i] * dts[i] / (2.0 * float count)
         let mutable ranks, oscillationRanks = [||], [||]
         let mutable spearman = [||]
@@ -745,7 +745,7 @@ module Engine =
                           Rho = Ranking.spearman (units |> Array.map (fun u -> unitTemperatures[u].Temperature)) (units |> Array.map (fun u -> unitL1[u]))
                           Units = units.Length })
             fun () ->
-                layerGroups |> Array.iteri (fun l g -> fillSeries l layerSums[l] 0 (size g))
+                for l in 0 .. layerGroups.Length - 1 do fillSeries l layerSums[l] 0 layerWeights[l]
                 for u in 0 .. seriesUnits - 1 do fillSeries (layerGroups.Length + u) unitSums (u * n) unitSizes[u] |]
         let results =
             Array.init groups.Length (fun i ->

@@ -121,7 +121,7 @@ let oracleTests =
             let expected = Array.init units (fun u -> Oracle.l1 (weights[u * unitSize .. (u + 1) * unitSize - 1] |> Array.map float))
             Kinematics.unitL1Norms unitSize weights[.. units * unitSize - 1] = expected
 
-        testPropertyWithConfig oracleConfig "the engine's span kernels sum the squared differences" <| fun (a: float32[]) (b: float32[]) ->
+        testPropertyWithConfig oracleConfig "the engine's span kernels sum the squared differences and the absolute values" <| fun (a: float32[]) (b: float32[]) ->
             let n = min a.Length b.Length
             let a, b = a[.. n - 1], b[.. n - 1]
             let mutable expected = 0.0
@@ -137,6 +137,7 @@ let oracleTests =
             && close 1e-12 expected (VelocityKernels.squaredDifferences (ReadOnlySpan a, ReadOnlySpan b))
             && Array.forall2 (fun s (x, y) -> close 1e-12 (1.0 + 0.5 * (float y - float x) ** 2.0) s) squares (Array.zip a b)
             && Array.forall2 (fun s (x, y) -> close 1e-12 (2.0 * (float y - float x) ** 2.0) s) stored (Array.zip a b)
+            && close 1e-12 (Oracle.l1 (b |> Array.map float)) (VelocityKernels.absoluteSum (ReadOnlySpan b))
 
         testPropertyWithConfig oracleConfig "a NaN or ±∞ in either snapshot makes the step sum non-finite; finite values never do" <|
             fun (seed: int) (length: PositiveInt) (offset: PositiveInt) (bad: float32) (inPrevious: bool) ->

@@ -117,8 +117,9 @@ let tests =
         }
 
         test "several blocks of positions and several checkpoints give the streamed results to the last bit" {
-            // Over three 65,536-value blocks and a clipped fourth: each worker's buffers serve several
-            // blocks, and the sums merge across them.
+            // Over several 65,536-value blocks and a clipped last one (three and a clipped fourth for unit
+            // and layer groups, one and a clipped second per weight): the sums merge across blocks, and
+            // on two cores each worker's buffers serve more than one block.
             let times = [| 0; 2; 3; 7; 8 |]
             let window = Window.resolveUneven "memory" times None (Between(0, 8))
             for grouping, units, width, wide in [ Grouping.Unit, 300, 700, 100; Grouping.Layer, 300, 700, 100; Grouping.Weight, 100, 700, 10 ] do
