@@ -131,7 +131,8 @@ module AnalysisTables =
           Rank = ints "rank"; L1Norm = floats "l1_norm"
           WindowFrom = ints "window_from"; WindowTo = ints "window_to"; Convention = text "convention" }
 
-    /// RUN/analysis/instantaneous.parquet at `path`; `ArtifactException` for a missing or mistyped column.
+    /// RUN/analysis/instantaneous.parquet at `path`; `ArtifactException` for a missing or mistyped column,
+    /// or an interval `dt` below 1.
     [<CompiledName("ReadInstantaneous")>]
     let readInstantaneous (path: string) : InstantaneousColumns =
         let c, text, ints, floats = columns path AnalysisOutput.InstantaneousTable

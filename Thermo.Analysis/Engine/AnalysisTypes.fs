@@ -48,6 +48,8 @@ type AnalysisOptions =
     /// These options with MSD for the named layers (empty: none; null: the first analysed layer small
     /// enough, as `MsdLayers` says).
     member o.WithMsdLayers(layers: string[]) = { o with MsdLayers = Option.ofObj layers }
+    /// Whether the MSD layers are left to the default rule (`MsdLayers` is None).
+    member o.MsdByDefault = o.MsdLayers.IsNone
     /// These options with or without each unit's bias in its group.
     member o.WithIncludeBias(includeBias: bool) = { o with IncludeBias = includeBias }
     /// These options with other physical constants.

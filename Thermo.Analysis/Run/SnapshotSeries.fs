@@ -97,25 +97,27 @@ module SnapshotSeries =
             raise (NotWrittenException(runDirectory, sprintf "no per-step snapshots (%s)" dir, "StepSnapshotEpochs"))
         dir
 
+    /// The snapshot files of a directory whose names `timeOf` reads, sorted by their time.
+    let private filesIn (timeOf: string -> int option) (dir: string) =
+        Directory.EnumerateFiles dir
+        |> Seq.choose (fun path -> timeOf (Path.GetFileName path) |> Option.map (fun time -> { Time = time; Path = path }))
+        |> Seq.sortBy (fun f -> f.Time)
+        |> Seq.toArray
+
+    let private epochFilesIn = filesIn SnapshotSchema.tryEpochOfFileName
+    let private stepFilesIn = filesIn (SnapshotSchema.tryStepOfFileName >> Option.map (fun (_, step) -> int step))
+
     /// Every per-epoch snapshot file of a run directory (its time the epoch), sorted by epoch, whatever
     /// run.json declares. Temporary files of an interrupted write are ignored; both formats may appear.
     [<CompiledName("ListEpochFiles")>]
     let listEpochFiles (runDirectory: string) : SnapshotFile[] =
-        let dir = requireEpochDirectory runDirectory
-        Directory.EnumerateFiles dir
-        |> Seq.choose (fun path -> SnapshotSchema.tryEpochOfFileName (Path.GetFileName path) |> Option.map (fun epoch -> { Time = epoch; Path = path }))
-        |> Seq.sortBy (fun f -> f.Time)
-        |> Seq.toArray
+        epochFilesIn (requireEpochDirectory runDirectory)
 
     /// Every per-step snapshot file of a run directory (snapshots/steps/epoch=E-step=S.*; its time the
     /// global optimiser step), sorted by step, whatever run.json declares.
     [<CompiledName("ListStepFiles")>]
     let listStepFiles (runDirectory: string) : SnapshotFile[] =
-        let dir = requireStepDirectory runDirectory
-        Directory.EnumerateFiles dir
-        |> Seq.choose (fun path -> SnapshotSchema.tryStepOfFileName (Path.GetFileName path) |> Option.map (fun (_, step) -> { Time = int step; Path = path }))
-        |> Seq.sortBy (fun f -> f.Time)
-        |> Seq.toArray
+        stepFilesIn (requireStepDirectory runDirectory)
 
     /// Streams the per-epoch snapshots of a run directory (`listEpochFiles`) in epoch order, reading
     /// each file only when it is reached, so memory holds one snapshot at a time.
@@ -146,9 +148,9 @@ module SnapshotSeries =
             // The manifest before the listing: a training writes an epoch's snapshot before the
             // manifest that declares it, so every file the manifest declares is then listed. Listed
             // first, a file finished between the two reads would be declared but not listed.
-            requireEpochDirectory run |> ignore
+            let dir = requireEpochDirectory run
             let plan = declared run
-            let files = listEpochFiles run
+            let files = epochFilesIn dir
             let expected = expectedEpochs plan
             let declared = Set.ofArray expected
             let complete = files |> Array.filter (fun f -> declared.Contains f.Time)
@@ -167,9 +169,9 @@ module SnapshotSeries =
         if spacing = SnapshotSpacing.InferredFromFiles then listStepFiles run
         else
             // The manifest first, as in `epochFiles`.
-            requireStepDirectory run |> ignore
+            let dir = requireStepDirectory run
             let plan = declared run
-            let files = listStepFiles run
+            let files = stepFilesIn dir
             let complete = files |> Array.filter (fun f -> int64 f.Time <= plan.LastStep)
             let present = complete |> Array.map (fun f -> int64 f.Time) |> Set.ofArray
             let missing = expectedSteps plan |> Array.filter (fun s -> not (present.Contains s))

@@ -62,7 +62,7 @@ public static class AnalyzeVerb
             {
                 if (parse.GetValue(steps)) throw new ThermoException("--steps: applies to Thermo runs; a checkpoint series' time unit comes from its layout");
                 if (parse.GetValue(noManifest)) throw new ThermoException("--no-manifest: applies to Thermo runs; a checkpoint series has no run.json");
-                return AnalyzeCheckpoints(dirs, outDirectory, checkpoints, parse, options, progress, msd is null);
+                return AnalyzeCheckpoints(dirs, outDirectory, checkpoints, parse, options, progress);
             }
             if (checkpoints.GivenWithoutOut(parse) is { } flag)
                 throw new ThermoException($"{flag}: applies to a checkpoint series, analysed with --out DIR");
@@ -98,14 +98,14 @@ public static class AnalyzeVerb
                 }));
             }
             foreach (var result in results) Analyzer.Write(result);
-            CliOutput.Result(results.Select(r => Json(r, Tables(r))).ToList(), () => { foreach (var result in results) PrintSummary(result, Tables(result), msd is null); });
+            CliOutput.Result(results.Select(r => Json(r, Tables(r))).ToList(), () => { foreach (var result in results) PrintSummary(result, Tables(result), options.MsdByDefault); });
             return ExitCodes.Ok;
         });
         return command;
     }
 
     /// <summary>One checkpoint series analysed in place, its tables and tensors.json written to <paramref name="outDirectory"/>.</summary>
-    static int AnalyzeCheckpoints(string[] inputs, string outDirectory, CheckpointFlags checkpoints, ParseResult parse, AnalysisOptions options, ConsoleProgress progress, bool msdByDefault)
+    static int AnalyzeCheckpoints(string[] inputs, string outDirectory, CheckpointFlags checkpoints, ParseResult parse, AnalysisOptions options, ConsoleProgress progress)
     {
         CheckpointRuns.CheckAnalysisOutput(inputs, outDirectory);
         progress.Message($"analysing the checkpoint series {inputs[0]}{(inputs.Length > 1 ? $" … ({inputs.Length} inputs)" : "")} in place …");
@@ -121,7 +121,7 @@ public static class AnalyzeVerb
         CheckpointRuns.WriteAnalysis(inputs, outDirectory, result, contents);
         CliOutput.Result(new { analysis = Json(result, outDirectory), analysed = contents.Tensors.Select(t => t.Key), dropped = contents.Dropped.Select(d => new { key = d.StoredKey, reason = d.Reason }) }, () =>
         {
-            PrintSummary(result, outDirectory, msdByDefault);
+            PrintSummary(result, outDirectory, options.MsdByDefault);
             Console.WriteLine($"  analysed {contents.Tensors.Length} tensors; not analysed: {(contents.Dropped.Length == 0 ? "none" : string.Join(", ", contents.Dropped.Select(d => $"{d.StoredKey} ({d.Reason})")))}");
         });
         return ExitCodes.Ok;
