@@ -9,12 +9,12 @@ namespace Thermo.Cli.Tests;
 /// <summary><c>thermo analyze</c> through the real executable, checked against SQL run by DuckDB.</summary>
 public class AnalyzeTests
 {
-    static string TrainedRun(TempDir dir, int epochs = 5)
+    internal static string TrainedRun(TempDir dir, int epochs = 5, string name = "run")
     {
         var config = TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 256, 64), epochs);
-        using var run = TrainingRun.Start(config, dir["run"], dir.Path, new SilentProgress());
+        using var run = TrainingRun.Start(config, dir[name], dir.Path, new SilentProgress());
         run.Run();
-        return dir["run"];
+        return dir[name];
     }
 
     [Fact]

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using DuckDB.NET.Data;
 using Thermo.Pipeline.Report;
-using Thermo.Trainer.Training;
 using Thermo.Trainer.Tests;
 
 namespace Thermo.Cli.Tests;
@@ -209,15 +208,21 @@ public class ImportedReportTests
             double expected = analysed[layers[l]], actual = shown[l].GetProperty("real").GetDouble();
             Assert.True(Math.Abs(actual - expected) <= 1e-9 * expected, $"{layers[l]}: the page's T over steps 10..80 is {actual:R}, thermo analyze's {expected:R}");
         }
+        // A window that starts between snapshots (15: inside the interval 10..20) is refused, as analyze refuses it,
+        // rather than averaged over an interval that begins before it.
+        var refused = ThermoProcess.Run(dir.Path, "analyze", run, "--window", "15:80", "--quiet");
+        Assert.Contains("a window's ends must fall on snapshots", refused.Err);
+        var between = PageTests.Drive(Path.Combine(run, "report", "index.html"), dir["between.png"], "--window", "15:80");
+        PageTests.NoErrors(between);
+        Assert.Contains("a window's ends are snapshots; the page has steps 5, 10, 20, 40, 80", between.GetProperty("windowNote").GetString());
+        Assert.DoesNotContain(between.GetProperty("windowAfter").EnumerateArray(), s => s.GetProperty("name").GetString() == "run T");
     }
 
     [Fact]
     public void A_page_of_a_run_by_epoch_beside_a_run_by_step_names_both_units()
     {
         using var dir = new TempDir();
-        var trained = dir["trained"];
-        using (var training = TrainingRun.Start(TinyData.QuickConfig(TinyData.WriteMnistLike(dir["data"], 256, 64), 4), trained, dir.Path, new SilentProgress()))
-            training.Run();
+        var trained = AnalyzeTests.TrainedRun(dir, 4, "trained");
         var analysed = ThermoProcess.Run(dir.Path, "analyze", trained, "--window", "last:3", "--quiet");
         Assert.True(analysed.Code == 0, analysed.Err);
         var imported = Imported(dir, "huggingface", "5:80", "imported");

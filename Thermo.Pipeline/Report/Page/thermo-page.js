@@ -494,7 +494,25 @@
     for (const r of runs) { const a = state.source.analysedWindow(r.id); if (a) return Object.assign(a, { unit }); }
     const last = lastTime(unit);
     if (last < 2) return null;
-    return { from: Math.floor(last / 2), to: last, unit };
+    // from the first snapshot at or after the middle: on an unevenly spaced series the middle may be none
+    const times = runs.length ? snapshotTimes(runs[0]) : null;
+    const from = times ? Math.min(...[...times].filter(t => t >= Math.floor(last / 2))) : Math.floor(last / 2);
+    return from < last ? { from, to: last, unit } : null;
+  }
+
+  /**
+   * The times of a run's snapshots as its T(e) series tells them (each velocity's end, and its start
+   * e − Δt where the payload has Δt, else the run's first snapshot), or null without a series. A
+   * window's ends must be among them, as `thermo analyze` requires: an interval that starts before a
+   * window is not in it.
+   */
+  function snapshotTimes(r) {
+    const s = Object.values(r.payload.layer_temperature || {}).find(x => x.epoch && x.epoch.length);
+    if (!s) return null;
+    const times = new Set(s.epoch);
+    if (s.dt) s.epoch.forEach((e, i) => times.add(e - s.dt[i]));
+    else times.add(r.payload.source?.first ?? 0);
+    return times;
   }
 
   // ---------------------------------------------------------------- windows
@@ -509,6 +527,13 @@
       if (have && have.loading === key) continue;
       if (unitOf(r) !== w.unit) { state.windows.set(r.id, { key, error: `by ${unitOf(r)}s, the window in ${w.unit}s (show only runs by ${unitOf(r)} to choose its window)` }); continue; }
       if (w.to > (r.payload.last_epoch ?? 0) || w.from >= w.to) { state.windows.set(r.id, { key, error: `the window ${w.from}..${w.to} is not within its ${unitOf(r)}s` }); continue; }
+      const times = snapshotTimes(r);
+      if (times && !(times.has(w.from) && times.has(w.to))) {
+        const known = [...times].sort((a, b) => a - b);
+        const shown = known.length > 12 ? `${known.slice(0, 12).join(', ')}, …` : known.join(', ');
+        state.windows.set(r.id, { key, error: `a window's ends are snapshots; the page has ${unitOf(r)}s ${shown}` });
+        continue;
+      }
       state.windows.set(r.id, Object.assign({}, have, { loading: key }));
       windowFetches++;
       state.source.window(r.id, w.from, w.to, state.heatLayer)
